@@ -1,0 +1,68 @@
+# Tether — `make demo` and `make test` work on a fresh Debian machine: they install what they need.
+# Area-specific setup lives in mk/<area>.mk; each fragment may append to
+#   APT_PACKAGES   Debian packages installed when running as root
+#   SETUP_TARGETS  extra targets `setup` depends on (e.g. a sandbox runtime environment)
+#   SERVICES       targets that start local services (PostgreSQL, ...) before tests
+#   BENCH_TARGETS  benchmark targets run by `make bench`
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tether-installed
+EXTRAS ?= dev,embeddings
+APT_PACKAGES :=
+SETUP_TARGETS :=
+SERVICES :=
+BENCH_TARGETS := bench-core
+PYTEST_ARGS ?=
+
+-include mk/*.mk
+
+.PHONY: setup apt demo test lint typecheck bench bench-core clean services
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   - install everything and run Tether's demo agent"
+	@echo "make test   - install everything and run the whole test suite"
+	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make lint   - ruff + mypy"
+
+apt:
+	@if [ "$$(id -u)" = "0" ] && [ -n "$(strip $(APT_PACKAGES))" ]; then \
+	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	elif [ -n "$(strip $(APT_PACKAGES))" ]; then \
+	  echo "not root: make sure these Debian packages are installed: $(APT_PACKAGES)"; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e ".[$(EXTRAS)]"
+	@touch $@
+
+setup: apt $(STAMP) $(SETUP_TARGETS)
+
+services: setup $(SERVICES)
+
+demo: setup
+	$(BIN)/python -m tether.demo
+
+test: services
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench-core: setup
+	$(BIN)/python benchmarks/bench_core.py
+
+bench: setup $(BENCH_TARGETS)
+	$(BIN)/python benchmarks/collect.py
+
+clean:
+	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,191 @@
+"""Core commands: run, runs, show, signal, cancel, resolve, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal as _signal
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tether.runtime import Tether
+from tether.store import ALL_STATUSES, Event, RunRecord
+
+from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
+
+_STATUS_STYLE = {
+    "succeeded": "green", "failed": "red", "halted": "red", "cancelled": "yellow",
+    "waiting": "cyan", "running": "blue", "queued": "white",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("signal")(signal)
+    app.command("cancel")(cancel)
+    app.command("resolve")(resolve)
+    app.command("worker")(worker)
+
+
+def run(
+    agent: str = typer.Argument(..., help="MODULE:FUNCTION or path/to/file.py:FUNCTION"),
+    input: str = typer.Option(None, "--input", "-i", help="JSON input (or @file.json)."),
+    detach: bool = typer.Option(False, "--detach", help="Only queue the run; a worker runs it."),
+    tenant: str = typer.Option("default", "--tenant"),
+    max_depth: int = typer.Option(None, "--max-depth", help="Maximum child-run depth."),
+    db: str = DB_OPTION,
+) -> None:
+    """Start a run of AGENT. Without --detach it executes here and prints its timeline."""
+    payload = parse_json(input, "--input")
+    tether = open_tether(db)
+    with handle_errors():
+        run_id = tether.submit(agent, payload, tenant=tenant, max_depth=max_depth)
+    if detach:
+        console.print(run_id)
+        return
+    with handle_errors():
+        record = asyncio.run(tether.drive(run_id))
+    _print_timeline(record, tether.events(run_id))
+    if record.status == "failed":
+        raise typer.Exit(1)
+
+
+def runs(
+    status: str = typer.Option(None, "--status", "-s", help="Filter by status."),
+    tenant: str = typer.Option(None, "--tenant"),
+    limit: int = typer.Option(50, "--limit"),
+    db: str = DB_OPTION,
+) -> None:
+    """List runs, newest first."""
+    if status is not None and status not in ALL_STATUSES:
+        fail(f"unknown status {status!r}; choose one of {', '.join(ALL_STATUSES)}", 2)
+    tether = open_tether(db)
+    with handle_errors():
+        records = tether.runs(status=status, tenant=tenant, limit=limit)
+    table = Table("run", "agent", "status", "tenant", "depth", "created", "reason / error")
+    for r in records:
+        table.add_row(r.id, r.agent, _status(r.status), r.tenant, str(r.depth), _time(r.created_at),
+                      (r.error or r.reason or "")[:80])
+    console.print(table)
+
+
+def show(run_id: str = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Show a run's timeline: every journaled event with durations."""
+    tether = open_tether(db)
+    with handle_errors():
+        record = tether.get(run_id)
+        events = tether.events(run_id)
+    _print_timeline(record, events)
+
+
+def signal(
+    run_id: str = typer.Argument(...),
+    name: str = typer.Argument(...),
+    payload: str = typer.Argument(None, help="JSON payload"),
+    db: str = DB_OPTION,
+) -> None:
+    """Send signal NAME (with an optional JSON payload) to a run."""
+    value = parse_json(payload, "signal payload")
+    tether = open_tether(db)
+    with handle_errors():
+        signal_id = tether.signal(run_id, name, value)
+    console.print(f"signal {name!r} delivered to {run_id} (#{signal_id})")
+
+
+def cancel(run_id: str = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Cancel a run and all of its descendants."""
+    tether = open_tether(db)
+    with handle_errors():
+        touched = tether.cancel(run_id)
+    console.print(f"cancelled {len(touched)} run(s): {', '.join(touched)}")
+
+
+def resolve(
+    run_id: str = typer.Argument(...),
+    retry: bool = typer.Option(False, "--retry", help="Run the in-doubt step again."),
+    skip: bool = typer.Option(False, "--skip", help="Treat it as done (it did happen)."),
+    fail_: bool = typer.Option(False, "--fail", help="Treat it as failed."),
+    result: str = typer.Option(None, "--result", help="JSON result to use with --skip."),
+    db: str = DB_OPTION,
+) -> None:
+    """Decide what happened to an in-doubt step of a waiting run."""
+    chosen = [name for name, on in (("retry", retry), ("skip", skip), ("fail", fail_)) if on]
+    if len(chosen) != 1:
+        fail("choose exactly one of --retry, --skip, --fail", 2)
+    value = parse_json(result, "--result")
+    tether = open_tether(db)
+    with handle_errors():
+        key = tether.resolve(run_id, chosen[0], result=value)
+    console.print(f"step {key} of {run_id} resolved: {chosen[0]}; the run is queued again")
+
+
+def worker(
+    concurrency: int = typer.Option(256, "--concurrency"),
+    lease_ttl: float = typer.Option(30.0, "--lease-ttl", help="Seconds before a dead worker's "
+                                    "runs may be taken over."),
+    poll: float = typer.Option(0.2, "--poll", help="Seconds between looks for new work."),
+    db: str = DB_OPTION,
+) -> None:
+    """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue)."""
+    tether = open_tether(db)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGINT, _signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll)
+        console.print(f"worker {w.owner} serving {tether.store.url}")
+        await w.serve(stop=stop)
+        console.print(f"worker {w.owner} stopped after {w.executed} executions")
+
+    with handle_errors():
+        asyncio.run(serve())
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _time(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _summary(event: Event) -> str:
+    data: Any = event.data
+    if event.kind == "step_completed" or event.kind == "log":
+        text = json.dumps(data.get("message") if event.kind == "log" else data, default=str)
+    elif data is None:
+        text = ""
+    else:
+        text = json.dumps(data, default=str)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _print_timeline(record: RunRecord, events: list[Event]) -> None:
+    starts: dict[str, float] = {}
+    t0 = events[0].ts if events else record.created_at
+    table = Table("seq", "t+ms", "event", "step", "name", "took", "detail", title=(
+        f"run {record.id} · {record.agent} · {record.status}"))
+    for e in events:
+        took = ""
+        if e.kind in ("step_started", "timer_started") and e.key is not None:
+            starts[e.key] = e.ts
+        elif e.kind in ("step_completed", "step_failed", "timer_fired") and e.key in starts:
+            took = f"{(e.ts - starts[e.key]) * 1000:.1f} ms"
+        table.add_row(str(e.seq), f"{(e.ts - t0) * 1000:.1f}", e.kind, e.key or "", e.name or "",
+                      took, _summary(e))
+    console.print(table)
+    console.print(f"status: {_status(record.status)}")
+    if record.result is not None:
+        console.print(f"result: {json.dumps(record.result, default=str)[:2000]}")
+    if record.error:
+        console.print(f"[red]error:[/] {record.error}")
+    if record.reason and not record.finished:
+        console.print(f"[cyan]waiting:[/] {record.reason}")

@@ -1,0 +1,54 @@
+"""The durable core: journal, run context, replay and workers."""
+
+from .client import Tether, new_run_id
+from .committer import GroupCommitter
+from .context import ChildHandle, Context
+from .errors import (
+    ActivityError,
+    AgentNotFound,
+    ChildFailed,
+    DepthLimitExceeded,
+    InDoubt,
+    InvalidInput,
+    NonDeterminismError,
+    NotInDoubt,
+    NotSerializable,
+    RunFinished,
+    RunHalted,
+    RunNotFound,
+    SignalTimeout,
+    Suspend,
+    TetherError,
+)
+from .interceptors import BaseInterceptor, Effect, Interceptor
+from .refs import agent_ref, resolve_agent
+from .worker import Worker
+
+__all__ = [
+    "ActivityError",
+    "AgentNotFound",
+    "BaseInterceptor",
+    "ChildFailed",
+    "ChildHandle",
+    "Context",
+    "DepthLimitExceeded",
+    "Effect",
+    "GroupCommitter",
+    "InDoubt",
+    "Interceptor",
+    "InvalidInput",
+    "NonDeterminismError",
+    "NotInDoubt",
+    "NotSerializable",
+    "RunFinished",
+    "RunHalted",
+    "RunNotFound",
+    "SignalTimeout",
+    "Suspend",
+    "Tether",
+    "TetherError",
+    "Worker",
+    "agent_ref",
+    "new_run_id",
+    "resolve_agent",
+]

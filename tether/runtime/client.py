@@ -1,0 +1,162 @@
+"""`Tether`: the library entry point — submit, drive, inspect and steer runs.
+
+The CLI and the server are thin layers over this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tether.store import Event, RunRecord, Store, dumps, open_store
+
+from . import ops
+from .errors import InvalidInput, RunNotFound
+from .interceptors import Interceptor
+from .refs import agent_ref
+from .worker import Worker
+
+
+def new_run_id() -> str:
+    return "r" + uuid.uuid4().hex[:15]
+
+
+class Tether:
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | Store | None = None,
+        *,
+        interceptors: Sequence[Interceptor] | Callable[[RunRecord], Sequence[Interceptor]] = (),
+        max_depth: int | None = None,
+        tenant_limits: dict[str, int] | None = None,
+        lease_ttl: float = 30.0,
+        concurrency: int = 256,
+    ) -> None:
+        self.store = open_store(db)
+        self.interceptors = interceptors
+        self.max_depth = max_depth
+        self.tenant_limits = tenant_limits
+        self.lease_ttl = lease_ttl
+        self.concurrency = concurrency
+        self._workers: list[Worker] = []
+
+    # -- submitting ------------------------------------------------------------------------
+    def submit(
+        self,
+        agent: Callable[..., Any] | str,
+        input: Any = None,
+        *,
+        tenant: str = "default",
+        run_id: str | None = None,
+        options: dict[str, Any] | None = None,
+        max_depth: int | None = None,
+        spec_version: str | None = None,
+    ) -> str:
+        """Queue a run and return its id. Any worker on the same database may execute it."""
+        ref = agent_ref(agent)
+        try:
+            dumps(input)
+        except TypeError as exc:
+            raise InvalidInput(f"the input of agent {ref} is not JSON-serializable: {exc}") from exc
+        opts = dict(options or {})
+        if max_depth is not None:
+            opts["max_depth"] = max_depth
+        run_id = run_id or new_run_id()
+        run = RunRecord(id=run_id, agent=ref, status="queued", input=input, tenant=tenant,
+                        root_id=run_id, spec_version=spec_version, options=opts)
+        self.store.write(ops.create_run(run))
+        self._kick()
+        return run_id
+
+    async def run(self, agent: Callable[..., Any] | str, input: Any = None,
+                  **kwargs: Any) -> RunRecord:
+        """Submit and execute in this process. Returns when the run finished, or when it waits
+        for something only the outside world can provide (a signal, a human decision)."""
+        run_id = self.submit(agent, input, **kwargs)
+        return await self.drive(run_id)
+
+    async def drive(self, run_id: str) -> RunRecord:
+        """Execute runs in this process until `run_id` finishes or blocks on the outside world."""
+        self.get(run_id)
+        worker = self.worker()
+        await worker.serve(until=lambda: self._settled(run_id))
+        return self.get(run_id)
+
+    def _settled(self, run_id: str) -> bool:
+        run = self.store.get_run(run_id)
+        if run is None or run.finished:
+            return True
+        if run.status != "waiting" or run.wake_at is not None:
+            return False
+        # Waiting on a signal, a human, or children: settled once no descendant can progress.
+        busy = self.store.list_runs(status=("queued", "running"), limit=1_000_000)
+        root = run.root_id or run.id
+        return not any(r.root_id == root for r in busy) and not any(
+            r.status == "waiting" and r.wake_at is not None and r.root_id == root
+            for r in self.store.list_runs(status="waiting", limit=1_000_000)
+        )
+
+    def worker(self, **kwargs: Any) -> Worker:
+        settings: dict[str, Any] = {
+            "interceptors": self.interceptors, "max_depth": self.max_depth,
+            "tenant_limits": self.tenant_limits, "lease_ttl": self.lease_ttl,
+            "concurrency": self.concurrency,
+        }
+        settings.update(kwargs)
+        worker = Worker(self.store, **settings)
+        self._workers.append(worker)
+        return worker
+
+    def _kick(self) -> None:
+        for worker in self._workers:
+            worker.kick()
+
+    # -- inspecting ------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id, getattr(self.store, "path", ""))
+        return run
+
+    def runs(self, *, status: str | Iterable[str] | None = None, tenant: str | None = None,
+             limit: int = 100) -> list[RunRecord]:
+        return self.store.list_runs(status=status, tenant=tenant, limit=limit)
+
+    def events(self, run_id: str) -> list[Event]:
+        self.get(run_id)
+        return self.store.load_events(run_id)
+
+    # -- steering --------------------------------------------------------------------------
+    def signal(self, run_id: str, name: str, payload: Any = None) -> int:
+        self.get(run_id)
+        try:
+            dumps(payload)
+        except TypeError as exc:
+            raise InvalidInput(f"signal payload is not JSON-serializable: {exc}") from exc
+        signal_id = self.store.write(ops.send_signal(run_id, name, payload))
+        self._kick()
+        return int(signal_id)
+
+    def cancel(self, run_id: str, reason: str = "cancelled by request") -> list[str]:
+        self.get(run_id)
+        touched = self.store.write(ops.request_cancel(run_id, reason))
+        for worker in self._workers:
+            worker.cancel_local(touched)
+        return list(touched)
+
+    def resolve(self, run_id: str, action: str, *, result: Any = None,
+                key: str | None = None) -> str:
+        self.get(run_id)
+        target = self.store.write(ops.resolve_in_doubt(run_id, action, result, key))
+        self._kick()
+        return str(target)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def run_sync(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,553 @@
+"""`ctx`: the only way an agent touches the world.
+
+Every operation is journaled under a deterministic key (see `journal.py`). When the journal already
+holds the operation's outcome, the outcome is returned without doing anything (replay); otherwise
+the operation runs live and its outcome is appended. Live and replayed values are identical because
+both are decoded from the same JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import inspect
+import logging
+import random as _random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tether.store import NewEvent, RunRecord, Store, Tx, dumps, loads
+
+from . import ops
+from .committer import GroupCommitter
+from .errors import (
+    ActivityError,
+    ChildFailed,
+    DepthLimitExceeded,
+    InDoubt,
+    NonDeterminismError,
+    NotSerializable,
+    SignalTimeout,
+    Suspend,
+)
+from .interceptors import Effect, Interceptor
+from .journal import FAMILY, Journal
+from .refs import agent_ref
+
+if TYPE_CHECKING:
+    from tether.store import Event
+
+T = TypeVar("T")
+log = logging.getLogger("tether.agent")
+
+# Timers shorter than this are slept in-process instead of releasing the worker.
+INLINE_SLEEP_SECONDS = 1.0
+DEFAULT_MAX_DEPTH = 8
+
+
+class _Scope:
+    __slots__ = ("counter", "prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.counter = 0
+
+
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("tether_scope")
+
+
+class ChildHandle:
+    """A spawned child run. `await handle` (or `await handle.result()`) joins it durably."""
+
+    def __init__(self, ctx: Context, child_id: str) -> None:
+        self._ctx = ctx
+        self.id = child_id
+
+    def result(self) -> Awaitable[Any]:
+        return self._ctx._join(self.id)
+
+    def __await__(self) -> Any:
+        return self._ctx._join(self.id).__await__()
+
+    def __repr__(self) -> str:
+        return f"ChildHandle({self.id!r})"
+
+
+class Context:
+    def __init__(
+        self,
+        run: RunRecord,
+        store: Store,
+        committer: GroupCommitter,
+        owner: str,
+        events: Sequence[Event],
+        *,
+        interceptors: Sequence[Interceptor] = (),
+        max_depth: int | None = None,
+    ) -> None:
+        self.run = run
+        self.store = store
+        self.owner = owner
+        self.scratch: dict[str, Any] = {}
+        self.interceptors = list(interceptors)
+        self._committer = committer
+        self._journal = Journal(events)
+        self._seq = self._journal.last_seq
+        self._visited: set[str] = set()
+        self._background_error: BaseException | None = None
+        self._nondeterminism: NonDeterminismError | None = None
+        self.max_depth = int(run.options.get("max_depth", max_depth or DEFAULT_MAX_DEPTH))
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def tenant(self) -> str:
+        return self.run.tenant
+
+    @property
+    def depth(self) -> int:
+        return self.run.depth
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.run.options
+
+    @property
+    def replaying(self) -> bool:
+        """True while the journal still holds outcomes the code has not consumed."""
+        return len(self._visited) < len(self._journal.by_key)
+
+    # -- journal plumbing ------------------------------------------------------------------
+    def _next_key(self) -> str:
+        scope = _scope.get(None)
+        if scope is None:
+            scope = _Scope("")
+            _scope.set(scope)
+        scope.counter += 1
+        return f"{scope.prefix}{scope.counter}"
+
+    def _recorded(self, key: str, family: str, name: str | None) -> list[Event] | None:
+        events = self._journal.get(key)
+        self._visited.add(key)
+        if not events:
+            return None
+        first = events[0]
+        if FAMILY.get(first.kind) != family or first.name != name:
+            err = NonDeterminismError(
+                self.run_id, key, f"{FAMILY.get(first.kind, first.kind)} {first.name!r}",
+                f"{family} {name!r}",
+            )
+            self._nondeterminism = self._nondeterminism or err
+            raise err
+        return events
+
+    def _new_event(self, kind: str, key: str | None, name: str | None, data: Any,
+                   *, raw: bytes | None = None) -> NewEvent:
+        self._seq += 1
+        payload = raw if raw is not None else (dumps(data) if data is not None else None)
+        return NewEvent(self._seq, kind, key, name, payload, time.time())
+
+    def _submit(self, events: list[NewEvent]) -> asyncio.Future[Any]:
+        self._raise_background_error()
+        run_id, owner = self.run_id, self.owner
+
+        def op(tx: Tx) -> None:
+            tx.check_lease(run_id, owner)
+            tx.append_events(run_id, events)
+
+        fut = self._committer.submit(op)
+        fut.add_done_callback(self._note_background)
+        return fut
+
+    def _append(self, kind: str, key: str | None, name: str | None, data: Any = None,
+                *, raw: bytes | None = None) -> asyncio.Future[Any]:
+        """Append without waiting: ordering is preserved by the committer, and the next durable
+        append (an effect's start) implies this one is on disk."""
+        return self._submit([self._new_event(kind, key, name, data, raw=raw)])
+
+    async def _append_durable(self, kind: str, key: str | None, name: str | None,
+                              data: Any = None) -> int:
+        event = self._new_event(kind, key, name, data)
+        await self._submit([event])
+        return event.seq
+
+    def _note_background(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is not None and self._background_error is None:
+            self._background_error = fut.exception()
+
+    def _raise_background_error(self) -> None:
+        if self._background_error is not None:
+            raise self._background_error
+
+    async def flush(self) -> None:
+        """Wait until everything appended so far is durable."""
+        run_id, owner = self.run_id, self.owner
+        await self._committer.run(lambda tx: tx.check_lease(run_id, owner))
+        self._raise_background_error()
+
+    # -- interceptors ----------------------------------------------------------------------
+    async def _before(self, effect: Effect) -> None:
+        for interceptor in self.interceptors:
+            await interceptor.before(self, effect)
+
+    async def _after(self, effect: Effect, result: Any, error: BaseException | None,
+                     replay: bool) -> None:
+        for interceptor in self.interceptors:
+            await interceptor.after(self, effect, result, error, replay)
+
+    # -- steps (activities) ----------------------------------------------------------------
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run `fn(*args)` as a journaled activity and return its (JSON) result.
+
+        Completed steps are never executed again. A step whose start is journaled but whose outcome
+        is not (the worker died while it ran) is re-run only when `idempotent`; otherwise the run
+        waits for a human decision (`tether resolve`)."""
+        key = self._next_key()
+        if idempotent is None:
+            idempotent = bool(getattr(fn, "__tether_idempotent__", False))
+        effect = Effect("step", name, key, args, dict(meta or {}))
+        events = self._recorded(key, "step", name)
+        attempt = 1
+        first_seq: int | None = None
+        if events:
+            last = events[-1]
+            first_seq = events[0].seq
+            attempt = 1 + sum(1 for e in events if e.kind == "step_started")
+            if last.kind == "step_completed":
+                await self._after(effect, last.data, None, True)
+                return last.data
+            if last.kind == "step_failed":
+                error = _activity_error(name, key, last.data)
+                await self._after(effect, None, error, True)
+                raise error
+            if last.kind == "step_resolved" and last.data["action"] == "skip":
+                await self._after(effect, last.data.get("result"), None, True)
+                return last.data.get("result")
+            if last.kind == "step_resolved" and last.data["action"] == "fail":
+                error = ActivityError(name, "ResolvedAsFailed",
+                                      "an operator resolved this in-doubt step as failed", key)
+                await self._after(effect, None, error, True)
+                raise error
+            if last.kind != "step_resolved" and not idempotent:
+                if last.kind != "step_in_doubt":
+                    await self._append_durable("step_in_doubt", key, name, {"attempt": attempt - 1})
+                raise InDoubt(self.run_id, key, name, first_seq)
+        return await self._run_step(effect, fn, args, idempotent, timeout, attempt, first_seq)
+
+    async def _run_step(self, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+                        idempotent: bool, timeout: float | None, attempt: int,
+                        first_seq: int | None) -> Any:
+        name, key = effect.name, effect.key
+        await self._before(effect)
+        started: dict[str, Any] = {"attempt": attempt}
+        if idempotent:
+            started["idempotent"] = True
+        if effect.meta:
+            started["meta"] = effect.meta
+        seq = await self._append_durable("step_started", key, name, started)
+        kwargs: dict[str, Any] = {}
+        if _accepts_idempotency_key(fn):
+            kwargs["idempotency_key"] = f"{self.run_id}:{first_seq or seq}"
+        try:
+            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+                getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
+            ):
+                call: Awaitable[Any] = fn(*args, **kwargs)
+            else:
+                call = asyncio.to_thread(fn, *args, **kwargs)
+            result = await (asyncio.wait_for(call, timeout) if timeout else call)
+        except asyncio.CancelledError:
+            self._append("step_failed", key, name, {"type": "Cancelled",
+                                                     "message": "the run was cancelled"})
+            raise
+        except TimeoutError as exc:
+            error = ActivityError(name, "Timeout", f"did not finish within {timeout}s", key)
+            self._append("step_failed", key, name, {"type": "Timeout", "message": str(error)})
+            await self._after(effect, None, error, False)
+            raise error from exc
+        except Exception as exc:
+            error = ActivityError(name, type(exc).__name__, str(exc), key)
+            self._append("step_failed", key, name,
+                         {"type": type(exc).__name__, "message": str(exc)})
+            await self._after(effect, None, error, False)
+            raise error from exc
+        try:
+            encoded = dumps(result)
+        except TypeError as exc:
+            error = ActivityError(name, "NotSerializable",
+                                  str(NotSerializable(f"the result of step {name!r}", str(exc))),
+                                  key)
+            self._append("step_failed", key, name,
+                         {"type": "NotSerializable", "message": error.message})
+            await self._after(effect, None, error, False)
+            raise error from exc
+        self._append("step_completed", key, name, raw=encoded)
+        value = loads(encoded)
+        await self._after(effect, value, None, False)
+        return value
+
+    # -- deterministic sources -------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        """The current time, journaled: replay sees the time the run first saw."""
+        key = self._next_key()
+        events = self._recorded(key, "now", None)
+        if events:
+            value = float(events[0].data)
+        else:
+            value = time.time()
+            self._append("now", key, None, value)
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+
+    def random(self) -> float:
+        """A random float in [0, 1), journaled."""
+        key = self._next_key()
+        events = self._recorded(key, "random", None)
+        if events:
+            return float(events[0].data)
+        value = _random.random()
+        self._append("random", key, None, value)
+        return value
+
+    def log(self, message: str, **fields: Any) -> None:
+        """A journaled log line: shown in the run's timeline, written once however often the run
+        is replayed."""
+        key = self._next_key()
+        if self._recorded(key, "log", None):
+            return
+        self._append("log", key, None, {"message": message, **fields} if fields else
+                     {"message": message})
+        log.info("[%s] %s", self.run_id, message, extra={"tether_fields": fields})
+
+    # -- durable waits ---------------------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        """A durable timer. Long sleeps release the worker; the run costs a row until it fires."""
+        key = self._next_key()
+        events = self._recorded(key, "sleep", None)
+        if events and events[-1].kind == "timer_fired":
+            return
+        if events:
+            fire_at = float(events[0].data["fire_at"])
+        else:
+            fire_at = time.time() + max(0.0, float(seconds))
+            self._append("timer_started", key, None, {"seconds": seconds, "fire_at": fire_at})
+        remaining = fire_at - time.time()
+        if remaining > INLINE_SLEEP_SECONDS:
+            raise Suspend(f"timer {key} fires at {_iso(fire_at)}", wake_at=fire_at)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        self._append("timer_fired", key, None)
+
+    async def wait_for(self, signal: str, *, timeout: float | None = None) -> Any:
+        """Wait durably for an external signal (e.g. an approval) and return its payload."""
+        key = self._next_key()
+        events = self._recorded(key, "wait_for", signal)
+        deadline: float | None = None
+        if events:
+            last = events[-1]
+            if last.kind == "signal_received":
+                if last.data.get("timed_out"):
+                    raise SignalTimeout(signal, float(timeout or 0))
+                return last.data.get("payload")
+            deadline = events[0].data.get("deadline")
+        else:
+            deadline = time.time() + timeout if timeout is not None else None
+            self._append("signal_waiting", key, signal, {"deadline": deadline})
+        received = self._new_event("signal_received", key, signal, None)
+        run_id, owner, consumer = self.run_id, self.owner, f"{self.run_id}:{key}"
+
+        def consume(tx: Tx) -> Any:
+            tx.check_lease(run_id, owner)
+            found = tx.consume_signal(run_id, signal, consumer)
+            if found is None:
+                return None
+            event = NewEvent(received.seq, received.kind, key, signal,
+                             dumps({"payload": found.payload, "signal_id": found.id}), tx.now())
+            tx.append_events(run_id, [event])
+            return {"payload": found.payload}
+
+        self._raise_background_error()
+        got = await self._committer.run(consume)
+        if got is not None:
+            return got["payload"]
+        if deadline is not None and time.time() >= deadline:
+            self._append("signal_received", key, signal, {"timed_out": True})
+            raise SignalTimeout(signal, float(timeout or 0))
+        raise Suspend(f"waiting for signal {signal!r}", signals=(signal,), wake_at=deadline)
+
+    # -- children --------------------------------------------------------------------------
+    async def spawn(
+        self,
+        agent: Callable[..., Any] | str,
+        input: Any = None,
+        *,
+        tenant: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> ChildHandle:
+        """Start a child run (durably, exactly once) and return a handle to join it."""
+        ref = agent_ref(agent)
+        key = self._next_key()
+        events = self._recorded(key, "spawn", ref)
+        if events:
+            last = events[-1]
+            if last.kind == "child_rejected":
+                raise DepthLimitExceeded(self.depth, int(last.data["limit"]), self.run_id)
+            return ChildHandle(self, last.data["child_id"])
+        if self.depth + 1 > self.max_depth:
+            self._append("child_rejected", key, ref, {"limit": self.max_depth})
+            raise DepthLimitExceeded(self.depth, self.max_depth, self.run_id)
+        try:
+            dumps(input)
+        except TypeError as exc:
+            raise NotSerializable(f"the input of child agent {ref}", str(exc)) from exc
+        await self._before(Effect("spawn", ref, key, (input,), {"options": options or {}}))
+        child_options = {k: v for k, v in self.options.items() if k not in ("in_doubt",)}
+        child_options.update(options or {})
+        child_id = f"{self.run_id}.{key.replace(':', '_')}"
+        child = RunRecord(
+            id=child_id, agent=ref, status="queued", input=input,
+            tenant=tenant or self.tenant, parent_id=self.run_id,
+            root_id=self.run.root_id or self.run_id, depth=self.depth + 1,
+            spec_version=self.run.spec_version, options=child_options,
+        )
+        event = self._new_event("child_spawned", key, ref, {"child_id": child_id})
+        run_id, owner = self.run_id, self.owner
+        create = ops.create_run(child)
+
+        def op(tx: Tx) -> None:
+            tx.check_lease(run_id, owner)
+            create(tx)
+            tx.append_events(run_id, [event])
+
+        self._raise_background_error()
+        await self._committer.run(op)
+        await self._after(Effect("spawn", ref, key, (input,)), child_id, None, False)
+        return ChildHandle(self, child_id)
+
+    async def _join(self, child_id: str) -> Any:
+        key = self._next_key()
+        events = self._recorded(key, "join", child_id)
+        if events:
+            return _child_outcome(child_id, events[-1].data)
+        child = self.store.get_run(child_id)
+        if child is None or child.finished:
+            data = {
+                "status": child.status if child else "failed",
+                "result": child.result if child else None,
+                "error": (child.error or child.reason) if child else "child run vanished",
+            }
+            self._append("child_completed", key, child_id, data)
+            return _child_outcome(child_id, data)
+        raise Suspend(f"waiting for child run {child_id}", children=(child_id,))
+
+    # -- concurrency -----------------------------------------------------------------------
+    async def gather(self, *aws: Awaitable[Any]) -> list[Any]:
+        """Run effects or children concurrently; results come back in argument order.
+
+        Each branch gets its own key scope, so replay is deterministic whatever order the branches
+        finished in. If a branch raises, the others are cancelled and the error propagates
+        (structured concurrency). If branches must wait (timer, signal, child), the run suspends
+        after every other branch has gone as far as it can."""
+        key = self._next_key()
+        self._visited.add(key)
+
+        async def branch(index: int, aw: Awaitable[Any]) -> Any:
+            _scope.set(_Scope(f"{key}:{index}."))
+            return await aw
+
+        tasks = [asyncio.ensure_future(branch(i, aw)) for i, aw in enumerate(aws)]
+        pending = set(tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                failed = [t for t in done if t.exception() is not None
+                          and not isinstance(t.exception(), Suspend)]
+                if failed:
+                    for t in pending:
+                        t.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    first = min(failed, key=tasks.index)
+                    raise first.exception()  # type: ignore[misc]
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        suspends = [t.exception() for t in tasks if isinstance(t.exception(), Suspend)]
+        if suspends:
+            raise Suspend.merge([s for s in suspends if isinstance(s, Suspend)])
+        return [t.result() for t in tasks]
+
+    # -- higher-level effects (implemented by their own packages) --------------------------
+    async def exec(self, code: str, **kwargs: Any) -> Any:
+        """Run code in an ephemeral sandbox (see `tether.sandbox`)."""
+        from tether.sandbox.effect import exec_effect
+
+        return await exec_effect(self, code, **kwargs)
+
+    async def model(self, model: Any, messages: Any, **kwargs: Any) -> Any:
+        """Call a language model, journaled (see `tether.models`)."""
+        from tether.models.effect import model_effect
+
+        return await model_effect(self, model, messages, **kwargs)
+
+    async def tool(self, tools: Any, name: str, arguments: dict[str, Any] | None = None) -> Any:
+        """Call a registered tool, journaled and checked (see `tether.tools`)."""
+        from tether.tools.effect import tool_effect
+
+        return await tool_effect(self, tools, name, arguments or {})
+
+    # -- end of run ------------------------------------------------------------------------
+    def check_complete(self) -> None:
+        """After the agent returned: every journaled operation must have been replayed, otherwise
+        the code dropped a step it once performed."""
+        if self._nondeterminism is not None:
+            raise self._nondeterminism
+        missing = [k for k in self._journal.keys() if k not in self._visited]
+        if missing:
+            key = min(missing, key=lambda k: self._journal.by_key[k][0].seq)
+            first = self._journal.by_key[key][0]
+            raise NonDeterminismError(
+                self.run_id, key, f"{FAMILY.get(first.kind, first.kind)} {first.name!r}",
+                "nothing (the agent returned without reaching that step)",
+            )
+
+    def pending_event(self, kind: str, data: Any = None) -> NewEvent:
+        """A run-level event to commit together with the run's final status."""
+        return self._new_event(kind, None, None, data)
+
+
+def _activity_error(name: str, key: str, data: dict[str, Any]) -> ActivityError:
+    return ActivityError(name, data.get("type", "Error"), data.get("message", ""), key)
+
+
+def _child_outcome(child_id: str, data: dict[str, Any]) -> Any:
+    if data["status"] == "succeeded":
+        return data.get("result")
+    raise ChildFailed(child_id, data["status"], data.get("error"))
+
+
+def _accepts_idempotency_key(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is not None:  # plain functions: cheap, no signature object
+        return "idempotency_key" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    try:
+        return "idempotency_key" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,179 @@
+"""Run state transitions, each one transaction over the store's `Tx` primitives.
+
+All status changes live here so that every entry point (worker, client, CLI, server) moves runs
+through the same checked transitions. Each function returns an operation `Callable[[Tx], T]` that
+runs inside the group committer or `store.write`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tether.store import TERMINAL_STATUSES, NewEvent, RunRecord, Tx, dumps
+
+from .errors import NotInDoubt, RunFinished, RunNotFound
+
+
+def _event(tx: Tx, run_id: str, kind: str, data: Any = None, key: str | None = None,
+           name: str | None = None) -> NewEvent:
+    return NewEvent(tx.next_seq(run_id), kind, key, name, dumps(data) if data is not None else None,
+                    tx.now())
+
+
+def _require(tx: Tx, run_id: str) -> RunRecord:
+    run = tx.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+def create_run(run: RunRecord) -> Callable[[Tx], str]:
+    def op(tx: Tx) -> str:
+        tx.insert_run(run)
+        tx.append_events(run.id, [_event(tx, run.id, "run_submitted", {
+            "agent": run.agent, "tenant": run.tenant, "parent_id": run.parent_id,
+            "depth": run.depth})])
+        return run.id
+    return op
+
+
+def wake(tx: Tx, run_id: str) -> None:
+    """Make a waiting run runnable (a signal arrived, a child finished)."""
+    run = tx.get_run(run_id)
+    if run is not None and run.status == "waiting":
+        tx.update_run(run_id, status="queued", wake_at=None)
+
+
+def send_signal(run_id: str, name: str, payload: Any) -> Callable[[Tx], int]:
+    def op(tx: Tx) -> int:
+        run = _require(tx, run_id)
+        if run.finished:
+            raise RunFinished(run_id, run.status, f"deliver signal {name!r}")
+        signal_id = tx.insert_signal(run_id, name, dumps(payload))
+        wake(tx, run_id)
+        return signal_id
+    return op
+
+
+def request_cancel(run_id: str, reason: str = "cancelled by request") -> Callable[[Tx], list[str]]:
+    """Cancel a run and every descendant (structured concurrency: no child outlives a cancelled
+    parent). Idle runs end at once; running ones are flagged and their worker stops them."""
+
+    def op(tx: Tx) -> list[str]:
+        run = _require(tx, run_id)
+        if run.finished:
+            raise RunFinished(run_id, run.status, "cancel it")
+        return _cancel_tree(tx, [run, *tx.descendants(run_id)], reason)
+    return op
+
+
+def _cancel_tree(tx: Tx, runs: Sequence[RunRecord], reason: str) -> list[str]:
+    touched: list[str] = []
+    for r in runs:
+        if r.finished:
+            continue
+        if r.status == "running" and tx.lease_holder(r.id) is not None:
+            tx.update_run(r.id, cancel_requested=1, reason=reason)
+        else:
+            tx.update_run(r.id, status="cancelled", cancel_requested=1, reason=reason, wake_at=None)
+            tx.append_events(r.id, [_event(tx, r.id, "run_cancelled", {"reason": reason})])
+            tx.release_lease(r.id)
+        touched.append(r.id)
+    return touched
+
+
+def resolve_in_doubt(
+    run_id: str, action: str, result: Any = None, key: str | None = None
+) -> Callable[[Tx], str]:
+    """Record a human decision about an in-doubt step and make the run runnable again."""
+    if action not in ("retry", "skip", "fail"):
+        raise ValueError(f"resolve action must be retry, skip or fail, not {action!r}")
+
+    def op(tx: Tx) -> str:
+        run = _require(tx, run_id)
+        if run.finished:
+            raise RunFinished(run_id, run.status, "resolve a step")
+        doubt = (run.options or {}).get("in_doubt")
+        if run.status != "waiting" or not doubt:
+            raise NotInDoubt(
+                f"run {run_id!r} has no in-doubt step to resolve (status {run.status}); "
+                "`tether show` lists its steps"
+            )
+        target = key or doubt["key"]
+        if target != doubt["key"]:
+            raise NotInDoubt(f"step {target} of run {run_id!r} is not in doubt; {doubt['key']} is")
+        tx.append_events(run_id, [_event(tx, run_id, "step_resolved", {
+            "action": action, "result": result}, key=target, name=doubt.get("step"))])
+        options = dict(run.options)
+        options.pop("in_doubt", None)
+        tx.update_run(run_id, status="queued", reason=None, options=options)
+        return target
+    return op
+
+
+def finish(
+    run_id: str, owner: str, status: str, *, result: Any = None, error: str | None = None,
+    reason: str | None = None, events: Sequence[NewEvent] = (),
+) -> Callable[[Tx], None]:
+    """A run reached a terminal status: record it, release the lease, wake the parent, and cancel
+    any descendants still alive (a child never outlives its parent)."""
+    assert status in TERMINAL_STATUSES
+
+    def op(tx: Tx) -> None:
+        tx.check_lease(run_id, owner)
+        if events:
+            tx.append_events(run_id, events)
+        tx.update_run(run_id, status=status, result=result, error=error, reason=reason,
+                      wake_at=None)
+        tx.release_lease(run_id, owner)
+        _cancel_tree(tx, tx.descendants(run_id), f"parent run {run_id} ended {status}")
+        run = tx.get_run(run_id)
+        if run is not None and run.parent_id:
+            wake(tx, run.parent_id)
+    return op
+
+
+def suspend(
+    run_id: str, owner: str, *, reason: str, wake_at: float | None, children: Sequence[str],
+    signals: Sequence[str], events: Sequence[NewEvent] = (), options: dict[str, Any] | None = None,
+) -> Callable[[Tx], str]:
+    """Release the run until its wait condition holds. The condition is re-checked inside the
+    same transaction, so a child finishing or a signal arriving meanwhile is never lost."""
+
+    def op(tx: Tx) -> str:
+        tx.check_lease(run_id, owner)
+        if events:
+            tx.append_events(run_id, events)
+        ready = False
+        if signals and tx.pending_signal_names(run_id) & set(signals):
+            ready = True
+        for child in children:
+            c = tx.get_run(child)
+            if c is None or c.finished:
+                ready = True
+        status = "queued" if ready else "waiting"
+        fields: dict[str, Any] = {"status": status, "reason": reason,
+                                  "wake_at": None if ready else wake_at}
+        if options is not None:
+            fields["options"] = options
+        tx.update_run(run_id, **fields)
+        tx.release_lease(run_id, owner)
+        return status
+    return op
+
+
+def abandon(run_id: str, owner: str) -> Callable[[Tx], None]:
+    """Give a run back to the queue (worker shutting down) without changing its journal."""
+
+    def op(tx: Tx) -> None:
+        holder = tx.lease_holder(run_id)
+        if holder and holder[0] == owner:
+            tx.release_lease(run_id, owner)
+            tx.update_run(run_id, status="queued")
+    return op
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,259 @@
+"""Workers: claim runnable runs under a lease, execute them by replay, release them.
+
+A worker holds a run only while it makes progress. A run that waits (timer, signal, child,
+human decision) is written back as a row and the worker moves on. Leases are renewed by a
+heartbeat; a worker that dies stops renewing, its leases expire, and any other worker takes the
+runs over. Every write a worker makes is fenced by its lease, so a worker that lost a run (paused
+too long, partitioned) cannot corrupt the new owner's journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tether.store import LeaseLost, RunRecord, Store, dumps
+
+from . import ops
+from .committer import GroupCommitter
+from .context import Context, _Scope, _scope
+from .errors import (
+    AgentNotFound,
+    InDoubt,
+    NonDeterminismError,
+    NotSerializable,
+    RunHalted,
+    Suspend,
+)
+from .interceptors import Interceptor
+from .refs import resolve_agent
+
+log = logging.getLogger("tether.worker")
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        owner: str | None = None,
+        concurrency: int = 256,
+        lease_ttl: float = 30.0,
+        poll_interval: float = 0.2,
+        interceptors: Sequence[Interceptor] | Callable[[RunRecord], Sequence[Interceptor]] = (),
+        max_depth: int | None = None,
+        tenant_limits: dict[str, int] | None = None,
+        committer: GroupCommitter | None = None,
+    ) -> None:
+        self.store = store
+        self.owner = owner or default_owner()
+        self.concurrency = concurrency
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.interceptors = interceptors
+        self.max_depth = max_depth
+        self.tenant_limits = tenant_limits
+        self._own_committer = committer is None
+        self._committer = committer
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._stop_reason: dict[str, str] = {}
+        self._kick: asyncio.Event | None = None
+        self.executed = 0
+
+    @property
+    def committer(self) -> GroupCommitter:
+        if self._committer is None:
+            self._committer = GroupCommitter(self.store)
+        return self._committer
+
+    def kick(self) -> None:
+        """Look for work now instead of at the next poll (something became runnable)."""
+        if self._kick is not None:
+            self._kick.set()
+
+    # -- main loop -------------------------------------------------------------------------
+    async def serve(
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Run until `stop` is set or `until()` is true. On exit, runs still executing are
+        handed back to the queue untouched (their journals stay valid)."""
+        self._kick = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="tether-heartbeat")
+        try:
+            while not (stop is not None and stop.is_set()):
+                if until is not None and until():
+                    break
+                free = self.concurrency - len(self._active)
+                if free > 0:
+                    claimed = await self.committer.run(
+                        lambda tx, n=free: tx.claim(self.owner, n, self.lease_ttl,
+                                                    self.tenant_limits)
+                    )
+                    for run_id in claimed:
+                        self._start(run_id)
+                    if claimed and len(claimed) == free:
+                        await asyncio.sleep(0)
+                        continue
+                self._kick.clear()
+                waiters = [asyncio.ensure_future(self._kick.wait())]
+                if stop is not None:
+                    waiters.append(asyncio.ensure_future(stop.wait()))
+                done, pending = await asyncio.wait(
+                    waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                for w in pending:
+                    w.cancel()
+        finally:
+            heartbeat.cancel()
+            for run_id, task in list(self._active.items()):
+                self._stop_reason.setdefault(run_id, "shutdown")
+                task.cancel()
+            await asyncio.gather(heartbeat, *self._active.values(), return_exceptions=True)
+            if self._own_committer and self._committer is not None:
+                self._committer.close()
+                self._committer = None
+
+    def _start(self, run_id: str) -> None:
+        task = asyncio.create_task(self._execute(run_id), name=f"tether-run-{run_id}")
+        self._active[run_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._active.pop(run_id, None)
+            self._stop_reason.pop(run_id, None)
+            self.kick()
+
+        task.add_done_callback(done)
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.05, min(self.lease_ttl / 3, 1.0))
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._active)
+            if not ids:
+                continue
+
+            def renew(tx: Any, ids: list[str] = ids) -> tuple[list[str], list[str]]:
+                held = tx.renew(self.owner, ids, self.lease_ttl)
+                cancelled = [i for i in held if (r := tx.get_run(i)) and r.cancel_requested]
+                return held, cancelled
+
+            try:
+                held, cancelled = await self.committer.run(renew)
+            except Exception:  # a failed renewal is retried at the next beat
+                log.exception("lease renewal failed")
+                continue
+            for run_id in set(ids) - set(held):
+                self._stop(run_id, "lease")
+            for run_id in cancelled:
+                self._stop(run_id, "cancel")
+
+    def _stop(self, run_id: str, reason: str) -> None:
+        task = self._active.get(run_id)
+        if task is not None and not task.done():
+            self._stop_reason[run_id] = reason
+            task.cancel()
+
+    def cancel_local(self, run_ids: Sequence[str]) -> None:
+        """Stop runs this worker executes because a cancel was requested for them."""
+        for run_id in run_ids:
+            self._stop(run_id, "cancel")
+
+    # -- executing one run -----------------------------------------------------------------
+    def _interceptors_for(self, run: RunRecord) -> Sequence[Interceptor]:
+        if callable(self.interceptors):
+            return self.interceptors(run)
+        return self.interceptors
+
+    async def _execute(self, run_id: str) -> None:
+        _scope.set(_Scope(""))
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        events = self.store.load_events(run_id)
+        ctx = Context(run, self.store, self.committer, self.owner, events,
+                      interceptors=self._interceptors_for(run), max_depth=self.max_depth)
+        first = not any(e.kind == "run_started" for e in events)
+        ctx._append("run_started" if first else "run_resumed", None, None,
+                    {"worker": self.owner, "attempt": run.attempts})
+        try:
+            await self._drive(ctx, run)
+        except LeaseLost:
+            log.info("run %s: lease lost, leaving it to its new owner", run_id)
+        finally:
+            self.executed += 1
+
+    async def _drive(self, ctx: Context, run: RunRecord) -> None:
+        run_id = run.id
+        try:
+            agent = resolve_agent(run.agent)
+            result = await agent(ctx, run.input)
+            ctx.check_complete()
+            try:
+                dumps(result)
+            except TypeError as exc:
+                raise NotSerializable(f"the result of agent {run.agent}", str(exc)) from exc
+        except Suspend as s:
+            await self._commit(ops.suspend(
+                run_id, self.owner, reason=s.reason, wake_at=s.wake_at, children=s.children,
+                signals=s.signals))
+        except InDoubt as d:
+            options = dict(run.options)
+            options["in_doubt"] = {"key": d.key, "step": d.step}
+            await self._commit(ops.suspend(
+                run_id, self.owner, reason=str(d), wake_at=None, children=(), signals=(),
+                options=options))
+        except RunHalted as h:
+            await self._finish(ctx, "halted", reason=h.reason,
+                               event=("run_halted", {"reason": h.reason, "details": h.details}))
+        except asyncio.CancelledError:
+            why = self._stop_reason.get(run_id, "shutdown")
+            if why == "cancel":
+                latest = self.store.get_run(run_id)
+                reason = latest.reason if latest and latest.reason else "cancelled by request"
+                await self._finish(ctx, "cancelled", reason=reason,
+                                   event=("run_cancelled", {"reason": reason}))
+            elif why == "shutdown":
+                with contextlib.suppress(Exception):
+                    await self.committer.run(ops.abandon(run_id, self.owner))
+            # "lease": another worker owns the run now; write nothing.
+        except LeaseLost:
+            raise
+        except (NonDeterminismError, AgentNotFound) as exc:
+            await self._finish(ctx, "failed", error=str(exc),
+                               event=("run_failed", {"type": type(exc).__name__,
+                                                     "message": str(exc)}))
+        except Exception as exc:
+            if isinstance(ctx._background_error, LeaseLost):
+                raise ctx._background_error from exc
+            message = f"{type(exc).__name__}: {exc}"
+            await self._finish(ctx, "failed", error=message, event=("run_failed", {
+                "type": type(exc).__name__, "message": str(exc),
+                "traceback": traceback.format_exc(limit=20)}))
+        else:
+            await self._finish(ctx, "succeeded", result=result, event=("run_completed", None))
+
+    async def _finish(self, ctx: Context, status: str, *, result: Any = None,
+                      error: str | None = None, reason: str | None = None,
+                      event: tuple[str, Any]) -> None:
+        if isinstance(ctx._background_error, LeaseLost):
+            raise ctx._background_error
+        final = ctx.pending_event(*event)
+        await self._commit(ops.finish(ctx.run_id, self.owner, status, result=result, error=error,
+                                      reason=reason, events=[final]))
+
+    async def _commit(self, op: Callable[[Any], Any]) -> Any:
+        return await self.committer.run(op)

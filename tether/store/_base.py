@@ -1,0 +1,109 @@
+"""The store interface every backend implements.
+
+Two halves: `Store` (reads, plus `write` which runs a batch of operations in one transaction) and
+`Tx` (the write primitives an operation may use inside that transaction). Runtime logic such as
+"send a signal and wake the run" is written once, as an operation over `Tx`, so a backend only
+implements small primitives and both backends behave the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from ._records import Event, NewEvent, RunRecord, Signal
+
+T = TypeVar("T")
+
+
+class Tx(Protocol):
+    """Write primitives available inside one transaction."""
+
+    def now(self) -> float: ...
+
+    def insert_run(self, run: RunRecord) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def update_run(self, run_id: str, **fields: Any) -> None: ...
+
+    def children(self, run_id: str) -> list[RunRecord]: ...
+
+    def descendants(self, run_id: str) -> list[RunRecord]: ...
+
+    def lease_holder(self, run_id: str) -> tuple[str, float] | None: ...
+
+    def check_lease(self, run_id: str, owner: str) -> None:
+        """Raise LeaseLost unless `owner` holds the run's lease (fencing for every worker write)."""
+        ...
+
+    def release_lease(self, run_id: str, owner: str | None = None) -> None: ...
+
+    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None: ...
+
+    def next_seq(self, run_id: str) -> int: ...
+
+    def insert_signal(self, run_id: str, name: str, payload: bytes | None) -> int: ...
+
+    def consume_signal(self, run_id: str, name: str, consumer: str) -> Signal | None: ...
+
+    def pending_signal_names(self, run_id: str) -> set[str]: ...
+
+    def claim(
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None
+    ) -> list[str]: ...
+
+    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...
+
+    def count_active(self, tenant: str) -> int: ...
+
+    def put_artifact(self, digest: str, data: bytes) -> None: ...
+
+
+Operation = Callable[[Tx], T]
+
+
+class Store(Protocol):
+    """A Tether database. All methods are synchronous and thread-safe; the runtime's group
+    committer calls `write` from its own thread."""
+
+    url: str
+
+    def write(self, op: Callable[[Tx], T]) -> T:
+        """Run one operation in its own transaction."""
+        ...
+
+    def write_batch(self, ops: Sequence[Callable[[Tx], Any]]) -> list[Any]:
+        """Group commit: run all operations in ONE durable transaction. Each operation is
+        isolated (a savepoint): one that raises is rolled back alone and its exception is returned
+        in its slot of the result list instead of a value."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        tenant: str | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]: ...
+
+    def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    def count_events(self, run_id: str) -> int: ...
+
+    def pending_signals(self, run_id: str) -> list[Signal]: ...
+
+    def next_wake_time(self) -> float | None: ...
+
+    def put_artifact(self, data: bytes) -> str: ...
+
+    def get_artifact(self, digest: str) -> bytes: ...
+
+    def has_artifact(self, digest: str) -> bool: ...
+
+    def integrity_check(self) -> list[str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,31 @@
+"""JSON encoding shared by store and runtime: one codec so live values and replayed values are
+byte-for-byte the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPTS, default=_default)
+
+
+def loads(data: bytes | str | None) -> Any:
+    if data is None:
+        return None
+    return orjson.loads(data)
+
+
+def _default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)  # pydantic models
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, bytes):
+        raise TypeError("bytes are not JSON; store them with ctx.store.put_artifact and keep the digest")
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")

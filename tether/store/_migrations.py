@@ -1,0 +1,77 @@
+"""Versioned schema migrations. Append a new entry to add a version; never edit an old one.
+
+A database whose version is newer than the last entry was written by a newer Tether and is refused
+(see `SchemaTooNew`) rather than risk writing rows an older release does not understand.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL DEFAULT 'default',
+            agent TEXT NOT NULL,
+            spec_version TEXT,
+            input BLOB,
+            status TEXT NOT NULL,
+            result BLOB,
+            error TEXT,
+            reason TEXT,
+            parent_id TEXT,
+            root_id TEXT NOT NULL,
+            depth INTEGER NOT NULL DEFAULT 0,
+            wake_at REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            options BLOB
+        );
+        CREATE INDEX runs_by_status ON runs(status, created_at);
+        CREATE INDEX runs_by_wake ON runs(wake_at) WHERE status = 'waiting';
+        CREATE INDEX runs_by_parent ON runs(parent_id);
+        CREATE INDEX runs_by_tenant ON runs(tenant, status);
+
+        CREATE TABLE events (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT,
+            name TEXT,
+            data BLOB,
+            ts REAL NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE leases (
+            run_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            acquired_at REAL NOT NULL
+        );
+        CREATE INDEX leases_by_owner ON leases(owner);
+
+        CREATE TABLE artifacts (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE signals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            payload BLOB,
+            created_at REAL NOT NULL,
+            consumed_by TEXT
+        );
+        CREATE INDEX signals_pending ON signals(run_id, name) WHERE consumed_by IS NULL;
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,415 @@
+"""SQLite backend: one file in WAL mode, the embedded default.
+
+Every connection runs with `synchronous=FULL`, so a committed transaction is on disk; the runtime
+amortises that fsync by group-committing many runs' events in one transaction (`write_batch`).
+Connections are per thread: the runtime's committer thread writes while readers keep reading
+(WAL lets readers proceed during a write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._codec import dumps, loads
+from ._migrations import LATEST_VERSION, MIGRATIONS
+from ._records import Event, NewEvent, RunRecord, Signal
+from .errors import LeaseLost, SchemaTooNew, StoreCorrupt, StoreError, StoreLocked
+
+T = TypeVar("T")
+
+_RUN_COLUMNS = (
+    "id, tenant, agent, spec_version, input, status, result, error, reason, parent_id, root_id, "
+    "depth, wake_at, cancel_requested, created_at, updated_at, attempts, options"
+)
+_UPDATABLE = {
+    "status", "result", "error", "reason", "wake_at", "cancel_requested", "updated_at",
+    "attempts", "options", "spec_version",
+}
+_JSON_COLUMNS = {"result", "options", "input"}
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0], tenant=row[1], agent=row[2], spec_version=row[3], input=loads(row[4]),
+        status=row[5], result=loads(row[6]), error=row[7], reason=row[8], parent_id=row[9],
+        root_id=row[10], depth=row[11], wake_at=row[12], cancel_requested=bool(row[13]),
+        created_at=row[14], updated_at=row[15], attempts=row[16], options=loads(row[17]) or {},
+    )
+
+
+class _SQLiteTx:
+    """The `Tx` primitives over one connection inside an open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._now = time.time()
+
+    def now(self) -> float:
+        return self._now
+
+    def insert_run(self, run: RunRecord) -> None:
+        self.conn.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
+                dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
+                run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
+                run.updated_at or self._now, run.attempts, dumps(run.options),
+            ),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _run_from_row(row) if row else None
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update run columns {sorted(unknown)}")
+        fields.setdefault("updated_at", self._now)
+        values = [dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.conn.execute(f"UPDATE runs SET {sets} WHERE id=?", (*values, run_id))
+
+    def children(self, run_id: str) -> list[RunRecord]:
+        rows = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_id=?", (run_id,))
+        return [_run_from_row(r) for r in rows]
+
+    def descendants(self, run_id: str) -> list[RunRecord]:
+        rows = self.conn.execute(
+            f"""WITH RECURSIVE tree(id) AS (
+                    SELECT id FROM runs WHERE parent_id=?
+                    UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)
+                SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM tree)""",
+            (run_id,),
+        )
+        return [_run_from_row(r) for r in rows]
+
+    def lease_holder(self, run_id: str) -> tuple[str, float] | None:
+        row = self.conn.execute(
+            "SELECT owner, expires_at FROM leases WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def check_lease(self, run_id: str, owner: str) -> None:
+        holder = self.lease_holder(run_id)
+        if holder is None or holder[0] != owner:
+            raise LeaseLost(run_id, owner, holder[0] if holder else None)
+
+    def release_lease(self, run_id: str, owner: str | None = None) -> None:
+        if owner is None:
+            self.conn.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
+        else:
+            self.conn.execute("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, owner))
+
+    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None:
+        self.conn.executemany(
+            "INSERT INTO events (run_id, seq, kind, key, name, data, ts) VALUES (?,?,?,?,?,?,?)",
+            [(run_id, e.seq, e.kind, e.key, e.name, e.data, e.ts) for e in events],
+        )
+
+    def next_seq(self, run_id: str) -> int:
+        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def insert_signal(self, run_id: str, name: str, payload: bytes | None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?,?,?,?)",
+            (run_id, name, payload, self._now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def consume_signal(self, run_id: str, name: str, consumer: str) -> Signal | None:
+        row = self.conn.execute(
+            "SELECT id, payload, created_at FROM signals WHERE run_id=? AND name=? AND "
+            "consumed_by IS NULL ORDER BY id LIMIT 1",
+            (run_id, name),
+        ).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE signals SET consumed_by=? WHERE id=?", (consumer, row[0]))
+        return Signal(id=row[0], run_id=run_id, name=name, payload=loads(row[1]), created_at=row[2])
+
+    def pending_signal_names(self, run_id: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT name FROM signals WHERE run_id=? AND consumed_by IS NULL", (run_id,)
+        )
+        return {r[0] for r in rows}
+
+    def claim(
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None
+    ) -> list[str]:
+        now = self._now
+        rows = self.conn.execute(
+            """SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+               WHERE r.status = 'queued'
+                  OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?)
+                  OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))
+               ORDER BY r.created_at LIMIT ?""",
+            (now, now, max(limit * 4, limit) if tenant_limits else limit),
+        ).fetchall()
+        claimed: list[str] = []
+        active: dict[str, int] = {}
+        for run_id, tenant in rows:
+            if len(claimed) >= limit:
+                break
+            cap = (tenant_limits or {}).get(tenant)
+            if cap is not None:
+                if tenant not in active:
+                    active[tenant] = self.count_active(tenant)
+                if active[tenant] >= cap:
+                    continue
+                active[tenant] += 1
+            self.conn.execute(
+                "INSERT INTO leases (run_id, owner, expires_at, acquired_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
+                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at",
+                (run_id, owner, now + ttl, now),
+            )
+            self.conn.execute(
+                "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
+                "updated_at=? WHERE id=?",
+                (now, run_id),
+            )
+            claimed.append(run_id)
+        return claimed
+
+    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"UPDATE leases SET expires_at=? WHERE owner=? AND run_id IN ({marks}) "
+            "RETURNING run_id",
+            (self._now + ttl, owner, *run_ids),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def count_active(self, tenant: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE tenant=? AND status='running'", (tenant,)
+        ).fetchone()
+        return int(row[0])
+
+    def put_artifact(self, digest: str, data: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?)",
+            (digest, len(data), data, self._now),
+        )
+
+
+class SQLiteStore:
+    """The embedded store. `path` is created (with its directory) if missing."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+        return conn
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreLocked(self.path, self.busy_timeout)
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        ):
+            return StoreCorrupt(self.path, text)
+        return StoreError(f"database {self.path!r}: {text}")
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > LATEST_VERSION:
+                conn.execute("ROLLBACK")
+                raise SchemaTooNew(self.path, current, LATEST_VERSION)
+            for version, sql in MIGRATIONS:
+                if version > current:
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                        (str(version),),
+                    )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._translate(exc) from exc
+
+    def schema_version(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0])
+
+    # -- writes ------------------------------------------------------------------------------
+    def write(self, op: Callable[[_SQLiteTx], T]) -> T:
+        ok, value = self.write_batch([op])[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def write_batch(self, ops: Sequence[Callable[[_SQLiteTx], Any]]) -> list[tuple[bool, Any]]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            err = self._translate(exc)
+            return [(False, err) for _ in ops]
+        tx = _SQLiteTx(conn)
+        results: list[tuple[bool, Any]] = []
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(tx)
+                except sqlite3.IntegrityError as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, StoreError(f"conflicting write: {exc}")))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                else:
+                    results.append((True, value))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = self._translate(exc)
+            return [(False, err) for _ in ops]
+        return results
+
+    # -- reads -------------------------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,))
+        return _run_from_row(rows[0]) if rows else None
+
+    def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        tenant: str | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if tenant is not None:
+            clauses.append("tenant=?")
+            params.append(tenant)
+        if parent_id is not None:
+            clauses.append("parent_id=?")
+            params.append(parent_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_run_from_row(r) for r in rows]
+
+    def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        rows = self._query(
+            "SELECT seq, kind, key, name, data, ts FROM events WHERE run_id=? AND seq>? "
+            "ORDER BY seq",
+            (run_id, after_seq),
+        )
+        return [Event(run_id, r[0], r[1], r[2], r[3], loads(r[4]), r[5]) for r in rows]
+
+    def count_events(self, run_id: str) -> int:
+        return int(self._query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
+
+    def pending_signals(self, run_id: str) -> list[Signal]:
+        rows = self._query(
+            "SELECT id, name, payload, created_at FROM signals WHERE run_id=? AND "
+            "consumed_by IS NULL ORDER BY id",
+            (run_id,),
+        )
+        return [Signal(r[0], run_id, r[1], loads(r[2]), r[3]) for r in rows]
+
+    def next_wake_time(self) -> float | None:
+        rows = self._query("SELECT MIN(wake_at) FROM runs WHERE status='waiting'")
+        return rows[0][0] if rows else None
+
+    def put_artifact(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_artifact(digest):
+            self.write(lambda tx: tx.put_artifact(digest, data))
+        return digest
+
+    def get_artifact(self, digest: str) -> bytes:
+        rows = self._query("SELECT data FROM artifacts WHERE digest=?", (digest,))
+        if not rows:
+            raise KeyError(f"no artifact with digest {digest!r} in {self.path!r}")
+        data = bytes(rows[0][0])
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreCorrupt(self.path, f"artifact {digest} does not match its digest")
+        return data
+
+    def has_artifact(self, digest: str) -> bool:
+        return bool(self._query("SELECT 1 FROM artifacts WHERE digest=?", (digest,)))
+
+    def integrity_check(self) -> list[str]:
+        """Problems found by SQLite's own check; an empty list means the file is sound."""
+        rows = self._query("PRAGMA integrity_check")
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,52 @@
+"""Store errors: each says what is wrong with the database and what to do about it."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class for problems with the persistence layer."""
+
+
+class SchemaTooNew(StoreError):
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"database {path!r} was written by a newer Tether (schema version {found}; this Tether "
+            f"supports up to {supported}). Upgrade Tether (pip install -U tether) to open it; "
+            "nothing was changed."
+        )
+        self.found = found
+        self.supported = supported
+
+
+class StoreCorrupt(StoreError):
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"{path!r} is not a readable Tether database ({detail}). Point --db/TETHER_DB at the "
+            "right file, or restore it from a backup; Tether did not modify it."
+        )
+
+
+class StoreLocked(StoreError):
+    def __init__(self, path: str, waited: float) -> None:
+        super().__init__(
+            f"database {path!r} stayed locked by another process for {waited:.0f}s. Another "
+            "program holds a write transaction open (a crashed editor, `sqlite3` shell, or a stuck "
+            "process); close it and retry."
+        )
+
+
+class LeaseLost(StoreError):
+    """The worker no longer holds the run's lease: another worker took it over, so this one must
+    stop writing to the run immediately (fencing)."""
+
+    def __init__(self, run_id: str, owner: str, holder: str | None) -> None:
+        who = f"worker {holder!r}" if holder else "nobody"
+        super().__init__(
+            f"worker {owner!r} lost the lease on run {run_id!r} (now held by {who}); "
+            "it stops executing the run"
+        )
+        self.run_id = run_id
+
+
+class DuplicateEvent(StoreError):
+    """Two writers tried to append the same sequence number to one run's journal."""
