@@ -1,0 +1,167 @@
+"""``tether tools list|lock|check``: inspect tools and guard their contracts against drift.
+
+Sources are given with ``--module pkg.mod`` (or ``path/to/file.py``, or ``pkg.mod:registry``) and
+``--openapi spec.yaml[=BASE_URL]``, both repeatable. ``lock`` records these sources inside
+``tools.lock.json``, so ``check`` (e.g. in CI) and ``list`` need no flags afterwards.
+Exit codes of ``check``: 0 no drift, 1 drift found, 2 bad usage or sources that fail to load.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tether.tools import (
+    DEFAULT_LOCK,
+    OpenAPISource,
+    ToolError,
+    ToolRegistry,
+    ToolSources,
+    check_lock,
+    load_sources,
+    read_lock,
+    write_lock,
+)
+
+ModuleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--module", "-m",
+        help="Python module with @tool functions (pkg.mod, pkg.mod:registry or file.py). "
+        "Repeatable.",
+    ),
+]
+OpenAPIOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--openapi", "-o",
+        help="OpenAPI 3 spec, optionally with its base URL: spec.yaml=http://host:port. "
+        "Repeatable.",
+    ),
+]
+LockOpt = Annotated[
+    Path, typer.Option("--lock", "-l", help="Lock file path.", dir_okay=False)
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _resolve(
+    modules: list[str] | None, openapi: list[str] | None, lock: Path, *, need_lock: bool
+) -> tuple[ToolRegistry, ToolSources, Path]:
+    """Sources from the flags if any, else from the lock file; returns (registry, sources, base)."""
+    try:
+        if modules or openapi:
+            sources = ToolSources(
+                modules=list(modules or []),
+                openapi=[OpenAPISource.parse(o) for o in openapi or []],
+            )
+            base = Path.cwd()
+        elif lock.exists() or need_lock:
+            sources = ToolSources.from_json(read_lock(lock).get("sources"))
+            base = lock.resolve().parent
+            if not sources:
+                raise _fail(
+                    f"{lock} records no sources; pass --module and/or --openapi"
+                )
+        else:
+            raise _fail(
+                "no tool sources: pass --module pkg.mod and/or --openapi spec.yaml[=BASE_URL] "
+                f"(or run where {lock} records them)"
+            )
+        return load_sources(sources, base), sources, base
+    except ToolError as e:
+        raise _fail(str(e)) from None
+
+
+def _relative_to(sources: ToolSources, base: Path, lock_dir: Path) -> ToolSources:
+    """Store spec/file paths relative to the lock file so the lock works from any checkout."""
+
+    def rel(p: str) -> str:
+        path = Path(p) if Path(p).is_absolute() else base / p
+        return os.path.relpath(path.resolve(), lock_dir)
+
+    return ToolSources(
+        modules=[rel(m) if m.endswith(".py") else m for m in sources.modules],
+        openapi=[OpenAPISource(rel(o.spec), o.base_url) for o in sources.openapi],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    tools_app = typer.Typer(
+        help="List tools, lock their schemas, check live sources for drift.",
+        no_args_is_help=True,
+    )
+
+    @tools_app.command("list")
+    def list_cmd(
+        module: ModuleOpt = None,
+        openapi: OpenAPIOpt = None,
+        lock: LockOpt = Path(DEFAULT_LOCK),
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print model-facing definitions as JSON.")
+        ] = False,
+    ) -> None:
+        """List tools with their metadata."""
+        registry, _, _ = _resolve(module, openapi, lock, need_lock=False)
+        tools = registry.list(all_versions=True)
+        if as_json:
+            payload = [{**t.definition(), "version": t.version, "side_effect": t.side_effect,
+                        "idempotent": t.idempotent, "hash": t.schema_hash} for t in tools]
+            typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+            return
+        table = Table(title=f"{len(tools)} tools")
+        for col in ("name", "version", "side effect", "idempotent", "timeout", "source",
+                    "description"):
+            table.add_column(col)
+        for t in tools:
+            first_line = t.description.splitlines()[0] if t.description else ""
+            table.add_row(t.name, t.version, t.side_effect, "yes" if t.idempotent else "no",
+                          f"{t.timeout:g}s" if t.timeout else "-", t.source, first_line)
+        Console(width=200).print(table)
+
+    @tools_app.command("lock")
+    def lock_cmd(
+        module: ModuleOpt = None,
+        openapi: OpenAPIOpt = None,
+        lock: LockOpt = Path(DEFAULT_LOCK),
+    ) -> None:
+        """Write every tool's schema and hash to the lock file (with the sources used)."""
+        registry, sources, base = _resolve(module, openapi, lock, need_lock=False)
+        lock_dir = lock.resolve().parent
+        write_lock(registry, lock, _relative_to(sources, base, lock_dir))
+        typer.echo(f"locked {len(registry.list(all_versions=True))} tools in {lock}")
+
+    @tools_app.command("check")
+    def check_cmd(
+        module: ModuleOpt = None,
+        openapi: OpenAPIOpt = None,
+        lock: LockOpt = Path(DEFAULT_LOCK),
+    ) -> None:
+        """Compare live tools with the lock file; exit 1 and list every drift if they differ."""
+        registry, _, _ = _resolve(module, openapi, lock, need_lock=True)
+        try:
+            drifts = check_lock(registry, lock)
+        except ToolError as e:
+            raise _fail(str(e)) from None
+        if not drifts:
+            typer.echo(f"ok: {len(registry.list(all_versions=True))} tools match {lock}")
+            return
+        typer.echo(f"drift: {len(drifts)} difference(s) between live tools and {lock}")
+        for d in drifts:
+            typer.echo(f"  {d}")
+        typer.echo(
+            "If the change is intended, bump the tool's version and run `tether tools lock`."
+        )
+        raise typer.Exit(1)
+
+    app.add_typer(tools_app, name="tools")

@@ -1,0 +1,276 @@
+"""The tool abstraction shared by Python-function tools and OpenAPI tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from tether.tools._errors import (
+    FieldError,
+    ToolArgumentError,
+    ToolDefinitionError,
+    ToolError,
+    ToolExecutionError,
+    ToolTimeoutError,
+)
+from tether.tools._schema import schema_hash
+
+SideEffect = Literal["read", "write", "destructive"]
+SIDE_EFFECTS: tuple[str, ...] = ("read", "write", "destructive")
+
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def check_metadata(
+    name: str, version: str, side_effect: str, timeout: float | None, retries: int
+) -> None:
+    """Reject bad metadata at definition time, where the author can still fix it."""
+    if not name or len(name) > 64 or not set(name) <= _NAME_OK:
+        raise ToolDefinitionError(
+            f"invalid tool name {name!r}: use 1-64 characters from a-z, A-Z, 0-9, '_' and '-' "
+            "(the character set model providers accept for function names)"
+        )
+    if not isinstance(version, str) or not version.strip():
+        raise ToolDefinitionError(f"tool {name!r}: version must be a non-empty string")
+    if side_effect not in SIDE_EFFECTS:
+        raise ToolDefinitionError(
+            f"tool {name!r}: side_effect must be one of {', '.join(SIDE_EFFECTS)}, "
+            f"not {side_effect!r}"
+        )
+    if timeout is not None and not timeout > 0:
+        raise ToolDefinitionError(f"tool {name!r}: timeout must be > 0 seconds, not {timeout!r}")
+    if not isinstance(retries, int) or retries < 0:
+        raise ToolDefinitionError(f"tool {name!r}: retries must be an integer >= 0")
+
+
+def coerce_arguments(tool: str, arguments: Any) -> dict[str, Any]:
+    """Accept a dict, a JSON string, or ``None`` (no arguments); anything else is an error.
+
+    Models sometimes return arguments as a JSON string (OpenAI does, always); a string that is not
+    valid JSON is repaired with ``json_repair`` only if it then decodes to an object.
+    """
+    if arguments is None:
+        return {}
+    if isinstance(arguments, BaseModel):
+        return arguments.model_dump(mode="json")
+    if isinstance(arguments, str | bytes):
+        text = arguments.decode() if isinstance(arguments, bytes) else arguments
+        if not text.strip():
+            return {}
+        try:
+            arguments = json.loads(text)
+        except ValueError:
+            try:
+                import json_repair
+
+                arguments = json_repair.loads(text)
+            except Exception:  # repair is best effort; the error below explains the problem
+                arguments = None
+            if not isinstance(arguments, dict):
+                raise ToolArgumentError(
+                    tool, [FieldError("", "arguments are not valid JSON", text)]
+                ) from None
+    if not isinstance(arguments, dict):
+        raise ToolArgumentError(
+            tool,
+            [FieldError("", "arguments must be a JSON object of parameter names to values",
+                        arguments)],
+        )
+    return dict(arguments)
+
+
+def to_json_value(tool: str, value: Any) -> Any:
+    """Make a tool's return value JSON (the journal stores JSON; live and replay must agree)."""
+    try:
+        plain = to_jsonable_python(value)
+        return orjson.loads(orjson.dumps(plain))
+    except (PydanticSerializationError, TypeError, orjson.JSONEncodeError) as e:
+        raise ToolExecutionError(
+            tool, f"tool {tool!r} returned a value that is not JSON-serialisable: {e}"
+        ) from e
+
+
+class Tool(ABC):
+    """A callable capability a model can use, with the metadata the runtime needs.
+
+    Subclasses implement :meth:`validate` and :meth:`_execute`; everything else (definitions for
+    models, the schema hash used by ``tools.lock.json``, timeouts, retries) is shared.
+    """
+
+    name: str
+    version: str
+    description: str
+    side_effect: SideEffect
+    idempotent: bool
+    timeout: float | None
+    retries: int
+    #: JSON Schema of the arguments object
+    parameters: dict[str, Any]
+    #: whether the tool receives the runtime's idempotency key (``run_id:seq``)
+    accepts_idempotency_key: bool
+    #: where the tool came from (``module:qualname`` or ``openapi:spec#operationId``)
+    source: str
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        description: str,
+        side_effect: str,
+        idempotent: bool,
+        timeout: float | None,
+        retries: int,
+        parameters: dict[str, Any],
+        accepts_idempotency_key: bool,
+        source: str,
+    ) -> None:
+        check_metadata(name, version, side_effect, timeout, retries)
+        self.name = name
+        self.version = version
+        self.description = description
+        self.side_effect = side_effect  # type: ignore[assignment]
+        self.idempotent = bool(idempotent)
+        self.timeout = timeout
+        self.retries = retries
+        self.parameters = parameters
+        self.accepts_idempotency_key = accepts_idempotency_key
+        self.source = source
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def definition(self) -> dict[str, Any]:
+        """The provider-neutral definition sent to a model: name, description, parameters."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+    def contract(self) -> dict[str, Any]:
+        """Everything a caller depends on; its hash is what ``tools.lock.json`` pins."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "side_effect": self.side_effect,
+            "idempotent": self.idempotent,
+            "parameters": self.parameters,
+        }
+
+    @property
+    def schema_hash(self) -> str:
+        return schema_hash(self.contract())
+
+    # -- calling --------------------------------------------------------------------------
+
+    @abstractmethod
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check proposed arguments; return them normalised (defaults filled, JSON values).
+
+        Raises :class:`ToolArgumentError` whose message can be shown to the model.
+        """
+
+    @abstractmethod
+    async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
+        """Perform the call with already validated arguments."""
+
+    async def invoke(self, arguments: Any, *, idempotency_key: str | None = None) -> Any:
+        """Validate, then run with the tool's timeout and retries; return a JSON value.
+
+        Retries reuse the same idempotency key: they are attempts of one logical effect.
+        Argument errors are never retried (the same input would fail the same way).
+        """
+        args = self.validate(arguments)
+        attempt = 0
+        while True:
+            try:
+                if self.timeout is None:
+                    value = await self._execute(args, idempotency_key)
+                else:
+                    try:
+                        value = await asyncio.wait_for(
+                            self._execute(args, idempotency_key), self.timeout
+                        )
+                    except TimeoutError:
+                        raise ToolTimeoutError(self.name, self.timeout) from None
+                return to_json_value(self.name, value)
+            except ToolArgumentError:
+                raise
+            except Exception:
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+
+    async def run(self, arguments: Any, *, idempotency_key: str | None = None) -> ToolResult:
+        """Like :meth:`invoke` but never raises for tool failures: returns a :class:`ToolResult`.
+
+        This is what an agent shows the model: a failure becomes an observation, not a crash.
+        """
+        try:
+            output = await self.invoke(arguments, idempotency_key=idempotency_key)
+        except Exception as e:  # any tool failure becomes data the model can react to
+            return ToolResult.failure(self.name, e)
+        return ToolResult(tool=self.name, ok=True, output=output)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name}@{self.version} side_effect={self.side_effect} "
+            f"idempotent={self.idempotent}>"
+        )
+
+
+class ToolFailure(BaseModel):
+    """Why a tool call failed, in a form that survives the journal (plain JSON)."""
+
+    #: ``invalid_arguments``, ``unknown_tool``, ``timeout``, ``execution_error`` or ``http_error``
+    type: str
+    message: str
+    #: the exception class name, for humans reading a trace
+    exception: str | None = None
+    #: HTTP status for OpenAPI tools
+    status: int | None = None
+
+
+class ToolResult(BaseModel):
+    """The outcome of one tool call, success or failure."""
+
+    tool: str
+    ok: bool
+    output: Any = None
+    error: ToolFailure | None = None
+
+    @classmethod
+    def failure(cls, tool: str, exc: BaseException) -> ToolResult:
+        if isinstance(exc, ToolError):
+            kind = exc.kind
+        elif isinstance(exc, TimeoutError):
+            kind = "timeout"
+        else:
+            kind = "execution_error"
+        status = getattr(exc, "status", None)
+        if kind == "execution_error" and status is not None:
+            kind = "http_error"
+        message = str(exc) or type(exc).__name__
+        return cls(
+            tool=tool,
+            ok=False,
+            error=ToolFailure(
+                type=kind,
+                message=message,
+                exception=type(exc).__name__,
+                status=status if isinstance(status, int) else None,
+            ),
+        )
+
+    def observation(self) -> str:
+        """Text for the model: the JSON output, or an error it can act on."""
+        if self.ok:
+            if isinstance(self.output, str):
+                return self.output
+            return orjson.dumps(self.output).decode()
+        assert self.error is not None
+        return f"ERROR ({self.error.type}): {self.error.message}"
