@@ -1,0 +1,82 @@
+"""The one model protocol every provider and wrapper implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from tether.models.messages import (
+    Message,
+    MessageLike,
+    ModelResponse,
+    StreamEvent,
+    ToolDefinition,
+    ToolLike,
+    as_messages,
+    as_tools,
+)
+
+ToolChoice = Literal["auto", "none", "required"] | str
+
+
+class Model(ABC):
+    """A language model: one async call from messages (+ tools, output schema) to a response.
+
+    `tool_choice` is "auto", "none", "required" or a tool name. `output_schema` asks for a JSON
+    object matching that schema as the text. Other keyword `params` (temperature, max_tokens,
+    seed, stop, top_p) are passed through where the provider supports them.
+    """
+
+    name: str = "model"
+
+    async def complete(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
+    ) -> ModelResponse:
+        return await self._complete(
+            as_messages(list(messages)),
+            tools=as_tools(list(tools) if tools else None),
+            output_schema=output_schema,
+            tool_choice=tool_choice,
+            params=params,
+        )
+
+    @abstractmethod
+    async def _complete(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[ToolDefinition],
+        output_schema: dict[str, Any] | None,
+        tool_choice: ToolChoice | None,
+        params: dict[str, Any],
+    ) -> ModelResponse: ...
+
+    async def stream(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream text deltas; the default yields the whole response at once."""
+        response = await self.complete(
+            messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice, **params
+        )
+        if response.text:
+            yield StreamEvent(text_delta=response.text)
+        yield StreamEvent(response=response)
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release connections or weights; the default has nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

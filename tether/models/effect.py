@@ -1,0 +1,97 @@
+"""Model calls as journaled runtime effects (`ctx.model(...)` delegates here).
+
+Each model attempt is one `ctx.step` whose JSON result records the request hash, the response
+and its usage/cost. On replay the step returns the recorded JSON and the model is never called;
+the request is hashed again and compared, so code that now sends a different prompt fails loudly
+with `NonDeterminismError` instead of silently reusing a stale answer. The validate/repair/feedback
+loop runs outside the steps, so each feedback round is its own journaled call and replays exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tether.models._protocol import Model, ToolChoice
+from tether.models.messages import (
+    Message,
+    MessageLike,
+    ModelResponse,
+    ToolDefinition,
+    ToolLike,
+    as_messages,
+    as_tools,
+    request_hash,
+)
+from tether.models.validation import complete_validated
+from tether.runtime.errors import NonDeterminismError
+
+
+async def model_effect(
+    ctx: Any,
+    model: Model,
+    messages: Sequence[MessageLike],
+    *,
+    tools: Sequence[ToolLike] | None = None,
+    output_schema: dict[str, Any] | None = None,
+    tool_choice: ToolChoice | None = None,
+    validate: bool = True,
+    max_feedback: int = 2,
+    **params: Any,
+) -> ModelResponse:
+    """Call `model` through `ctx.step`; with `validate`, tool calls and structured output are
+    checked (and repaired where safe) and errors fed back at most `max_feedback` times before
+    `ModelOutputError` is raised."""
+    msgs = as_messages(list(messages))
+    tool_defs = as_tools(list(tools) if tools else None)
+
+    async def one(
+        history: list[Message],
+        tls: list[ToolDefinition],
+        schema: dict[str, Any] | None,
+        choice: ToolChoice | None,
+    ) -> ModelResponse:
+        call_params = dict(params)
+        if choice is not None:
+            call_params["tool_choice"] = choice
+        digest = request_hash(model.name, history, tls, schema, call_params)
+
+        async def call() -> dict[str, Any]:
+            response = await model._complete(
+                history, tools=tls, output_schema=schema, tool_choice=choice, params=dict(params)
+            )
+            return {
+                "request_hash": digest,
+                "model": response.model,
+                "usage": response.usage.model_dump(),
+                "cost_usd": response.cost_usd,
+                "response": response.model_dump(mode="json"),
+            }
+
+        record = await ctx.step(
+            f"model:{model.name}",
+            call,
+            idempotent=True,
+            meta={"kind": "model", "model": model.name, "request_hash": digest},
+        )
+        if record.get("request_hash") != digest:
+            raise NonDeterminismError(
+                ctx.run_id,
+                f"model:{model.name}",
+                f"a model request with hash {str(record.get('request_hash'))[:12]}",
+                f"a different request (hash {digest[:12]}): the messages, tools, output schema "
+                "or parameters changed",
+            )
+        return ModelResponse.model_validate(record["response"])
+
+    if not validate:
+        return await one(msgs, tool_defs, output_schema, tool_choice)
+    return await complete_validated(
+        one,
+        msgs,
+        tools=tool_defs,
+        output_schema=output_schema,
+        tool_choice=tool_choice,
+        max_feedback=max_feedback,
+        model_name=model.name,
+    )

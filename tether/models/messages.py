@@ -1,0 +1,148 @@
+"""Provider-neutral message, tool and response types.
+
+Every provider module translates these to and from its wire format, so agents, the journal and the
+validation loop only ever see one shape. All types are pydantic models that round-trip through JSON
+unchanged: the runtime journals a `ModelResponse` as JSON and rebuilds it on replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
+
+
+class ToolCall(BaseModel):
+    """A request from the model to run one tool; `arguments` is already parsed JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    # The provider's raw argument text when it could not be parsed (even after repair); the
+    # validation layer turns it into feedback for the model.
+    raw_arguments: str | None = None
+
+
+class Message(BaseModel):
+    """One chat message: `tool_calls` only on assistant turns, `tool_call_id` only on tool ones."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(
+        cls, content: str | None = None, tool_calls: list[ToolCall] | None = None
+    ) -> Message:
+        return cls(role="assistant", content=content, tool_calls=list(tool_calls or []))
+
+    @classmethod
+    def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
+        return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name)
+
+
+class ToolDefinition(BaseModel):
+    """What the model may call: the `parameters` JSON schema is the one `tether.tools` produces."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class ModelResponse(BaseModel):
+    """One completion. `cost_usd` is None when no price is known (a wrapper may fill it in)."""
+
+    text: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
+    model: str = ""
+    # Parsed structured output, filled in by the validation layer when an output schema was given.
+    output: Any = None
+
+    def to_message(self) -> Message:
+        """The assistant message to append to the history before sending tool results back."""
+        return Message.assistant(self.text, self.tool_calls)
+
+
+class StreamEvent(BaseModel):
+    """One streamed increment; the last event carries the assembled `response`."""
+
+    text_delta: str = ""
+    response: ModelResponse | None = None
+
+
+MessageLike = Message | dict[str, Any]
+ToolLike = ToolDefinition | dict[str, Any]
+
+
+def as_messages(messages: list[MessageLike] | tuple[MessageLike, ...]) -> list[Message]:
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+
+
+def as_tools(tools: list[ToolLike] | tuple[ToolLike, ...] | None) -> list[ToolDefinition]:
+    if not tools:
+        return []
+    out: list[ToolDefinition] = []
+    for t in tools:
+        if isinstance(t, ToolDefinition):
+            out.append(t)
+        elif isinstance(t, dict) and t.get("type") == "function" and "function" in t:
+            out.append(ToolDefinition.model_validate(t["function"]))  # OpenAI-shaped dict
+        else:
+            out.append(ToolDefinition.model_validate(t))
+    return out
+
+
+def request_hash(
+    model: str,
+    messages: list[Message],
+    tools: list[ToolDefinition],
+    output_schema: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> str:
+    """A stable digest of everything that determines a request (journaled for replay checks)."""
+    payload = {
+        "model": model,
+        "messages": [m.model_dump(mode="json") for m in messages],
+        "tools": [t.model_dump(mode="json") for t in tools],
+        "output_schema": output_schema,
+        "params": params,
+    }
+    blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(blob).hexdigest()

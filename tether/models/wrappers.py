@@ -1,0 +1,229 @@
+"""Cross-cutting behaviour as models that wrap models: retry, fallback, cost/budget accounting.
+
+Each wrapper is itself a `Model`, so they compose: `CostModel(RetryModel(FallbackModel(a, b)))`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.models._protocol import Model, ToolChoice
+from tether.models.errors import ModelError, ModelOutputError
+from tether.models.messages import Message, ModelResponse, ToolDefinition, Usage
+from tether.models.pricing import DEFAULT_PRICING, PricingTable
+
+
+class WrapperModel(Model):
+    def __init__(self, wrapped: Model) -> None:
+        self.wrapped = wrapped
+        self.name = wrapped.name
+
+    async def aclose(self) -> None:
+        await self.wrapped.aclose()
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.transient
+
+
+class RetryModel(WrapperModel):
+    """Retries transient errors (connection, timeout, 429, 5xx, unusable body) with backoff.
+
+    Delay before retry n (1-based) is `min(max_delay, initial_delay * multiplier**(n-1))`, and with
+    jitter a uniform draw from [delay/2, delay] so that many clients do not retry in lock-step.
+    """
+
+    def __init__(
+        self,
+        wrapped: Model,
+        *,
+        max_attempts: int = 4,
+        initial_delay: float = 0.5,
+        multiplier: float = 2.0,
+        max_delay: float = 20.0,
+        jitter: bool = True,
+        retry_on: Callable[[BaseException], bool] = is_transient,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(wrapped)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.max_attempts = max_attempts
+        self.initial_delay = initial_delay
+        self.multiplier = multiplier
+        self.max_delay = max_delay
+        self.jitter = jitter
+        self.retry_on = retry_on
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.delays: list[float] = []  # what was slept, for tests and tracing
+
+    def delay_for(self, retry: int) -> float:
+        delay = min(self.max_delay, self.initial_delay * self.multiplier ** (retry - 1))
+        if self.jitter:
+            delay = self._rng.uniform(delay / 2, delay)
+        return delay
+
+    async def _complete(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[ToolDefinition],
+        output_schema: dict[str, Any] | None,
+        tool_choice: ToolChoice | None,
+        params: dict[str, Any],
+    ) -> ModelResponse:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await self.wrapped._complete(
+                    messages,
+                    tools=tools,
+                    output_schema=output_schema,
+                    tool_choice=tool_choice,
+                    params=params,
+                )
+            except BaseException as exc:
+                if attempt == self.max_attempts or not self.retry_on(exc):
+                    raise
+                delay = self.delay_for(attempt)
+                self.delays.append(delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+
+class AllModelsFailedError(ModelError):
+    """Every model of a `FallbackModel` failed; `errors` lists (model name, exception)."""
+
+    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+        detail = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors)
+        super().__init__(f"all {len(errors)} models failed: {detail}")
+        self.errors = errors
+
+
+def _default_fallback_on(exc: BaseException) -> bool:
+    # An invalid output is the caller's feedback loop's business, not a reason to switch models.
+    return isinstance(exc, ModelError) and not isinstance(exc, ModelOutputError)
+
+
+class FallbackModel(Model):
+    """Tries each model in order; moves on when one raises an error `fallback_on` accepts."""
+
+    def __init__(
+        self,
+        primary: Model,
+        *fallbacks: Model,
+        fallback_on: Callable[[BaseException], bool] = _default_fallback_on,
+    ) -> None:
+        if not fallbacks:
+            raise ValueError("FallbackModel needs at least one fallback model")
+        self.models = [primary, *fallbacks]
+        self.fallback_on = fallback_on
+        self.name = "fallback:" + ",".join(m.name for m in self.models)
+
+    async def _complete(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[ToolDefinition],
+        output_schema: dict[str, Any] | None,
+        tool_choice: ToolChoice | None,
+        params: dict[str, Any],
+    ) -> ModelResponse:
+        errors: list[tuple[str, BaseException]] = []
+        for model in self.models:
+            try:
+                return await model._complete(
+                    messages,
+                    tools=tools,
+                    output_schema=output_schema,
+                    tool_choice=tool_choice,
+                    params=params,
+                )
+            except Exception as exc:
+                if not self.fallback_on(exc):
+                    raise
+                errors.append((model.name, exc))
+        raise AllModelsFailedError(errors)
+
+    async def aclose(self) -> None:
+        for m in self.models:
+            await m.aclose()
+
+
+class BudgetExceededError(ModelError):
+    """The accumulated cost reached the budget; no further call is made."""
+
+
+@dataclass
+class UsageTracker:
+    """Running totals across calls, per model name."""
+
+    calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    by_model: dict[str, Usage] = field(default_factory=dict)
+
+    def record(self, response: ModelResponse) -> None:
+        self.calls += 1
+        self.usage = self.usage + response.usage
+        if response.cost_usd is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost_usd += response.cost_usd
+        self.by_model[response.model] = self.by_model.get(response.model, Usage()) + response.usage
+
+
+class CostModel(WrapperModel):
+    """Prices each response from a `PricingTable` and keeps totals in `.tracker`.
+
+    A response that already has a cost (a provider that reports one) is kept as is. With
+    `budget_usd`, a call is refused once the running total has reached the budget.
+    """
+
+    def __init__(
+        self,
+        wrapped: Model,
+        *,
+        pricing: PricingTable | None = None,
+        budget_usd: float | None = None,
+        tracker: UsageTracker | None = None,
+    ) -> None:
+        super().__init__(wrapped)
+        self.pricing = pricing or DEFAULT_PRICING
+        self.budget_usd = budget_usd
+        self.tracker = tracker or UsageTracker()
+
+    async def _complete(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[ToolDefinition],
+        output_schema: dict[str, Any] | None,
+        tool_choice: ToolChoice | None,
+        params: dict[str, Any],
+    ) -> ModelResponse:
+        if self.budget_usd is not None and self.tracker.cost_usd >= self.budget_usd:
+            raise BudgetExceededError(
+                f"model budget of ${self.budget_usd:.4f} reached "
+                f"(spent ${self.tracker.cost_usd:.4f} over {self.tracker.calls} calls)",
+                model=self.name,
+            )
+        response = await self.wrapped._complete(
+            messages,
+            tools=tools,
+            output_schema=output_schema,
+            tool_choice=tool_choice,
+            params=params,
+        )
+        if response.cost_usd is None:
+            cost = self.pricing.cost(response.model or self.name, response.usage)
+            if cost is not None:
+                response = response.model_copy(update={"cost_usd": cost})
+        self.tracker.record(response)
+        return response
