@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -265,3 +267,27 @@ def test_cli_usage_errors_exit_2(project: Path, args: tuple[str, ...], message: 
 def test_load_sources_relative_to_base_dir(project: Path, tmp_path: Path) -> None:
     reg = load_sources(ToolSources(modules=["paytools.py"]), base_dir=project)
     assert reg.names() == ["balance", "pay"]
+
+
+_MAIN = "import sys; from tether.cli import main; sys.argv[0] = 'tether'; main()"
+
+
+def test_installed_cli_check_exits_nonzero_on_drift(project: Path) -> None:
+    """The real `tether` command line (root app from tether.cli), in a separate process."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(repo), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+    def tether(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _MAIN, "tools", *args], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    locked = tether("lock", "--openapi", "petstore.yaml", "--module", "paytools.py")
+    assert locked.returncode == 0, locked.stderr
+    assert tether("check").returncode == 0
+    spec = project / "petstore.yaml"
+    spec.write_text(spec.read_text().replace("operationId: get_pet", "operationId: fetch_pet"))
+    drifted = tether("check")
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "tool_removed       get_pet" in drifted.stdout
+    assert "tool_added         fetch_pet" in drifted.stdout

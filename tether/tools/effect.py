@@ -4,6 +4,9 @@ Every call, including a rejected one (unknown tool, invalid arguments), is one j
 named ``tool:<name>`` whose result is a :class:`ToolResult` as JSON, so the trace shows what the
 model proposed and what it was told, and replay hands back exactly the same observation.
 Tool failures are *results* (``ok=False``), not exceptions: an agent shows them to the model.
+
+Interceptors see ``Effect(kind="step", name="tool:<name>", args=(arguments,), meta={"kind":
+"tool", "tool", "version", "side_effect", "idempotent"[, "rejected"]})``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ def step_timeout(tool: Tool) -> float | None:
         return None
     backoff = sum(min(0.05 * 2**i, 2.0) for i in range(1, tool.retries + 1))
     return tool.timeout * (tool.retries + 1) + backoff + 1.0
+
+
+def effect_meta(tool: Tool) -> dict[str, Any]:
+    """What interceptors (policy, budgets, tracing) need to know about the call."""
+    return {
+        "kind": "tool",
+        "tool": tool.name,
+        "version": tool.version,
+        "side_effect": tool.side_effect,
+        "idempotent": tool.idempotent,
+    }
 
 
 async def tool_effect(
@@ -80,7 +94,9 @@ async def tool_effect(
     def reject(_arguments: Any) -> dict[str, Any]:
         return recorded
 
-    data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True)
+    meta = effect_meta(tool) if tool is not None else {"kind": "tool", "tool": name}
+    meta["rejected"] = rejection.error.type if rejection.error else "rejected"
+    data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True, meta=meta)
     return ToolResult.model_validate(data)
 
 
@@ -104,7 +120,14 @@ async def _live_call(ctx: Any, tool: Tool, step_name: str, args: dict[str, Any])
 
     try:
         data = await ctx.step(
-            step_name, fn, args, idempotent=tool.idempotent, timeout=step_timeout(tool)
+            step_name,
+            fn,
+            args,
+            # a tool that takes the key deduplicates repeats itself, so an in-doubt call may be
+            # re-run (design §3); otherwise only a declared-idempotent tool is re-run
+            idempotent=tool.idempotent or tool.accepts_idempotency_key,
+            timeout=step_timeout(tool),
+            meta=effect_meta(tool),
         )
     except ActivityError as e:
         # Only the runtime's own bound (or a crash of the wrapper) lands here; tool errors are
