@@ -1,0 +1,85 @@
+"""Guards: the model proposes, these decide.
+
+Budgets, loop detection, retries and circuit breakers, fork-bomb limits, the policy gateway
+(deny by default), human and two-person approval, and PII masking. Plug them into a runtime with
+`Guards(config, tools).interceptors()` and let the agent loop call `Guards.model` / `Guards.tool`
+with whatever the model proposed. See docs/guards.md.
+"""
+
+from tether.guards.approvals import (
+    ApprovalRequest,
+    ApprovalState,
+    Decision,
+    KeyRegistry,
+    action_digest,
+    generate_keypair,
+    load_private_key,
+    load_public_key,
+    sign_decision,
+)
+from tether.guards.budget import Ledger, Limits, Spend, TenantBudgets
+from tether.guards.embedding import Embedder, MiniLMEmbedder, default_embedder
+from tether.guards.errors import (
+    ActionDenied,
+    ApprovalError,
+    BudgetExceeded,
+    GuardError,
+    HaltRun,
+    KeyFormatError,
+    LoopHalt,
+    PolicyLoadError,
+    ToolUnavailable,
+    VaultError,
+)
+from tether.guards.gateway import GuardConfig, GuardInterceptor, Guards, spend_from_events
+from tether.guards.loops import Intervention, LoopConfig, LoopDetector
+from tether.guards.pii import PiiMasker, PiiPattern, Vault
+from tether.guards.policy import Policy, PolicySet, ToolInfo, load_policy, loads_policy
+from tether.guards.retry import BreakerBoard, CircuitBreaker, RetryPolicy
+
+__all__ = [
+    "ActionDenied",
+    "ApprovalError",
+    "ApprovalRequest",
+    "ApprovalState",
+    "BreakerBoard",
+    "BudgetExceeded",
+    "CircuitBreaker",
+    "Decision",
+    "Embedder",
+    "GuardConfig",
+    "GuardError",
+    "GuardInterceptor",
+    "Guards",
+    "HaltRun",
+    "Intervention",
+    "KeyFormatError",
+    "KeyRegistry",
+    "Ledger",
+    "Limits",
+    "LoopConfig",
+    "LoopDetector",
+    "LoopHalt",
+    "MiniLMEmbedder",
+    "PiiMasker",
+    "PiiPattern",
+    "Policy",
+    "PolicyLoadError",
+    "PolicySet",
+    "RetryPolicy",
+    "Spend",
+    "TenantBudgets",
+    "ToolInfo",
+    "ToolUnavailable",
+    "Vault",
+    "VaultError",
+    "action_digest",
+    "default_embedder",
+    "generate_keypair",
+    "load_policy",
+    "load_private_key",
+    "load_public_key",
+    "loads_policy",
+    "sign_decision",
+    "spend_from_events",
+]

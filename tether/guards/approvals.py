@@ -1,0 +1,278 @@
+"""Human approval decisions, and two-person approval with Ed25519-signed decisions.
+
+A decision is signed over a canonical payload that binds it to one approval id, one decision,
+one approver, one nonce, the reason and the digest of the exact proposed action; so a signature
+cannot be moved to another approval, flipped from deny to approve, attributed to someone else,
+or reused (nonces are single-use), and the action cannot be changed after it was approved.
+
+`ApprovalState` is the pure state machine of one approval; the runtime persists the request, the
+accepted decisions and the used nonces, and rebuilds the state from them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from collections.abc import Iterable, MutableSet
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from tether.guards.errors import ApprovalError, KeyFormatError
+
+Verdict = Literal["approve", "deny"]
+Status = Literal["pending", "approved", "denied"]
+_APPROVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+
+
+def action_digest(tool: str, args: Any) -> str:
+    """sha256 of the canonical action; what an approver actually approves."""
+    return hashlib.sha256(
+        orjson.dumps({"tool": tool, "args": args}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# --------------------------------------------------------------------------- keys
+def load_public_key(data: str | bytes) -> Ed25519PublicKey:
+    """PEM (SubjectPublicKeyInfo), OpenSSH `ssh-ed25519 ...`, or raw 32 bytes as base64/hex."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    text = raw.strip()
+    key: object
+    try:
+        if text.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(text)
+        elif text.startswith(b"ssh-ed25519 "):
+            key = serialization.load_ssh_public_key(text)
+        else:
+            key = Ed25519PublicKey.from_public_bytes(_decode_32(text.decode("ascii")))
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
+        raise KeyFormatError(f"malformed public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFormatError(f"not an Ed25519 public key ({type(key).__name__})")
+    return key
+
+
+def load_private_key(data: str | bytes, password: bytes | None = None) -> Ed25519PrivateKey:
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    text = raw.strip()
+    key: object
+    try:
+        if text.startswith(b"-----BEGIN OPENSSH"):
+            key = serialization.load_ssh_private_key(text, password)
+        elif text.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(text, password)
+        else:
+            key = Ed25519PrivateKey.from_private_bytes(_decode_32(text.decode("ascii")))
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
+        raise KeyFormatError(f"malformed private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFormatError(f"not an Ed25519 private key ({type(key).__name__})")
+    return key
+
+
+def _decode_32(text: str) -> bytes:
+    text = text.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=False)
+    except binascii.Error as exc:
+        raise ValueError(f"not base64 or hex: {exc}") from None
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 key bytes, got {len(raw)}")
+    return raw
+
+
+def generate_keypair() -> tuple[str, str]:
+    """(private PEM, public PEM) for a new approver."""
+    priv = Ed25519PrivateKey.generate()
+    priv_pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+    return priv_pem, public_pem(priv.public_key())
+
+
+def public_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+class KeyRegistry:
+    """approver id -> public key. One key per approver; re-registering replaces (rotation)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    def register(self, approver: str, public_key: str | bytes | Ed25519PublicKey) -> None:
+        if not _APPROVER_ID.fullmatch(approver):
+            raise ApprovalError(f"invalid approver id {approver!r}")
+        key = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(
+            public_key)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        for other, k in self._keys.items():
+            if other != approver and k.public_bytes(
+                    serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw:
+                # one key for two "people" would make two-person approval a one-person approval
+                raise ApprovalError(f"this key is already registered to approver '{other}'")
+        self._keys[approver] = key
+
+    def get(self, approver: str) -> Ed25519PublicKey:
+        try:
+            return self._keys[approver]
+        except KeyError:
+            raise ApprovalError(f"approver '{approver}' has no registered key") from None
+
+    def __contains__(self, approver: object) -> bool:
+        return approver in self._keys
+
+    def approvers(self) -> list[str]:
+        return sorted(self._keys)
+
+
+# ---------------------------------------------------------------------- decisions
+@dataclass(frozen=True)
+class Decision:
+    approval_id: str
+    verdict: Verdict
+    approver: str
+    reason: str
+    action_digest: str
+    nonce: str
+    signature: str | None = None  # base64 Ed25519 over `payload()`
+
+    def payload(self) -> bytes:
+        return canonical_payload(self.approval_id, self.verdict, self.approver, self.reason,
+                                 self.action_digest, self.nonce)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"approval_id": self.approval_id, "verdict": self.verdict,
+                "approver": self.approver, "reason": self.reason,
+                "action_digest": self.action_digest, "nonce": self.nonce,
+                "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Decision:
+        try:
+            return cls(str(data["approval_id"]), data["verdict"], str(data["approver"]),
+                       str(data.get("reason", "")), str(data["action_digest"]),
+                       str(data["nonce"]), data.get("signature"))
+        except KeyError as exc:
+            raise ApprovalError(f"decision is missing field {exc}") from None
+
+
+def canonical_payload(approval_id: str, verdict: str, approver: str, reason: str,
+                      digest: str, nonce: str) -> bytes:
+    return orjson.dumps(
+        {"v": 1, "approval_id": approval_id, "verdict": verdict, "approver": approver,
+         "reason": reason, "action_digest": digest, "nonce": nonce},
+        option=orjson.OPT_SORT_KEYS)
+
+
+def new_nonce() -> str:
+    return base64.urlsafe_b64encode(os.urandom(18)).decode()
+
+
+def sign_decision(key: Ed25519PrivateKey, approval_id: str, verdict: Verdict, approver: str,
+                  digest: str, reason: str = "", nonce: str | None = None) -> Decision:
+    d = Decision(approval_id, verdict, approver, reason, digest, nonce or new_nonce())
+    return replace(d, signature=base64.b64encode(key.sign(d.payload())).decode())
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the run proposed and waits on (persisted when the run suspends)."""
+
+    id: str
+    run_id: str
+    tool: str
+    args: Any
+    rule: str
+    critical: bool = False
+    reason: str = ""
+
+    @property
+    def digest(self) -> str:
+        return action_digest(self.tool, self.args)
+
+    @property
+    def required(self) -> int:
+        return 2 if self.critical else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "run_id": self.run_id, "tool": self.tool, "args": self.args,
+                "rule": self.rule, "critical": self.critical, "reason": self.reason,
+                "action_digest": self.digest}
+
+
+@dataclass
+class ApprovalState:
+    request: ApprovalRequest
+    decisions: list[Decision] = field(default_factory=list)
+    status: Status = "pending"
+
+    def apply(self, d: Decision, keys: KeyRegistry, used_nonces: MutableSet[str]) -> Status:
+        """Validate and record one decision; raise ApprovalError on anything suspicious.
+
+        `used_nonces` is the durable set of every nonce ever accepted (replay protection across
+        approvals and restarts); the accepted nonce is added to it.
+        """
+        req = self.request
+        if d.approval_id != req.id:
+            raise ApprovalError(f"decision is for approval '{d.approval_id}', not '{req.id}'")
+        if self.status != "pending":
+            raise ApprovalError(f"approval '{req.id}' is already {self.status}")
+        if d.verdict not in ("approve", "deny"):
+            raise ApprovalError(f"verdict must be approve or deny, got {d.verdict!r}")
+        if d.action_digest != req.digest:
+            raise ApprovalError("decision was made for a different action (digest mismatch)")
+        if len(d.nonce) < 16:
+            raise ApprovalError("nonce too short (at least 16 characters of randomness)")
+        if d.nonce in used_nonces:
+            raise ApprovalError("replayed decision: nonce already used")
+        signed = d.signature is not None
+        if req.critical and not signed:
+            raise ApprovalError(f"approval '{req.id}' is critical: decisions must be signed")
+        if signed:
+            self._verify(d, keys)
+        elif not _APPROVER_ID.fullmatch(d.approver):
+            raise ApprovalError(f"invalid approver id {d.approver!r}")
+        if any(prev.approver == d.approver for prev in self.decisions):
+            raise ApprovalError(
+                f"approver '{d.approver}' already decided on '{req.id}': two distinct approvers "
+                "are required")
+        used_nonces.add(d.nonce)
+        self.decisions.append(d)
+        if d.verdict == "deny":
+            self.status = "denied"
+        elif sum(1 for x in self.decisions if x.verdict == "approve") >= req.required:
+            self.status = "approved"
+        return self.status
+
+    @staticmethod
+    def _verify(d: Decision, keys: KeyRegistry) -> None:
+        key = keys.get(d.approver)
+        try:
+            sig = base64.b64decode(d.signature or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise ApprovalError("signature is not valid base64") from None
+        try:
+            key.verify(sig, d.payload())
+        except InvalidSignature:
+            raise ApprovalError(
+                f"invalid signature: not signed by '{d.approver}' or the decision was altered"
+            ) from None
+
+    @classmethod
+    def rebuild(cls, request: ApprovalRequest, decisions: Iterable[Decision], keys: KeyRegistry
+                ) -> ApprovalState:
+        """Re-validate persisted decisions (a tampered row is rejected, not trusted)."""
+        state = cls(request)
+        nonces: set[str] = set()
+        for d in decisions:
+            state.apply(d, keys, nonces)
+        return state

@@ -1,0 +1,513 @@
+"""Guards wired into the runtime: an interceptor on every effect plus the gateway for model-proposed
+tool calls.
+
+Two layers, on purpose:
+- `GuardInterceptor` sees *every* effect (`ctx.step`, `ctx.spawn`): budgets are checked before
+  each one and charged after (also on replay, so totals are rebuilt from the journal); every
+  `tool:*` step is checked against the policy, so even agent code that calls `ctx.tool` directly
+  cannot execute a denied, unapproved or honeypot tool; tool calls and errors feed the loop
+  detector.
+- `Guards.tool` / `Guards.model` are what an agent loop calls with what the model proposed: they
+  unmask PII placeholders for the tool, journal each policy decision, return a denial or a
+  honeypot's simulated success as an observation, wait durably for approvals, and mask PII and
+  apply loop interventions before a model call.
+
+Per-run guard state lives in `ctx.scratch`, which the runtime rebuilds on every replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether.guards.approvals import (
+    ApprovalRequest,
+    ApprovalState,
+    Decision,
+    KeyRegistry,
+    action_digest,
+)
+from tether.guards.budget import Ledger, Limits, Spend
+from tether.guards.embedding import Embedder
+from tether.guards.errors import (
+    ActionDenied,
+    ApprovalError,
+    BudgetExceeded,
+    LoopHalt,
+    ToolUnavailable,
+    VaultError,
+)
+from tether.guards.loops import Intervention, LoopConfig, LoopDetector
+from tether.guards.pii import PiiMasker, PiiPattern, Vault, decode_key
+from tether.guards.policy import Decision as PolicyDecision
+from tether.guards.policy import Policy, PolicySet, ToolInfo, load_policy
+from tether.guards.retry import BreakerBoard
+from tether.runtime.errors import RunHalted
+from tether.runtime.interceptors import BaseInterceptor, Effect
+
+if TYPE_CHECKING:
+    from tether.models import Model, ModelResponse
+    from tether.runtime import Context
+    from tether.store import Event, RunRecord
+    from tether.tools import Tool, ToolRegistry, ToolResult
+
+SCRATCH_KEY = "tether.guards"
+APPROVAL_SIGNAL = "approval:"
+GUARD_STEP = "guard:"
+
+
+@dataclass
+class GuardConfig:
+    """Everything the guards of one deployment need. Per-agent/tenant policies: `policies`."""
+
+    policy: Policy | PolicySet | None = None  # None = deny every tool (deny by default)
+    tenant_policies: dict[str, Policy] = field(default_factory=dict)
+    run_limits: Limits = field(default_factory=Limits)  # default; run.options["budget"] wins
+    tenant_limits: dict[str, Limits] = field(default_factory=dict)  # per tenant, per UTC day
+    loops: LoopConfig = field(default_factory=LoopConfig)
+    embedder: Embedder | None = None  # None disables the semantic-loop signal
+    pii: bool = True
+    pii_patterns: Sequence[PiiPattern] = ()
+    vault_key: bytes | None = None  # default: TETHER_VAULT_KEY
+    approvers: KeyRegistry = field(default_factory=KeyRegistry)
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+
+    @classmethod
+    def from_policy_file(cls, path: str | Path, **kwargs: Any) -> GuardConfig:
+        return cls(policy=load_policy(path), **kwargs)
+
+
+@dataclass
+class RunGuardState:
+    ledger: Ledger
+    detector: LoopDetector
+    vault: Vault
+    masker: PiiMasker
+    policy: Policy | PolicySet | None
+    pending: Intervention | None = None
+    approvals: int = 0
+    cleared: set[str] = field(default_factory=set)  # action digests the gateway cleared
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    temperature_bump: float = 0.0
+    sealed_entries: int = 0
+
+
+class Guards:
+    def __init__(self, config: GuardConfig | None = None,
+                 tools: ToolRegistry | None = None) -> None:
+        self.config = config or GuardConfig()
+        self.tools = tools
+        self.breakers = BreakerBoard(self.config.breaker_threshold,
+                                     self.config.breaker_cooldown_s)
+
+    # ------------------------------------------------------------------ runtime hook
+    def interceptors(self) -> list[GuardInterceptor]:
+        """Pass to `Tether(interceptors=...)` / `Worker(interceptors=...)`."""
+        return [GuardInterceptor(self)]
+
+    def state(self, ctx: Context) -> RunGuardState:
+        st = ctx.scratch.get(SCRATCH_KEY)
+        if st is None:
+            st = self._new_state(ctx)
+            ctx.scratch[SCRATCH_KEY] = st
+        assert isinstance(st, RunGuardState)
+        return st
+
+    def _new_state(self, ctx: Context) -> RunGuardState:
+        cfg = self.config
+        run = ctx.run
+        limits = Limits.from_json(run.options["budget"]) if "budget" in run.options \
+            else cfg.run_limits
+        parent: Ledger | None = None
+        if run.tenant in cfg.tenant_limits:
+            parent = Ledger(cfg.tenant_limits[run.tenant], scope=f"tenant {run.tenant} (today)",
+                            spend=tenant_spend_today(ctx.store, run.tenant, exclude=run.id))
+        # The run's limits cover its whole tree: the other runs of the tree have already spent
+        # part of it (children draw from the parent's budget, and the parent from theirs).
+        tree = Ledger(limits, scope="run", parent=parent,
+                      spend=tree_spend(ctx.store, run, exclude=run.id),
+                      started_at=_tree_start(ctx.store, run))
+        own = Ledger(Limits(), scope="run", parent=tree)
+        own.spend.child_runs = 0
+        policy = cfg.policy
+        if run.tenant in cfg.tenant_policies:
+            tenant_policy = cfg.tenant_policies[run.tenant]
+            base = list(policy.policies) if isinstance(policy, PolicySet) else (
+                [policy] if policy else [])
+            policy = PolicySet(tenant_policy, *base)
+        return RunGuardState(
+            ledger=own,
+            detector=LoopDetector(cfg.embedder, cfg.loops),
+            vault=Vault(),
+            masker=PiiMasker(list(cfg.pii_patterns)),
+            policy=policy,
+        )
+
+    # ----------------------------------------------------------------- policy helpers
+    def tool_info(self, name: str) -> ToolInfo:
+        tool: Tool | None = None
+        if self.tools is not None:
+            try:
+                tool = self.tools.get(name)
+            except Exception:
+                tool = None
+        if tool is None:
+            return ToolInfo(name=name)
+        kind = "openapi" if hasattr(tool, "base_url") else str(getattr(tool, "kind", "python"))
+        return ToolInfo(
+            name=name,
+            side_effect=tool.side_effect,
+            kind=kind,
+            base_url=getattr(tool, "base_url", None),
+            requires_approval=bool(getattr(tool, "requires_approval", False)),
+            critical=bool(getattr(tool, "critical", False)),
+        )
+
+    def decide(self, st: RunGuardState, name: str, args: Any) -> PolicyDecision:
+        if st.policy is None:
+            return PolicyDecision("deny", "no-policy", "no policy configured (deny by default)",
+                                  name)
+        return st.policy.decide(self.tool_info(name), args)
+
+    # --------------------------------------------------------------------- gateway
+    async def tool(self, ctx: Context, name: str, arguments: Any,
+                   registry: ToolRegistry | None = None) -> ToolResult:
+        """Execute a model-proposed tool call if, and only if, the guards allow it.
+
+        Never raises for a refusal: a denial, an unavailable tool or a denied approval comes back
+        as a failed `ToolResult` the agent shows to the model."""
+        from tether.tools import ToolFailure, ToolResult
+
+        registry = registry or self.tools
+        if registry is None:
+            raise ValueError("Guards.tool needs a ToolRegistry (Guards(tools=...) or registry=)")
+        st = self.state(ctx)
+        args = st.vault.unmask(arguments)  # the tool gets the real values, never the model
+        decision = self.decide(st, name, args)
+        if decision.action == "deny":
+            return await self._refusal(ctx, name, decision, "policy_denied",
+                                       f"denied by policy rule '{decision.rule}': "
+                                       f"{decision.reason}")
+        if decision.action == "honeypot":
+            return await self._honeypot(ctx, name, arguments, decision)
+        if decision.action == "approve":
+            verdict = await self._await_approval(ctx, st, name, args, decision)
+            if verdict is not None:
+                return await self._refusal(ctx, name, decision, "approval_denied", verdict)
+        breaker = self.breakers.get(name)
+        try:
+            breaker.before_call(time.time())
+        except ToolUnavailable as exc:
+            return ToolResult(tool=name, ok=False,
+                              error=ToolFailure(type="tool_unavailable", message=str(exc)))
+        st.cleared.add(action_digest(name, args))
+        result = await ctx.tool(registry, name, args)
+        if not ctx.replaying:
+            if result.ok:
+                breaker.record_success()
+            elif result.error is not None and result.error.type not in (
+                    "invalid_arguments", "not_found", "policy_denied"):
+                breaker.record_failure(time.time())
+        return result
+
+    async def _refusal(self, ctx: Context, name: str, decision: PolicyDecision, kind: str,
+                       message: str) -> ToolResult:
+        from tether.tools import ToolFailure, ToolResult
+
+        recorded = ToolResult(tool=name, ok=False, error=ToolFailure(type=kind, message=message),
+                              ).model_dump(mode="json")
+        record = {"decision": decision.to_json(), "result": recorded}
+
+        def refuse() -> dict[str, Any]:
+            return record
+
+        data = await ctx.step(f"{GUARD_STEP}deny:{name}", refuse, idempotent=True,
+                              meta={"kind": "guard", "policy": decision.to_json()})
+        return ToolResult.model_validate(data["result"])
+
+    async def _honeypot(self, ctx: Context, name: str, arguments: Any,
+                        decision: PolicyDecision) -> ToolResult:
+        from tether.tools import ToolResult
+
+        flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
+        simulated = ToolResult(tool=name, ok=True, output={"status": "ok"}).model_dump(
+            mode="json")
+
+        def pretend() -> dict[str, Any]:
+            return {"decision": decision.to_json(), "flag": flag, "result": simulated}
+
+        data = await ctx.step(f"{GUARD_STEP}honeypot:{name}", pretend, idempotent=True,
+                              meta={"kind": "guard", "policy": decision.to_json(),
+                                    "flag": "review"})
+        self.state(ctx).flags.append(flag)
+        ctx.log(f"run flagged for review: honeypot tool '{name}' was called", **flag)
+        return ToolResult.model_validate(data["result"])
+
+    async def _await_approval(self, ctx: Context, st: RunGuardState, name: str, args: Any,
+                              decision: PolicyDecision) -> str | None:
+        """Journal the request and wait durably (no worker held). None = approved, else the
+        denial message."""
+        st.approvals += 1
+        request = ApprovalRequest(
+            id=f"{ctx.run_id}.a{st.approvals}", run_id=ctx.run_id, tool=name, args=args,
+            rule=decision.rule, critical=decision.critical, reason=decision.reason)
+        body = request.to_json()
+
+        def propose() -> dict[str, Any]:
+            return body
+
+        await ctx.step(f"{GUARD_STEP}approval:{name}", propose, idempotent=True,
+                       meta={"kind": "approval", "approval_id": request.id,
+                             "policy": decision.to_json()})
+        state = ApprovalState(request)
+        nonces: set[str] = set()
+        while state.status == "pending":
+            payload = await ctx.wait_for(APPROVAL_SIGNAL + request.id)
+            try:
+                state.apply(Decision.from_json(payload or {}), self.config.approvers, nonces)
+            except (ApprovalError, TypeError, AttributeError) as exc:
+                ctx.log(f"approval {request.id}: decision rejected: {exc}",
+                        approval_id=request.id, rejected=str(exc))
+        last = state.decisions[-1]
+        ctx.log(f"approval {request.id}: {state.status} by "
+                f"{', '.join(d.approver for d in state.decisions)}",
+                approval_id=request.id, status=state.status,
+                approvers=[d.approver for d in state.decisions])
+        if state.status == "approved":
+            return None
+        return f"denied by approver '{last.approver}': {last.reason or 'no reason given'}"
+
+    # ----------------------------------------------------------------------- models
+    async def model(self, ctx: Context, model: Model, messages: Sequence[Any],
+                    **kwargs: Any) -> ModelResponse:
+        """Mask PII, apply a pending loop intervention, call the model, watch for loops."""
+        from tether.models.messages import Message, as_messages
+
+        st = self.state(ctx)
+        msgs = as_messages(list(messages))
+        if st.pending is not None:
+            iv, st.pending = st.pending, None
+            msgs = _trim(msgs, iv.trim_history_to)
+            msgs.append(Message.user(iv.message))
+            st.temperature_bump += iv.temperature_delta
+            ctx.log(f"loop intervention ({iv.kind})", **iv.to_json())
+        if st.temperature_bump:
+            base = float(kwargs.get("temperature", 0.0) or 0.0)
+            kwargs["temperature"] = round(min(2.0, base + st.temperature_bump), 3)
+        if self.config.pii:
+            msgs = [_mask_message(m, st) for m in msgs]
+            await self._persist_vault(ctx, st)
+        response = await ctx.model(model, msgs, **kwargs)
+        if response.text:
+            try:
+                thought = st.detector.observe_thought(response.text)
+            except LoopHalt as exc:
+                raise RunHalted(exc.reason, {"guard": "loop", **exc.details}) from None
+            if thought is not None:
+                st.pending = thought
+        return response
+
+    async def _persist_vault(self, ctx: Context, st: RunGuardState) -> None:
+        """Journal the vault, encrypted, whenever it grew (never in plaintext; without a key it
+        is not stored at all and is rebuilt by re-masking on replay, which is deterministic)."""
+        if len(st.vault) == st.sealed_entries:
+            return
+        st.sealed_entries = len(st.vault)
+        try:
+            key = vault_key(self.config)
+        except VaultError:
+            return
+        blob = base64.b64encode(st.vault.seal(key, context=ctx.run_id)).decode()
+
+        def seal() -> dict[str, Any]:
+            return {"vault": blob, "entries": len(st.vault)}
+
+        await ctx.step(f"{GUARD_STEP}vault", seal, idempotent=True, meta={"kind": "guard"})
+
+    def pending_intervention(self, ctx: Context) -> Intervention | None:
+        return self.state(ctx).pending
+
+    def flags(self, ctx: Context) -> list[dict[str, Any]]:
+        return list(self.state(ctx).flags)
+
+
+class GuardInterceptor(BaseInterceptor):
+    def __init__(self, guards: Guards) -> None:
+        self.guards = guards
+
+    async def before(self, ctx: Context, effect: Effect) -> None:
+        st = self.guards.state(ctx)
+        kind = _kind(effect)
+        if kind == "guard":
+            return
+        try:
+            st.ledger.check(kind, now=time.time())
+        except BudgetExceeded as exc:
+            raise RunHalted(exc.reason, {"guard": "budget", **exc.details}) from None
+        if kind == "tool":
+            name = effect.name[len("tool:"):]
+            args = effect.args[0] if effect.args else {}
+            digest = action_digest(name, args)
+            if digest in st.cleared:
+                st.cleared.discard(digest)
+                effect.meta["policy"] = {"action": "allow", "rule": "gateway", "tool": name}
+                return
+            decision = self.guards.decide(st, name, args)
+            effect.meta["policy"] = decision.to_json()
+            if decision.action != "allow":
+                # agent code bypassed the gateway: refuse, and leave the refusal in the journal
+                ctx.log(f"policy refused direct tool call '{name}': {decision.reason}",
+                        policy=decision.to_json())
+                raise ActionDenied(name, decision.rule, decision.reason if decision.action ==
+                                   "deny" else f"{decision.action} required; use Guards.tool")
+
+    async def after(self, ctx: Context, effect: Effect, result: Any,
+                    error: BaseException | None, replay: bool) -> None:
+        st = self.guards.state(ctx)
+        kind = _kind(effect)
+        if kind == "guard":
+            return
+        st.ledger.charge_effect(kind)
+        if kind == "model" and isinstance(result, dict):
+            usage = result.get("usage") or {}
+            st.ledger.charge_usage(int(usage.get("input_tokens", 0)),
+                                   int(usage.get("output_tokens", 0)),
+                                   float(result.get("cost_usd") or 0.0))
+        try:
+            iv: Intervention | None = None
+            if kind == "tool":
+                args = effect.args[0] if effect.args else {}
+                iv = st.detector.observe_tool_call(effect.name[len("tool:"):], args)
+                if isinstance(result, dict) and result.get("ok") is False:
+                    err = (result.get("error") or {}).get("message", "")
+                    iv = st.detector.observe_error(f"{effect.name}: {err}") or iv
+            if error is not None:
+                iv = st.detector.observe_error(f"{effect.name}: {error}") or iv
+        except LoopHalt as exc:
+            if replay:  # a halt ends the run; it cannot be in the middle of a replay
+                return
+            raise RunHalted(exc.reason, {"guard": "loop", **exc.details}) from None
+        if iv is not None:
+            st.pending = iv
+
+
+# ------------------------------------------------------------------------- helpers
+def _kind(effect: Effect) -> str:
+    if effect.kind == "spawn":
+        return "child"
+    name = effect.name
+    if name.startswith(GUARD_STEP):
+        return "guard"
+    if name.startswith("model:"):
+        return "model"
+    if name.startswith("tool:"):
+        return "tool"
+    return "step"
+
+
+def _trim(msgs: list[Any], keep: int) -> list[Any]:
+    """Keep system messages, the first user message (the goal) and the last `keep` messages,
+    without splitting an assistant tool-call turn from its tool results."""
+    head = [m for m in msgs if m.role == "system"]
+    rest = [m for m in msgs if m.role != "system"]
+    if len(rest) <= keep + 1:
+        return msgs
+    goal, tail = rest[0], rest[-keep:] if keep else []
+    while tail and tail[0].role == "tool":
+        tail = tail[1:]
+    return [*head, goal, *tail]
+
+
+def _mask_message(m: Any, st: RunGuardState) -> Any:
+    update: dict[str, Any] = {}
+    if m.content:
+        update["content"] = st.masker.mask(m.content, st.vault)[0]
+    if m.tool_calls:
+        update["tool_calls"] = [
+            tc.model_copy(update={"arguments": st.masker.mask_value(tc.arguments, st.vault)})
+            for tc in m.tool_calls]
+    return m.model_copy(update=update) if update else m
+
+
+def spend_from_events(events: Sequence[Event], since: float | None = None) -> Spend:
+    """What one run spent, recomputed from its journal (the single source of truth)."""
+    sp = Spend()
+    started: set[str] = set()
+    for e in events:
+        if since is not None and e.ts < since:
+            continue
+        name = e.name or ""
+        if e.kind == "step_started" and not name.startswith(GUARD_STEP):
+            if e.key not in started:
+                started.add(e.key or "")
+                sp.steps += 1
+                if name.startswith("tool:"):
+                    sp.tool_calls += 1
+        elif e.kind == "step_completed" and name.startswith("model:") and isinstance(
+                e.data, dict):
+            usage = e.data.get("usage") or {}
+            sp.tokens_in += int(usage.get("input_tokens", 0))
+            sp.tokens_out += int(usage.get("output_tokens", 0))
+            sp.cost_usd = round(sp.cost_usd + float(e.data.get("cost_usd") or 0.0), 10)
+        elif e.kind == "child_spawned":
+            sp.child_runs += 1
+            sp.steps += 1
+    return sp
+
+
+def _add(a: Spend, b: Spend) -> Spend:
+    return Spend(a.steps + b.steps, a.tokens_in + b.tokens_in, a.tokens_out + b.tokens_out,
+                 round(a.cost_usd + b.cost_usd, 10), max(a.wall_time_s, b.wall_time_s),
+                 a.tool_calls + b.tool_calls, a.child_runs + b.child_runs)
+
+
+def tree_spend(store: Any, run: RunRecord, exclude: str) -> Spend:
+    """Spend of every other run in this run's tree (root and all descendants)."""
+    root = run.root_id or run.id
+    members = [root, *(r.id for r in store.write(lambda tx: tx.descendants(root)))]
+    total = Spend()
+    for rid in members:
+        if rid != exclude:
+            total = _add(total, spend_from_events(store.load_events(rid)))
+    return total
+
+
+def _tree_start(store: Any, run: RunRecord) -> float:
+    root = store.get_run(run.root_id) if run.root_id and run.root_id != run.id else run
+    return float((root or run).created_at or time.time())
+
+
+def tenant_spend_today(store: Any, tenant: str, exclude: str) -> Spend:
+    """Tenant-day spend recomputed from journals (until the store keeps a usage counter)."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    total = Spend()
+    for r in store.list_runs(tenant=tenant, limit=1_000_000):
+        if r.id != exclude and (r.updated_at or r.created_at) >= midnight:
+            total = _add(total, spend_from_events(store.load_events(r.id), since=midnight))
+    total.wall_time_s = 0.0
+    return total
+
+
+def vault_key(config: GuardConfig) -> bytes:
+    if config.vault_key is not None:
+        return config.vault_key
+    raw = os.environ.get("TETHER_VAULT_KEY")
+    if not raw:
+        raise VaultError("no vault key: set TETHER_VAULT_KEY or GuardConfig.vault_key")
+    return decode_key(raw, "TETHER_VAULT_KEY")
+
+
+__all__ = [
+    "GuardConfig",
+    "GuardInterceptor",
+    "Guards",
+    "RunGuardState",
+    "spend_from_events",
+]
