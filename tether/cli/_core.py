@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tether.runtime import Tether
+from tether.runtime import resolve_agent
 from tether.store import ALL_STATUSES, Event, RunRecord
 
 from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
@@ -44,6 +44,7 @@ def run(
     payload = parse_json(input, "--input")
     tether = open_tether(db)
     with handle_errors():
+        resolve_agent(agent)  # a typo fails here, before anything is written to the store
         run_id = tether.submit(agent, payload, tenant=tenant, max_depth=max_depth)
     if detach:
         console.print(run_id)
@@ -59,6 +60,7 @@ def runs(
     status: str = typer.Option(None, "--status", "-s", help="Filter by status."),
     tenant: str = typer.Option(None, "--tenant"),
     limit: int = typer.Option(50, "--limit"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     db: str = DB_OPTION,
 ) -> None:
     """List runs, newest first."""
@@ -67,6 +69,9 @@ def runs(
     tether = open_tether(db)
     with handle_errors():
         records = tether.runs(status=status, tenant=tenant, limit=limit)
+    if as_json:
+        print(json.dumps([_run_dict(r) for r in records], default=str))
+        return
     table = Table("run", "agent", "status", "tenant", "depth", "created", "reason / error")
     for r in records:
         table.add_row(r.id, r.agent, _status(r.status), r.tenant, str(r.depth), _time(r.created_at),
@@ -149,6 +154,12 @@ def worker(
 
 
 # -- rendering -------------------------------------------------------------------------------
+def _run_dict(r: RunRecord) -> dict[str, Any]:
+    return {"id": r.id, "agent": r.agent, "status": r.status, "tenant": r.tenant,
+            "parent_id": r.parent_id, "depth": r.depth, "created_at": r.created_at,
+            "result": r.result, "error": r.error, "reason": r.reason}
+
+
 def _status(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 

@@ -9,6 +9,7 @@ write — and every write it submitted before — is on disk when the future res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -65,10 +66,8 @@ class GroupCommitter:
             for (_, fut, loop), result in zip(batch, results, strict=True):
                 by_loop[loop].append((fut, result))
             for loop, items in by_loop.items():
-                try:
+                with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                     loop.call_soon_threadsafe(_settle, items)
-                except RuntimeError:  # loop closed: nobody is waiting any more
-                    pass
 
     def close(self) -> None:
         with self._cond:

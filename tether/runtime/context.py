@@ -26,6 +26,7 @@ from .errors import (
     ActivityError,
     ChildFailed,
     DepthLimitExceeded,
+    Drain,
     InDoubt,
     NonDeterminismError,
     NotSerializable,
@@ -98,6 +99,9 @@ class Context:
         self._visited: set[str] = set()
         self._background_error: BaseException | None = None
         self._nondeterminism: NonDeterminismError | None = None
+        # Set by the worker: "drain" (shutting down: stop at the next effect), "cancel" (the run
+        # was cancelled: record interrupted steps as failed) or "lease" (lost: write nothing).
+        self.stop_reason: str | None = None
         self.max_depth = int(run.options.get("max_depth", max_depth or DEFAULT_MAX_DEPTH))
 
     # -- identity --------------------------------------------------------------------------
@@ -192,6 +196,8 @@ class Context:
 
     # -- interceptors ----------------------------------------------------------------------
     async def _before(self, effect: Effect) -> None:
+        if self.stop_reason == "drain":
+            raise Drain()
         for interceptor in self.interceptors:
             await interceptor.before(self, effect)
 
@@ -270,8 +276,9 @@ class Context:
                 call = asyncio.to_thread(fn, *args, **kwargs)
             result = await (asyncio.wait_for(call, timeout) if timeout else call)
         except asyncio.CancelledError:
-            self._append("step_failed", key, name, {"type": "Cancelled",
-                                                     "message": "the run was cancelled"})
+            if self.stop_reason == "cancel":
+                self._append("step_failed", key, name, {"type": "Cancelled",
+                                                         "message": "the run was cancelled"})
             raise
         except TimeoutError as exc:
             error = ActivityError(name, "Timeout", f"did not finish within {timeout}s", key)
@@ -473,7 +480,7 @@ class Context:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
                 failed = [t for t in done if t.exception() is not None
-                          and not isinstance(t.exception(), Suspend)]
+                          and not isinstance(t.exception(), (Suspend, Drain))]
                 if failed:
                     for t in pending:
                         t.cancel()
@@ -485,6 +492,8 @@ class Context:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        if any(isinstance(t.exception(), Drain) for t in tasks):
+            raise Drain()
         suspends = [t.exception() for t in tasks if isinstance(t.exception(), Suspend)]
         if suspends:
             raise Suspend.merge([s for s in suspends if isinstance(s, Suspend)])
@@ -515,7 +524,7 @@ class Context:
         the code dropped a step it once performed."""
         if self._nondeterminism is not None:
             raise self._nondeterminism
-        missing = [k for k in self._journal.keys() if k not in self._visited]
+        missing = [k for k in self._journal.by_key if k not in self._visited]
         if missing:
             key = min(missing, key=lambda k: self._journal.by_key[k][0].seq)
             first = self._journal.by_key[key][0]

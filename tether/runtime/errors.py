@@ -17,7 +17,8 @@ class RunNotFound(TetherError):
     def __init__(self, run_id: str, where: str = "") -> None:
         loc = f" in {where}" if where else ""
         super().__init__(
-            f"no run with id {run_id!r}{loc}; list runs with `tether runs` (or check --db/TETHER_DB)"
+            f"no run with id {run_id!r}{loc}; list runs with `tether runs` "
+            "(or check --db/TETHER_DB)"
         )
         self.run_id = run_id
 
@@ -144,6 +145,11 @@ class InDoubt(BaseException):
         )
         self.key = key
         self.step = step
+
+
+class Drain(BaseException):
+    """The worker is shutting down: stop before the next effect; the run goes back to the queue
+    with its journal intact, and another worker continues it by replay."""
 
 
 class RunHalted(BaseException):

@@ -34,7 +34,9 @@ def agent_ref(agent: Callable[..., Any] | str) -> str:
         path = getattr(main, "__file__", None)
         if path:
             return f"{os.path.abspath(path)}:{qualname}"
-        raise AgentNotFound(f"agent {qualname} lives in __main__ without a file; move it to a module")
+        raise AgentNotFound(
+            f"agent {qualname} lives in __main__ without a file; move it to a module"
+        )
     return f"{module}:{qualname}"
 
 
@@ -42,7 +44,8 @@ def resolve_agent(ref: str) -> Callable[..., Any]:
     target, sep, qualname = ref.rpartition(":")
     if not sep or not target or not qualname:
         raise AgentNotFound(
-            f"agent reference {ref!r} must look like 'package.module:function' or 'file.py:function'"
+            f"agent reference {ref!r} must look like 'package.module:function' "
+            "or 'file.py:function'"
         )
     try:
         module = _load_file(target) if target.endswith(".py") else _import(target)
@@ -57,7 +60,7 @@ def resolve_agent(ref: str) -> Callable[..., Any]:
             raise AgentNotFound(f"{target!r} has no attribute {qualname!r} (agent {ref!r})")
     if not callable(obj):
         raise AgentNotFound(f"{ref!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _import(name: str) -> Any:

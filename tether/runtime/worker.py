@@ -17,6 +17,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from tether.store import LeaseLost, RunRecord, Store, dumps
@@ -26,6 +27,7 @@ from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
 from .errors import (
     AgentNotFound,
+    Drain,
     InDoubt,
     NonDeterminismError,
     NotSerializable,
@@ -36,6 +38,11 @@ from .interceptors import Interceptor
 from .refs import resolve_agent
 
 log = logging.getLogger("tether.worker")
+
+
+def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
+           tenant_limits: dict[str, int] | None) -> list[str]:
+    return list(tx.claim(owner, limit, ttl, tenant_limits))
 
 
 def default_owner() -> str:
@@ -55,6 +62,7 @@ class Worker:
         max_depth: int | None = None,
         tenant_limits: dict[str, int] | None = None,
         committer: GroupCommitter | None = None,
+        drain_timeout: float = 10.0,
     ) -> None:
         self.store = store
         self.owner = owner or default_owner()
@@ -68,6 +76,8 @@ class Worker:
         self._committer = committer
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stop_reason: dict[str, str] = {}
+        self._contexts: dict[str, Context] = {}
+        self.drain_timeout = drain_timeout
         self._kick: asyncio.Event | None = None
         self.executed = 0
 
@@ -99,9 +109,9 @@ class Worker:
                     break
                 free = self.concurrency - len(self._active)
                 if free > 0:
-                    claimed = await self.committer.run(
-                        lambda tx, n=free: tx.claim(self.owner, n, self.lease_ttl,
-                                                    self.tenant_limits)
+                    claimed: list[str] = await self.committer.run(
+                        partial(_claim, owner=self.owner, limit=free, ttl=self.lease_ttl,
+                                tenant_limits=self.tenant_limits)
                     )
                     for run_id in claimed:
                         self._start(run_id)
@@ -112,20 +122,33 @@ class Worker:
                 waiters = [asyncio.ensure_future(self._kick.wait())]
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))
-                done, pending = await asyncio.wait(
+                _done, pending = await asyncio.wait(
                     waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
                 )
                 for w in pending:
                     w.cancel()
         finally:
+            await self._drain()
             heartbeat.cancel()
-            for run_id, task in list(self._active.items()):
-                self._stop_reason.setdefault(run_id, "shutdown")
-                task.cancel()
-            await asyncio.gather(heartbeat, *self._active.values(), return_exceptions=True)
+            await asyncio.gather(heartbeat, return_exceptions=True)
             if self._own_committer and self._committer is not None:
                 self._committer.close()
                 self._committer = None
+
+    async def _drain(self) -> None:
+        """Shut down without harming runs: each stops before its next effect and goes back to
+        the queue; steps already running get `drain_timeout` seconds to finish. Only then are
+        stragglers interrupted (their running step is left in doubt, never marked failed)."""
+        for ctx in self._contexts.values():
+            ctx.stop_reason = ctx.stop_reason or "drain"
+        tasks = list(self._active.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.drain_timeout)
+            for run_id, task in list(self._active.items()):
+                if task in pending:
+                    self._stop_reason.setdefault(run_id, "shutdown")
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, run_id: str) -> None:
         task = asyncio.create_task(self._execute(run_id), name=f"tether-run-{run_id}")
@@ -134,6 +157,7 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self._active.pop(run_id, None)
             self._stop_reason.pop(run_id, None)
+            self._contexts.pop(run_id, None)
             self.kick()
 
         task.add_done_callback(done)
@@ -165,6 +189,9 @@ class Worker:
         task = self._active.get(run_id)
         if task is not None and not task.done():
             self._stop_reason[run_id] = reason
+            ctx = self._contexts.get(run_id)
+            if ctx is not None:
+                ctx.stop_reason = reason
             task.cancel()
 
     def cancel_local(self, run_ids: Sequence[str]) -> None:
@@ -186,6 +213,7 @@ class Worker:
         events = self.store.load_events(run_id)
         ctx = Context(run, self.store, self.committer, self.owner, events,
                       interceptors=self._interceptors_for(run), max_depth=self.max_depth)
+        self._contexts[run_id] = ctx
         first = not any(e.kind == "run_started" for e in events)
         ctx._append("run_started" if first else "run_resumed", None, None,
                     {"worker": self.owner, "attempt": run.attempts})
@@ -216,6 +244,8 @@ class Worker:
             await self._commit(ops.suspend(
                 run_id, self.owner, reason=str(d), wake_at=None, children=(), signals=(),
                 options=options))
+        except Drain:
+            await self._commit(ops.abandon(run_id, self.owner))
         except RunHalted as h:
             await self._finish(ctx, "halted", reason=h.reason,
                                event=("run_halted", {"reason": h.reason, "details": h.details}))

@@ -27,5 +27,7 @@ def _default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     if isinstance(value, bytes):
-        raise TypeError("bytes are not JSON; store them with ctx.store.put_artifact and keep the digest")
+        raise TypeError(
+            "bytes are not JSON; store them with ctx.store.put_artifact and keep the digest"
+        )
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")

@@ -8,6 +8,7 @@ Connections are per thread: the runtime's committer thread writes while readers 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -286,7 +287,7 @@ class SQLiteStore:
         ok, value = self.write_batch([op])[0]
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def write_batch(self, ops: Sequence[Callable[[_SQLiteTx], Any]]) -> list[tuple[bool, Any]]:
         conn = self._conn()
@@ -407,9 +408,7 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._all.clear()
         self._local = threading.local()
