@@ -207,7 +207,7 @@ class Guards:
         except ToolUnavailable as exc:
             return ToolResult(tool=name, ok=False,
                               error=ToolFailure(type="tool_unavailable", message=str(exc)))
-        st.cleared.add(action_digest(name, args))
+        st.cleared.add(_clearance(name, args))
         result = await ctx.tool(registry, name, args)
         if not ctx.replaying:
             if result.ok:
@@ -297,7 +297,8 @@ class Guards:
             msgs = _trim(msgs, iv.trim_history_to)
             msgs.append(Message.user(iv.message))
             st.temperature_bump += iv.temperature_delta
-            ctx.log(f"loop intervention ({iv.kind})", **iv.to_json())
+            details = {k: v for k, v in iv.to_json().items() if k != "message"}
+            ctx.log(f"loop intervention ({iv.kind}): {iv.message}", **details)
         if st.temperature_bump:
             base = float(kwargs.get("temperature", 0.0) or 0.0)
             kwargs["temperature"] = round(min(2.0, base + st.temperature_bump), 3)
@@ -354,7 +355,7 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "tool":
             name = effect.name[len("tool:"):]
             args = effect.args[0] if effect.args else {}
-            digest = action_digest(name, args)
+            digest = _clearance(name, args)
             if digest in st.cleared:
                 st.cleared.discard(digest)
                 effect.meta["policy"] = {"action": "allow", "rule": "gateway", "tool": name}
@@ -410,6 +411,23 @@ def _kind(effect: Effect) -> str:
     if name.startswith("tool:"):
         return "tool"
     return "step"
+
+
+def _clearance(name: str, args: Any) -> str:
+    """Digest that survives the tool's schema coercion (500 -> 500.0) but nothing else."""
+
+    def canon(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, int | float):
+            return float(v)
+        if isinstance(v, dict):
+            return {str(k): canon(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [canon(x) for x in v]
+        return repr(v)
+
+    return action_digest(name, canon(args))
 
 
 def _trim(msgs: list[Any], keep: int) -> list[Any]:

@@ -1,0 +1,152 @@
+"""Agents and tools for the end-to-end guard tests (importable by reference from workers).
+
+Module globals (the scripted model, the guards, the execution log) are set by each test; the
+tools record every real execution in EXECUTED so tests can prove what never ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tether.guards import Guards
+from tether.models import ScriptedModel
+from tether.models.messages import Message
+from tether.tools import ToolRegistry, tool
+
+EXECUTED: list[tuple[str, dict[str, Any]]] = []
+STATE: dict[str, Any] = {"model": None, "guards": None, "active": 0, "max_active": 0}
+
+registry = ToolRegistry()
+
+
+@registry.register
+@tool(side_effect="read")
+def search(q: str) -> str:
+    """Search the web."""
+    EXECUTED.append(("search", {"q": q}))
+    return f"results for {q}"
+
+
+@registry.register
+@tool(side_effect="read")
+def read_file(path: str) -> str:
+    """Read a file."""
+    EXECUTED.append(("read_file", {"path": path}))
+    return "contents"
+
+
+@registry.register
+@tool(side_effect="write")
+def write_file(path: str, content: str) -> str:
+    """Write a file."""
+    EXECUTED.append(("write_file", {"path": path, "content": content}))
+    return "written"
+
+
+@registry.register
+@tool(side_effect="read")
+def sql_query(query: str) -> list[int]:
+    """Run SQL."""
+    EXECUTED.append(("sql_query", {"query": query}))
+    return [1]
+
+
+@registry.register
+@tool(side_effect="write")
+def send_email(to: str, body: str) -> str:
+    """Send an e-mail."""
+    EXECUTED.append(("send_email", {"to": to, "body": body}))
+    return "sent"
+
+
+@registry.register
+@tool(side_effect="write")
+def refund(card: str, amount: float) -> str:
+    """Refund to a card."""
+    EXECUTED.append(("refund", {"card": card, "amount": amount}))
+    return "refunded"
+
+
+@registry.register
+@tool(side_effect="write")
+def transfer(to: str, amount: float) -> str:
+    """Transfer money."""
+    EXECUTED.append(("transfer", {"to": to, "amount": amount}))
+    return "transferred"
+
+
+@registry.register
+@tool(side_effect="destructive")
+def delete_all() -> str:
+    """Delete everything (a honeypot: must never really run)."""
+    EXECUTED.append(("delete_all", {}))
+    return "deleted"
+
+
+@registry.register
+@tool(side_effect="destructive")
+def shutdown() -> str:
+    """Shut the system down (a honeypot)."""
+    EXECUTED.append(("shutdown", {}))
+    return "down"
+
+
+@registry.register
+@tool(side_effect="read")
+def flaky(n: int) -> str:
+    """Always fails."""
+    EXECUTED.append(("flaky", {"n": n}))
+    raise ConnectionError("upstream refused the connection")
+
+
+def reset(model: ScriptedModel, guards: Guards) -> None:
+    EXECUTED.clear()
+    STATE.update(model=model, guards=guards, active=0, max_active=0)
+
+
+async def react(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
+    """A minimal ReAct loop: everything the model proposes goes through the guards."""
+    guards: Guards = STATE["guards"]
+    model: ScriptedModel = STATE["model"]
+    messages = [Message.system("You are a careful assistant."), Message.user(goal["task"])]
+    observations: list[dict[str, Any]] = []
+    for _ in range(goal.get("max_turns", 200)):
+        response = await guards.model(ctx, model, messages, validate=False)
+        if not response.tool_calls:
+            return {"answer": response.text, "observations": observations}
+        messages.append(response.to_message())
+        for call in response.tool_calls:
+            result = await guards.tool(ctx, call.name, call.arguments)
+            observations.append(result.model_dump(mode="json"))
+            text = str(result.output) if result.ok else f"ERROR: {result.error.message}"  # type: ignore[union-attr]
+            messages.append(Message.tool(call.id, text))
+    return {"answer": None, "observations": observations}
+
+
+async def direct(ctx: Any, goal: dict[str, Any]) -> Any:
+    """Agent code that bypasses the gateway and calls ctx.tool itself."""
+    return (await ctx.tool(registry, goal["tool"], goal.get("args", {}))).model_dump(mode="json")
+
+
+async def forker(ctx: Any, depth: int) -> int:
+    """Spawns itself forever: a fork bomb."""
+    child = await ctx.spawn(forker, depth + 1)
+    return int(await child)
+
+
+async def busy(ctx: Any, n: int) -> int:
+    STATE["active"] += 1
+    STATE["max_active"] = max(STATE["max_active"], STATE["active"])
+    try:
+        await asyncio.sleep(0.002)
+    finally:
+        STATE["active"] -= 1
+    return n
+
+
+async def stepper(ctx: Any, n: int) -> int:
+    """Runs plain steps forever: a runaway on the step budget."""
+    for i in range(n):
+        await ctx.step("work", lambda i=i: i)
+    return n

@@ -1,0 +1,121 @@
+"""The approvals inbox: pending approvals found in the journals, and decisions delivered to runs.
+
+An approval is a journaled `guard:approval:<tool>` step (the request) followed by a durable
+`wait_for("approval:<id>")`. Decisions travel as signals; the run re-validates every one of them
+itself (signature, replay, distinct approvers), so the inbox only pre-checks to give the operator
+a clear error right away instead of a silently ignored decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tether.guards.approvals import ApprovalRequest, ApprovalState, Decision, KeyRegistry
+from tether.guards.errors import ApprovalError
+from tether.guards.gateway import APPROVAL_SIGNAL, GUARD_STEP
+
+_ID_SEP = ".a"
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    request: ApprovalRequest
+    tenant: str
+    decided_by: tuple[str, ...]
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.request.to_json(), "tenant": self.tenant,
+                "decided_by": list(self.decided_by), "required": self.request.required}
+
+
+def _run_id_of(approval_id: str) -> str:
+    run_id, sep, n = approval_id.rpartition(_ID_SEP)
+    if not sep or not run_id or not n.isdigit():
+        raise ApprovalError(f"unknown approval id {approval_id!r} (ids look like <run_id>.a1; "
+                            "list them with `tether approvals`)")
+    return run_id
+
+
+def _requests(events: list[Any]) -> dict[str, tuple[ApprovalRequest, float]]:
+    out: dict[str, tuple[ApprovalRequest, float]] = {}
+    for e in events:
+        if e.kind == "step_completed" and (e.name or "").startswith(GUARD_STEP + "approval:"):
+            d = e.data
+            out[d["id"]] = (ApprovalRequest(d["id"], d["run_id"], d["tool"], d["args"], d["rule"],
+                                            bool(d["critical"]), d.get("reason", "")), e.ts)
+    return out
+
+
+def _history(store: Any, run_id: str, approval_id: str, events: list[Any]) -> list[Decision]:
+    """Decisions already received by the run, then those delivered but not yet consumed."""
+    signal = APPROVAL_SIGNAL + approval_id
+    payloads = [e.data.get("payload") for e in events
+                if e.kind == "signal_received" and e.name == signal and isinstance(e.data, dict)]
+    payloads += [s.payload for s in store.pending_signals(run_id) if s.name == signal]
+    out = []
+    for p in payloads:
+        if not isinstance(p, dict):
+            continue
+        try:
+            out.append(Decision.from_json(p))
+        except (ApprovalError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _state(request: ApprovalRequest, history: list[Decision], keys: KeyRegistry
+           ) -> tuple[ApprovalState, set[str]]:
+    state, nonces = ApprovalState(request), set[str]()
+    for d in history:
+        try:
+            state.apply(d, keys, nonces)
+        except ApprovalError:
+            nonces.add(d.nonce)  # a rejected decision's nonce is burnt too
+    return state, nonces
+
+
+def list_pending(store: Any, keys: KeyRegistry | None = None,
+                 tenant: str | None = None) -> list[PendingApproval]:
+    keys = keys or KeyRegistry()
+    pending: list[PendingApproval] = []
+    for run in store.list_runs(status="waiting", tenant=tenant, limit=1_000_000):
+        events = store.load_events(run.id)
+        open_signals = {e.name for e in events if e.kind == "signal_waiting"}
+        for aid, (req, ts) in _requests(events).items():
+            if APPROVAL_SIGNAL + aid not in open_signals:
+                continue
+            state, _ = _state(req, _history(store, run.id, aid, events), keys)
+            if state.status == "pending":
+                pending.append(PendingApproval(req, run.tenant,
+                                               tuple(d.approver for d in state.decisions), ts))
+    return sorted(pending, key=lambda p: p.created_at)
+
+
+def find(store: Any, approval_id: str) -> tuple[ApprovalRequest, Any]:
+    run_id = _run_id_of(approval_id)
+    run = store.get_run(run_id)
+    if run is None:
+        raise ApprovalError(f"unknown approval id {approval_id!r}: run {run_id!r} does not exist")
+    found = _requests(store.load_events(run_id)).get(approval_id)
+    if found is None:
+        raise ApprovalError(f"unknown approval id {approval_id!r}: run {run_id!r} never asked "
+                            "for it")
+    return found[0], run
+
+
+def decide(tether: Any, decision: Decision, keys: KeyRegistry | None = None) -> str:
+    """Pre-check `decision` against the journal and deliver it. Returns the resulting status
+    ("pending" while a second approver is needed, "approved" or "denied")."""
+    keys = keys or KeyRegistry()
+    store = tether.store
+    request, run = find(store, decision.approval_id)
+    if run.finished:
+        raise ApprovalError(f"run {run.id!r} already finished ({run.status}); "
+                            f"approval {decision.approval_id!r} can no longer be decided")
+    events = store.load_events(run.id)
+    state, nonces = _state(request, _history(store, run.id, request.id, events), keys)
+    status = state.apply(decision, keys, nonces)  # raises with the precise reason
+    tether.signal(run.id, APPROVAL_SIGNAL + request.id, decision.to_json())
+    return status
