@@ -69,6 +69,23 @@ def _indent_of(lines: list[str], name: str) -> int:
     return 0
 
 
+def _caller_locals(max_depth: int = 8) -> dict[str, Any]:
+    """Local names of the frames that led here, nearest first (like pydantic's parent namespace)."""
+    names: dict[str, Any] = {}
+    frame = inspect.currentframe()
+    try:
+        f = frame.f_back if frame is not None else None
+        for _ in range(max_depth):
+            if f is None:
+                break
+            for key, value in f.f_locals.items():
+                names.setdefault(key, value)
+            f = f.f_back
+    finally:
+        del frame
+    return names
+
+
 def build_args_model(
     fn: Callable[..., Any], tool_name: str, param_docs: dict[str, str]
 ) -> tuple[type[BaseModel], bool]:
@@ -79,7 +96,11 @@ def build_args_model(
     """
     try:
         sig = inspect.signature(fn)
-        hints = typing.get_type_hints(fn, include_extras=True)
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except NameError:
+            # a type defined in the enclosing function (string annotations): look in callers
+            hints = typing.get_type_hints(fn, localns=_caller_locals(), include_extras=True)
     except (NameError, TypeError) as e:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve type hints: {e}") from e
     fields: dict[str, Any] = {}
