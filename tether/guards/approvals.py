@@ -276,3 +276,29 @@ class ApprovalState:
         for d in decisions:
             state.apply(d, keys, nonces)
         return state
+
+
+def load_key_registry(path: str | os.PathLike[str]) -> KeyRegistry:
+    """A YAML/JSON mapping `approver: public key` (PEM, `ssh-ed25519 ...`, base64 or hex)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ApprovalError(f"cannot read approver keys {os.fspath(path)!r}: {exc.strerror}"
+                            ) from None
+    except yaml.YAMLError as exc:
+        raise ApprovalError(f"approver keys {os.fspath(path)!r} is not valid YAML: {exc}"
+                            ) from None
+    if not isinstance(data, dict):
+        raise ApprovalError(f"approver keys {os.fspath(path)!r} must map approver ids to keys")
+    reg = KeyRegistry()
+    for approver, key in data.items():
+        if not isinstance(key, str):
+            raise ApprovalError(f"approver {approver!r}: the key must be a string")
+        try:
+            reg.register(str(approver), key)
+        except KeyFormatError as exc:
+            raise KeyFormatError(f"approver {approver!r}: {exc}") from None
+    return reg

@@ -1,0 +1,229 @@
+"""`tether policy|pii|approvals|approve|deny`: the guards from the command line.
+
+Exit codes: 0 ok; 1 a check failed (invalid policy, a denied decision, a rejected approval);
+2 bad usage (unreadable file, malformed JSON or key).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tether.cli._common import DB_OPTION, console, err_console, fail, open_tether
+from tether.guards.approvals import (
+    Decision,
+    KeyRegistry,
+    generate_keypair,
+    load_key_registry,
+    load_private_key,
+    new_nonce,
+    sign_decision,
+)
+from tether.guards.errors import ApprovalError, KeyFormatError, PolicyLoadError
+from tether.guards.pii import PiiMasker, PiiPattern, Vault, new_vault_key
+from tether.guards.policy import ToolInfo, load_policy
+
+policy_app = typer.Typer(help="Validate and explain policy files.", no_args_is_help=True)
+pii_app = typer.Typer(help="PII masking.", no_args_is_help=True)
+
+KeysOpt = Annotated[
+    str | None,
+    typer.Option("--keys", envvar="TETHER_APPROVERS",
+                 help="YAML file mapping approver ids to Ed25519 public keys."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(pii_app, name="pii")
+    app.command("approvals")(approvals)
+    app.command("approve")(approve)
+    app.command("deny")(deny)
+
+
+# ----------------------------------------------------------------------------- policy
+@policy_app.command("check")
+def policy_check(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
+    """Validate FILE; on error print FILE:LINE: reason and exit 1."""
+    try:
+        p = load_policy(file)
+    except PolicyLoadError as exc:
+        err_console.print(f"[bold red]invalid policy[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"ok: policy '{p.name}' — {len(p.rules)} rule(s), "
+                  f"{len(p.honeypots)} honeypot(s), read_only={str(p.read_only).lower()}")
+
+
+@policy_app.command("explain")
+def policy_explain(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    tool: Annotated[str, typer.Argument(help="Tool name.")],
+    args_json: Annotated[str, typer.Argument(help="Tool arguments as a JSON object.")] = "{}",
+    side_effect: Annotated[str | None, typer.Option(
+        "--side-effect", help="read | write | destructive (unknown = destructive).")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="python | http | openapi")] = "python",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show which rule decides TOOL with ARGS_JSON, and why. Exit 0 allow, 1 anything else."""
+    try:
+        p = load_policy(file)
+    except PolicyLoadError as exc:
+        fail(str(exc), 2)
+    try:
+        args = json.loads(args_json)
+    except json.JSONDecodeError as exc:
+        fail(f"ARGS_JSON is not valid JSON ({exc.msg} at column {exc.colno})", 2)
+    if side_effect not in (None, "read", "write", "destructive"):
+        fail("--side-effect must be read, write or destructive", 2)
+    d = p.decide(ToolInfo(tool, side_effect=side_effect, kind=kind), args)  # type: ignore[arg-type]
+    if as_json:
+        console.print_json(data={**d.to_json(), "trace": [t.__dict__ for t in d.trace]})
+    else:
+        console.print(d.explain(), markup=False)
+    if d.action != "allow":
+        raise typer.Exit(1)
+
+
+# -------------------------------------------------------------------------------- pii
+@pii_app.command("mask")
+def pii_mask(
+    pattern: Annotated[list[str] | None, typer.Option(
+        "--pattern", "-p", help="Extra pattern LABEL=REGEX (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Output JSON.")] = False,
+) -> None:
+    """Read text on stdin, print it masked, then the placeholders found (on stderr)."""
+    extra = []
+    for item in pattern or []:
+        label, sep, regex = item.partition("=")
+        if not sep:
+            fail(f"--pattern {item!r}: expected LABEL=REGEX", 2)
+        try:
+            extra.append(PiiPattern.custom(label, regex))
+        except ValueError as exc:
+            fail(f"--pattern {item!r}: {exc}", 2)
+    text = sys.stdin.read()
+    vault = Vault()
+    masked, findings = PiiMasker(extra).mask(text, vault)
+    if as_json:
+        console.print_json(data={"masked": masked, "placeholders": [
+            {"placeholder": f.placeholder, "type": f.label, "start": f.start, "end": f.end}
+            for f in findings]})
+        return
+    sys.stdout.write(masked)
+    sys.stdout.flush()
+    seen: set[str] = set()
+    for f in findings:
+        if f.placeholder not in seen:
+            seen.add(f.placeholder)
+            err_console.print(f"{f.placeholder}\t{f.label}", markup=False)
+
+
+@pii_app.command("keygen")
+def pii_keygen() -> None:
+    """Print a new vault key for TETHER_VAULT_KEY."""
+    console.print(new_vault_key())
+
+
+# -------------------------------------------------------------------------- approvals
+def approvals(
+    keygen: Annotated[str | None, typer.Option(
+        "--keygen", help="Write a new Ed25519 key pair to PREFIX.key / PREFIX.pub and exit.")]
+    = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    keys: KeysOpt = None,
+    db: str = DB_OPTION,
+) -> None:
+    """List pending approvals (or create an approver key pair with --keygen)."""
+    from tether.guards import inbox
+
+    if keygen:
+        priv, pub = generate_keypair()
+        key_path, pub_path = Path(keygen + ".key"), Path(keygen + ".pub")
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(priv)
+        pub_path.write_text(pub)
+        console.print(f"wrote {key_path} (private, keep it secret) and {pub_path}; register the "
+                      "public key in the approvers file (--keys)")
+        return
+    tether = open_tether(db)
+    pending = inbox.list_pending(tether.store, _registry(keys), tenant)
+    if not pending:
+        console.print("no pending approvals")
+        return
+    for p in pending:
+        r = p.request
+        need = "2 signed approvals (critical)" if r.critical else "1 approval"
+        done = f"; approved by {', '.join(p.decided_by)}" if p.decided_by else ""
+        console.print(f"[bold]{r.id}[/]  tenant={p.tenant}  {r.tool}({json.dumps(r.args)})",
+                      highlight=False)
+        console.print(f"    rule={r.rule}  needs {need}{done}  digest={r.digest[:16]}",
+                      markup=False)
+
+
+def approve(
+    approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
+    approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Your Ed25519 private key (required for critical actions).")] = None,
+    keys: KeysOpt = None,
+    db: str = DB_OPTION,
+) -> None:
+    """Approve a pending action."""
+    _decide(approval_id, "approve", reason, approver, key, keys, db)
+
+
+def deny(
+    approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
+    approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Your Ed25519 private key.")] = None,
+    keys: KeysOpt = None,
+    db: str = DB_OPTION,
+) -> None:
+    """Deny a pending action."""
+    _decide(approval_id, "deny", reason, approver, key, keys, db)
+
+
+def _registry(path: str | None) -> KeyRegistry:
+    if not path:
+        return KeyRegistry()
+    try:
+        return load_key_registry(path)
+    except ApprovalError as exc:
+        fail(str(exc), 2)
+
+
+def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
+            key_path: Path | None, keys: str | None, db: str | None) -> None:
+    from tether.guards import inbox
+
+    registry = _registry(keys)
+    who = approver or os.environ.get("TETHER_APPROVER") or getpass.getuser()
+    tether = open_tether(db)
+    try:
+        request, _ = inbox.find(tether.store, approval_id)
+        if key_path is not None:
+            try:
+                private = load_private_key(key_path.read_bytes())
+            except OSError as exc:
+                fail(f"cannot read key {str(key_path)!r}: {exc.strerror}", 2)
+            decision = sign_decision(private, approval_id, verdict, who,  # type: ignore[arg-type]
+                                     request.digest, reason)
+        else:
+            decision = Decision(approval_id, verdict, who, reason,  # type: ignore[arg-type]
+                                request.digest, new_nonce())
+        status = inbox.decide(tether, decision, registry)
+    except KeyFormatError as exc:
+        fail(str(exc), 2)
+    except ApprovalError as exc:
+        fail(str(exc), 1)
+    more = " (one more distinct approver needed)" if status == "pending" else ""
+    console.print(f"{approval_id}: {verdict} recorded by {who}; status {status}{more}")
