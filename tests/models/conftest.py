@@ -1,15 +1,8 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# tests/models is not a package; make its helper module importable however pytest is invoked.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from models_testlib import ADD, WEATHER
-
+from tests.models.models_testlib import ADD, WEATHER
 from tether.models import ToolDefinition
 
 

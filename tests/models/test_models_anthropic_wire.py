@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from models_testlib import ADD, PERSON_SCHEMA, WEATHER
+
+from tests.models.models_testlib import ADD, PERSON_SCHEMA, WEATHER
 
 pytest.importorskip(
     "anthropic", reason="needs the tether[anthropic] extra (make setup installs it)"

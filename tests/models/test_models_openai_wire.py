@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_testlib import ADD, PERSON_SCHEMA, WEATHER
 
+from tests.models.models_testlib import ADD, PERSON_SCHEMA, WEATHER
 from tether.models import (
     Message,
     ModelClientError,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from models_testlib import PERSON_SCHEMA
 
+from tests.models.models_testlib import PERSON_SCHEMA
 from tether.models import (
     Message,
     ModelOutputError,

@@ -158,6 +158,8 @@ class AnthropicModel(Model):
                 body["tool_choice"] = {"type": "none"}
             elif tool_choice is not None:
                 body["tool_choice"] = {"type": "tool", "name": tool_choice}
+        if params.pop("parallel_tool_calls", True) is False and api_tools:
+            body.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
         if "stop" in params:
             stop = params.pop("stop")
             body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)

