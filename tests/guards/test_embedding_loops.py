@@ -114,3 +114,13 @@ def test_semantic_loop_recovers_after_intervention(embedder):
         d.observe_thought(t)
     assert d.observe_thought(STUCK[4]) is not None
     assert d.observe_thought("Different approach: read the cached forecast file instead.") is None
+
+
+def test_single_text_cache_returns_equal_independent_copies(embedder):
+    text = "a sentence that is embedded twice for the cache test"
+    first = embedder.embed([text])
+    first[0, 0] = 123.0  # a caller mutating its result must not poison the cache
+    again = embedder.embed([text])
+    fresh = embedder._embed([text])
+    assert again[0, 0] != 123.0
+    assert np.abs(again - fresh).max() < 1e-6

@@ -91,9 +91,12 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2, 384 dimensions, max 256 tokens; thread-safe, loaded lazily."""
 
-    def __init__(self, model_dir: str | Path | None = None, max_length: int = 256) -> None:
+    def __init__(self, model_dir: str | Path | None = None, max_length: int = 256,
+                 cache_size: int = 1024) -> None:
         self._dir = Path(model_dir) if model_dir else None
         self.max_length = max_length
+        self.cache_size = cache_size
+        self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._loaded = False
 
@@ -157,7 +160,22 @@ class MiniLMEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         if not self._loaded:
             self._load()
-        enc = self._tok.encode_batch(list(texts))
+        if len(texts) == 1:
+            # agents in a loop repeat themselves verbatim, and replays re-embed every thought
+            with self._lock:
+                hit = self._cache.get(texts[0])
+            if hit is not None:
+                return hit[None, :].copy()
+        out = self._embed(list(texts))
+        if len(texts) == 1:
+            with self._lock:
+                self._cache[texts[0]] = out[0].copy()
+                if len(self._cache) > self.cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+        return out
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        enc = self._tok.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
         types = np.array([e.type_ids for e in enc], dtype=np.int64)

@@ -17,6 +17,7 @@ Per-run guard state lives in `ctx.scratch`, which the runtime rebuilds on every 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -306,9 +307,14 @@ class Guards:
             msgs = [_mask_message(m, st) for m in msgs]
             await self._persist_vault(ctx, st)
         response = await ctx.model(model, msgs, **kwargs)
-        if response.text:
+        if response.text and response.text.strip():
+            embedder = st.detector.embedder
+            vec = None
+            if embedder is not None:
+                # ~10 ms of numpy: off the event loop, so other runs on this worker keep going
+                vec = (await asyncio.to_thread(embedder.embed, [response.text]))[0]
             try:
-                thought = st.detector.observe_thought(response.text)
+                thought = None if vec is None else st.detector.observe_thought_vector(vec)
             except LoopHalt as exc:
                 raise RunHalted(exc.reason, {"guard": "loop", **exc.details}) from None
             if thought is not None:

