@@ -69,3 +69,21 @@ async def command_then_bad_backend(ctx: Any, _input: Any) -> Any:
     except Exception as e:
         return [r["stdout"], type(e).__name__, str(e)]
     return [r["stdout"], None, None]
+
+
+TOOL_CALLS: list[str] = []
+
+
+async def uses_code_tools(ctx: Any, _input: Any) -> Any:
+    """python tool writes a CSV; the run suspends (new Context on resume); bash reads it."""
+    from tether.sandbox.tools import code_tools
+    from tether.tools import ToolRegistry
+
+    registry = ToolRegistry(code_tools(ctx))
+    first = await ctx.tool(registry, "python", {"code": WRITE_CSV})
+    TOOL_CALLS.append("python")
+    await ctx.sleep(1.2)  # longer than an inline sleep: the run suspends and is replayed
+    second = await ctx.tool(registry, "bash", {"script": "wc -l < temps.csv; ls"})
+    third = await ctx.exec(SUMMARISE)
+    return [first.ok, first.output["stdout"], second.output["stdout"],
+            third["stdout"], second.output["workspace_files"]]

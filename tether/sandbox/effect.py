@@ -35,6 +35,9 @@ class ExecContext(Protocol):
     scratch: dict[str, Any]
 
     @property
+    def run_id(self) -> str: ...
+
+    @property
     def store(self) -> Any: ...
 
     @property

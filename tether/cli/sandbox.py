@@ -1,0 +1,93 @@
+"""``tether sandbox run`` and ``tether doctor``.
+
+``sandbox run FILE`` runs a file in a fresh sandbox and prints the result as JSON; the language
+follows the extension (``.py`` python, ``.sh``/``.bash`` bash). ``doctor`` reports each backend's
+availability, the fix for a missing one, and which limits it enforces on this host.
+Exit codes: ``sandbox run`` returns the program's exit code (124 on timeout, 125 if the
+sandbox could not run); ``doctor`` returns 1 when the default backend is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tether.sandbox import Sandbox, SandboxError, SandboxUnavailable, default_backend_name, doctor
+
+
+def _emit(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def sandbox_run(
+    file: Annotated[Path, typer.Argument(help="A .py or .sh file to run", exists=True,
+                                         dir_okay=False, readable=True)],
+    backend: Annotated[str, typer.Option(help="bwrap | gvisor | unsafe-local")] = "",
+    timeout: Annotated[float, typer.Option(help="wall-clock seconds")] = 30.0,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="directory mounted at /workspace; changes are written back",
+                     file_okay=False),
+    ] = None,
+) -> None:
+    """Run FILE in a fresh sandbox and print the result as JSON."""
+    language = "bash" if file.suffix in (".sh", ".bash") else "python"
+    try:
+        sb = Sandbox(backend or default_backend_name())
+        req = sb.request(file.read_text(), language=language, timeout=timeout)
+        if workspace is not None:
+            workspace.mkdir(parents=True, exist_ok=True)
+            out = sb.run_in_dir(workspace, req)
+        else:
+            out = sb.run_request(req)
+    except SandboxUnavailable as e:
+        _emit({"error": str(e), "backend": e.backend, "fix": e.fix})
+        raise typer.Exit(125) from None
+    except SandboxError as e:
+        _emit({"error": str(e)})
+        raise typer.Exit(125) from None
+    r = out.result
+    _emit({
+        "backend": r.backend,
+        "exit_code": r.exit_code,
+        "stdout": r.stdout,
+        "stderr": r.stderr,
+        "stdout_truncated": r.stdout_truncated,
+        "stderr_truncated": r.stderr_truncated,
+        "duration_ms": r.duration_ms,
+        "timed_out": r.timed_out,
+        "error": r.error,
+        "resources": r.resources,
+        "files": {"added": r.files.added, "modified": r.files.modified,
+                  "deleted": r.files.deleted},
+        "workspace_error": r.workspace_error,
+        "limits_enforced": r.limits_enforced,
+    })
+    if r.timed_out:
+        raise typer.Exit(124)
+    raise typer.Exit(r.exit_code if r.exit_code is not None else 1)
+
+
+def doctor_cmd(
+    no_smoke: Annotated[bool, typer.Option("--no-smoke", help="skip the test exec")] = False,
+) -> None:
+    """Which sandbox backends work here, and which limits each enforces."""
+    report = doctor(smoke=not no_smoke)
+    _emit(report)
+    default = default_backend_name()
+    for b in report["backends"]:
+        if b["backend"] == default and (
+            not b["available"] or not b.get("smoke_test", {"ok": True})["ok"]
+        ):
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Run code in ephemeral sandboxes.", no_args_is_help=True)
+    group.command("run")(sandbox_run)
+    app.add_typer(group, name="sandbox")
+    app.command("doctor")(doctor_cmd)
