@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from tether.sandbox import Sandbox, SandboxError, SandboxUnavailable, default_backend_name, doctor
+from tether.sandbox._types import Language
 
 
 def _emit(data: object) -> None:
@@ -35,7 +36,7 @@ def sandbox_run(
     ] = None,
 ) -> None:
     """Run FILE in a fresh sandbox and print the result as JSON."""
-    language = "bash" if file.suffix in (".sh", ".bash") else "python"
+    language: Language = "bash" if file.suffix in (".sh", ".bash") else "python"
     try:
         sb = Sandbox(backend or default_backend_name())
         req = sb.request(file.read_text(), language=language, timeout=timeout)
