@@ -100,6 +100,16 @@ def flaky(n: int) -> str:
     raise ConnectionError("upstream refused the connection")
 
 
+@registry.register
+@tool(side_effect="read")
+def wobbly(n: int) -> str:
+    """Fails on its first two executions, then works."""
+    EXECUTED.append(("wobbly", {"n": n}))
+    if sum(1 for name, _ in EXECUTED if name == "wobbly") <= 2:
+        raise ConnectionError("upstream refused the connection")
+    return "finally"
+
+
 def reset(model: ScriptedModel, guards: Guards) -> None:
     EXECUTED.clear()
     STATE.update(model=model, guards=guards, active=0, max_active=0)

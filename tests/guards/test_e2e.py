@@ -19,6 +19,7 @@ from tether.guards import (
     KeyRegistry,
     Limits,
     LoopConfig,
+    RetryPolicy,
     Vault,
     generate_keypair,
     inbox,
@@ -35,7 +36,7 @@ name: e2e
 honeypots: [shutdown, delete_all]
 rules:
   - {id: search, tools: search, effect: allow}
-  - {id: flaky, tools: flaky, effect: allow}
+  - {id: flaky, tools: [flaky, wobbly], effect: allow}
   - id: files-read
     tools: read_file
     effect: allow
@@ -233,6 +234,29 @@ async def test_circuit_breaker_makes_tool_unavailable(db_path):
     assert len(A.EXECUTED) == 2
     assert "unavailable" in run.result["observations"][2]["error"]["message"]
     t.close()
+
+
+async def test_retries_are_journaled_and_continue_after_a_restart(db_path):
+    guards = make_guards(None, retry=RetryPolicy(max_attempts=3, base_delay_s=1.2, factor=1,
+                                                 jitter="none"))
+    A.reset(ScriptedModel([say("", tool_call("wobbly", {"n": 1})), "done"]), guards)
+    t = open_tether(db_path, guards)
+    run_id = t.submit(A.react, {"task": "x"})
+    # the worker stops once attempt 1 failed: its 1.2 s back-off is a durable timer
+    await t.worker().serve(until=lambda: t.get(run_id).status == "waiting")
+    assert t.get(run_id).status == "waiting" and len(A.EXECUTED) == 1
+    t.close()
+    t2 = open_tether(db_path, guards)  # a new worker: the retry count comes from the journal
+    done = await t2.drive(run_id)
+    assert done.status == "succeeded", done.error
+    assert [n for n, _ in A.EXECUTED] == ["wobbly"] * 3  # 3 attempts in all, not 3 more
+    assert done.result["observations"][0]["ok"] is True
+    events = journal(t2, run_id)
+    assert sum(1 for e in events if e.kind == "step_started" and e.name == "tool:wobbly") == 3
+    assert sum(1 for e in events if e.kind == "timer_started") == 2
+    # retries are not loops: no intervention was injected
+    assert not any(e.kind == "log" and "intervention" in e.data["message"] for e in events)
+    t2.close()
 
 
 # ------------------------------------------------------------------------ fork bombs

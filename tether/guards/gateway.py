@@ -48,7 +48,7 @@ from tether.guards.loops import Intervention, LoopConfig, LoopDetector
 from tether.guards.pii import PiiMasker, PiiPattern, Vault, decode_key
 from tether.guards.policy import Decision as PolicyDecision
 from tether.guards.policy import Policy, PolicySet, ToolInfo, load_policy
-from tether.guards.retry import BreakerBoard
+from tether.guards.retry import BreakerBoard, RetryPolicy
 from tether.runtime.errors import RunHalted
 from tether.runtime.interceptors import BaseInterceptor, Effect
 
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from tether.tools import Tool, ToolRegistry, ToolResult
 
 SCRATCH_KEY = "tether.guards"
+_RETRYABLE = frozenset({"execution_error", "timeout", "http_error"})
 APPROVAL_SIGNAL = "approval:"
 GUARD_STEP = "guard:"
 
@@ -79,6 +80,7 @@ class GuardConfig:
     approvers: KeyRegistry = field(default_factory=KeyRegistry)
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
+    retry: RetryPolicy | None = None  # retries of failed tool calls made through Guards.tool
 
     @classmethod
     def from_policy_file(cls, path: str | Path, **kwargs: Any) -> GuardConfig:
@@ -98,6 +100,7 @@ class RunGuardState:
     flags: list[dict[str, Any]] = field(default_factory=list)
     temperature_bump: float = 0.0
     sealed_entries: int = 0
+    retrying: bool = False  # a retry is not a loop: the detector skips it
 
 
 class Guards:
@@ -203,20 +206,42 @@ class Guards:
             if verdict is not None:
                 return await self._refusal(ctx, name, decision, "approval_denied", verdict)
         breaker = self.breakers.get(name)
-        try:
-            breaker.before_call(time.time())
-        except ToolUnavailable as exc:
-            return ToolResult(tool=name, ok=False,
-                              error=ToolFailure(type="tool_unavailable", message=str(exc)))
-        st.cleared.add(_clearance(name, args))
-        result = await ctx.tool(registry, name, args)
-        if not ctx.replaying:
-            if result.ok:
-                breaker.record_success()
-            elif result.error is not None and result.error.type not in (
-                    "invalid_arguments", "not_found", "policy_denied"):
-                breaker.record_failure(time.time())
-        return result
+
+        async def admit() -> dict[str, Any]:
+            try:
+                breaker.before_call(time.time())
+            except ToolUnavailable as exc:
+                return {"admit": False, "message": str(exc)}
+            return {"admit": True}
+
+        retry = self.config.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            # journaled, so a replay takes the same branch whatever the breaker's state is now
+            gate = await ctx.step(f"{GUARD_STEP}breaker:{name}", admit, idempotent=True,
+                                  meta={"kind": "guard"})
+            if not gate["admit"]:
+                return ToolResult(tool=name, ok=False,
+                                  error=ToolFailure(type="tool_unavailable",
+                                                    message=gate["message"]))
+            st.cleared.add(_clearance(name, args))
+            st.retrying = attempt > 1
+            try:
+                result = await ctx.tool(registry, name, args)
+            finally:
+                st.retrying = False
+            failed = not result.ok and result.error is not None and \
+                result.error.type in _RETRYABLE
+            if not ctx.replaying:
+                if result.ok:
+                    breaker.record_success()
+                elif failed:
+                    breaker.record_failure(time.time())
+            if not failed or retry is None or not retry.should_retry(attempt):
+                return result
+            # each attempt and each back-off timer is journaled: after a crash the count goes on
+            await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
 
     async def _refusal(self, ctx: Context, name: str, decision: PolicyDecision, kind: str,
                        message: str) -> ToolResult:
@@ -387,6 +412,8 @@ class GuardInterceptor(BaseInterceptor):
             st.ledger.charge_usage(int(usage.get("input_tokens", 0)),
                                    int(usage.get("output_tokens", 0)),
                                    float(result.get("cost_usd") or 0.0))
+        if st.retrying:
+            return
         try:
             iv: Intervention | None = None
             if kind == "tool":
