@@ -160,3 +160,16 @@ async def stepper(ctx: Any, n: int) -> int:
     for i in range(n):
         await ctx.step("work", lambda i=i: i)
     return n
+
+
+async def leaf(ctx: Any, i: int) -> int:
+    return i
+
+
+async def spawner(ctx: Any, n: int) -> list[int]:
+    """Spawns and joins children one after another (each join suspends and replays)."""
+    out = []
+    for i in range(n):
+        child = await ctx.spawn(leaf, i)
+        out.append(int(await child))
+    return out

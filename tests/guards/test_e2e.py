@@ -28,6 +28,7 @@ from tether.guards import (
     sign_decision,
 )
 from tether.models import ScriptedModel, tool_call
+from tether.runtime import Context, GroupCommitter
 
 from . import agents_guarded as A
 
@@ -82,6 +83,25 @@ def open_tether(db_path: str, guards: Guards, **kw: Any) -> Tether:
 
 def journal(t: Tether, run_id: str) -> list[Any]:
     return t.events(run_id)
+
+
+async def replay_only(t: Tether, guards: Guards, run_id: str, agent: Any) -> Any:
+    """Re-execute a finished run purely from its journal, guards included, with a context that
+    holds no lease: anything done live (a write) would fail, so this proves the guards replay
+    deterministically and never re-execute anything."""
+    run = t.get(run_id)
+    n_events = t.store.count_events(run_id)
+    executed = list(A.EXECUTED)
+    committer = GroupCommitter(t.store)
+    try:
+        ctx = Context(run, t.store, committer, "replay-only", t.events(run_id),
+                      interceptors=guards.interceptors())
+        result = await agent(ctx, run.input)
+        ctx.check_complete()
+    finally:
+        committer.close()
+    assert t.store.count_events(run_id) == n_events and executed == A.EXECUTED
+    return result
 
 
 def say(text: str, *calls: Any, usage: tuple[int, int] | None = None,
@@ -151,6 +171,17 @@ async def test_children_draw_from_parent_budget_and_child_limit(db_path):
     assert [r.depth for r in halted] == [3]
     assert halted[0].reason == "run budget 'child_runs' exhausted: limit=3 spent=3"
     assert t.get(root.id).status == "failed"  # its child chain ended halted
+    t.close()
+
+
+async def test_child_budget_survives_replays_of_the_parent(db_path):
+    guards = make_guards(None)
+    A.reset(search_forever(), guards)
+    t = open_tether(db_path, guards)
+    run = await t.run(A.spawner, 5, options={"budget": {"child_runs": 2}})
+    assert run.status == "halted"
+    assert run.reason == "run budget 'child_runs' exhausted: limit=2 spent=2"
+    assert len(t.runs(limit=100)) == 3
     t.close()
 
 
@@ -256,6 +287,7 @@ async def test_retries_are_journaled_and_continue_after_a_restart(db_path):
     assert sum(1 for e in events if e.kind == "timer_started") == 2
     # retries are not loops: no intervention was injected
     assert not any(e.kind == "log" and "intervention" in e.data["message"] for e in events)
+    assert await replay_only(t2, guards, run_id, A.react) == done.result
     t2.close()
 
 
@@ -386,6 +418,7 @@ async def test_approval_survives_worker_restart_without_rerunning(db_path):
     assert A.EXECUTED == [("search", {"q": "order 42"}),
                           ("refund", {"card": "4111111111111111", "amount": 500})]
     assert inbox.list_pending(t2.store) == []
+    assert await replay_only(t2, guards, run.id, A.react) == done.result
     with pytest.raises(ApprovalError, match="already finished"):
         inbox.decide(t2, _decision(aid, pending[0].request.digest, "dave"))
     t2.close()
@@ -477,6 +510,7 @@ async def test_model_never_sees_pii_but_the_tool_gets_real_values(db_path):
     assert b"jane.doe" not in blob
     assert dict(Vault.open(blob, VAULT_KEY, run.id).entries())["[EMAIL_1]"] == \
         "jane.doe@corp.example"
+    assert await replay_only(t, guards, run.id, A.react) == run.result
     t.close()
 
 
@@ -524,6 +558,7 @@ async def test_hostile_model_tries_every_forbidden_action_and_achieves_none(db_p
                                                                              "shutdown"}
     flags = [e for e in journal(t, run.id) if e.kind == "log" and e.data.get("flag")]
     assert len(flags) == 2
+    assert await replay_only(t, guards, run.id, A.react) == done.result
     t.close()
 
 
