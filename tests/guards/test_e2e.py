@@ -355,7 +355,8 @@ async def test_allowed_call_journals_its_rule(db_path):
     run = await t.run(A.react, {"task": "x"})
     started = [e for e in journal(t, run.id) if e.kind == "step_started"
                and e.name == "tool:sql_query"]
-    assert started[0].data["meta"]["policy"]["rule"] == "gateway"
+    assert started[0].data["meta"]["policy"]["rule"] == "sql"
+    assert started[0].data["meta"]["policy"]["via"] == "gateway"
     assert A.EXECUTED == [("sql_query", {"query": "select 1"})]
     t.close()
 

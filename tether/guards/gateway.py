@@ -96,7 +96,8 @@ class RunGuardState:
     policy: Policy | PolicySet | None
     pending: Intervention | None = None
     approvals: int = 0
-    cleared: set[str] = field(default_factory=set)  # action digests the gateway cleared
+    # action digest -> the decision that cleared it in the gateway (journaled with the step)
+    cleared: dict[str, dict[str, Any]] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     temperature_bump: float = 0.0
     sealed_entries: int = 0
@@ -229,7 +230,8 @@ class Guards:
                 return ToolResult(tool=name, ok=False,
                                   error=ToolFailure(type="tool_unavailable",
                                                     message=gate["message"]))
-            st.cleared.add(_clearance(name, args))
+            st.cleared[_clearance(name, args)] = {**decision.to_json(), "via": "gateway",
+                                                  "attempt": attempt}
             st.retrying = attempt > 1
             try:
                 result = await ctx.tool(registry, name, args)
@@ -392,8 +394,7 @@ class GuardInterceptor(BaseInterceptor):
             args = effect.args[0] if effect.args else {}
             digest = _clearance(name, args)
             if digest in st.cleared:
-                st.cleared.discard(digest)
-                effect.meta["policy"] = {"action": "allow", "rule": "gateway", "tool": name}
+                effect.meta["policy"] = st.cleared.pop(digest)
                 return
             decision = self.guards.decide(st, name, args)
             effect.meta["policy"] = decision.to_json()
