@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tether.sandbox import Sandbox
 
-from .conftest import TEST_LIMITS, host_pids_with
+from .conftest import TEST_LIMITS
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -51,16 +52,43 @@ def test_pool_with_other_limits_starts_cold(backend: str) -> None:
         sb.close()
 
 
+def _descendants(pids: set[int]) -> set[int]:
+    found = set(pids)
+    changed = True
+    while changed:
+        changed = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in found:
+                continue
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in found:
+                found.add(int(entry))
+                changed = True
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_closing_the_pool_leaves_no_processes() -> None:
     sb = Sandbox("bwrap", limits=TEST_LIMITS, pool_size=2)
     wait_ready(sb, 2)
-    stub_marker = "tether-sandbox-ready"
-    assert host_pids_with(stub_marker)
+    assert sb.pool is not None
+    pids = _descendants({s.proc.pid for s in sb.pool._ready})
+    assert len(pids) >= 4  # bwrap, its pid-1 and the stub, per sandbox
     sb.close()
     deadline = time.time() + 5
-    while host_pids_with(stub_marker) and time.time() < deadline:
+    while any(_alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.05)
-    assert not host_pids_with(stub_marker)
+    assert not any(_alive(p) for p in pids)
 
 
 def test_workspace_changes_are_reported(sb: Sandbox) -> None:

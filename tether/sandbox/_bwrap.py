@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.sandbox import _paths
+from tether.sandbox import _reaper as reaper
 from tether.sandbox._backend import STUB_ENV, Backend, Started
 from tether.sandbox._cgroups import Cgroup, detect
 from tether.sandbox._limits import describe, make_preexec
@@ -139,12 +140,16 @@ class BwrapBackend(Backend):
             if cgroup is not None:
                 cgroup.kill_all()
 
+        cleaned: list[bool] = []
+
         def cleanup() -> dict[str, Any]:
             stats: dict[str, Any] = {}
-            if cgroup is not None:
-                stats = dict(cgroup.stats())
-                cgroup.destroy()
             kill_group(proc)
+            if cgroup is not None and not cleaned:
+                stats = dict(cgroup.stats())
+                cgroup.kill_all()
+                reaper.defer(cgroup.remove)
+            cleaned.append(True)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
             return stats

@@ -193,6 +193,10 @@ class Cgroup:
 
     def destroy(self) -> None:
         self.kill_all()
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the (empty) groups; retries while the kernel finishes reaping."""
         for d in self.dirs.values():
             for _ in range(100):
                 try:

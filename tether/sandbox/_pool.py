@@ -26,6 +26,7 @@ class Pool:
         self._cv = threading.Condition()
         self._closed = False
         self._failures = 0
+        self._busy = 0  # jobs from this pool still running: refilling then competes for CPU
         self._thread = threading.Thread(
             target=self._fill, name=f"tether-sandbox-pool-{backend.name}", daemon=True
         )
@@ -36,6 +37,8 @@ class Pool:
             with self._cv:
                 while not self._closed and len(self._ready) >= self.size:
                     self._cv.wait()
+                # let a running job finish first (bounded), so the refill does not slow it down
+                self._cv.wait_for(lambda: self._busy == 0 or self._closed, timeout=1.0)
                 if self._closed:
                     return
             try:
@@ -63,8 +66,15 @@ class Pool:
             if not self._ready:
                 return None
             s = self._ready.pop(0)
+            self._busy += 1
             self._cv.notify_all()
             return s
+
+    def done(self) -> None:
+        """The job of a taken sandbox finished."""
+        with self._cv:
+            self._busy = max(0, self._busy - 1)
+            self._cv.notify_all()
 
     def ready(self) -> int:
         with self._cv:

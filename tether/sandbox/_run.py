@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from tether.sandbox import _reaper as reaper
 from tether.sandbox._backend import STUB_ENV, Started
 from tether.sandbox._output import CappedBuffer
 from tether.sandbox._process import encode_job, run_job
@@ -70,7 +71,7 @@ def execute(
     finally:
         with contextlib.suppress(Exception):
             started.cleanup()
-        started.staging.destroy()
+        reaper.defer(started.staging.destroy)
 
     if raw.signal is None and raw.returncode is not None and 128 < raw.returncode <= 128 + 31:
         # bwrap and runsc report a signalled child as 128 + signal number

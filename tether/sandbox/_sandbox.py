@@ -77,7 +77,11 @@ class Sandbox:
             started = self.pool.take()
         if started is None:
             started = self.backend.start(req.limits)
-        result, collected = execute(started, req, dict(files or {}))
+        try:
+            result, collected = execute(started, req, dict(files or {}))
+        finally:
+            if started.pooled and self.pool is not None:
+                self.pool.done()
         if collected is None:
             return ExecOutput(result)
         return ExecOutput(result, collected.manifest, collected.new_data)
