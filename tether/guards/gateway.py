@@ -386,10 +386,10 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "guard":
             return
         try:
-            st.ledger.check(kind, now=time.time())
+            st.ledger.check("tool" if kind == "breaker" else kind, now=time.time())
         except BudgetExceeded as exc:
             raise RunHalted(exc.reason, {"guard": "budget", **exc.details}) from None
-        if kind == "tool":
+        if effect.kind == "step" and effect.name.startswith("tool:"):
             name = effect.name[len("tool:"):]
             args = effect.args[0] if effect.args else {}
             digest = _clearance(name, args)
@@ -409,7 +409,11 @@ class GuardInterceptor(BaseInterceptor):
                     error: BaseException | None, replay: bool) -> None:
         st = self.guards.state(ctx)
         kind = _kind(effect)
-        if kind == "guard":
+        if effect.kind == "step" and effect.name.startswith(GUARD_STEP):
+            if kind in ("tool", "step"):
+                st.ledger.charge_effect(kind)
+            elif kind == "breaker" and isinstance(result, dict) and result.get("admit") is False:
+                st.ledger.charge_effect("tool")
             return
         st.ledger.charge_effect(kind)
         if kind == "model" and isinstance(result, dict):
@@ -442,13 +446,22 @@ def _kind(effect: Effect) -> str:
     if effect.kind == "spawn":
         return "child"
     name = effect.name
-    if name.startswith(GUARD_STEP):
-        return "guard"
+    if effect.kind == "step" and name.startswith(GUARD_STEP):
+        return _guard_kind(name)
     if name.startswith("model:"):
         return "model"
     if name.startswith("tool:"):
         return "tool"
     return "step"
+
+
+def _guard_kind(name: str) -> str:
+    """Refused proposals still cost budget, or one model response with a thousand denied calls
+    would be free: a denial or honeypot counts as a tool call, an approval request as a step, a
+    breaker refusal as a tool call (an admitted call is counted by its own tool step)."""
+    sub = name[len(GUARD_STEP):].split(":", 1)[0]
+    return {"deny": "tool", "honeypot": "tool", "approval": "step",
+            "breaker": "breaker"}.get(sub, "guard")
 
 
 def _clearance(name: str, args: Any) -> str:
@@ -506,6 +519,13 @@ def spend_from_events(events: Sequence[Event], since: float | None = None) -> Sp
                 sp.steps += 1
                 if name.startswith("tool:"):
                     sp.tool_calls += 1
+        elif e.kind == "step_completed" and name.startswith(GUARD_STEP):
+            kind = _guard_kind(name)
+            refused = kind == "breaker" and isinstance(e.data, dict) and e.data.get(
+                "admit") is False
+            if kind in ("tool", "step") or refused:
+                sp.steps += 1
+                sp.tool_calls += 1 if kind != "step" else 0
         elif e.kind == "step_completed" and name.startswith("model:") and isinstance(
                 e.data, dict):
             usage = e.data.get("usage") or {}
