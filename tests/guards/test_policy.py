@@ -202,6 +202,11 @@ def test_explain_names_near_misses(policy):
      6, "absolute path"),
     ("read_only: yes please\n", 1, "true or false"),
     ("", 1, "empty policy"),
+    ("version: 1\nname: !!python/object:os.system x\n", 2, "could not determine a constructor"),
+    ("rules:\n  - {id: a, tools: x, effect: allow, args: {q: {in: !!python/tuple [1]}}}\n", 2,
+     "could not determine a constructor"),
+    ("- a\n", 1, "policy must be a mapping"),
+    ("rules: 5\n", 1, "rules must be a list"),
 ])
 def test_invalid_policy_rejected_with_line(text, line, fragment):
     with pytest.raises(PolicyLoadError) as exc:

@@ -265,13 +265,14 @@ class _Loader:
     def scalar(self, node: Node, what: str) -> Any:
         if not isinstance(node, ScalarNode):
             raise self.fail(node, f"{what} must be a scalar")
-        loader = yaml.SafeLoader("")
-        return loader.construct_object(node, deep=True)
+        return self.value(node, what)
 
     def value(self, node: Node, what: str) -> Any:
         loader = yaml.SafeLoader("")
         try:
             return loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(node, f"{what}: {exc.problem or exc}") from None
         except yaml.YAMLError as exc:
             raise self.fail(node, f"{what}: {exc}") from None
 
