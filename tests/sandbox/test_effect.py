@@ -115,5 +115,21 @@ async def test_persistence_across_a_worker_crash(db_path: str) -> None:
         # exec 1 ran once, in the crashed worker; its CSV came back from the artifact store
         starts = exec_events(t, run_id, "step_started")
         assert [e.key for e in starts].count(starts[0].key) == 1 and len(starts) == 3
+        # what the killed worker left behind (staging mounts, runsc state) is collected
+        from tether.sandbox import _reaper
+        from tether.sandbox._gvisor import GVisorBackend
+        from tether.sandbox._paths import state_dir
+        from tether.sandbox._workspace import collect_stale
+
+        GVisorBackend().collect_stale()
+        _reaper.drain()
+        for kind in ("ws", "io"):
+            collect_stale(state_dir() / kind)
+        for kind in ("ws", "io"):
+            left = [p for p in (state_dir() / kind).iterdir()
+                    if p.name.startswith(f"{proc.pid}-")]
+            assert not left, left
+        assert not list(state_dir() / "runsc".glob(f"*{proc.pid}-*"))
+        assert f"{state_dir()}/ws/{proc.pid}-" not in Path("/proc/mounts").read_text()
     finally:
         t.close()

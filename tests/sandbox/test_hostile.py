@@ -449,7 +449,9 @@ print("spawned")
         time.sleep(0.05)
     assert not host_pids_with(marker), "a sandboxed process survived its sandbox"
     if sb.name == "gvisor":
-        state = Path("/run/tether-sandbox/runsc")
+        from tether.sandbox._paths import state_dir
+
+        state = state_dir() / "runsc"
         leftovers = [p.name for p in state.glob("*") if p.name != "bundles"]
         assert not any(n.endswith(".state") for n in leftovers), leftovers
 

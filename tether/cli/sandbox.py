@@ -16,8 +16,14 @@ from typing import Annotated
 
 import typer
 
-from tether.sandbox import Sandbox, SandboxError, SandboxUnavailable, default_backend_name, doctor
-from tether.sandbox._types import Language
+from tether.sandbox import (
+    Language,
+    Sandbox,
+    SandboxError,
+    SandboxUnavailable,
+    default_backend_name,
+    doctor,
+)
 
 
 def _emit(data: object) -> None:

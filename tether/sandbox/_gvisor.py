@@ -14,20 +14,23 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from tether.sandbox import _paths
+from tether.sandbox import _reaper as reaper
 from tether.sandbox._backend import STUB_ENV, Backend, Started
 from tether.sandbox._process import kill_group, spawn
 from tether.sandbox._rootfs import SANDBOX_GID, SANDBOX_UID, ensure_rootfs, mount_point_for
 from tether.sandbox._seccomp_gen import CLONE_NS_FLAGS, DENY_EPERM
 from tether.sandbox._types import Limits, SandboxUnavailable
-from tether.sandbox._workspace import Staging
+from tether.sandbox._workspace import GC_INTERVAL, Staging, owner_alive
 
 STUB_SOURCE = Path(__file__).with_name("_stub.py").read_text()
 MIN_PIDS = 256
+_collected = [-GC_INTERVAL]
 # This runsc truncates large writes to host pipes (short writes many programs ignore), so the
 # job's stdout/stderr go to files on a host tmpfs mounted here and are read after the exit.
 IO_DIR = "/run/tether-io"
@@ -155,6 +158,24 @@ class GVisorBackend(Backend):
             },
         }
 
+    def collect_stale(self) -> list[str]:
+        """Delete containers and bundles of dead workers (a SIGKILLed worker cannot)."""
+        removed = []
+        bundles = self.state_root() / "bundles"
+        names = {p.name for p in bundles.glob("*")} if bundles.exists() else set()
+        names |= {p.name.split("_sandbox:")[0] for p in self.state_root().glob("*_sandbox:*")}
+        for cid in sorted(names):
+            if owner_alive(cid):
+                continue
+            subprocess.run(self._runsc("delete", "--force", cid), capture_output=True,
+                           timeout=30, check=False)
+            for leftover in self.state_root().glob(f"*{cid}*"):
+                if leftover.is_file():
+                    leftover.unlink(missing_ok=True)
+            shutil.rmtree(bundles / cid, ignore_errors=True)
+            removed.append(cid)
+        return removed
+
     def _runsc(self, *args: str) -> list[str]:
         assert self.runsc
         return [self.runsc, "--root", str(self.state_root()), "--network=none",
@@ -165,7 +186,10 @@ class GVisorBackend(Backend):
         ensure_rootfs(_paths.rootfs())
         staging = Staging(limits)
         io = Staging(limits, size=2 * limits.file_size_bytes + 1024 * 1024, kind="io")
-        cid = "tether-" + uuid.uuid4().hex[:16]
+        if time.monotonic() - _collected[0] >= GC_INTERVAL:
+            _collected[0] = time.monotonic()
+            reaper.defer(self.collect_stale)
+        cid = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
         bundle_dir = self.state_root() / "bundles" / cid
         try:
             bundle_dir.mkdir(parents=True)

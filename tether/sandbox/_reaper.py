@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
-_q: queue.Queue[Callable[[], None]] = queue.Queue()
+_q: queue.Queue[Callable[[], object]] = queue.Queue()
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 
@@ -28,7 +28,7 @@ def _loop() -> None:
             _q.task_done()
 
 
-def defer(fn: Callable[[], None]) -> None:
+def defer(fn: Callable[[], object]) -> None:
     global _thread
     with _lock:
         if _thread is None:

@@ -13,10 +13,12 @@ import ctypes.util
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tether.sandbox import _reaper as reaper
 from tether.sandbox._fsafe import walk_files, write_file
 from tether.sandbox._paths import state_dir
 from tether.sandbox._rootfs import SANDBOX_GID, SANDBOX_UID
@@ -40,6 +42,29 @@ def _umount(target: str) -> None:
     _libc.umount2(target.encode(), _MNT_DETACH)
 
 
+GC_INTERVAL = 300.0  # seconds between sweeps for what dead workers left behind
+_collected: dict[str, float] = {}
+
+
+def owner_alive(name: str) -> bool:
+    """Entries are named ``<pid>-...`` after the worker process that created them."""
+    pid, _, _ = name.partition("-")
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
+
+
+def collect_stale(root: Path) -> list[str]:
+    """Remove staging dirs left by dead workers (e.g. after SIGKILL): unmount, then delete."""
+    removed = []
+    for entry in os.listdir(root):
+        if owner_alive(entry):
+            continue
+        path = str(root / entry)
+        _umount(path)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 @dataclass
 class Collected:
     manifest: dict[str, str]
@@ -57,7 +82,10 @@ class Staging:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root.parent, 0o755)
         os.chmod(self.root, 0o711)
-        self.path = self.root / uuid.uuid4().hex
+        if time.monotonic() - _collected.get(kind, -GC_INTERVAL) >= GC_INTERVAL:
+            _collected[kind] = time.monotonic()
+            reaper.defer(lambda: collect_stale(self.root))
+        self.path = self.root / f"{os.getpid()}-{uuid.uuid4().hex}"
         self.path.mkdir(mode=0o755)
         self.privileged = os.geteuid() == 0
         self.owner = (SANDBOX_UID, SANDBOX_GID) if self.privileged else None
