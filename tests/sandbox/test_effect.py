@@ -129,7 +129,7 @@ async def test_persistence_across_a_worker_crash(db_path: str) -> None:
             left = [p for p in (state_dir() / kind).iterdir()
                     if p.name.startswith(f"{proc.pid}-")]
             assert not left, left
-        assert not list(state_dir() / "runsc".glob(f"*{proc.pid}-*"))
+        assert not list((state_dir() / "runsc").glob(f"*{proc.pid}-*"))
         assert f"{state_dir()}/ws/{proc.pid}-" not in Path("/proc/mounts").read_text()
     finally:
         t.close()
