@@ -168,6 +168,17 @@ async def test_empty_reply_is_nudged_not_accepted(tether: Tether) -> None:
         "Your reply was empty. Call a tool or give the final answer.")
 
 
+async def test_cut_off_reply_is_not_taken_as_the_answer(tether: Tether) -> None:
+    cut = {"text": '{"tool_calls": [{"arguments": {"expression": "1 / 2 / 2 / 2',
+           "finish_reason": "length"}
+    A.SETUP.update(model=ScriptedModel([cut, "0.125"]))
+    rec = await tether.run(A.react_agent, "Compute.")
+    assert rec.status == "succeeded", rec.error
+    assert rec.result["answer"] == "0.125" and rec.result["steps"] == 2
+    nudge = A.SETUP["model"].calls[1].messages[-1]
+    assert nudge.role == "user" and nudge.content.startswith("Your reply was cut off")
+
+
 async def test_json_mode_schema_constrained_with_few_shot_examples(tether: Tether) -> None:
     example = ReActExample(
         goal="How dense is Norway?",

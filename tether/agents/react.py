@@ -32,6 +32,10 @@ from tether.tools import Tool, ToolRegistry, ToolResult
 
 Mode = Literal["auto", "native", "json"]
 MAX_PARALLEL_CALLS = 4
+TRUNCATED = (
+    "Your reply was cut off because it was too long. Reply again, shorter: one tool call with "
+    "short arguments, or a brief final answer."
+)
 
 SYSTEM_PROMPT = """\
 You solve the user's task step by step, using tools.
@@ -118,6 +122,8 @@ class _Plan:
     calls: list[ToolCall]
     answer: str | None
     assistant: Message
+    #: what to tell the model when the reply is neither calls nor an answer
+    nudge: str = "Your reply was empty. Call a tool or give the final answer."
 
 
 EventSink = Callable[[ReActEvent], None]
@@ -285,6 +291,9 @@ async def _plan(
     calls = list(response.tool_calls)
     if calls:
         return _Plan((response.text or "").strip(), calls, None, response.to_message())
+    if response.finish_reason == "length":
+        # cut off mid-reply (often a tool call that never closed): not an answer
+        return _Plan("", [], None, response.to_message(), TRUNCATED)
     return _Plan("", [], (response.text or "").strip(), response.to_message())
 
 
@@ -340,9 +349,8 @@ async def react(
             emit("thought", step, text=plan.thought)
         if not plan.calls:
             if not plan.answer:
-                # an empty reply: nudge once per step rather than accept "" as the answer
-                messages.append(Message.user(
-                    "Your reply was empty. Call a tool or give the final answer."))
+                # empty or cut off: tell the model (it costs a step) rather than accept it
+                messages.append(Message.user(plan.nudge))
                 trajectory.append({"step": step, "thought": plan.thought, "calls": []})
                 continue
             emit("answer", step, text=plan.answer)

@@ -1,0 +1,201 @@
+"""The demo end to end: `python -m tether.demo` as a real process, against a real HTTP server
+speaking the OpenAI chat-completions protocol (scripted, so the test is deterministic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether import Tether
+from tether.demo import build_model, calculate, demo_tools, lookup_country
+from tether.tools import ToolArgumentError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A scripted 'model': look up, then calculate, then answer (ignoring few-shot turns)."""
+    own = [m for m in body["messages"]
+           if m["role"] == "tool" and not str(m.get("tool_call_id", "")).startswith("example")]
+    if not own:
+        call = {"name": "lookup_country", "arguments": json.dumps({"country": "Japan"})}
+        message: dict[str, Any] = {"role": "assistant", "content": "I need Japan's figures.",
+                                   "tool_calls": [{"id": "c1", "type": "function",
+                                                   "function": call}]}
+    elif len(own) == 1:
+        figures = json.loads(own[0]["content"])
+        expr = f"{figures['population']} / {figures['area_km2']}"
+        call = {"name": "calculate", "arguments": json.dumps({"expression": expr})}
+        message = {"role": "assistant", "content": None,
+                   "tool_calls": [{"id": "c2", "type": "function", "function": call}]}
+    else:
+        message = {"role": "assistant",
+                   "content": f"Japan has about {float(own[1]['content']):.1f} people per km2."}
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    return {"id": "x", "object": "chat.completion", "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    requests: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            data = json.dumps(_reply(body)).encode()
+            self.send_response(200 if self.path == "/v1/chat/completions" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160", "OPENAI_API_KEY": ""}
+    return subprocess.run([sys.executable, "-m", "tether.demo", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_runs_end_to_end_with_an_openai_compatible_server(
+    fake_openai: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    base_url, requests = fake_openai
+    db = tmp_path / "demo.db"
+    proc = _demo("--model", "openai:fake-gpt", "--base-url", base_url, "--db", str(db))
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    # live progress
+    assert "I need Japan's figures." in out
+    assert "→ lookup_country(country='Japan')" in out
+    assert "→ calculate(expression='124500000 / 377975')" in out
+    assert "← 329.3869" in out
+    # final answer and the journal timeline
+    assert "Japan has about 329.4 people per km2." in out
+    assert "3 steps, 2 tool calls" in out
+    assert "journal of run" in out and "tool:calculate" in out and "run_completed" in out
+
+    # the model got both tools and the few-shot episode before the goal
+    assert len(requests) == 3
+    first = requests[0]
+    assert first["model"] == "fake-gpt"
+    assert sorted(t["function"]["name"] for t in first["tools"]) == ["calculate",
+                                                                      "lookup_country"]
+    assert any(m.get("tool_call_id", "").startswith("example") for m in first["messages"])
+    assert "population density of Japan" in first["messages"][-1]["content"]
+
+    # the run is durable: the journal is in the SQLite file and can be inspected afterwards
+    tether = Tether(str(db))
+    try:
+        (run,) = tether.store.list_runs(limit=10)
+        assert run.status == "succeeded"
+        assert run.result["answer"] == "Japan has about 329.4 people per km2."
+        steps = [e.name for e in tether.events(run.id) if e.kind == "step_completed"]
+        assert steps == ["model:openai:fake-gpt", "tool:lookup_country",
+                         "model:openai:fake-gpt", "tool:calculate", "model:openai:fake-gpt"]
+    finally:
+        tether.close()
+
+
+def test_demo_rejects_an_unknown_model() -> None:
+    proc = _demo("--model", "gpt-9")
+    assert proc.returncode == 2
+    assert "unknown --model 'gpt-9'" in proc.stdout
+
+
+def test_demo_reports_failure_when_the_model_is_unreachable(tmp_path: Path) -> None:
+    proc = _demo("--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1",
+                 "--db", str(tmp_path / "d.db"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "run failed" in proc.stdout
+    assert "journal of run" in proc.stdout
+
+
+def test_build_model_choices() -> None:
+    assert build_model("openai:gpt-4o-mini", "http://h/v1").name == "openai:gpt-4o-mini"
+    assert build_model("local", None).name.startswith("local:qwen2.5-coder-1.5b")
+    with pytest.raises(ValueError, match="unknown --model 'openai:'"):
+        build_model("openai:", None)
+
+
+def test_lookup_country_reads_the_bundled_file() -> None:
+    assert lookup_country("  japan ") == {
+        "country": "Japan", "capital": "Tokyo", "population": 124500000, "area_km2": 377975,
+        "gdp_usd_billion": 4213,
+    }
+    with pytest.raises(LookupError, match="no data for 'Atlantis'; the data file covers: "
+                                          "Australia, Brazil"):
+        lookup_country("Atlantis")
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [("124,500,000 / 377,975", 329.3869), ("round(min(1, 2) * 3.5, 1)", 3.5),
+     ("2 ** 10 - -1", 1025.0), ("sqrt(16) + 7 // 2 + 7 % 2", 8.0)],
+)
+def test_calculate(expression: str, value: float) -> None:
+    assert calculate(expression) == value
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [("__import__('os').system('true')", "unsupported expression element"),
+     ("x + 1", "unsupported expression element"), ("1 / 0", "division by zero"),
+     ("2 ** 1000", "exponent too large"), ("1 +", "not an arithmetic expression")],
+)
+def test_calculate_rejects_anything_but_arithmetic(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        calculate(expression)
+
+
+def test_demo_tool_schemas_bound_argument_length() -> None:
+    reg = demo_tools()
+    assert reg.get("calculate").parameters["properties"]["expression"]["maxLength"] == 200
+    with pytest.raises(ToolArgumentError, match="at most 60 characters"):
+        reg.get("lookup_country").validate({"country": "x" * 61})
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_demo_with_the_embedded_local_model(tmp_path: Path) -> None:
+    """The default demo: the embedded local model must use both tools and get the figure right."""
+    db = tmp_path / "demo.db"
+    proc = _demo("--db", str(db), timeout=1700)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "→ lookup_country(country='Japan')" in proc.stdout
+    assert "→ calculate(" in proc.stdout
+    tether = Tether(str(db))
+    try:
+        (run,) = tether.store.list_runs(limit=10)
+        assert run.status == "succeeded"
+        assert "329" in run.result["answer"]
+        tools = [e.name for e in tether.events(run.id) if e.kind == "step_completed"
+                 and (e.name or "").startswith("tool:")]
+        assert {"tool:lookup_country", "tool:calculate"} <= set(tools)
+    finally:
+        tether.close()

@@ -1,0 +1,5 @@
+import sys
+
+from tether.demo._app import main
+
+sys.exit(main())
