@@ -41,6 +41,7 @@ class Started:
     cwd: str = "/workspace"  # the workspace as the sandboxed program sees it
     tmp: str = "/tmp/.tether"  # where the stub writes the program text
     pooled: bool = False
+    ready: bool = False  # the READY marker was already consumed (by the pool)
     #: gVisor: stdout/stderr go to files here (host path, sandbox path), not to pipes
     output_dir: tuple[str, str] | None = None
 

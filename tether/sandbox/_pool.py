@@ -12,9 +12,11 @@ import logging
 import threading
 
 from tether.sandbox._backend import Backend, Started
-from tether.sandbox._types import Limits
+from tether.sandbox._process import wait_ready
+from tether.sandbox._types import Limits, SandboxError
 
 log = logging.getLogger(__name__)
+READY_TIMEOUT = 30.0
 
 
 class Pool:
@@ -44,6 +46,14 @@ class Pool:
             try:
                 s = self.backend.start(self.limits)
                 s.pooled = True
+                problem = wait_ready(s.proc, READY_TIMEOUT)
+                if problem is not None:
+                    _discard(s)
+                    raise SandboxError(
+                        f"pre-started {self.backend.name} sandbox did not come up: "
+                        f"{problem.decode(errors='replace')[:500]}"
+                    )
+                s.ready = True
                 self._failures = 0
             except Exception:
                 self._failures += 1

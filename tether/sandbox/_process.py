@@ -76,6 +76,28 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.kill(proc.pid, signal.SIGKILL)
 
 
+def wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
+    """Block until the stub's READY marker arrives on stderr; None if it did, else what came.
+
+    Used by the pool, so a sandbox counts as ready only once its interpreter is up.
+    """
+    assert proc.stderr
+    fd = proc.stderr.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while len(got) < len(READY):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return got or b"(no output)"
+            chunk = os.read(fd, len(READY) - len(got))
+            if not chunk:
+                return got or b"(exited)"
+            got += chunk
+    return None if got == READY else got
+
+
 def _status_from(proc: subprocess.Popen[bytes]) -> int:
     rc = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     return (-rc) & 0x7F if rc < 0 else (rc & 0xFF) << 8
@@ -90,6 +112,7 @@ def run_job(
     stderr_cap: int,
     kill: Callable[[], None],
     cpu_wall_limit: float | None = None,
+    ready: bool = False,
 ) -> RawOutcome:
     """Write ``payload`` to stdin, collect output until exit or ``timeout`` (then ``kill()``)."""
     assert proc.stdin and proc.stdout and proc.stderr
@@ -106,7 +129,6 @@ def run_job(
     stdin_open = True
     err_fd = proc.stderr.fileno()
     prefix = bytearray()  # stderr bytes until the READY marker has been seen
-    ready = False
     start = time.monotonic()
     limit = min(timeout, cpu_wall_limit) if cpu_wall_limit else timeout
     deadline = start + limit

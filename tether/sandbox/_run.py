@@ -45,6 +45,7 @@ def execute(
             stderr_cap=req.limits.stderr_bytes,
             kill=started.kill,
             cpu_wall_limit=float(req.limits.cpu_seconds) if started.wall_cpu_limit else None,
+            ready=started.ready,
         )
         if started.output_dir is not None and raw.ready:
             raw.stdout = CappedBuffer.from_file(started.output_dir[0] + "/stdout",
