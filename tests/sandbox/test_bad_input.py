@@ -106,3 +106,22 @@ def test_worker_unharmed_after_abuse(sb: Sandbox) -> None:
     r = sb.run("print('still fine')").result
     assert r.stdout == "still fine\n"
     assert open_fds() <= before + 2
+
+
+def test_bad_limits_are_refused() -> None:
+    sb = Sandbox("bwrap")
+    for bad in ({"cpu_seconds": 0}, {"memory_bytes": -1}, {"nonsense": 1}, {"pids": True}):
+        with pytest.raises(ValueError):
+            sb.request("print(1)", limits=bad)
+    with pytest.raises(ValueError):
+        sb.request("print(1)", argv=["true"])  # code and argv together
+    with pytest.raises(ValueError):
+        sb.request("print(1)", language="ruby")  # type: ignore[arg-type]
+
+
+def test_unsafe_local_only_when_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TETHER_SANDBOX_BACKEND", raising=False)
+    assert get_backend().name == "bwrap"
+    out = Sandbox("unsafe-local").run("import os\nprint(os.getcwd() != '/workspace')")
+    assert out.result.stdout == "True\n"
+    assert "NONE" in out.result.limits_enforced["isolation"]
