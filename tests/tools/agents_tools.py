@@ -83,3 +83,15 @@ def echo(text: str) -> str:
 
 async def single_tool(ctx: Context, text: str) -> dict[str, Any]:
     return (await tool_effect(ctx, echo, None, {"text": text})).model_dump()
+
+
+@tool(side_effect="destructive", critical=True)
+def wire(to: str, amount: int = 10) -> str:
+    """Send money (two signed approvals needed)."""
+    return to
+
+
+async def approval_tools(ctx: Context, _: Any) -> list[Any]:
+    a = await ctx.tool(registry, "add", {"a": "1", "b": 1})
+    w = await ctx.tool(wire, "wire", {"to": "x"})
+    return [a.output, w.output]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tether import Tether
-from tether.runtime import Context, GroupCommitter
+from tether.runtime import BaseInterceptor, Context, Effect, GroupCommitter
 from tether.tools import ToolRegistry, ToolResult, tool
 from tether.tools.effect import step_timeout, tool_effect
 
@@ -89,7 +89,7 @@ async def test_tool_calls_are_journaled_and_replay_does_not_reexecute(tether: Te
     by_name = {e.name: e.data for e in started}
     assert by_name["tool:send_email"]["meta"] == {
         "kind": "tool", "tool": "send_email", "version": "1", "side_effect": "write",
-        "idempotent": False,
+        "idempotent": False, "requires_approval": False, "critical": False,
     }
     # takes the key → safe to re-run if in doubt; a plain write tool is not
     assert by_name["tool:send_email"]["idempotent"] is True
@@ -137,3 +137,34 @@ async def test_bad_usage_is_rejected_before_any_step() -> None:
         await tool_effect(None, ToolRegistry([A.echo]), None, {})
     with pytest.raises(TypeError, match="expects a ToolRegistry or a Tool, got dict"):
         await tool_effect(None, {"echo": A.echo}, "echo", {})  # type: ignore[arg-type]
+
+
+class RecordingInterceptor(BaseInterceptor):
+    """What guards see: every tool effect with its arguments and metadata."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, tuple[Any, ...], dict[str, Any], bool]] = []
+
+    async def after(self, ctx: Any, effect: Effect, result: Any, error: BaseException | None,
+                    replay: bool) -> None:
+        if effect.name.startswith("tool:"):
+            self.seen.append((effect.name, effect.args, dict(effect.meta), replay))
+
+
+async def test_interceptors_see_the_proposed_arguments_and_tool_metadata(tmp_path: Path) -> None:
+    recorder = RecordingInterceptor()
+    t = Tether(str(tmp_path / "t.db"), interceptors=[recorder])
+    try:
+        rec = await t.run(A.approval_tools, None)
+    finally:
+        t.close()
+    assert rec.status == "succeeded", rec.error
+    assert rec.result == [2, "x"]
+    (add_name, add_args, add_meta, replay), (wire_name, wire_args, wire_meta, _) = recorder.seen
+    assert (add_name, replay, add_meta["side_effect"]) == ("tool:add", False, "read")
+    # as the model proposed them (string "1" not yet coerced), so policy digests match
+    assert add_args == ({"a": "1", "b": 1},)
+    assert wire_name == "tool:wire"
+    assert wire_args == ({"to": "x"},)
+    assert (wire_meta["requires_approval"], wire_meta["critical"]) == (True, True)
+    assert wire_meta["side_effect"] == "destructive"

@@ -146,8 +146,10 @@ def test_extensions_override_derived_metadata(tmp_path: Path, petstore_spec: Pat
     doc = yaml.safe_load(petstore_spec.read_text())
     doc["paths"]["/pets/{pet_id}"]["delete"]["x-tether-idempotent"] = True
     doc["paths"]["/pets/{pet_id}"]["delete"]["x-tether-timeout"] = 3
+    doc["paths"]["/pets/{pet_id}"]["delete"]["x-tether-requires-approval"] = True
     (tool,) = openapi_tools(doc, "http://x", operations=["delete_pet"])
     assert tool.idempotent is True and tool.timeout == 3
+    assert tool.requires_approval is True and tool.kind == "openapi"
 
 
 @pytest.mark.parametrize(

@@ -201,3 +201,18 @@ def test_unschemable_type_is_a_definition_error() -> None:
 
     with pytest.raises(ToolDefinitionError, match="cannot generate a JSON Schema"):
         tool(f)
+
+
+def test_approval_metadata() -> None:
+    @tool(side_effect="destructive", requires_approval=True)
+    def drop(table: str) -> None:
+        """Drop a table."""
+
+    @tool(side_effect="destructive", critical=True)
+    def wire(to: str) -> None:
+        """Wire money."""
+
+    assert (drop.requires_approval, drop.critical) == (True, False)
+    assert (wire.requires_approval, wire.critical) == (True, True)  # critical implies approval
+    assert plan_trip.requires_approval is False and plan_trip.kind == "python"
+    assert drop.contract()["requires_approval"] is True

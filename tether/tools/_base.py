@@ -116,6 +116,12 @@ class Tool(ABC):
     accepts_idempotency_key: bool
     #: where the tool came from (``module:qualname`` or ``openapi:spec#operationId``)
     source: str
+    #: ``python`` or ``openapi`` (policies may treat them differently)
+    kind: str = "python"
+    #: a human must approve each call (enforced by the guards' policy gateway)
+    requires_approval: bool
+    #: approvals must be signed by two people (implies ``requires_approval``)
+    critical: bool
 
     def __init__(
         self,
@@ -130,6 +136,8 @@ class Tool(ABC):
         parameters: dict[str, Any],
         accepts_idempotency_key: bool,
         source: str,
+        requires_approval: bool = False,
+        critical: bool = False,
     ) -> None:
         check_metadata(name, version, side_effect, timeout, retries)
         self.name = name
@@ -142,6 +150,8 @@ class Tool(ABC):
         self.parameters = parameters
         self.accepts_idempotency_key = accepts_idempotency_key
         self.source = source
+        self.critical = bool(critical)
+        self.requires_approval = bool(requires_approval) or self.critical
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -157,6 +167,8 @@ class Tool(ABC):
             "description": self.description,
             "side_effect": self.side_effect,
             "idempotent": self.idempotent,
+            "requires_approval": self.requires_approval,
+            "critical": self.critical,
             "parameters": self.parameters,
         }
 

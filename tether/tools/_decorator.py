@@ -39,6 +39,8 @@ class FunctionTool(Tool):
         idempotent: bool | None = None,
         timeout: float | None = 30.0,
         retries: int = 0,
+        requires_approval: bool = False,
+        critical: bool = False,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@tool expects a function, got {fn!r}")
@@ -57,6 +59,8 @@ class FunctionTool(Tool):
             parameters=model_schema(args_model),
             accepts_idempotency_key=accepts_key,
             source=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', tool_name)}",
+            requires_approval=requires_approval,
+            critical=critical,
         )
         self.fn = fn
         self.args_model: type[BaseModel] = args_model
@@ -103,6 +107,8 @@ def tool(
     idempotent: bool | None = None,
     timeout: float | None = 30.0,
     retries: int = 0,
+    requires_approval: bool = False,
+    critical: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -117,11 +123,15 @@ def tool(
     idempotent: bool | None = None,
     timeout: float | None = 30.0,
     retries: int = 0,
+    requires_approval: bool = False,
+    critical: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a typed function into a tool; usable bare (``@tool``) or with options.
 
     Defaults: ``side_effect="read"``, ``idempotent`` = (side_effect == "read"), 30 s timeout,
-    no retries. The description is the docstring (its ``Args:`` section documents parameters).
+    no retries, no approval. ``requires_approval`` / ``critical`` (two signed approvals) are
+    enforced by the guards' policy gateway. The description is the docstring (its ``Args:``
+    section documents parameters).
     A parameter named ``idempotency_key`` is left out of the schema and receives the runtime's
     ``run_id:seq`` key, which also lets the runtime safely re-run the call if it is in doubt.
     """
@@ -136,6 +146,8 @@ def tool(
             idempotent=idempotent,
             timeout=timeout,
             retries=retries,
+            requires_approval=requires_approval,
+            critical=critical,
         )
 
     if fn is not None:

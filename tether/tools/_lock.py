@@ -149,6 +149,8 @@ def _entry(t: Tool) -> dict[str, Any]:
         "hash": t.schema_hash,
         "side_effect": t.side_effect,
         "idempotent": t.idempotent,
+        "requires_approval": t.requires_approval,
+        "critical": t.critical,
         "description": t.description,
         "source": t.source,
         "parameters": t.parameters,
@@ -327,7 +329,7 @@ class _Differ:
 
 def diff_entry(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[Drift]:
     differ = _Differ(name, old.get("parameters") or {}, new.get("parameters") or {})
-    for key in ("version", "side_effect", "idempotent"):
+    for key in ("version", "side_effect", "idempotent", "requires_approval", "critical"):
         if old.get(key) != new.get(key):
             differ.add("tool_changed", None, f"{key} {old.get(key)!r} -> {new.get(key)!r}")
     if old.get("description") != new.get("description"):

@@ -189,6 +189,8 @@ class OpenAPITool(Tool):
         headers: dict[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
         idempotency_header: str | None = None,
+        requires_approval: bool = False,
+        critical: bool = False,
     ) -> None:
         super().__init__(
             name=name,
@@ -201,7 +203,10 @@ class OpenAPITool(Tool):
             parameters=parameters,
             accepts_idempotency_key=idempotency_header is not None,
             source=source,
+            requires_approval=requires_approval,
+            critical=critical,
         )
+        self.kind = "openapi"
         self.method = method.upper()
         self.path = path
         self.base_url = base_url
@@ -331,7 +336,8 @@ def openapi_tools(
     ``base_url`` defaults to the first absolute ``servers`` URL. Side effects follow the HTTP
     method (GET/HEAD read, POST/PUT/PATCH write, DELETE destructive); only safe methods are
     idempotent by default. Per-operation overrides: ``x-tether-side-effect``,
-    ``x-tether-idempotent``, ``x-tether-timeout``. ``idempotency_header`` (e.g.
+    ``x-tether-idempotent``, ``x-tether-timeout``, ``x-tether-requires-approval``,
+    ``x-tether-critical``. ``idempotency_header`` (e.g.
     ``"Idempotency-Key"``) sends the runtime's key so the server can deduplicate retries.
     ``operations`` restricts the import to those tool names.
     """
@@ -482,6 +488,8 @@ def _build_operation(
             base_url=base_url,
             locations=locations,
             body_mode=body_mode,
+            requires_approval=bool(op.get("x-tether-requires-approval", False)),
+            critical=bool(op.get("x-tether-critical", False)),
             **options,
         )
     except jsonschema.SchemaError as e:

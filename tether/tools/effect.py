@@ -37,6 +37,8 @@ def effect_meta(tool: Tool) -> dict[str, Any]:
         "version": tool.version,
         "side_effect": tool.side_effect,
         "idempotent": tool.idempotent,
+        "requires_approval": tool.requires_approval,
+        "critical": tool.critical,
     }
 
 
@@ -80,11 +82,13 @@ async def tool_effect(
 
     if tool is not None:
         try:
-            args = tool.validate(arguments)
+            tool.validate(arguments)
         except ToolError as e:
             rejection = ToolResult.failure(tool.name, e)
         else:
-            return await _live_call(ctx, tool, step_name, args)
+            # the step records the arguments as proposed (what policy and approvals judged);
+            # the tool validates them again when it runs, filling in defaults
+            return await _live_call(ctx, tool, step_name, _plain(arguments))
 
     # Rejected before execution: still journaled (the model's mistake is part of the trace),
     # and idempotent, because nothing outside the journal happens.
@@ -100,11 +104,11 @@ async def tool_effect(
     return ToolResult.model_validate(data)
 
 
-async def _live_call(ctx: Any, tool: Tool, step_name: str, args: dict[str, Any]) -> ToolResult:
+async def _live_call(ctx: Any, tool: Tool, step_name: str, args: Any) -> ToolResult:
     if tool.accepts_idempotency_key:
 
         async def call_with_key(
-            arguments: dict[str, Any], idempotency_key: str | None = None
+            arguments: Any, idempotency_key: str | None = None
         ) -> dict[str, Any]:
             result = await tool.run(arguments, idempotency_key=idempotency_key)
             return result.model_dump(mode="json")
@@ -112,7 +116,7 @@ async def _live_call(ctx: Any, tool: Tool, step_name: str, args: dict[str, Any])
         fn: Any = call_with_key
     else:
 
-        async def call(arguments: dict[str, Any]) -> dict[str, Any]:
+        async def call(arguments: Any) -> dict[str, Any]:
             result = await tool.run(arguments)
             return result.model_dump(mode="json")
 
