@@ -155,3 +155,11 @@ async def timeout_step(ctx: Context, inp: Any) -> Any:
     except Exception as exc:
         return str(exc)
     return "no timeout"
+
+
+async def flags_and_notes(ctx: Context, inp: Any) -> Any:
+    ctx.annotate("policy", {"decision": "allow"})
+    ctx.flag("called a honeypot", tool="delete_all")
+    await ctx.step("work", record, "work")
+    got = await ctx.wait_for("go")
+    return got

@@ -60,6 +60,7 @@ def runs(
     status: str = typer.Option(None, "--status", "-s", help="Filter by status."),
     tenant: str = typer.Option(None, "--tenant"),
     limit: int = typer.Option(50, "--limit"),
+    flagged: bool = typer.Option(False, "--flagged", help="Only runs flagged for review."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     db: str = DB_OPTION,
 ) -> None:
@@ -69,13 +70,18 @@ def runs(
     tether = open_tether(db)
     with handle_errors():
         records = tether.runs(status=status, tenant=tenant, limit=limit)
+    if flagged:
+        records = [r for r in records if r.flags]
     if as_json:
         print(json.dumps([_run_dict(r) for r in records], default=str))
         return
     table = Table("run", "agent", "status", "tenant", "depth", "created", "reason / error")
     for r in records:
+        note = r.error or r.reason or ""
+        if r.flags:
+            note = f"[magenta]flagged: {r.flags[-1].get('reason')}[/] {note}"
         table.add_row(r.id, r.agent, _status(r.status), r.tenant, str(r.depth), _time(r.created_at),
-                      (r.error or r.reason or "")[:80])
+                      note[:120])
     console.print(table)
 
 
@@ -157,7 +163,7 @@ def worker(
 def _run_dict(r: RunRecord) -> dict[str, Any]:
     return {"id": r.id, "agent": r.agent, "status": r.status, "tenant": r.tenant,
             "parent_id": r.parent_id, "depth": r.depth, "created_at": r.created_at,
-            "result": r.result, "error": r.error, "reason": r.reason}
+            "result": r.result, "error": r.error, "reason": r.reason, "flags": r.flags}
 
 
 def _status(status: str) -> str:

@@ -139,12 +139,8 @@ class Guards:
         tree = Ledger(limits, scope="run", parent=parent,
                       spend=tree_spend(ctx.store, run, exclude=run.id),
                       started_at=_tree_start(ctx.store, run))
-        # Replayed spawns do not reach interceptors: count this run's children from its journal.
-        spawned = sum(1 for e in ctx.store.load_events(run.id) if e.kind == "child_spawned")
-        own = Ledger(Limits(), scope="run", parent=tree,
-                     spend=Spend(steps=spawned, child_runs=spawned))
-        tree.spend.steps += spawned
-        tree.spend.child_runs += spawned
+        # Replayed spawns reach `after` with replay=True like steps, so they are charged there.
+        own = Ledger(Limits(), scope="run", parent=tree)
         policy = cfg.policy
         if run.tenant in cfg.tenant_policies:
             tenant_policy = cfg.tenant_policies[run.tenant]

@@ -30,6 +30,7 @@ from .errors import (
     InDoubt,
     NonDeterminismError,
     NotSerializable,
+    ShortCircuit,
     SignalTimeout,
     Suspend,
 )
@@ -257,7 +258,10 @@ class Context:
                         idempotent: bool, timeout: float | None, attempt: int,
                         first_seq: int | None) -> Any:
         name, key = effect.name, effect.key
-        await self._before(effect)
+        try:
+            await self._before(effect)
+        except ShortCircuit as short:
+            return await self._short_circuit(effect, attempt, short)
         started: dict[str, Any] = {"attempt": attempt}
         if idempotent:
             started["idempotent"] = True
@@ -306,6 +310,20 @@ class Context:
         await self._after(effect, value, None, False)
         return value
 
+    async def _short_circuit(self, effect: Effect, attempt: int, short: ShortCircuit) -> Any:
+        try:
+            encoded = dumps(short.result)
+        except TypeError as exc:
+            raise NotSerializable("a short-circuit result", str(exc)) from exc
+        started: dict[str, Any] = {"attempt": attempt, "short_circuit": short.meta or True}
+        if effect.meta:
+            started["meta"] = effect.meta
+        self._append("step_started", effect.key, effect.name, started)
+        self._append("step_completed", effect.key, effect.name, raw=encoded)
+        value = loads(encoded)
+        await self._after(effect, value, None, False)
+        return value
+
     # -- deterministic sources -------------------------------------------------------------
     def now(self) -> dt.datetime:
         """The current time, journaled: replay sees the time the run first saw."""
@@ -337,6 +355,44 @@ class Context:
         self._append("log", key, None, {"message": message, **fields} if fields else
                      {"message": message})
         log.info("[%s] %s", self.run_id, message, extra={"tether_fields": fields})
+
+    def annotate(self, name: str, data: Any = None) -> None:
+        """Journal a structured fact (a policy decision, a guard's verdict) once: skipped when
+        the run is replayed, like `log`."""
+        key = self._next_key()
+        if self._recorded(key, "annotate", name):
+            return
+        self._append("annotation", key, name, data)
+
+    def flag(self, reason: str, **details: Any) -> None:
+        """Mark the run for human review (e.g. it called a honeypot). Shown by `tether runs`;
+        written once however often the run is replayed."""
+        key = self._next_key()
+        if self._recorded(key, "flag", reason):
+            return
+        flag = {"reason": reason, **details}
+        event = self._new_event("run_flagged", key, reason, flag)
+        run_id, owner = self.run_id, self.owner
+
+        def op(tx: Tx) -> None:
+            tx.check_lease(run_id, owner)
+            tx.append_events(run_id, [event])
+            current = tx.get_run(run_id)
+            tx.update_run(run_id, flags=[*(current.flags if current else []), flag])
+
+        self._raise_background_error()
+        self._committer.submit(op).add_done_callback(self._note_background)
+        self.run.flags.append(flag)
+
+    def add_usage(self, amounts: dict[str, float], *, day: str | None = None) -> None:
+        """Add to the tenant's per-day usage counters. It consumes no journal key and is not
+        skipped on replay, so call it only where live work is known — an interceptor's `after`
+        with `replay=False` — never from agent code. Ordered with the run's journal writes."""
+        tenant = self.tenant
+        day = day or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+        self._raise_background_error()
+        self._committer.submit(lambda tx: tx.add_usage(tenant, day, amounts)).add_done_callback(
+            self._note_background)
 
     # -- durable waits ---------------------------------------------------------------------
     async def sleep(self, seconds: float) -> None:
@@ -409,12 +465,18 @@ class Context:
         events = self._recorded(key, "spawn", ref)
         if events:
             last = events[-1]
+            effect = Effect("spawn", ref, key, (input,), {"options": options or {}})
             if last.kind == "child_rejected":
-                raise DepthLimitExceeded(self.depth, int(last.data["limit"]), self.run_id)
+                error = DepthLimitExceeded(self.depth, int(last.data["limit"]), self.run_id)
+                await self._after(effect, None, error, True)
+                raise error
+            await self._after(effect, last.data["child_id"], None, True)
             return ChildHandle(self, last.data["child_id"])
         if self.depth + 1 > self.max_depth:
             self._append("child_rejected", key, ref, {"limit": self.max_depth})
-            raise DepthLimitExceeded(self.depth, self.max_depth, self.run_id)
+            error = DepthLimitExceeded(self.depth, self.max_depth, self.run_id)
+            await self._after(Effect("spawn", ref, key, (input,)), None, error, False)
+            raise error
         try:
             dumps(input)
         except TypeError as exc:
@@ -440,7 +502,8 @@ class Context:
 
         self._raise_background_error()
         await self._committer.run(op)
-        await self._after(Effect("spawn", ref, key, (input,)), child_id, None, False)
+        await self._after(Effect("spawn", ref, key, (input,), {"options": options or {}}),
+                          child_id, None, False)
         return ChildHandle(self, child_id)
 
     async def _join(self, child_id: str) -> Any:

@@ -102,6 +102,17 @@ class NotSerializable(TetherError):
         super().__init__(f"{what} is not JSON-serializable ({detail}); return plain JSON data")
 
 
+class ShortCircuit(Exception):
+    """Raised by an interceptor's `before` to answer a step without running it (a denied call
+    returned as an observation, a honeypot's simulated success, an open circuit breaker). The
+    runtime journals the step as completed with `result`, so replay returns the same answer."""
+
+    def __init__(self, result: Any, meta: dict[str, Any] | None = None) -> None:
+        super().__init__("step answered by an interceptor")
+        self.result = result
+        self.meta = meta or {}
+
+
 # -- control flow (BaseException: agent code cannot swallow these by accident) -----------------
 
 

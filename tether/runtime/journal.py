@@ -29,6 +29,8 @@ FAMILY = {
     "child_rejected": "spawn",
     "child_completed": "join",
     "log": "log",
+    "annotation": "annotate",
+    "run_flagged": "flag",
 }
 
 

@@ -74,4 +74,20 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        """
+        ALTER TABLE runs ADD COLUMN flags BLOB;
+        CREATE TABLE usage (
+            tenant TEXT NOT NULL,
+            day TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            amount REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (tenant, day, metric)
+        ) WITHOUT ROWID;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -33,6 +33,7 @@ class RunRecord:
     updated_at: float = 0.0
     attempts: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

@@ -27,13 +27,13 @@ T = TypeVar("T")
 
 _RUN_COLUMNS = (
     "id, tenant, agent, spec_version, input, status, result, error, reason, parent_id, root_id, "
-    "depth, wake_at, cancel_requested, created_at, updated_at, attempts, options"
+    "depth, wake_at, cancel_requested, created_at, updated_at, attempts, options, flags"
 )
 _UPDATABLE = {
     "status", "result", "error", "reason", "wake_at", "cancel_requested", "updated_at",
-    "attempts", "options", "spec_version",
+    "attempts", "options", "spec_version", "flags",
 }
-_JSON_COLUMNS = {"result", "options", "input"}
+_JSON_COLUMNS = {"result", "options", "input", "flags"}
 
 
 def _run_from_row(row: Sequence[Any]) -> RunRecord:
@@ -42,6 +42,7 @@ def _run_from_row(row: Sequence[Any]) -> RunRecord:
         status=row[5], result=loads(row[6]), error=row[7], reason=row[8], parent_id=row[9],
         root_id=row[10], depth=row[11], wake_at=row[12], cancel_requested=bool(row[13]),
         created_at=row[14], updated_at=row[15], attempts=row[16], options=loads(row[17]) or {},
+        flags=loads(row[18]) or [],
     )
 
 
@@ -57,12 +58,13 @@ class _SQLiteTx:
 
     def insert_run(self, run: RunRecord) -> None:
         self.conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
                 dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
                 run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
                 run.updated_at or self._now, run.attempts, dumps(run.options),
+                dumps(run.flags),
             ),
         )
 
@@ -198,6 +200,13 @@ class _SQLiteTx:
             "SELECT COUNT(*) FROM runs WHERE tenant=? AND status='running'", (tenant,)
         ).fetchone()
         return int(row[0])
+
+    def add_usage(self, tenant: str, day: str, amounts: dict[str, float]) -> None:
+        self.conn.executemany(
+            "INSERT INTO usage (tenant, day, metric, amount) VALUES (?,?,?,?) "
+            "ON CONFLICT(tenant, day, metric) DO UPDATE SET amount = amount + excluded.amount",
+            [(tenant, day, metric, float(amount)) for metric, amount in amounts.items()],
+        )
 
     def put_artifact(self, digest: str, data: bytes) -> None:
         self.conn.execute(
@@ -380,6 +389,14 @@ class SQLiteStore:
     def next_wake_time(self) -> float | None:
         rows = self._query("SELECT MIN(wake_at) FROM runs WHERE status='waiting'")
         return rows[0][0] if rows else None
+
+    def descendants(self, run_id: str) -> list[RunRecord]:
+        return _SQLiteTx(self._conn()).descendants(run_id)
+
+    def get_usage(self, tenant: str, day: str) -> dict[str, float]:
+        rows = self._query("SELECT metric, amount FROM usage WHERE tenant=? AND day=?",
+                           (tenant, day))
+        return {r[0]: r[1] for r in rows}
 
     def put_artifact(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
