@@ -244,7 +244,10 @@ def test_cpu_loop_is_stopped(sb: Sandbox) -> None:
     r = out.result
     assert r.exit_code is None or r.exit_code != 0
     assert r.signal is not None or r.timed_out
-    assert elapsed < 8, f"a 1 s CPU limit took {elapsed:.1f} s to stop the loop"
+    # well before the 20 s timeout, even on a loaded machine
+    assert elapsed < 15, f"a 1 s CPU limit took {elapsed:.1f} s to stop the loop"
+    if sb.name == "bwrap":  # RLIMIT_CPU, not the wall-clock timeout
+        assert not r.timed_out and r.error and "CPU limit" in r.error, r.error
     assert r.error
 
 
