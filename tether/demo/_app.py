@@ -158,11 +158,11 @@ def timeline(tether: Tether, run_id: str) -> Table:
     events = tether.events(run_id)
     t0 = events[0].ts if events else 0.0
     table = Table(title=f"journal of run {run_id}", show_lines=False)
-    table.add_column("seq", justify="right")
-    table.add_column("+ms", justify="right")
-    table.add_column("event", no_wrap=True)
-    table.add_column("name", no_wrap=True, max_width=30, overflow="ellipsis")
-    table.add_column("detail", no_wrap=True, overflow="ellipsis")
+    table.add_column("seq", justify="right", no_wrap=True, min_width=3)
+    table.add_column("+ms", justify="right", no_wrap=True, min_width=6)
+    table.add_column("event", no_wrap=True, min_width=14)
+    table.add_column("name", no_wrap=True, min_width=16, max_width=28, overflow="ellipsis")
+    table.add_column("detail", no_wrap=True, max_width=62, overflow="ellipsis")
     for e in events:
         table.add_row(str(e.seq), f"{(e.ts - t0) * 1000:.0f}", e.kind, escape(e.name or ""),
                       escape(_detail(e.kind, e.name, e.data)))
