@@ -1,0 +1,39 @@
+"""The chaos test: SIGKILL real worker processes at random moments while they run durable agents.
+
+200 trials (one trial = one root run of `chaos_agents.trial` with its child runs: ~9 activities,
+timers, a gather, children; 24 trials in flight at a time) on one SQLite file, 3 worker processes
+with a 1s lease, a SIGKILL every 0.1s on average (each followed by a replacement worker), and the
+harness acting as the human who resolves in-doubt steps from the side-effect log. See
+`chaos_harness.py` for the procedure and the invariants; `benchmarks/bench_chaos.py` runs the same
+harness with 1,000 trials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .chaos_harness import ChaosConfig, run_chaos
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.xfail(strict=True, reason=(
+    "runtime bug: an in-doubt step in one gather branch cancels its siblings' running steps, "
+    "which livelocks runs whose sibling steps are both in doubt; see test_chaos_regressions.py. "
+    "Remove this marker together with those tests' markers when gather is fixed."))
+def test_chaos_sigkill_workers(tmp_path: Path) -> None:
+    report = run_chaos(ChaosConfig(trials=200, time_limit=150.0), tmp_path)
+    print(report.summary())  # shown with -s, and on failure
+
+    assert report.violations == [], "\n".join(report.violations[:40])
+    assert report.trials >= 200
+    assert set(report.statuses) == {"succeeded"}
+    assert report.integrity == []
+    # The chaos must actually have bitten, or the invariants above prove nothing.
+    assert report.kills >= 50, report.summary()
+    assert report.kills_mid_step >= 10, report.summary()
+    assert report.in_doubt_flags >= 10, report.summary()
+    assert report.resolved_skip >= 1 and report.resolved_retry >= 1, report.summary()
+    assert report.idempotent_reexecutions >= 10, report.summary()
