@@ -162,3 +162,16 @@ def test_unserializable_input_is_rejected_before_anything_is_written(tether: Tet
 async def test_step_results_are_json_round_tripped_live(tether: Tether) -> None:
     rec = await tether.run(A.every_op, {"x": 3})
     assert dumps(rec.result)  # whatever the agent saw live is plain JSON
+
+
+async def test_submit_many_is_one_transaction_and_all_or_nothing(tether: Tether) -> None:
+    from tether import InvalidInput
+
+    ids = tether.submit_many(A.sequential, [1, 2, 3])
+    assert len(set(ids)) == 3
+    with pytest.raises(InvalidInput):
+        tether.submit_many(A.sequential, [4, object()])
+    assert len(tether.runs()) == 3  # the invalid batch created nothing
+    worker = tether.worker()
+    await worker.serve(until=lambda: all(tether.get(i).finished for i in ids))
+    assert [tether.get(i).result for i in ids] == [0, 1, 3]

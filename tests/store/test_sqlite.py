@@ -160,3 +160,38 @@ def test_connections_are_per_thread(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(seen) == 4 and all(r is not None for r in seen)
+
+
+def test_v1_database_is_upgraded_with_its_journal_intact(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "v1.db"
+    monkeypatch.setattr("tether.store._sqlite.MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr("tether.store._sqlite.LATEST_VERSION", 1)
+    old = SQLiteStore(path)
+    assert old.schema_version() == 1
+    old._conn().execute(
+        "INSERT INTO runs (id, agent, status, root_id, created_at, updated_at) "
+        "VALUES ('r1', 'm:f', 'waiting', 'r1', 0, 0)")
+    old.write(lambda tx: tx.append_events("r1", [
+        NewEvent(i, "log", str(i), None, dumps({"message": "x" * 1000}), float(i))
+        for i in range(1, 4)]))
+    old.close()
+    monkeypatch.undo()
+    new = SQLiteStore(path)
+    assert new.schema_version() == LATEST_VERSION
+    events = new.load_events("r1")
+    assert [e.seq for e in events] == [1, 2, 3] and events[0].data == {"message": "x" * 1000}
+    run = new.get_run("r1")
+    assert run is not None and run.flags == []
+    assert new.integrity_check() == []
+
+
+def test_one_kilobyte_events_stay_inline(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "inline.db")
+    make_run(store)
+    store.write(lambda tx: tx.append_events("r1", [
+        NewEvent(i, "step_completed", str(i), "a", dumps({"content": "y" * 1024}), 0.0)
+        for i in range(1, 801)]))
+    store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (tmp_path / "inline.db").stat().st_size
+    # spilled to overflow pages, each event would cost a whole 4 KB page on top of its row
+    assert size < 800 * 2000, f"{size} bytes for 800 one-kilobyte events"

@@ -56,6 +56,33 @@ class Tether:
         spec_version: str | None = None,
     ) -> str:
         """Queue a run and return its id. Any worker on the same database may execute it."""
+        run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version)
+        self.store.write(ops.create_run(run))
+        self._kick()
+        return run.id
+
+    def submit_many(
+        self,
+        agent: Callable[..., Any] | str,
+        inputs: Iterable[Any],
+        *,
+        tenant: str = "default",
+        options: dict[str, Any] | None = None,
+        max_depth: int | None = None,
+        spec_version: str | None = None,
+    ) -> list[str]:
+        """Queue one run per input in a single transaction (one fsync for the whole batch).
+        All or nothing: if any input is invalid, no run is created."""
+        runs = [self._new_run(agent, item, tenant, None, options, max_depth, spec_version)
+                for item in inputs]
+        creates = [ops.create_run(run) for run in runs]
+        self.store.write(lambda tx: [create(tx) for create in creates])
+        self._kick()
+        return [run.id for run in runs]
+
+    def _new_run(self, agent: Callable[..., Any] | str, input: Any, tenant: str,
+                 run_id: str | None, options: dict[str, Any] | None, max_depth: int | None,
+                 spec_version: str | None) -> RunRecord:
         ref = agent_ref(agent)
         try:
             dumps(input)
@@ -65,11 +92,8 @@ class Tether:
         if max_depth is not None:
             opts["max_depth"] = max_depth
         run_id = run_id or new_run_id()
-        run = RunRecord(id=run_id, agent=ref, status="queued", input=input, tenant=tenant,
-                        root_id=run_id, spec_version=spec_version, options=opts)
-        self.store.write(ops.create_run(run))
-        self._kick()
-        return run_id
+        return RunRecord(id=run_id, agent=ref, status="queued", input=input, tenant=tenant,
+                         root_id=run_id, spec_version=spec_version, options=opts)
 
     async def run(self, agent: Callable[..., Any] | str, input: Any = None,
                   **kwargs: Any) -> RunRecord:

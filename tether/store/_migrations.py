@@ -1,5 +1,6 @@
 """Versioned schema migrations. Append a new entry to add a version; never edit an old one.
 
+Statements are split on ";", so comments inside a migration must not contain one.
 A database whose version is newer than the last entry was written by a newer Tether and is refused
 (see `SchemaTooNew`) rather than risk writing rows an older release does not understand.
 """
@@ -79,6 +80,25 @@ MIGRATIONS.append(
         2,
         """
         ALTER TABLE runs ADD COLUMN flags BLOB;
+
+        -- events become a rowid table: a WITHOUT ROWID row keeps only ~1 KB inline, so every
+        -- 1 KB message spilled to an overflow page of its own (85% empty), while rowid rows stay
+        -- inline up to ~4 KB. (run_id, seq) stays unique through its own index.
+        CREATE TABLE events_v2 (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT,
+            name TEXT,
+            data BLOB,
+            ts REAL NOT NULL
+        );
+        INSERT INTO events_v2 (run_id, seq, kind, key, name, data, ts)
+            SELECT run_id, seq, kind, key, name, data, ts FROM events ORDER BY run_id, seq;
+        DROP TABLE events;
+        ALTER TABLE events_v2 RENAME TO events;
+        CREATE UNIQUE INDEX events_by_run ON events(run_id, seq);
         CREATE TABLE usage (
             tenant TEXT NOT NULL,
             day TEXT NOT NULL,

@@ -52,6 +52,9 @@ class _SQLiteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._now = time.time()
+        # Leases verified in this transaction: nothing can take a lease while we hold the write
+        # lock, so one check per run per transaction fences every write of the batch.
+        self._fenced: set[tuple[str, str]] = set()
 
     def now(self) -> float:
         return self._now
@@ -102,11 +105,15 @@ class _SQLiteTx:
         return (row[0], row[1]) if row else None
 
     def check_lease(self, run_id: str, owner: str) -> None:
+        if (run_id, owner) in self._fenced:
+            return
         holder = self.lease_holder(run_id)
         if holder is None or holder[0] != owner:
             raise LeaseLost(run_id, owner, holder[0] if holder else None)
+        self._fenced.add((run_id, owner))
 
     def release_lease(self, run_id: str, owner: str | None = None) -> None:
+        self._fenced = {f for f in self._fenced if f[0] != run_id}
         if owner is None:
             self.conn.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
         else:
@@ -170,6 +177,7 @@ class _SQLiteTx:
                 if active[tenant] >= cap:
                     continue
                 active[tenant] += 1
+            self._fenced = {f for f in self._fenced if f[0] != run_id}
             self.conn.execute(
                 "INSERT INTO leases (run_id, owner, expires_at, acquired_at) VALUES (?,?,?,?) "
                 "ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
