@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from tests.models import models_agents as A
-from tether import NonDeterminismError, Tether
+from tether import ActivityError, NonDeterminismError, Tether
 from tether.models import (
     Message,
     ModelOutputError,
     ModelResponse,
+    ModelServerError,
+    RetryModel,
     ScriptedModel,
     Usage,
     request_hash,
@@ -138,3 +140,27 @@ async def test_output_error_after_feedback_is_raised_to_the_agent(tether: Tether
     assert done.result["attempts"] == 2 and done.result["last"] == "still nope"
     assert "still invalid after 2 attempt(s)" in done.result["error"]
     assert len(model.calls) == 2
+
+
+async def _catches_provider_error(ctx: Context, input: Any) -> Any:
+    try:
+        await ctx.model(A.MODEL, [Message.user("q")])
+    except ActivityError as exc:
+        return {"type": exc.error_type, "message": exc.message}
+    return None
+
+
+async def test_provider_error_is_journaled_and_replayed_without_calling(tether: Tether):
+    A.MODEL = RetryModel(
+        ScriptedModel([ModelServerError("HTTP 503 from x (server error)", status_code=503)] * 2),
+        max_attempts=2,
+        initial_delay=0.0,
+    )
+    done = await tether.run(_catches_provider_error, {})
+    assert done.status == "succeeded", done.error
+    assert done.result == {"type": "ModelServerError", "message": "HTTP 503 from x (server error)"}
+    failed = [e for e in tether.events(done.id) if e.kind == "step_failed"]
+    assert len(failed) == 1  # both retries happened inside one journaled step
+
+    A.MODEL = Forbidden()
+    assert await replay_only(tether, done.id, _catches_provider_error) == done.result

@@ -118,3 +118,17 @@ def test_real_small_model_resolves_with_its_pinned_hash():
     except WeightsError as exc:
         pytest.fail(f"the 0.5B part packages should be installed by `make setup`: {exc}")
     assert path.read_bytes()[:4] == b"GGUF"
+
+
+async def test_local_model_refuses_a_tampered_file_before_loading(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from tether.models import Message
+    from tether.models.local import LocalModel
+
+    bad = tmp_path / "qwen.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    model = LocalModel(SMALL_WEIGHTS, path=bad)
+    with pytest.raises(WeightsHashMismatchError) as info:
+        await model.complete([Message.user("hi")])
+    assert info.value.expected == SMALL_WEIGHTS.sha256
+    assert str(bad) in str(info.value)
