@@ -103,6 +103,9 @@ def execute(
             error += f" (CPU limit {req.limits.cpu_seconds} s)"
         elif raw.signal == _signal.SIGXFSZ:
             error += f" (file size limit {req.limits.file_size_bytes} bytes)"
+        elif raw.signal == _signal.SIGKILL and started.wall_cpu_limit:
+            # gVisor reports no OOM event; an unexplained SIGKILL there is the memory cgroup
+            error += f" (most likely the memory limit, {req.limits.memory_bytes} bytes)"
     cpu_ns = stats.pop("cpu_ns", None)
     resources: dict[str, Any] = {
         "cpu_seconds": round(cpu_ns / 1e9 if cpu_ns is not None else raw.cpu_s, 4),
