@@ -235,6 +235,8 @@ print("allocated", len(chunks) * 64, "MiB")
     if sb.name == "bwrap":
         assert r.oom_killed or "MemoryError" in r.stderr, r
         assert r.error
+    else:
+        assert (r.error and "memory" in r.error) or "MemoryError" in r.stderr, r
 
 
 def test_cpu_loop_is_stopped(sb: Sandbox) -> None:
