@@ -8,6 +8,8 @@ LG_VENV := benchmarks/.lg-venv
 LG_STAMP := $(LG_VENV)/.installed
 LG_SPECS := "langgraph>=1.2,<1.3" langgraph-checkpoint-sqlite aiosqlite
 
+APT_PACKAGES += python3-venv
+
 .PHONY: bench-lg-venv
 
 bench-lg-venv: $(LG_STAMP)
