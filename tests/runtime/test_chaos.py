@@ -19,10 +19,6 @@ from .chaos_harness import ChaosConfig, run_chaos
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug: an in-doubt step in one gather branch cancels its siblings' running steps, "
-    "which livelocks runs whose sibling steps are both in doubt; see test_chaos_regressions.py. "
-    "Remove this marker together with those tests' markers when gather is fixed."))
 def test_chaos_sigkill_workers(tmp_path: Path) -> None:
     report = run_chaos(ChaosConfig(trials=200, time_limit=150.0), tmp_path)
     print(report.summary())  # shown with -s, and on failure

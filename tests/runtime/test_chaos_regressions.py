@@ -53,10 +53,10 @@ def crashed_run(tether: Tether, *in_flight: str) -> str:
     return run_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gather cancels sibling branches when one branch raises InDoubt: the sibling's running step "
-    "is interrupted (journaled as failed in d30a52f, left in doubt since 4836519), so one "
-    "genuinely in-doubt step costs the run a second, spurious human decision (or the run)"))
+# Fixed in the gather change after f71248d. Was: gather cancels sibling branches when one branch
+# raises InDoubt: the sibling's running step is interrupted (journaled as failed in d30a52f, left
+# in doubt since 4836519), so one genuinely in-doubt step costs the run a second, spurious human
+# decision (or the run)
 async def test_in_doubt_branch_lets_its_siblings_finish(tether: Tether) -> None:
     run_id = crashed_run(tether, "a")
     rec = await tether.drive(run_id)
@@ -71,9 +71,9 @@ async def test_in_doubt_branch_lets_its_siblings_finish(tether: Tether) -> None:
     assert STARTED["b"] == FINISHED["b"] == 1  # b was never interrupted nor repeated
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "livelock: two in-doubt non-idempotent steps in sibling branches; every `resolve --retry` "
-    "of one is undone by the other's InDoubt cancelling the retried step, forever"))
+# Fixed in the gather change after f71248d. Was: livelock: two in-doubt non-idempotent steps in
+# sibling branches; every `resolve --retry` of one is undone by the other's InDoubt cancelling the
+# retried step, forever
 async def test_two_in_doubt_branches_finish_after_two_decisions(tether: Tether) -> None:
     run_id = crashed_run(tether, "a", "b")
     decisions: list[str] = []

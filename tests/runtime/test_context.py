@@ -87,8 +87,11 @@ async def test_gather_failure_cancels_siblings_and_propagates(tether: Tether) ->
     rec = await tether.run(A.gather_with_failure, None)
     assert rec.status == "failed"
     assert "branch failed" in (rec.error or "")
-    # the slow sibling was started but cancelled with the run's failure, not left running
+    # the slow sibling was started, then cancelled by structured concurrency: journaled as
+    # cancelled (the runtime stopped it), not left in doubt
     assert A.CALLS["slow"] == 1
+    failed = {e.name: e.data["type"] for e in tether.events(rec.id) if e.kind == "step_failed"}
+    assert failed == {"boom": "ValueError", "slow": "Cancelled"}
 
 
 async def test_step_timeout_is_a_journaled_failure(tether: Tether) -> None:

@@ -46,6 +46,11 @@ log = logging.getLogger("tether.agent")
 
 # Timers shorter than this are slept in-process instead of releasing the worker.
 INLINE_SLEEP_SECONDS = 1.0
+# Cancellation message gather uses when a branch failed: siblings' interrupted steps are then
+# journaled as cancelled (the runtime chose to stop them), not left in doubt.
+SIBLING_FAILED = "tether: a sibling branch failed"
+# Outcomes that stop a branch without failing the gather: the others go as far as they can.
+_PAUSES = (Suspend, Drain, InDoubt)
 DEFAULT_MAX_DEPTH = 8
 
 
@@ -279,8 +284,8 @@ class Context:
             else:
                 call = asyncio.to_thread(fn, *args, **kwargs)
             result = await (asyncio.wait_for(call, timeout) if timeout else call)
-        except asyncio.CancelledError:
-            if self.stop_reason == "cancel":
+        except asyncio.CancelledError as exc:
+            if self.stop_reason == "cancel" or SIBLING_FAILED in exc.args:
                 self._append("step_failed", key, name, {"type": "Cancelled",
                                                          "message": "the run was cancelled"})
             raise
@@ -543,10 +548,10 @@ class Context:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
                 failed = [t for t in done if t.exception() is not None
-                          and not isinstance(t.exception(), (Suspend, Drain))]
+                          and not isinstance(t.exception(), _PAUSES)]
                 if failed:
                     for t in pending:
-                        t.cancel()
+                        t.cancel(SIBLING_FAILED)
                     await asyncio.gather(*pending, return_exceptions=True)
                     first = min(failed, key=tasks.index)
                     raise first.exception()  # type: ignore[misc]
@@ -555,11 +560,15 @@ class Context:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        if any(isinstance(t.exception(), Drain) for t in tasks):
+        outcomes = [t.exception() for t in tasks]
+        if any(isinstance(e, Drain) for e in outcomes):
             raise Drain()
-        suspends = [t.exception() for t in tasks if isinstance(t.exception(), Suspend)]
+        doubts = [e for e in outcomes if isinstance(e, InDoubt)]
+        if doubts:  # a human decides one step at a time; the others are asked for next
+            raise doubts[0]
+        suspends = [e for e in outcomes if isinstance(e, Suspend)]
         if suspends:
-            raise Suspend.merge([s for s in suspends if isinstance(s, Suspend)])
+            raise Suspend.merge(suspends)
         return [t.result() for t in tasks]
 
     # -- higher-level effects (implemented by their own packages) --------------------------
