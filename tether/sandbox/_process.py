@@ -21,6 +21,7 @@ from tether.sandbox._output import CappedBuffer
 
 _CHUNK = 65536
 READY = b"\x1etether-sandbox-ready\n"  # the stub's first bytes on stderr (see _stub.py)
+SETUP_GRACE = 30.0  # seconds a sandbox may take to start before it counts as hung
 _DRAIN_GRACE = 2.0  # seconds to keep reading after a kill before giving up on the pipes
 
 
@@ -131,7 +132,9 @@ def run_job(
     prefix = bytearray()  # stderr bytes until the READY marker has been seen
     start = time.monotonic()
     limit = min(timeout, cpu_wall_limit) if cpu_wall_limit else timeout
-    deadline = start + limit
+    # The timeout is for the program, not for booting its sandbox: until the stub says READY
+    # the clock allows SETUP_GRACE more, then restarts from READY.
+    deadline = start + limit + (0.0 if ready else SETUP_GRACE)
     timed_out = False
     killed_at: float | None = None
     while len(sel.get_map()) > (1 if stdin_open else 0):
@@ -167,6 +170,8 @@ def run_job(
                 if len(prefix) >= len(READY):
                     if prefix.startswith(READY):
                         ready = True
+                        start = time.monotonic()
+                        deadline = start + limit
                         bufs[fd].feed(bytes(prefix[len(READY) :]))
                     else:
                         bufs[fd].feed(bytes(prefix))
