@@ -163,3 +163,11 @@ async def flags_and_notes(ctx: Context, inp: Any) -> Any:
     await ctx.step("work", record, "work")
     got = await ctx.wait_for("go")
     return got
+
+
+async def pure_steps(ctx: Context, n: int) -> Any:
+    messages: list[str] = []
+    for i in range(n):
+        messages.append(await ctx.step("node", record, "node", f"m{i}", pure=True))
+    got = await ctx.wait_for("go")
+    return {"messages": messages, "got": got}

@@ -178,3 +178,14 @@ async def test_submit_many_is_one_transaction_and_all_or_nothing(tether: Tether)
     worker = tether.worker()
     await worker.serve(until=lambda: all(tether.get(i).finished for i in ids))
     assert [tether.get(i).result for i in ids] == [0, 1, 3]
+
+
+async def test_pure_steps_journal_only_their_result_and_replay(tether: Tether) -> None:
+    first = await tether.run(A.pure_steps, 3)
+    assert first.status == "waiting" and A.CALLS["node"] == 3
+    steps = [(e.kind, e.key) for e in tether.events(first.id) if e.kind.startswith("step_")]
+    assert steps == [("step_completed", "1"), ("step_completed", "2"), ("step_completed", "3")]
+    tether.signal(first.id, "go", 1)
+    done = await tether.drive(first.id)
+    assert done.result == {"messages": ["m0", "m1", "m2"], "got": 1}
+    assert A.CALLS["node"] == 3  # replayed from the journal, not recomputed

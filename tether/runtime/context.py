@@ -221,12 +221,17 @@ class Context:
         idempotent: bool | None = None,
         timeout: float | None = None,
         meta: dict[str, Any] | None = None,
+        pure: bool = False,
     ) -> Any:
         """Run `fn(*args)` as a journaled activity and return its (JSON) result.
 
         Completed steps are never executed again. A step whose start is journaled but whose outcome
         is not (the worker died while it ran) is re-run only when `idempotent`; otherwise the run
-        waits for a human decision (`tether resolve`)."""
+        waits for a human decision (`tether resolve`).
+
+        `pure=True` declares that fn has no side effects (a state transformation, a parser): only
+        its result is journaled and nothing waits for the disk, so it costs no fsync. A crash
+        before the result reached the disk just computes it again."""
         key = self._next_key()
         if idempotent is None:
             idempotent = bool(getattr(fn, "__tether_idempotent__", False))
@@ -257,7 +262,24 @@ class Context:
                 if last.kind != "step_in_doubt":
                     await self._append_durable("step_in_doubt", key, name, {"attempt": attempt - 1})
                 raise InDoubt(self.run_id, key, name, first_seq)
+        if pure:
+            return await self._run_pure(effect, fn, args, timeout)
         return await self._run_step(effect, fn, args, idempotent, timeout, attempt, first_seq)
+
+    async def _run_pure(self, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+                        timeout: float | None) -> Any:
+        await self._before(effect)
+        try:
+            result = await _call(fn, args, {}, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = _failure(effect, exc, timeout)
+            self._append("step_failed", effect.key, effect.name,
+                         {"type": error.error_type, "message": error.message})
+            await self._after(effect, None, error, False)
+            raise error from exc
+        return await self._complete(effect, result)
 
     async def _run_step(self, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
                         idempotent: bool, timeout: float | None, attempt: int,
@@ -277,40 +299,32 @@ class Context:
         if _accepts_idempotency_key(fn):
             kwargs["idempotency_key"] = f"{self.run_id}:{first_seq or seq}"
         try:
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
-            ):
-                call: Awaitable[Any] = fn(*args, **kwargs)
-            else:
-                call = asyncio.to_thread(fn, *args, **kwargs)
-            result = await (asyncio.wait_for(call, timeout) if timeout else call)
+            result = await _call(fn, args, kwargs, timeout)
         except asyncio.CancelledError as exc:
             if self.stop_reason == "cancel" or SIBLING_FAILED in exc.args:
                 self._append("step_failed", key, name, {"type": "Cancelled",
                                                          "message": "the run was cancelled"})
             raise
-        except TimeoutError as exc:
-            error = ActivityError(name, "Timeout", f"did not finish within {timeout}s", key)
-            self._append("step_failed", key, name, {"type": "Timeout", "message": str(error)})
-            await self._after(effect, None, error, False)
-            raise error from exc
         except Exception as exc:
-            error = ActivityError(name, type(exc).__name__, str(exc), key)
+            error = _failure(effect, exc, timeout)
             self._append("step_failed", key, name,
-                         {"type": type(exc).__name__, "message": str(exc)})
+                         {"type": error.error_type, "message": error.message})
             await self._after(effect, None, error, False)
             raise error from exc
+        return await self._complete(effect, result)
+
+    async def _complete(self, effect: Effect, result: Any) -> Any:
         try:
             encoded = dumps(result)
         except TypeError as exc:
-            error = ActivityError(name, "NotSerializable",
-                                  str(NotSerializable(f"the result of step {name!r}", str(exc))),
-                                  key)
-            self._append("step_failed", key, name,
+            error = ActivityError(
+                effect.name, "NotSerializable",
+                str(NotSerializable(f"the result of step {effect.name!r}", str(exc))), effect.key)
+            self._append("step_failed", effect.key, effect.name,
                          {"type": "NotSerializable", "message": error.message})
             await self._after(effect, None, error, False)
             raise error from exc
-        self._append("step_completed", key, name, raw=encoded)
+        self._append("step_completed", effect.key, effect.name, raw=encoded)
         value = loads(encoded)
         await self._after(effect, value, None, False)
         return value
@@ -608,6 +622,33 @@ class Context:
     def pending_event(self, kind: str, data: Any = None) -> NewEvent:
         """A run-level event to commit together with the run's final status."""
         return self._new_event(kind, None, None, data)
+
+
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is not None:  # plain functions: one flag test instead of inspect's unwrapping
+        return bool(code.co_flags & _CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - callables with an async __call__
+    )
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                timeout: float | None) -> Any:
+    """Async functions run on the loop; sync ones in a thread so they cannot stall other runs."""
+    call: Awaitable[Any] = fn(*args, **kwargs) if _is_async(fn) else asyncio.to_thread(
+        fn, *args, **kwargs)
+    return await (asyncio.wait_for(call, timeout) if timeout else call)
+
+
+def _failure(effect: Effect, exc: Exception, timeout: float | None) -> ActivityError:
+    if isinstance(exc, TimeoutError):
+        return ActivityError(effect.name, "Timeout", f"did not finish within {timeout}s",
+                             effect.key)
+    return ActivityError(effect.name, type(exc).__name__, str(exc), effect.key)
 
 
 def _activity_error(name: str, key: str, data: dict[str, Any]) -> ActivityError:
