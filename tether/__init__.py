@@ -24,7 +24,31 @@ from tether.store import RunRecord, open_store
 
 __version__ = "0.1.0"
 
+# The layers above the core are imported on first use, so `import tether` (and every CLI call)
+# does not pay for httpx, jsonschema, numpy and cryptography it may not need.
+_LAZY = {
+    "ScriptedModel": "tether.models", "OpenAIChatModel": "tether.models",
+    "AnthropicModel": "tether.models", "LocalModel": "tether.models",
+    "RetryModel": "tether.models", "FallbackModel": "tether.models",
+    "Message": "tether.models", "ModelResponse": "tether.models",
+    "tool": "tether.tools", "ToolRegistry": "tether.tools", "ToolResult": "tether.tools",
+    "Sandbox": "tether.sandbox", "SandboxUnavailable": "tether.sandbox",
+    "Guards": "tether.guards", "GuardConfig": "tether.guards", "load_policy": "tether.guards",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
+
     "ActivityError",
     "BaseInterceptor",
     "ChildFailed",
@@ -46,4 +70,5 @@ __all__ = [
     "__version__",
     "activity",
     "open_store",
+    *_LAZY,
 ]

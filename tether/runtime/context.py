@@ -586,8 +586,11 @@ class Context:
         return [t.result() for t in tasks]
 
     # -- higher-level effects (implemented by their own packages) --------------------------
-    async def exec(self, code: str, **kwargs: Any) -> Any:
-        """Run code in an ephemeral sandbox (see `tether.sandbox`)."""
+    async def exec(self, code: str | Sequence[str], **kwargs: Any) -> Any:
+        """Run code (or a command list) in an ephemeral sandbox, journaled; the run's workspace
+        persists between execs as artifacts. Keywords: `language` ("python" | "bash"),
+        `backend` ("bwrap" | "gvisor"), `timeout`, `limits`, `files`, `stdin`, `env`.
+        See `tether.sandbox`."""
         from tether.sandbox.effect import exec_effect
 
         return await exec_effect(self, code, **kwargs)
