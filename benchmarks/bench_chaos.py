@@ -64,7 +64,8 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         ("side-effect log entries (effects performed)", report.log_entries),
         ("SIGKILLs (each followed by a replacement worker)", report.kills),
         ("  of which the victim held runs", report.kills_holding_runs),
-        ("kill moments skipped (no worker old enough to kill)", report.kills_skipped),
+        ("kill moments skipped (kill budget per trial reached, or no worker old enough)",
+         report.kills_skipped),
         ("  of which landed mid-step (a step of the victim was started, outcome not journaled)",
          report.kills_mid_step),
         ("steps interrupted (started, outcome never journaled by that attempt)",
@@ -87,7 +88,8 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         f"**{'PASSED' if ok else 'FAILED'}**: {report.trials} trials of a durable agent "
         f"(steps, timers, `ctx.gather`, child runs) on one SQLite file while {cfg.workers} worker "
         f"processes (lease {cfg.lease_ttl:g}s, {cfg.concurrency} runs each, {cfg.in_flight} trials "
-        f"in flight) were SIGKILLed every {cfg.mean_kill_interval:g}s on average and replaced. "
+        f"in flight) were SIGKILLed every {cfg.mean_kill_interval:g}s on average (at most "
+        f"{cfg.kills_per_trial:g} kills per trial submitted) and replaced. "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"runtime at {_runtime_revision()}.",
         "",
@@ -120,16 +122,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kill-interval", type=float, default=0.1,
                         help="mean seconds between SIGKILLs")
+    parser.add_argument("--kills-per-trial", type=float, default=0.75,
+                        help="kill budget: at most this many SIGKILLs per trial submitted so far")
     parser.add_argument("--time-limit", type=float, default=1200.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the database, log and worker stderr in this dir")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     cfg = ChaosConfig(trials=args.trials, workers=args.workers,
-                      mean_kill_interval=args.kill_interval, time_limit=args.time_limit,
+                      mean_kill_interval=args.kill_interval,
+                      kills_per_trial=args.kills_per_trial, time_limit=args.time_limit,
                       seed=args.seed)
     command = (f".venv/bin/python benchmarks/bench_chaos.py --trials {args.trials} "
                f"--workers {args.workers} --kill-interval {args.kill_interval:g} "
+               f"--kills-per-trial {args.kills_per_trial:g} "
                f"--seed {args.seed}")
     before = os.getloadavg()[0]
     if args.keep:
