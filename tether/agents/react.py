@@ -255,7 +255,8 @@ def build_prompt(
     if examples:
         parts.append(
             "The first conversation(s) below are worked examples of the method; then comes the "
-            "real task. Use only the tools listed for you."
+            "real task. Use only the tools listed for you, and never reuse numbers from the "
+            "examples: get the figures for the real task from the tools."
         )
     return [
         Message.system("\n\n".join(parts)),

@@ -78,13 +78,36 @@ class DemoUsageError(ValueError):
     pass
 
 
+def _available(weights: Any) -> bool:
+    """Whether the weights are on disk (cache, explicit path or part packages), without hashing.
+
+    `make setup` installs only the small model; the larger default comes with
+    `make models-large`. Without it the demo still runs, on the small model.
+    """
+    import os
+
+    from tether.models.errors import WeightsError
+    from tether.models.weights import cache_dir
+
+    if os.environ.get("TETHER_MODEL_PATH") or (cache_dir() / weights.filename).is_file():
+        return True
+    try:
+        weights.part_files()
+    except WeightsError:
+        return False
+    return True
+
+
 def build_model(spec: str, base_url: str | None) -> Model:
-    """``local`` (the embedded model), ``local:small``, or ``openai:NAME`` (+ ``--base-url``)."""
+    """``local`` (the embedded model: Qwen2.5-Coder-1.5B if installed, else the 0.5B one),
+    ``local:small`` (0.5B), or ``openai:NAME`` (+ ``--base-url``)."""
     if spec in ("local", "local:small"):
         from tether.models import DEFAULT_WEIGHTS, SMALL_WEIGHTS, LocalModel
 
-        return LocalModel(SMALL_WEIGHTS if spec == "local:small" else DEFAULT_WEIGHTS,
-                          n_ctx=4096, max_tokens=256)
+        weights = SMALL_WEIGHTS
+        if spec == "local" and _available(DEFAULT_WEIGHTS):
+            weights = DEFAULT_WEIGHTS
+        return LocalModel(weights, n_ctx=4096, max_tokens=256)
     if spec.startswith("openai:") and spec != "openai:":
         from tether.models import OpenAIChatModel
 
