@@ -173,3 +173,18 @@ async def spawner(ctx: Any, n: int) -> list[int]:
         child = await ctx.spawn(leaf, i)
         out.append(int(await child))
     return out
+
+
+async def approved_then_direct(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
+    """An approved call through the gateway, a pause, then the same call made directly: the
+    approval covered the first call only."""
+    from tether.guards import ActionDenied
+
+    guards: Guards = STATE["guards"]
+    first = await guards.tool(ctx, "refund", goal["args"])
+    await ctx.wait_for("go")
+    try:
+        second = await ctx.tool(registry, "refund", goal["args"])
+    except ActionDenied as exc:
+        return {"first": first.ok, "second": str(exc)}
+    return {"first": first.ok, "second": second.ok}

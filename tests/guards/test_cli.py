@@ -144,3 +144,26 @@ def test_keygen(tmp_path: Path):
     assert r.exit_code == 0
     assert (tmp_path / "carol.key").stat().st_mode & 0o777 == 0o600
     assert "PUBLIC KEY" in (tmp_path / "carol.pub").read_text()
+
+
+async def test_honeypot_run_is_listed_by_runs_flagged(db_path: str):
+    guards = make_guards(None)
+    A.reset(ScriptedModel([say("", tool_call("delete_all", {})), "done"]), guards)
+    t = open_tether(db_path, guards)
+    flagged = await t.run(A.react, {"task": "clean up"})
+    A.reset(ScriptedModel([say("", tool_call("search", {"q": "x"})), "done"]), guards)
+    clean = await t.run(A.react, {"task": "search"})
+    assert (flagged.status, clean.status) == ("succeeded", "succeeded") and A.EXECUTED == [
+        ("search", {"q": "x"})]
+    t.close()
+    r = invoke("runs", "--flagged", "--json", "--db", db_path)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.raw)
+    assert [row["id"] for row in rows] == [flagged.id]
+    assert rows[0]["flags"] == [{"reason": "honeypot tool 'delete_all' was called",
+                                 "flag": "honeypot", "tool": "delete_all",
+                                 "rule": "honeypot:delete_all"}]
+    r = invoke("runs", "--json", "--db", db_path)
+    assert {row["id"] for row in json.loads(r.raw)} == {flagged.id, clean.id}
+    r = invoke("runs", "--flagged", "--db", db_path)
+    assert r.exit_code == 0 and "flagged" in r.output and clean.id not in r.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import os
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ async def replay_only(t: Tether, guards: Guards, run_id: str, agent: Any) -> Any
     try:
         ctx = Context(run, t.store, committer, "replay-only", t.events(run_id),
                       interceptors=guards.interceptors())
-        result = await agent(ctx, run.input)
+        # in a context of its own, as a worker runs each execution (journal keys are counted
+        # per context: a second replay in the test's task would continue the first one's count)
+        result = await asyncio.create_task(agent(ctx, run.input), context=contextvars.Context())
         ctx.check_complete()
     finally:
         committer.close()
@@ -275,6 +278,20 @@ async def test_circuit_breaker_makes_tool_unavailable(db_path):
     assert kinds[:2] == ["execution_error"] * 2 and kinds[2:] == ["tool_unavailable"] * 2
     assert len(A.EXECUTED) == 2
     assert "unavailable" in run.result["observations"][2]["error"]["message"]
+    # a refusal is the tool step's own answer (no extra step per call), so a replay returns it
+    # whatever the replaying worker's breakers say: here all closed, in `guards` still open
+    started = [e for e in journal(t, run.id) if e.kind == "step_started"
+               and e.name == "tool:flaky"]
+    assert [e.data.get("short_circuit", {}).get("guard") for e in started] == \
+        [None, None, "breaker", "breaker"]
+    assert not any(e.name.startswith("guard:") for e in journal(t, run.id)
+                   if e.kind == "step_started")
+    assert guards.breakers.states() == {"flaky": "open"}
+    assert await replay_only(t, guards, run.id, A.react) == run.result
+    fresh = make_guards(None, breaker_threshold=2, loops=LoopConfig(repeat_errors=50))
+    A.STATE["guards"] = fresh
+    assert await replay_only(t, fresh, run.id, A.react) == run.result
+    assert fresh.breakers.states() == {}  # a replay neither asks nor tells a breaker
     t.close()
 
 
@@ -351,11 +368,19 @@ async def test_denied_tool_never_executes_and_denial_is_journaled(db_path):
     assert run.status == "succeeded" and A.EXECUTED == []
     obs = run.result["observations"][0]
     assert obs["ok"] is False and obs["error"]["type"] == "policy_denied"
-    denial = [e for e in journal(t, run.id) if e.kind == "step_completed"
-              and e.name == "guard:deny:write_file"]
-    assert denial and denial[0].data["decision"]["rule"] == "default"
-    assert "outside /workspace/out" in denial[0].data["decision"]["reason"]
+    # the denial is the tool step's own answer: started (with the deciding rule) and completed,
+    # never executed; no other step was added for it
+    events = journal(t, run.id)
+    started = [e for e in events if e.kind == "step_started" and e.name == "tool:write_file"]
+    assert len(started) == 1 and started[0].data["short_circuit"] == {"guard": "policy",
+                                                                      "rule": "default"}
+    assert "outside /workspace/out" in started[0].data["meta"]["policy"]["reason"]
+    completed = [e for e in events if e.kind == "step_completed" and e.name == "tool:write_file"]
+    assert completed[0].key == started[0].key and completed[0].data["guard"] == "policy"
+    assert completed[0].data["error"]["type"] == "policy_denied"
+    assert not any(e.kind.startswith("step_") and e.name.startswith("guard:") for e in events)
     assert "ERROR: denied by policy" in (model.calls[1].messages[-1].content or "")
+    assert await replay_only(t, guards, run.id, A.react) == run.result
     t.close()
 
 
@@ -396,12 +421,37 @@ async def test_honeypot_simulates_success_and_flags_run(db_path):
     run = await t.run(A.react, {"task": "x"})
     assert run.status == "succeeded" and A.EXECUTED == []
     assert run.result["observations"][0]["ok"] is True
-    flags = [e for e in journal(t, run.id) if e.kind == "log" and e.data.get("flag")]
-    assert flags and flags[0].data["tool"] == "shutdown"
+    flags = [e for e in journal(t, run.id) if e.kind == "run_flagged"]
+    assert len(flags) == 1 and flags[0].data["tool"] == "shutdown"
+    assert run.flags == [{"reason": "honeypot tool 'shutdown' was called", "flag": "honeypot",
+                          "tool": "shutdown", "rule": "honeypot:shutdown"}]
+    started = next(e for e in journal(t, run.id) if e.kind == "step_started"
+                   and e.name == "tool:shutdown")
+    assert started.data["short_circuit"]["guard"] == "honeypot"
+    assert await replay_only(t, guards, run.id, A.react) == run.result
+    assert len(t.get(run.id).flags) == 1  # flagged once, however often the run is replayed
     t.close()
 
 
 # ----------------------------------------------------------------------- approvals
+async def test_a_replayed_approval_does_not_clear_a_later_direct_call(db_path):
+    guards = make_guards(None)
+    A.reset(search_forever(), guards)
+    t = open_tether(db_path, guards)
+    args = {"card": "c", "amount": 5}
+    run = await t.run(A.approved_then_direct, {"args": args})
+    req = inbox.list_pending(t.store)[0].request
+    inbox.decide(t, _decision(req.id, req.digest, "carol"))
+    assert (await t.drive(run.id)).status == "waiting"  # refunded once; now waits for "go"
+    t.signal(run.id, "go", None)
+    done = await t.drive(run.id)  # replays the approved call, then calls refund directly
+    assert done.status == "succeeded", done.error
+    assert done.result["first"] is True and isinstance(done.result["second"], str)
+    assert "approve required" in done.result["second"]
+    assert A.EXECUTED == [("refund", {"card": "c", "amount": 5.0})]
+    t.close()
+
+
 def _decision(aid: str, digest: str, approver: str, verdict: str = "approve") -> Decision:
     return Decision(aid, verdict, approver, "ok", digest,  # type: ignore[arg-type]
                     base64.urlsafe_b64encode(os.urandom(18)).decode())
@@ -516,7 +566,7 @@ async def test_model_never_sees_pii_but_the_tool_gets_real_values(db_path):
     assert "[EMAIL_1]" in sent and "[CARD_1]" in sent
     assert A.EXECUTED == [("send_email", {"to": "jane.doe@corp.example",
                                           "body": "refund to 4111 1111 1111 1111 ok"})]
-    sealed = [e for e in journal(t, run.id) if e.kind == "step_completed"
+    sealed = [e for e in journal(t, run.id) if e.kind == "annotation"
               and e.name == "guard:vault"]
     blob = base64.b64decode(sealed[0].data["vault"])
     assert b"jane.doe" not in blob
@@ -568,8 +618,13 @@ async def test_hostile_model_tries_every_forbidden_action_and_achieves_none(db_p
     honey = [o for o in obs if o["ok"]]
     assert len(refused) == len(attacks) - 2 and {o["tool"] for o in honey} == {"delete_all",
                                                                              "shutdown"}
-    flags = [e for e in journal(t, run.id) if e.kind == "log" and e.data.get("flag")]
-    assert len(flags) == 2
+    flags = [e for e in journal(t, run.id) if e.kind == "run_flagged"]
+    assert len(flags) == 2 and len(t.get(run.id).flags) == 2
+    # one tool step per proposal (two for the transfer: its approval request is a step too)
+    events = journal(t, run.id)
+    tool_steps = [e for e in events if e.kind == "step_started" and e.name.startswith("tool:")]
+    assert len(tool_steps) == len(attacks)
+    assert all("short_circuit" in e.data for e in tool_steps)
     assert await replay_only(t, guards, run.id, A.react) == done.result
     t.close()
 

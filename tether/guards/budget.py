@@ -25,6 +25,8 @@ _COUNTS: dict[str, tuple[str, ...]] = {
     "child": ("child_runs",),
 }
 _MEASURED = ("tokens_in", "tokens_out", "cost_usd", "wall_time_s")
+# what a tenant-day is metered in (the store's `usage` counters); wall time is per run only
+USAGE_METRICS = ("steps", "tokens_in", "tokens_out", "cost_usd", "tool_calls", "child_runs")
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,20 @@ class Ledger:
             ledger.spend.tokens_out += int(tokens_out)
             ledger.spend.cost_usd = round(ledger.spend.cost_usd + float(cost_usd), 10)
 
+    def catch_up(self, usage: dict[str, float]) -> None:
+        """Raise this ledger's spend to at least `usage` (the store's counters, which include
+        other workers' spend). Both are lower bounds of the truth, so their maximum is too:
+        nothing is counted twice, and what this process charged but has not committed yet is
+        not lost."""
+        sp = self.spend
+        for name in USAGE_METRICS:
+            stored = usage.get(name)
+            if stored is None:
+                continue
+            value: float = round(stored, 10) if name == "cost_usd" else round(stored)
+            if value > getattr(sp, name):
+                setattr(sp, name, value)
+
     def observe_time(self, now: float) -> None:
         """Wall time is measured per scope from its own start; a parent's clock keeps running."""
         for ledger in self.chain():
@@ -150,14 +166,35 @@ class Ledger:
         return out
 
 
+def effect_usage(kind: EffectKind | str, tokens_in: int = 0, tokens_out: int = 0,
+                 cost_usd: float = 0.0) -> dict[str, float]:
+    """The usage counters one effect adds: the same quantities `charge_effect` +
+    `charge_usage` add to a ledger, as the store's `add_usage` wants them."""
+    out: dict[str, float] = {"steps": 1}
+    for name in _COUNTS.get(kind, ()):
+        out[name] = 1
+    if tokens_in:
+        out["tokens_in"] = int(tokens_in)
+    if tokens_out:
+        out["tokens_out"] = int(tokens_out)
+    if cost_usd:
+        out["cost_usd"] = float(cost_usd)
+    return out
+
+
+def utc_day(when: datetime | None = None) -> str:
+    """The UTC calendar day ("YYYY-MM-DD") tenant budgets and usage counters are kept per."""
+    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+
+
 def tenant_day(tenant: str, when: datetime | None = None) -> str:
     """Key of a tenant's per-day budget (UTC calendar day)."""
-    day = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
-    return f"{tenant}:{day}"
+    return f"{tenant}:{utc_day(when)}"
 
 
 class TenantBudgets:
-    """Per-tenant, per-UTC-day ledgers (in memory; the runtime persists spend in the store)."""
+    """Per-tenant, per-UTC-day ledgers, in memory (the gateway keeps tenant-day spend in the
+    store's usage counters; see `Guards.tenant_ledger`)."""
 
     def __init__(self, limits: dict[str, Limits] | None = None,
                  default: Limits | None = None) -> None:

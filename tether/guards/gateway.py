@@ -3,14 +3,16 @@ tool calls.
 
 Two layers, on purpose:
 - `GuardInterceptor` sees *every* effect (`ctx.step`, `ctx.spawn`): budgets are checked before
-  each one and charged after (also on replay, so totals are rebuilt from the journal); every
-  `tool:*` step is checked against the policy, so even agent code that calls `ctx.tool` directly
-  cannot execute a denied, unapproved or honeypot tool; tool calls and errors feed the loop
-  detector.
+  each one and charged after (run budgets also on replay, so totals are rebuilt from the journal;
+  tenant-day usage only live, into the store's usage counters); every `tool:*` step is checked
+  against the policy, so even agent code that calls `ctx.tool` directly cannot execute a denied,
+  unapproved or honeypot tool; tool calls and errors feed the loop detector.
 - `Guards.tool` / `Guards.model` are what an agent loop calls with what the model proposed: they
-  unmask PII placeholders for the tool, journal each policy decision, return a denial or a
-  honeypot's simulated success as an observation, wait durably for approvals, and mask PII and
-  apply loop interventions before a model call.
+  unmask PII placeholders for the tool, decide, wait durably for approvals, and mask PII and
+  apply loop interventions before a model call. A refusal (denial, denied approval, open circuit
+  breaker) or a honeypot's simulated success is the *tool step's own answer*: the interceptor
+  raises `ShortCircuit` with it, so the journal holds one `tool:<name>` step per proposed call
+  whatever was decided, with the decision in its `step_started` event.
 
 Per-run guard state lives in `ctx.scratch`, which the runtime rebuilds on every replay.
 """
@@ -34,7 +36,7 @@ from tether.guards.approvals import (
     KeyRegistry,
     action_digest,
 )
-from tether.guards.budget import Ledger, Limits, Spend
+from tether.guards.budget import Ledger, Limits, Spend, effect_usage, utc_day
 from tether.guards.embedding import Embedder
 from tether.guards.errors import (
     ActionDenied,
@@ -49,7 +51,7 @@ from tether.guards.pii import PiiMasker, PiiPattern, Vault, decode_key
 from tether.guards.policy import Decision as PolicyDecision
 from tether.guards.policy import Policy, PolicySet, ToolInfo, load_policy
 from tether.guards.retry import BreakerBoard, RetryPolicy
-from tether.runtime.errors import RunHalted
+from tether.runtime.errors import RunHalted, ShortCircuit
 from tether.runtime.interceptors import BaseInterceptor, Effect
 
 if TYPE_CHECKING:
@@ -62,6 +64,10 @@ SCRATCH_KEY = "tether.guards"
 _RETRYABLE = frozenset({"execution_error", "timeout", "http_error"})
 APPROVAL_SIGNAL = "approval:"
 GUARD_STEP = "guard:"
+TOOL_STEP = "tool:"  # tether.tools.effect.STEP_PREFIX (not imported: tools load lazily)
+# Key marking a tool step's result as the guards' answer (the call did not run). Kept in the
+# journaled result, so live and replay classify the step alike; `ToolResult` ignores it.
+ANSWERED = "guard"
 
 
 @dataclass
@@ -81,10 +87,28 @@ class GuardConfig:
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
     retry: RetryPolicy | None = None  # retries of failed tool calls made through Guards.tool
+    record_usage: bool = True  # add every tenant's live spend to the store's usage counters
+    usage_refresh_s: float = 1.0  # re-read a limited tenant's counters (other workers) this often
+
+    def __post_init__(self) -> None:
+        if self.tenant_limits and not self.record_usage:
+            raise ValueError("tenant_limits need record_usage=True (they are kept in the store's "
+                             "usage counters)")
 
     @classmethod
     def from_policy_file(cls, path: str | Path, **kwargs: Any) -> GuardConfig:
         return cls(policy=load_policy(path), **kwargs)
+
+
+@dataclass
+class Verdict:
+    """The gateway's decision on one proposed call, handed to the interceptor for its tool step:
+    the policy decision (journaled in the step's `step_started` meta) and, when the call must not
+    run, the answer the step returns instead (`guard` says who answered)."""
+
+    policy: dict[str, Any]
+    answer: dict[str, Any] | None = None
+    guard: str = ""
 
 
 @dataclass
@@ -96,12 +120,37 @@ class RunGuardState:
     policy: Policy | PolicySet | None
     pending: Intervention | None = None
     approvals: int = 0
-    # action digest -> the decision that cleared it in the gateway (journaled with the step)
-    cleared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # action digest -> the gateway's verdicts for the next tool steps with those arguments
+    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     temperature_bump: float = 0.0
     sealed_entries: int = 0
     retrying: bool = False  # a retry is not a loop: the detector skips it
+
+    def expect(self, name: str, args: Any, verdict: Verdict) -> None:
+        self.verdicts.setdefault(_clearance(name, args), []).append(verdict)
+
+    def take(self, name: str, args: Any) -> Verdict | None:
+        """The gateway's verdict for this tool step, if the gateway made the call (None: agent
+        code called `ctx.tool` directly). Taken by `before` live and by `after` on replay, so a
+        replayed verdict never lingers to clear a later direct call."""
+        if not self.verdicts:
+            return None
+        digest = _clearance(name, args)
+        queue = self.verdicts.get(digest)
+        if not queue:
+            return None
+        verdict = queue.pop(0)
+        if not queue:
+            del self.verdicts[digest]
+        return verdict
+
+
+@dataclass
+class _TenantDay:
+    ledger: Ledger
+    day: str
+    synced_at: float = 0.0
 
 
 class Guards:
@@ -111,6 +160,9 @@ class Guards:
         self.tools = tools
         self.breakers = BreakerBoard(self.config.breaker_threshold,
                                      self.config.breaker_cooldown_s)
+        # (store, tenant) -> today's ledger, shared by every run of this process: a charge is
+        # seen by the tenant's other runs at their next check, not when they next start
+        self._tenant_days: dict[tuple[str, str], _TenantDay] = {}
 
     # ------------------------------------------------------------------ runtime hook
     def interceptors(self) -> list[GuardInterceptor]:
@@ -130,16 +182,13 @@ class Guards:
         run = ctx.run
         limits = Limits.from_json(run.options["budget"]) if "budget" in run.options \
             else cfg.run_limits
-        parent: Ledger | None = None
-        if run.tenant in cfg.tenant_limits:
-            parent = Ledger(cfg.tenant_limits[run.tenant], scope=f"tenant {run.tenant} (today)",
-                            spend=tenant_spend_today(ctx.store, run.tenant, exclude=run.id))
+        # A run starting picks up what the tenant's runs on other workers spent today.
+        self.tenant_ledger(ctx, refresh=True)
         # The run's limits cover its whole tree: the other runs of the tree have already spent
         # part of it (children draw from the parent's budget, and the parent from theirs).
-        tree = Ledger(limits, scope="run", parent=parent,
-                      spend=tree_spend(ctx.store, run, exclude=run.id),
+        tree = Ledger(limits, scope="run", spend=tree_spend(ctx.store, run, exclude=run.id),
                       started_at=_tree_start(ctx.store, run))
-        # Replayed spawns reach `after` with replay=True like steps, so they are charged there.
+        # This run's own effects, replayed ones included (spawns too), are charged in `after`.
         own = Ledger(Limits(), scope="run", parent=tree)
         policy = cfg.policy
         if run.tenant in cfg.tenant_policies:
@@ -154,6 +203,44 @@ class Guards:
             masker=PiiMasker(list(cfg.pii_patterns)),
             policy=policy,
         )
+
+    def tenant_ledger(self, ctx: Context, *, now: float | None = None,
+                      refresh: bool = False) -> Ledger | None:
+        """Today's ledger of the run's tenant (None without tenant limits).
+
+        Its spend is the larger of two lower bounds of the truth: what this process charged
+        (every live effect of the tenant's runs here, at once) and the store's usage counters
+        (every worker's committed usage), re-read when a run starts and every
+        `usage_refresh_s`. Replayed effects are never charged to it: the counters hold them."""
+        limits = self.config.tenant_limits.get(ctx.tenant)
+        if limits is None:
+            return None
+        now = time.time() if now is None else now
+        day = utc_day(datetime.fromtimestamp(now, UTC))
+        key = (_store_key(ctx.store), ctx.tenant)
+        td = self._tenant_days.get(key)
+        if td is None or td.day != day:
+            td = _TenantDay(Ledger(limits, scope=f"tenant {ctx.tenant} (today)"), day)
+            self._tenant_days[key] = td
+            refresh = True
+        if refresh or now - td.synced_at >= self.config.usage_refresh_s:
+            td.ledger.catch_up(ctx.store.get_usage(ctx.tenant, day))
+            td.synced_at = now
+        return td.ledger
+
+    def _charge_live(self, ctx: Context, kind: str, tokens_in: int, tokens_out: int,
+                     cost_usd: float) -> None:
+        """Tenant-day accounting of one live effect: this process's ledger, then the store's
+        counters (read before the increment is submitted, so it is never counted twice)."""
+        now = time.time()
+        tenant = self.tenant_ledger(ctx, now=now)
+        if tenant is not None:
+            tenant.charge_effect(kind)
+            if tokens_in or tokens_out or cost_usd:
+                tenant.charge_usage(tokens_in, tokens_out, cost_usd)
+        if self.config.record_usage:
+            ctx.add_usage(effect_usage(kind, tokens_in, tokens_out, cost_usd),
+                          day=utc_day(datetime.fromtimestamp(now, UTC)))
 
     # ----------------------------------------------------------------- policy helpers
     def tool_info(self, name: str) -> ToolInfo:
@@ -187,7 +274,8 @@ class Guards:
         """Execute a model-proposed tool call if, and only if, the guards allow it.
 
         Never raises for a refusal: a denial, an unavailable tool or a denied approval comes back
-        as a failed `ToolResult` the agent shows to the model."""
+        as a failed `ToolResult` the agent shows to the model. Every proposal is one `tool:<name>`
+        step (per attempt), answered by the guards when it must not run."""
         from tether.tools import ToolFailure, ToolResult
 
         registry = registry or self.tools
@@ -196,38 +284,36 @@ class Guards:
         st = self.state(ctx)
         args = st.vault.unmask(arguments)  # the tool gets the real values, never the model
         decision = self.decide(st, name, args)
+        policy = decision.to_json()
         if decision.action == "deny":
-            return await self._refusal(ctx, name, decision, "policy_denied",
-                                       f"denied by policy rule '{decision.rule}': "
-                                       f"{decision.reason}")
+            refusal = ToolFailure(type="policy_denied", message=f"denied by policy rule "
+                                  f"'{decision.rule}': {decision.reason}")
+            return await self._answer(ctx, st, registry, name, args, Verdict(
+                policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(mode="json"),
+                "policy"))
         if decision.action == "honeypot":
-            return await self._honeypot(ctx, name, arguments, decision)
+            simulated = ToolResult(tool=name, ok=True, output={"status": "ok"})
+            result = await self._answer(ctx, st, registry, name, args, Verdict(
+                policy, simulated.model_dump(mode="json"), "honeypot"))
+            flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
+            reason = f"honeypot tool '{name}' was called"
+            st.flags.append({"reason": reason, **flag})
+            ctx.flag(reason, **flag)  # `tether runs --flagged` lists the run
+            return result
         if decision.action == "approve":
             verdict = await self._await_approval(ctx, st, name, args, decision)
             if verdict is not None:
-                return await self._refusal(ctx, name, decision, "approval_denied", verdict)
-        breaker = self.breakers.get(name)
-
-        async def admit() -> dict[str, Any]:
-            try:
-                breaker.before_call(time.time())
-            except ToolUnavailable as exc:
-                return {"admit": False, "message": str(exc)}
-            return {"admit": True}
-
+                refusal = ToolFailure(type="approval_denied", message=verdict)
+                return await self._answer(ctx, st, registry, name, args, Verdict(
+                    policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
+                        mode="json"), "approval"))
         retry = self.config.retry
         attempt = 0
         while True:
             attempt += 1
-            # journaled, so a replay takes the same branch whatever the breaker's state is now
-            gate = await ctx.step(f"{GUARD_STEP}breaker:{name}", admit, idempotent=True,
-                                  meta={"kind": "guard"})
-            if not gate["admit"]:
-                return ToolResult(tool=name, ok=False,
-                                  error=ToolFailure(type="tool_unavailable",
-                                                    message=gate["message"]))
-            st.cleared[_clearance(name, args)] = {**decision.to_json(), "via": "gateway",
-                                                  "attempt": attempt}
+            # the interceptor journals this decision with the step, and consults the tool's
+            # circuit breaker: while it is open, the step is answered `tool_unavailable`
+            st.expect(name, args, Verdict({**policy, "via": "gateway", "attempt": attempt}))
             st.retrying = attempt > 1
             try:
                 result = await ctx.tool(registry, name, args)
@@ -235,48 +321,31 @@ class Guards:
                 st.retrying = False
             failed = not result.ok and result.error is not None and \
                 result.error.type in _RETRYABLE
-            if not ctx.replaying:
-                if result.ok:
-                    breaker.record_success()
-                elif failed:
-                    breaker.record_failure(time.time())
             if not failed or retry is None or not retry.should_retry(attempt):
                 return result
             # each attempt and each back-off timer is journaled: after a crash the count goes on
             await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
 
-    async def _refusal(self, ctx: Context, name: str, decision: PolicyDecision, kind: str,
-                       message: str) -> ToolResult:
-        from tether.tools import ToolFailure, ToolResult
-
-        recorded = ToolResult(tool=name, ok=False, error=ToolFailure(type=kind, message=message),
-                              ).model_dump(mode="json")
-        record = {"decision": decision.to_json(), "result": recorded}
-
-        def refuse() -> dict[str, Any]:
-            return record
-
-        data = await ctx.step(f"{GUARD_STEP}deny:{name}", refuse, idempotent=True,
-                              meta={"kind": "guard", "policy": decision.to_json()})
-        return ToolResult.model_validate(data["result"])
-
-    async def _honeypot(self, ctx: Context, name: str, arguments: Any,
-                        decision: PolicyDecision) -> ToolResult:
+    async def _answer(self, ctx: Context, st: RunGuardState, registry: ToolRegistry, name: str,
+                      args: Any, verdict: Verdict) -> ToolResult:
+        """The proposal's tool step, answered by the guards instead of the tool."""
         from tether.tools import ToolResult
+        from tether.tools.effect import effect_meta
 
-        flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
-        simulated = ToolResult(tool=name, ok=True, output={"status": "ok"}).model_dump(
-            mode="json")
+        assert verdict.answer is not None
+        answer = {**verdict.answer, ANSWERED: verdict.guard}
+        st.expect(name, args, Verdict(verdict.policy, answer, verdict.guard))
+        try:
+            meta = effect_meta(registry.get(name))
+        except Exception:
+            meta = {"kind": "tool", "tool": name}
 
-        def pretend() -> dict[str, Any]:
-            return {"decision": decision.to_json(), "flag": flag, "result": simulated}
+        def answered(_arguments: Any) -> dict[str, Any]:
+            # never the tool: runs only if no GuardInterceptor answered (fails closed)
+            return answer
 
-        data = await ctx.step(f"{GUARD_STEP}honeypot:{name}", pretend, idempotent=True,
-                              meta={"kind": "guard", "policy": decision.to_json(),
-                                    "flag": "review"})
-        self.state(ctx).flags.append(flag)
-        ctx.log(f"run flagged for review: honeypot tool '{name}' was called", **flag)
-        return ToolResult.model_validate(data["result"])
+        data = await ctx.step(TOOL_STEP + name, answered, args, idempotent=True, meta=meta)
+        return ToolResult.model_validate(data)
 
     async def _await_approval(self, ctx: Context, st: RunGuardState, name: str, args: Any,
                               decision: PolicyDecision) -> str | None:
@@ -359,11 +428,8 @@ class Guards:
         except VaultError:
             return
         blob = base64.b64encode(st.vault.seal(key, context=ctx.run_id)).decode()
-
-        def seal() -> dict[str, Any]:
-            return {"vault": blob, "entries": len(st.vault)}
-
-        await ctx.step(f"{GUARD_STEP}vault", seal, idempotent=True, meta={"kind": "guard"})
+        # a fact, not an effect: written once, skipped on replay (which re-masks anyway)
+        ctx.annotate(f"{GUARD_STEP}vault", {"vault": blob, "entries": len(st.vault)})
 
     def pending_intervention(self, ctx: Context) -> Intervention | None:
         return self.state(ctx).pending
@@ -381,16 +447,29 @@ class GuardInterceptor(BaseInterceptor):
         kind = _kind(effect)
         if kind == "guard":
             return
+        now = time.time()
         try:
-            st.ledger.check("tool" if kind == "breaker" else kind, now=time.time())
+            st.ledger.check(kind, now=now)
+            tenant = self.guards.tenant_ledger(ctx, now=now)
+            if tenant is not None:
+                tenant.check(kind)
         except BudgetExceeded as exc:
             raise RunHalted(exc.reason, {"guard": "budget", **exc.details}) from None
-        if effect.kind == "step" and effect.name.startswith("tool:"):
-            name = effect.name[len("tool:"):]
+        if effect.kind == "step" and effect.name.startswith(TOOL_STEP):
+            name = effect.name[len(TOOL_STEP):]
             args = effect.args[0] if effect.args else {}
-            digest = _clearance(name, args)
-            if digest in st.cleared:
-                effect.meta["policy"] = st.cleared.pop(digest)
+            verdict = st.take(name, args)
+            if verdict is not None:  # the gateway decided (and waited for approvals)
+                effect.meta["policy"] = verdict.policy
+                if verdict.answer is not None:
+                    raise ShortCircuit(verdict.answer, {"guard": verdict.guard,
+                                                        "rule": verdict.policy.get("rule")})
+                try:
+                    self.guards.breakers.get(name).before_call(now)
+                except ToolUnavailable as exc:
+                    answer = _unavailable(name, str(exc))
+                    raise ShortCircuit(answer, {"guard": "breaker",
+                                                "failures": exc.failures}) from None
                 return
             decision = self.guards.decide(st, name, args)
             effect.meta["policy"] = decision.to_json()
@@ -405,25 +484,36 @@ class GuardInterceptor(BaseInterceptor):
                     error: BaseException | None, replay: bool) -> None:
         st = self.guards.state(ctx)
         kind = _kind(effect)
-        if effect.kind == "step" and effect.name.startswith(GUARD_STEP):
-            if kind in ("tool", "step"):
-                st.ledger.charge_effect(kind)
-            elif kind == "breaker" and isinstance(result, dict) and result.get("admit") is False:
-                st.ledger.charge_effect("tool")
-            return
-        st.ledger.charge_effect(kind)
+        if kind == "guard" or (effect.kind == "spawn" and error is not None):
+            return  # a spawn refused at the depth limit created no child
+        tool_step = kind == "tool" and effect.kind == "step"
+        if tool_step and replay:
+            st.take(effect.name[len(TOOL_STEP):], effect.args[0] if effect.args else {})
+        tokens_in = tokens_out = 0
+        cost = 0.0
         if kind == "model" and isinstance(result, dict):
             usage = result.get("usage") or {}
-            st.ledger.charge_usage(int(usage.get("input_tokens", 0)),
-                                   int(usage.get("output_tokens", 0)),
-                                   float(result.get("cost_usd") or 0.0))
+            tokens_in = int(usage.get("input_tokens", 0))
+            tokens_out = int(usage.get("output_tokens", 0))
+            cost = float(result.get("cost_usd") or 0.0)
+        st.ledger.charge_effect(kind)
+        if kind == "model":
+            st.ledger.charge_usage(tokens_in, tokens_out, cost)
+        if not replay:
+            self.guards._charge_live(ctx, kind, tokens_in, tokens_out, cost)
+        if effect.name.startswith(GUARD_STEP):
+            return  # an approval request
+        if tool_step and isinstance(result, dict) and ANSWERED in result:
+            return  # answered by the guards: the call did not happen (not a loop, no breaker)
+        if tool_step and not replay:
+            self._breaker_outcome(effect, result, error)
         if st.retrying:
             return
         try:
             iv: Intervention | None = None
             if kind == "tool":
                 args = effect.args[0] if effect.args else {}
-                iv = st.detector.observe_tool_call(effect.name[len("tool:"):], args)
+                iv = st.detector.observe_tool_call(effect.name[len(TOOL_STEP):], args)
                 if isinstance(result, dict) and result.get("ok") is False:
                     err = (result.get("error") or {}).get("message", "")
                     iv = st.detector.observe_error(f"{effect.name}: {err}") or iv
@@ -436,6 +526,18 @@ class GuardInterceptor(BaseInterceptor):
         if iv is not None:
             st.pending = iv
 
+    def _breaker_outcome(self, effect: Effect, result: Any, error: BaseException | None) -> None:
+        """A gateway call that ran live tells its tool's breaker how it went."""
+        policy = effect.meta.get("policy")
+        if not isinstance(policy, dict) or policy.get("via") != "gateway":
+            return
+        breaker = self.guards.breakers.get(effect.name[len(TOOL_STEP):])
+        if error is None and isinstance(result, dict) and result.get("ok") is True:
+            breaker.record_success()
+        elif error is not None or (isinstance(result, dict) and (
+                result.get("error") or {}).get("type") in _RETRYABLE):
+            breaker.record_failure(time.time())
+
 
 # ------------------------------------------------------------------------- helpers
 def _kind(effect: Effect) -> str:
@@ -446,18 +548,29 @@ def _kind(effect: Effect) -> str:
         return _guard_kind(name)
     if name.startswith("model:"):
         return "model"
-    if name.startswith("tool:"):
+    if name.startswith(TOOL_STEP):
         return "tool"
     return "step"
 
 
 def _guard_kind(name: str) -> str:
-    """Refused proposals still cost budget, or one model response with a thousand denied calls
-    would be free: a denial or honeypot counts as a tool call, an approval request as a step, a
-    breaker refusal as a tool call (an admitted call is counted by its own tool step)."""
+    """An approval request costs a step. Refused proposals cost budget too, or one model
+    response with a thousand denied calls would be free — as what they are: tool steps answered
+    by the guards, counted like any other tool call."""
     sub = name[len(GUARD_STEP):].split(":", 1)[0]
-    return {"deny": "tool", "honeypot": "tool", "approval": "step",
-            "breaker": "breaker"}.get(sub, "guard")
+    return "step" if sub == "approval" else "guard"
+
+
+def _unavailable(name: str, message: str) -> dict[str, Any]:
+    from tether.tools import ToolFailure, ToolResult
+
+    result = ToolResult(tool=name, ok=False, error=ToolFailure(type="tool_unavailable",
+                                                               message=message))
+    return {**result.model_dump(mode="json"), ANSWERED: "breaker"}
+
+
+def _store_key(store: Any) -> str:
+    return str(getattr(store, "url", None) or id(store))
 
 
 def _clearance(name: str, args: Any) -> str:
@@ -510,18 +623,14 @@ def spend_from_events(events: Sequence[Event], since: float | None = None) -> Sp
             continue
         name = e.name or ""
         if e.kind == "step_started" and not name.startswith(GUARD_STEP):
-            if e.key not in started:
+            if e.key not in started:  # a retried in-doubt step is one step
                 started.add(e.key or "")
                 sp.steps += 1
-                if name.startswith("tool:"):
+                if name.startswith(TOOL_STEP):  # answered by the guards or not
                     sp.tool_calls += 1
         elif e.kind == "step_completed" and name.startswith(GUARD_STEP):
-            kind = _guard_kind(name)
-            refused = kind == "breaker" and isinstance(e.data, dict) and e.data.get(
-                "admit") is False
-            if kind in ("tool", "step") or refused:
+            if _guard_kind(name) == "step":
                 sp.steps += 1
-                sp.tool_calls += 1 if kind != "step" else 0
         elif e.kind == "step_completed" and name.startswith("model:") and isinstance(
                 e.data, dict):
             usage = e.data.get("usage") or {}
@@ -543,7 +652,7 @@ def _add(a: Spend, b: Spend) -> Spend:
 def tree_spend(store: Any, run: RunRecord, exclude: str) -> Spend:
     """Spend of every other run in this run's tree (root and all descendants)."""
     root = run.root_id or run.id
-    members = [root, *(r.id for r in store.write(lambda tx: tx.descendants(root)))]
+    members = [root, *(r.id for r in store.descendants(root))]
     total = Spend()
     for rid in members:
         if rid != exclude:
@@ -554,17 +663,6 @@ def tree_spend(store: Any, run: RunRecord, exclude: str) -> Spend:
 def _tree_start(store: Any, run: RunRecord) -> float:
     root = store.get_run(run.root_id) if run.root_id and run.root_id != run.id else run
     return float((root or run).created_at or time.time())
-
-
-def tenant_spend_today(store: Any, tenant: str, exclude: str) -> Spend:
-    """Tenant-day spend recomputed from journals (until the store keeps a usage counter)."""
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    total = Spend()
-    for r in store.list_runs(tenant=tenant, limit=1_000_000):
-        if r.id != exclude and (r.updated_at or r.created_at) >= midnight:
-            total = _add(total, spend_from_events(store.load_events(r.id), since=midnight))
-    total.wall_time_s = 0.0
-    return total
 
 
 def vault_key(config: GuardConfig) -> bytes:
@@ -581,5 +679,6 @@ __all__ = [
     "GuardInterceptor",
     "Guards",
     "RunGuardState",
+    "Verdict",
     "spend_from_events",
 ]
