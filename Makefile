@@ -48,7 +48,7 @@ setup: apt $(STAMP) $(SETUP_TARGETS)
 
 services: setup $(SERVICES)
 
-demo: setup
+demo: setup models-large
 	$(BIN)/python -m tether.demo
 
 test: services

@@ -33,7 +33,9 @@ _LAZY = {
     "Message": "tether.models", "ModelResponse": "tether.models",
     "tool": "tether.tools", "ToolRegistry": "tether.tools", "ToolResult": "tether.tools",
     "Sandbox": "tether.sandbox", "SandboxUnavailable": "tether.sandbox",
+    "ToolArgumentError": "tether.tools", "openapi_tools": "tether.tools",
     "Guards": "tether.guards", "GuardConfig": "tether.guards", "load_policy": "tether.guards",
+    "react": "tether.agents", "ReActAgent": "tether.agents", "MaxStepsExceeded": "tether.agents",
 }
 
 

@@ -189,3 +189,17 @@ async def test_pure_steps_journal_only_their_result_and_replay(tether: Tether) -
     done = await tether.drive(first.id)
     assert done.result == {"messages": ["m0", "m1", "m2"], "got": 1}
     assert A.CALLS["node"] == 3  # replayed from the journal, not recomputed
+
+
+async def test_replaying_turns_false_exactly_when_the_journal_is_exhausted(tether: Tether) -> None:
+    first = await tether.run(A.changed_a, None)  # one step, then waits
+    tether.signal(first.id, "go", 1)
+    run = tether.get(first.id)
+    committer = GroupCommitter(tether.store)
+    try:
+        ctx = Context(run, tether.store, committer, "replay-only", tether.events(first.id))
+        assert ctx.replaying
+        await ctx.gather()  # a gather consumes a position but is not in the journal
+        assert ctx.replaying
+    finally:
+        committer.close()

@@ -103,6 +103,7 @@ class Context:
         self._journal = Journal(events)
         self._seq = self._journal.last_seq
         self._visited: set[str] = set()
+        self._replayed = 0  # journaled operations the code has reached again
         self._background_error: BaseException | None = None
         self._nondeterminism: NonDeterminismError | None = None
         # Set by the worker: "drain" (shutting down: stop at the next effect), "cancel" (the run
@@ -130,7 +131,7 @@ class Context:
     @property
     def replaying(self) -> bool:
         """True while the journal still holds outcomes the code has not consumed."""
-        return len(self._visited) < len(self._journal.by_key)
+        return self._replayed < len(self._journal.by_key)
 
     # -- journal plumbing ------------------------------------------------------------------
     def _next_key(self) -> str:
@@ -146,6 +147,7 @@ class Context:
         self._visited.add(key)
         if not events:
             return None
+        self._replayed += 1
         first = events[0]
         if FAMILY.get(first.kind) != family or first.name != name:
             err = NonDeterminismError(
@@ -549,8 +551,7 @@ class Context:
         finished in. If a branch raises, the others are cancelled and the error propagates
         (structured concurrency). If branches must wait (timer, signal, child), the run suspends
         after every other branch has gone as far as it can."""
-        key = self._next_key()
-        self._visited.add(key)
+        key = self._next_key()  # a position only: gather itself writes nothing
 
         async def branch(index: int, aw: Awaitable[Any]) -> Any:
             _scope.set(_Scope(f"{key}:{index}."))
@@ -601,11 +602,13 @@ class Context:
 
         return await model_effect(self, model, messages, **kwargs)
 
-    async def tool(self, tools: Any, name: str, arguments: dict[str, Any] | None = None) -> Any:
-        """Call a registered tool, journaled and checked (see `tether.tools`)."""
+    async def tool(self, tools: Any, name: str | None = None,
+                   arguments: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Call a tool from a registry (or a single tool), journaled and checked by the
+        interceptors; `version=` pins a version. See `tether.tools`."""
         from tether.tools.effect import tool_effect
 
-        return await tool_effect(self, tools, name, arguments or {})
+        return await tool_effect(self, tools, name, arguments or {}, **kwargs)
 
     # -- end of run ------------------------------------------------------------------------
     def check_complete(self) -> None:
