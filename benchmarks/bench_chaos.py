@@ -64,10 +64,10 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         ("side-effect log entries (effects performed)", report.log_entries),
         ("SIGKILLs (each followed by a replacement worker)", report.kills),
         ("  of which the victim held runs", report.kills_holding_runs),
-        ("kill moments skipped (kill budget per trial reached, or no worker old enough)",
-         report.kills_skipped),
         ("  of which landed mid-step (a step of the victim was started, outcome not journaled)",
          report.kills_mid_step),
+        ("kill moments skipped (kill budget per trial reached, or no worker old enough)",
+         report.kills_skipped),
         ("steps interrupted (started, outcome never journaled by that attempt)",
          report.interrupted_steps),
         ("trials with an interrupted step", report.trials_interrupted),
@@ -124,6 +124,8 @@ def main() -> int:
                         help="mean seconds between SIGKILLs")
     parser.add_argument("--kills-per-trial", type=float, default=0.75,
                         help="kill budget: at most this many SIGKILLs per trial submitted so far")
+    parser.add_argument("--worker-cmd", choices=("script", "cli"), default="script",
+                        help="workers: tests/runtime/chaos_worker.py or `tether worker`")
     parser.add_argument("--time-limit", type=float, default=1200.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the database, log and worker stderr in this dir")
@@ -132,11 +134,12 @@ def main() -> int:
     cfg = ChaosConfig(trials=args.trials, workers=args.workers,
                       mean_kill_interval=args.kill_interval,
                       kills_per_trial=args.kills_per_trial, time_limit=args.time_limit,
+                      worker_cmd=args.worker_cmd,
                       seed=args.seed)
     command = (f".venv/bin/python benchmarks/bench_chaos.py --trials {args.trials} "
                f"--workers {args.workers} --kill-interval {args.kill_interval:g} "
-               f"--kills-per-trial {args.kills_per_trial:g} "
-               f"--seed {args.seed}")
+               f"--kills-per-trial {args.kills_per_trial:g} --seed {args.seed}"
+               + (f" --worker-cmd {args.worker_cmd}" if args.worker_cmd != "script" else ""))
     before = os.getloadavg()[0]
     if args.keep:
         report = run_chaos(cfg, Path(args.keep))

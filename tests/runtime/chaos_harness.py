@@ -149,6 +149,15 @@ class LogReader:
             target[(entry["run"], entry["step"])].append(entry)
 
 
+def _die_with_parent() -> None:
+    """In the forked child: get SIGKILLed if the harness dies (a killed test run must not leave
+    workers behind). Linux only; elsewhere the harness's own cleanup has to do."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _pid_of(owner: str) -> int:
     try:
         return int(owner.split(":")[1])
@@ -190,7 +199,8 @@ class Chaos:
         self.started += 1
         err = (self.workdir / f"worker-{self.started}.err").open("wb")
         proc = subprocess.Popen(self._command(), cwd=self.workdir, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=_die_with_parent)
         err.close()
         self.procs.append(proc)
         self.born[proc.pid] = time.monotonic()
