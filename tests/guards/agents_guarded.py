@@ -188,3 +188,11 @@ async def approved_then_direct(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]
     except ActionDenied as exc:
         return {"first": first.ok, "second": str(exc)}
     return {"first": first.ok, "second": second.ok}
+
+
+async def twin_proposals(ctx: Any, goal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same call proposed twice at once (two branches of a gather), approved separately."""
+    guards: Guards = STATE["guards"]
+    results = await ctx.gather(guards.tool(ctx, "refund", goal["args"]),
+                               guards.tool(ctx, "refund", goal["args"]))
+    return [r.model_dump(mode="json") for r in results]

@@ -545,6 +545,28 @@ async def test_unknown_approval_ids(db_path):
     t.close()
 
 
+async def test_concurrent_identical_proposals_keep_their_own_verdicts(db_path):
+    """Each gateway call hands its verdict to its own tool step only (per task), so a denied
+    twin cannot run on its approved sibling's clearance, whichever branch gets there first."""
+    guards = make_guards(None)
+    A.reset(search_forever(), guards)
+    t = open_tether(db_path, guards)
+    args = {"card": "c", "amount": 7}
+    run = await t.run(A.twin_proposals, {"args": args})
+    pending = sorted(inbox.list_pending(t.store), key=lambda p: p.request.id)
+    assert [p.request.id for p in pending] == [f"{run.id}.a1", f"{run.id}.a2"]
+    first, second = (p.request for p in pending)
+    inbox.decide(t, _decision(second.id, second.digest, "carol", "deny"))
+    inbox.decide(t, _decision(first.id, first.digest, "carol"))
+    done = await t.drive(run.id)
+    assert done.status == "succeeded", done.error
+    assert [r["ok"] for r in done.result] == [True, False]
+    assert done.result[1]["error"]["type"] == "approval_denied"
+    assert A.EXECUTED == [("refund", {"card": "c", "amount": 7.0})]
+    assert await replay_only(t, guards, run.id, A.twin_proposals) == done.result
+    t.close()
+
+
 # ------------------------------------------------------------------------------- PII
 async def test_model_never_sees_pii_but_the_tool_gets_real_values(db_path):
     guards = make_guards(None)

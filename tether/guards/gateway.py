@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import os
 import time
 from collections.abc import Sequence
@@ -34,7 +35,6 @@ from tether.guards.approvals import (
     ApprovalState,
     Decision,
     KeyRegistry,
-    action_digest,
 )
 from tether.guards.budget import Ledger, Limits, Spend, effect_usage, utc_day
 from tether.guards.embedding import Embedder
@@ -106,9 +106,26 @@ class Verdict:
     the policy decision (journaled in the step's `step_started` meta) and, when the call must not
     run, the answer the step returns instead (`guard` says who answered)."""
 
+    tool: str
     policy: dict[str, Any]
     answer: dict[str, Any] | None = None
     guard: str = ""
+    taken: bool = False
+
+
+# The verdict for the tool step the gateway is making right now in this task. A context variable,
+# not run state: it is set only around that one step, so it cannot clear any other call (a later
+# direct `ctx.tool`, a concurrent `ctx.gather` branch proposing the same call), live or replayed.
+_GATEWAY: contextvars.ContextVar[Verdict | None] = contextvars.ContextVar(
+    "tether_guards_gateway", default=None)
+
+
+def _take(effect: Effect) -> Verdict | None:
+    verdict = _GATEWAY.get()
+    if verdict is None or verdict.taken or effect.name != TOOL_STEP + verdict.tool:
+        return None
+    verdict.taken = True
+    return verdict
 
 
 @dataclass
@@ -120,30 +137,10 @@ class RunGuardState:
     policy: Policy | PolicySet | None
     pending: Intervention | None = None
     approvals: int = 0
-    # action digest -> the gateway's verdicts for the next tool steps with those arguments
-    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
     temperature_bump: float = 0.0
     sealed_entries: int = 0
     retrying: bool = False  # a retry is not a loop: the detector skips it
-
-    def expect(self, name: str, args: Any, verdict: Verdict) -> None:
-        self.verdicts.setdefault(_clearance(name, args), []).append(verdict)
-
-    def take(self, name: str, args: Any) -> Verdict | None:
-        """The gateway's verdict for this tool step, if the gateway made the call (None: agent
-        code called `ctx.tool` directly). Taken by `before` live and by `after` on replay, so a
-        replayed verdict never lingers to clear a later direct call."""
-        if not self.verdicts:
-            return None
-        digest = _clearance(name, args)
-        queue = self.verdicts.get(digest)
-        if not queue:
-            return None
-        verdict = queue.pop(0)
-        if not queue:
-            del self.verdicts[digest]
-        return verdict
 
 
 @dataclass
@@ -288,24 +285,24 @@ class Guards:
         if decision.action == "deny":
             refusal = ToolFailure(type="policy_denied", message=f"denied by policy rule "
                                   f"'{decision.rule}': {decision.reason}")
-            return await self._answer(ctx, st, registry, name, args, Verdict(
-                policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(mode="json"),
-                "policy"))
+            return await self._answer(ctx, registry, args, Verdict(
+                name, policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
+                    mode="json"), "policy"))
         if decision.action == "honeypot":
             simulated = ToolResult(tool=name, ok=True, output={"status": "ok"})
-            result = await self._answer(ctx, st, registry, name, args, Verdict(
-                policy, simulated.model_dump(mode="json"), "honeypot"))
+            result = await self._answer(ctx, registry, args, Verdict(
+                name, policy, simulated.model_dump(mode="json"), "honeypot"))
             flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
             reason = f"honeypot tool '{name}' was called"
             st.flags.append({"reason": reason, **flag})
             ctx.flag(reason, **flag)  # `tether runs --flagged` lists the run
             return result
         if decision.action == "approve":
-            verdict = await self._await_approval(ctx, st, name, args, decision)
-            if verdict is not None:
-                refusal = ToolFailure(type="approval_denied", message=verdict)
-                return await self._answer(ctx, st, registry, name, args, Verdict(
-                    policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
+            denied = await self._await_approval(ctx, st, name, args, decision)
+            if denied is not None:
+                refusal = ToolFailure(type="approval_denied", message=denied)
+                return await self._answer(ctx, registry, args, Verdict(
+                    name, policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
                         mode="json"), "approval"))
         retry = self.config.retry
         attempt = 0
@@ -313,12 +310,13 @@ class Guards:
             attempt += 1
             # the interceptor journals this decision with the step, and consults the tool's
             # circuit breaker: while it is open, the step is answered `tool_unavailable`
-            st.expect(name, args, Verdict({**policy, "via": "gateway", "attempt": attempt}))
+            token = _GATEWAY.set(Verdict(name, {**policy, "via": "gateway", "attempt": attempt}))
             st.retrying = attempt > 1
             try:
                 result = await ctx.tool(registry, name, args)
             finally:
                 st.retrying = False
+                _GATEWAY.reset(token)
             failed = not result.ok and result.error is not None and \
                 result.error.type in _RETRYABLE
             if not failed or retry is None or not retry.should_retry(attempt):
@@ -326,25 +324,29 @@ class Guards:
             # each attempt and each back-off timer is journaled: after a crash the count goes on
             await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
 
-    async def _answer(self, ctx: Context, st: RunGuardState, registry: ToolRegistry, name: str,
-                      args: Any, verdict: Verdict) -> ToolResult:
+    async def _answer(self, ctx: Context, registry: ToolRegistry, args: Any,
+                      verdict: Verdict) -> ToolResult:
         """The proposal's tool step, answered by the guards instead of the tool."""
         from tether.tools import ToolResult
         from tether.tools.effect import effect_meta
 
         assert verdict.answer is not None
-        answer = {**verdict.answer, ANSWERED: verdict.guard}
-        st.expect(name, args, Verdict(verdict.policy, answer, verdict.guard))
+        answer = verdict.answer = {**verdict.answer, ANSWERED: verdict.guard}
         try:
-            meta = effect_meta(registry.get(name))
+            meta = effect_meta(registry.get(verdict.tool))
         except Exception:
-            meta = {"kind": "tool", "tool": name}
+            meta = {"kind": "tool", "tool": verdict.tool}
 
         def answered(_arguments: Any) -> dict[str, Any]:
             # never the tool: runs only if no GuardInterceptor answered (fails closed)
             return answer
 
-        data = await ctx.step(TOOL_STEP + name, answered, args, idempotent=True, meta=meta)
+        token = _GATEWAY.set(verdict)
+        try:
+            data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
+                                  meta=meta)
+        finally:
+            _GATEWAY.reset(token)
         return ToolResult.model_validate(data)
 
     async def _await_approval(self, ctx: Context, st: RunGuardState, name: str, args: Any,
@@ -458,7 +460,7 @@ class GuardInterceptor(BaseInterceptor):
         if effect.kind == "step" and effect.name.startswith(TOOL_STEP):
             name = effect.name[len(TOOL_STEP):]
             args = effect.args[0] if effect.args else {}
-            verdict = st.take(name, args)
+            verdict = _take(effect)
             if verdict is not None:  # the gateway decided (and waited for approvals)
                 effect.meta["policy"] = verdict.policy
                 if verdict.answer is not None:
@@ -487,8 +489,6 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "guard" or (effect.kind == "spawn" and error is not None):
             return  # a spawn refused at the depth limit created no child
         tool_step = kind == "tool" and effect.kind == "step"
-        if tool_step and replay:
-            st.take(effect.name[len(TOOL_STEP):], effect.args[0] if effect.args else {})
         tokens_in = tokens_out = 0
         cost = 0.0
         if kind == "model" and isinstance(result, dict):
@@ -571,23 +571,6 @@ def _unavailable(name: str, message: str) -> dict[str, Any]:
 
 def _store_key(store: Any) -> str:
     return str(getattr(store, "url", None) or id(store))
-
-
-def _clearance(name: str, args: Any) -> str:
-    """Digest that survives the tool's schema coercion (500 -> 500.0) but nothing else."""
-
-    def canon(v: Any) -> Any:
-        if isinstance(v, bool) or v is None or isinstance(v, str):
-            return v
-        if isinstance(v, int | float):
-            return float(v)
-        if isinstance(v, dict):
-            return {str(k): canon(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [canon(x) for x in v]
-        return repr(v)
-
-    return action_digest(name, canon(args))
 
 
 def _trim(msgs: list[Any], keep: int) -> list[Any]:
