@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.models.models_testlib import ADD, PERSON_SCHEMA, WEATHER
@@ -18,19 +16,10 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def local_model_sync() -> LocalModel:
+def local_model() -> LocalModel:
     model = LocalModel(SMALL_WEIGHTS, n_ctx=2048, allow_download=False, seed=0)
     model.load()
     return model
-
-
-@pytest.fixture
-async def local_model(local_model_sync: LocalModel) -> AsyncIterator[LocalModel]:
-    # A fresh lock per test: asyncio locks bind to the loop of their first use.
-    import asyncio
-
-    local_model_sync._lock = asyncio.Lock()
-    yield local_model_sync
 
 
 async def test_constrained_tool_call_is_schema_valid(local_model: LocalModel) -> None:

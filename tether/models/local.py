@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,8 @@ class LocalModel(Model):
         self.allow_download = allow_download
         self.chat_format = chat_format
         self._llm: Any = None
-        self._lock = asyncio.Lock()
+        # A thread lock, not an asyncio one: calls run in worker threads, from any event loop.
+        self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self._calls = 0
         self.model_path: Path | None = None
@@ -303,10 +305,13 @@ class LocalModel(Model):
         tool_choice: ToolChoice | None,
         params: dict[str, Any],
     ) -> ModelResponse:
-        async with self._lock:
-            return await asyncio.to_thread(
-                self._run, messages, tools, output_schema, tool_choice, params
-            )
+        return await asyncio.to_thread(
+            self._run_locked, messages, tools, output_schema, tool_choice, params
+        )
+
+    def _run_locked(self, *args: Any) -> ModelResponse:
+        with self._lock:
+            return self._run(*args)
 
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None
