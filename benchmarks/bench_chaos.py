@@ -78,6 +78,9 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         ("idempotent steps re-executed after a kill", report.idempotent_reexecutions),
         ("  of which the API deduplicated by idempotency key", report.dedup_hits),
         ("worker processes started", report.workers_started),
+        *([("SIGSTOP stalls past the lease", report.pauses),
+           ("  effects a woken worker performed after its step was flagged in doubt",
+            report.late_effects)] if cfg.pause_fraction else []),
         ("`PRAGMA integrity_check`", "ok" if not report.integrity else "; ".join(report.integrity)),
         ("invariant violations", len(report.violations)),
         ("duration", f"{report.duration:.1f} s"),
@@ -89,7 +92,10 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         f"(steps, timers, `ctx.gather`, child runs) on one SQLite file while {cfg.workers} worker "
         f"processes (lease {cfg.lease_ttl:g}s, {cfg.concurrency} runs each, {cfg.in_flight} trials "
         f"in flight) were SIGKILLed every {cfg.mean_kill_interval:g}s on average (at most "
-        f"{cfg.kills_per_trial:g} kills per trial submitted) and replaced. "
+        f"{cfg.kills_per_trial:g} kills per trial submitted) and replaced"
+        + (f"; {cfg.pause_fraction:.0%} of the chaos events were SIGSTOP stalls of 1.2-2.5 "
+           "leases instead (the worker wakes up inside work others took over)"
+           if cfg.pause_fraction else "") + ". "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"runtime at {_runtime_revision()}.",
         "",
@@ -120,10 +126,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--kill-interval", type=float, default=0.1,
+    parser.add_argument("--kill-interval", type=float, default=0.05,
                         help="mean seconds between SIGKILLs")
     parser.add_argument("--kills-per-trial", type=float, default=0.75,
                         help="kill budget: at most this many SIGKILLs per trial submitted so far")
+    parser.add_argument("--pause-fraction", type=float, default=0.0,
+                        help="share of chaos events that are SIGSTOP stalls instead of kills")
     parser.add_argument("--worker-cmd", choices=("script", "cli"), default="script",
                         help="workers: tests/runtime/chaos_worker.py or `tether worker`")
     parser.add_argument("--time-limit", type=float, default=1200.0)
@@ -134,11 +142,12 @@ def main() -> int:
     cfg = ChaosConfig(trials=args.trials, workers=args.workers,
                       mean_kill_interval=args.kill_interval,
                       kills_per_trial=args.kills_per_trial, time_limit=args.time_limit,
-                      worker_cmd=args.worker_cmd,
+                      worker_cmd=args.worker_cmd, pause_fraction=args.pause_fraction,
                       seed=args.seed)
     command = (f".venv/bin/python benchmarks/bench_chaos.py --trials {args.trials} "
                f"--workers {args.workers} --kill-interval {args.kill_interval:g} "
-               f"--kills-per-trial {args.kills_per_trial:g} --seed {args.seed}"
+               f"--kills-per-trial {args.kills_per_trial:g} "
+               f"--pause-fraction {args.pause_fraction:g} --seed {args.seed}"
                + (f" --worker-cmd {args.worker_cmd}" if args.worker_cmd != "script" else ""))
     before = os.getloadavg()[0]
     if args.keep:

@@ -11,6 +11,10 @@ Meanwhile the harness:
 - SIGKILLs a random worker at random moments (exponential inter-kill times) and starts a
   replacement, so kills land during replay, inside activities, between an effect and its
   journaling, inside commits, while timers and children are pending;
+- optionally (`pause_fraction`), instead of a kill, SIGSTOPs a worker for 1.2-2.5 lease TTLs (a
+  GC pause, a frozen VM): other workers take its runs over, then it wakes up inside its old work;
+  lease fencing must keep its writes out of the journals (its running activities still act, which
+  is why the human below never decides while the worker that started a step is stalled);
 - acts as the human operator: a run `waiting` with `options["in_doubt"]` has a non-idempotent step
   whose outcome is unknown; the harness looks that (run, step) up in the side-effect log and
   answers `resolve --skip --result <logged result>` if the effect happened, `--retry` otherwise
@@ -30,6 +34,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -55,14 +60,18 @@ class ChaosConfig:
     in_flight: int = 24            # trials submitted but not finished (a closed-loop workload)
     lease_ttl: float = 1.0
     poll: float = 0.05
-    mean_kill_interval: float = 0.1  # seconds between SIGKILLs (exponential)
+    mean_kill_interval: float = 0.05  # seconds between chaos events (exponential)
     kills_per_trial: float = 0.75  # ...but no more kills than this per trial submitted
     min_age: float = 0.5           # seconds a worker lives before it may be killed (unless busy)
     aim: float = 0.5               # chance a kill picks among workers holding runs, not any
-    grace: float = 0.5             # human waits this long if the step's worker is still alive
+    grace: float = 1.0             # human waits this long if the step's worker is still alive
     time_limit: float = 160.0      # give up (and report) after this long
     seed: int = 1
     worker_cmd: str = "script"     # "script" (chaos_worker.py) or "cli" (`tether worker`)
+    # Share of chaos events that SIGSTOP a worker past its lease (1.2-2.5 TTLs) instead of killing
+    # it. Off by default: a stalled worker can re-claim its own run and execute it twice (see
+    # test_worker_does_not_reclaim_a_run_it_is_still_executing in test_chaos_regressions.py).
+    pause_fraction: float = 0.0
     max_flags_per_step: int = 5    # more human decisions than this for one step: a livelock
 
 
@@ -92,6 +101,8 @@ class ChaosReport:
     kills_holding_runs: int = 0
     kills_skipped: int = 0
     resolve_refused: int = 0
+    pauses: int = 0
+    late_effects: int = 0
     trials_hit: int = 0
     in_doubt_flags: int = 0
     resolved_skip: int = 0
@@ -115,7 +126,8 @@ class ChaosReport:
             f"{self.trials_hit} trials had a run on a killed worker); "
             f"{self.in_doubt_flags} in-doubt flags (skip {self.resolved_skip}, retry "
             f"{self.resolved_retry}, {self.flags_owner_alive} with the step's worker alive, "
-            f"{self.resolve_refused} resolutions refused); "
+            f"{self.resolve_refused} resolutions refused); {self.pauses} SIGSTOP pauses "
+            f"({self.late_effects} effects by woken workers after an in-doubt flag); "
             f"{self.idempotent_reexecutions} idempotent re-executions "
             f"({self.dedup_hits} deduplicated by key); statuses {dict(self.statuses)}; "
             f"integrity {'ok' if not self.integrity else self.integrity}; "
@@ -176,6 +188,9 @@ class Chaos:
         self.killed: set[int] = set()
         self.runs_held_at_kill: set[str] = set()
         self.born: dict[int, float] = {}
+        self.paused: dict[int, float] = {}   # pid -> when it was SIGSTOPped
+        self.resumed: dict[int, float] = {}  # pid -> wall time it was last continued
+        self.ever_paused: set[int] = set()
         self.started = 0
         self.decisions: list[Decision] = []
         self.flags_per_step: Counter[tuple[str, str]] = Counter()
@@ -207,18 +222,34 @@ class Chaos:
 
     def _kill_one(self, monitor: sqlite3.Connection) -> None:
         now = time.monotonic()
-        live = [p for p in self.procs
-                if p.poll() is None and now - self.born[p.pid] >= self.cfg.min_age]
+        live = [p for p in self.procs if p.poll() is None and p.pid not in self.paused
+                and now - self.born[p.pid] >= self.cfg.min_age]
         # Half the kills aim at workers that hold runs; the rest pick any worker that has been
         # up for `min_age` (killing replacements while they import tests nothing, and under
         # load it would starve the system of workers). Which one, and when, stays random.
         holders = {_pid_of(o) for (o,) in monitor.execute("SELECT DISTINCT owner FROM leases")}
-        busy = [p for p in self.procs if p.pid in holders and p.poll() is None]
+        busy = [p for p in self.procs
+                if p.pid in holders and p.poll() is None and p.pid not in self.paused]
         pool = busy if busy and self.rng.random() < self.cfg.aim else live
         if not pool:
             self.report.kills_skipped += 1
             return
         victim = self.rng.choice(pool)
+        if self.rng.random() < self.cfg.pause_fraction:
+            # A stall (GC pause, VM freeze, partition), not a death: the worker outlives its
+            # leases, others take its runs over, then it wakes up and carries on. Fencing must
+            # keep its writes out; its running activities still act (the human must wait).
+            # The SIGCONT comes from a timer thread: the stalled worker may hold SQLite's write
+            # lock, and the harness's own writes (resolve, submit) would wait for it.
+            victim.send_signal(signal.SIGSTOP)
+            self.paused[victim.pid] = now
+            self.ever_paused.add(victim.pid)
+            self.report.pauses += 1
+            timer = threading.Timer(self.cfg.lease_ttl * self.rng.uniform(1.2, 2.5),
+                                    self._continue, (victim,))
+            timer.daemon = True
+            timer.start()
+            return
         held = monitor.execute("SELECT run_id FROM leases WHERE owner LIKE ?",
                                (f"%:{victim.pid}:%",)).fetchall()
         victim.send_signal(signal.SIGKILL)
@@ -231,7 +262,15 @@ class Chaos:
         self.runs_held_at_kill.update(r[0] for r in held)
         self._spawn_worker()
 
+    def _continue(self, proc: subprocess.Popen[bytes]) -> None:
+        if self.paused.pop(proc.pid, None) is not None:
+            self.resumed[proc.pid] = time.time()
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+
     def _stop_workers(self) -> None:
+        for p in list(self.procs):
+            self._continue(p)
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -264,8 +303,12 @@ class Chaos:
             owner = _owner_of_last_start(events, key)
             flagged = [e for e in events if e.kind == "step_in_doubt" and e.key == key]
             flagged_at = flagged[-1].ts if flagged else time.time()
-            owner_alive = _pid_of(owner) in live
-            if owner_alive and time.time() - flagged_at < self.cfg.grace:
+            pid = _pid_of(owner)
+            owner_alive = pid in live
+            if pid in self.paused:
+                continue  # a stalled worker may still perform the step when it wakes up
+            if owner_alive and time.time() - max(flagged_at, self.resumed.get(pid, 0.0)) < (
+                    self.cfg.grace):
                 continue  # the step may still be running in a live (lease-less) worker
             entries = self.log.effects.get((run.id, step), [])
             if entries:
@@ -460,6 +503,11 @@ class Chaos:
                 for flag in flags:
                     for x in effects:
                         if x["t"] > flag.ts and not any(flag.ts < r.ts < x["t"] for r in retries):
+                            if x["pid"] in self.ever_paused:
+                                # a stalled worker woke up and finished the step it had begun:
+                                # the lease hazard the human's caution is for, not a runtime fault
+                                rep.late_effects += 1
+                                continue
                             v.append(f"{where}: effect at {x['t']} after the in-doubt flag at "
                                      f"{flag.ts} with no retry decision in between")
         rep.kills_mid_step = len(interrupted_by)

@@ -1,9 +1,10 @@
 """The chaos test: SIGKILL real worker processes at random moments while they run durable agents.
 
 200 trials (one trial = one root run of `chaos_agents.trial` with its child runs: ~9 activities,
-timers, a gather, children; 24 trials in flight at a time) on one SQLite file, 3 worker processes
-with a 1s lease, a SIGKILL every 0.1s on average (each followed by a replacement worker), and the
-harness acting as the human who resolves in-doubt steps from the side-effect log. See
+timers, a gather, children; 24 trials in flight at a time) on one SQLite file; 3 worker processes
+with a 1s lease; a SIGKILL every 0.05s on average (at most 0.75 per trial), each followed by a
+replacement worker; and the harness acting as the human who resolves in-doubt steps from the
+side-effect log. See
 `chaos_harness.py` for the procedure and the invariants; `benchmarks/bench_chaos.py` runs the same
 harness with 1,000 trials.
 """
