@@ -75,6 +75,8 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         ("in-doubt flags (non-idempotent steps stopped for a human)", report.in_doubt_flags),
         ("  resolved `--skip` (the log showed the effect)", report.resolved_skip),
         ("  resolved `--retry` (the log showed no effect)", report.resolved_retry),
+        ("  `resolve` refused because the run was not `waiting` (a child's end woke it)",
+         report.resolve_refused),
         ("idempotent steps re-executed after a kill", report.idempotent_reexecutions),
         ("  of which the API deduplicated by idempotency key", report.dedup_hits),
         ("worker processes started", report.workers_started),
@@ -110,7 +112,8 @@ def render(report: ChaosReport, command: str, load: tuple[float, float]) -> str:
         "completed (or skipped) step has exactly one effect in the side-effect log (idempotent "
         "steps: exactly one non-deduplicated effect, under the key `run_id:seq` of the step's "
         "first start); no non-idempotent step has two effects or was started again without a "
-        "`--retry` decision; no effect exists for a step the journal does not show as done; "
+        "`--retry` decision; every interrupted non-idempotent attempt was flagged in doubt; no "
+        "effect exists for a step the journal does not show as done; "
         "`PRAGMA integrity_check` is ok.",
         "",
     ]
