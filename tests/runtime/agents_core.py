@@ -171,3 +171,19 @@ async def pure_steps(ctx: Context, n: int) -> Any:
         messages.append(await ctx.step("node", record, "node", f"m{i}", pure=True))
     got = await ctx.wait_for("go")
     return {"messages": messages, "got": got}
+
+
+def slow_sync(seconds: float) -> str:
+    import time as _time
+
+    CALLS["slow_sync"] += 1
+    _time.sleep(seconds)
+    return "done"
+
+
+async def sync_timeout_step(ctx: Context, inp: Any) -> Any:
+    try:
+        await ctx.step("slow", slow_sync, 0.3, timeout=0.05)
+    except Exception as exc:
+        return str(exc)
+    return "no timeout"

@@ -102,10 +102,6 @@ async def spawn_then_send(ctx: Context, _: Any) -> list[Any]:
     return [sent, await handle]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ops.wake ignores options['in_doubt']: a child finishing (or a signal) re-queues a run that "
-    "waits for a human decision; it is replayed only to stop at the same step, and while it is "
-    "queued/running `tether resolve` is refused with NotInDoubt ('status running')"))
 async def test_a_finishing_child_does_not_wake_a_run_waiting_for_a_human(tether: Tether) -> None:
     run_id = tether.submit(spawn_then_send)
     child = RunRecord(id=f"{run_id}.1", agent=agent_ref(quick_child), status="queued", input=None,
@@ -146,10 +142,6 @@ async def failing_branch_and_sync_sibling(ctx: Context, _: Any) -> list[Any]:
     return await ctx.gather(ctx.step("boom", fail_soon, 30), ctx.step("b", send_sync, "b", 150))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a sync activity runs in a thread that cancellation cannot stop: when a sibling branch fails, "
-    "the step is journaled as failed (Cancelled) at once, but its thread goes on and performs the "
-    "effect; the journal says the step did not complete although its effect happened"))
 async def test_cancelled_sync_step_is_not_journaled_failed_while_its_thread_acts(
     tether: Tether,
 ) -> None:
@@ -176,11 +168,6 @@ async def block_then_send(ctx: Context, _: Any) -> str:
     return result
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a worker re-claims a run it is still executing once its own lease expired (claim takes any "
-    "'running' run with an expired lease, _start does not check _active, and fencing compares "
-    "only the owner string): a second execution in the same process replays the run and flags "
-    "the first execution's running step in doubt (or runs it a second time)"))
 async def test_worker_does_not_reclaim_a_run_it_is_still_executing(db_path: str) -> None:
     tether = Tether(db_path, lease_ttl=0.3)
     try:

@@ -203,3 +203,12 @@ async def test_replaying_turns_false_exactly_when_the_journal_is_exhausted(tethe
         assert ctx.replaying
     finally:
         committer.close()
+
+
+async def test_sync_step_timeout_reports_what_the_thread_really_did(tether: Tether) -> None:
+    rec = await tether.run(A.sync_timeout_step, None)
+    assert "Timeout" in rec.result and "completed" in rec.result
+    assert "a thread cannot be interrupted" in rec.result
+    failed = [e.data for e in tether.events(rec.id) if e.kind == "step_failed"]
+    assert failed[0]["type"] == "Timeout" and "completed" in failed[0]["message"]
+    assert A.CALLS["slow_sync"] == 1

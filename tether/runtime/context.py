@@ -9,6 +9,7 @@ both are decoded from the same JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import inspect
@@ -93,8 +94,10 @@ class Context:
         *,
         interceptors: Sequence[Interceptor] = (),
         max_depth: int | None = None,
+        epoch: int | None = None,
     ) -> None:
         self.run = run
+        self.epoch = epoch  # the claim this execution holds; every write is fenced by it
         self.store = store
         self.owner = owner
         self.scratch: dict[str, Any] = {}
@@ -166,10 +169,10 @@ class Context:
 
     def _submit(self, events: list[NewEvent]) -> asyncio.Future[Any]:
         self._raise_background_error()
-        run_id, owner = self.run_id, self.owner
+        run_id, owner, epoch = self.run_id, self.owner, self.epoch
 
         def op(tx: Tx) -> None:
-            tx.check_lease(run_id, owner)
+            tx.check_lease(run_id, owner, epoch)
             tx.append_events(run_id, events)
 
         fut = self._committer.submit(op)
@@ -198,8 +201,8 @@ class Context:
 
     async def flush(self) -> None:
         """Wait until everything appended so far is durable."""
-        run_id, owner = self.run_id, self.owner
-        await self._committer.run(lambda tx: tx.check_lease(run_id, owner))
+        run_id, owner, epoch = self.run_id, self.owner, self.epoch
+        await self._committer.run(lambda tx: tx.check_lease(run_id, owner, epoch))
         self._raise_background_error()
 
     # -- interceptors ----------------------------------------------------------------------
@@ -273,6 +276,8 @@ class Context:
         await self._before(effect)
         try:
             result = await _call(fn, args, {}, timeout)
+        except _ThreadOutlivedCancel as late:  # pure: nothing to record, just stop
+            raise late.cancel from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -302,6 +307,14 @@ class Context:
             kwargs["idempotency_key"] = f"{self.run_id}:{first_seq or seq}"
         try:
             result = await _call(fn, args, kwargs, timeout)
+        except _ThreadOutlivedCancel as late:  # journal what the thread did, then stop
+            if late.outcome is None:
+                with contextlib.suppress(ActivityError):
+                    await self._complete(effect, late.result)
+            else:
+                self._append("step_failed", key, name, {"type": type(late.outcome).__name__,
+                                                         "message": str(late.outcome)})
+            raise late.cancel from None
         except asyncio.CancelledError as exc:
             if self.stop_reason == "cancel" or SIBLING_FAILED in exc.args:
                 self._append("step_failed", key, name, {"type": "Cancelled",
@@ -393,10 +406,10 @@ class Context:
             return
         flag = {"reason": reason, **details}
         event = self._new_event("run_flagged", key, reason, flag)
-        run_id, owner = self.run_id, self.owner
+        run_id, owner, epoch = self.run_id, self.owner, self.epoch
 
         def op(tx: Tx) -> None:
-            tx.check_lease(run_id, owner)
+            tx.check_lease(run_id, owner, epoch)
             tx.append_events(run_id, [event])
             current = tx.get_run(run_id)
             tx.update_run(run_id, flags=[*(current.flags if current else []), flag])
@@ -450,10 +463,11 @@ class Context:
             deadline = time.time() + timeout if timeout is not None else None
             self._append("signal_waiting", key, signal, {"deadline": deadline})
         received = self._new_event("signal_received", key, signal, None)
-        run_id, owner, consumer = self.run_id, self.owner, f"{self.run_id}:{key}"
+        run_id, owner, epoch = self.run_id, self.owner, self.epoch
+        consumer = f"{self.run_id}:{key}"
 
         def consume(tx: Tx) -> Any:
-            tx.check_lease(run_id, owner)
+            tx.check_lease(run_id, owner, epoch)
             found = tx.consume_signal(run_id, signal, consumer)
             if found is None:
                 return None
@@ -513,11 +527,11 @@ class Context:
             spec_version=self.run.spec_version, options=child_options,
         )
         event = self._new_event("child_spawned", key, ref, {"child_id": child_id})
-        run_id, owner = self.run_id, self.owner
+        run_id, owner, epoch = self.run_id, self.owner, self.epoch
         create = ops.create_run(child)
 
         def op(tx: Tx) -> None:
-            tx.check_lease(run_id, owner)
+            tx.check_lease(run_id, owner, epoch)
             create(tx)
             tx.append_events(run_id, [event])
 
@@ -645,15 +659,65 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                 timeout: float | None) -> Any:
     """Async functions run on the loop; sync ones in a thread so they cannot stall other runs."""
-    call: Awaitable[Any] = fn(*args, **kwargs) if _is_async(fn) else asyncio.to_thread(
-        fn, *args, **kwargs)
+    if not _is_async(fn):
+        return await _call_in_thread(fn, args, kwargs, timeout)
+    call: Awaitable[Any] = fn(*args, **kwargs)
     return await (asyncio.wait_for(call, timeout) if timeout else call)
+
+
+class _ThreadOutlivedCancel(Exception):
+    """A cancelled caller waited for its step's thread (threads cannot be interrupted) so that
+    the journal records what the thread really did; the cancellation is re-raised after."""
+
+    def __init__(self, outcome: BaseException | None, result: Any,
+                 cancel: asyncio.CancelledError) -> None:
+        super().__init__("thread finished after cancellation")
+        self.outcome = outcome
+        self.result = result
+        self.cancel = cancel
+
+
+async def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...],
+                          kwargs: dict[str, Any], timeout: float | None) -> Any:
+    """Run a sync activity in a thread. A thread cannot be stopped, so neither a timeout nor a
+    cancellation may pretend it did: both wait for the thread to return and report its real
+    outcome (a timeout is then a failure that says whether the effect happened late)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    started = loop.time()
+    future = loop.run_in_executor(None, lambda: context.run(fn, *args, **kwargs))
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(future)
+            error: BaseException | None = None
+            break
+        except asyncio.CancelledError as exc:
+            if future.done() and not future.cancelled():
+                error = future.exception()
+                result = None if error else future.result()
+                cancelled = cancelled or exc
+                break
+            cancelled = cancelled or exc
+        except Exception as exc:
+            error, result = exc, None
+            break
+    if cancelled is not None:
+        raise _ThreadOutlivedCancel(error, result, cancelled)
+    elapsed = loop.time() - started
+    if timeout is not None and elapsed > timeout:
+        late = "completed" if error is None else f"failed ({type(error).__name__}: {error})"
+        raise TimeoutError(f"did not finish within {timeout}s (the thread ran {elapsed:.2f}s "
+                           f"and {late}; a thread cannot be interrupted)")
+    if error is not None:
+        raise error
+    return result
 
 
 def _failure(effect: Effect, exc: Exception, timeout: float | None) -> ActivityError:
     if isinstance(exc, TimeoutError):
-        return ActivityError(effect.name, "Timeout", f"did not finish within {timeout}s",
-                             effect.key)
+        return ActivityError(effect.name, "Timeout",
+                             str(exc) or f"did not finish within {timeout}s", effect.key)
     return ActivityError(effect.name, type(exc).__name__, str(exc), effect.key)
 
 

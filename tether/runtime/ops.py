@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.store import TERMINAL_STATUSES, NewEvent, RunRecord, Tx, dumps
+from tether.store import TERMINAL_STATUSES, LeaseLost, NewEvent, RunRecord, Tx, dumps
 
 from .errors import NotInDoubt, RunFinished, RunNotFound
 
@@ -42,7 +42,8 @@ def create_run(run: RunRecord) -> Callable[[Tx], str]:
 def wake(tx: Tx, run_id: str) -> None:
     """Make a waiting run runnable (a signal arrived, a child finished)."""
     run = tx.get_run(run_id)
-    if run is not None and run.status == "waiting":
+    if run is not None and run.status == "waiting" and not run.options.get("in_doubt"):
+        # a run waiting for a human decision stays put: only `resolve` wakes it
         tx.update_run(run_id, status="queued", wake_at=None)
 
 
@@ -115,14 +116,14 @@ def resolve_in_doubt(
 
 def finish(
     run_id: str, owner: str, status: str, *, result: Any = None, error: str | None = None,
-    reason: str | None = None, events: Sequence[NewEvent] = (),
+    reason: str | None = None, events: Sequence[NewEvent] = (), epoch: int | None = None,
 ) -> Callable[[Tx], None]:
     """A run reached a terminal status: record it, release the lease, wake the parent, and cancel
     any descendants still alive (a child never outlives its parent)."""
     assert status in TERMINAL_STATUSES
 
     def op(tx: Tx) -> None:
-        tx.check_lease(run_id, owner)
+        tx.check_lease(run_id, owner, epoch)
         if events:
             tx.append_events(run_id, events)
         tx.update_run(run_id, status=status, result=result, error=error, reason=reason,
@@ -138,12 +139,13 @@ def finish(
 def suspend(
     run_id: str, owner: str, *, reason: str, wake_at: float | None, children: Sequence[str],
     signals: Sequence[str], events: Sequence[NewEvent] = (), options: dict[str, Any] | None = None,
+    epoch: int | None = None,
 ) -> Callable[[Tx], str]:
     """Release the run until its wait condition holds. The condition is re-checked inside the
     same transaction, so a child finishing or a signal arriving meanwhile is never lost."""
 
     def op(tx: Tx) -> str:
-        tx.check_lease(run_id, owner)
+        tx.check_lease(run_id, owner, epoch)
         if events:
             tx.append_events(run_id, events)
         ready = False
@@ -164,14 +166,16 @@ def suspend(
     return op
 
 
-def abandon(run_id: str, owner: str) -> Callable[[Tx], None]:
+def abandon(run_id: str, owner: str, epoch: int | None = None) -> Callable[[Tx], None]:
     """Give a run back to the queue (worker shutting down) without changing its journal."""
 
     def op(tx: Tx) -> None:
-        holder = tx.lease_holder(run_id)
-        if holder and holder[0] == owner:
-            tx.release_lease(run_id, owner)
-            tx.update_run(run_id, status="queued")
+        try:
+            tx.check_lease(run_id, owner, epoch)
+        except LeaseLost:
+            return
+        tx.release_lease(run_id, owner)
+        tx.update_run(run_id, status="queued")
     return op
 
 

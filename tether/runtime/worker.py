@@ -41,8 +41,10 @@ log = logging.getLogger("tether.worker")
 
 
 def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
-           tenant_limits: dict[str, int] | None) -> list[str]:
-    return list(tx.claim(owner, limit, ttl, tenant_limits))
+           tenant_limits: dict[str, int] | None, active: list[str]) -> list[tuple[str, int]]:
+    """Claim runs and read each claim's fencing epoch in the same transaction."""
+    ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active)
+    return [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
 
 
 def default_owner() -> str:
@@ -109,12 +111,12 @@ class Worker:
                     break
                 free = self.concurrency - len(self._active)
                 if free > 0:
-                    claimed: list[str] = await self.committer.run(
+                    claimed: list[tuple[str, int]] = await self.committer.run(
                         partial(_claim, owner=self.owner, limit=free, ttl=self.lease_ttl,
-                                tenant_limits=self.tenant_limits)
+                                tenant_limits=self.tenant_limits, active=list(self._active))
                     )
-                    for run_id in claimed:
-                        self._start(run_id)
+                    for run_id, epoch in claimed:
+                        self._start(run_id, epoch)
                     if claimed and len(claimed) == free:
                         await asyncio.sleep(0)
                         continue
@@ -150,8 +152,8 @@ class Worker:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _start(self, run_id: str) -> None:
-        task = asyncio.create_task(self._execute(run_id), name=f"tether-run-{run_id}")
+    def _start(self, run_id: str, epoch: int) -> None:
+        task = asyncio.create_task(self._execute(run_id, epoch), name=f"tether-run-{run_id}")
         self._active[run_id] = task
 
         def done(_: asyncio.Task[None]) -> None:
@@ -205,14 +207,15 @@ class Worker:
             return self.interceptors(run)
         return self.interceptors
 
-    async def _execute(self, run_id: str) -> None:
+    async def _execute(self, run_id: str, epoch: int) -> None:
         _scope.set(_Scope(""))
         run = self.store.get_run(run_id)
         if run is None:
             return
         events = self.store.load_events(run_id)
         ctx = Context(run, self.store, self.committer, self.owner, events,
-                      interceptors=self._interceptors_for(run), max_depth=self.max_depth)
+                      interceptors=self._interceptors_for(run), max_depth=self.max_depth,
+                      epoch=epoch)
         self._contexts[run_id] = ctx
         first = not any(e.kind == "run_started" for e in events)
         ctx._append("run_started" if first else "run_resumed", None, None,
@@ -237,15 +240,15 @@ class Worker:
         except Suspend as s:
             await self._commit(ops.suspend(
                 run_id, self.owner, reason=s.reason, wake_at=s.wake_at, children=s.children,
-                signals=s.signals))
+                signals=s.signals, epoch=ctx.epoch))
         except InDoubt as d:
             options = dict(run.options)
             options["in_doubt"] = {"key": d.key, "step": d.step}
             await self._commit(ops.suspend(
                 run_id, self.owner, reason=str(d), wake_at=None, children=(), signals=(),
-                options=options))
+                options=options, epoch=ctx.epoch))
         except Drain:
-            await self._commit(ops.abandon(run_id, self.owner))
+            await self._commit(ops.abandon(run_id, self.owner, ctx.epoch))
         except RunHalted as h:
             await self._finish(ctx, "halted", reason=h.reason,
                                event=("run_halted", {"reason": h.reason, "details": h.details}))
@@ -258,7 +261,7 @@ class Worker:
                                    event=("run_cancelled", {"reason": reason}))
             elif why == "shutdown":
                 with contextlib.suppress(Exception):
-                    await self.committer.run(ops.abandon(run_id, self.owner))
+                    await self.committer.run(ops.abandon(run_id, self.owner, ctx.epoch))
             # "lease": another worker owns the run now; write nothing.
         except LeaseLost:
             raise
@@ -283,7 +286,7 @@ class Worker:
             raise ctx._background_error
         final = ctx.pending_event(*event)
         await self._commit(ops.finish(ctx.run_id, self.owner, status, result=result, error=error,
-                                      reason=reason, events=[final]))
+                                      reason=reason, events=[final], epoch=ctx.epoch))
 
     async def _commit(self, op: Callable[[Any], Any]) -> Any:
         return await self.committer.run(op)

@@ -33,8 +33,9 @@ class Tx(Protocol):
 
     def lease_holder(self, run_id: str) -> tuple[str, float] | None: ...
 
-    def check_lease(self, run_id: str, owner: str) -> None:
-        """Raise LeaseLost unless `owner` holds the run's lease (fencing for every worker write)."""
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+        """Raise LeaseLost unless `owner` holds the run's lease — and, given `epoch`, holds it
+        from that very claim (fencing for every worker write)."""
         ...
 
     def release_lease(self, run_id: str, owner: str | None = None) -> None: ...
@@ -50,8 +51,12 @@ class Tx(Protocol):
     def pending_signal_names(self, run_id: str) -> set[str]: ...
 
     def claim(
-        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None
-    ) -> list[str]: ...
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        """Lease runnable runs (queued, due, or abandoned by a dead worker), oldest first; the
+        run's `attempts` becomes the lease's fencing epoch. `exclude`: runs the caller executes."""
+        ...
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...
 

@@ -110,4 +110,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        """
+        -- A fencing epoch per claim (the run's attempt number): a worker whose lease lapsed
+        -- and whose run was claimed again, even by itself, can no longer write.
+        ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

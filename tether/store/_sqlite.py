@@ -54,7 +54,7 @@ class _SQLiteTx:
         self._now = time.time()
         # Leases verified in this transaction: nothing can take a lease while we hold the write
         # lock, so one check per run per transaction fences every write of the batch.
-        self._fenced: set[tuple[str, str]] = set()
+        self._fenced: set[tuple[str, str, int | None]] = set()
 
     def now(self) -> float:
         return self._now
@@ -104,13 +104,15 @@ class _SQLiteTx:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    def check_lease(self, run_id: str, owner: str) -> None:
-        if (run_id, owner) in self._fenced:
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+        if (run_id, owner, epoch) in self._fenced:
             return
-        holder = self.lease_holder(run_id)
-        if holder is None or holder[0] != owner:
-            raise LeaseLost(run_id, owner, holder[0] if holder else None)
-        self._fenced.add((run_id, owner))
+        row = self.conn.execute(
+            "SELECT owner, epoch FROM leases WHERE run_id=?", (run_id,)
+        ).fetchone()
+        if row is None or row[0] != owner or (epoch is not None and row[1] != epoch):
+            raise LeaseLost(run_id, owner, row[0] if row else None)
+        self._fenced.add((run_id, owner, epoch))
 
     def release_lease(self, run_id: str, owner: str | None = None) -> None:
         self._fenced = {f for f in self._fenced if f[0] != run_id}
@@ -154,22 +156,26 @@ class _SQLiteTx:
         return {r[0] for r in rows}
 
     def claim(
-        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[str]:
         now = self._now
+        skip = set(exclude)
         rows = self.conn.execute(
             """SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
                WHERE r.status = 'queued'
                   OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?)
                   OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))
                ORDER BY r.created_at LIMIT ?""",
-            (now, now, max(limit * 4, limit) if tenant_limits else limit),
+            (now, now, (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
         ).fetchall()
         claimed: list[str] = []
         active: dict[str, int] = {}
         for run_id, tenant in rows:
             if len(claimed) >= limit:
                 break
+            if run_id in skip:  # the caller still executes it: never hand it out twice
+                continue
             cap = (tenant_limits or {}).get(tenant)
             if cap is not None:
                 if tenant not in active:
@@ -178,16 +184,17 @@ class _SQLiteTx:
                     continue
                 active[tenant] += 1
             self._fenced = {f for f in self._fenced if f[0] != run_id}
-            self.conn.execute(
-                "INSERT INTO leases (run_id, owner, expires_at, acquired_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
-                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at",
-                (run_id, owner, now + ttl, now),
-            )
-            self.conn.execute(
+            epoch = self.conn.execute(
                 "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
-                "updated_at=? WHERE id=?",
+                "updated_at=? WHERE id=? RETURNING attempts",
                 (now, run_id),
+            ).fetchone()[0]
+            self.conn.execute(
+                "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
+                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at, "
+                "epoch=excluded.epoch",
+                (run_id, owner, now + ttl, now, epoch),
             )
             claimed.append(run_id)
         return claimed
