@@ -48,6 +48,7 @@ async def charge_idempotent(amount: int, idempotency_key: str) -> dict[str, Any]
     return {"charged": amount, "key": idempotency_key}
 
 
+@activity(idempotent=False)  # takes the key for its logs, but the API behind it ignores it
 async def charge(amount: int, idempotency_key: str) -> dict[str, Any]:
     CALLS["charge"] += 1
     KEYS.append(idempotency_key)
@@ -94,6 +95,16 @@ async def uses_charge(ctx: Context, inp: Any) -> Any:
 
 async def uses_idempotent_charge(ctx: Context, inp: Any) -> Any:
     return await ctx.step("charge", charge_idempotent, 10)
+
+
+async def keyed_charge(amount: int, idempotency_key: str) -> dict[str, Any]:
+    CALLS["keyed_charge"] += 1
+    KEYS.append(idempotency_key)
+    return {"charged": amount}
+
+
+async def uses_keyed_charge(ctx: Context, inp: Any) -> Any:
+    return await ctx.step("charge", keyed_charge, 10)
 
 
 async def long_timer(ctx: Context, seconds: float) -> str:

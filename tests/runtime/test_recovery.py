@@ -101,6 +101,13 @@ async def test_idempotent_in_doubt_step_is_rerun_automatically(tether: Tether) -
     assert attempts == [1, 2]
 
 
+async def test_a_step_taking_the_idempotency_key_is_rerun_with_it(tether: Tether) -> None:
+    run_id = crash_mid_step(tether, A.uses_keyed_charge, "charge")
+    rec = await tether.drive(run_id)
+    assert rec.status == "succeeded" and A.CALLS["keyed_charge"] == 1
+    assert len(A.KEYS) == 1 and A.KEYS[0] == f"{run_id}:3"
+
+
 async def test_non_determinism_names_the_step_and_both_sides(tether: Tether) -> None:
     first = await tether.run(A.changed_a, None)
     assert first.status == "waiting"

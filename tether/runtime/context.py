@@ -231,15 +231,20 @@ class Context:
         """Run `fn(*args)` as a journaled activity and return its (JSON) result.
 
         Completed steps are never executed again. A step whose start is journaled but whose outcome
-        is not (the worker died while it ran) is re-run only when `idempotent`; otherwise the run
-        waits for a human decision (`tether resolve`).
+        is not (the worker died while it ran) is re-run only when `idempotent` (by default: fn
+        was declared so with `@activity(idempotent=True)`, or takes an `idempotency_key`
+        parameter and was not declared otherwise); else the run waits for a human decision
+        (`tether resolve`).
 
         `pure=True` declares that fn has no side effects (a state transformation, a parser): only
         its result is journaled and nothing waits for the disk, so it costs no fsync. A crash
         before the result reached the disk just computes it again."""
         key = self._next_key()
         if idempotent is None:
-            idempotent = bool(getattr(fn, "__tether_idempotent__", False))
+            # declared with @activity, else: a function that takes the idempotency key promises
+            # to use it, so running it again is safe (DESIGN §3)
+            declared = getattr(fn, "__tether_idempotent__", None)
+            idempotent = _accepts_idempotency_key(fn) if declared is None else bool(declared)
         effect = Effect("step", name, key, args, dict(meta or {}))
         events = self._recorded(key, "step", name)
         attempt = 1
