@@ -125,17 +125,16 @@ def guard_step_factory(with_embedding: bool) -> Callable[[int], object]:
     return step
 
 
+async def _bench_agent(ctx, n):  # type: ignore[no-untyped-def]
+    """At module level: the run names it by file path, and the worker loads it from there."""
+    for i in range(n):
+        await ctx.step("work", _ident, i)
+    return n
+
+
 async def runtime_overhead(steps: int) -> tuple[float, float]:
     from tether import Tether
 
-    async def agent(ctx, n):  # type: ignore[no-untyped-def]
-        for i in range(n):
-            await ctx.step("work", _ident, i)
-        return n
-
-    globals()["_bench_agent"] = agent
-    agent.__module__ = __name__
-    agent.__qualname__ = "_bench_agent"
     best = {False: float("inf"), True: float("inf")}
     for guarded in (False, True, False, True):
         with tempfile.TemporaryDirectory() as d:
@@ -143,10 +142,14 @@ async def runtime_overhead(steps: int) -> tuple[float, float]:
                                         run_limits=Limits(steps=10**9)))
             t = Tether(os.path.join(d, "b.db"),
                        interceptors=guards.interceptors() if guarded else ())
-            await t.run(agent, 20)  # warm up
+            await t.run(_bench_agent, 20)  # warm up
             t0 = time.perf_counter()
-            await t.run(agent, steps)
-            best[guarded] = min(best[guarded], (time.perf_counter() - t0) / steps * 1e3)
+            run = await t.run(_bench_agent, steps)
+            elapsed = time.perf_counter() - t0
+            # a run that failed (e.g. its agent could not be loaded) would time nothing
+            if run.status != "succeeded" or run.result != steps:
+                raise SystemExit(f"benchmark run {run.status}: {run.error}")
+            best[guarded] = min(best[guarded], elapsed / steps * 1e3)
             t.close()
     return best[False], best[True]
 
@@ -205,11 +208,16 @@ def main() -> None:
         "",
         f"Runtime, wall time per journaled step (one run of 300 `ctx.step`s, SQLite, best of 2): "
         f"{plain_rt:.3f} ms without guards, {guarded_rt:.3f} ms with the guard interceptor "
-        f"(budget check/charge and loop bookkeeping on every effect).",
+        f"(budget check/charge, loop bookkeeping and a tenant usage-counter increment, committed "
+        f"with the step's own events, on every effect).",
         "",
         "The embedding runs with OpenBLAS limited to one thread for the calling thread "
         "(`openblas_set_num_threads_local`): matrices are tokens x 384, and multi-threaded BLAS "
-        "on a busy machine was 30x slower.",
+        "on a busy machine was 30x slower. The forward pass is float32 throughout with "
+        "pre-transposed weights, one fused QKV matmul per layer, element-wise steps in place "
+        "(GELU, LayerNorm, softmax, bias adds) and token rows padded to a multiple of 4; about "
+        "80% of its time is the four weight matmuls per layer, which stream 42 MB of weights "
+        "from memory per embedding.",
         "",
         "Reproduce: `make bench-guards` or "
         f"`.venv/bin/python benchmarks/bench_guards.py --iterations {n}`",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tether.guards.embedding import Embedder, _erf
+from tether.guards.embedding import Embedder, _erf, _gelu
 from tether.guards.errors import LoopHalt
 from tether.guards.loops import LoopConfig, LoopDetector, normalise_error
 
@@ -15,6 +15,15 @@ from tether.guards.loops import LoopConfig, LoopDetector, normalise_error
 def test_erf_matches_math_erf():
     xs = np.linspace(-6, 6, 2001)
     assert max(abs(float(_erf(xs)[i]) - math.erf(float(x))) for i, x in enumerate(xs)) < 2e-7
+
+
+def test_gelu_matches_the_exact_erf_form():
+    xs = np.linspace(-9, 9, 4001).astype(np.float32)
+    got = _gelu(xs)
+    assert got.dtype == np.float32
+    exact = [float(x) * 0.5 * (1.0 + math.erf(float(x) / math.sqrt(2.0))) for x in xs]
+    # within float32 rounding of the result (half an ulp of 9 is 4.8e-7)
+    assert max(abs(float(g) - e) for g, e in zip(got, exact, strict=True)) < 6e-7
 
 
 def test_embeddings_are_normalised_and_semantic(embedder):
