@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -102,26 +103,31 @@ class Tether:
         run_id = self.submit(agent, input, **kwargs)
         return await self.drive(run_id)
 
-    async def drive(self, run_id: str) -> RunRecord:
-        """Execute runs in this process until `run_id` finishes or blocks on the outside world."""
+    async def drive(self, run_id: str, *, timer_horizon: float = 30.0) -> RunRecord:
+        """Execute runs in this process until `run_id` finishes or has to wait for something
+        that is not imminent: a signal, a human decision, or a timer more than `timer_horizon`
+        seconds away (any worker resumes it then; the run is a row meanwhile)."""
         self.get(run_id)
         worker = self.worker()
-        await worker.serve(until=lambda: self._settled(run_id))
+        await worker.serve(until=lambda: self._settled(run_id, timer_horizon))
         return self.get(run_id)
 
-    def _settled(self, run_id: str) -> bool:
+    def _settled(self, run_id: str, timer_horizon: float = 30.0) -> bool:
         run = self.store.get_run(run_id)
         if run is None or run.finished:
             return True
-        if run.status != "waiting" or run.wake_at is not None:
+        horizon = time.time() + timer_horizon
+
+        def idle(r: RunRecord) -> bool:
+            return r.status == "waiting" and (r.wake_at is None or r.wake_at > horizon)
+
+        if not idle(run):
             return False
-        # Waiting on a signal, a human, or children: settled once no descendant can progress.
-        busy = self.store.list_runs(status=("queued", "running"), limit=1_000_000)
+        # Settled once nothing else in the run's tree can progress soon either.
         root = run.root_id or run.id
-        return not any(r.root_id == root for r in busy) and not any(
-            r.status == "waiting" and r.wake_at is not None and r.root_id == root
-            for r in self.store.list_runs(status="waiting", limit=1_000_000)
-        )
+        tree = [r for r in self.store.list_runs(status=("queued", "running", "waiting"),
+                                                limit=1_000_000) if r.root_id == root]
+        return all(idle(r) for r in tree)
 
     def worker(self, **kwargs: Any) -> Worker:
         settings: dict[str, Any] = {
