@@ -3,13 +3,9 @@ speaking the OpenAI chat-completions protocol (scripted, so the test is determin
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,59 +16,6 @@ from tether.demo import build_model, calculate, demo_tools, lookup_country
 from tether.tools import ToolArgumentError
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _reply(body: dict[str, Any]) -> dict[str, Any]:
-    """A scripted 'model': look up, then calculate, then answer (ignoring few-shot turns)."""
-    own = [m for m in body["messages"]
-           if m["role"] == "tool" and not str(m.get("tool_call_id", "")).startswith("example")]
-    if not own:
-        call = {"name": "lookup_country", "arguments": json.dumps({"country": "Japan"})}
-        message: dict[str, Any] = {"role": "assistant", "content": "I need Japan's figures.",
-                                   "tool_calls": [{"id": "c1", "type": "function",
-                                                   "function": call}]}
-    elif len(own) == 1:
-        figures = json.loads(own[0]["content"])
-        expr = f"{figures['population']} / {figures['area_km2']}"
-        call = {"name": "calculate", "arguments": json.dumps({"expression": expr})}
-        message = {"role": "assistant", "content": None,
-                   "tool_calls": [{"id": "c2", "type": "function", "function": call}]}
-    else:
-        message = {"role": "assistant",
-                   "content": f"Japan has about {float(own[1]['content']):.1f} people per km2."}
-    finish = "tool_calls" if message.get("tool_calls") else "stop"
-    return {"id": "x", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    requests: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append(body)
-            data = json.dumps(_reply(body)).encode()
-            self.send_response(200 if self.path == "/v1/chat/completions" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -86,7 +29,8 @@ def test_demo_runs_end_to_end_with_an_openai_compatible_server(
 ) -> None:
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
-    proc = _demo("--model", "openai:fake-gpt", "--base-url", base_url, "--db", str(db))
+    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                 "--db", str(db))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     # live progress
@@ -128,8 +72,8 @@ def test_demo_rejects_an_unknown_model() -> None:
 
 
 def test_demo_reports_failure_when_the_model_is_unreachable(tmp_path: Path) -> None:
-    proc = _demo("--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1",
-                 "--db", str(tmp_path / "d.db"))
+    proc = _demo("--task", "countries", "--model", "openai:x", "--base-url",
+                 "http://127.0.0.1:9/v1", "--db", str(tmp_path / "d.db"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "run failed" in proc.stdout
     assert "journal of run" in proc.stdout
@@ -185,7 +129,7 @@ def test_demo_tool_schemas_bound_argument_length() -> None:
 def test_demo_with_the_embedded_local_model(tmp_path: Path) -> None:
     """The default demo: the embedded local model must use both tools and get the figure right."""
     db = tmp_path / "demo.db"
-    proc = _demo("--db", str(db), timeout=1700)
+    proc = _demo("--task", "countries", "--db", str(db), timeout=1700)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "→ lookup_country(country='Japan')" in proc.stdout
     assert "→ calculate(" in proc.stdout

@@ -1,9 +1,14 @@
-"""``python -m tether.demo``: a durable ReAct agent answers a question with two tools.
+"""``python -m tether.demo``: durable ReAct agents, run one after the other.
 
-It looks figures up in a bundled CSV file and computes with them, printing each thought, tool
-call and observation as it happens, then the run's journal as a timeline. Everything goes
-through a real Tether run on a SQLite file, so the same run can be inspected afterwards with
-``tether show <run id> --db <file>``.
+1. ``countries``: an agent answers a question with two tools — it looks figures up in a bundled
+   CSV file and computes with them.
+2. ``analysis``: an agent analyses a bundled CSV with pandas over several sandboxed ``python``
+   calls; a file the first call writes to ``/workspace`` is read by a later call, each in a fresh
+   sandbox (see ``tether/demo/analysis.py``).
+
+Each task prints its thoughts, tool calls and observations as they happen, then the answer and
+the run's journal as a timeline. Everything goes through real Tether runs on one SQLite file, so
+the runs can be inspected afterwards with ``tether show <run id> --db <file>``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,18 @@ from rich.table import Table
 
 from tether import Context, Tether
 from tether.agents import ExampleStep, ReActEvent, ReActExample, react
+from tether.demo.analysis import (
+    ANALYSIS_STATE,
+    DEFAULT_ANALYSIS_GOAL,
+    SALES_NAME,
+    analysis_agent,
+    code_calls,
+    persistence,
+)
 from tether.demo.tools import demo_tools
 from tether.models import Model
+
+TASKS = ("countries", "analysis")
 
 DEFAULT_GOAL = (
     "What is the population density of Japan, in people per square kilometre? "
@@ -120,26 +135,78 @@ def build_model(spec: str, base_url: str | None) -> Model:
 
 
 class Progress:
-    """Prints ReAct events as they happen."""
+    """Prints ReAct events as they happen (code-tool calls as code, their results as output)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.started = time.monotonic()
 
+    def _t(self) -> str:
+        return f"[dim]{time.monotonic() - self.started:6.1f}s[/dim]"
+
     def __call__(self, event: ReActEvent) -> None:
-        t = f"[dim]{time.monotonic() - self.started:6.1f}s[/dim]"
+        t = self._t()
         c = self.console
         if event.kind == "thought":
             c.print(f"{t} [bold]step {event.step}[/bold] [italic]{escape(event.text)}[/italic]")
         elif event.kind == "tool_call":
-            args = ", ".join(f"{k}={v!r}" for k, v in (event.arguments or {}).items())
-            c.print(f"{t} [bold]step {event.step}[/bold] [cyan]→ {event.tool}({escape(args)})"
+            args = event.arguments if isinstance(event.arguments, dict) else {}
+            code = args.get("code", args.get("script"))
+            if event.tool in ("python", "bash") and isinstance(code, str) and len(args) == 1:
+                c.print(f"{t} [bold]step {event.step}[/bold] [cyan]→ {event.tool}:[/cyan]")
+                for line in code.rstrip().splitlines()[:25]:
+                    c.print(f"         [cyan]│ {escape(line)}[/cyan]")
+                return
+            shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+            c.print(f"{t} [bold]step {event.step}[/bold] [cyan]→ {event.tool}({escape(shown)})"
                     "[/cyan]")
         elif event.kind == "observation":
             style = "green" if event.ok else "red"
-            c.print(f"{t}        [{style}]← {escape(_short(event.text, 150))}[/{style}]")
+            lines = _exec_lines(event.text) if event.tool in ("python", "bash") else None
+            if lines is None:
+                c.print(f"{t}        [{style}]← {escape(_short(event.text, 150))}[/{style}]")
+                return
+            head, *rest = lines
+            c.print(f"{t}        [{style}]← {escape(head)}[/{style}]")
+            for line in rest:
+                c.print(f"         [{style}]  {escape(line)}[/{style}]")
         elif event.kind == "answer":
             c.print(f"{t} [bold]step {event.step}[/bold] [magenta]final answer[/magenta]")
+
+    def retry(self, figures: list[str]) -> None:
+        why = ("has no figure" if figures == ["no figure"] else
+               f"quotes {', '.join(figures)}, which no python call printed")
+        self.console.print(f"{self._t()} [bold yellow]the answer {escape(why)}: trying again"
+                           "[/bold yellow]")
+
+    def staged(self, result: dict[str, Any]) -> None:
+        files = ", ".join(sorted(result.get("manifest") or {}))
+        self.console.print(
+            f"{self._t()} [bold]setup[/bold]  [cyan]sandbox.exec[/cyan] staged {escape(files)} in "
+            f"/workspace: `wc -l` → {escape((result.get('stdout') or '').strip())} "
+            f"(exit {result.get('exit_code')})")
+
+
+def _exec_lines(observation: str, max_lines: int = 14) -> list[str] | None:
+    """A code tool's JSON result as a status line plus its output, or None if it is not one."""
+    try:
+        out = json.loads(observation)
+    except ValueError:
+        return None
+    if not isinstance(out, dict) or "exit_code" not in out:
+        return None
+    files = out.get("files") or {}
+    written = [*files.get("added", []), *files.get("modified", [])]
+    status = f"exit {out.get('exit_code')}"
+    if written:
+        status += ", wrote " + ", ".join(written)
+    if out.get("error"):
+        status += f" ({out['error']})"
+    text = (out.get("stdout") or "") + (out.get("stderr") or "")
+    lines = [status, *text.rstrip().splitlines()]
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], f"… ({len(lines) - max_lines + 1} more lines)"]
+    return lines
 
 
 def _short(text: str, n: int = 70) -> str:
@@ -158,6 +225,8 @@ def _detail(kind: str, name: str | None, data: Any) -> str:
         meta = data.get("meta") or {}
         if meta.get("kind") == "tool":
             return f"{meta.get('side_effect')}, idempotent={meta.get('idempotent')}"
+        if meta.get("kind") == "exec":
+            return f"sandbox {meta.get('backend')}, {meta.get('language')}"
         return ""
     if kind == "step_completed" and "response" in data:
         resp = data["response"]
@@ -167,14 +236,29 @@ def _detail(kind: str, name: str | None, data: Any) -> str:
             calls = ", ".join(c["name"] for c in resp["tool_calls"])
             return f"{tokens}; calls {calls}"
         return f"{tokens}; {_short(resp.get('text') or '', 50)}"
+    if kind == "step_completed" and "exit_code" in data:
+        return _exec_detail(data)
     if kind == "step_completed" and "ok" in data:
+        output = data.get("output")
+        if data.get("ok") and isinstance(output, dict) and "exit_code" in output:
+            return "ok: " + _exec_detail(output)
         if data.get("ok"):
-            return "ok: " + _short(json.dumps(data.get("output")), 60)
+            return "ok: " + _short(json.dumps(output), 60)
         err = data.get("error") or {}
         return f"{err.get('type')}: " + _short(err.get("message", ""), 55)
     if kind == "step_failed":
         return f"{data.get('type')}: {_short(data.get('message', ''), 55)}"
     return _short(json.dumps(data), 60)
+
+
+def _exec_detail(res: dict[str, Any]) -> str:
+    files = res.get("files") or {}
+    written = [*files.get("added", []), *files.get("modified", [])]
+    text = f"exit {res.get('exit_code')}, {res.get('duration_ms', 0):.0f} ms"
+    if written:
+        text += "; wrote " + ", ".join(written)
+    stdout = _short(res.get("stdout") or "", 40)
+    return text + (f"; {stdout}" if stdout else "")
 
 
 def timeline(tether: Tether, run_id: str) -> Table:
@@ -195,18 +279,107 @@ def timeline(tether: Tether, run_id: str) -> Table:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tether.demo",
-        description="A durable ReAct agent that looks up figures and computes with them.",
+        description="Durable ReAct agents: one looks up figures and computes with them, one "
+                    "analyses a CSV with pandas in sandboxed python calls.",
     )
+    p.add_argument("--task", choices=(*TASKS, "all"), default="all",
+                   help="which task to run: countries (two tools), analysis (pandas in the "
+                        "sandbox), or all (default: both, one after the other)")
     p.add_argument("--model", default="local",
                    help="local (embedded model, default), local:small, or openai:NAME")
     p.add_argument("--base-url", default=None,
                    help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    p.add_argument("--goal", default=DEFAULT_GOAL, help="the question to answer")
-    p.add_argument("--max-steps", type=int, default=6, help="model replies before giving up")
+    p.add_argument("--goal", default=DEFAULT_GOAL, help="the countries task's question")
+    p.add_argument("--analysis-goal", default=DEFAULT_ANALYSIS_GOAL,
+                   help=f"the analysis task's question (about /workspace/{SALES_NAME})")
+    p.add_argument("--max-steps", type=int, default=6,
+                   help="model replies per task before giving up")
     p.add_argument("--mode", choices=("auto", "native", "json"), default="auto",
                    help="prompt protocol: native tool calls or schema-constrained JSON")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature (default 0: greedy, reproducible)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (local model, OpenAI)")
+    p.add_argument("--backend", default=None,
+                   help="sandbox backend for the analysis task: bwrap (default) or gvisor")
     p.add_argument("--db", default=None, help="SQLite file for the journal (default: temporary)")
     return p
+
+
+def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"temperature": args.temperature, **extra}
+    if args.seed is not None:
+        params["seed"] = args.seed
+    return params
+
+
+async def _countries(args: argparse.Namespace, console: Console, tether: Tether, model: Model,
+                     db: str) -> bool:
+    _STATE.update(model=model, max_steps=args.max_steps, mode=args.mode,
+                  on_event=Progress(console), model_params=_params(args))
+    console.print(Panel.fit(
+        f"[bold]goal[/bold]  {escape(args.goal)}\n[bold]model[/bold] {escape(model.name)}\n"
+        f"[bold]tools[/bold] lookup_country, calculate\n[bold]db[/bold]    {escape(db)}",
+        title="Tether demo: countries — ReAct with two tools"))
+    with console.status("running the agent (the local model may take a while to load)…"):
+        record = await tether.run(demo_agent, args.goal)
+    return _report(console, tether, record, db)
+
+
+async def _analysis(args: argparse.Namespace, console: Console, tether: Tether, model: Model,
+                    db: str) -> bool:
+    progress = Progress(console)
+    ANALYSIS_STATE.update(model=model, max_steps=args.max_steps, mode=args.mode,
+                          backend=args.backend, on_event=progress, on_staged=progress.staged,
+                          on_retry=progress.retry,
+                          model_params=_params(args, max_tokens=512))
+    console.print(Panel.fit(
+        f"[bold]goal[/bold]  {escape(args.analysis_goal)}\n"
+        f"[bold]model[/bold] {escape(model.name)}\n"
+        f"[bold]tools[/bold] python (a fresh {escape(args.backend or 'default')} sandbox per "
+        "call; /workspace persists as artifacts)\n"
+        f"[bold]data[/bold]  tether/demo/data/{SALES_NAME} → /workspace/{SALES_NAME}\n"
+        f"[bold]db[/bold]    {escape(db)}",
+        title="Tether demo: analysis — ReAct with a sandboxed python tool", width=110))
+    with console.status("running the agent (each python call runs in a fresh sandbox)…"):
+        record = await tether.run(analysis_agent, args.analysis_goal)
+    ok = _report(console, tether, record, db)
+    console.print(_workspace_table(tether, record.id))
+    if ok and not record.result.get("grounded", True):
+        console.print("[red]the answer is not backed by figures a python call printed[/red]")
+        return False
+    return ok
+
+
+def _workspace_table(tether: Tether, run_id: str) -> Table:
+    """Which exec wrote each workspace file and which later execs (fresh sandboxes) read it."""
+    calls = code_calls(tether.events(run_id))
+    label = [f"{'setup ' if c['step'] == 'sandbox.exec' else ''}{c['step']} (seq {c['seq']})"
+             for c in calls]
+    table = Table(title="the run's /workspace: files persist across fresh sandboxes")
+    table.add_column("file", no_wrap=True)
+    table.add_column("written by", no_wrap=True)
+    table.add_column("read by a later exec", no_wrap=True)
+    for path, writer, readers in persistence(calls):
+        table.add_row(escape(path), escape(label[writer]),
+                      escape(", ".join(label[r] for r in readers) or "—"))
+    return table
+
+
+def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
+    console.print()
+    if record.status == "succeeded":
+        result = record.result
+        console.print(Panel(escape(str(result["answer"])), title="answer",
+                            subtitle=f"{result['steps']} steps, {result['tool_calls']} tool "
+                                     "calls" + (f", {result['attempts']} attempts"
+                                                if result.get("attempts", 1) > 1 else ""),
+                            border_style="green" if result.get("grounded", True) else "red"))
+    else:
+        console.print(Panel(escape(str(record.error or record.reason)),
+                            title=f"run {record.status}", border_style="red"))
+    console.print(timeline(tether, record.id))
+    console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]")
+    return bool(record.status == "succeeded")
 
 
 async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
@@ -215,28 +388,16 @@ async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
     except DemoUsageError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
-    _STATE.update(model=model, max_steps=args.max_steps, mode=args.mode,
-                  on_event=Progress(console))
-    console.print(Panel.fit(
-        f"[bold]goal[/bold]  {escape(args.goal)}\n[bold]model[/bold] {escape(model.name)}\n"
-        f"[bold]tools[/bold] lookup_country, calculate\n[bold]db[/bold]    {escape(db)}",
-        title="Tether demo: ReAct with two tools"))
+    tasks = TASKS if args.task == "all" else (args.task,)
     tether = Tether(db)
+    ok = True
     try:
-        with console.status("running the agent (the local model may take a while to load)…"):
-            record = await tether.run(demo_agent, args.goal)
-        console.print()
-        if record.status == "succeeded":
-            result = record.result
-            console.print(Panel(escape(str(result["answer"])), title="answer",
-                                subtitle=f"{result['steps']} steps, {result['tool_calls']} tool "
-                                         "calls", border_style="green"))
-        else:
-            console.print(Panel(escape(str(record.error or record.reason)),
-                                title=f"run {record.status}", border_style="red"))
-        console.print(timeline(tether, record.id))
-        console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]")
-        return 0 if record.status == "succeeded" else 1
+        for i, task in enumerate(tasks):
+            if i:
+                console.print()
+            run = _countries if task == "countries" else _analysis
+            ok = await run(args, console, tether, model, db) and ok
+        return 0 if ok else 1
     finally:
         tether.close()
         await model.aclose()
