@@ -384,7 +384,7 @@ def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
 
 async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
     try:
-        model = build_model(args.model, args.base_url)
+        build_model(args.model, args.base_url)  # check the flag before anything runs
     except DemoUsageError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
@@ -395,12 +395,17 @@ async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
         for i, task in enumerate(tasks):
             if i:
                 console.print()
-            run = _countries if task == "countries" else _analysis
-            ok = await run(args, console, tether, model, db) and ok
+            # A fresh model per task, so a task behaves the same alone or after the other: a
+            # local model reuses its prompt cache across calls, which shifts the numerics.
+            model = build_model(args.model, args.base_url)
+            try:
+                run = _countries if task == "countries" else _analysis
+                ok = await run(args, console, tether, model, db) and ok
+            finally:
+                await model.aclose()
         return 0 if ok else 1
     finally:
         tether.close()
-        await model.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
