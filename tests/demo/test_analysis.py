@@ -204,7 +204,7 @@ def _large_model_installed() -> bool:
 @pytest.mark.model
 @pytest.mark.slow
 @pytest.mark.sandbox
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 def test_analysis_with_the_embedded_local_model(tmp_path: Path) -> None:
     """The default demo's analysis task on Qwen2.5-Coder-1.5B: the model's own pandas code, over
     several sandboxed calls, must find the right region and total."""
@@ -212,7 +212,7 @@ def test_analysis_with_the_embedded_local_model(tmp_path: Path) -> None:
         pytest.skip("Qwen2.5-Coder-1.5B is not installed (`make models-large`); the analysis "
                     "task is tuned for it and the 0.5B model is not expected to pass")
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "analysis", "--db", str(db), timeout=1700)
+    proc = _demo("--task", "analysis", "--db", str(db), timeout=840)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     region, total = _expected()
     tether = Tether(str(db))

@@ -125,11 +125,11 @@ def test_demo_tool_schemas_bound_argument_length() -> None:
 
 @pytest.mark.model
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 def test_demo_with_the_embedded_local_model(tmp_path: Path) -> None:
     """The default demo: the embedded local model must use both tools and get the figure right."""
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "countries", "--db", str(db), timeout=1700)
+    proc = _demo("--task", "countries", "--db", str(db), timeout=840)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "→ lookup_country(country='Japan')" in proc.stdout
     assert "→ calculate(" in proc.stdout

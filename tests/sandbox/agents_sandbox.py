@@ -87,3 +87,10 @@ async def uses_code_tools(ctx: Any, _input: Any) -> Any:
     third = await ctx.exec(SUMMARISE)
     return [first.ok, first.output["stdout"], second.output["stdout"],
             third["stdout"], second.output["workspace_files"]]
+
+
+async def input_file_then_read(ctx: Any, _input: Any) -> Any:
+    """A file handed to one exec and left untouched must be there for the next exec."""
+    await ctx.exec(["true"], files={"in.txt": b"hello"})
+    r = await ctx.exec(["cat", "in.txt"])
+    return r["stdout"]

@@ -76,6 +76,12 @@ async def test_files_argument_and_unavailable_backend(tether: Tether) -> None:
     assert len(exec_events(tether, rec.id, "step_started")) == 1
 
 
+async def test_an_input_file_the_exec_left_untouched_is_restorable(tether: Tether) -> None:
+    rec = await tether.run(A.input_file_then_read, None)
+    assert rec.status == "succeeded", rec.error
+    assert rec.result == "hello"
+
+
 def _worker(db: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     code = (
         "import asyncio, sys\n"

@@ -68,6 +68,8 @@ def _live_exec(
     extra: dict[str, bytes],
 ) -> dict[str, Any]:
     files = {path: store.get_artifact(d) for path, d in base.items()}
+    for data in extra.values():  # inputs the exec may leave untouched must be restorable too
+        store.put_artifact(data)
     files.update(extra)
     sb = shared_sandbox(request["backend"])
     code, argv = request.get("code"), request.get("argv")
