@@ -7,7 +7,6 @@ Areas add their own commands in `tether/cli/<area>.py` with `register(app)`; the
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import typer
@@ -44,4 +43,4 @@ def main() -> None:
 __all__ = ["app", "console", "fail", "main"]
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

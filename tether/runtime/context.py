@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
-import inspect
 import logging
 import random as _random
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tether.store import NewEvent, RunRecord, Store, Tx, dumps, loads
 
 from . import ops
+from .calls import ThreadOutlivedCancel, accepts_idempotency_key, call, failure
 from .committer import GroupCommitter
 from .errors import (
     ActivityError,
@@ -244,7 +244,7 @@ class Context:
             # declared with @activity, else: a function that takes the idempotency key promises
             # to use it, so running it again is safe (DESIGN §3)
             declared = getattr(fn, "__tether_idempotent__", None)
-            idempotent = _accepts_idempotency_key(fn) if declared is None else bool(declared)
+            idempotent = accepts_idempotency_key(fn) if declared is None else bool(declared)
         effect = Effect("step", name, key, args, dict(meta or {}))
         events = self._recorded(key, "step", name)
         attempt = 1
@@ -280,13 +280,13 @@ class Context:
                         timeout: float | None) -> Any:
         await self._before(effect)
         try:
-            result = await _call(fn, args, {}, timeout)
-        except _ThreadOutlivedCancel as late:  # pure: nothing to record, just stop
+            result = await call(fn, args, {}, timeout)
+        except ThreadOutlivedCancel as late:  # pure: nothing to record, just stop
             raise late.cancel from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = _failure(effect, exc, timeout)
+            error = failure(effect, exc, timeout)
             self._append("step_failed", effect.key, effect.name,
                          {"type": error.error_type, "message": error.message})
             await self._after(effect, None, error, False)
@@ -308,11 +308,11 @@ class Context:
             started["meta"] = effect.meta
         seq = await self._append_durable("step_started", key, name, started)
         kwargs: dict[str, Any] = {}
-        if _accepts_idempotency_key(fn):
+        if accepts_idempotency_key(fn):
             kwargs["idempotency_key"] = f"{self.run_id}:{first_seq or seq}"
         try:
-            result = await _call(fn, args, kwargs, timeout)
-        except _ThreadOutlivedCancel as late:  # journal what the thread did, then stop
+            result = await call(fn, args, kwargs, timeout)
+        except ThreadOutlivedCancel as late:  # journal what the thread did, then stop
             if late.outcome is None:
                 with contextlib.suppress(ActivityError):
                     await self._complete(effect, late.result)
@@ -326,7 +326,7 @@ class Context:
                                                          "message": "the run was cancelled"})
             raise
         except Exception as exc:
-            error = _failure(effect, exc, timeout)
+            error = failure(effect, exc, timeout)
             self._append("step_failed", key, name,
                          {"type": error.error_type, "message": error.message})
             await self._after(effect, None, error, False)
@@ -649,83 +649,6 @@ class Context:
         return self._new_event(kind, None, None, data)
 
 
-_CO_COROUTINE = inspect.CO_COROUTINE
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    code = getattr(fn, "__code__", None)
-    if code is not None:  # plain functions: one flag test instead of inspect's unwrapping
-        return bool(code.co_flags & _CO_COROUTINE)
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - callables with an async __call__
-    )
-
-
-async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                timeout: float | None) -> Any:
-    """Async functions run on the loop; sync ones in a thread so they cannot stall other runs."""
-    if not _is_async(fn):
-        return await _call_in_thread(fn, args, kwargs, timeout)
-    call: Awaitable[Any] = fn(*args, **kwargs)
-    return await (asyncio.wait_for(call, timeout) if timeout else call)
-
-
-class _ThreadOutlivedCancel(Exception):
-    """A cancelled caller waited for its step's thread (threads cannot be interrupted) so that
-    the journal records what the thread really did; the cancellation is re-raised after."""
-
-    def __init__(self, outcome: BaseException | None, result: Any,
-                 cancel: asyncio.CancelledError) -> None:
-        super().__init__("thread finished after cancellation")
-        self.outcome = outcome
-        self.result = result
-        self.cancel = cancel
-
-
-async def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...],
-                          kwargs: dict[str, Any], timeout: float | None) -> Any:
-    """Run a sync activity in a thread. A thread cannot be stopped, so neither a timeout nor a
-    cancellation may pretend it did: both wait for the thread to return and report its real
-    outcome (a timeout is then a failure that says whether the effect happened late)."""
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    started = loop.time()
-    future = loop.run_in_executor(None, lambda: context.run(fn, *args, **kwargs))
-    cancelled: asyncio.CancelledError | None = None
-    while True:
-        try:
-            result = await asyncio.shield(future)
-            error: BaseException | None = None
-            break
-        except asyncio.CancelledError as exc:
-            if future.done() and not future.cancelled():
-                error = future.exception()
-                result = None if error else future.result()
-                cancelled = cancelled or exc
-                break
-            cancelled = cancelled or exc
-        except Exception as exc:
-            error, result = exc, None
-            break
-    if cancelled is not None:
-        raise _ThreadOutlivedCancel(error, result, cancelled)
-    elapsed = loop.time() - started
-    if timeout is not None and elapsed > timeout:
-        late = "completed" if error is None else f"failed ({type(error).__name__}: {error})"
-        raise TimeoutError(f"did not finish within {timeout}s (the thread ran {elapsed:.2f}s "
-                           f"and {late}; a thread cannot be interrupted)")
-    if error is not None:
-        raise error
-    return result
-
-
-def _failure(effect: Effect, exc: Exception, timeout: float | None) -> ActivityError:
-    if isinstance(exc, TimeoutError):
-        return ActivityError(effect.name, "Timeout",
-                             str(exc) or f"did not finish within {timeout}s", effect.key)
-    return ActivityError(effect.name, type(exc).__name__, str(exc), effect.key)
-
-
 def _activity_error(name: str, key: str, data: dict[str, Any]) -> ActivityError:
     return ActivityError(name, data.get("type", "Error"), data.get("message", ""), key)
 
@@ -734,16 +657,6 @@ def _child_outcome(child_id: str, data: dict[str, Any]) -> Any:
     if data["status"] == "succeeded":
         return data.get("result")
     raise ChildFailed(child_id, data["status"], data.get("error"))
-
-
-def _accepts_idempotency_key(fn: Callable[..., Any]) -> bool:
-    code = getattr(fn, "__code__", None)
-    if code is not None:  # plain functions: cheap, no signature object
-        return "idempotency_key" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    try:
-        return "idempotency_key" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _iso(ts: float) -> str:
