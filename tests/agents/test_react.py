@@ -21,7 +21,6 @@ from tether.agents import (
     step_schema,
 )
 from tether.models import Message, ScriptedCall, ScriptedModel, ToolDefinition, tool_call
-from tether.runtime import Context, GroupCommitter
 from tether.tools import tool
 
 from . import agents_react as A
@@ -42,16 +41,8 @@ def tether(tmp_path: Path) -> Iterator[Tether]:
 
 
 async def replay_only(tether: Tether, run_id: str) -> Any:
-    """Rebuild the run from its journal with a context that holds no lease (no live writes)."""
-    run = tether.get(run_id)
-    committer = GroupCommitter(tether.store)
-    try:
-        ctx = Context(run, tether.store, committer, "replay-only", tether.events(run_id))
-        result = await A.react_agent(ctx, run.input)
-        ctx.check_complete()
-        return result
-    finally:
-        committer.close()
+    """Re-execute purely from the journal: anything live would raise (see Tether.replay)."""
+    return await tether.replay(run_id, A.react_agent)
 
 
 def _native_script() -> ScriptedModel:

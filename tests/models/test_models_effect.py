@@ -21,7 +21,7 @@ from tether.models import (
     request_hash,
     tool_call,
 )
-from tether.runtime import Context, GroupCommitter
+from tether.runtime import Context
 
 
 class Forbidden(ScriptedModel):
@@ -42,16 +42,8 @@ def _restore() -> Iterator[None]:
 
 
 async def replay_only(tether: Tether, run_id: str, agent: Any) -> Any:
-    """Re-execute from the journal with a context that holds no lease (as the runtime tests do)."""
-    run = tether.get(run_id)
-    committer = GroupCommitter(tether.store)
-    try:
-        ctx = Context(run, tether.store, committer, "replay-only", tether.events(run_id))
-        result = await agent(ctx, run.input)
-        ctx.check_complete()
-        return result
-    finally:
-        committer.close()
+    """Re-execute purely from the journal: anything live would raise (see Tether.replay)."""
+    return await tether.replay(run_id, agent)
 
 
 def _script() -> ScriptedModel:

@@ -20,18 +20,8 @@ def _reset() -> None:
 
 
 async def replay_only(tether: Tether, run_id: str, agent: Any) -> Any:
-    """Re-execute an agent purely from its journal with a context that holds no lease: any
-    attempt to write (i.e. to do something live) would fail the lease check."""
-    run = tether.get(run_id)
-    events = tether.events(run_id)
-    committer = GroupCommitter(tether.store)
-    try:
-        ctx = Context(run, tether.store, committer, "replay-only", events)
-        result = await agent(ctx, run.input)
-        ctx.check_complete()
-        return result
-    finally:
-        committer.close()
+    """Re-execute purely from the journal: anything live would raise (see Tether.replay)."""
+    return await tether.replay(run_id, agent)
 
 
 async def test_every_operation_live_then_replayed(tether: Tether) -> None:
@@ -212,3 +202,18 @@ async def test_sync_step_timeout_reports_what_the_thread_really_did(tether: Teth
     failed = [e.data for e in tether.events(rec.id) if e.kind == "step_failed"]
     assert failed[0]["type"] == "Timeout" and "completed" in failed[0]["message"]
     assert A.CALLS["slow_sync"] == 1
+
+
+async def test_replay_rejects_code_that_goes_past_its_journal(tether: Tether) -> None:
+    from tether import NonDeterminismError
+
+    rec = await tether.run(A.sequential, 2)
+    assert await tether.replay(rec.id) == 1  # the run's own agent, purely from the journal
+
+    async def longer(ctx: Context, n: int) -> int:
+        total = await A.sequential(ctx, n)
+        return total + await ctx.step("extra", A.record, "extra")
+
+    with pytest.raises(NonDeterminismError, match=r"step 3: the journal recorded nothing more"):
+        await tether.replay(rec.id, longer)
+    assert A.CALLS["extra"] == 0 and A.CALLS["seq"] == 2

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tether import Tether
-from tether.runtime import BaseInterceptor, Context, Effect, GroupCommitter
+from tether.runtime import BaseInterceptor, Effect
 from tether.tools import ToolRegistry, ToolResult, tool
 from tether.tools.effect import step_timeout, tool_effect
 
@@ -29,17 +29,8 @@ def tether(tmp_path: Path) -> Iterator[Tether]:
 
 
 async def replay_only(tether: Tether, run_id: str, agent: Any) -> Any:
-    """Re-run an agent purely from its journal with a context that holds no lease: anything
-    live (a write) would fail the lease check."""
-    run = tether.get(run_id)
-    committer = GroupCommitter(tether.store)
-    try:
-        ctx = Context(run, tether.store, committer, "replay-only", tether.events(run_id))
-        result = await agent(ctx, run.input)
-        ctx.check_complete()
-        return result
-    finally:
-        committer.close()
+    """Re-execute purely from the journal: anything live would raise (see Tether.replay)."""
+    return await tether.replay(run_id, agent)
 
 
 async def test_tool_calls_are_journaled_and_replay_does_not_reexecute(tether: Tether) -> None:

@@ -6,6 +6,7 @@ The CLI and the server are thin layers over this class.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import time
 import uuid
@@ -15,9 +16,11 @@ from typing import Any
 from tether.store import Event, RunRecord, Store, dumps, open_store
 
 from . import ops
+from .committer import GroupCommitter
+from .context import Context
 from .errors import InvalidInput, RunNotFound
 from .interceptors import Interceptor
-from .refs import agent_ref
+from .refs import agent_ref, resolve_agent
 from .worker import Worker
 
 
@@ -128,6 +131,37 @@ class Tether:
         tree = [r for r in self.store.list_runs(status=("queued", "running", "waiting"),
                                                 limit=1_000_000) if r.root_id == root]
         return all(idle(r) for r in tree)
+
+    async def replay(
+        self,
+        run_id: str,
+        agent: Callable[..., Any] | None = None,
+        *,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> Any:
+        """Re-execute a run purely from its journal and return what the agent returns.
+
+        Nothing runs live and nothing is written: if the code (by default the run's own agent;
+        pass a new version to check it against production journals before deploying) makes a
+        call the journal does not hold, or a different one, `NonDeterminismError` names the
+        step."""
+        run = self.get(run_id)
+        fn = agent if agent is not None else resolve_agent(run.agent)
+        committer = GroupCommitter(self.store)
+        try:
+            ctx = Context(run, self.store, committer, "replay-only",
+                          self.store.load_events(run_id), interceptors=interceptors,
+                          max_depth=self.max_depth, read_only=True)
+
+            async def execute() -> Any:
+                result = await fn(ctx, run.input)
+                ctx.check_complete()
+                return result
+
+            # a fresh context, as a worker gives each execution: journal keys start at 1
+            return await asyncio.create_task(execute(), context=contextvars.Context())
+        finally:
+            committer.close()
 
     def worker(self, **kwargs: Any) -> Worker:
         settings: dict[str, Any] = {

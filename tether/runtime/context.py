@@ -95,8 +95,11 @@ class Context:
         interceptors: Sequence[Interceptor] = (),
         max_depth: int | None = None,
         epoch: int | None = None,
+        read_only: bool = False,
     ) -> None:
         self.run = run
+        # replay-only execution (Tether.replay): any write means the code went past its journal
+        self.read_only = read_only
         self.epoch = epoch  # the claim this execution holds; every write is fenced by it
         self.store = store
         self.owner = owner
@@ -168,6 +171,11 @@ class Context:
         return NewEvent(self._seq, kind, key, name, payload, time.time())
 
     def _submit(self, events: list[NewEvent]) -> asyncio.Future[Any]:
+        if self.read_only:
+            first = events[0]
+            raise NonDeterminismError(
+                self.run_id, first.key or "(run)", "nothing more (the journal ends here)",
+                f"{FAMILY.get(first.kind, first.kind)} {first.name!r}")
         self._raise_background_error()
         run_id, owner, epoch = self.run_id, self.owner, self.epoch
 
