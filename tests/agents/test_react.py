@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -31,13 +29,6 @@ GOAL = "How many people per km2 live in Norway and in Japan?"
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     A.reset()
-
-
-@pytest.fixture
-def tether(tmp_path: Path) -> Iterator[Tether]:
-    t = Tether(str(tmp_path / "tether.db"), lease_ttl=5.0)
-    yield t
-    t.close()
 
 
 async def replay_only(tether: Tether, run_id: str) -> Any:

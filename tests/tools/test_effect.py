@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,6 @@ from . import agents_tools as A
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     A.reset()
-
-
-@pytest.fixture
-def tether(tmp_path: Path) -> Iterator[Tether]:
-    t = Tether(str(tmp_path / "tether.db"), lease_ttl=5.0)
-    yield t
-    t.close()
 
 
 async def replay_only(tether: Tether, run_id: str, agent: Any) -> Any:

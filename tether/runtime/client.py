@@ -220,7 +220,3 @@ class Tether:
 
     def close(self) -> None:
         self.store.close()
-
-
-def run_sync(coro: Any) -> Any:
-    return asyncio.run(coro)

@@ -7,7 +7,6 @@ runs inside the group committer or `store.write`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -177,7 +176,3 @@ def abandon(run_id: str, owner: str, epoch: int | None = None) -> Callable[[Tx],
         tx.release_lease(run_id, owner)
         tx.update_run(run_id, status="queued")
     return op
-
-
-def now() -> float:
-    return time.time()

@@ -14,7 +14,6 @@ from ._migrations import LATEST_VERSION
 from ._records import ALL_STATUSES, TERMINAL_STATUSES, Event, NewEvent, RunRecord, Signal
 from ._sqlite import SQLiteStore
 from .errors import (
-    DuplicateEvent,
     LeaseLost,
     SchemaTooNew,
     StoreCorrupt,
@@ -52,7 +51,6 @@ __all__ = [
     "DEFAULT_DB",
     "LATEST_VERSION",
     "TERMINAL_STATUSES",
-    "DuplicateEvent",
     "Event",
     "LeaseLost",
     "NewEvent",

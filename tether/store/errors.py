@@ -46,7 +46,3 @@ class LeaseLost(StoreError):
             "it stops executing the run"
         )
         self.run_id = run_id
-
-
-class DuplicateEvent(StoreError):
-    """Two writers tried to append the same sequence number to one run's journal."""
