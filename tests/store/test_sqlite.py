@@ -195,3 +195,24 @@ def test_one_kilobyte_events_stay_inline(tmp_path: Path) -> None:
     size = (tmp_path / "inline.db").stat().st_size
     # spilled to overflow pages, each event would cost a whole 4 KB page on top of its row
     assert size < 800 * 2000, f"{size} bytes for 800 one-kilobyte events"
+
+
+def test_write_batch_without_waiting_gives_way_to_another_writer(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "w.db")
+    make_run(store)
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ev = NewEvent(1, "log", "1", None, None, time.time())
+    try:
+        t0 = time.perf_counter()
+        assert store.write_batch([lambda tx: tx.append_events("r1", [ev])], wait=False) is None
+        assert time.perf_counter() - t0 < 1.0
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert store.load_events("r1") == []  # nothing was applied
+    # ordinary writes and reads keep waiting for a busy database
+    assert store._conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    assert store.write_batch([lambda tx: tx.append_events("r1", [ev])], wait=False) == [
+        (True, None)]
+    assert [e.seq for e in store.load_events("r1")] == [1]

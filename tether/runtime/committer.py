@@ -4,12 +4,18 @@ Every write a worker process makes goes through one `GroupCommitter` thread. Whi
 commits (one fsync), new writes queue up; the next transaction takes all of them. So durability
 costs one fsync per batch instead of one per step, and a writer waiting on `submit` knows its
 write — and every write it submitted before — is on disk when the future resolves.
+
+With nobody to batch with — one run executing, nothing queued — an awaited write commits
+inline on the caller's thread instead: the thread hand-off and the event-loop wake-up would
+cost more CPU than the commit itself, and there is no other write to share the fsync with.
+As soon as a second run is attached, every write goes through the thread again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,59 +26,137 @@ from tether.store import Store, Tx
 Op = Callable[[Tx], Any]
 
 
+_CLOSE = object()
+
+
 class GroupCommitter:
     def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
-        self._cond = threading.Condition()
+        # a C-level queue: a put costs no Python lock dance on the event loop's side (the
+        # hand-off to this thread is paid once per durable step)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        self.batches = 0
-        self.ops = 0
+        self._close_lock = threading.Lock()
+        # held while a transaction is written, by this thread or an inline committer
+        self._write_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._inflight = 0  # submitted to the thread and not yet committed
+        self.producers = 0  # runs executing against this committer (see attach)
+        self.batches = 0  # transactions written by the thread
+        self.inline = 0  # transactions written inline by a lone run
+        self.ops = 0  # ops committed, either way
         self._thread = threading.Thread(target=self._run, name="tether-committer", daemon=True)
         self._thread.start()
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
+    def attach(self) -> None:
+        """A run starts executing against this committer (inline commits need it alone)."""
+        with self._count_lock:
+            self.producers += 1
+
+    def detach(self) -> None:
+        with self._count_lock:
+            self.producers -= 1
+
+    def submit(self, op: Op, *, inline: bool = False) -> asyncio.Future[Any]:
         """Queue `op`; the future resolves once the op's transaction is durable. Ops are applied
         in submission order, so a caller need not await every write: awaiting a later one implies
-        the earlier ones are durable too."""
+        the earlier ones are durable too.
+
+        `inline=True` (for a caller about to await the future anyway): when exactly one run is
+        attached (`attach`) and nothing is queued or being written, commit right here and return
+        a done future. Callers that never attach (a batch of writers of their own) always get
+        the thread, so their writes share transactions."""
         loop = asyncio.get_running_loop()
+        if self._closed:
+            raise RuntimeError("the group committer is closed")
         fut: asyncio.Future[Any] = loop.create_future()
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the group committer is closed")
-            self._pending.append((op, fut, loop))
-            self._cond.notify()
+        if inline and self.producers == 1 and self._commit_inline(op, fut):
+            return fut
+        with self._count_lock:
+            self._inflight += 1
+        self._queue.put((op, fut, loop))
         return fut
 
+    def _commit_inline(self, op: Op, fut: asyncio.Future[Any]) -> bool:
+        if not self._write_lock.acquire(blocking=False):
+            return False  # the thread is writing a batch: join the next one
+        try:
+            with self._count_lock:
+                if self._inflight:
+                    return False  # earlier ops are queued: order requires they go first
+            results = self.store.write_batch([op], wait=False)
+            if results is None:
+                return False  # another process is writing: queue rather than block the loop
+            ((ok, value),) = results
+            self.inline += 1
+            self.ops += 1
+        finally:
+            self._write_lock.release()
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+        return True
+
     async def run(self, op: Op) -> Any:
-        return await self.submit(op)
+        return await self.submit(op, inline=True)
 
     def _run(self) -> None:
+        closing = False
+        while not closing:
+            item = self._queue.get()
+            batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+            while True:
+                if item is _CLOSE:
+                    closing = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+        # a submit that raced with close() and queued behind the sentinel: fail it, never hang
         while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending and self._closed:
-                    return
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _CLOSE:
+                _, fut, loop = item
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, [(fut, (False, RuntimeError(
+                        "the group committer is closed")))])
+
+    def _commit(self, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]
+                ) -> None:
+        with self._write_lock:
             results = self.store.write_batch([op for op, _, _ in batch])
-            self.batches += 1
-            self.ops += len(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, tuple[bool, Any]]]] = (
-                defaultdict(list)
-            )
-            for (_, fut, loop), result in zip(batch, results, strict=True):
-                by_loop[loop].append((fut, result))
-            for loop, items in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
-                    loop.call_soon_threadsafe(_settle, items)
+        assert results is not None  # wait=True always answers
+        with self._count_lock:
+            self._inflight -= len(batch)
+        self.batches += 1
+        self.ops += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, tuple[bool, Any]]]] = (
+            defaultdict(list)
+        )
+        for (_, fut, loop), result in zip(batch, results, strict=True):
+            by_loop[loop].append((fut, result))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, items)
 
     def close(self) -> None:
-        with self._cond:
+        """Commit what was submitted, then stop the thread."""
+        with self._close_lock:
+            if self._closed:
+                return
             self._closed = True
-            self._cond.notify()
+            self._queue.put(_CLOSE)
         self._thread.join(timeout=30)
 
 

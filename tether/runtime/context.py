@@ -47,6 +47,8 @@ log = logging.getLogger("tether.agent")
 
 # Timers shorter than this are slept in-process instead of releasing the worker.
 INLINE_SLEEP_SECONDS = 1.0
+# A run whose writes commit inline yields to its event loop at least this often (seconds).
+YIELD_EVERY = 0.005
 # Cancellation message gather uses when a branch failed: siblings' interrupted steps are then
 # journaled as cancelled (the runtime chose to stop them), not left in doubt.
 SIBLING_FAILED = "tether: a sibling branch failed"
@@ -111,6 +113,9 @@ class Context:
         self._visited: set[str] = set()
         self._replayed = 0  # journaled operations the code has reached again
         self._background_error: BaseException | None = None
+        self._pending: list[NewEvent] = []  # appended, not yet handed to the committer
+        self._flush_scheduled = False
+        self._last_yield = time.monotonic()
         self._nondeterminism: NonDeterminismError | None = None
         # Set by the worker: "drain" (shutting down: stop at the next effect), "cancel" (the run
         # was cancelled: record interrupted steps as failed) or "lease" (lost: write nothing).
@@ -170,34 +175,87 @@ class Context:
         payload = raw if raw is not None else (dumps(data) if data is not None else None)
         return NewEvent(self._seq, kind, key, name, payload, time.time())
 
-    def _submit(self, events: list[NewEvent]) -> asyncio.Future[Any]:
+    def _check_writable(self, event: NewEvent) -> None:
         if self.read_only:
-            first = events[0]
             raise NonDeterminismError(
-                self.run_id, first.key or "(run)", "nothing more (the journal ends here)",
-                f"{FAMILY.get(first.kind, first.kind)} {first.name!r}")
+                self.run_id, event.key or "(run)", "nothing more (the journal ends here)",
+                f"{FAMILY.get(event.kind, event.kind)} {event.name!r}")
+
+    def _write(self, events: list[NewEvent], then: Callable[[Tx], Any] | None = None, *,
+               awaited: bool = False) -> asyncio.Future[Any]:
+        """One fenced op: the events appended but not yet submitted, then `events`, then
+        `then(tx)`. The future resolves when the op is durable (and so is everything before it:
+        the committer applies ops in order). `awaited`: the caller waits for it right away, so
+        the committer may write it inline when this run is alone."""
+        if events:
+            self._check_writable(events[0])
         self._raise_background_error()
+        return self._submit_op(events, then, inline=awaited)
+
+    def _submit_op(self, events: list[NewEvent], then: Callable[[Tx], Any] | None = None, *,
+                   inline: bool = False) -> asyncio.Future[Any]:
+        if self._pending:
+            events = self._pending + events
+            self._pending = []
         run_id, owner, epoch = self.run_id, self.owner, self.epoch
 
-        def op(tx: Tx) -> None:
+        def op(tx: Tx) -> Any:
             tx.check_lease(run_id, owner, epoch)
-            tx.append_events(run_id, events)
+            if events:
+                tx.append_events(run_id, events)
+            return then(tx) if then is not None else None
 
-        fut = self._committer.submit(op)
-        fut.add_done_callback(self._note_background)
+        fut = self._committer.submit(op, inline=inline)
+        if fut.done():
+            self._note_background(fut)
+        else:
+            fut.add_done_callback(self._note_background)
         return fut
 
     def _append(self, kind: str, key: str | None, name: str | None, data: Any = None,
-                *, raw: bytes | None = None) -> asyncio.Future[Any]:
-        """Append without waiting: ordering is preserved by the committer, and the next durable
-        append (an effect's start) implies this one is on disk."""
-        return self._submit([self._new_event(kind, key, name, data, raw=raw)])
+                *, raw: bytes | None = None) -> None:
+        """Append without waiting. The event rides along with the run's next write (typically
+        a step's completion with the next step's start: one op, one commit per step) or, if
+        none comes in this turn of the event loop, is submitted on its own. Ordering holds
+        either way: the next durable write implies this event is on disk."""
+        event = self._new_event(kind, key, name, data, raw=raw)
+        self._check_writable(event)
+        self._raise_background_error()
+        self._pending.append(event)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_pending)
+
+    def flush_pending(self) -> None:
+        """Submit the events appended but not yet submitted, without waiting. The worker calls
+        it before any run-state write of its own, so the journal is ordered before it."""
+        self._flush_scheduled = False
+        if self._pending:
+            self._submit_op([])
+
+    def take_pending(self, kind: str, data: Any = None) -> list[NewEvent]:
+        """The events not yet submitted plus a run-level event, to commit together with the
+        run's final status."""
+        events, self._pending = [*self._pending, self._new_event(kind, None, None, data)], []
+        return events
 
     async def _append_durable(self, kind: str, key: str | None, name: str | None,
                               data: Any = None) -> int:
         event = self._new_event(kind, key, name, data)
-        await self._submit([event])
+        await self._durable(self._write([event], awaited=True))
         return event.seq
+
+    async def _durable(self, fut: asyncio.Future[Any]) -> Any:
+        """Await a write. One committed inline comes back done, and awaiting a done future
+        does not yield: a run of such steps would keep the event loop from its heartbeat,
+        cancellations and other runs, so yield at least every `YIELD_EVERY` seconds."""
+        if not fut.done():
+            return await fut
+        now = time.monotonic()
+        if now - self._last_yield > YIELD_EVERY:
+            self._last_yield = now
+            await asyncio.sleep(0)
+        return fut.result()
 
     def _note_background(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and fut.exception() is not None and self._background_error is None:
@@ -209,8 +267,7 @@ class Context:
 
     async def flush(self) -> None:
         """Wait until everything appended so far is durable."""
-        run_id, owner, epoch = self.run_id, self.owner, self.epoch
-        await self._committer.run(lambda tx: tx.check_lease(run_id, owner, epoch))
+        await self._durable(self._write([], awaited=True))
         self._raise_background_error()
 
     # -- interceptors ----------------------------------------------------------------------
@@ -419,16 +476,13 @@ class Context:
             return
         flag = {"reason": reason, **details}
         event = self._new_event("run_flagged", key, reason, flag)
-        run_id, owner, epoch = self.run_id, self.owner, self.epoch
+        run_id = self.run_id
 
-        def op(tx: Tx) -> None:
-            tx.check_lease(run_id, owner, epoch)
-            tx.append_events(run_id, [event])
+        def add_flag(tx: Tx) -> None:
             current = tx.get_run(run_id)
             tx.update_run(run_id, flags=[*(current.flags if current else []), flag])
 
-        self._raise_background_error()
-        self._committer.submit(op).add_done_callback(self._note_background)
+        self._write([event], add_flag)
         self.run.flags.append(flag)
 
     def add_usage(self, amounts: dict[str, float], *, day: str | None = None) -> None:
@@ -437,9 +491,7 @@ class Context:
         with `replay=False` — never from agent code. Ordered with the run's journal writes."""
         tenant = self.tenant
         day = day or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-        self._raise_background_error()
-        self._committer.submit(lambda tx: tx.add_usage(tenant, day, amounts)).add_done_callback(
-            self._note_background)
+        self._write([], lambda tx: tx.add_usage(tenant, day, amounts))
 
     # -- durable waits ---------------------------------------------------------------------
     async def sleep(self, seconds: float) -> None:
@@ -476,11 +528,10 @@ class Context:
             deadline = time.time() + timeout if timeout is not None else None
             self._append("signal_waiting", key, signal, {"deadline": deadline})
         received = self._new_event("signal_received", key, signal, None)
-        run_id, owner, epoch = self.run_id, self.owner, self.epoch
+        run_id = self.run_id
         consumer = f"{self.run_id}:{key}"
 
         def consume(tx: Tx) -> Any:
-            tx.check_lease(run_id, owner, epoch)
             found = tx.consume_signal(run_id, signal, consumer)
             if found is None:
                 return None
@@ -489,8 +540,7 @@ class Context:
             tx.append_events(run_id, [event])
             return {"payload": found.payload}
 
-        self._raise_background_error()
-        got = await self._committer.run(consume)
+        got = await self._durable(self._write([], consume, awaited=True))
         if got is not None:
             return got["payload"]
         if deadline is not None and time.time() >= deadline:
@@ -540,16 +590,7 @@ class Context:
             spec_version=self.run.spec_version, options=child_options,
         )
         event = self._new_event("child_spawned", key, ref, {"child_id": child_id})
-        run_id, owner, epoch = self.run_id, self.owner, self.epoch
-        create = ops.create_run(child)
-
-        def op(tx: Tx) -> None:
-            tx.check_lease(run_id, owner, epoch)
-            create(tx)
-            tx.append_events(run_id, [event])
-
-        self._raise_background_error()
-        await self._committer.run(op)
+        await self._durable(self._write([event], ops.create_run(child), awaited=True))
         await self._after(Effect("spawn", ref, key, (input,), {"options": options or {}}),
                           child_id, None, False)
         return ChildHandle(self, child_id)
@@ -651,10 +692,6 @@ class Context:
                 self.run_id, key, f"{FAMILY.get(first.kind, first.kind)} {first.name!r}",
                 "nothing (the agent returned without reaching that step)",
             )
-
-    def pending_event(self, kind: str, data: Any = None) -> NewEvent:
-        """A run-level event to commit together with the run's final status."""
-        return self._new_event(kind, None, None, data)
 
 
 def _activity_error(name: str, key: str, data: dict[str, Any]) -> ActivityError:

@@ -153,10 +153,14 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, run_id: str, epoch: int) -> None:
+        # attached from the claim on, not from the task's first turn: a run that finds itself
+        # alone commits inline, so every claimed run must already count
+        self.committer.attach()
         task = asyncio.create_task(self._execute(run_id, epoch), name=f"tether-run-{run_id}")
         self._active[run_id] = task
 
         def done(_: asyncio.Task[None]) -> None:
+            self.committer.detach()
             self._active.pop(run_id, None)
             self._stop_reason.pop(run_id, None)
             self._contexts.pop(run_id, None)
@@ -238,17 +242,17 @@ class Worker:
             except TypeError as exc:
                 raise NotSerializable(f"the result of agent {run.agent}", str(exc)) from exc
         except Suspend as s:
-            await self._commit(ops.suspend(
+            await self._commit(ctx, ops.suspend(
                 run_id, self.owner, reason=s.reason, wake_at=s.wake_at, children=s.children,
                 signals=s.signals, epoch=ctx.epoch))
         except InDoubt as d:
             options = dict(run.options)
             options["in_doubt"] = {"key": d.key, "step": d.step}
-            await self._commit(ops.suspend(
+            await self._commit(ctx, ops.suspend(
                 run_id, self.owner, reason=str(d), wake_at=None, children=(), signals=(),
                 options=options, epoch=ctx.epoch))
         except Drain:
-            await self._commit(ops.abandon(run_id, self.owner, ctx.epoch))
+            await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch))
         except RunHalted as h:
             await self._finish(ctx, "halted", reason=h.reason,
                                event=("run_halted", {"reason": h.reason, "details": h.details}))
@@ -261,7 +265,7 @@ class Worker:
                                    event=("run_cancelled", {"reason": reason}))
             elif why == "shutdown":
                 with contextlib.suppress(Exception):
-                    await self.committer.run(ops.abandon(run_id, self.owner, ctx.epoch))
+                    await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch))
             # "lease": another worker owns the run now; write nothing.
         except LeaseLost:
             raise
@@ -284,9 +288,10 @@ class Worker:
                       event: tuple[str, Any]) -> None:
         if isinstance(ctx._background_error, LeaseLost):
             raise ctx._background_error
-        final = ctx.pending_event(*event)
-        await self._commit(ops.finish(ctx.run_id, self.owner, status, result=result, error=error,
-                                      reason=reason, events=[final], epoch=ctx.epoch))
+        await self.committer.run(ops.finish(
+            ctx.run_id, self.owner, status, result=result, error=error, reason=reason,
+            events=ctx.take_pending(*event), epoch=ctx.epoch))
 
-    async def _commit(self, op: Callable[[Any], Any]) -> Any:
+    async def _commit(self, ctx: Context, op: Callable[[Any], Any]) -> Any:
+        ctx.flush_pending()  # the run's journal goes first, in the same order as written
         return await self.committer.run(op)

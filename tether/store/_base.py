@@ -82,10 +82,15 @@ class Store(Protocol):
         """Run one operation in its own transaction."""
         ...
 
-    def write_batch(self, ops: Sequence[Callable[[Tx], Any]]) -> list[tuple[bool, Any]]:
+    def write_batch(self, ops: Sequence[Callable[[Tx], Any]], *,
+                    wait: bool = True) -> list[tuple[bool, Any]] | None:
         """Group commit: run all operations in ONE durable transaction. Each operation is
         isolated (a savepoint): one that raises is rolled back alone. Each slot of the result is
-        `(True, value)` or `(False, exception)`."""
+        `(True, value)` or `(False, exception)`.
+
+        `wait=False`: if another connection holds the write lock, return None at once, having
+        done nothing, instead of waiting up to the busy timeout (an inline commit on an event
+        loop's thread must not block it)."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...

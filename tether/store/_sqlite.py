@@ -253,6 +253,19 @@ class SQLiteStore:
                 self._all.append(conn)
         return conn
 
+    def _conn_nowait(self) -> sqlite3.Connection:
+        """This thread's connection for `write_batch(wait=False)`: busy timeout 0, so taking the
+        write lock fails at once instead of waiting (kept apart from the reading connection,
+        which must keep waiting)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "nowait", None)
+        if conn is None:
+            conn = self._open()
+            conn.execute("PRAGMA busy_timeout=0")
+            self._local.nowait = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
     def _open(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
@@ -308,21 +321,41 @@ class SQLiteStore:
 
     # -- writes ------------------------------------------------------------------------------
     def write(self, op: Callable[[_SQLiteTx], T]) -> T:
-        ok, value = self.write_batch([op])[0]
+        results = self.write_batch([op])
+        assert results is not None  # wait=True always answers
+        ok, value = results[0]
         if not ok:
             raise value
         return value
 
-    def write_batch(self, ops: Sequence[Callable[[_SQLiteTx], Any]]) -> list[tuple[bool, Any]]:
-        conn = self._conn()
+    def write_batch(self, ops: Sequence[Callable[[_SQLiteTx], Any]], *,
+                    wait: bool = True) -> list[tuple[bool, Any]] | None:
+        conn = self._conn() if wait else self._conn_nowait()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not wait and ("locked" in str(exc) or "busy" in str(exc)):
+                    return None
+                raise
         except sqlite3.Error as exc:
             err = self._translate(exc)
             return [(False, err) for _ in ops]
         tx = _SQLiteTx(conn)
         results: list[tuple[bool, Any]] = []
         try:
+            if len(ops) == 1:  # nothing to isolate it from: no savepoint (the common case
+                # of one run stepping alone: one op per commit)
+                try:
+                    results.append((True, ops[0](tx)))
+                except sqlite3.IntegrityError as exc:
+                    conn.execute("ROLLBACK")
+                    return [(False, StoreError(f"conflicting write: {exc}"))]
+                except Exception as exc:
+                    conn.execute("ROLLBACK")
+                    return [(False, exc)]
+                conn.execute("COMMIT")
+                return results
             for op in ops:
                 conn.execute("SAVEPOINT op")
                 try:
