@@ -34,3 +34,22 @@ def test_chaos_sigkill_workers(tmp_path: Path) -> None:
     assert report.in_doubt_flags >= 10, report.summary()
     assert report.resolved_skip >= 1 and report.resolved_retry >= 1, report.summary()
     assert report.idempotent_reexecutions >= 10, report.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_chaos_sigkill_workers_running_one_run_each(tmp_path: Path) -> None:
+    """Workers that hold one run at a time commit that run's writes inline on its own thread
+    (the group committer's lone-run path) instead of handing them to the committer thread:
+    the same invariants must hold when those workers are killed."""
+    report = run_chaos(ChaosConfig(trials=100, concurrency=1, in_flight=12, time_limit=150.0),
+                       tmp_path)
+    print(report.summary())
+
+    assert report.violations == [], "\n".join(report.violations[:40])
+    assert report.trials >= 100
+    assert set(report.statuses) == {"succeeded"}
+    assert report.integrity == []
+    assert report.kills >= 25, report.summary()
+    assert report.kills_mid_step >= 5, report.summary()
+    assert report.in_doubt_flags >= 5, report.summary()
