@@ -1,0 +1,55 @@
+"""The run's side of a human approval: journal the request, then wait durably for decisions.
+
+`approvals.py` holds what a request and a signed decision are; `inbox.py` is the approver's side
+(listing requests, sending decisions as signals). This module is what `Guards.tool` does in
+between when the policy says `approve`: no worker is held while it waits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tether.guards._config import GuardConfig
+from tether.guards._state import RunGuardState
+from tether.guards._steps import APPROVAL_SIGNAL, GUARD_STEP
+from tether.guards.approvals import ApprovalRequest, ApprovalState, Decision
+from tether.guards.errors import ApprovalError
+from tether.guards.policy import Decision as PolicyDecision
+
+if TYPE_CHECKING:
+    from tether.runtime import Context
+
+
+async def await_approval(ctx: Context, config: GuardConfig, st: RunGuardState, name: str,
+                         args: Any, decision: PolicyDecision) -> str | None:
+    """Journal the request and wait durably (no worker held). None = approved, else the
+    denial message."""
+    st.approvals += 1
+    request = ApprovalRequest(
+        id=f"{ctx.run_id}.a{st.approvals}", run_id=ctx.run_id, tool=name, args=args,
+        rule=decision.rule, critical=decision.critical, reason=decision.reason)
+    body = request.to_json()
+
+    def propose() -> dict[str, Any]:
+        return body
+
+    await ctx.step(f"{GUARD_STEP}approval:{name}", propose, idempotent=True,
+                   meta={"kind": "approval", "approval_id": request.id,
+                         "policy": decision.to_json()})
+    state = ApprovalState(request)
+    nonces: set[str] = set()
+    while state.status == "pending":
+        payload = await ctx.wait_for(APPROVAL_SIGNAL + request.id)
+        try:
+            state.apply(Decision.from_json(payload or {}), config.approvers, nonces)
+        except (ApprovalError, TypeError, AttributeError) as exc:
+            ctx.log(f"approval {request.id}: decision rejected: {exc}",
+                    approval_id=request.id, rejected=str(exc))
+    last = state.decisions[-1]
+    ctx.log(f"approval {request.id}: {state.status} by "
+            f"{', '.join(d.approver for d in state.decisions)}",
+            approval_id=request.id, status=state.status,
+            approvers=[d.approver for d in state.decisions])
+    if state.status == "approved":
+        return None
+    return f"denied by approver '{last.approver}': {last.reason or 'no reason given'}"
