@@ -1,0 +1,163 @@
+"""The machinery behind `ctx.step`: an activity runs at most once unless it is safe to repeat.
+
+A step's journaled outcome is returned on replay; a step whose start is journaled but whose
+outcome is not is run again only when idempotent, and is otherwise in doubt until a human
+decides. Live, a step is journaled as started (durably, before `fn` runs), then completed or
+failed; a pure step journals only its result. Interceptors see every step, live and replayed,
+and may short-circuit a live one. It is the largest ctx operation, so it lives apart from
+`context.py`, where `Context.step` documents it and calls `step` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tether.store import dumps, loads
+
+from ._children import SIBLING_FAILED
+from .calls import ThreadOutlivedCancel, accepts_idempotency_key, call, failure
+from .errors import ActivityError, InDoubt, NotSerializable, ShortCircuit
+from .interceptors import Effect
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+async def step(ctx: Context, name: str, fn: Callable[..., Any], args: tuple[Any, ...], *,
+               idempotent: bool | None, timeout: float | None, meta: dict[str, Any] | None,
+               pure: bool) -> Any:
+    """`Context.step`, which documents it."""
+    key = ctx._next_key()
+    if idempotent is None:
+        # declared with @activity, else: a function that takes the idempotency key promises
+        # to use it, so running it again is safe (DESIGN §3)
+        declared = getattr(fn, "__tether_idempotent__", None)
+        idempotent = accepts_idempotency_key(fn) if declared is None else bool(declared)
+    effect = Effect("step", name, key, args, dict(meta or {}))
+    events = ctx._recorded(key, "step", name)
+    attempt = 1
+    first_seq: int | None = None
+    if events:
+        last = events[-1]
+        first_seq = events[0].seq
+        attempt = 1 + sum(1 for e in events if e.kind == "step_started")
+        if last.kind == "step_completed":
+            await ctx._after(effect, last.data, None, True)
+            return last.data
+        if last.kind == "step_failed":
+            error = _activity_error(name, key, last.data)
+            await ctx._after(effect, None, error, True)
+            raise error
+        if last.kind == "step_resolved" and last.data["action"] == "skip":
+            await ctx._after(effect, last.data.get("result"), None, True)
+            return last.data.get("result")
+        if last.kind == "step_resolved" and last.data["action"] == "fail":
+            error = ActivityError(name, "ResolvedAsFailed",
+                                  "an operator resolved this in-doubt step as failed", key)
+            await ctx._after(effect, None, error, True)
+            raise error
+        if last.kind != "step_resolved" and not idempotent:
+            if last.kind != "step_in_doubt":
+                await ctx._append_durable("step_in_doubt", key, name, {"attempt": attempt - 1})
+            raise InDoubt(ctx.run_id, key, name, first_seq)
+    if pure:
+        return await _run_pure(ctx, effect, fn, args, timeout)
+    return await _run_step(ctx, effect, fn, args, idempotent, timeout, attempt, first_seq)
+
+
+async def _run_pure(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+                    timeout: float | None) -> Any:
+    await ctx._before(effect)
+    try:
+        result = await call(fn, args, {}, timeout)
+    except ThreadOutlivedCancel as late:  # pure: nothing to record, just stop
+        raise late.cancel from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = failure(effect, exc, timeout)
+        ctx._append("step_failed", effect.key, effect.name,
+                    {"type": error.error_type, "message": error.message})
+        await ctx._after(effect, None, error, False)
+        raise error from exc
+    return await _complete(ctx, effect, result)
+
+
+async def _run_step(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+                    idempotent: bool, timeout: float | None, attempt: int,
+                    first_seq: int | None) -> Any:
+    name, key = effect.name, effect.key
+    try:
+        await ctx._before(effect)
+    except ShortCircuit as short:
+        return await _short_circuit(ctx, effect, attempt, short)
+    started: dict[str, Any] = {"attempt": attempt}
+    if idempotent:
+        started["idempotent"] = True
+    if effect.meta:
+        started["meta"] = effect.meta
+    seq = await ctx._append_durable("step_started", key, name, started)
+    kwargs: dict[str, Any] = {}
+    if accepts_idempotency_key(fn):
+        kwargs["idempotency_key"] = f"{ctx.run_id}:{first_seq or seq}"
+    try:
+        result = await call(fn, args, kwargs, timeout)
+    except ThreadOutlivedCancel as late:  # journal what the thread did, then stop
+        if late.outcome is None:
+            with contextlib.suppress(ActivityError):
+                await _complete(ctx, effect, late.result)
+        else:
+            ctx._append("step_failed", key, name, {"type": type(late.outcome).__name__,
+                                                    "message": str(late.outcome)})
+        raise late.cancel from None
+    except asyncio.CancelledError as exc:
+        if ctx.stop_reason == "cancel" or SIBLING_FAILED in exc.args:
+            ctx._append("step_failed", key, name, {"type": "Cancelled",
+                                                    "message": "the run was cancelled"})
+        raise
+    except Exception as exc:
+        error = failure(effect, exc, timeout)
+        ctx._append("step_failed", key, name,
+                    {"type": error.error_type, "message": error.message})
+        await ctx._after(effect, None, error, False)
+        raise error from exc
+    return await _complete(ctx, effect, result)
+
+
+async def _complete(ctx: Context, effect: Effect, result: Any) -> Any:
+    try:
+        encoded = dumps(result)
+    except TypeError as exc:
+        error = ActivityError(
+            effect.name, "NotSerializable",
+            str(NotSerializable(f"the result of step {effect.name!r}", str(exc))), effect.key)
+        ctx._append("step_failed", effect.key, effect.name,
+                    {"type": "NotSerializable", "message": error.message})
+        await ctx._after(effect, None, error, False)
+        raise error from exc
+    ctx._append("step_completed", effect.key, effect.name, raw=encoded)
+    value = loads(encoded)
+    await ctx._after(effect, value, None, False)
+    return value
+
+
+async def _short_circuit(ctx: Context, effect: Effect, attempt: int, short: ShortCircuit) -> Any:
+    try:
+        encoded = dumps(short.result)
+    except TypeError as exc:
+        raise NotSerializable("a short-circuit result", str(exc)) from exc
+    started: dict[str, Any] = {"attempt": attempt, "short_circuit": short.meta or True}
+    if effect.meta:
+        started["meta"] = effect.meta
+    ctx._append("step_started", effect.key, effect.name, started)
+    ctx._append("step_completed", effect.key, effect.name, raw=encoded)
+    value = loads(encoded)
+    await ctx._after(effect, value, None, False)
+    return value
+
+
+def _activity_error(name: str, key: str, data: dict[str, Any]) -> ActivityError:
+    return ActivityError(name, data.get("type", "Error"), data.get("message", ""), key)
