@@ -29,7 +29,9 @@ def _serve_until_done(worker: Worker, tether: Tether, run_ids: list[str]) -> Any
 async def test_a_lone_run_commits_once_per_step_inline(tether: Tether) -> None:
     A.reset()
     committer = GroupCommitter(tether.store)
-    worker = Worker(tether.store, committer=committer, poll_interval=0.01)
+    # a long poll: the worker's claim loop wakes on the run's end (kick), so no claims are
+    # polled while the run executes and the count below is the run's own
+    worker = Worker(tether.store, committer=committer, poll_interval=5.0)
     run_id = tether.submit(A.sequential, 60)
     try:
         await _serve_until_done(worker, tether, [run_id])
@@ -41,9 +43,10 @@ async def test_a_lone_run_commits_once_per_step_inline(tether: Tether) -> None:
     assert kinds.count("step_started") == kinds.count("step_completed") == 60
     assert kinds[-2:] == ["step_completed", "run_completed"]  # the last completion is not lost
     # step N's completion rides with step N+1's start: one transaction per step, written by
-    # the run's own thread (a claim, the start and the finish add a few)
+    # the run's own thread (claims, the finish and a lease renewal on a slow machine add a
+    # few; without coalescing it would be ~120)
     assert committer.inline >= 58
-    assert committer.inline + committer.batches <= 60 + 6
+    assert committer.inline + committer.batches <= 60 + 10
 
 
 async def test_many_runs_share_the_threads_transactions(tether: Tether) -> None:
