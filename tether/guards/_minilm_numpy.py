@@ -105,6 +105,9 @@ class NumpyEncoder:
     """Hidden states after the embedding LayerNorm -> hidden states after the last layer."""
 
     name = "numpy"
+    # rows padded to a multiple of 4 (masked out): OpenBLAS's sgemm is up to 10% faster on them
+    # than on the odd counts in between (23 tokens vs 24: 0.51/0.46 ms)
+    pad_multiple = 4
 
     def __init__(self, layers: Sequence[Layer], heads: int, eps: float) -> None:
         self._layers = list(layers)

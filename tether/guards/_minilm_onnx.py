@@ -73,6 +73,8 @@ class OnnxEncoder:
     states after the last layer out. Thread-safe (an ORT session may be run concurrently)."""
 
     name = "onnxruntime"
+    # no padding beyond the batch's longest text: padded rows would be computed for nothing
+    pad_multiple = 1
 
     def __init__(self, layers: Sequence[Layer], heads: int, eps: float) -> None:
         import onnxruntime as ort
