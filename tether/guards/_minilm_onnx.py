@@ -4,9 +4,10 @@ safetensors weights (no torch, no exported model file, nothing fetched).
 Why: the numpy encoder needs ~9-11 ms for one ~20-token thought on one core (OpenBLAS sgemm on
 16-row matrices plus ~40 small numpy calls per layer); ONNX Runtime's fused CPU kernels
 (`Attention`, `SkipLayerNormalization`, `BiasGelu` from its `com.microsoft` domain) do the same
-float32 arithmetic in about half the time, with results within 1e-6 of the numpy reference.
-Weights stay float32: dynamic int8 quantisation was 2x faster again but moved a vector to
-cosine 0.945 of the exact one, which loop detection at a 0.95 threshold cannot afford.
+float32 arithmetic in about two thirds of the time (`make bench-guards` measures both), with
+results within 1e-5 of the numpy reference (tests/guards/test_embedding_loops.py). Weights stay
+float32: a one-off trial of dynamic int8 quantisation was faster but moved embeddings too far
+from the exact ones for loop detection at a 0.95 threshold.
 """
 
 from __future__ import annotations
