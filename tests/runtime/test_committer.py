@@ -49,6 +49,18 @@ async def test_a_lone_run_commits_once_per_step_inline(tether: Tether) -> None:
     assert committer.inline + committer.batches <= 60 + 10
 
 
+async def test_inline_commits_can_be_turned_off(tether: Tether) -> None:
+    # a worker sharing its loop with an HTTP server keeps every fsync off that loop
+    A.reset()
+    worker = Worker(tether.store, poll_interval=5.0, inline_commits=False)
+    committer = worker.committer  # the worker's own: it closes it when serve() returns
+    run_id = tether.submit(A.sequential, 30)
+    await _serve_until_done(worker, tether, [run_id])
+    assert tether.get(run_id).status == "succeeded"
+    assert committer.inline == 0
+    assert 30 <= committer.batches <= 30 + 10  # still one transaction per step
+
+
 async def test_many_runs_share_the_threads_transactions(tether: Tether) -> None:
     committer = GroupCommitter(tether.store)
     worker = Worker(tether.store, committer=committer, poll_interval=0.01)

@@ -30,9 +30,13 @@ _CLOSE = object()
 
 
 class GroupCommitter:
-    def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 2000, inline: bool = True) -> None:
+        """`inline=False`: never commit on the caller's thread. For a worker that shares its
+        event loop with latency-sensitive work (an HTTP server): a lone run's commit then waits
+        on this thread instead of holding the loop for one fsync."""
         self.store = store
         self.max_batch = max_batch
+        self.inline_allowed = inline
         # a C-level queue: a put costs no Python lock dance on the event loop's side (the
         # hand-off to this thread is paid once per durable step)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -71,7 +75,8 @@ class GroupCommitter:
         if self._closed:
             raise RuntimeError("the group committer is closed")
         fut: asyncio.Future[Any] = loop.create_future()
-        if inline and self.producers == 1 and self._commit_inline(op, fut):
+        if (inline and self.inline_allowed and self.producers == 1
+                and self._commit_inline(op, fut)):
             return fut
         with self._count_lock:
             self._inflight += 1

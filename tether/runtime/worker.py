@@ -65,6 +65,7 @@ class Worker:
         tenant_limits: dict[str, int] | None = None,
         committer: GroupCommitter | None = None,
         drain_timeout: float = 10.0,
+        inline_commits: bool = True,
     ) -> None:
         self.store = store
         self.owner = owner or default_owner()
@@ -80,13 +81,15 @@ class Worker:
         self._stop_reason: dict[str, str] = {}
         self._contexts: dict[str, Context] = {}
         self.drain_timeout = drain_timeout
+        # see GroupCommitter(inline=...): off when this loop also serves latency-sensitive work
+        self.inline_commits = inline_commits
         self._kick: asyncio.Event | None = None
         self.executed = 0
 
     @property
     def committer(self) -> GroupCommitter:
         if self._committer is None:
-            self._committer = GroupCommitter(self.store)
+            self._committer = GroupCommitter(self.store, inline=self.inline_commits)
         return self._committer
 
     def kick(self) -> None:
