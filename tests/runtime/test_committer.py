@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tether import Tether, Worker
 from tether.runtime import GroupCommitter
 from tether.store import TERMINAL_STATUSES, NewEvent, RunRecord, SQLiteStore, Tx
@@ -172,3 +174,23 @@ async def test_a_lone_run_committing_inline_still_lets_its_loop_run(tether: Teth
     assert tether.get(run_id).status == "succeeded" and committer.inline >= 290
     # at least one turn of the loop per 5 ms of inline work (YIELD_EVERY), with slack
     assert ticks - before >= elapsed / 0.005 / 2, (ticks - before, elapsed)
+
+
+async def test_a_store_that_raises_fails_the_writers_instead_of_hanging_them(
+        tmp_path: Path) -> None:
+    store = _store_with_run(tmp_path / "x.db")
+
+    def broken(ops: Any, *, wait: bool = True) -> Any:
+        raise OSError("disk went away")
+
+    store.write_batch = broken  # type: ignore[method-assign]
+    committer = GroupCommitter(store)
+    try:
+        first = committer.submit(lambda tx: None)
+        with pytest.raises(OSError, match="disk went away"):
+            await asyncio.wait_for(first, 10)
+        # the thread survived: the next write is answered too
+        with pytest.raises(OSError):
+            await asyncio.wait_for(committer.submit(lambda tx: None), 10)
+    finally:
+        committer.close()

@@ -139,9 +139,13 @@ class GroupCommitter:
 
     def _commit(self, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]
                 ) -> None:
-        with self._write_lock:
-            results = self.store.write_batch([op for op, _, _ in batch])
-        assert results is not None  # wait=True always answers
+        try:
+            with self._write_lock:
+                answered = self.store.write_batch([op for op, _, _ in batch])
+            assert answered is not None  # wait=True always answers
+            results = answered
+        except Exception as exc:  # a broken store must fail its writers, not hang them
+            results = [(False, exc)] * len(batch)
         with self._count_lock:
             self._inflight -= len(batch)
         self.batches += 1
