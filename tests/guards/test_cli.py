@@ -13,7 +13,7 @@ from tether.guards import generate_keypair
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .test_e2e import make_guards, open_tether, say
+from .e2e_support import make_guards, open_tether, say
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from tether.guards.gateway import spend_from_events
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .test_e2e import make_guards, open_tether, say, search_forever
+from .e2e_support import make_guards, open_tether, say, search_forever
 
 
 def _span(t: Any, run_id: str) -> tuple[float, float]:
