@@ -34,7 +34,8 @@ class State(TypedDict):
 
 
 def message(node: str, i: int, size: int) -> dict[str, Any]:
-    """The message a node appends; identical to bench_core.message (same bytes on both sides)."""
+    """The message a node appends; identical to `message` in benchmarks/core/agents.py (same
+    bytes on both sides)."""
     content = f"node {node}, step {i}"
     if size > len(content):
         content = (content + " " + _FILLER * (size // len(_FILLER) + 1))[:size]
