@@ -1,0 +1,222 @@
+"""The SQLite `Tx`: the store's write primitives over one connection inside an open transaction.
+
+Kept apart from `SQLiteStore` (which owns connections, transactions, batching and reads) so the
+SQL each runtime write issues can be read in one place. Also holds the `runs` row layout that the
+store's reads share.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._codec import dumps, loads
+from ._records import NewEvent, RunRecord, Signal
+from .errors import LeaseLost
+
+_RUN_COLUMNS = (
+    "id, tenant, agent, spec_version, input, status, result, error, reason, parent_id, root_id, "
+    "depth, wake_at, cancel_requested, created_at, updated_at, attempts, options, flags"
+)
+_UPDATABLE = {
+    "status", "result", "error", "reason", "wake_at", "cancel_requested", "updated_at",
+    "attempts", "options", "spec_version", "flags",
+}
+_JSON_COLUMNS = {"result", "options", "input", "flags"}
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=row[0], tenant=row[1], agent=row[2], spec_version=row[3], input=loads(row[4]),
+        status=row[5], result=loads(row[6]), error=row[7], reason=row[8], parent_id=row[9],
+        root_id=row[10], depth=row[11], wake_at=row[12], cancel_requested=bool(row[13]),
+        created_at=row[14], updated_at=row[15], attempts=row[16], options=loads(row[17]) or {},
+        flags=loads(row[18]) or [],
+    )
+
+
+class _SQLiteTx:
+    """The `Tx` primitives over one connection inside an open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._now = time.time()
+        # Leases verified in this transaction: nothing can take a lease while we hold the write
+        # lock, so one check per run per transaction fences every write of the batch.
+        self._fenced: set[tuple[str, str, int | None]] = set()
+
+    def now(self) -> float:
+        return self._now
+
+    def insert_run(self, run: RunRecord) -> None:
+        self.conn.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
+                dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
+                run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
+                run.updated_at or self._now, run.attempts, dumps(run.options),
+                dumps(run.flags),
+            ),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _run_from_row(row) if row else None
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update run columns {sorted(unknown)}")
+        fields.setdefault("updated_at", self._now)
+        values = [dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.conn.execute(f"UPDATE runs SET {sets} WHERE id=?", (*values, run_id))
+
+    def children(self, run_id: str) -> list[RunRecord]:
+        rows = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_id=?", (run_id,))
+        return [_run_from_row(r) for r in rows]
+
+    def descendants(self, run_id: str) -> list[RunRecord]:
+        rows = self.conn.execute(
+            f"""WITH RECURSIVE tree(id) AS (
+                    SELECT id FROM runs WHERE parent_id=?
+                    UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)
+                SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM tree)""",
+            (run_id,),
+        )
+        return [_run_from_row(r) for r in rows]
+
+    def lease_holder(self, run_id: str) -> tuple[str, float] | None:
+        row = self.conn.execute(
+            "SELECT owner, expires_at FROM leases WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+        if (run_id, owner, epoch) in self._fenced:
+            return
+        row = self.conn.execute(
+            "SELECT owner, epoch FROM leases WHERE run_id=?", (run_id,)
+        ).fetchone()
+        if row is None or row[0] != owner or (epoch is not None and row[1] != epoch):
+            raise LeaseLost(run_id, owner, row[0] if row else None)
+        self._fenced.add((run_id, owner, epoch))
+
+    def release_lease(self, run_id: str, owner: str | None = None) -> None:
+        self._fenced = {f for f in self._fenced if f[0] != run_id}
+        if owner is None:
+            self.conn.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
+        else:
+            self.conn.execute("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, owner))
+
+    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None:
+        self.conn.executemany(
+            "INSERT INTO events (run_id, seq, kind, key, name, data, ts) VALUES (?,?,?,?,?,?,?)",
+            [(run_id, e.seq, e.kind, e.key, e.name, e.data, e.ts) for e in events],
+        )
+
+    def next_seq(self, run_id: str) -> int:
+        row = self.conn.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def insert_signal(self, run_id: str, name: str, payload: bytes | None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO signals (run_id, name, payload, created_at) VALUES (?,?,?,?)",
+            (run_id, name, payload, self._now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def consume_signal(self, run_id: str, name: str, consumer: str) -> Signal | None:
+        row = self.conn.execute(
+            "SELECT id, payload, created_at FROM signals WHERE run_id=? AND name=? AND "
+            "consumed_by IS NULL ORDER BY id LIMIT 1",
+            (run_id, name),
+        ).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE signals SET consumed_by=? WHERE id=?", (consumer, row[0]))
+        return Signal(id=row[0], run_id=run_id, name=name, payload=loads(row[1]), created_at=row[2])
+
+    def pending_signal_names(self, run_id: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT name FROM signals WHERE run_id=? AND consumed_by IS NULL", (run_id,)
+        )
+        return {r[0] for r in rows}
+
+    def claim(
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        now = self._now
+        skip = set(exclude)
+        rows = self.conn.execute(
+            """SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+               WHERE r.status = 'queued'
+                  OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?)
+                  OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))
+               ORDER BY r.created_at LIMIT ?""",
+            (now, now, (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+        ).fetchall()
+        claimed: list[str] = []
+        active: dict[str, int] = {}
+        for run_id, tenant in rows:
+            if len(claimed) >= limit:
+                break
+            if run_id in skip:  # the caller still executes it: never hand it out twice
+                continue
+            cap = (tenant_limits or {}).get(tenant)
+            if cap is not None:
+                if tenant not in active:
+                    active[tenant] = self.count_active(tenant)
+                if active[tenant] >= cap:
+                    continue
+                active[tenant] += 1
+            self._fenced = {f for f in self._fenced if f[0] != run_id}
+            epoch = self.conn.execute(
+                "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
+                "updated_at=? WHERE id=? RETURNING attempts",
+                (now, run_id),
+            ).fetchone()[0]
+            self.conn.execute(
+                "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
+                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at, "
+                "epoch=excluded.epoch",
+                (run_id, owner, now + ttl, now, epoch),
+            )
+            claimed.append(run_id)
+        return claimed
+
+    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"UPDATE leases SET expires_at=? WHERE owner=? AND run_id IN ({marks}) "
+            "RETURNING run_id",
+            (self._now + ttl, owner, *run_ids),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def count_active(self, tenant: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE tenant=? AND status='running'", (tenant,)
+        ).fetchone()
+        return int(row[0])
+
+    def add_usage(self, tenant: str, day: str, amounts: dict[str, float]) -> None:
+        self.conn.executemany(
+            "INSERT INTO usage (tenant, day, metric, amount) VALUES (?,?,?,?) "
+            "ON CONFLICT(tenant, day, metric) DO UPDATE SET amount = amount + excluded.amount",
+            [(tenant, day, metric, float(amount)) for metric, amount in amounts.items()],
+        )
+
+    def put_artifact(self, digest: str, data: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?)",
+            (digest, len(data), data, self._now),
+        )
+
