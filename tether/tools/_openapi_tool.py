@@ -1,0 +1,173 @@
+"""`OpenAPITool`, one OpenAPI operation as a `Tool`: it validates its argument object against the
+operation's JSON Schema and executes a call as one HTTP request with httpx.
+
+Kept apart from the builder (`_openapi.py`, which decides each tool's schema, argument locations
+and side effect from the document) so the runtime half, what happens on every call,
+reads on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jsonschema
+
+from tether.tools._base import Tool, coerce_arguments
+from tether.tools._errors import FieldError, ToolArgumentError, ToolExecutionError
+
+
+class OpenAPITool(Tool):
+    """One OpenAPI operation, called with httpx against a base URL."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        description: str,
+        side_effect: str,
+        idempotent: bool,
+        timeout: float | None,
+        retries: int,
+        parameters: dict[str, Any],
+        source: str,
+        method: str,
+        path: str,
+        base_url: str,
+        locations: dict[str, str],
+        body_mode: str | None,
+        headers: dict[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+        idempotency_header: str | None = None,
+        requires_approval: bool = False,
+        critical: bool = False,
+    ) -> None:
+        super().__init__(
+            name=name,
+            version=version,
+            description=description,
+            side_effect=side_effect,
+            idempotent=idempotent,
+            timeout=timeout,
+            retries=retries,
+            parameters=parameters,
+            accepts_idempotency_key=idempotency_header is not None,
+            source=source,
+            requires_approval=requires_approval,
+            critical=critical,
+        )
+        self.kind = "openapi"
+        self.method = method.upper()
+        self.path = path
+        self.base_url = base_url
+        #: argument name → ``path | query | header | cookie | body``
+        self.locations = locations
+        #: ``"flat"`` (body properties are top-level arguments), ``"body"`` (one ``body``
+        #: argument) or ``None`` (no request body)
+        self.body_mode = body_mode
+        self.headers = dict(headers or {})
+        self.client = client
+        self.idempotency_header = idempotency_header
+        jsonschema.Draft202012Validator.check_schema(parameters)
+        self._validator = jsonschema.Draft202012Validator(parameters)
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        data = coerce_arguments(self.name, arguments)
+        errors: list[FieldError] = []
+        for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
+            path = ".".join(str(p) for p in err.absolute_path)
+            if err.validator == "required" and isinstance(err.instance, dict):
+                missing = [r for r in err.validator_value if r not in err.instance]
+                for field in missing:
+                    errors.append(FieldError(".".join(filter(None, [path, field])),
+                                             "Field required"))
+                continue
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                known = set((err.schema.get("properties") or {}).keys())
+                for field in err.instance:
+                    if field not in known:
+                        errors.append(FieldError(
+                            ".".join(filter(None, [path, field])),
+                            "unexpected field; it is not a parameter of this tool",
+                            err.instance[field],
+                        ))
+                continue
+            errors.append(FieldError(path, err.message, err.instance))
+        if errors:
+            raise ToolArgumentError(self.name, errors)
+        return data
+
+    def _request_parts(
+        self, args: dict[str, Any], idempotency_key: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        url = self.path
+        query: list[tuple[str, str]] = []
+        headers = dict(self.headers)
+        cookies: dict[str, str] = {}
+        body: dict[str, Any] = {}
+        raw_body: Any = None
+        for key, value in args.items():
+            where = self.locations.get(key)
+            if where == "path":
+                url = url.replace("{" + key + "}", quote(_scalar(value), safe=""))
+            elif where == "query":
+                items = value if isinstance(value, list) else [value]
+                query.extend((key, _scalar(v)) for v in items if v is not None)
+            elif where == "header":
+                headers[key] = _scalar(value)
+            elif where == "cookie":
+                cookies[key] = _scalar(value)
+            elif self.body_mode == "body" and key == "body":
+                raw_body = value
+            else:
+                body[key] = value
+        if idempotency_key is not None and self.idempotency_header:
+            headers[self.idempotency_header] = idempotency_key
+        kwargs: dict[str, Any] = {"params": query, "headers": headers}
+        if cookies:
+            kwargs["cookies"] = cookies
+        if self.body_mode == "flat" and (body or self.method in ("POST", "PUT", "PATCH")):
+            kwargs["json"] = body
+        elif self.body_mode == "body" and raw_body is not None:
+            kwargs["json"] = raw_body
+        return url, kwargs
+
+    async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
+        url, kwargs = self._request_parts(arguments, idempotency_key)
+        full = self.base_url.rstrip("/") + "/" + url.lstrip("/")
+        try:
+            if self.client is not None:
+                response = await self.client.request(self.method, full, **kwargs)
+            else:
+                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                    response = await client.request(self.method, full, **kwargs)
+        except httpx.HTTPError as e:
+            raise ToolExecutionError(
+                self.name, f"{self.method} {full} failed: {type(e).__name__}: {e}"
+            ) from e
+        if response.status_code >= 400:
+            text = response.text
+            if len(text) > 1000:
+                text = text[:1000] + "..."
+            raise ToolExecutionError(
+                self.name,
+                f"HTTP {response.status_code} from {self.method} {self.path}: {text}",
+                status=response.status_code,
+            )
+        if not response.content:
+            return None
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            return response.json()
+        return response.text
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
