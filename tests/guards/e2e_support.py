@@ -1,5 +1,6 @@
 """Shared pieces of the end-to-end guard tests (test_e2e_*.py, test_cli.py, test_usage.py): the
-policy, the guards and Tether factories, the journal-only replay and the scripted-model helpers.
+policy, the guards and Tether factories, the journal-only replay, the scripted-model helpers and
+the thoughts of a model stuck in a loop.
 
 Not a test module; the agents and tools the runs execute live in agents_guarded.py (runs refer to
 them by module path), the `people` fixture in conftest.py.
@@ -18,6 +19,18 @@ from tether.models import ScriptedModel, tool_call
 from tether.runtime import Context, GroupCommitter
 
 from . import agents_guarded as A
+
+# Thoughts of a model stuck in a semantic loop: near-paraphrases, cosine > 0.95 with MiniLM
+# (the detector's unit tests use the first six, the end-to-end loop test all of them).
+STUCK = [
+    "I need to find the weather in Paris, so I will search for it.",
+    "I need to find the weather in Paris, so I will search for it now.",
+    "I need to find the weather in Paris so I will search for it.",
+    "I need to find the weather in Paris; I will search for it.",
+    "I need to find the weather in Paris, so I shall search for it.",
+    "I need to find the weather in Paris, so I will search for it again.",
+    "I need to find the weather in Paris, so I will search for it once more.",
+]
 
 POLICY = r"""
 name: e2e

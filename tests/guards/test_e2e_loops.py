@@ -6,18 +6,9 @@ from tether.guards import LoopConfig, RetryPolicy
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import journal, make_guards, open_tether, replay_only, say
+from .e2e_support import STUCK, journal, make_guards, open_tether, replay_only, say
 
 # ---------------------------------------------------------------------------- loops
-STUCK = [
-    "I need to find the weather in Paris, so I will search for it.",
-    "I need to find the weather in Paris, so I will search for it now.",
-    "I need to find the weather in Paris so I will search for it.",
-    "I need to find the weather in Paris; I will search for it.",
-    "I need to find the weather in Paris, so I shall search for it.",
-    "I need to find the weather in Paris, so I will search for it again.",
-    "I need to find the weather in Paris, so I will search for it once more.",
-]
 
 
 async def test_semantic_loop_intervention_then_halt(db_path, embedder):

@@ -12,6 +12,8 @@ from tether.guards.embedding import Embedder, MiniLMEmbedder
 from tether.guards.errors import LoopHalt
 from tether.guards.loops import LoopConfig, LoopDetector, normalise_error
 
+from .e2e_support import STUCK
+
 
 def test_erf_matches_math_erf():
     xs = np.linspace(-6, 6, 2001)
@@ -87,16 +89,6 @@ def test_repeated_error_with_varying_numbers():
     assert d.observe_error("connection refused (attempt 3)") is not None
     with pytest.raises(LoopHalt):
         d.observe_error("connection refused (attempt 4)")
-
-
-STUCK = [
-    "I need to find the weather in Paris, so I will search for it.",
-    "I need to find the weather in Paris, so I will search for it now.",
-    "I need to find the weather in Paris so I will search for it.",
-    "I need to find the weather in Paris; I will search for it.",
-    "I need to find the weather in Paris, so I shall search for it.",
-    "I need to find the weather in Paris, so I will search for it again.",
-]
 
 
 def test_semantic_loop_needs_a_full_window(embedder):
