@@ -83,7 +83,7 @@ async def spawn(ctx: Context, agent: Callable[..., Any] | str, input: Any, *,
         spec_version=ctx.run.spec_version, options=child_options,
     )
     event = ctx._new_event("child_spawned", key, ref, {"child_id": child_id})
-    await ctx._durable(ctx._write([event], ops.create_run(child), awaited=True))
+    await ctx._write_durable([event], ops.create_run(child))
     await ctx._after(Effect("spawn", ref, key, (input,), {"options": options or {}}),
                      child_id, None, False)
     return ChildHandle(ctx, child_id)

@@ -121,13 +121,16 @@ class _Writes:
     async def _append_durable(self, kind: str, key: str | None, name: str | None,
                               data: Any = None) -> int:
         event = self._new_event(kind, key, name, data)
-        await self._durable(self._write([event], awaited=True))
+        await self._write_durable([event])
         return event.seq
 
-    async def _durable(self, fut: asyncio.Future[Any]) -> Any:
-        """Await a write. One committed inline comes back done, and awaiting a done future
-        does not yield: a run of such steps would keep the event loop from its heartbeat,
-        cancellations and other runs, so yield at least every `YIELD_EVERY` seconds."""
+    async def _write_durable(self, events: list[NewEvent],
+                             then: Callable[[Tx], Any] | None = None) -> Any:
+        """`_write` and wait until it is durable; returns `then`'s result. A write committed
+        inline comes back done, and awaiting a done future does not yield: a run of such steps
+        would keep the event loop from its heartbeat, cancellations and other runs, so yield at
+        least every `YIELD_EVERY` seconds."""
+        fut = self._write(events, then, awaited=True)
         if not fut.done():
             return await fut
         now = time.monotonic()
@@ -146,5 +149,5 @@ class _Writes:
 
     async def flush(self) -> None:
         """Wait until everything appended so far is durable."""
-        await self._durable(self._write([], awaited=True))
+        await self._write_durable([])
         self._raise_background_error()

@@ -274,7 +274,7 @@ class Context(_Writes):
             tx.append_events(run_id, [event])
             return {"payload": found.payload}
 
-        got = await self._durable(self._write([], consume, awaited=True))
+        got = await self._write_durable([], consume)
         if got is not None:
             return got["payload"]
         if deadline is not None and time.time() >= deadline:
