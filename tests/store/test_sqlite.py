@@ -216,3 +216,22 @@ def test_write_batch_without_waiting_gives_way_to_another_writer(tmp_path: Path)
     assert store.write_batch([lambda tx: tx.append_events("r1", [ev])], wait=False) == [
         (True, None)]
     assert [e.seq for e in store.load_events("r1")] == [1]
+
+
+def test_a_failing_lone_operation_leaves_nothing_behind(tmp_path: Path) -> None:
+    # one op per batch runs without a savepoint: its failure rolls back the whole transaction
+    store = SQLiteStore(tmp_path / "l.db")
+    make_run(store)
+
+    def bad(tx):  # type: ignore[no-untyped-def]
+        tx.append_events("r1", [NewEvent(1, "log", "1", None, None, time.time())])
+        raise ValueError("refused")
+
+    ((ok, err),) = store.write_batch([bad])
+    assert not ok and isinstance(err, ValueError)
+    ev = NewEvent(1, "log", "1", None, None, time.time())
+    ((ok, err),) = store.write_batch([lambda tx: tx.append_events("r1", [ev, ev])])
+    assert not ok and "conflicting write" in str(err)
+    assert store.load_events("r1") == []
+    assert store.write_batch([lambda tx: tx.append_events("r1", [ev])]) == [(True, None)]
+    assert [e.seq for e in store.load_events("r1")] == [1]

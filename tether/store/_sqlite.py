@@ -140,32 +140,25 @@ class SQLiteStore:
             return [(False, err) for _ in ops]
         tx = _SQLiteTx(conn)
         results: list[tuple[bool, Any]] = []
+        # a lone op has nothing to be isolated from: no savepoint (the common case of one run
+        # stepping alone, one op per commit); if it fails, the whole transaction is rolled back
+        isolate = len(ops) > 1
         try:
-            if len(ops) == 1:  # nothing to isolate it from: no savepoint (the common case
-                # of one run stepping alone: one op per commit)
-                try:
-                    results.append((True, ops[0](tx)))
-                except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK")
-                    return [(False, StoreError(f"conflicting write: {exc}"))]
-                except Exception as exc:
-                    conn.execute("ROLLBACK")
-                    return [(False, exc)]
-                conn.execute("COMMIT")
-                return results
             for op in ops:
-                conn.execute("SAVEPOINT op")
+                if isolate:
+                    conn.execute("SAVEPOINT op")
                 try:
-                    value = op(tx)
-                except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    results.append((False, StoreError(f"conflicting write: {exc}")))
+                    results.append((True, op(tx)))
                 except Exception as exc:
+                    failed = (StoreError(f"conflicting write: {exc}")
+                              if isinstance(exc, sqlite3.IntegrityError) else exc)
+                    if not isolate:
+                        conn.execute("ROLLBACK")
+                        return [(False, failed)]
                     conn.execute("ROLLBACK TO op")
-                    results.append((False, exc))
-                else:
-                    results.append((True, value))
-                conn.execute("RELEASE op")
+                    results.append((False, failed))
+                if isolate:
+                    conn.execute("RELEASE op")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
