@@ -1,5 +1,7 @@
 """Tether: a durable, sandboxed, governed and observable runtime for LLM agents."""
 
+from typing import TYPE_CHECKING
+
 from tether.runtime import (
     ActivityError,
     BaseInterceptor,
@@ -21,6 +23,22 @@ from tether.runtime import (
 )
 from tether.runtime.activity import activity
 from tether.store import RunRecord, open_store
+
+if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real types
+    from tether.agents import MaxStepsExceeded, ReActAgent, react
+    from tether.guards import GuardConfig, Guards, load_policy
+    from tether.models import (
+        AnthropicModel,
+        FallbackModel,
+        LocalModel,
+        Message,
+        ModelResponse,
+        OpenAIChatModel,
+        RetryModel,
+        ScriptedModel,
+    )
+    from tether.sandbox import Sandbox, SandboxUnavailable
+    from tether.tools import ToolArgumentError, ToolRegistry, ToolResult, openapi_tools, tool
 
 __version__ = "0.1.0"
 
@@ -49,28 +67,48 @@ def __getattr__(name: str) -> object:
     globals()[name] = value
     return value
 
-__all__ = [
 
+__all__ = [
     "ActivityError",
+    "AnthropicModel",
     "BaseInterceptor",
     "ChildFailed",
     "ChildHandle",
     "Context",
     "DepthLimitExceeded",
     "Effect",
+    "FallbackModel",
+    "GuardConfig",
+    "Guards",
     "InDoubt",
     "Interceptor",
     "InvalidInput",
+    "LocalModel",
+    "MaxStepsExceeded",
+    "Message",
+    "ModelResponse",
     "NonDeterminismError",
+    "OpenAIChatModel",
+    "ReActAgent",
+    "RetryModel",
     "RunHalted",
     "RunNotFound",
     "RunRecord",
+    "Sandbox",
+    "SandboxUnavailable",
+    "ScriptedModel",
     "SignalTimeout",
     "Tether",
     "TetherError",
+    "ToolArgumentError",
+    "ToolRegistry",
+    "ToolResult",
     "Worker",
     "__version__",
     "activity",
+    "load_policy",
     "open_store",
-    *_LAZY,
+    "openapi_tools",
+    "react",
+    "tool",
 ]
