@@ -61,7 +61,7 @@ class Recorder:
     def model(self, **kw) -> AnthropicModel:
         client = hx.AsyncClient(transport=hx.MockTransport(self))
         return AnthropicModel(
-            "claude-3-5-haiku-20241022", api_key="sk-ant-test", http_client=client, **kw
+            "claude-haiku-4-5-20251001", api_key="sk-ant-test", http_client=client, **kw
         )
 
 
@@ -96,7 +96,7 @@ async def test_structured_output_uses_a_forced_output_tool():
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
-        "model": "claude-3-5-haiku-20241022",
+        "model": "claude-haiku-4-5-20251001",
         "content": [
             {
                 "type": "tool_use",
