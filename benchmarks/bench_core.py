@@ -11,6 +11,9 @@ JSON. Tether never imports LangGraph.
 
 Writes `benchmarks/results/core.md` (unless --only/--profile is given, which print to stdout).
 
+Messages are each side's chat-message type: LangGraph's `MessagesState` (AIMessage objects),
+Tether's `Message` (plain dicts on both sides in the extra row 1c).
+
 1. cpu         2-node cycle (a <-> b), one message appended per node, 500 node executions:
                process CPU time (all threads) per durable step.       target: Tether <= 1/10 of LG
 2. storage     database size after 100/200/400/800 steps with 1 KB messages, after a WAL

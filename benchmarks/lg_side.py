@@ -8,6 +8,10 @@ Runs ONLY in the benchmark venv `benchmarks/.lg-venv` (LangGraph 1.2.x + langgra
 It prints one JSON object on stdout. Every graph runs with a SQLite checkpointer on a file in the
 directory given by the `dir` parameter, and every invoke uses `durability="sync"` (each checkpoint
 is committed before the next step starts), the only mode comparable with Tether's journal.
+
+The graph's state is LangGraph's documented chat state, `MessagesState` (an `add_messages`
+reducer over `AIMessage` objects), unless the parameters say `"state": "dicts"`: then a plain
+`Annotated[list, operator.add]` of `{"role", "content"}` dicts, LangGraph's cheapest state.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import uuid
 from importlib import metadata
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 
 
-class State(TypedDict):
+class DictState(TypedDict):
     messages: Annotated[list, operator.add]
 
 
@@ -45,27 +50,38 @@ def message(node: str, i: int, size: int) -> dict[str, Any]:
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
 
 
-def cycle_graph(limit: int, size: int, *, tail: bool = False,
-                sleep: float = 0.0) -> StateGraph:
+def _new_message(state_kind: str) -> Any:
+    """How a node builds the message it appends: an `AIMessage` with the same content for
+    `MessagesState`, the dict itself for the plain-dict state."""
+    if state_kind == "messages":
+        return lambda node, i, size: AIMessage(content=message(node, i, size)["content"])
+    if state_kind == "dicts":
+        return message
+    raise SystemExit(f"unknown state {state_kind!r}: use 'messages' or 'dicts'")
+
+
+def cycle_graph(limit: int, size: int, *, tail: bool = False, sleep: float = 0.0,
+                state: str = "messages") -> StateGraph:
     """Two nodes, a <-> b, each appending one message, until `limit` messages. With `tail`, the
     cycle ends in a node `c` (used as the interrupt point of the resume benchmark)."""
-    graph = StateGraph(State)
+    graph = StateGraph(MessagesState if state == "messages" else DictState)
     done = "c" if tail else END
+    new = _new_message(state)
 
     if sleep:
         async def node_a(state: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(sleep)
-            return {"messages": [message("a", len(state["messages"]), size)]}
+            return {"messages": [new("a", len(state["messages"]), size)]}
 
         async def node_b(state: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(sleep)
-            return {"messages": [message("b", len(state["messages"]), size)]}
+            return {"messages": [new("b", len(state["messages"]), size)]}
     else:
         def node_a(state: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
-            return {"messages": [message("a", len(state["messages"]), size)]}
+            return {"messages": [new("a", len(state["messages"]), size)]}
 
         def node_b(state: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
-            return {"messages": [message("b", len(state["messages"]), size)]}
+            return {"messages": [new("b", len(state["messages"]), size)]}
 
     graph.add_node("a", node_a)
     graph.add_node("b", node_b)
@@ -117,8 +133,9 @@ def bench_cpu(p: dict[str, Any]) -> dict[str, Any]:
     saver = _saver(path)
     if p.get("synchronous"):  # diagnostic only: how much of the step is the fsync
         saver.conn.execute(f"PRAGMA synchronous={p['synchronous']}")
-    app = cycle_graph(steps, size).compile(checkpointer=saver)
-    warm = cycle_graph(20, size).compile(checkpointer=saver)
+    kind = p.get("state", "messages")
+    app = cycle_graph(steps, size, state=kind).compile(checkpointer=saver)
+    warm = cycle_graph(20, size, state=kind).compile(checkpointer=saver)
     warm.invoke({"messages": []}, _config("warm", 20), durability="sync")
     cpu, wall = [], []
     for r in range(repeats):
@@ -130,7 +147,7 @@ def bench_cpu(p: dict[str, Any]) -> dict[str, Any]:
     return {"steps": steps, "cpu_s": cpu, "wall_s": wall,
             "cpu_per_step_ms": statistics.median(cpu) / steps * 1000,
             "wall_per_step_ms": statistics.median(wall) / steps * 1000,
-            "synchronous": _synchronous(saver.conn)}
+            "synchronous": _synchronous(saver.conn), "state": kind}
 
 
 # -- 2. storage growth -----------------------------------------------------------------------
@@ -139,13 +156,13 @@ def bench_storage(p: dict[str, Any]) -> dict[str, Any]:
     for steps in p["steps"]:
         path = os.path.join(p["dir"], f"lg-storage-{steps}.sqlite")
         saver = _saver(path)
-        app = cycle_graph(steps, p["size"]).compile(
+        app = cycle_graph(steps, p["size"], state=p.get("state", "messages")).compile(
             checkpointer=saver)
         out = app.invoke({"messages": []}, _config("storage", steps), durability="sync")
         assert len(out["messages"]) == steps
         saver.conn.close()
         sizes[str(steps)] = _wal_checkpointed_size(path)
-    return {"bytes": sizes}
+    return {"bytes": sizes, "state": p.get("state", "messages")}
 
 
 # -- 3. concurrent throughput ----------------------------------------------------------------
@@ -154,7 +171,8 @@ async def _throughput(p: dict[str, Any]) -> dict[str, Any]:
     path = os.path.join(p["dir"], "lg-throughput.sqlite")
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
         await saver.setup()
-        app = cycle_graph(steps, p["size"], sleep=sleep).compile(checkpointer=saver)
+        app = cycle_graph(steps, p["size"], sleep=sleep,
+                          state=p.get("state", "messages")).compile(checkpointer=saver)
         await app.ainvoke({"messages": []}, _config("warm", steps), durability="sync")
         c0, w0 = time.process_time(), time.perf_counter()
         outs = await asyncio.gather(*(
@@ -183,7 +201,9 @@ def bench_resume(p: dict[str, Any]) -> dict[str, Any]:
     steps, size, repeats = p["steps"], p["size"], p["repeats"]
     path = os.path.join(p["dir"], "lg-resume.sqlite")
     saver = _saver(path)
-    app = cycle_graph(steps, size, tail=True).compile(checkpointer=saver, interrupt_before=["c"])
+    kind = p.get("state", "messages")
+    app = cycle_graph(steps, size, tail=True, state=kind).compile(checkpointer=saver,
+                                                                  interrupt_before=["c"])
     threads = [f"resume-{uuid.uuid4().hex[:8]}" for _ in range(repeats + 1)]
     for t in threads:  # build: `steps` node executions, then stop before node c
         app.invoke({"messages": []}, _config(t, steps), durability="sync")
@@ -192,8 +212,8 @@ def bench_resume(p: dict[str, Any]) -> dict[str, Any]:
     for i, t in enumerate(threads):
         # a fresh connection and graph per resume: a new worker picking the thread up
         saver = _saver(path)
-        app = cycle_graph(steps, size, tail=True).compile(checkpointer=saver,
-                                                          interrupt_before=["c"])
+        app = cycle_graph(steps, size, tail=True, state=kind).compile(
+            checkpointer=saver, interrupt_before=["c"])
         _LIVE.clear()
         t0 = time.perf_counter()
         app.invoke(None, _config(t, steps), durability="sync")
@@ -213,7 +233,8 @@ def main() -> None:
           "resume": bench_resume}[bench]
     result = fn(params)
     result["versions"] = {name: metadata.version(name) for name in (
-        "langgraph", "langgraph-checkpoint", "langgraph-checkpoint-sqlite", "aiosqlite")}
+        "langgraph", "langgraph-checkpoint", "langgraph-checkpoint-sqlite", "aiosqlite",
+        "langchain-core")}
     result["python"] = sys.version.split()[0]
     result["sqlite"] = sqlite3.sqlite_version
     json.dump(result, sys.stdout)

@@ -1,11 +1,17 @@
-"""The agents Tether runs in the core benchmarks and the message each node appends."""
+"""The agents Tether runs in the core benchmarks and the message each node appends.
+
+Two flavours of message, matching LangGraph's two states in `lg_side.py` (the `kind` input):
+- "message" (the default): Tether's chat message type, `tether.Message`, journaled as its JSON
+  and held by the agent as `Message` objects — as LangGraph's `MessagesState` holds `AIMessage`s;
+- "dict": a plain `{"role", "content"}` dict, the same bytes as LangGraph's plain-dict state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from tether import Context
+from tether import Context, Message
 
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
 
@@ -18,40 +24,57 @@ def message(node: str, i: int, size: int) -> dict[str, Any]:
     return {"role": "assistant", "content": content}
 
 
+def new_message(kind: str, node: str, i: int, size: int) -> dict[str, Any]:
+    """What a step returns (steps return JSON data): a `Message`'s JSON, or the plain dict."""
+    if kind == "message":
+        return Message.assistant(message(node, i, size)["content"]).model_dump(mode="json")
+    if kind == "dict":
+        return message(node, i, size)
+    raise ValueError(f"unknown message kind {kind!r}: use 'message' or 'dict'")
+
+
+def _held(kind: str, data: dict[str, Any]) -> Message | dict[str, Any]:
+    return Message.model_validate(data) if kind == "message" else data
+
+
 # -- agents (module level: runs name them by reference) ---------------------------------------
-async def node(name: str, i: int, size: int) -> dict[str, Any]:
-    return message(name, i, size)
+async def node(name: str, i: int, size: int, kind: str = "message") -> dict[str, Any]:
+    return new_message(kind, name, i, size)
 
 
-async def model_call(name: str, i: int, size: int, sleep: float) -> dict[str, Any]:
+async def model_call(name: str, i: int, size: int, sleep: float,
+                     kind: str = "message") -> dict[str, Any]:
     await asyncio.sleep(sleep)  # the simulated model call, inside the durable step
-    return message(name, i, size)
+    return new_message(kind, name, i, size)
 
 
 async def cycle_agent(ctx: Context, input: dict[str, Any]) -> int:
     """LangGraph's a <-> b cycle as a Tether agent: one journaled step per node execution; the
     step returns the new message (the journal holds the delta), the agent holds the state."""
-    messages: list[dict[str, Any]] = []
+    kind = input.get("kind", "message")
+    messages: list[Message | dict[str, Any]] = []
     for i in range(input["steps"]):
         name = "a" if i % 2 == 0 else "b"
-        messages.append(await ctx.step(name, node, name, i, input["size"]))
+        messages.append(_held(kind, await ctx.step(name, node, name, i, input["size"], kind)))
     return len(messages)
 
 
 async def model_agent(ctx: Context, input: dict[str, Any]) -> int:
-    messages: list[dict[str, Any]] = []
+    kind = input.get("kind", "message")
+    messages: list[Message | dict[str, Any]] = []
     for i in range(input["steps"]):
         name = "a" if i % 2 == 0 else "b"
-        messages.append(await ctx.step(name, model_call, name, i, input["size"], input["sleep"]))
+        messages.append(_held(kind, await ctx.step(
+            name, model_call, name, i, input["size"], input["sleep"], kind)))
     return len(messages)
 
 
 async def resume_agent(ctx: Context, input: dict[str, Any]) -> int:
     """The cycle, then a durable wait: the run releases its worker and comes back on a signal."""
-    messages: list[dict[str, Any]] = []
+    kind = input.get("kind", "message")
+    messages: list[Message | dict[str, Any]] = []
     for i in range(input["steps"]):
         name = "a" if i % 2 == 0 else "b"
-        messages.append(await ctx.step(name, node, name, i, input["size"]))
+        messages.append(_held(kind, await ctx.step(name, node, name, i, input["size"], kind)))
     await ctx.wait_for("go")
     return len(messages)
-

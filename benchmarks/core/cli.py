@@ -84,6 +84,12 @@ def main(description: str) -> None:
                 results[bench]["kb"] = {
                     "tether": asyncio.run(tether_cpu(kb, size=STORAGE_MSG)),
                     "lg": lg(bench, {**lg_params(bench, kb), "size": STORAGE_MSG})}
+                # the same cycle with plain {"role", "content"} dicts on both sides and
+                # LangGraph's cheapest state, `Annotated[list, operator.add]`
+                (plain := work / bench / "dicts").mkdir()
+                results[bench]["dicts"] = {
+                    "tether": asyncio.run(tether_cpu(plain, kind="dict")),
+                    "lg": lg(bench, {**lg_params(bench, plain), "state": "dicts"})}
             print(f"[{bench}] {time.perf_counter() - t0:.1f} s\n  tether: "
                   f"{json.dumps(tether, default=str)[:600]}\n  langgraph: "
                   f"{json.dumps(lang, default=str)[:600]}", file=sys.stderr, flush=True)

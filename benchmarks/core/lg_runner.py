@@ -37,10 +37,11 @@ def lg(bench: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def lg_params(bench: str, work: Path) -> dict[str, Any]:
     d = str(work)
-    return {
+    params: dict[str, dict[str, Any]] = {
         "cpu": {"dir": d, "steps": CPU_STEPS, "size": 0, "repeats": CPU_REPEATS},
         "storage": {"dir": d, "steps": STORAGE_STEPS, "size": STORAGE_MSG},
         "throughput": {"dir": d, "runs": TP_RUNS, "steps": TP_STEPS, "size": 0,
                        "sleep": TP_SLEEP},
         "resume": {"dir": d, "steps": RESUME_STEPS, "size": 0, "repeats": RESUME_REPEATS},
-    }[bench]
+    }
+    return {**params[bench], "state": "messages"}  # LangGraph's MessagesState (see lg_side.py)

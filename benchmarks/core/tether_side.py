@@ -21,7 +21,7 @@ from typing import Any
 from tether import BaseInterceptor, Context, Tether, Worker
 from tether.runtime import GroupCommitter
 
-from .agents import cycle_agent, message, model_agent, resume_agent
+from .agents import cycle_agent, model_agent, new_message, resume_agent
 from .config import (
     CPU_REPEATS,
     CPU_STEPS,
@@ -38,14 +38,14 @@ from .diag import DiagStore, synchronous_of, wal_checkpointed_size
 
 # -- 1. CPU per durable step ------------------------------------------------------------------
 async def tether_cpu(work: Path, steps: int = CPU_STEPS, repeats: int = CPU_REPEATS,
-                     size: int = 0) -> dict[str, Any]:
-    db = work / "cpu.db"
+                     size: int = 0, kind: str = "message") -> dict[str, Any]:
+    db = work / f"cpu-{kind}-{size}.db"
     client = Tether(db)
-    await client.run(cycle_agent, {"steps": 20, "size": size})  # warm-up
+    await client.run(cycle_agent, {"steps": 20, "size": size, "kind": kind})  # warm-up
     cpu, wall = [], []
     for _ in range(repeats):
         c0, w0 = time.process_time(), time.perf_counter()
-        run = await client.run(cycle_agent, {"steps": steps, "size": size})
+        run = await client.run(cycle_agent, {"steps": steps, "size": size, "kind": kind})
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
         assert run.status == "succeeded" and run.result == steps, (run.status, run.error)
@@ -54,7 +54,7 @@ async def tether_cpu(work: Path, steps: int = CPU_STEPS, repeats: int = CPU_REPE
     return {"steps": steps, "cpu_s": cpu, "wall_s": wall, "events_per_run": events,
             "cpu_per_step_ms": statistics.median(cpu) / steps * 1000,
             "wall_per_step_ms": statistics.median(wall) / steps * 1000,
-            "synchronous": synchronous_of(db)}
+            "synchronous": synchronous_of(db), "kind": kind}
 
 
 async def tether_cpu_breakdown(work: Path, synchronous: str, steps: int = CPU_STEPS,
@@ -93,7 +93,7 @@ def sqlite_floor(work: Path, synchronous: str, commits: int = 2000) -> float:
     conn.execute("CREATE UNIQUE INDEX events_by_run ON events(run_id, seq)")
     conn.execute("CREATE TABLE leases (run_id TEXT PRIMARY KEY, owner TEXT, epoch INTEGER)")
     conn.execute("INSERT INTO leases VALUES ('r', 'w', 1)")
-    data = json.dumps(message("a", 0, 0)).encode()
+    data = json.dumps(new_message("message", "a", 0, 0)).encode()
     seq = 0
     for phase in ("warm-up", "measure"):
         c0 = time.process_time()
