@@ -31,11 +31,12 @@ async def step(ctx: Context, name: str, fn: Callable[..., Any], args: tuple[Any,
                pure: bool) -> Any:
     """`Context.step`, which documents it."""
     key = ctx._next_key()
+    takes_key = accepts_idempotency_key(fn)
     if idempotent is None:
         # declared with @activity, else: a function that takes the idempotency key promises
         # to use it, so running it again is safe (DESIGN §3)
         declared = getattr(fn, "__tether_idempotent__", None)
-        idempotent = accepts_idempotency_key(fn) if declared is None else bool(declared)
+        idempotent = takes_key if declared is None else bool(declared)
     effect = Effect("step", name, key, args, dict(meta or {}))
     events = ctx._recorded(key, "step", name)
     attempt = 1
@@ -65,7 +66,8 @@ async def step(ctx: Context, name: str, fn: Callable[..., Any], args: tuple[Any,
             raise InDoubt(ctx.run_id, key, name, first_seq)
     if pure:
         return await _run_pure(ctx, effect, fn, args, timeout)
-    return await _run_step(ctx, effect, fn, args, idempotent, timeout, attempt, first_seq)
+    return await _run_step(ctx, effect, fn, args, idempotent, takes_key, timeout, attempt,
+                           first_seq)
 
 
 async def _run_pure(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
@@ -87,7 +89,7 @@ async def _run_pure(ctx: Context, effect: Effect, fn: Callable[..., Any], args: 
 
 
 async def _run_step(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
-                    idempotent: bool, timeout: float | None, attempt: int,
+                    idempotent: bool, takes_key: bool, timeout: float | None, attempt: int,
                     first_seq: int | None) -> Any:
     name, key = effect.name, effect.key
     try:
@@ -101,7 +103,7 @@ async def _run_step(ctx: Context, effect: Effect, fn: Callable[..., Any], args: 
         started["meta"] = effect.meta
     seq = await ctx._append_durable("step_started", key, name, started)
     kwargs: dict[str, Any] = {}
-    if accepts_idempotency_key(fn):
+    if takes_key:
         kwargs["idempotency_key"] = f"{ctx.run_id}:{first_seq or seq}"
     try:
         result = await call(fn, args, kwargs, timeout)
