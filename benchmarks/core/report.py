@@ -19,6 +19,10 @@ def mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
+def _cpu_ratio(r: dict[str, Any]) -> float:
+    return float(r["tether"]["cpu_per_step_ms"] / r["lg"]["cpu_per_step_ms"])
+
+
 def _plain_dicts_budget(cpu: dict[str, Any], floor_us: float) -> str:
     if "dicts" not in cpu:
         return ""
@@ -67,12 +71,19 @@ def report(res: dict[str, Any], m: dict[str, str], work: Path, total_s: float) -
 
     rows: list[tuple[str, ...]] = []
     if "cpu" in res:
-        t, g = res["cpu"]["tether"], res["cpu"]["lg"]
-        ratio = t["cpu_per_step_ms"] / g["cpu_per_step_ms"]
-        rows.append(("1. CPU per durable step (2-node cycle, 500 steps, short messages)",
-                     f"{t['cpu_per_step_ms'] * 1000:.0f} µs",
-                     f"{g['cpu_per_step_ms'] * 1000:.0f} µs",
-                     f"Tether = 1/{1 / ratio:.1f} of LG", "≤ 1/10 of LG", verdict(ratio <= 0.1)))
+        rounds = res["cpu"]["rounds"]
+        ratios = [_cpu_ratio(r) for r in rounds]
+        met = sum(x <= 0.1 for x in ratios)
+        rows.append((f"1. CPU per durable step (2-node cycle, 500 steps, short messages; "
+                     f"{len(rounds)} rounds)",
+                     " / ".join(f"{r['tether']['cpu_per_step_ms'] * 1000:.0f} µs"
+                                for r in rounds),
+                     " / ".join(f"{r['lg']['cpu_per_step_ms'] * 1000:.0f} µs" for r in rounds),
+                     "Tether = " + " / ".join(f"1/{1 / x:.1f}" for x in ratios) + " of LG",
+                     "≤ 1/10 of LG",
+                     verdict(met == len(rounds)) + (
+                         f" (met in {met} of {len(rounds)} rounds)"
+                         if 0 < met < len(rounds) else "")))
         if "kb" in res["cpu"]:
             tk, gk = res["cpu"]["kb"]["tether"], res["cpu"]["kb"]["lg"]
             rk = tk["cpu_per_step_ms"] / gk["cpu_per_step_ms"]
@@ -125,21 +136,24 @@ def report(res: dict[str, Any], m: dict[str, str], work: Path, total_s: float) -
 
     if "cpu" in res:
         t, g = res["cpu"]["tether"], res["cpu"]["lg"]
-        ratio = t["cpu_per_step_ms"] / g["cpu_per_step_ms"]
+        rounds = res["cpu"]["rounds"]
         w("### 1. CPU per durable step\n")
         w("A 2-node cycle a ⇄ b, each node appending one short assistant message (content "
           f"`\"node a, step 0\"`: an `AIMessage` in LangGraph's `MessagesState`, a "
           f"`tether.Message` in Tether), {t['steps']} node executions. "
           "CPU = `time.process_time()` (every thread of the process: Tether's committer thread, "
           "SQLite, the system time of the fsyncs) over the whole run including its submission, "
-          f"divided by the node executions; median of {len(t['cpu_s'])} runs after a 20-step "
-          "warm-up. LangGraph: `graph.invoke(..., durability=\"sync\")` with `SqliteSaver` (the "
+          f"divided by the node executions; median of {len(t['cpu_s'])} runs after one warm-up "
+          f"run of the same length (so the WAL has grown: the steady state of a long-lived "
+          f"process), in {len(rounds)} paired rounds, each Tether then LangGraph. "
+          "LangGraph: `graph.invoke(..., durability=\"sync\")` with `SqliteSaver` (the "
           "sync API, its cheapest path). Tether: `cycle_agent`, one `ctx.step` per node (async "
           "step function, returns the new message as JSON; the agent rebuilds the `Message`), "
           "driven by `Tether.run` (one in-process worker).\n")
         w("| | CPU per step | wall per step | CPU per 500-step run (each repeat) |")
         w("|---|---|---|---|")
-        variants = [("Tether", t), ("LangGraph", g)]
+        variants = [(f"{who}, round {i}", r[side]) for i, r in enumerate(rounds, 1)
+                    for who, side in (("Tether", "tether"), ("LangGraph", "lg"))]
         if "dicts" in res["cpu"]:
             variants += [("Tether, plain dicts (1c)", res["cpu"]["dicts"]["tether"]),
                          ("LangGraph, plain dicts, `operator.add` (1c)",
@@ -148,10 +162,15 @@ def report(res: dict[str, Any], m: dict[str, str], work: Path, total_s: float) -
             w(f"| {who} | {d['cpu_per_step_ms'] * 1000:.0f} µs | "
               f"{d['wall_per_step_ms'] * 1000:.0f} µs | "
               + ", ".join(f"{x:.3f} s" for x in d["cpu_s"]) + " |")
-        w(f"\nTether uses 1/{1 / ratio:.1f} of LangGraph's CPU per step; target ≤ 1/10: "
-          f"{verdict(ratio <= 0.1)}" + ("" if ratio <= 0.1 else
-          f" (Tether would need ≤ {g['cpu_per_step_ms'] * 100:.0f} µs per step)") +
-          f". Tether's journal for one run: {t['events_per_run']:,} events.\n")
+        for i, r in enumerate(rounds, 1):
+            ratio = _cpu_ratio(r)
+            c0 = r["conditions"]
+            w(f"- Round {i}: Tether uses 1/{1 / ratio:.1f} of LangGraph's CPU per step; target "
+              f"≤ 1/10: {verdict(ratio <= 0.1)}" + ("" if ratio <= 0.1 else
+              f" (Tether would need ≤ {r['lg']['cpu_per_step_ms'] * 100:.0f} µs per step)")
+              + f". Machine: load {c0['load1']:.1f}, 4 KB write+fsync "
+              f"{c0['fsync_cpu_us']:.0f} µs of CPU.")
+        w(f"\nTether's journal for one run: {t['events_per_run']:,} events.\n")
         b, gn = res["cpu"]["breakdown"], res["cpu"]["lg_normal"]
         w("Where the CPU goes (same runs repeated with `PRAGMA synchronous=NORMAL` — no fsync "
           "per commit — to separate the fsync from the rest; diagnosis only, not the "

@@ -41,7 +41,9 @@ async def tether_cpu(work: Path, steps: int = CPU_STEPS, repeats: int = CPU_REPE
                      size: int = 0, kind: str = "message") -> dict[str, Any]:
     db = work / f"cpu-{kind}-{size}.db"
     client = Tether(db)
-    await client.run(cycle_agent, {"steps": 20, "size": size, "kind": kind})  # warm-up
+    # warm-up: one full-length run, so the measured ones see a grown WAL (the steady state of
+    # a long-lived worker), as on LangGraph's side
+    await client.run(cycle_agent, {"steps": steps, "size": size, "kind": kind})
     cpu, wall = [], []
     for _ in range(repeats):
         c0, w0 = time.process_time(), time.perf_counter()
@@ -63,7 +65,7 @@ async def tether_cpu_breakdown(work: Path, synchronous: str, steps: int = CPU_ST
     commits) vs everything else (agent, ctx, journal bookkeeping, hand-offs)."""
     store = DiagStore(work / f"cpu-{synchronous}.db", synchronous)
     client = Tether(store)
-    await client.run(cycle_agent, {"steps": 20, "size": 0})
+    await client.run(cycle_agent, {"steps": steps, "size": 0})  # warm-up, as in tether_cpu
     total = 0.0
     store.commits, store.inline_commits, store.commit_cpu = 0, 0, 0.0
     for _ in range(repeats):
