@@ -48,33 +48,28 @@ async def model_call(name: str, i: int, size: int, sleep: float,
     return new_message(kind, name, i, size)
 
 
-async def cycle_agent(ctx: Context, input: dict[str, Any]) -> int:
+async def _cycle(ctx: Context, input: dict[str, Any], fn: Any, *extra: Any) -> int:
     """LangGraph's a <-> b cycle as a Tether agent: one journaled step per node execution; the
     step returns the new message (the journal holds the delta), the agent holds the state."""
     kind = input.get("kind", "message")
     messages: list[Message | dict[str, Any]] = []
     for i in range(input["steps"]):
         name = "a" if i % 2 == 0 else "b"
-        messages.append(_held(kind, await ctx.step(name, node, name, i, input["size"], kind)))
+        messages.append(_held(kind, await ctx.step(name, fn, name, i, input["size"], *extra,
+                                                   kind)))
     return len(messages)
+
+
+async def cycle_agent(ctx: Context, input: dict[str, Any]) -> int:
+    return await _cycle(ctx, input, node)
 
 
 async def model_agent(ctx: Context, input: dict[str, Any]) -> int:
-    kind = input.get("kind", "message")
-    messages: list[Message | dict[str, Any]] = []
-    for i in range(input["steps"]):
-        name = "a" if i % 2 == 0 else "b"
-        messages.append(_held(kind, await ctx.step(
-            name, model_call, name, i, input["size"], input["sleep"], kind)))
-    return len(messages)
+    return await _cycle(ctx, input, model_call, input["sleep"])
 
 
 async def resume_agent(ctx: Context, input: dict[str, Any]) -> int:
     """The cycle, then a durable wait: the run releases its worker and comes back on a signal."""
-    kind = input.get("kind", "message")
-    messages: list[Message | dict[str, Any]] = []
-    for i in range(input["steps"]):
-        name = "a" if i % 2 == 0 else "b"
-        messages.append(_held(kind, await ctx.step(name, node, name, i, input["size"], kind)))
+    steps = await _cycle(ctx, input, node)
     await ctx.wait_for("go")
-    return len(messages)
+    return steps
