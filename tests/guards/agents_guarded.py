@@ -9,13 +9,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tether.agents import ReActAgent
+from tether.agents import react as builtin_react
 from tether.guards import Guards
 from tether.models import ScriptedModel
 from tether.models.messages import Message
 from tether.tools import ToolRegistry, tool
 
 EXECUTED: list[tuple[str, dict[str, Any]]] = []
-STATE: dict[str, Any] = {"model": None, "guards": None, "active": 0, "max_active": 0}
+STATE: dict[str, Any] = {"model": None, "guards": None, "active": 0, "max_active": 0,
+                         "ledger": None}
+
+
+def _did(name: str, args: dict[str, Any]) -> None:
+    """Record a real execution: in EXECUTED and, when a test set one, as a line of a ledger file
+    (side effects counted outside the process's memory)."""
+    EXECUTED.append((name, args))
+    if STATE.get("ledger"):
+        with open(STATE["ledger"], "a", encoding="utf-8") as fh:
+            fh.write(f"{name}\n")
 
 registry = ToolRegistry()
 
@@ -24,7 +36,7 @@ registry = ToolRegistry()
 @tool(side_effect="read")
 def search(q: str) -> str:
     """Search the web."""
-    EXECUTED.append(("search", {"q": q}))
+    _did("search", {"q": q})
     return f"results for {q}"
 
 
@@ -32,7 +44,7 @@ def search(q: str) -> str:
 @tool(side_effect="read")
 def read_file(path: str) -> str:
     """Read a file."""
-    EXECUTED.append(("read_file", {"path": path}))
+    _did("read_file", {"path": path})
     return "contents"
 
 
@@ -40,7 +52,7 @@ def read_file(path: str) -> str:
 @tool(side_effect="write")
 def write_file(path: str, content: str) -> str:
     """Write a file."""
-    EXECUTED.append(("write_file", {"path": path, "content": content}))
+    _did("write_file", {"path": path, "content": content})
     return "written"
 
 
@@ -48,7 +60,7 @@ def write_file(path: str, content: str) -> str:
 @tool(side_effect="read")
 def sql_query(query: str) -> list[int]:
     """Run SQL."""
-    EXECUTED.append(("sql_query", {"query": query}))
+    _did("sql_query", {"query": query})
     return [1]
 
 
@@ -56,7 +68,7 @@ def sql_query(query: str) -> list[int]:
 @tool(side_effect="write")
 def send_email(to: str, body: str) -> str:
     """Send an e-mail."""
-    EXECUTED.append(("send_email", {"to": to, "body": body}))
+    _did("send_email", {"to": to, "body": body})
     return "sent"
 
 
@@ -64,7 +76,7 @@ def send_email(to: str, body: str) -> str:
 @tool(side_effect="write")
 def refund(card: str, amount: float) -> str:
     """Refund to a card."""
-    EXECUTED.append(("refund", {"card": card, "amount": amount}))
+    _did("refund", {"card": card, "amount": amount})
     return "refunded"
 
 
@@ -72,7 +84,7 @@ def refund(card: str, amount: float) -> str:
 @tool(side_effect="write")
 def transfer(to: str, amount: float) -> str:
     """Transfer money."""
-    EXECUTED.append(("transfer", {"to": to, "amount": amount}))
+    _did("transfer", {"to": to, "amount": amount})
     return "transferred"
 
 
@@ -80,7 +92,7 @@ def transfer(to: str, amount: float) -> str:
 @tool(side_effect="destructive")
 def delete_all() -> str:
     """Delete everything (a honeypot: must never really run)."""
-    EXECUTED.append(("delete_all", {}))
+    _did("delete_all", {})
     return "deleted"
 
 
@@ -88,15 +100,24 @@ def delete_all() -> str:
 @tool(side_effect="destructive")
 def shutdown() -> str:
     """Shut the system down (a honeypot)."""
-    EXECUTED.append(("shutdown", {}))
+    _did("shutdown", {})
     return "down"
+
+
+@registry.register
+@tool(side_effect="read")
+def crm_lookup(customer: str) -> str:
+    """Look a customer up in the CRM (its answer carries personal data)."""
+    _did("crm_lookup", {"customer": customer})
+    return (f"{customer}: Jane Doe, e-mail jane.doe@corp.example, phone +1 415 555 0134, "
+            "card 4111 1111 1111 1111")
 
 
 @registry.register
 @tool(side_effect="read")
 def flaky(n: int) -> str:
     """Always fails."""
-    EXECUTED.append(("flaky", {"n": n}))
+    _did("flaky", {"n": n})
     raise ConnectionError("upstream refused the connection")
 
 
@@ -104,15 +125,15 @@ def flaky(n: int) -> str:
 @tool(side_effect="read")
 def wobbly(n: int) -> str:
     """Fails on its first two executions, then works."""
-    EXECUTED.append(("wobbly", {"n": n}))
+    _did("wobbly", {"n": n})
     if sum(1 for name, _ in EXECUTED if name == "wobbly") <= 2:
         raise ConnectionError("upstream refused the connection")
     return "finally"
 
 
-def reset(model: ScriptedModel, guards: Guards) -> None:
+def reset(model: ScriptedModel, guards: Guards, ledger: str | None = None) -> None:
     EXECUTED.clear()
-    STATE.update(model=model, guards=guards, active=0, max_active=0)
+    STATE.update(model=model, guards=guards, active=0, max_active=0, ledger=ledger)
 
 
 async def react(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
@@ -196,3 +217,25 @@ async def twin_proposals(ctx: Any, goal: dict[str, Any]) -> list[dict[str, Any]]
     results = await ctx.gather(guards.tool(ctx, "refund", goal["args"]),
                                guards.tool(ctx, "refund", goal["args"]))
     return [r.model_dump(mode="json") for r in results]
+
+
+# ------------------------------------------------------------ the built-in ReAct strategy
+async def react_under_run_guards(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
+    """`tether.agents.react` with no `guards=`: it uses the guards the run executes under
+    (`ctx.guards`, set here as a worker would from the run's declared guards)."""
+    ctx.guards = STATE["guards"]
+    return await builtin_react(ctx, goal["task"], model=STATE["model"], tools=registry,
+                               max_steps=goal.get("max_steps", 8))
+
+
+async def react_explicit_guards(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
+    """`tether.agents.react` given its guards explicitly (`ctx.guards` stays None)."""
+    return await builtin_react(ctx, goal["task"], model=STATE["model"], tools=registry,
+                               max_steps=goal.get("max_steps", 8), guards=STATE["guards"])
+
+
+async def react_agent_bundle(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
+    """`ReActAgent(guards=...)`."""
+    agent = ReActAgent(model=STATE["model"], tools=registry, guards=STATE["guards"],
+                       max_steps=goal.get("max_steps", 8))
+    return await agent(ctx, goal["task"])

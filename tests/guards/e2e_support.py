@@ -37,6 +37,7 @@ name: e2e
 honeypots: [shutdown, delete_all]
 rules:
   - {id: search, tools: search, effect: allow}
+  - {id: crm, tools: crm_lookup, effect: allow}
   - {id: flaky, tools: [flaky, wobbly], effect: allow}
   - id: files-read
     tools: read_file

@@ -1,9 +1,15 @@
 """ReAct: think → call tools → observe → … → answer, as a durable agent on ``ctx``.
 
-Every model call is ``ctx.model`` and every tool call ``ctx.tool`` (several calls from one reply
-run in parallel through ``ctx.gather``), so a crashed run resumes from its journal without paying
-for a model call or repeating a tool call twice. Tool failures are observations the model reads,
-not exceptions; the loop is bounded by ``max_steps`` (one step = one model reply).
+Every model call is a ``ctx.model`` step and every tool call a ``ctx.tool`` step (several calls
+from one reply run in parallel through ``ctx.gather``), so a crashed run resumes from its journal
+without paying for a model call or repeating a tool call twice. Tool failures are observations the
+model reads, not exceptions; the loop is bounded by ``max_steps`` (one step = one model reply).
+
+Under guards (``guards=``, else the run's ``ctx.guards``) the calls go through them instead
+(:class:`~tether.agents.governed.Governed`): ``Guards.model`` masks PII and applies loop
+interventions, ``Guards.tool`` decides each proposed call, so a refusal (policy, denied approval,
+open circuit breaker) is an observation the model reads, an approval is a durable wait, and a
+budget or a persisting loop ends the run ``halted``.
 
 Two prompt modes:
 
@@ -24,11 +30,15 @@ import copy
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from tether.agents.governed import Governed
 from tether.models import Message, Model, ToolCall, ToolDefinition
 from tether.runtime.errors import TetherError
-from tether.tools import Tool, ToolRegistry, ToolResult
+from tether.tools import Tool, ToolRegistry
+
+if TYPE_CHECKING:
+    from tether.guards import Guards
 
 Mode = Literal["auto", "native", "json"]
 MAX_PARALLEL_CALLS = 4
@@ -266,7 +276,7 @@ def build_prompt(
 
 
 async def _plan(
-    ctx: Any,
+    gov: Governed,
     model: Model,
     messages: list[Message],
     definitions: list[ToolDefinition],
@@ -274,9 +284,11 @@ async def _plan(
     schema: dict[str, Any] | None,
     params: dict[str, Any],
     step: int,
+    pinned: int,
 ) -> _Plan:
     if mode == "json":
-        response = await ctx.model(model, messages, output_schema=schema, **params)
+        response = await gov.model(model, messages, output_schema=schema, pinned=pinned,
+                                   **params)
         data = response.output if isinstance(response.output, dict) else {}
         thought = str(data.get("thought") or "")
         calls: list[ToolCall] = []
@@ -288,7 +300,7 @@ async def _plan(
         answer = data.get("final_answer")
         return _Plan(thought, calls, None if calls else str(answer or ""),
                      Message.assistant(response.text or json.dumps(data)))
-    response = await ctx.model(model, messages, tools=definitions, **params)
+    response = await gov.model(model, messages, tools=definitions, pinned=pinned, **params)
     calls = list(response.tool_calls)
     if calls:
         return _Plan((response.text or "").strip(), calls, None, response.to_message())
@@ -311,6 +323,7 @@ async def react(
     on_event: EventSink | None = None,
     max_observation_chars: int = 4000,
     model_params: dict[str, Any] | None = None,
+    guards: Guards | None = None,
 ) -> dict[str, Any]:
     """Run the ReAct loop toward ``goal`` and return ``{"answer", "steps", "tool_calls",
     "trajectory"}`` (JSON, so it can be a run's result).
@@ -318,6 +331,8 @@ async def react(
     ``mode="auto"`` uses native tool calling (every provider in ``tether.models`` supports it; the
     local model enforces it with a grammar); ``"json"`` is for servers without tool calling.
     ``examples`` are few-shot episodes that should use your own tools (none are invented).
+    ``guards``: the guards every model and tool call goes through; ``None`` means the guards the
+    run executes under (``ctx.guards``), if any.
     Raises :class:`MaxStepsExceeded` when ``max_steps`` model replies bring no final answer.
     """
     if not isinstance(goal, str) or not goal.strip():
@@ -335,6 +350,8 @@ async def react(
     messages = build_prompt(goal, definitions, mode=chosen, system=system,
                             examples=list(examples or ()))
     params = dict(model_params or {})
+    gov = Governed(ctx, guards)
+    pinned = len(messages)  # the prompt survives a loop intervention's history trim
     trajectory: list[dict[str, Any]] = []
     n_calls = 0
 
@@ -344,7 +361,8 @@ async def react(
             on_event(ReActEvent(kind=kind, step=step, replay=replay, **fields))
 
     for step in range(1, max_steps + 1):
-        plan = await _plan(ctx, model, messages, definitions, chosen, schema, params, step)
+        plan = await _plan(gov, model, messages, definitions, chosen, schema, params, step,
+                           pinned)
         messages.append(plan.assistant)
         if plan.thought:
             emit("thought", step, text=plan.thought)
@@ -361,9 +379,7 @@ async def react(
         calls = plan.calls[:MAX_PARALLEL_CALLS * 2]
         for c in calls:
             emit("tool_call", step, tool=c.name, arguments=c.arguments)
-        results: list[ToolResult] = await ctx.gather(
-            *(ctx.tool(registry, c.name, _arguments(c)) for c in calls)
-        ) if len(calls) > 1 else [await ctx.tool(registry, calls[0].name, _arguments(calls[0]))]
+        results = await gov.tools(registry, [(c.name, _arguments(c)) for c in calls])
         n_calls += len(calls)
         observations = [_clip(r.observation(), max_observation_chars) for r in results]
         for c, r, obs in zip(calls, results, observations, strict=True):
@@ -416,10 +432,12 @@ class ReActAgent:
     on_event: EventSink | None = None
     max_observation_chars: int = 4000
     model_params: dict[str, Any] = field(default_factory=dict)
+    guards: Guards | None = None  # None: the run's guards (ctx.guards), if any
 
     async def __call__(self, ctx: Any, goal: str) -> dict[str, Any]:
         return await react(
             ctx, goal, model=self.model, tools=self.tools, max_steps=self.max_steps,
             mode=self.mode, system=self.system, examples=self.examples, on_event=self.on_event,
             max_observation_chars=self.max_observation_chars, model_params=self.model_params,
+            guards=self.guards,
         )

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from tether.runtime import Context
 
 
-async def call_model(guards: Guards, ctx: Context, model: Model, messages: Sequence[Any],
-                     **kwargs: Any) -> ModelResponse:
+async def call_model(guards: Guards, ctx: Context, model: Model, messages: Sequence[Any], *,
+                     pinned: int = 0, **kwargs: Any) -> ModelResponse:
     """The body of `Guards.model` (see there)."""
     from tether.models.messages import Message, as_messages
 
@@ -33,7 +33,7 @@ async def call_model(guards: Guards, ctx: Context, model: Model, messages: Seque
     msgs = as_messages(list(messages))
     if st.pending is not None:
         iv, st.pending = st.pending, None
-        msgs = trim_history(msgs, iv.trim_history_to)
+        msgs = trim_history(msgs, iv.trim_history_to, pinned)
         msgs.append(Message.user(iv.message))
         st.temperature_bump += iv.temperature_delta
         details = {k: v for k, v in iv.to_json().items() if k != "message"}
@@ -75,17 +75,25 @@ async def persist_vault(ctx: Context, config: GuardConfig, st: RunGuardState) ->
     ctx.annotate(f"{GUARD_STEP}vault", {"vault": blob, "entries": len(st.vault)})
 
 
-def trim_history(msgs: list[Any], keep: int) -> list[Any]:
-    """Keep system messages, the first user message (the goal) and the last `keep` messages,
-    without splitting an assistant tool-call turn from its tool results."""
-    head = [m for m in msgs if m.role == "system"]
-    rest = [m for m in msgs if m.role != "system"]
-    if len(rest) <= keep + 1:
+def trim_history(msgs: list[Any], keep: int, pinned: int = 0) -> list[Any]:
+    """Keep the prompt and the last `keep` messages, without splitting an assistant tool-call
+    turn from its tool results. The prompt is the first `pinned` messages when the caller says
+    how long it is (a strategy with few-shot examples: their turns precede the goal), else the
+    system messages and the first user message (the goal)."""
+    if pinned > 0:
+        head, rest = list(msgs[:pinned]), list(msgs[pinned:])
+    else:
+        system = [m for m in msgs if m.role == "system"]
+        rest = [m for m in msgs if m.role != "system"]
+        if len(rest) <= keep + 1:
+            return msgs
+        head, rest = [*system, rest[0]], rest[1:]
+    if len(rest) <= keep:
         return msgs
-    goal, tail = rest[0], rest[-keep:] if keep else []
+    tail = rest[-keep:] if keep else []
     while tail and tail[0].role == "tool":
         tail = tail[1:]
-    return [*head, goal, *tail]
+    return [*head, *tail]
 
 
 def mask_message(m: Any, st: RunGuardState) -> Any:

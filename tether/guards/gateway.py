@@ -193,10 +193,14 @@ class Guards:
         return await call_tool(self, ctx, registry, name, arguments)
 
     # ----------------------------------------------------------------------- models
-    async def model(self, ctx: Context, model: Model, messages: Sequence[Any],
-                    **kwargs: Any) -> ModelResponse:
-        """Mask PII, apply a pending loop intervention, call the model, watch for loops."""
-        return await call_model(self, ctx, model, messages, **kwargs)
+    async def model(self, ctx: Context, model: Model, messages: Sequence[Any], *,
+                    pinned: int = 0, **kwargs: Any) -> ModelResponse:
+        """Mask PII, apply a pending loop intervention, call the model, watch for loops.
+
+        `pinned`: how many leading messages (the prompt: system, few-shot examples, goal) an
+        intervention's history trim keeps; 0 keeps the system messages and the first user
+        message."""
+        return await call_model(self, ctx, model, messages, pinned=pinned, **kwargs)
 
     def pending_intervention(self, ctx: Context) -> Intervention | None:
         return self.state(ctx).pending
