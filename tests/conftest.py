@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.native_probe import PROBE_TEST, local_model_crash
 from tether import Tether
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A native crash of the local model fails one test (the probe's), not the whole suite."""
+    if item.get_closest_marker("model") is not None:
+        crash = local_model_crash()
+        if crash is not None:
+            pytest.skip(f"not run in-process: {crash}; see {PROBE_TEST}")
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def test_cli_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_cli_doctor_reports_backends_and_limits() -> None:
-    result = CliRunner().invoke(app, ["doctor"])
+    result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     by_name = {b["backend"]: b for b in data["backends"]}

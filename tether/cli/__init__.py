@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("sandbox", "tools", "guards", "models")
+_AREAS = ("sandbox", "tools", "guards", "doctor")
 
 _register_core(app)
 for _area in _AREAS:

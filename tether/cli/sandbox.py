@@ -1,10 +1,9 @@
-"""``tether sandbox run`` and ``tether doctor``.
+"""``tether sandbox run`` (``tether doctor`` lives in ``doctor.py``).
 
 ``sandbox run FILE`` runs a file in a fresh sandbox and prints the result as JSON; the language
-follows the extension (``.py`` python, ``.sh``/``.bash`` bash). ``doctor`` reports each backend's
-availability, the fix for a missing one, and which limits it enforces on this host.
+follows the extension (``.py`` python, ``.sh``/``.bash`` bash).
 Exit codes: ``sandbox run`` returns the program's exit code (124 on timeout, 125 if the
-sandbox could not run); ``doctor`` returns 1 when the default backend is unavailable.
+sandbox could not run).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from tether.sandbox import (
     SandboxError,
     SandboxUnavailable,
     default_backend_name,
-    doctor,
 )
 
 
@@ -79,22 +77,7 @@ def sandbox_run(
     raise typer.Exit(r.exit_code if r.exit_code is not None else 1)
 
 
-def doctor_cmd(
-    no_smoke: Annotated[bool, typer.Option("--no-smoke", help="skip the test exec")] = False,
-) -> None:
-    """Which sandbox backends work here, and which limits each enforces."""
-    report = doctor(smoke=not no_smoke)
-    _emit(report)
-    default = default_backend_name()
-    for b in report["backends"]:
-        if b["backend"] == default and (
-            not b["available"] or not b.get("smoke_test", {"ok": True})["ok"]
-        ):
-            raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Run code in ephemeral sandboxes.", no_args_is_help=True)
     group.command("run")(sandbox_run)
     app.add_typer(group, name="sandbox")
-    app.command("doctor")(doctor_cmd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tether.models._cpu import CpuCheck, check_cpu, local_model_report
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import (
     ModelClientError,
@@ -90,6 +91,7 @@ __all__ = [
     "AnthropicModel",
     "BudgetExceededError",
     "CostModel",
+    "CpuCheck",
     "FallbackModel",
     "LocalModel",
     "Message",
@@ -121,8 +123,10 @@ __all__ = [
     "WeightsError",
     "WeightsHashMismatchError",
     "WeightsSpec",
+    "check_cpu",
     "check_response",
     "complete_validated",
+    "local_model_report",
     "parse_json",
     "request_hash",
     "resolve_weights",

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tether.models._cpu import require_cpu
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelResponseError, ModelUnavailableError
 from tether.models.messages import (
@@ -32,6 +33,7 @@ MAX_PARALLEL_CALLS = 4
 
 
 def _import_llama() -> Any:
+    require_cpu()  # before the library is loaded: a clear error, never a SIGILL
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the environment
