@@ -7,14 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from tether.models.messages import (
-    Message,
     MessageLike,
     ModelResponse,
     StreamEvent,
-    ToolDefinition,
     ToolLike,
-    as_messages,
-    as_tools,
 )
 
 ToolChoice = Literal["auto", "none", "required"] | str
@@ -30,6 +26,7 @@ class Model(ABC):
 
     name: str = "model"
 
+    @abstractmethod
     async def complete(
         self,
         messages: Sequence[MessageLike],
@@ -39,24 +36,11 @@ class Model(ABC):
         tool_choice: ToolChoice | None = None,
         **params: Any,
     ) -> ModelResponse:
-        return await self._complete(
-            as_messages(list(messages)),
-            tools=as_tools(list(tools) if tools else None),
-            output_schema=output_schema,
-            tool_choice=tool_choice,
-            params=params,
-        )
-
-    @abstractmethod
-    async def _complete(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
-    ) -> ModelResponse: ...
+        """The seam: what every provider implements and every wrapper calls on the model it
+        wraps, so a wrapper sees exactly the call its caller made and composes with any other.
+        Callers may pass messages and tools as dicts of the same shape; an implementation starts
+        with `as_request(messages, tools)` to get `Message`s and `ToolDefinition`s (a wrapper
+        too, so that a retry or a fallback reuses one normalised request)."""
 
     async def stream(
         self,

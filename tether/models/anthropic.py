@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from tether.models._protocol import Model, ToolChoice
@@ -22,10 +23,13 @@ from tether.models.errors import (
 from tether.models.messages import (
     FinishReason,
     Message,
+    MessageLike,
     ModelResponse,
     ToolCall,
     ToolDefinition,
+    ToolLike,
     Usage,
+    as_request,
 )
 
 OUTPUT_TOOL = "final_output"
@@ -208,19 +212,20 @@ class AnthropicModel(Model):
             model=data.get("model") or self.model,
         )
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
         a = self._anthropic
+        msgs, tls = as_request(messages, tools)
         body = self.build_request(
-            messages,
-            tools=tools,
+            msgs,
+            tools=tls,
             output_schema=output_schema,
             tool_choice=tool_choice,
             params=params,

@@ -57,8 +57,8 @@ async def model_effect(
         digest = request_hash(model.name, history, tls, schema, call_params)
 
         async def call() -> dict[str, Any]:
-            response = await model._complete(
-                history, tools=tls, output_schema=schema, tool_choice=choice, params=dict(params)
+            response = await model.complete(
+                history, tools=tls, output_schema=schema, tool_choice=choice, **params
             )
             return {
                 "request_hash": digest,

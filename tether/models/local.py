@@ -13,19 +13,22 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tether.models._cpu import require_cpu
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelResponseError, ModelUnavailableError
 from tether.models.messages import (
     FinishReason,
     Message,
+    MessageLike,
     ModelResponse,
     ToolCall,
     ToolDefinition,
+    ToolLike,
     Usage,
+    as_request,
 )
 from tether.models.weights import DEFAULT_WEIGHTS, WeightsSpec, resolve_weights
 
@@ -33,7 +36,6 @@ MAX_PARALLEL_CALLS = 4
 
 
 def _import_llama() -> Any:
-    require_cpu()  # before the library is loaded: a clear error, never a SIGILL
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -298,17 +300,18 @@ class LocalModel(Model):
         )
         return ModelResponse(text=out_text, finish_reason=finish, usage=usage, model=self.name)
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
         return await asyncio.to_thread(
-            self._run_locked, messages, tools, output_schema, tool_choice, params
+            self._run_locked, msgs, tls, output_schema, tool_choice, params
         )
 
     def _run_locked(self, *args: Any) -> ModelResponse:

@@ -8,6 +8,7 @@ unchanged: the runtime journals a `ModelResponse` as JSON and rebuilds it on rep
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
@@ -127,6 +128,15 @@ def as_tools(tools: list[ToolLike] | tuple[ToolLike, ...] | None) -> list[ToolDe
         else:
             out.append(ToolDefinition.model_validate(t))
     return out
+
+
+def as_request(
+    messages: Sequence[MessageLike], tools: Sequence[ToolLike] | None
+) -> tuple[list[Message], list[ToolDefinition]]:
+    """The messages and tools of a `Model.complete` call as the types providers work with.
+    Every `complete` starts with it: callers, and wrappers passing on what they were given, may
+    hand in dicts (or tuples) of the same shape."""
+    return as_messages(list(messages)), as_tools(list(tools) if tools else None)
 
 
 def request_hash(

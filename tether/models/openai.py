@@ -33,8 +33,7 @@ from tether.models.messages import (
     ToolDefinition,
     ToolLike,
     Usage,
-    as_messages,
-    as_tools,
+    as_request,
 )
 from tether.models.validation import parse_tool_arguments
 
@@ -208,18 +207,19 @@ class OpenAIChatModel(Model):
             model=self.name,
         )
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
         body = self.build_request(
-            messages,
-            tools=tools,
+            msgs,
+            tools=tls,
             output_schema=output_schema,
             tool_choice=tool_choice,
             params=params,
@@ -251,9 +251,10 @@ class OpenAIChatModel(Model):
         **params: Any,
     ) -> AsyncIterator[StreamEvent]:
         """Server-sent events: yields text deltas, then one event with the assembled response."""
+        msgs, tls = as_request(messages, tools)
         body = self.build_request(
-            as_messages(list(messages)),
-            tools=as_tools(list(tools) if tools else None),
+            msgs,
+            tools=tls,
             output_schema=output_schema,
             tool_choice=tool_choice,
             params=params,

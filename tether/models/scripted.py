@@ -7,13 +7,22 @@ in `.calls` so tests can assert on exactly what an agent sent.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelError
-from tether.models.messages import Message, ModelResponse, ToolCall, ToolDefinition, Usage
+from tether.models.messages import (
+    Message,
+    MessageLike,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+    ToolLike,
+    Usage,
+    as_request,
+)
 
 
 @dataclass(frozen=True)
@@ -61,16 +70,17 @@ class ScriptedModel(Model):
     def remaining(self) -> int:
         return len(self._queue)
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
-        call = ScriptedCall(messages, tools, output_schema, tool_choice, dict(params))
+        msgs, tls = as_request(messages, tools)
+        call = ScriptedCall(msgs, tls, output_schema, tool_choice, dict(params))
         self.calls.append(call)
         if self._fn is not None:
             item = self._fn(call)
@@ -84,7 +94,7 @@ class ScriptedModel(Model):
                 "call(s); queue more items",
                 model=self.name,
             )
-        return self._to_response(item, messages, len(self.calls))
+        return self._to_response(item, msgs, len(self.calls))
 
     def _to_response(self, item: Any, messages: list[Message], n: int) -> ModelResponse:
         if isinstance(item, BaseException):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,15 @@ import orjson
 
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelOutputError
-from tether.models.messages import Message, ModelResponse, ToolCall, ToolDefinition
+from tether.models.messages import (
+    Message,
+    MessageLike,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+    ToolLike,
+    as_request,
+)
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 
@@ -229,29 +237,31 @@ class ValidatingModel(Model):
         self.max_feedback = max_feedback
         self.name = wrapped.name
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
+
         async def one(
-            msgs: list[Message],
-            tls: list[ToolDefinition],
+            history: list[Message],
+            defs: list[ToolDefinition],
             schema: dict[str, Any] | None,
             choice: ToolChoice | None,
         ) -> ModelResponse:
-            return await self.wrapped._complete(
-                msgs, tools=tls, output_schema=schema, tool_choice=choice, params=params
+            return await self.wrapped.complete(
+                history, tools=defs, output_schema=schema, tool_choice=choice, **params
             )
 
         return await complete_validated(
             one,
-            messages,
-            tools=tools,
+            msgs,
+            tools=tls,
             output_schema=output_schema,
             tool_choice=tool_choice,
             max_feedback=self.max_feedback,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelError, ModelOutputError
-from tether.models.messages import Message, ModelResponse, ToolDefinition, Usage
+from tether.models.messages import MessageLike, ModelResponse, ToolLike, Usage, as_request
 from tether.models.pricing import DEFAULT_PRICING, PricingTable
 
 
@@ -69,23 +69,24 @@ class RetryModel(WrapperModel):
             delay = self._rng.uniform(delay / 2, delay)
         return delay
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await self.wrapped._complete(
-                    messages,
-                    tools=tools,
+                return await self.wrapped.complete(
+                    msgs,
+                    tools=tls,
                     output_schema=output_schema,
                     tool_choice=tool_choice,
-                    params=params,
+                    **params,
                 )
             except BaseException as exc:
                 if attempt == self.max_attempts or not self.retry_on(exc):
@@ -125,24 +126,25 @@ class FallbackModel(Model):
         self.fallback_on = fallback_on
         self.name = "fallback:" + ",".join(m.name for m in self.models)
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
         errors: list[tuple[str, BaseException]] = []
         for model in self.models:
             try:
-                return await model._complete(
-                    messages,
-                    tools=tools,
+                return await model.complete(
+                    msgs,
+                    tools=tls,
                     output_schema=output_schema,
                     tool_choice=tool_choice,
-                    params=params,
+                    **params,
                 )
             except Exception as exc:
                 if not self.fallback_on(exc):
@@ -199,27 +201,28 @@ class CostModel(WrapperModel):
         self.budget_usd = budget_usd
         self.tracker = tracker or UsageTracker()
 
-    async def _complete(
+    async def complete(
         self,
-        messages: list[Message],
+        messages: Sequence[MessageLike],
         *,
-        tools: list[ToolDefinition],
-        output_schema: dict[str, Any] | None,
-        tool_choice: ToolChoice | None,
-        params: dict[str, Any],
+        tools: Sequence[ToolLike] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **params: Any,
     ) -> ModelResponse:
+        msgs, tls = as_request(messages, tools)
         if self.budget_usd is not None and self.tracker.cost_usd >= self.budget_usd:
             raise BudgetExceededError(
                 f"model budget of ${self.budget_usd:.4f} reached "
                 f"(spent ${self.tracker.cost_usd:.4f} over {self.tracker.calls} calls)",
                 model=self.name,
             )
-        response = await self.wrapped._complete(
-            messages,
-            tools=tools,
+        response = await self.wrapped.complete(
+            msgs,
+            tools=tls,
             output_schema=output_schema,
             tool_choice=tool_choice,
-            params=params,
+            **params,
         )
         if response.cost_usd is None:
             cost = self.pricing.cost(response.model or self.name, response.usage)
