@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tether.models._cpu import require_cpu
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelResponseError, ModelUnavailableError
 from tether.models.messages import (
@@ -36,6 +37,7 @@ MAX_PARALLEL_CALLS = 4
 
 
 def _import_llama() -> Any:
+    require_cpu()  # before the library is loaded: a clear error, never a SIGILL
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the environment
