@@ -8,9 +8,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tether.guards.approvals import (
+    ApprovalDecision,
     ApprovalRequest,
     ApprovalState,
-    Decision,
     KeyRegistry,
     generate_keypair,
     load_private_key,
@@ -60,7 +60,7 @@ def test_same_person_twice_rejected(people):
 def test_unsigned_decision_on_critical_rejected(people):
     _, reg = people
     req = critical_request()
-    d = Decision(req.id, "approve", "alice", "", req.digest, "n" * 20)
+    d = ApprovalDecision(req.id, "approve", "alice", "", req.digest, "n" * 20)
     with pytest.raises(ApprovalError, match="must be signed"):
         ApprovalState(req).apply(d, reg, set())
 
@@ -91,7 +91,7 @@ def test_altered_decision_fails_verification(people, field, value):
                          "alice", req.digest)
     data = good.to_json() | {field: value}
     with pytest.raises(ApprovalError, match="invalid signature"):
-        ApprovalState(req).apply(Decision.from_json(data), reg, set())
+        ApprovalState(req).apply(ApprovalDecision.from_json(data), reg, set())
 
 
 def test_decision_for_another_action_rejected(people):
@@ -118,7 +118,7 @@ def test_rebuild_rejects_tampered_history(people):
     keys, reg = people
     req = critical_request()
     d = sign_decision(keys["alice"], req.id, "approve", "alice", req.digest)
-    tampered = Decision.from_json(d.to_json() | {"approver": "bob"})
+    tampered = ApprovalDecision.from_json(d.to_json() | {"approver": "bob"})
     with pytest.raises(ApprovalError):
         ApprovalState.rebuild(req, [tampered], reg)
 
@@ -137,11 +137,11 @@ def test_non_critical_single_unsigned_ok_but_bad_signature_still_rejected(people
     _keys, reg = people
     req = ApprovalRequest("ap-3", "run-1", "refund", {"amount": 500}, "big-refunds")
     st = ApprovalState(req)
-    bad = Decision(req.id, "approve", "alice", "", req.digest, "n" * 20,
+    bad = ApprovalDecision(req.id, "approve", "alice", "", req.digest, "n" * 20,
                    base64.b64encode(b"\0" * 64).decode())
     with pytest.raises(ApprovalError, match="invalid signature"):
         st.apply(bad, reg, set())
-    assert st.apply(Decision(req.id, "approve", "carol", "ok", req.digest, "m" * 20), reg,
+    assert st.apply(ApprovalDecision(req.id, "approve", "carol", "ok", req.digest, "m" * 20), reg,
                     set()) == "approved"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.guards.budget import Ledger, Limits, TenantBudgets
+from tether.guards.budget import BudgetLimits, Ledger
 from tether.guards.errors import BudgetExceeded, ToolUnavailable
 from tether.guards.retry import BreakerBoard, CircuitBreaker, RetryPolicy, call_with_retry
 
@@ -22,12 +22,12 @@ def run_until_halt(ledger: Ledger, kind: str, usage: tuple[int, int, float] = (0
 
 
 @pytest.mark.parametrize("limits,kind,usage,budget,limit,spent", [
-    (Limits(steps=5), "model", (0, 0, 0.0), "steps", 5, 5),
-    (Limits(tool_calls=3), "tool", (0, 0, 0.0), "tool_calls", 3, 3),
-    (Limits(child_runs=2), "child", (0, 0, 0.0), "child_runs", 2, 2),
-    (Limits(tokens_in=1000), "model", (300, 10, 0.0), "tokens_in", 1000, 1200),
-    (Limits(tokens_out=100), "model", (1, 40, 0.0), "tokens_out", 100, 120),
-    (Limits(cost_usd=0.05), "model", (0, 0, 0.02), "cost_usd", 0.05, 0.06),
+    (BudgetLimits(steps=5), "model", (0, 0, 0.0), "steps", 5, 5),
+    (BudgetLimits(tool_calls=3), "tool", (0, 0, 0.0), "tool_calls", 3, 3),
+    (BudgetLimits(child_runs=2), "child", (0, 0, 0.0), "child_runs", 2, 2),
+    (BudgetLimits(tokens_in=1000), "model", (300, 10, 0.0), "tokens_in", 1000, 1200),
+    (BudgetLimits(tokens_out=100), "model", (1, 40, 0.0), "tokens_out", 100, 120),
+    (BudgetLimits(cost_usd=0.05), "model", (0, 0, 0.02), "cost_usd", 0.05, 0.06),
 ])
 def test_runaway_halted_with_exact_spend(limits, kind, usage, budget, limit, spent):
     exc = run_until_halt(Ledger(limits), kind, usage)
@@ -36,7 +36,7 @@ def test_runaway_halted_with_exact_spend(limits, kind, usage, budget, limit, spe
 
 
 def test_wall_time():
-    ledger = Ledger(Limits(wall_time_s=10), started_at=1000.0)
+    ledger = Ledger(BudgetLimits(wall_time_s=10), started_at=1000.0)
     ledger.check("model", now=1009.0)
     with pytest.raises(BudgetExceeded) as exc:
         ledger.check("model", now=1010.5)
@@ -44,9 +44,9 @@ def test_wall_time():
 
 
 def test_children_draw_from_parent_budget():
-    parent = Ledger(Limits(steps=10, tokens_in=100))
+    parent = Ledger(BudgetLimits(steps=10, tokens_in=100))
     parent.charge_effect("model")
-    a, b = parent.child(), parent.child(Limits(steps=3))
+    a, b = parent.child(), parent.child(BudgetLimits(steps=3))
     for _ in range(3):
         a.check("model")
         a.charge_effect("model")
@@ -58,31 +58,32 @@ def test_children_draw_from_parent_budget():
 
 
 def test_child_own_limit_is_reported_with_its_scope():
-    parent = Ledger(Limits(steps=100))
-    child = parent.child(Limits(steps=2))
+    parent = Ledger(BudgetLimits(steps=100))
+    child = parent.child(BudgetLimits(steps=2))
     exc = run_until_halt(child, "model")
     assert (exc.scope, exc.limit, exc.spent) == ("child run", 2, 2)
 
 
 def test_tenant_day_budget():
-    budgets = TenantBudgets({"acme": Limits(cost_usd=1.0)})
+    acme = Ledger(BudgetLimits(cost_usd=1.0), scope="tenant acme (today)")
+    other = Ledger(BudgetLimits(cost_usd=1.0), scope="tenant other (today)")
     for _ in range(4):
-        run = budgets.run_ledger("acme", Limits())
+        run = Ledger(BudgetLimits(), scope="run", parent=acme)
         run.check("model")
         run.charge_effect("model")
         run.charge_usage(0, 0, 0.3)
     with pytest.raises(BudgetExceeded) as exc:
-        budgets.run_ledger("acme", Limits()).check("model")
-    assert exc.value.scope.startswith("tenant acme:") and exc.value.spent == pytest.approx(1.2)
-    budgets.run_ledger("other", Limits()).check("model")  # other tenants unaffected
+        Ledger(BudgetLimits(), scope="run", parent=acme).check("model")
+    assert exc.value.scope.startswith("tenant acme") and exc.value.spent == pytest.approx(1.2)
+    Ledger(BudgetLimits(), scope="run", parent=other).check("model")  # other tenants unaffected
 
 
 def test_invalid_limits_rejected():
     with pytest.raises(ValueError):
-        Limits(steps=-1)
+        BudgetLimits(steps=-1)
     with pytest.raises(ValueError):
-        Limits.from_json({"stepz": 3})
-    assert Limits.from_json({"steps": 3}).to_json() == {"steps": 3}
+        BudgetLimits.from_json({"stepz": 3})
+    assert BudgetLimits.from_json({"steps": 3}).to_json() == {"steps": 3}
 
 
 def test_backoff_is_exponential_capped_and_deterministic():

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tether.guards import ApprovalError, Decision, inbox, sign_decision
+from tether.guards import ApprovalDecision, ApprovalError, inbox, sign_decision
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
@@ -33,8 +33,8 @@ async def test_a_replayed_approval_does_not_clear_a_later_direct_call(db_path):
     t.close()
 
 
-def _decision(aid: str, digest: str, approver: str, verdict: str = "approve") -> Decision:
-    return Decision(aid, verdict, approver, "ok", digest,  # type: ignore[arg-type]
+def _decision(aid: str, digest: str, approver: str, verdict: str = "approve") -> ApprovalDecision:
+    return ApprovalDecision(aid, verdict, approver, "ok", digest,  # type: ignore[arg-type]
                     base64.urlsafe_b64encode(os.urandom(18)).decode())
 
 

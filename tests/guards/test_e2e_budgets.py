@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tether.guards import Limits
+from tether.guards import BudgetLimits
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
@@ -92,7 +92,7 @@ async def test_steps_of_children_count_against_parent(db_path):
 
 
 async def test_tenant_daily_budget_spans_runs(db_path):
-    guards = make_guards(None, tenant_limits={"acme": Limits(steps=12)})
+    guards = make_guards(None, tenant_limits={"acme": BudgetLimits(steps=12)})
     A.reset(search_forever(), guards)
     t = open_tether(db_path, guards)
     first = await t.run(A.stepper, 5, tenant="acme")

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from tether.guards import Limits, inbox
+from tether.guards import BudgetLimits, inbox
 from tether.guards._modelcall import trim_history
 from tether.models import Message, ScriptedModel, tool_call
 
@@ -65,6 +65,12 @@ async def test_a_denied_call_is_an_observation_and_the_run_goes_on(db_path):
     started = [e for e in journal(t, run.id)
                if e.kind == "step_started" and e.name == "tool:send_email"]
     assert [e.data.get("short_circuit", {}).get("guard") for e in started] == ["policy", None]
+    # the gateway's verdict reached the interceptor in the step's meta; only its policy decision
+    # is journaled
+    metas = [e.data["meta"] for e in started]
+    assert [m["policy"]["action"] for m in metas] == ["deny", "allow"]
+    assert metas[1]["policy"]["via"] == "gateway" and not any("guards.verdict" in m
+                                                               for m in metas)
     assert await replay_only(t, guards, run.id, A.react_under_run_guards) == run.result
     t.close()
 
@@ -233,7 +239,7 @@ async def test_honeypot_call_flags_the_run_and_never_runs(db_path):
 
 # --------------------------------------------------------------------------- (f) budgets
 async def test_run_budget_halts_a_model_that_keeps_proposing_refused_calls(db_path):
-    guards = make_guards(None, run_limits=Limits(tool_calls=3))
+    guards = make_guards(None, run_limits=BudgetLimits(tool_calls=3))
     counter = iter(range(1000))
 
     def script(call: Any) -> Any:

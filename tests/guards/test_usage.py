@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tether.guards import Limits
+from tether.guards import BudgetLimits
 from tether.guards.budget import utc_day
 from tether.guards.gateway import spend_from_events
 from tether.models import ScriptedModel, tool_call
@@ -33,7 +33,7 @@ async def test_concurrent_runs_of_two_tenants_do_not_overshoot_their_day(db_path
     effects the other K - 1 runs have started but not finished are unseen — at most one each,
     as a run performs one effect at a time. (Recomputing from journals when a run starts, as
     before, let each of the K runs spend the whole day: up to 4 x 30 here.)"""
-    limits = {"acme": Limits(steps=30), "globex": Limits(steps=45)}
+    limits = {"acme": BudgetLimits(steps=30), "globex": BudgetLimits(steps=45)}
     guards = make_guards(None, tenant_limits=limits)
     A.reset(search_forever(), guards)
     t = open_tether(db_path, guards, concurrency=16)
@@ -68,7 +68,7 @@ async def test_concurrent_runs_of_two_tenants_do_not_overshoot_their_day(db_path
 
 
 async def test_usage_of_other_workers_is_seen_when_a_run_starts(db_path):
-    guards = make_guards(None, tenant_limits={"acme": Limits(steps=12, tool_calls=100)})
+    guards = make_guards(None, tenant_limits={"acme": BudgetLimits(steps=12, tool_calls=100)})
     A.reset(search_forever(), guards)
     t = open_tether(db_path, guards)
     # another worker (another process) already spent 10 steps of acme's day
@@ -83,7 +83,7 @@ async def test_usage_of_other_workers_is_seen_when_a_run_starts(db_path):
 async def test_replays_do_not_count_twice(db_path):
     """A parent that spawns and joins children one after another is replayed after every join;
     the usage counters still hold each effect once."""
-    guards = make_guards(None, tenant_limits={"acme": Limits(steps=1000)})
+    guards = make_guards(None, tenant_limits={"acme": BudgetLimits(steps=1000)})
     A.reset(search_forever(), guards)
     t = open_tether(db_path, guards)
     run = await t.run(A.spawner, 4, tenant="acme")

@@ -7,9 +7,9 @@ with whatever the model proposed. See docs/guards.md.
 """
 
 from tether.guards.approvals import (
+    ApprovalDecision,
     ApprovalRequest,
     ApprovalState,
-    Decision,
     KeyRegistry,
     action_digest,
     generate_keypair,
@@ -18,7 +18,7 @@ from tether.guards.approvals import (
     load_public_key,
     sign_decision,
 )
-from tether.guards.budget import Ledger, Limits, Spend, TenantBudgets
+from tether.guards.budget import BudgetLimits, Ledger, Limits, Spend
 from tether.guards.embedding import Embedder, MiniLMEmbedder, default_embedder
 from tether.guards.errors import (
     ActionDenied,
@@ -35,18 +35,26 @@ from tether.guards.errors import (
 from tether.guards.gateway import GuardConfig, GuardInterceptor, Guards, spend_from_events
 from tether.guards.loops import Intervention, LoopConfig, LoopDetector
 from tether.guards.pii import PiiMasker, PiiPattern, Vault
-from tether.guards.policy import Policy, PolicySet, ToolInfo, load_policy, loads_policy
+from tether.guards.policy import (
+    Policy,
+    PolicyDecision,
+    PolicySet,
+    ToolInfo,
+    load_policy,
+    loads_policy,
+)
 from tether.guards.retry import BreakerBoard, CircuitBreaker, RetryPolicy
 
 __all__ = [
     "ActionDenied",
+    "ApprovalDecision",
     "ApprovalError",
     "ApprovalRequest",
     "ApprovalState",
     "BreakerBoard",
     "BudgetExceeded",
+    "BudgetLimits",
     "CircuitBreaker",
-    "Decision",
     "Embedder",
     "GuardConfig",
     "GuardError",
@@ -65,11 +73,11 @@ __all__ = [
     "PiiMasker",
     "PiiPattern",
     "Policy",
+    "PolicyDecision",
     "PolicyLoadError",
     "PolicySet",
     "RetryPolicy",
     "Spend",
-    "TenantBudgets",
     "ToolInfo",
     "ToolUnavailable",
     "Vault",

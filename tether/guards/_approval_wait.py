@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tether.guards._config import GuardConfig
 from tether.guards._state import RunGuardState
 from tether.guards._steps import APPROVAL_SIGNAL, GUARD_STEP
-from tether.guards.approvals import ApprovalRequest, ApprovalState, Decision
+from tether.guards.approvals import ApprovalDecision, ApprovalRequest, ApprovalState, KeyRegistry
 from tether.guards.errors import ApprovalError
-from tether.guards.policy import Decision as PolicyDecision
+from tether.guards.policy import PolicyDecision
 
 if TYPE_CHECKING:
     from tether.runtime import Context
 
 
-async def await_approval(ctx: Context, config: GuardConfig, st: RunGuardState, name: str,
+async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState, name: str,
                          args: Any, decision: PolicyDecision) -> str | None:
     """Journal the request and wait durably (no worker held). None = approved, else the
     denial message."""
@@ -41,7 +40,7 @@ async def await_approval(ctx: Context, config: GuardConfig, st: RunGuardState, n
     while state.status == "pending":
         payload = await ctx.wait_for(APPROVAL_SIGNAL + request.id)
         try:
-            state.apply(Decision.from_json(payload or {}), config.approvers, nonces)
+            state.apply(ApprovalDecision.from_json(payload or {}), approvers, nonces)
         except (ApprovalError, TypeError, AttributeError) as exc:
             ctx.log(f"approval {request.id}: decision rejected: {exc}",
                     approval_id=request.id, rejected=str(exc))

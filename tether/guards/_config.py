@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.guards.approvals import KeyRegistry
-from tether.guards.budget import Limits
+from tether.guards.budget import BudgetLimits
 from tether.guards.embedding import Embedder
 from tether.guards.errors import VaultError
 from tether.guards.loops import LoopConfig
@@ -28,8 +28,9 @@ class GuardConfig:
 
     policy: Policy | PolicySet | None = None  # None = deny every tool (deny by default)
     tenant_policies: dict[str, Policy] = field(default_factory=dict)
-    run_limits: Limits = field(default_factory=Limits)  # default; run.options["budget"] wins
-    tenant_limits: dict[str, Limits] = field(default_factory=dict)  # per tenant, per UTC day
+    # the default; a run's own options["budget"] wins
+    run_limits: BudgetLimits = field(default_factory=BudgetLimits)
+    tenant_limits: dict[str, BudgetLimits] = field(default_factory=dict)  # per tenant, UTC day
     loops: LoopConfig = field(default_factory=LoopConfig)
     embedder: Embedder | None = None  # None disables the semantic-loop signal
     pii: bool = True

@@ -5,6 +5,10 @@ answered with the gateway's verdict or, if agent code called the tool directly, 
 the policy. After it: the effect is charged (run budgets also on replay; tenant days only live),
 the tool's circuit breaker is told how a live gateway call went, and tool calls and errors feed
 the loop detector. Public through `tether.guards` (and `tether.guards.gateway`).
+
+It is given the parts of `Guards` it works with (the runs' states, the tenant days, the policy
+gate, the circuit breakers), not `Guards` itself; the gateway's verdict on a call arrives in the
+call's own `Effect.meta` (`ToolVerdict`).
 """
 
 from __future__ import annotations
@@ -12,31 +16,38 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from tether.guards._policygate import PolicyGate
+from tether.guards._state import RunStates
 from tether.guards._steps import ANSWERED, GUARD_STEP, RETRYABLE, TOOL_STEP, effect_kind
-from tether.guards._toolcall import take_verdict, unavailable_answer
+from tether.guards._tenant import TenantDays
+from tether.guards._verdict import ToolVerdict, tool_answer
 from tether.guards.errors import ActionDenied, BudgetExceeded, LoopHalt, ToolUnavailable
 from tether.guards.loops import Intervention
+from tether.guards.retry import BreakerBoard
 from tether.runtime.errors import RunHalted, ShortCircuit
 from tether.runtime.interceptors import BaseInterceptor, Effect
 
 if TYPE_CHECKING:
-    from tether.guards.gateway import Guards
     from tether.runtime import Context
 
 
 class GuardInterceptor(BaseInterceptor):
-    def __init__(self, guards: Guards) -> None:
-        self.guards = guards
+    def __init__(self, states: RunStates, tenants: TenantDays, gate: PolicyGate,
+                 breakers: BreakerBoard) -> None:
+        self.states = states
+        self.tenants = tenants
+        self.gate = gate
+        self.breakers = breakers
 
     async def before(self, ctx: Context, effect: Effect) -> None:
-        st = self.guards.state(ctx)
+        st = self.states.of(ctx)
         kind = effect_kind(effect)
         if kind == "guard":
             return
         now = time.time()
         try:
             st.ledger.check(kind, now=now)
-            tenant = self.guards.tenant_ledger(ctx, now=now)
+            tenant = self.tenants.ledger(ctx, now=now)
             if tenant is not None:
                 tenant.check(kind)
         except BudgetExceeded as exc:
@@ -44,20 +55,21 @@ class GuardInterceptor(BaseInterceptor):
         if effect.kind == "step" and effect.name.startswith(TOOL_STEP):
             name = effect.name[len(TOOL_STEP):]
             args = effect.args[0] if effect.args else {}
-            verdict = take_verdict(effect)
+            verdict = ToolVerdict.take(effect)
             if verdict is not None:  # the gateway decided (and waited for approvals)
                 effect.meta["policy"] = verdict.policy
                 if verdict.answer is not None:
                     raise ShortCircuit(verdict.answer, {"guard": verdict.guard,
                                                         "rule": verdict.policy.get("rule")})
                 try:
-                    self.guards.breakers.get(name).before_call(now)
+                    self.breakers.get(name).before_call(now)
                 except ToolUnavailable as exc:
-                    answer = unavailable_answer(name, str(exc))
+                    answer = tool_answer(name, "breaker", ok=False, error_type="tool_unavailable",
+                                         message=str(exc))
                     raise ShortCircuit(answer, {"guard": "breaker",
                                                 "failures": exc.failures}) from None
                 return
-            decision = self.guards.decide(st, name, args)
+            decision = self.gate.decide(st.policy, name, args)
             effect.meta["policy"] = decision.to_json()
             if decision.action != "allow":
                 # agent code bypassed the gateway: refuse, and leave the refusal in the journal
@@ -68,7 +80,7 @@ class GuardInterceptor(BaseInterceptor):
 
     async def after(self, ctx: Context, effect: Effect, result: Any,
                     error: BaseException | None, replay: bool) -> None:
-        st = self.guards.state(ctx)
+        st = self.states.of(ctx)
         kind = effect_kind(effect)
         if kind == "guard" or (effect.kind == "spawn" and error is not None):
             return  # a spawn refused at the depth limit created no child
@@ -84,7 +96,7 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "model":
             st.ledger.charge_usage(tokens_in, tokens_out, cost)
         if not replay:
-            self.guards._charge_live(ctx, kind, tokens_in, tokens_out, cost)
+            self.tenants.charge_live(ctx, kind, tokens_in, tokens_out, cost)
         if effect.name.startswith(GUARD_STEP):
             return  # an approval request
         if tool_step and isinstance(result, dict) and ANSWERED in result:
@@ -115,7 +127,7 @@ class GuardInterceptor(BaseInterceptor):
         policy = effect.meta.get("policy")
         if not isinstance(policy, dict) or policy.get("via") != "gateway":
             return
-        breaker = self.guards.breakers.get(effect.name[len(TOOL_STEP):])
+        breaker = self.breakers.get(effect.name[len(TOOL_STEP):])
         if error is None and isinstance(result, dict) and result.get("ok") is True:
             breaker.record_success()
         elif error is not None or (isinstance(result, dict) and (

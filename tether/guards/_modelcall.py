@@ -1,4 +1,4 @@
-"""`Guards.model`: what the guards do around one model call.
+"""`ModelGateway`: what the guards do around one model call (`Guards.model`).
 
 Before it: apply a pending loop intervention (trim history, nudge, raise the temperature) and mask
 PII, journaling the vault encrypted when it grew. After it: feed the response to the semantic
@@ -13,51 +13,56 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._config import GuardConfig, vault_key
-from tether.guards._state import RunGuardState
+from tether.guards._state import RunGuardState, RunStates
 from tether.guards._steps import GUARD_STEP
 from tether.guards.errors import LoopHalt, VaultError
 from tether.runtime.errors import RunHalted
 
 if TYPE_CHECKING:
-    from tether.guards.gateway import Guards
     from tether.models import Model, ModelResponse
     from tether.runtime import Context
 
 
-async def call_model(guards: Guards, ctx: Context, model: Model, messages: Sequence[Any], *,
-                     pinned: int = 0, **kwargs: Any) -> ModelResponse:
-    """The body of `Guards.model` (see there)."""
-    from tether.models.messages import Message, as_messages
+class ModelGateway:
+    def __init__(self, config: GuardConfig, states: RunStates) -> None:
+        self.config = config
+        self.states = states
 
-    st = guards.state(ctx)
-    msgs = as_messages(list(messages))
-    if st.pending is not None:
-        iv, st.pending = st.pending, None
-        msgs = trim_history(msgs, iv.trim_history_to, pinned)
-        msgs.append(Message.user(iv.message))
-        st.temperature_bump += iv.temperature_delta
-        details = {k: v for k, v in iv.to_json().items() if k != "message"}
-        ctx.log(f"loop intervention ({iv.kind}): {iv.message}", **details)
-    if st.temperature_bump:
-        base = float(kwargs.get("temperature", 0.0) or 0.0)
-        kwargs["temperature"] = round(min(2.0, base + st.temperature_bump), 3)
-    if guards.config.pii:
-        msgs = [mask_message(m, st) for m in msgs]
-        await persist_vault(ctx, guards.config, st)
-    response = await ctx.model(model, msgs, **kwargs)
-    if response.text and response.text.strip():
-        embedder = st.detector.embedder
-        vec = None
-        if embedder is not None:
-            # ~10 ms of numpy: off the event loop, so other runs on this worker keep going
-            vec = (await asyncio.to_thread(embedder.embed, [response.text]))[0]
-        try:
-            thought = None if vec is None else st.detector.observe_thought_vector(vec)
-        except LoopHalt as exc:
-            raise RunHalted(exc.reason, {"guard": "loop", **exc.details}) from None
-        if thought is not None:
-            st.pending = thought
-    return response
+    async def call(self, ctx: Context, model: Model, messages: Sequence[Any], *,
+                   pinned: int = 0, **kwargs: Any) -> ModelResponse:
+        """The body of `Guards.model` (see there)."""
+        from tether.models.messages import Message, as_messages
+
+        config = self.config
+        st = self.states.of(ctx)
+        msgs = as_messages(list(messages))
+        if st.pending is not None:
+            iv, st.pending = st.pending, None
+            msgs = trim_history(msgs, iv.trim_history_to, pinned)
+            msgs.append(Message.user(iv.message))
+            st.temperature_bump += iv.temperature_delta
+            details = {k: v for k, v in iv.to_json().items() if k != "message"}
+            ctx.log(f"loop intervention ({iv.kind}): {iv.message}", **details)
+        if st.temperature_bump:
+            base = float(kwargs.get("temperature", 0.0) or 0.0)
+            kwargs["temperature"] = round(min(2.0, base + st.temperature_bump), 3)
+        if config.pii:
+            msgs = [mask_message(m, st) for m in msgs]
+            await persist_vault(ctx, config, st)
+        response: ModelResponse = await ctx.model(model, msgs, **kwargs)
+        if response.text and response.text.strip():
+            embedder = st.detector.embedder
+            vec = None
+            if embedder is not None:
+                # ~10 ms of numpy: off the event loop, so other runs on this worker keep going
+                vec = (await asyncio.to_thread(embedder.embed, [response.text]))[0]
+            try:
+                thought = None if vec is None else st.detector.observe_thought_vector(vec)
+            except LoopHalt as exc:
+                raise RunHalted(exc.reason, {"guard": "loop", **exc.details}) from None
+            if thought is not None:
+                st.pending = thought
+        return response
 
 
 async def persist_vault(ctx: Context, config: GuardConfig, st: RunGuardState) -> None:

@@ -1,116 +1,87 @@
-"""`Guards.tool`: a model-proposed tool call, decided, approved, answered or run with retries.
+"""`ToolGateway`: a model-proposed tool call, decided, approved, answered or run with retries.
 
-Every proposal becomes one `tool:<name>` step per attempt. The gateway hands its `Verdict` to
-the interceptor through a context variable set only around that one step; when the call must not
-run (denial, denied approval, honeypot, open circuit breaker), the interceptor answers the step
-with `ShortCircuit` and the tool is never called.
+Every proposal becomes one `tool:<name>` step per attempt, and the gateway's `ToolVerdict` rides
+in that step's `Effect.meta`; when the call must not run (denial, denied approval, honeypot, open
+circuit breaker), the interceptor answers the step with `ShortCircuit` and the tool is never
+called.
 """
 
 from __future__ import annotations
 
-import contextvars
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._approval_wait import await_approval
-from tether.guards._steps import ANSWERED, RETRYABLE, TOOL_STEP
-from tether.runtime.interceptors import Effect
+from tether.guards._config import GuardConfig
+from tether.guards._policygate import PolicyGate
+from tether.guards._state import RunStates
+from tether.guards._steps import RETRYABLE, TOOL_STEP
+from tether.guards._verdict import ToolVerdict, WithVerdict, tool_answer
 
 if TYPE_CHECKING:
-    from tether.guards.gateway import Guards
     from tether.runtime import Context
     from tether.tools import ToolRegistry, ToolResult
 
 
-@dataclass
-class Verdict:
-    """The gateway's decision on one proposed call, handed to the interceptor for its tool step:
-    the policy decision (journaled in the step's `step_started` meta) and, when the call must not
-    run, the answer the step returns instead (`guard` says who answered)."""
+class ToolGateway:
+    def __init__(self, config: GuardConfig, states: RunStates, gate: PolicyGate) -> None:
+        self.config = config
+        self.states = states
+        self.gate = gate
 
-    tool: str
-    policy: dict[str, Any]
-    answer: dict[str, Any] | None = None
-    guard: str = ""
-    taken: bool = False
-
-
-# The verdict for the tool step the gateway is making right now in this task. A context variable,
-# not run state: it is set only around that one step, so it cannot clear any other call (a later
-# direct `ctx.tool`, a concurrent `ctx.gather` branch proposing the same call), live or replayed.
-_GATEWAY: contextvars.ContextVar[Verdict | None] = contextvars.ContextVar(
-    "tether_guards_gateway", default=None)
-
-
-def take_verdict(effect: Effect) -> Verdict | None:
-    """The gateway's verdict for this tool step, once; None if the step is not the gateway's."""
-    verdict = _GATEWAY.get()
-    if verdict is None or verdict.taken or effect.name != TOOL_STEP + verdict.tool:
-        return None
-    verdict.taken = True
-    return verdict
-
-
-async def call_tool(guards: Guards, ctx: Context, registry: ToolRegistry, name: str,
-                    arguments: Any) -> ToolResult:
-    """The body of `Guards.tool` (see there), once the registry is known."""
-    from tether.tools import ToolFailure, ToolResult
-
-    st = guards.state(ctx)
-    args = st.vault.unmask(arguments)  # the tool gets the real values, never the model
-    decision = guards.decide(st, name, args)
-    policy = decision.to_json()
-    if decision.action == "deny":
-        refusal = ToolFailure(type="policy_denied", message=f"denied by policy rule "
-                              f"'{decision.rule}': {decision.reason}")
-        return await answer_step(ctx, registry, args, Verdict(
-            name, policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
-                mode="json"), "policy"))
-    if decision.action == "honeypot":
-        simulated = ToolResult(tool=name, ok=True, output={"status": "ok"})
-        result = await answer_step(ctx, registry, args, Verdict(
-            name, policy, simulated.model_dump(mode="json"), "honeypot"))
-        flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
-        reason = f"honeypot tool '{name}' was called"
-        st.flags.append({"reason": reason, **flag})
-        ctx.flag(reason, **flag)  # `tether runs --flagged` lists the run
-        return result
-    if decision.action == "approve":
-        denied = await await_approval(ctx, guards.config, st, name, args, decision)
-        if denied is not None:
-            refusal = ToolFailure(type="approval_denied", message=denied)
-            return await answer_step(ctx, registry, args, Verdict(
-                name, policy, ToolResult(tool=name, ok=False, error=refusal).model_dump(
-                    mode="json"), "approval"))
-    retry = guards.config.retry
-    attempt = 0
-    while True:
-        attempt += 1
-        # the interceptor journals this decision with the step, and consults the tool's
-        # circuit breaker: while it is open, the step is answered `tool_unavailable`
-        token = _GATEWAY.set(Verdict(name, {**policy, "via": "gateway", "attempt": attempt}))
-        st.retrying = attempt > 1
-        try:
-            result = await ctx.tool(registry, name, args)
-        finally:
-            st.retrying = False
-            _GATEWAY.reset(token)
-        failed = not result.ok and result.error is not None and \
-            result.error.type in RETRYABLE
-        if not failed or retry is None or not retry.should_retry(attempt):
+    async def call(self, ctx: Context, registry: ToolRegistry, name: str,
+                   arguments: Any) -> ToolResult:
+        """The body of `Guards.tool` (see there), once the registry is known."""
+        st = self.states.of(ctx)
+        args = st.vault.unmask(arguments)  # the tool gets the real values, never the model
+        decision = self.gate.decide(st.policy, name, args)
+        policy = decision.to_json()
+        if decision.action == "deny":
+            return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
+                name, "policy", ok=False, error_type="policy_denied",
+                message=f"denied by policy rule '{decision.rule}': {decision.reason}"),
+                "policy"))
+        if decision.action == "honeypot":
+            result = await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
+                name, "honeypot", ok=True, output={"status": "ok"}), "honeypot"))
+            flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
+            reason = f"honeypot tool '{name}' was called"
+            st.flags.append({"reason": reason, **flag})
+            ctx.flag(reason, **flag)  # `tether runs --flagged` lists the run
             return result
-        # each attempt and each back-off timer is journaled: after a crash the count goes on
-        await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
+        if decision.action == "approve":
+            denied = await await_approval(ctx, self.config.approvers, st, name, args, decision)
+            if denied is not None:
+                return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
+                    name, "approval", ok=False, error_type="approval_denied", message=denied),
+                    "approval"))
+        retry = self.config.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            # the interceptor journals this decision with the step, and consults the tool's
+            # circuit breaker: while it is open, the step is answered `tool_unavailable`
+            verdict = ToolVerdict(name, {**policy, "via": "gateway", "attempt": attempt})
+            st.retrying = attempt > 1
+            try:
+                result = await _tool_effect(WithVerdict(ctx, verdict), registry, name, args)
+            finally:
+                st.retrying = False
+            failed = not result.ok and result.error is not None and \
+                result.error.type in RETRYABLE
+            if not failed or retry is None or not retry.should_retry(attempt):
+                return result
+            # each attempt and each back-off timer is journaled: after a crash the count goes on
+            await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
 
 
-async def answer_step(ctx: Context, registry: ToolRegistry, args: Any,
-                      verdict: Verdict) -> ToolResult:
+async def _answer(ctx: Context, registry: ToolRegistry, args: Any,
+                  verdict: ToolVerdict) -> ToolResult:
     """The proposal's tool step, answered by the guards instead of the tool."""
     from tether.tools import ToolResult
     from tether.tools.effect import effect_meta
 
-    assert verdict.answer is not None
-    answer = verdict.answer = {**verdict.answer, ANSWERED: verdict.guard}
+    answer = verdict.answer
+    assert answer is not None
     try:
         meta = effect_meta(registry.get(verdict.tool))
     except Exception:
@@ -120,19 +91,18 @@ async def answer_step(ctx: Context, registry: ToolRegistry, args: Any,
         # never the tool: runs only if no GuardInterceptor answered (fails closed)
         return answer
 
-    token = _GATEWAY.set(verdict)
-    try:
-        data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
-                              meta=meta)
-    finally:
-        _GATEWAY.reset(token)
+    data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
+                          meta=verdict.attach(meta))
     return ToolResult.model_validate(data)
 
 
-def unavailable_answer(name: str, message: str) -> dict[str, Any]:
-    """The answer of a tool step whose circuit breaker is open (the call did not run)."""
-    from tether.tools import ToolFailure, ToolResult
-
-    result = ToolResult(tool=name, ok=False, error=ToolFailure(type="tool_unavailable",
-                                                               message=message))
-    return {**result.model_dump(mode="json"), ANSWERED: "breaker"}
+async def _tool_effect(ctx: WithVerdict, registry: ToolRegistry, name: str,
+                       args: Any) -> ToolResult:
+    """What `ctx.tool(registry, name, args)` does, on a `ctx` that adds the verdict to the step's
+    meta (until `ctx.tool` takes `meta=` itself)."""
+    try:
+        from tether.runtime.effects.tool import tool_effect
+    except ImportError:  # the tool effect before it moved into the runtime
+        from tether.tools.effect import tool_effect  # type: ignore[attr-defined,no-redef]
+    result: ToolResult = await tool_effect(ctx, registry, name, args or {})
+    return result

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from tether.guards.errors import ApprovalError, KeyFormatError
 
-Verdict = Literal["approve", "deny"]
+ApprovalVerdict = Literal["approve", "deny"]
 Status = Literal["pending", "approved", "denied"]
 _APPROVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
@@ -136,9 +136,9 @@ class KeyRegistry:
 
 # ---------------------------------------------------------------------- decisions
 @dataclass(frozen=True)
-class Decision:
+class ApprovalDecision:
     approval_id: str
-    verdict: Verdict
+    verdict: ApprovalVerdict
     approver: str
     reason: str
     action_digest: str
@@ -156,13 +156,18 @@ class Decision:
                 "signature": self.signature}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Decision:
+    def from_json(cls, data: dict[str, Any]) -> ApprovalDecision:
         try:
             return cls(str(data["approval_id"]), data["verdict"], str(data["approver"]),
                        str(data.get("reason", "")), str(data["action_digest"]),
                        str(data["nonce"]), data.get("signature"))
         except KeyError as exc:
             raise ApprovalError(f"decision is missing field {exc}") from None
+
+
+# The name `tether.cli.guards` still imports (`Decision` was also the policy's class, now
+# `PolicyDecision`); new code says `ApprovalDecision`.
+Decision = ApprovalDecision
 
 
 def canonical_payload(approval_id: str, verdict: str, approver: str, reason: str,
@@ -177,9 +182,9 @@ def new_nonce() -> str:
     return base64.urlsafe_b64encode(os.urandom(18)).decode()
 
 
-def sign_decision(key: Ed25519PrivateKey, approval_id: str, verdict: Verdict, approver: str,
-                  digest: str, reason: str = "", nonce: str | None = None) -> Decision:
-    d = Decision(approval_id, verdict, approver, reason, digest, nonce or new_nonce())
+def sign_decision(key: Ed25519PrivateKey, approval_id: str, verdict: ApprovalVerdict, approver: str,
+                  digest: str, reason: str = "", nonce: str | None = None) -> ApprovalDecision:
+    d = ApprovalDecision(approval_id, verdict, approver, reason, digest, nonce or new_nonce())
     return replace(d, signature=base64.b64encode(key.sign(d.payload())).decode())
 
 
@@ -212,10 +217,10 @@ class ApprovalRequest:
 @dataclass
 class ApprovalState:
     request: ApprovalRequest
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[ApprovalDecision] = field(default_factory=list)
     status: Status = "pending"
 
-    def apply(self, d: Decision, keys: KeyRegistry, used_nonces: MutableSet[str]) -> Status:
+    def apply(self, d: ApprovalDecision, keys: KeyRegistry, used_nonces: MutableSet[str]) -> Status:
         """Validate and record one decision; raise ApprovalError on anything suspicious.
 
         `used_nonces` is the durable set of every nonce ever accepted (replay protection across
@@ -254,7 +259,7 @@ class ApprovalState:
         return self.status
 
     @staticmethod
-    def _verify(d: Decision, keys: KeyRegistry) -> None:
+    def _verify(d: ApprovalDecision, keys: KeyRegistry) -> None:
         key = keys.get(d.approver)
         try:
             sig = base64.b64decode(d.signature or "", validate=True)
@@ -268,8 +273,8 @@ class ApprovalState:
             ) from None
 
     @classmethod
-    def rebuild(cls, request: ApprovalRequest, decisions: Iterable[Decision], keys: KeyRegistry
-                ) -> ApprovalState:
+    def rebuild(cls, request: ApprovalRequest, decisions: Iterable[ApprovalDecision],
+                keys: KeyRegistry) -> ApprovalState:
         """Re-validate persisted decisions (a tampered row is rejected, not trusted)."""
         state = cls(request)
         nonces: set[str] = set()

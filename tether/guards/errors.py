@@ -84,15 +84,6 @@ class ToolUnavailable(GuardError):
         )
 
 
-class DepthLimitExceeded(GuardError):
-    """A child run would exceed the maximum recursion depth (fork-bomb defence)."""
-
-    def __init__(self, depth: int, max_depth: int) -> None:
-        self.depth = depth
-        self.max_depth = max_depth
-        super().__init__(f"child run depth {depth} exceeds the maximum depth {max_depth}")
-
-
 class ApprovalError(GuardError):
     """A decision on an approval was rejected (unknown id, bad signature, replay, ...)."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tether.guards.approvals import ApprovalRequest, ApprovalState, Decision, KeyRegistry
+from tether.guards._steps import APPROVAL_SIGNAL, GUARD_STEP
+from tether.guards.approvals import ApprovalDecision, ApprovalRequest, ApprovalState, KeyRegistry
 from tether.guards.errors import ApprovalError
-from tether.guards.gateway import APPROVAL_SIGNAL, GUARD_STEP
 
 _ID_SEP = ".a"
 
@@ -48,7 +48,8 @@ def _requests(events: list[Any]) -> dict[str, tuple[ApprovalRequest, float]]:
     return out
 
 
-def _history(store: Any, run_id: str, approval_id: str, events: list[Any]) -> list[Decision]:
+def _history(store: Any, run_id: str, approval_id: str,
+             events: list[Any]) -> list[ApprovalDecision]:
     """Decisions already received by the run, then those delivered but not yet consumed."""
     signal = APPROVAL_SIGNAL + approval_id
     payloads = [e.data.get("payload") for e in events
@@ -59,13 +60,13 @@ def _history(store: Any, run_id: str, approval_id: str, events: list[Any]) -> li
         if not isinstance(p, dict):
             continue
         try:
-            out.append(Decision.from_json(p))
+            out.append(ApprovalDecision.from_json(p))
         except (ApprovalError, TypeError, AttributeError):
             continue
     return out
 
 
-def _state(request: ApprovalRequest, history: list[Decision], keys: KeyRegistry
+def _state(request: ApprovalRequest, history: list[ApprovalDecision], keys: KeyRegistry
            ) -> tuple[ApprovalState, set[str]]:
     state, nonces = ApprovalState(request), set[str]()
     for d in history:
@@ -105,7 +106,7 @@ def find(store: Any, approval_id: str) -> tuple[ApprovalRequest, Any]:
     return found[0], run
 
 
-def decide(tether: Any, decision: Decision, keys: KeyRegistry | None = None) -> str:
+def decide(tether: Any, decision: ApprovalDecision, keys: KeyRegistry | None = None) -> str:
     """Pre-check `decision` against the journal and deliver it. Returns the resulting status
     ("pending" while a second approver is needed, "approved" or "denied")."""
     keys = keys or KeyRegistry()

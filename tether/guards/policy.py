@@ -86,7 +86,7 @@ class TraceEntry:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PolicyDecision:
     """The gateway's verdict on one proposed action; journaled verbatim."""
 
     action: Action
@@ -133,15 +133,15 @@ class Policy:
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------ decide
-    def decide(self, tool: ToolInfo | str, args: Any = None) -> Decision:
+    def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
         info = tool if isinstance(tool, ToolInfo) else ToolInfo(name=tool)
         args = {} if args is None else args
         trace: list[TraceEntry] = []
 
         def done(action: Action, rule: str, reason: str, line: int | None, critical: bool = False
-                 ) -> Decision:
+                 ) -> PolicyDecision:
             trace.append(TraceEntry(rule, line, "decided", reason))
-            return Decision(action, rule, reason, info.name, self.name, line, critical,
+            return PolicyDecision(action, rule, reason, info.name, self.name, line, critical,
                             tuple(trace))
 
         for glob in self.honeypots:
@@ -222,11 +222,11 @@ class PolicySet:
             raise ValueError("a PolicySet needs at least one policy (deny by default)")
         self.policies = policies
 
-    def decide(self, tool: ToolInfo | str, args: Any = None) -> Decision:
+    def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
         decisions = [p.decide(tool, args) for p in self.policies]
         worst = max(decisions, key=lambda d: _RANK[d.action])
         if worst.action == "approve" and any(d.critical for d in decisions):
-            worst = Decision(worst.action, worst.rule, worst.reason, worst.tool, worst.policy,
+            worst = PolicyDecision(worst.action, worst.rule, worst.reason, worst.tool, worst.policy,
                              worst.line, True, worst.trace)
         return worst
 
