@@ -10,8 +10,8 @@ from collections import Counter
 from typing import Any
 
 from tether import Context
+from tether.runtime.effects.tool import tool_effect
 from tether.tools import ToolRegistry, tool
-from tether.tools.effect import tool_effect
 
 CALLS: Counter[str] = Counter()
 KEYS: list[str | None] = []

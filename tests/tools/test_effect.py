@@ -9,8 +9,9 @@ import pytest
 
 from tether import Tether
 from tether.runtime import BaseInterceptor, Effect
+from tether.runtime.effects.tool import tool_effect
 from tether.tools import ToolRegistry, ToolResult, tool
-from tether.tools.effect import step_timeout, tool_effect
+from tether.tools.effect import step_timeout
 
 from . import agents_tools as A
 

@@ -4,25 +4,23 @@ A child is a run of its own, created exactly once in the same write that journal
 parent joins it durably (suspending until it has finished). `gather` runs awaitables as branches
 with their own key scopes, with structured concurrency: a failing branch cancels its siblings,
 while branches that must wait let the others go as far as they can. `Context` documents these
-operations and calls the functions here.
+operations and calls the functions here, handing itself over as a `RunView`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.store import RunRecord, dumps
 
 from . import ops
 from ._keys import _Scope, _scope
+from ._views import RunView
 from .errors import ChildFailed, DepthLimitExceeded, Drain, InDoubt, NotSerializable, Suspend
 from .interceptors import Effect
 from .refs import agent_ref
-
-if TYPE_CHECKING:
-    from .context import Context
 
 # Cancellation message gather uses when a branch failed: siblings' interrupted steps are then
 # journaled as cancelled (the runtime chose to stop them), not left in doubt.
@@ -34,7 +32,7 @@ _PAUSES = (Suspend, Drain, InDoubt)
 class ChildHandle:
     """A spawned child run. `await handle` (or `await handle.result()`) joins it durably."""
 
-    def __init__(self, ctx: Context, child_id: str) -> None:
+    def __init__(self, ctx: RunView, child_id: str) -> None:
         self._ctx = ctx
         self.id = child_id
 
@@ -48,7 +46,7 @@ class ChildHandle:
         return f"ChildHandle({self.id!r})"
 
 
-async def spawn(ctx: Context, agent: Callable[..., Any] | str, input: Any, *,
+async def spawn(ctx: RunView, agent: Callable[..., Any] | str, input: Any, *,
                 tenant: str | None, options: dict[str, Any] | None) -> ChildHandle:
     """`Context.spawn`, which documents it."""
     ref = agent_ref(agent)
@@ -89,7 +87,7 @@ async def spawn(ctx: Context, agent: Callable[..., Any] | str, input: Any, *,
     return ChildHandle(ctx, child_id)
 
 
-async def join(ctx: Context, child_id: str) -> Any:
+async def join(ctx: RunView, child_id: str) -> Any:
     """Wait for a child's outcome: its result, or `ChildFailed`; suspends while it runs."""
     key = ctx._next_key()
     events = ctx._recorded(key, "join", child_id)
@@ -107,7 +105,7 @@ async def join(ctx: Context, child_id: str) -> Any:
     raise Suspend(f"waiting for child run {child_id}", children=(child_id,))
 
 
-async def gather(ctx: Context, *aws: Awaitable[Any]) -> list[Any]:
+async def gather(ctx: RunView, *aws: Awaitable[Any]) -> list[Any]:
     """`Context.gather`, which documents it."""
     key = ctx._next_key()  # a position only: gather itself writes nothing
 

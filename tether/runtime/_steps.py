@@ -5,7 +5,8 @@ outcome is not is run again only when idempotent, and is otherwise in doubt unti
 decides. Live, a step is journaled as started (durably, before `fn` runs), then completed or
 failed; a pure step journals only its result. Interceptors see every step, live and replayed,
 and may short-circuit a live one. It is the largest ctx operation, so it lives apart from
-`context.py`, where `Context.step` documents it and calls `step` here.
+`context.py`, where `Context.step` documents it and calls `step` here. It takes the context as
+a `RunView` (what it uses of it), so this module does not depend on `context.py`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.store import dumps, loads
 
 from ._children import SIBLING_FAILED
+from ._views import RunView
 from .calls import ThreadOutlivedCancel, accepts_idempotency_key, call, failure
 from .errors import ActivityError, InDoubt, NotSerializable, ShortCircuit
 from .interceptors import Effect
 
-if TYPE_CHECKING:
-    from .context import Context
 
-
-async def step(ctx: Context, name: str, fn: Callable[..., Any], args: tuple[Any, ...], *,
+async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any, ...], *,
                idempotent: bool | None, timeout: float | None, meta: dict[str, Any] | None,
                pure: bool) -> Any:
     """`Context.step`, which documents it."""
@@ -70,7 +69,7 @@ async def step(ctx: Context, name: str, fn: Callable[..., Any], args: tuple[Any,
                            first_seq)
 
 
-async def _run_pure(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+async def _run_pure(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
                     timeout: float | None) -> Any:
     await ctx._before(effect)
     try:
@@ -88,7 +87,7 @@ async def _run_pure(ctx: Context, effect: Effect, fn: Callable[..., Any], args: 
     return await _complete(ctx, effect, result)
 
 
-async def _run_step(ctx: Context, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+async def _run_step(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
                     idempotent: bool, takes_key: bool, timeout: float | None, attempt: int,
                     first_seq: int | None) -> Any:
     name, key = effect.name, effect.key
@@ -129,7 +128,7 @@ async def _run_step(ctx: Context, effect: Effect, fn: Callable[..., Any], args: 
     return await _complete(ctx, effect, result)
 
 
-async def _complete(ctx: Context, effect: Effect, result: Any) -> Any:
+async def _complete(ctx: RunView, effect: Effect, result: Any) -> Any:
     try:
         encoded = dumps(result)
     except TypeError as exc:
@@ -146,7 +145,7 @@ async def _complete(ctx: Context, effect: Effect, result: Any) -> Any:
     return value
 
 
-async def _short_circuit(ctx: Context, effect: Effect, attempt: int, short: ShortCircuit) -> Any:
+async def _short_circuit(ctx: RunView, effect: Effect, attempt: int, short: ShortCircuit) -> Any:
     try:
         encoded = dumps(short.result)
     except TypeError as exc:

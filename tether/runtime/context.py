@@ -7,8 +7,9 @@ both are decoded from the same JSON.
 
 `Context` is the whole of ctx's API and documents every operation; the larger parts live in
 modules of their own: key scopes in `_keys.py`, the write path (a base class) in `_writes.py`,
-steps in `_steps.py`, children and `gather` in `_children.py`. The names that moved there are
-imported here `as` themselves, so they stay importable from this module.
+steps in `_steps.py`, children and `gather` in `_children.py`, model and tool calls in
+`effects/`. Those modules take the context as one of the narrow views in `_views.py`, never as
+`Context`, so none of them imports this module: dependencies inside the runtime point one way.
 """
 
 from __future__ import annotations
@@ -24,13 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tether.store import NewEvent, RunRecord, Store, Tx, dumps
 
 from . import _children, _steps
-from ._children import _PAUSES as _PAUSES
-from ._children import SIBLING_FAILED as SIBLING_FAILED
 from ._children import ChildHandle
-from ._children import _child_outcome as _child_outcome
-from ._keys import _Scope, _scope
-from ._steps import _activity_error as _activity_error
-from ._writes import YIELD_EVERY as YIELD_EVERY
+from ._keys import _Scope as _Scope  # the worker starts each execution in a fresh scope
+from ._keys import _scope as _scope
 from ._writes import _Writes
 from .committer import GroupCommitter
 from .errors import Drain, NonDeterminismError, SignalTimeout, Suspend
@@ -57,7 +54,7 @@ class Context(_Writes):
         owner: str,
         events: Sequence[Event],
         *,
-        interceptors: Sequence[Interceptor] = (),
+        interceptors: Sequence[Interceptor[Context]] = (),
         max_depth: int | None = None,
         epoch: int | None = None,
         read_only: bool = False,
@@ -68,7 +65,7 @@ class Context(_Writes):
                          read_only=read_only)
         self.store = store
         self.scratch: dict[str, Any] = {}
-        self.interceptors = list(interceptors)
+        self.interceptors: list[Interceptor[Context]] = list(interceptors)
         self._journal = journal
         self._visited: set[str] = set()
         self._replayed = 0  # journaled operations the code has reached again
@@ -304,7 +301,7 @@ class Context(_Writes):
         after every other branch has gone as far as it can."""
         return await _children.gather(self, *aws)
 
-    # -- higher-level effects (implemented by their own packages) --------------------------
+    # -- higher-level effects (built on `step` in `effects/`, and the sandbox's own) --------
     async def exec(self, code: str | Sequence[str], **kwargs: Any) -> Any:
         """Run code (or a command list) in an ephemeral sandbox, journaled; the run's workspace
         persists between execs as artifacts. Keywords: `language` ("python" | "bash"),
@@ -316,7 +313,7 @@ class Context(_Writes):
 
     async def model(self, model: Any, messages: Any, **kwargs: Any) -> Any:
         """Call a language model, journaled (see `tether.models`)."""
-        from tether.models.effect import model_effect
+        from .effects.model import model_effect
 
         return await model_effect(self, model, messages, **kwargs)
 
@@ -324,7 +321,7 @@ class Context(_Writes):
                    arguments: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Call a tool from a registry (or a single tool), journaled and checked by the
         interceptors; `version=` pins a version. See `tether.tools`."""
-        from tether.tools.effect import tool_effect
+        from .effects.tool import tool_effect
 
         return await tool_effect(self, tools, name, arguments or {}, **kwargs)
 

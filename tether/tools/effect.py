@@ -1,22 +1,16 @@
-"""Tool calls as journaled effects: ``ctx.tool(...)`` is built on ``ctx.step(...)`` here.
+"""What a tool tells the runtime's tool effect: the step's name, its time bound and its metadata.
 
-Every call, including a rejected one (unknown tool, invalid arguments), is one journaled step
-named ``tool:<name>`` whose result is a :class:`ToolResult` as JSON, so the trace shows what the
-model proposed and what it was told, and replay hands back exactly the same observation.
-Tool failures are *results* (``ok=False``), not exceptions: an agent shows them to the model.
-
-Interceptors see ``Effect(kind="step", name="tool:<name>", args=(arguments,), meta={"kind":
-"tool", "tool", "version", "side_effect", "idempotent"[, "rejected"]})``.
+``ctx.tool(...)`` journals each call as one step (``tether.runtime.effects.tool``); the facts
+about the tool it needs are decided here, by the tool layer, which imports nothing of the runtime.
+Guards read the same ``effect_meta`` when they answer a step themselves, so both describe a call
+identically.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tether.runtime.errors import ActivityError
-from tether.tools._base import Tool, ToolFailure, ToolResult
-from tether.tools._errors import ToolError
-from tether.tools._registry import ToolRegistry
+from tether.tools._base import Tool
 
 STEP_PREFIX = "tool:"
 
@@ -40,113 +34,3 @@ def effect_meta(tool: Tool) -> dict[str, Any]:
         "requires_approval": tool.requires_approval,
         "critical": tool.critical,
     }
-
-
-async def tool_effect(
-    ctx: Any,
-    registry_or_tool: ToolRegistry | Tool,
-    name: str | None,
-    arguments: Any,
-    *,
-    version: str | None = None,
-) -> ToolResult:
-    """Call a tool through the journal and return its :class:`ToolResult`.
-
-    ``registry_or_tool`` is a registry (``name`` selects the tool, newest version unless
-    ``version``) or a single tool (``name`` may be ``None`` or must match it). The step is marked
-    idempotent when the tool is, and a tool with an ``idempotency_key`` parameter receives the
-    runtime's ``run_id:seq`` key, which stays the same across replays and retries.
-    """
-    tool: Tool | None = None
-    rejection: ToolResult | None = None
-    if isinstance(registry_or_tool, Tool):
-        tool = registry_or_tool
-        if name is not None and name != registry_or_tool.name:
-            raise ValueError(
-                f"tool_effect got tool {registry_or_tool.name!r} but name {name!r}; "
-                "pass name=None or the tool's own name"
-            )
-        step_name = STEP_PREFIX + registry_or_tool.name
-    elif isinstance(registry_or_tool, ToolRegistry):
-        if not isinstance(name, str) or not name:
-            raise ValueError("tool_effect needs a tool name when given a registry")
-        step_name = STEP_PREFIX + name
-        try:
-            tool = registry_or_tool.get(name, version)
-        except ToolError as e:
-            rejection = ToolResult.failure(name, e)
-    else:
-        raise TypeError(
-            f"tool_effect expects a ToolRegistry or a Tool, got {type(registry_or_tool).__name__}"
-        )
-
-    if tool is not None:
-        try:
-            tool.validate(arguments)
-        except ToolError as e:
-            rejection = ToolResult.failure(tool.name, e)
-        else:
-            # the step records the arguments as proposed (what policy and approvals judged);
-            # the tool validates them again when it runs, filling in defaults
-            return await _live_call(ctx, tool, step_name, _plain(arguments))
-
-    # Rejected before execution: still journaled (the model's mistake is part of the trace),
-    # and idempotent, because nothing outside the journal happens.
-    assert rejection is not None
-    recorded = rejection.model_dump(mode="json")
-
-    def reject(_arguments: Any) -> dict[str, Any]:
-        return recorded
-
-    meta = effect_meta(tool) if tool is not None else {"kind": "tool", "tool": name}
-    meta["rejected"] = rejection.error.type if rejection.error else "rejected"
-    data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True, meta=meta)
-    return ToolResult.model_validate(data)
-
-
-async def _live_call(ctx: Any, tool: Tool, step_name: str, args: Any) -> ToolResult:
-    if tool.accepts_idempotency_key:
-
-        async def call_with_key(
-            arguments: Any, idempotency_key: str | None = None
-        ) -> dict[str, Any]:
-            result = await tool.run(arguments, idempotency_key=idempotency_key)
-            return result.model_dump(mode="json")
-
-        fn: Any = call_with_key
-    else:
-
-        async def call(arguments: Any) -> dict[str, Any]:
-            result = await tool.run(arguments)
-            return result.model_dump(mode="json")
-
-        fn = call
-
-    try:
-        data = await ctx.step(
-            step_name,
-            fn,
-            args,
-            # a tool that takes the key deduplicates repeats itself, so an in-doubt call may be
-            # re-run (design §3); otherwise only a declared-idempotent tool is re-run
-            idempotent=tool.idempotent or tool.accepts_idempotency_key,
-            timeout=step_timeout(tool),
-            meta=effect_meta(tool),
-        )
-    except ActivityError as e:
-        # Only the runtime's own bound (or a crash of the wrapper) lands here; tool errors are
-        # already results. Recorded as step_failed, so replay raises and converts identically.
-        kind = "timeout" if "timeout" in e.error_type.lower() else "execution_error"
-        return ToolResult(
-            tool=tool.name,
-            ok=False,
-            error=ToolFailure(type=kind, message=e.message, exception=e.error_type),
-        )
-    return ToolResult.model_validate(data)
-
-
-def _plain(arguments: Any) -> Any:
-    """Arguments as the model sent them, in a JSON-safe form for the journal."""
-    if isinstance(arguments, dict | list | str | int | float | bool) or arguments is None:
-        return arguments
-    return repr(arguments)

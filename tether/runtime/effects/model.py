@@ -19,12 +19,12 @@ from tether.models.messages import (
     ModelResponse,
     ToolDefinition,
     ToolLike,
-    as_messages,
-    as_tools,
+    as_request,
     request_hash,
 )
 from tether.models.validation import complete_validated
-from tether.runtime.errors import NonDeterminismError
+
+from ..errors import NonDeterminismError
 
 
 async def model_effect(
@@ -42,8 +42,7 @@ async def model_effect(
     """Call `model` through `ctx.step`; with `validate`, tool calls and structured output are
     checked (and repaired where safe) and errors fed back at most `max_feedback` times before
     `ModelOutputError` is raised."""
-    msgs = as_messages(list(messages))
-    tool_defs = as_tools(list(tools) if tools else None)
+    msgs, tool_defs = as_request(messages, tools)
 
     async def one(
         history: list[Message],
