@@ -140,6 +140,24 @@ async def test_max_steps_error_carries_the_trajectory(tether: Tether) -> None:
     assert rec.result["trajectory"][0]["calls"][0]["observation"] == "0.5"
 
 
+async def test_a_repeated_call_is_pointed_out_to_the_model(tether: Tether) -> None:
+    model = ScriptedModel([
+        tool_call("divide", {"a": 5_500_000, "b": 385_000}),
+        tool_call("divide", {"b": 385_000, "a": 5_500_000}),  # the same call, keys reordered
+        "Norway: 14.29 people/km2.",
+    ])
+    A.SETUP.update(model=model)
+    rec = await tether.run(A.react_agent, GOAL)
+    assert rec.status == "succeeded", rec.error
+    first, again, _ = rec.result["trajectory"]
+    assert first["calls"][0]["observation"] == "14.29"
+    note = again["calls"][0]["observation"]
+    assert note.startswith("14.29\n[You made this exact call before, at step 1")
+    assert model.calls[2].messages[-1].content == note  # what the model read
+    assert A.CALLS["divide"] == 2  # advice, not a cache: the tool still ran
+    assert await replay_only(tether, rec.id) == rec.result
+
+
 async def test_empty_reply_is_nudged_not_accepted(tether: Tether) -> None:
     A.SETUP.update(model=ScriptedModel(["", "42"]))
     rec = await tether.run(A.react_agent, "Answer?")

@@ -46,6 +46,11 @@ TRUNCATED = (
     "Your reply was cut off because it was too long. Reply again, shorter: one tool call with "
     "short arguments, or a brief final answer."
 )
+# Small models often repeat a call they already made; they move on sooner when told so.
+REPEATED = (
+    "\n[You made this exact call before, at step {step}: calling it again gives the same "
+    "result. Use what you have, or try something different.]"
+)
 
 SYSTEM_PROMPT = """\
 You solve the user's task step by step, using tools.
@@ -353,6 +358,7 @@ async def react(
     gov = Governed(ctx, guards)
     pinned = len(messages)  # the prompt survives a loop intervention's history trim
     trajectory: list[dict[str, Any]] = []
+    made: dict[str, int] = {}  # each distinct call -> the step it was first made in
     n_calls = 0
 
     def emit(kind: str, step: int, **fields: Any) -> None:
@@ -382,6 +388,10 @@ async def react(
         results = await gov.tools(registry, [(c.name, _arguments(c)) for c in calls])
         n_calls += len(calls)
         observations = [_clip(r.observation(), max_observation_chars) for r in results]
+        for i, c in enumerate(calls):
+            first = made.setdefault(_fingerprint(c), step)
+            if first != step:
+                observations[i] += REPEATED.format(step=first)
         for c, r, obs in zip(calls, results, observations, strict=True):
             emit("observation", step, tool=c.name, text=obs, ok=r.ok)
         if chosen == "json":
@@ -403,6 +413,11 @@ async def react(
 def _arguments(call: ToolCall) -> Any:
     """The raw text when the provider could not parse it: the tool layer reports why."""
     return call.raw_arguments if call.raw_arguments is not None else call.arguments
+
+
+def _fingerprint(call: ToolCall) -> str:
+    """The call's identity for repeat detection: the tool and its arguments, key order ignored."""
+    return call.name + ":" + json.dumps(_arguments(call), sort_keys=True, default=str)
 
 
 def _clip(text: str, limit: int) -> str:
