@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tether.runtime import resolve_agent
+from tether.runtime import resolve_agent, resolve_guards
 from tether.store import ALL_STATUSES, Event, RunRecord
 
 from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
@@ -32,20 +32,32 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
 
 
+GUARDS_OPTION = typer.Option(
+    None, "--guards", envvar="TETHER_GUARDS",
+    help="MODULE:NAME of the Guards this run executes under (recorded with the run).")
+
+
 def run(
     agent: str = typer.Argument(..., help="MODULE:FUNCTION or path/to/file.py:FUNCTION"),
     input: str = typer.Option(None, "--input", "-i", help="JSON input (or @file.json)."),
     detach: bool = typer.Option(False, "--detach", help="Only queue the run; a worker runs it."),
     tenant: str = typer.Option("default", "--tenant"),
     max_depth: int = typer.Option(None, "--max-depth", help="Maximum child-run depth."),
+    guards: str = GUARDS_OPTION,
     db: str = DB_OPTION,
 ) -> None:
-    """Start a run of AGENT. Without --detach it executes here and prints its timeline."""
+    """Start a run of AGENT. Without --detach it executes here and prints its timeline.
+
+    With --guards, the reference is recorded with the run: every worker that executes it
+    enforces those guards, and one that cannot load them leaves the run waiting."""
     payload = parse_json(input, "--input")
     tether = open_tether(db)
     with handle_errors():
         resolve_agent(agent)  # a typo fails here, before anything is written to the store
-        run_id = tether.submit(agent, payload, tenant=tenant, max_depth=max_depth)
+        if guards:
+            resolve_guards(guards)  # likewise for the guards: refuse before queuing
+        run_id = tether.submit(agent, payload, tenant=tenant, max_depth=max_depth,
+                               guards=guards or None)
     if detach:
         console.print(run_id)
         return
@@ -140,17 +152,24 @@ def worker(
     lease_ttl: float = typer.Option(30.0, "--lease-ttl", help="Seconds before a dead worker's "
                                     "runs may be taken over."),
     poll: float = typer.Option(0.2, "--poll", help="Seconds between looks for new work."),
+    guards: str = typer.Option(
+        None, "--guards", envvar="TETHER_GUARDS", help="MODULE:NAME of the deployment's "
+        "Guards, for runs that declare none (a run's own declared guards always apply)."),
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue)."""
     tether = open_tether(db)
+    if guards:
+        with handle_errors():
+            resolve_guards(guards)  # a worker that cannot enforce its guards does not start
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (_signal.SIGINT, _signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll)
+        w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
+                          guards=guards or None)
         console.print(f"worker {w.owner} serving {tether.store.url}")
         await w.serve(stop=stop)
         console.print(f"worker {w.owner} stopped after {w.executed} executions")

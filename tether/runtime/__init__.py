@@ -22,7 +22,7 @@ from .errors import (
     TetherError,
 )
 from .interceptors import BaseInterceptor, Effect, Interceptor
-from .refs import agent_ref, resolve_agent
+from .refs import agent_ref, guards_ref, resolve_agent, resolve_guards
 from .worker import Worker
 
 __all__ = [
@@ -52,5 +52,7 @@ __all__ = [
     "Worker",
     "agent_ref",
     "new_run_id",
+    "guards_ref",
     "resolve_agent",
+    "resolve_guards",
 ]

@@ -20,7 +20,7 @@ from .committer import GroupCommitter
 from .context import Context
 from .errors import InvalidInput, RunNotFound
 from .interceptors import Interceptor
-from .refs import agent_ref, resolve_agent
+from .refs import agent_ref, guards_ref, resolve_agent
 from .worker import Worker
 
 
@@ -38,9 +38,16 @@ class Tether:
         tenant_limits: dict[str, int] | None = None,
         lease_ttl: float = 30.0,
         concurrency: int = 256,
+        guards: str | object | None = None,
     ) -> None:
+        """`guards`: what every run submitted here executes under. A `module:NAME` reference
+        is recorded with each run, so every worker, in any process, enforces it (and one that
+        cannot load it leaves the run waiting); a `Guards` object applies to runs executed by
+        this process's workers only."""
         self.store = open_store(db)
         self.interceptors = interceptors
+        self.guards = guards
+        guards_ref(guards)  # a malformed reference fails here, not in a worker
         self.max_depth = max_depth
         self.tenant_limits = tenant_limits
         self.lease_ttl = lease_ttl
@@ -58,9 +65,13 @@ class Tether:
         options: dict[str, Any] | None = None,
         max_depth: int | None = None,
         spec_version: str | None = None,
+        guards: str | None = None,
     ) -> str:
-        """Queue a run and return its id. Any worker on the same database may execute it."""
-        run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version)
+        """Queue a run and return its id. Any worker on the same database may execute it.
+
+        `guards` (a `module:NAME` reference, default the client's) is recorded with the run."""
+        run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version,
+                            guards)
         self.store.write(ops.create_run(run))
         self._kick()
         return run.id
@@ -86,7 +97,7 @@ class Tether:
 
     def _new_run(self, agent: Callable[..., Any] | str, input: Any, tenant: str,
                  run_id: str | None, options: dict[str, Any] | None, max_depth: int | None,
-                 spec_version: str | None) -> RunRecord:
+                 spec_version: str | None, guards: str | None = None) -> RunRecord:
         ref = agent_ref(agent)
         try:
             dumps(input)
@@ -95,6 +106,9 @@ class Tether:
         opts = dict(options or {})
         if max_depth is not None:
             opts["max_depth"] = max_depth
+        declared = guards_ref(guards) or guards_ref(self.guards)
+        if declared is not None:
+            opts["guards"] = declared
         run_id = run_id or new_run_id()
         return RunRecord(id=run_id, agent=ref, status="queued", input=input, tenant=tenant,
                          root_id=run_id, spec_version=spec_version, options=opts)
@@ -167,7 +181,7 @@ class Tether:
         settings: dict[str, Any] = {
             "interceptors": self.interceptors, "max_depth": self.max_depth,
             "tenant_limits": self.tenant_limits, "lease_ttl": self.lease_ttl,
-            "concurrency": self.concurrency,
+            "concurrency": self.concurrency, "guards": self.guards,
         }
         settings.update(kwargs)
         worker = Worker(self.store, **settings)

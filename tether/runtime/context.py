@@ -66,6 +66,10 @@ class Context(_Writes):
         self.store = store
         self.scratch: dict[str, Any] = {}
         self.interceptors: list[Interceptor[Context]] = list(interceptors)
+        # The guards this run executes under (a `tether.guards.Guards`, opaque to the runtime),
+        # set by whoever installed their interceptors: built-in strategies route every model and
+        # tool call through them, so a refusal is an observation rather than an error.
+        self.guards: Any = None
         self._journal = journal
         self._visited: set[str] = set()
         self._replayed = 0  # journaled operations the code has reached again

@@ -41,25 +41,30 @@ def agent_ref(agent: Callable[..., Any] | str) -> str:
 
 
 def resolve_agent(ref: str) -> Callable[..., Any]:
+    obj = _lookup(ref, "agent")
+    if not callable(obj):
+        raise AgentNotFound(f"{ref!r} is not callable")
+    return obj
+
+
+def _lookup(ref: str, what: str) -> Any:
+    """The object a `module:NAME` or `file.py:NAME` reference names (agents and guards alike)."""
     target, sep, qualname = ref.rpartition(":")
     if not sep or not target or not qualname:
         raise AgentNotFound(
-            f"agent reference {ref!r} must look like 'package.module:function' "
-            "or 'file.py:function'"
+            f"{what} reference {ref!r} must look like 'package.module:NAME' or 'file.py:NAME'"
         )
     try:
         module = _load_file(target) if target.endswith(".py") else _import(target)
     except AgentNotFound:
         raise
     except Exception as exc:  # an import error inside the user's module
-        raise AgentNotFound(f"importing {target!r} for agent {ref!r} failed: {exc!r}") from exc
+        raise AgentNotFound(f"importing {target!r} for {what} {ref!r} failed: {exc!r}") from exc
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise AgentNotFound(f"{target!r} has no attribute {qualname!r} (agent {ref!r})")
-    if not callable(obj):
-        raise AgentNotFound(f"{ref!r} is not callable")
+            raise AgentNotFound(f"{target!r} has no attribute {qualname!r} ({what} {ref!r})")
     return obj
 
 
@@ -92,3 +97,31 @@ def _load_file(path: str) -> Any:
     _FILE_MODULES[name] = full
     spec.loader.exec_module(module)
     return module
+
+
+def guards_ref(guards: object) -> str | None:
+    """The reference recorded with a run for its guards: a `module:NAME` string as given.
+
+    Only a reference travels: any worker on any host resolves it the same way, which is what makes
+    the guards part of the run rather than of the process that happens to execute it. An object
+    applies in-process only (returns None)."""
+    if not isinstance(guards, str):
+        return None
+    target, sep, name = guards.rpartition(":")
+    if not sep or not target or not name:
+        raise AgentNotFound(
+            f"guards reference {guards!r} must look like 'package.module:NAME' or "
+            "'file.py:NAME' (a module-level Guards object)")
+    if target.endswith(".py"):  # stored absolute, so a worker started elsewhere finds it
+        return f"{os.path.abspath(target)}:{name}"
+    return guards
+
+
+def resolve_guards(ref: str) -> Any:
+    """Import the guards a run declares; anything with an `interceptors()` method qualifies."""
+    obj = _lookup(ref, "guards")
+    if not callable(getattr(obj, "interceptors", None)):
+        raise AgentNotFound(
+            f"guards reference {ref!r} names {type(obj).__name__}, not guards (an object with an "
+            "interceptors() method, such as tether.guards.Guards)")
+    return obj

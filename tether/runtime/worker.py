@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +37,7 @@ from .errors import (
     Suspend,
 )
 from .interceptors import Interceptor
-from .refs import resolve_agent
+from .refs import resolve_agent, resolve_guards
 
 log = logging.getLogger("tether.worker")
 
@@ -45,6 +47,10 @@ def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
     """Claim runs and read each claim's fencing epoch in the same transaction."""
     ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active)
     return [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
+
+
+def _clock(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def default_owner() -> str:
@@ -66,7 +72,12 @@ class Worker:
         committer: GroupCommitter | None = None,
         drain_timeout: float = 10.0,
         inline_commits: bool = True,
+        guards: str | object | None = None,
+        guards_retry_s: float = 60.0,
     ) -> None:
+        """`guards`: the deployment's guards, for runs that declare none (a run's own declared
+        `guards` reference always wins). A run whose declared guards this worker cannot load is
+        not executed: it waits, with the reason, and is tried again after `guards_retry_s`."""
         self.store = store
         self.owner = owner or default_owner()
         self.concurrency = concurrency
@@ -85,6 +96,9 @@ class Worker:
         self.inline_commits = inline_commits
         self._kick: asyncio.Event | None = None
         self.executed = 0
+        self.guards = guards
+        self.guards_retry_s = guards_retry_s
+        self._loaded_guards: dict[str, Any] = {}
 
     @property
     def committer(self) -> GroupCommitter:
@@ -214,15 +228,33 @@ class Worker:
             return self.interceptors(run)
         return self.interceptors
 
+    def _guards_for(self, run: RunRecord) -> Any:
+        """The guards `run` executes under: its declared reference, else this worker's own."""
+        ref = run.options.get("guards")
+        declared = ref if isinstance(ref, str) else self.guards
+        if not isinstance(declared, str):
+            return declared
+        if declared not in self._loaded_guards:  # one object per process: shared breakers
+            self._loaded_guards[declared] = resolve_guards(declared)
+        return self._loaded_guards[declared]
+
     async def _execute(self, run_id: str, epoch: int) -> None:
         _scope.set(_Scope(""))
         run = self.store.get_run(run_id)
         if run is None:
             return
+        try:
+            guards = self._guards_for(run)
+        except AgentNotFound as exc:
+            await self._refuse(run, epoch, exc)
+            return
+        interceptors = list(self._interceptors_for(run))
+        if guards is not None:
+            interceptors += list(guards.interceptors())
         events = self.store.load_events(run_id)
         ctx = Context(run, self.store, self.committer, self.owner, events,
-                      interceptors=self._interceptors_for(run), max_depth=self.max_depth,
-                      epoch=epoch)
+                      interceptors=interceptors, max_depth=self.max_depth, epoch=epoch)
+        ctx.guards = guards
         self._contexts[run_id] = ctx
         first = not any(e.kind == "run_started" for e in events)
         ctx._append("run_started" if first else "run_resumed", None, None,
@@ -231,6 +263,26 @@ class Worker:
             await self._drive(ctx, run)
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)
+        finally:
+            self.executed += 1
+
+    async def _refuse(self, run: RunRecord, epoch: int, exc: Exception) -> None:
+        """Guards that cannot be loaded here: execute nothing, leave the run waiting with why.
+
+        Running it without them would break the run's contract; failing it would lose a run
+        that a correctly deployed worker can finish. So it waits (nothing in its journal changes)
+        and any worker tries again at `wake_at`."""
+        wake_at = time.time() + self.guards_retry_s
+        reason = (f"not executed: worker {self.owner} cannot load the run's guards "
+                  f"{run.options.get('guards', self.guards)!r} ({exc}); deploy a worker that can "
+                  f"import them (any worker tries again at {_clock(wake_at)})")
+        log.warning("run %s: %s", run.id, reason)
+        try:
+            await self.committer.run(ops.suspend(
+                run.id, self.owner, reason=reason, wake_at=wake_at, children=(), signals=(),
+                epoch=epoch))
+        except LeaseLost:
+            log.info("run %s: lease lost while refusing it", run.id)
         finally:
             self.executed += 1
 
