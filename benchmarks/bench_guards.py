@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tether.guards import (  # noqa: E402
+    BudgetLimits,
     GuardConfig,
     Guards,
     Ledger,
-    Limits,
     LoopConfig,
     LoopDetector,
     MiniLMEmbedder,
@@ -107,8 +107,8 @@ def pct(xs: list[float], q: float) -> float:
 
 def guard_step_factory(with_embedding: bool) -> Callable[[int], object]:
     policy = loads_policy(POLICY)
-    tenant = Ledger(Limits(steps=10**9, cost_usd=1e9), scope="tenant")
-    run = Ledger(Limits(steps=10**9, tool_calls=10**9, tokens_in=10**12), parent=tenant,
+    tenant = Ledger(BudgetLimits(steps=10**9, cost_usd=1e9), scope="tenant")
+    run = Ledger(BudgetLimits(steps=10**9, tool_calls=10**9, tokens_in=10**12), parent=tenant,
                  started_at=time.time())
     embedder = default_embedder() if with_embedding else None
     detector = LoopDetector(embedder, LoopConfig(repeat_calls=10**9, thought_similarity=1.01))
@@ -140,7 +140,7 @@ async def runtime_overhead(steps: int) -> tuple[float, float]:
     for guarded in (False, True, False, True):
         with tempfile.TemporaryDirectory() as d:
             guards = Guards(GuardConfig(policy=loads_policy(POLICY),
-                                        run_limits=Limits(steps=10**9)))
+                                        run_limits=BudgetLimits(steps=10**9)))
             t = Tether(os.path.join(d, "b.db"),
                        interceptors=guards.interceptors() if guarded else ())
             await t.run(_bench_agent, 20)  # warm up

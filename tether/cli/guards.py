@@ -17,7 +17,7 @@ import typer
 
 from tether.cli._common import DB_OPTION, console, err_console, fail, open_tether
 from tether.guards.approvals import (
-    Decision,
+    ApprovalDecision,
     KeyRegistry,
     generate_keypair,
     load_key_registry,
@@ -218,7 +218,7 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
             decision = sign_decision(private, approval_id, verdict, who,  # type: ignore[arg-type]
                                      request.digest, reason)
         else:
-            decision = Decision(approval_id, verdict, who, reason,  # type: ignore[arg-type]
+            decision = ApprovalDecision(approval_id, verdict, who, reason,  # type: ignore[arg-type]
                                 request.digest, new_nonce())
         status = inbox.decide(tether, decision, registry)
     except KeyFormatError as exc:

@@ -18,7 +18,7 @@ from tether.guards.approvals import (
     load_public_key,
     sign_decision,
 )
-from tether.guards.budget import BudgetLimits, Ledger, Limits, Spend
+from tether.guards.budget import BudgetLimits, Ledger, Spend
 from tether.guards.embedding import Embedder, MiniLMEmbedder, default_embedder
 from tether.guards.errors import (
     ActionDenied,
@@ -65,7 +65,6 @@ __all__ = [
     "KeyFormatError",
     "KeyRegistry",
     "Ledger",
-    "Limits",
     "LoopConfig",
     "LoopDetector",
     "LoopHalt",

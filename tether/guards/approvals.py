@@ -165,10 +165,6 @@ class ApprovalDecision:
             raise ApprovalError(f"decision is missing field {exc}") from None
 
 
-# The name `tether.cli.guards` still imports (`Decision` was also the policy's class, now
-# `PolicyDecision`); new code says `ApprovalDecision`.
-Decision = ApprovalDecision
-
 
 def canonical_payload(approval_id: str, verdict: str, approver: str, reason: str,
                       digest: str, nonce: str) -> bytes:

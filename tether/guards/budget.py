@@ -185,8 +185,3 @@ def effect_usage(kind: EffectKind | str, tokens_in: int = 0, tokens_out: int = 0
 def utc_day(when: datetime | None = None) -> str:
     """The UTC calendar day ("YYYY-MM-DD") tenant budgets and usage counters are kept per."""
     return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
-
-
-# The name `benchmarks/bench_guards.py` still imports (the sandbox has its own `Limits`); new code
-# says `BudgetLimits`.
-Limits = BudgetLimits
