@@ -30,7 +30,8 @@ class _ArtifactStore(Protocol):
 
 
 class ExecContext(Protocol):
-    """What this module needs from ``tether.runtime.Context``."""
+    """What this module needs from ``tether.runtime.Context``, declared here so that the sandbox
+    imports nothing of the runtime (which sits above it and imports this module lazily)."""
 
     scratch: dict[str, Any]
 
