@@ -14,82 +14,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from tether.guards._sqlcheck import sql_read_only  # `sql: read_only`, judged in its module
+
 _MISSING = object()
-
-# Statements/keywords that can change state. Conservative on purpose: a false "not read-only" only
-# costs an allow rule; a false "read-only" would let a write through.
-_SQL_WRITE_WORDS = frozenset({
-    "insert", "update", "delete", "drop", "alter", "create", "replace", "truncate", "grant",
-    "revoke", "attach", "detach", "pragma", "vacuum", "into", "merge", "copy", "call", "exec",
-    "execute", "lock", "set", "reindex", "comment", "load", "upsert", "rename", "analyze",
-    "begin", "commit", "rollback", "savepoint", "release", "prepare", "deallocate", "listen",
-    "notify", "refresh", "cluster", "do", "import", "install", "handler",
-})
-_SQL_READ_STARTS = frozenset({"select", "with", "values", "explain", "show", "describe", "table"})
-_SQL_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-
-
-def _strip_sql(sql: str) -> str | None:
-    """Remove comments and quoted literals/identifiers; None when quoting is unbalanced."""
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if (c == "-" and sql.startswith("--", i)) or c == "#":
-            j = sql.find("\n", i)
-            i = n if j < 0 else j
-            out.append(" ")
-        elif c == "/" and sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            if j < 0:
-                return None
-            i = j + 2
-            out.append(" ")
-        elif c in "'\"`[":
-            close = "]" if c == "[" else c
-            j = i + 1
-            while True:
-                k = sql.find(close, j)
-                if k < 0:
-                    return None
-                if close != "]" and sql.startswith(close * 2, k):
-                    j = k + 2  # doubled quote escape
-                    continue
-                if c == "'" and k > 0 and sql[k - 1] == "\\":
-                    j = k + 1
-                    continue
-                break
-            out.append(" lit " if c == "'" else " ident ")
-            i = k + 1
-        elif c == "$" and (m := re.match(r"\$([A-Za-z_]*)\$", sql[i:])):
-            tag = m.group(0)
-            k = sql.find(tag, i + len(tag))
-            if k < 0:
-                return None
-            out.append(" lit ")
-            i = k + len(tag)
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def sql_read_only(sql: str) -> tuple[bool, str]:
-    """True only for one statement that starts like a query and names no write keyword."""
-    stripped = _strip_sql(sql)
-    if stripped is None:
-        return False, "unbalanced quotes or comment"
-    statements = [s for s in stripped.split(";") if s.strip()]
-    if len(statements) != 1:
-        return False, f"{len(statements)} statements (exactly one read-only statement allowed)"
-    words = [w.lower() for w in _SQL_TOKEN.findall(statements[0])]
-    if not words or words[0] not in _SQL_READ_STARTS:
-        first = words[0] if words else "<empty>"
-        return False, f"statement starts with '{first}', not a query"
-    bad = sorted({w for w in words if w in _SQL_WRITE_WORDS})
-    if bad:
-        return False, f"contains write keyword(s) {', '.join(w.upper() for w in bad)}"
-    return True, "read-only query"
 
 
 def path_under(value: str, prefix: str) -> tuple[bool, str]:

@@ -34,6 +34,7 @@ from tether.tools._lock import (
 )
 from tether.tools._openapi import OpenAPITool, openapi_tools
 from tether.tools._registry import ToolRegistry
+from tether.tools.sql import sqlite_query_tool
 
 __all__ = [
     "DEFAULT_LOCK",
@@ -64,6 +65,7 @@ __all__ = [
     "lock_entries",
     "openapi_tools",
     "read_lock",
+    "sqlite_query_tool",
     "tool",
     "tools_from_module",
     "write_lock",
