@@ -9,8 +9,10 @@ import signal as _signal
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from tether.observe import timeline_rows, timeline_table
 from tether.runtime import resolve_agent, resolve_guards
 from tether.store import ALL_STATUSES, Event, RunRecord
 
@@ -97,13 +99,26 @@ def runs(
     console.print(table)
 
 
-def show(run_id: str = typer.Argument(...), db: str = DB_OPTION) -> None:
-    """Show a run's timeline: every journaled event with durations."""
+def show(
+    run_id: str = typer.Argument(...),
+    full: bool = typer.Option(False, "--full", help="Show every detail whole, and the "
+                              "traceback of a failed run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run and its timeline as "
+                                 "JSON (fields documented in docs/cli.md)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Show a run's timeline: every journaled event with durations, tokens and guard decisions."""
     tether = open_tether(db)
     with handle_errors():
         record = tether.get(run_id)
         events = tether.events(run_id)
-    _print_timeline(record, events)
+    if as_json:
+        console.print_json(json.dumps({
+            "run": _run_dict(record),
+            "timeline": [row.to_json() for row in timeline_rows(events)],
+        }, default=str))
+        return
+    _print_timeline(record, events, full=full)
 
 
 def signal(
@@ -193,35 +208,21 @@ def _time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _summary(event: Event) -> str:
-    data: Any = event.data
-    if event.kind == "step_completed" or event.kind == "log":
-        text = json.dumps(data.get("message") if event.kind == "log" else data, default=str)
-    elif data is None:
-        text = ""
-    else:
-        text = json.dumps(data, default=str)
-    return text if len(text) <= 90 else text[:87] + "..."
-
-
-def _print_timeline(record: RunRecord, events: list[Event]) -> None:
-    starts: dict[str, float] = {}
-    t0 = events[0].ts if events else record.created_at
-    table = Table("seq", "t+ms", "event", "step", "name", "took", "detail", title=(
-        f"run {record.id} · {record.agent} · {record.status}"))
-    for e in events:
-        took = ""
-        if e.kind in ("step_started", "timer_started") and e.key is not None:
-            starts[e.key] = e.ts
-        elif e.kind in ("step_completed", "step_failed", "timer_fired") and e.key in starts:
-            took = f"{(e.ts - starts[e.key]) * 1000:.1f} ms"
-        table.add_row(str(e.seq), f"{(e.ts - t0) * 1000:.1f}", e.kind, e.key or "", e.name or "",
-                      took, _summary(e))
-    console.print(table)
+def _print_timeline(record: RunRecord, events: list[Event], *, full: bool = False) -> None:
+    console.print(timeline_table(record, events, full=full))
     console.print(f"status: {_status(record.status)}")
     if record.result is not None:
-        console.print(f"result: {json.dumps(record.result, default=str)[:2000]}")
+        result = json.dumps(record.result, default=str, ensure_ascii=False)
+        if not full and len(result) > 2000:
+            result = result[:2000] + f"… ({len(result) - 2000} more characters: --full)"
+        console.print(f"result: {escape(result)}")
     if record.error:
-        console.print(f"[red]error:[/] {record.error}")
+        console.print(f"[red]error:[/] {escape(record.error)}")
+        trace = next((e.data.get("traceback") for e in reversed(events)
+                      if e.kind == "run_failed" and isinstance(e.data, dict)), None)
+        if trace and full:
+            console.print(escape(str(trace)), markup=True)
+        elif trace:
+            console.print("[dim]traceback stored: tether show RUN --full[/dim]")
     if record.reason and not record.finished:
         console.print(f"[cyan]waiting:[/] {record.reason}")

@@ -39,6 +39,7 @@ from tether.demo.analysis import (
 )
 from tether.demo.tools import demo_tools
 from tether.models import Model
+from tether.observe import timeline_table
 
 TASKS = ("countries", "analysis")
 
@@ -214,68 +215,6 @@ def _short(text: str, n: int = 70) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _detail(kind: str, name: str | None, data: Any) -> str:
-    if not isinstance(data, dict):
-        return "" if data is None else _short(json.dumps(data))
-    if kind == "run_submitted":
-        return f"agent {data.get('agent')}"
-    if kind == "run_started":
-        return f"worker {data.get('worker')}"
-    if kind == "step_started":
-        meta = data.get("meta") or {}
-        if meta.get("kind") == "tool":
-            return f"{meta.get('side_effect')}, idempotent={meta.get('idempotent')}"
-        if meta.get("kind") == "exec":
-            return f"sandbox {meta.get('backend')}, {meta.get('language')}"
-        return ""
-    if kind == "step_completed" and "response" in data:
-        resp = data["response"]
-        usage = data.get("usage") or {}
-        tokens = f"{usage.get('input_tokens', 0)}→{usage.get('output_tokens', 0)} tok"
-        if resp.get("tool_calls"):
-            calls = ", ".join(c["name"] for c in resp["tool_calls"])
-            return f"{tokens}; calls {calls}"
-        return f"{tokens}; {_short(resp.get('text') or '', 50)}"
-    if kind == "step_completed" and "exit_code" in data:
-        return _exec_detail(data)
-    if kind == "step_completed" and "ok" in data:
-        output = data.get("output")
-        if data.get("ok") and isinstance(output, dict) and "exit_code" in output:
-            return "ok: " + _exec_detail(output)
-        if data.get("ok"):
-            return "ok: " + _short(json.dumps(output), 60)
-        err = data.get("error") or {}
-        return f"{err.get('type')}: " + _short(err.get("message", ""), 55)
-    if kind == "step_failed":
-        return f"{data.get('type')}: {_short(data.get('message', ''), 55)}"
-    return _short(json.dumps(data), 60)
-
-
-def _exec_detail(res: dict[str, Any]) -> str:
-    files = res.get("files") or {}
-    written = [*files.get("added", []), *files.get("modified", [])]
-    text = f"exit {res.get('exit_code')}, {res.get('duration_ms', 0):.0f} ms"
-    if written:
-        text += "; wrote " + ", ".join(written)
-    stdout = _short(res.get("stdout") or "", 40)
-    return text + (f"; {stdout}" if stdout else "")
-
-
-def timeline(tether: Tether, run_id: str) -> Table:
-    events = tether.events(run_id)
-    t0 = events[0].ts if events else 0.0
-    table = Table(title=f"journal of run {run_id}", show_lines=False)
-    table.add_column("seq", justify="right", no_wrap=True, min_width=3)
-    table.add_column("+ms", justify="right", no_wrap=True, min_width=6)
-    table.add_column("event", no_wrap=True, min_width=14)
-    table.add_column("name", no_wrap=True, min_width=16, max_width=28, overflow="ellipsis")
-    table.add_column("detail", no_wrap=True, max_width=62, overflow="ellipsis")
-    for e in events:
-        table.add_row(str(e.seq), f"{(e.ts - t0) * 1000:.0f}", e.kind, escape(e.name or ""),
-                      escape(_detail(e.kind, e.name, e.data)))
-    return table
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tether.demo",
@@ -377,7 +316,7 @@ def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
     else:
         console.print(Panel(escape(str(record.error or record.reason)),
                             title=f"run {record.status}", border_style="red"))
-    console.print(timeline(tether, record.id))
+    console.print(timeline_table(record, tether.events(record.id)))
     console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]")
     return bool(record.status == "succeeded")
 

@@ -22,6 +22,7 @@ from typing import Any
 from tether import Context
 from tether.agents import ExampleStep, ReActExample, react
 from tether.sandbox.tools import code_tools
+from tether.store import vocabulary
 from tether.tools import ToolRegistry
 
 SALES_FILE = Path(__file__).parent / "data" / "sales.csv"
@@ -198,29 +199,27 @@ def code_calls(events: list[Any]) -> list[dict[str, Any]]:
     asked: list[str] = []  # code of the code-tool calls, in the order the model made them
     out: list[dict[str, Any]] = []
     before: dict[str, str] = {}
+    code_steps = {vocabulary.tool_step(n) for n in ("python", "bash")}
     for e in events:
-        name = e.name or ""
-        data = e.data if isinstance(e.data, dict) else {}
-        if e.kind != "step_completed":
-            continue
-        if name.startswith("model:"):
-            for c in (data.get("response") or {}).get("tool_calls") or []:
+        call = vocabulary.model_call(e)
+        if call is not None:
+            for c in call.tool_calls:
                 if c.get("name") in ("python", "bash"):
                     args = c.get("arguments") or {}
                     asked.append(str(args.get("code") or args.get("script") or ""))
             continue
-        if name == "sandbox.exec":
-            res, code = data, ""
-        elif name in ("tool:python", "tool:bash"):
-            code = asked.pop(0) if asked else ""
-            if not data.get("ok"):
-                err = data.get("error") or {}
-                out.append({"seq": e.seq, "step": name, "code": code, "exit_code": None,
-                            "written": [], "stdout": "", "workspace": sorted(before),
-                            "error": f"{err.get('type')}: {err.get('message')}"})
-                continue
-            res = data.get("output") or {}
-        else:
+        if e.kind != vocabulary.STEP_COMPLETED or (
+                e.name != vocabulary.EXEC_STEP and e.name not in code_steps):
+            continue
+        name = e.name or ""
+        code = "" if name == vocabulary.EXEC_STEP else (asked.pop(0) if asked else "")
+        res = vocabulary.exec_result(e)
+        if res is None:
+            failed = vocabulary.tool_call(e)
+            error = f"{failed.error_type}: {failed.error_message}" if failed else "no result"
+            out.append({"seq": e.seq, "step": name, "code": code, "exit_code": None,
+                        "written": [], "stdout": "", "workspace": sorted(before),
+                        "error": error})
             continue
         manifest: dict[str, str] = res.get("manifest") or {}
         files = res.get("files") or {}

@@ -1,21 +1,20 @@
-"""How guard-related effects are named in the journal and which budget they count against.
+"""Which budget a guard-related effect counts against, and the guards' journal names.
 
-The gateway, the interceptor, the journal accounting and the approval inbox must agree on these
-names byte for byte (they are stored in journals), so they are defined once, here.
+The names themselves (`tool:`, `guard:`, `approval:`, the `guard` answer marker) are stored in
+journals and read by every layer, so they are defined once in `tether.store.vocabulary`; they are
+re-exported here for the guards' modules.
 """
 
 from __future__ import annotations
 
 from tether.runtime.interceptors import Effect
+from tether.store.vocabulary import ANSWERED, APPROVAL_SIGNAL, GUARD_STEP, TOOL_STEP, step_family
+
+__all__ = ["ANSWERED", "APPROVAL_SIGNAL", "GUARD_STEP", "RETRYABLE", "SCRATCH_KEY", "TOOL_STEP",
+           "effect_kind", "guard_kind"]
 
 SCRATCH_KEY = "tether.guards"  # the run's `RunGuardState` in `ctx.scratch`
 RETRYABLE = frozenset({"execution_error", "timeout", "http_error"})
-APPROVAL_SIGNAL = "approval:"
-GUARD_STEP = "guard:"
-TOOL_STEP = "tool:"  # tether.tools.effect.STEP_PREFIX (not imported: tools load lazily)
-# Key marking a tool step's result as the guards' answer (the call did not run). Kept in the
-# journaled result, so live and replay classify the step alike; `ToolResult` ignores it.
-ANSWERED = "guard"
 
 
 def effect_kind(effect: Effect) -> str:
@@ -25,11 +24,8 @@ def effect_kind(effect: Effect) -> str:
     name = effect.name
     if effect.kind == "step" and name.startswith(GUARD_STEP):
         return guard_kind(name)
-    if name.startswith("model:"):
-        return "model"
-    if name.startswith(TOOL_STEP):
-        return "tool"
-    return "step"
+    family = step_family(name)
+    return family if family in ("model", "tool") else "step"
 
 
 def guard_kind(name: str) -> str:

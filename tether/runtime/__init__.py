@@ -51,8 +51,8 @@ __all__ = [
     "TetherError",
     "Worker",
     "agent_ref",
-    "new_run_id",
     "guards_ref",
+    "new_run_id",
     "resolve_agent",
     "resolve_guards",
 ]

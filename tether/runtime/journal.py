@@ -11,28 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tether.store import Event
+from tether.store.vocabulary import FAMILY
 
-# Which ctx operation wrote an event kind: used to detect code that diverged from its journal.
-FAMILY = {
-    "step_started": "step",
-    "step_completed": "step",
-    "step_failed": "step",
-    "step_in_doubt": "step",
-    "step_resolved": "step",
-    "now": "now",
-    "random": "random",
-    "timer_started": "sleep",
-    "timer_fired": "sleep",
-    "signal_waiting": "wait_for",
-    "signal_received": "wait_for",
-    "child_spawned": "spawn",
-    "child_rejected": "spawn",
-    "child_completed": "join",
-    "log": "log",
-    "annotation": "annotate",
-    "run_flagged": "flag",
-}
-
+__all__ = ["FAMILY", "Journal"]
 
 class Journal:
     def __init__(self, events: Iterable[Event]) -> None:

@@ -18,9 +18,10 @@ from tether.sandbox._registry import default_backend_name, get_backend
 from tether.sandbox._sandbox import shared_sandbox
 from tether.sandbox._types import Language, Limits
 from tether.sandbox._workspace import digest
+from tether.store import vocabulary
 
 MANIFEST_KEY = "tether.sandbox.manifest"
-STEP_NAME = "sandbox.exec"
+STEP_NAME = vocabulary.EXEC_STEP
 
 
 class _ArtifactStore(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 
 from tether.sandbox._types import Language
 from tether.sandbox.effect import MANIFEST_KEY, STEP_NAME, ExecContext, _live_exec
+from tether.store import vocabulary
 from tether.tools import FunctionTool, tool
 
 TOOL_NAMES = ("python", "bash")
@@ -33,7 +34,7 @@ def latest_manifest(ctx: ExecContext) -> dict[str, str]:
             continue
         if event.name == STEP_NAME and "manifest" in event.data:
             manifest = event.data["manifest"]
-        elif event.name in {f"tool:{n}" for n in TOOL_NAMES}:
+        elif event.name in {vocabulary.tool_step(n) for n in TOOL_NAMES}:
             output = event.data.get("output")
             if isinstance(output, dict) and "manifest" in output:
                 manifest = output["manifest"]

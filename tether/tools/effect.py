@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether.store.vocabulary import TOOL_STEP
 from tether.tools._base import Tool
 
-STEP_PREFIX = "tool:"
+STEP_PREFIX = TOOL_STEP
 
 
 def step_timeout(tool: Tool) -> float | None:

@@ -23,6 +23,7 @@ from tether.models.messages import (
     request_hash,
 )
 from tether.models.validation import complete_validated
+from tether.store.vocabulary import model_step
 
 from ..errors import NonDeterminismError
 
@@ -68,7 +69,7 @@ async def model_effect(
             }
 
         record = await ctx.step(
-            f"model:{model.name}",
+            model_step(model.name),
             call,
             idempotent=True,
             meta={"kind": "model", "model": model.name, "request_hash": digest},
@@ -76,7 +77,7 @@ async def model_effect(
         if record.get("request_hash") != digest:
             raise NonDeterminismError(
                 ctx.run_id,
-                f"model:{model.name}",
+                model_step(model.name),
                 f"a model request with hash {str(record.get('request_hash'))[:12]}",
                 f"a different request (hash {digest[:12]}): the messages, tools, output schema "
                 "or parameters changed",

@@ -1,0 +1,95 @@
+"""The one timeline: built from a real guarded run's journal, shown by `tether show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.guards import agents_governed
+from tether import Tether
+from tether.cli import app
+from tether.observe import timeline_rows, timeline_table, timeline_totals
+from tether.store import vocabulary as v
+
+GUARDS = "tests.guards.agents_governed:GUARDS"
+
+
+@pytest.fixture
+async def waiting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    monkeypatch.setenv("TETHER_TEST_LEDGER", str(tmp_path / "ledger.txt"))
+    db = str(tmp_path / "t.db")
+    t = Tether(db, guards=GUARDS)
+    record = await t.run(agents_governed.governed_refund, "refund order A-7")
+    t.close()
+    assert record.status == "waiting"
+    return db, record.id
+
+
+async def test_rows_carry_tokens_and_guard_decisions(waiting_run: tuple[str, str]) -> None:
+    db, run_id = waiting_run
+    t = Tether(db)
+    events = t.events(run_id)
+    t.close()
+    rows = timeline_rows(events)
+    assert [r.seq for r in rows] == [e.seq for e in events]
+    models = [r for r in rows if r.kind == v.STEP_COMPLETED and (r.name or "").startswith("model:")]
+    assert len(models) == 2 and all(r.tokens_in > 100 and r.tokens_out > 0 for r in models)
+    assert "calls refund" in models[1].detail
+    decisions = [r.decision for r in rows if r.decision]
+    assert decisions == ["allow lookups", "approve big-refunds"]
+    tool_done = next(r for r in rows if r.name == "tool:lookup_order" and r.took_ms is not None)
+    assert tool_done.detail.startswith("ok: ") and '"amount": 500' in tool_done.detail
+    totals = timeline_totals(events)
+    assert totals.model_calls == 2 and totals.tool_calls == 1
+    assert totals.tokens_in == sum(r.tokens_in for r in rows)
+    assert totals.decisions == {"allow": 1, "approve": 1}
+    json.dumps([r.to_json() for r in rows])  # JSON-ready
+
+
+async def test_show_json_and_full(waiting_run: tuple[str, str]) -> None:
+    db, run_id = waiting_run
+    out = CliRunner().invoke(app, ["show", run_id, "--json", "--db", db])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["run"]["id"] == run_id and data["run"]["status"] == "waiting"
+    assert {"seq", "kind", "name", "took_ms", "detail", "tokens_in", "decision"} <= set(
+        data["timeline"][0])
+    human = CliRunner().invoke(app, ["show", run_id, "--db", db], env={"COLUMNS": "200"})
+    assert "approve big-refunds" in human.output and "guard decisions: 1 allow, 1 approve" in (
+        " ".join(human.output.split()))
+
+
+async def test_failed_run_shows_its_traceback_with_full(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_TEST_LEDGER", str(tmp_path / "ledger.txt"))
+    db = str(tmp_path / "f.db")
+    t = Tether(db, guards=GUARDS)
+    record = await t.run(agents_governed.direct_refund, "A-7")  # refused past the gateway
+    t.close()
+    assert record.status == "failed"
+    short = CliRunner().invoke(app, ["show", record.id, "--db", db], env={"COLUMNS": "200"})
+    assert "traceback stored" in short.output and "Traceback (most recent" not in short.output
+    full = CliRunner().invoke(app, ["show", record.id, "--full", "--db", db],
+                              env={"COLUMNS": "200"})
+    assert "Traceback (most recent call last)" in full.output
+
+
+def test_long_details_are_cut_visibly_and_full_keeps_them(tmp_path: Path) -> None:
+    from tether.store import Event, RunRecord
+
+    text = "x" * 500
+    events = [Event(run_id="r1", seq=1, kind="log", key="1", name=None,
+                    data={"message": text, "approver": "alice"}, ts=1.0)]
+    record = RunRecord(id="r1", agent="a:b", status="succeeded", input=None)
+    from rich.console import Console
+
+    def render(full: bool) -> str:
+        console = Console(width=2000, record=True)
+        console.print(timeline_table(record, events, full=full))
+        return console.export_text()
+
+    assert "…" in render(False) and text not in render(False)
+    assert text in render(True) and '"approver": "alice"' in render(True)

@@ -1,0 +1,185 @@
+"""The timeline of a run: one row per journal event, with durations, tokens and guard decisions.
+
+Rows are plain data (`TimelineRow`, JSON-ready for scripts and, later, the web UI); `timeline_table`
+is the one terminal renderer of them. Everything is read through `tether.store.vocabulary`, so the
+timeline cannot drift from what the runtime and the guards journal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from tether.store import Event, RunRecord
+from tether.store import vocabulary as v
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    seq: int
+    t_ms: float  # since the run's first event
+    kind: str
+    key: str | None
+    name: str | None
+    took_ms: float | None  # for events that close an operation opened earlier
+    detail: str  # never cut here: renderers decide how much fits
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    decision: str = ""  # the guards' decision on this step, e.g. "deny default"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimelineTotals:
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None
+    model_calls: int
+    tool_calls: int
+    decisions: dict[str, int]  # action -> count (allow, deny, approve, honeypot, ...)
+
+
+def timeline_rows(events: list[Event]) -> list[TimelineRow]:
+    t0 = events[0].ts if events else 0.0
+    opened: dict[str, float] = {}
+    rows: list[TimelineRow] = []
+    for e in events:
+        took = None
+        if e.kind in v.OPENS and e.key is not None:
+            opened.setdefault(e.key, e.ts)
+        elif e.kind in v.CLOSES and e.key in opened:
+            took = (e.ts - opened.pop(e.key or "")) * 1000
+        call = v.model_call(e)
+        decision = v.guard_decision(e)
+        rows.append(TimelineRow(
+            seq=e.seq, t_ms=(e.ts - t0) * 1000, kind=e.kind, key=e.key, name=e.name,
+            took_ms=took, detail=describe(e),
+            tokens_in=call.input_tokens if call else 0,
+            tokens_out=call.output_tokens if call else 0,
+            cost_usd=call.cost_usd if call else None,
+            decision=_decision_text(decision),
+        ))
+    return rows
+
+
+def timeline_totals(events: list[Event]) -> TimelineTotals:
+    tin, tout, cost = v.usage_of(events)
+    decisions: dict[str, int] = {}
+    models = tools = 0
+    for e in events:
+        models += v.model_call(e) is not None
+        tools += v.tool_call(e) is not None
+        d = v.guard_decision(e)
+        if d is not None:
+            decisions[d.action] = decisions.get(d.action, 0) + 1
+    return TimelineTotals(tin, tout, cost, models, tools, decisions)
+
+
+def _decision_text(d: v.GuardDecision | None) -> str:
+    if d is None:
+        return ""
+    text = f"{d.action} {d.rule or ''}".strip()
+    if d.short_circuit:
+        text += f" → {d.short_circuit} answered"
+    return text
+
+
+def describe(e: Event) -> str:
+    """What an event says, in a line (not shortened)."""
+    data: Any = e.data
+    d = data if isinstance(data, dict) else {}
+    family = v.step_family(e.name)
+    if e.kind == v.RUN_SUBMITTED:
+        return f"agent {d.get('agent')}, tenant {d.get('tenant')}"
+    if e.kind in (v.RUN_STARTED, v.RUN_RESUMED):
+        return f"worker {d.get('worker')}, attempt {d.get('attempt')}"
+    if e.kind == v.STEP_STARTED:
+        return _started(e, family)
+    if (call := v.model_call(e)) is not None:
+        said = ", ".join(f"{c.get('name')}({_json(c.get('arguments'))})" for c in call.tool_calls)
+        return f"calls {said}" if said else (call.text or f"({call.finish_reason})")
+    if (res := v.exec_result(e)) is not None:
+        return _exec_text(res)
+    if (tc := v.tool_call(e)) is not None:
+        if tc.ok:
+            return "ok: " + _json(tc.output)
+        return f"{tc.error_type}: {tc.error_message}"
+    if e.kind in (v.STEP_FAILED, v.RUN_FAILED):
+        return f"{d.get('type')}: {d.get('message')}"
+    if e.kind == v.RUN_HALTED:
+        return str(d.get("reason"))
+    if e.kind == v.LOG:
+        fields = {k: val for k, val in d.items() if k != "message"}
+        return str(d.get("message", "")) + (f" {_json(fields)}" if fields else "")
+    if e.kind == v.SIGNAL_WAITING:
+        return f"waiting for signal {e.name!r}"
+    if data is None:
+        return ""
+    return _json(data)
+
+
+def _started(e: Event, family: str) -> str:
+    meta = v.step_meta(e)
+    if family == "model":
+        return f"model {meta.get('model') or v.step_subject(e.name)}"
+    if family == "tool":
+        return f"{meta.get('side_effect')}, idempotent={meta.get('idempotent')}"
+    if family == "exec":
+        return f"sandbox {meta.get('backend')}, {meta.get('language')}"
+    if family == "guard":
+        decision = v.guard_decision(e)
+        return f"approval {meta.get('approval_id')}: {decision.reason if decision else ''}"
+    return ""
+
+
+def _exec_text(res: dict[str, Any]) -> str:
+    files = res.get("files") or {}
+    written = [*files.get("added", []), *files.get("modified", [])]
+    text = f"exit {res.get('exit_code')}, {res.get('duration_ms') or 0:.0f} ms"
+    if written:
+        text += "; wrote " + ", ".join(written)
+    out = " ".join(str(res.get("stdout") or "").split())
+    return text + (f"; {out}" if out else "")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _cut(text: str, width: int | None) -> str:
+    text = " ".join(text.split())
+    if width is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
+
+
+def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False,
+                   detail_width: int = 90) -> Table:
+    """The run's journal as a table; `full` shows every detail whole (nothing is cut)."""
+    width = None if full else detail_width
+    table = Table(title=f"journal of run {record.id} · {record.agent} · {record.status}",
+                  title_justify="left")
+    for col, justify in (("seq", "right"), ("+ms", "right"), ("event", "left"),
+                         ("key", "left"), ("name", "left"), ("took", "right"),
+                         ("tokens", "right"), ("guards", "left"), ("detail", "left")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in timeline_rows(events):
+        tokens = f"{r.tokens_in}→{r.tokens_out}" if (r.tokens_in or r.tokens_out) else ""
+        table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, r.key or "", escape(r.name or ""),
+                      "" if r.took_ms is None else f"{r.took_ms:.0f} ms", tokens,
+                      escape(r.decision), escape(_cut(r.detail, width)))
+    totals = timeline_totals(events)
+    cost = "n/a" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    decided = ", ".join(f"{n} {a}" for a, n in sorted(totals.decisions.items())) or "none"
+    table.caption = (f"{totals.model_calls} model calls, {totals.tokens_in} tokens in, "
+                     f"{totals.tokens_out} out, cost {cost}; {totals.tool_calls} tool calls; "
+                     f"guard decisions: {decided}")
+    table.caption_justify = "left"
+    return table
