@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from tether.agents import react
-from tether.guards import GuardConfig, Guards, loads_policy
+from tether.guards import GuardConfig, Guards, KeyRegistry, load_key_registry, loads_policy
 from tether.models import ScriptedModel
 from tether.models.messages import ToolCall
 from tether.models.scripted import ScriptedCall
@@ -56,8 +56,16 @@ def refund(order: str, amount: float) -> str:
     return f"REFUND EXECUTED: {amount} for {order}"
 
 
+def _approvers() -> KeyRegistry:
+    """The approvers every process of the deployment knows: the file `tether approve` reads
+    (TETHER_APPROVERS). A worker accepts only decisions signed by one of them."""
+    path = os.environ.get("TETHER_APPROVERS")
+    return load_key_registry(path) if path else KeyRegistry()
+
+
 TOOLS = ToolRegistry([lookup_order, refund])
-GUARDS = Guards(GuardConfig(policy=loads_policy(POLICY, "refunds.yaml")), tools=TOOLS)
+GUARDS = Guards(GuardConfig(policy=loads_policy(POLICY, "refunds.yaml"), approvers=_approvers()),
+                tools=TOOLS)
 
 
 def _script(call: ScriptedCall) -> Any:

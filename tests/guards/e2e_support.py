@@ -13,6 +13,8 @@ import contextvars
 import os
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from tether import Tether
 from tether.guards import GuardConfig, Guards, KeyRegistry, loads_policy
 from tether.models import ScriptedModel, tool_call
@@ -60,10 +62,16 @@ rules:
 """
 
 VAULT_KEY = os.urandom(32)
+# Every approval decision must be signed by a registered approver: these two sign the decisions
+# of the tests that do not bring their own (`people`).
+APPROVER_KEYS = {name: Ed25519PrivateKey.generate() for name in ("carol", "dave")}
+APPROVERS = KeyRegistry()
+for _name, _key in APPROVER_KEYS.items():
+    APPROVERS.register(_name, _key.public_key())
 
 def make_guards(embedder: Any, approvers: KeyRegistry | None = None, **kw: Any) -> Guards:
     cfg = GuardConfig(policy=loads_policy(POLICY, "e2e.yaml"), embedder=embedder,
-                      vault_key=VAULT_KEY, approvers=approvers or KeyRegistry(), **kw)
+                      vault_key=VAULT_KEY, approvers=approvers or APPROVERS, **kw)
     return Guards(cfg, tools=A.registry)
 
 

@@ -133,15 +133,19 @@ def test_deny_finishes_and_later_decisions_rejected(people):
         st.apply(sign_decision(keys["alice"], req.id, "approve", "alice", req.digest), reg, nonces)
 
 
-def test_non_critical_single_unsigned_ok_but_bad_signature_still_rejected(people):
-    _keys, reg = people
+def test_non_critical_needs_one_signed_decision_and_bad_signature_still_rejected(people):
+    keys, reg = people
     req = ApprovalRequest("ap-3", "run-1", "refund", {"amount": 500}, "big-refunds")
     st = ApprovalState(req)
     bad = ApprovalDecision(req.id, "approve", "alice", "", req.digest, "n" * 20,
                    base64.b64encode(b"\0" * 64).decode())
     with pytest.raises(ApprovalError, match="invalid signature"):
         st.apply(bad, reg, set())
-    assert st.apply(ApprovalDecision(req.id, "approve", "carol", "ok", req.digest, "m" * 20), reg,
+    # an unsigned decision from an unregistered approver used to approve it (issue 13)
+    with pytest.raises(ApprovalError, match="must be signed"):
+        st.apply(ApprovalDecision(req.id, "approve", "carol", "ok", req.digest, "m" * 20), reg,
+                 set())
+    assert st.apply(sign_decision(keys["alice"], req.id, "approve", "alice", req.digest), reg,
                     set()) == "approved"
 
 

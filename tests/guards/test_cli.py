@@ -116,6 +116,9 @@ async def test_approvals_approve_deny_via_cli(tmp_path: Path, db_path: str):
     assert run.status == "waiting" and A.EXECUTED == [("transfer", {"to": "a", "amount": 5.0})]
 
     r = invoke("deny", f"{run.id}.a2", "--db", db_path, "--reason", "no")
+    assert r.exit_code == 1 and "must be signed" in r.output  # a denial too (issue 13)
+    r = invoke("deny", f"{run.id}.a2", "--db", db_path, "--reason", "no", "--keys", str(keys),
+               "--approver", "bob", "--key", str(tmp_path / "bob.key"))
     assert r.exit_code == 0 and "status denied" in r.output
     run = await t.drive(run.id)
     assert run.status == "succeeded" and len(A.EXECUTED) == 1

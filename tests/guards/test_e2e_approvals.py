@@ -11,7 +11,16 @@ from tether.guards import ApprovalDecision, ApprovalError, inbox, sign_decision
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import journal, make_guards, open_tether, replay_only, say, search_forever
+from .e2e_support import (
+    APPROVER_KEYS,
+    APPROVERS,
+    journal,
+    make_guards,
+    open_tether,
+    replay_only,
+    say,
+    search_forever,
+)
 
 
 # ----------------------------------------------------------------------- approvals
@@ -22,7 +31,7 @@ async def test_a_replayed_approval_does_not_clear_a_later_direct_call(db_path):
     args = {"card": "c", "amount": 5}
     run = await t.run(A.approved_then_direct, {"args": args})
     req = inbox.list_pending(t.store)[0].request
-    inbox.decide(t, _decision(req.id, req.digest, "carol"))
+    inbox.decide(t, _decision(req.id, req.digest, "carol"), APPROVERS)
     assert (await t.drive(run.id)).status == "waiting"  # refunded once; now waits for "go"
     t.signal(run.id, "go", None)
     done = await t.drive(run.id)  # replays the approved call, then calls refund directly
@@ -34,6 +43,10 @@ async def test_a_replayed_approval_does_not_clear_a_later_direct_call(db_path):
 
 
 def _decision(aid: str, digest: str, approver: str, verdict: str = "approve") -> ApprovalDecision:
+    """Signed when `approver` is one of the e2e approvers (carol, dave), else unsigned."""
+    if approver in APPROVER_KEYS:
+        return sign_decision(APPROVER_KEYS[approver], aid, verdict,  # type: ignore[arg-type]
+                             approver, digest, "ok")
     return ApprovalDecision(aid, verdict, approver, "ok", digest,  # type: ignore[arg-type]
                     base64.urlsafe_b64encode(os.urandom(18)).decode())
 
@@ -55,7 +68,8 @@ async def test_approval_survives_worker_restart_without_rerunning(db_path):
     t.close()  # the worker is gone; the run is a row
 
     t2 = open_tether(db_path, guards)
-    assert inbox.decide(t2, _decision(aid, pending[0].request.digest, "carol")) == "approved"
+    assert inbox.decide(t2, _decision(aid, pending[0].request.digest, "carol"),
+                        APPROVERS) == "approved"
     done = await t2.drive(run.id)
     assert done.status == "succeeded", done.error
     assert A.EXECUTED == [("search", {"q": "order 42"}),
@@ -74,7 +88,7 @@ async def test_denied_approval_blocks_the_tool(db_path):
     t = open_tether(db_path, guards)
     run = await t.run(A.react, {"task": "x"})
     req = inbox.list_pending(t.store)[0].request
-    assert inbox.decide(t, _decision(req.id, req.digest, "carol", "deny")) == "denied"
+    assert inbox.decide(t, _decision(req.id, req.digest, "carol", "deny"), APPROVERS) == "denied"
     done = await t.drive(run.id)
     assert done.status == "succeeded" and A.EXECUTED == []
     assert done.result["observations"][0]["error"]["type"] == "approval_denied"
@@ -137,8 +151,8 @@ async def test_concurrent_identical_proposals_keep_their_own_verdicts(db_path):
     pending = sorted(inbox.list_pending(t.store), key=lambda p: p.request.id)
     assert [p.request.id for p in pending] == [f"{run.id}.a1", f"{run.id}.a2"]
     first, second = (p.request for p in pending)
-    inbox.decide(t, _decision(second.id, second.digest, "carol", "deny"))
-    inbox.decide(t, _decision(first.id, first.digest, "carol"))
+    inbox.decide(t, _decision(second.id, second.digest, "carol", "deny"), APPROVERS)
+    inbox.decide(t, _decision(first.id, first.digest, "carol"), APPROVERS)
     done = await t.drive(run.id)
     assert done.status == "succeeded", done.error
     assert [r["ok"] for r in done.result] == [True, False]

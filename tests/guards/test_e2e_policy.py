@@ -29,7 +29,11 @@ async def test_denied_tool_never_executes_and_denial_is_journaled(db_path):
     completed = [e for e in events if e.kind == "step_completed" and e.name == "tool:write_file"]
     assert completed[0].key == started[0].key and completed[0].data["guard"] == "policy"
     assert completed[0].data["error"]["type"] == "policy_denied"
-    assert not any(e.kind.startswith("step_") and e.name.startswith("guard:") for e in events)
+    assert not any(e.kind.startswith("step_") and e.name.startswith("guard:")
+                   and not e.name.startswith("guard:paths:") for e in events)
+    # (the one guard record is the path the policy judged, journaled for replay)
+    assert [e.data for e in events if e.name == "guard:paths:write_file"] == [
+        {"path": "/etc/passwd", "content": "root::0:0"}]
     assert "ERROR: denied by policy" in (model.calls[1].messages[-1].content or "")
     assert await replay_only(t, guards, run.id, A.react) == run.result
     t.close()

@@ -17,7 +17,7 @@ from tether.guards._modelcall import trim_history
 from tether.models import Message, ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import STUCK, journal, make_guards, open_tether, replay_only, say
+from .e2e_support import APPROVERS, STUCK, journal, make_guards, open_tether, replay_only, say
 from .test_e2e_approvals import _decision
 
 
@@ -110,7 +110,7 @@ async def test_approval_is_a_durable_wait_then_the_call_runs_exactly_once(db_pat
 
     t2 = open_tether(db_path, guards)
     req = pending.request
-    assert inbox.decide(t2, _decision(req.id, req.digest, "carol")) == "approved"
+    assert inbox.decide(t2, _decision(req.id, req.digest, "carol"), APPROVERS) == "approved"
     done = await t2.drive(run.id)
     assert done.status == "succeeded", done.error
     assert done.result["answer"] == "Refunded order 42."
@@ -132,7 +132,7 @@ async def test_denied_approval_is_an_observation(db_path):
     run = await t.run(A.react_under_run_guards, {"task": "Refund."})
     assert run.status == "waiting"
     req = inbox.list_pending(t.store)[0].request
-    assert inbox.decide(t, _decision(req.id, req.digest, "carol", "deny")) == "denied"
+    assert inbox.decide(t, _decision(req.id, req.digest, "carol", "deny"), APPROVERS) == "denied"
     done = await t.drive(run.id)
     assert done.status == "succeeded", done.error
     assert A.EXECUTED == []

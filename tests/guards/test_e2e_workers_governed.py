@@ -83,7 +83,12 @@ def wait_status(env: dict[str, str], run_id: str, *statuses: str, timeout: float
 
 
 def test_approval_through_a_restarted_worker_runs_the_refund_once(
-        env: dict[str, str], workers: list[WorkerProcess]) -> None:
+        env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path) -> None:
+    # alice is a registered approver: her key pair, and the approvers file every process reads
+    cli("approvals", "--keygen", str(tmp_path / "alice"), env=env)
+    (tmp_path / "approvers.yaml").write_text(
+        json.dumps({"alice": (tmp_path / "alice.pub").read_text()}))
+    env["TETHER_APPROVERS"] = str(tmp_path / "approvers.yaml")
     run_id = cli("run", "--detach", "--guards", GUARDS, f"{AGENTS}:governed_refund",
                  "--input", json.dumps("refund order A-7"), env=env).stdout.strip()
     workers.append(WorkerProcess(env))  # no --guards: the run's own declaration applies
@@ -94,7 +99,8 @@ def test_approval_through_a_restarted_worker_runs_the_refund_once(
     listed = cli("approvals", env=env).stdout
     approval_id = f"{run_id}.a1"
     assert approval_id in listed and "refund" in listed, listed
-    cli("approve", approval_id, "--reason", "customer verified", "--approver", "alice", env=env)
+    cli("approve", approval_id, "--reason", "customer verified", "--approver", "alice",
+        "--key", str(tmp_path / "alice.key"), env=env)
 
     workers.append(WorkerProcess(env))  # a new process resumes the run from its journal
     assert wait_status(env, run_id, "succeeded", "failed", "halted") == "succeeded"

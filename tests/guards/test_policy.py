@@ -99,7 +99,8 @@ def test_writing_sql_denied_with_reason(policy, sql):
 
 @pytest.mark.parametrize("path,ok", [
     ("/workspace/a.txt", True),
-    ("notes/a.txt", True),
+    # relative: the file the tool opens, from the working directory (not from the prefix)
+    ("notes/a.txt", False),
     ("/workspace/../etc/passwd", False),
     ("../../etc/passwd", False),
     ("/workspacex/a", False),
@@ -113,8 +114,11 @@ def test_path_prefix(policy, path, ok):
 def test_wrong_type_or_missing_argument_fails_closed(policy):
     assert policy.decide("read_file", {"path": ["/workspace/a"]}).action == "deny"
     assert policy.decide("read_file", {}).action == "deny"
-    assert policy.decide("refund", {"amount": "5"}).action == "deny"
-    assert policy.decide("refund", {"amount": True}).action == "deny"
+    # `min`/`max` cannot be evaluated on a string or a bool: that matches the `approve` rule
+    # (fail closed: a person decides) and never the `allow` rule (issue 13)
+    for amount in ("5", True):
+        d = policy.decide("refund", {"amount": amount})
+        assert (d.action, d.rule) == ("approve", "big-refunds"), amount
 
 
 def test_deny_beats_allow(policy):

@@ -37,6 +37,12 @@ KeysOpt = Annotated[
     typer.Option("--keys", envvar="TETHER_APPROVERS",
                  help="YAML file mapping approver ids to Ed25519 public keys."),
 ]
+# every decision is signed by a registered approver (docs/guards.md, "Who may approve what")
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", envvar="TETHER_APPROVER_KEY",
+                 help="Your Ed25519 private key: every decision must be signed with it."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -171,8 +177,7 @@ def approve(
     approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
     approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
-    key: Annotated[Path | None, typer.Option(
-        "--key", help="Your Ed25519 private key (required for critical actions).")] = None,
+    key: KeyOpt = None,
     keys: KeysOpt = None,
     db: str = DB_OPTION,
 ) -> None:
@@ -184,7 +189,7 @@ def deny(
     approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
     approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="Your Ed25519 private key.")] = None,
+    key: KeyOpt = None,
     keys: KeysOpt = None,
     db: str = DB_OPTION,
 ) -> None:
@@ -199,6 +204,19 @@ def _registry(path: str | None) -> KeyRegistry:
         return load_key_registry(path)
     except ApprovalError as exc:
         fail(str(exc), 2)
+
+
+def _hint(key_path: Path | None, registry: KeyRegistry) -> str:
+    """What the operator is missing when a decision is refused."""
+    if key_path is None:
+        return (" — sign it: pass --key YOUR_PRIVATE_KEY (or set TETHER_APPROVER_KEY); create a "
+                "pair with `tether approvals --keygen NAME` and register NAME.pub in the "
+                "approvers file")
+    if not registry.approvers():
+        return (" — no approvers file given: pass --keys approvers.yaml (or set "
+                "TETHER_APPROVERS), the same file the workers' GuardConfig.approvers is loaded "
+                "from")
+    return ""
 
 
 def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
@@ -224,6 +242,6 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
     except KeyFormatError as exc:
         fail(str(exc), 2)
     except ApprovalError as exc:
-        fail(str(exc), 1)
+        fail(str(exc) + _hint(key_path, registry), 1)
     more = " (one more distinct approver needed)" if status == "pending" else ""
     console.print(f"{approval_id}: {verdict} recorded by {who}; status {status}{more}")

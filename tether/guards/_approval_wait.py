@@ -7,6 +7,7 @@ between when the policy says `approve`: no worker is held while it waits.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._state import RunGuardState
@@ -18,11 +19,16 @@ from tether.guards.policy import PolicyDecision
 if TYPE_CHECKING:
     from tether.runtime import Context
 
+log = logging.getLogger(__name__)
+
 
 async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState, name: str,
                          args: Any, decision: PolicyDecision) -> str | None:
     """Journal the request and wait durably (no worker held). None = approved, else the
-    denial message."""
+    denial message.
+
+    `args` are the arguments the tool will receive (validated, canonical): the request shows
+    them to the approvers and its digest, which every decision signs, covers them."""
     st.approvals += 1
     request = ApprovalRequest(
         id=f"{ctx.run_id}.a{st.approvals}", run_id=ctx.run_id, tool=name, args=args,
@@ -32,9 +38,17 @@ async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState
     def propose() -> dict[str, Any]:
         return body
 
-    await ctx.step(f"{GUARD_STEP}approval:{name}", propose, idempotent=True,
-                   meta={"kind": "approval", "approval_id": request.id,
-                         "policy": decision.to_json()})
+    recorded = await ctx.step(f"{GUARD_STEP}approval:{name}", propose, idempotent=True,
+                              meta={"kind": "approval", "approval_id": request.id,
+                                    "policy": decision.to_json()})
+    if isinstance(recorded, dict) and recorded.get("action_digest") != request.digest:
+        # a request journaled by another version, for arguments this one would not hand the
+        # tool: what the approvers sign could not be what runs
+        return (f"approval {request.id} was requested for other arguments than the tool would "
+                "now receive; propose the call again")
+    if not approvers.approvers():
+        log.warning("approval %s waits, but GuardConfig.approvers has no registered approver: "
+                    "no decision can be accepted", request.id)
     state = ApprovalState(request)
     nonces: set[str] = set()
     while state.status == "pending":

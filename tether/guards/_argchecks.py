@@ -1,15 +1,19 @@
 """Argument predicates used by policy rules.
 
-Each check returns `(ok, why)`. They are written against hostile input: the model chooses the
-argument values, so a check must fail closed on anything it does not understand (wrong type,
-missing argument, unparsable URL, SQL it cannot classify).
+Each check returns `(ok, why)`, where `ok` is True, False or None: None means the condition
+cannot be evaluated on this value (a missing argument, a value of a type the condition does not
+apply to, a path that cannot be resolved). The policy counts None as a match for `deny` and
+`approve` rules and as no match for `allow` rules, so whatever a check does not understand fails
+closed. They are written against hostile input: the model chooses the argument values.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import posixpath
+import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,22 +23,74 @@ from tether.guards._sqlcheck import sql_read_only  # `sql: read_only`, judged in
 _MISSING = object()
 
 
-def path_under(value: str, prefix: str) -> tuple[bool, str]:
-    """Lexical containment; `..` and duplicate slashes are normalised before comparing.
+Check = tuple[bool | None, str]  # (True / False / None = cannot be evaluated, why)
+_MAX_SYMLINKS = 40  # what Linux allows in one path lookup (ELOOP beyond)
 
-    Symlinks are not resolved here (the gateway does not see the sandbox's filesystem); the
-    sandbox's mount layout is what makes this check sufficient.
-    """
+
+class UnresolvablePath(ValueError):
+    """A path whose target cannot be determined: a NUL byte, a symlink loop."""
+
+
+def resolve_path(value: str, base: str | None = None) -> str:
+    """The absolute path `open(value)` reaches from `base` (default: this process's working
+    directory, which is where a tool opens a relative path), with every symlink followed and
+    `..` collapsed the way the kernel walks it: a link's target first, then its parent.
+
+    Components that do not exist (yet) are kept as they are. The result names no symlink
+    that existed when it was computed, so a tool handed this path opens the file that was
+    judged even if a link on the way is re-pointed later; only a component replaced by a link
+    between this call and the tool's `open` can still redirect it (see docs/security.md)."""
     if "\x00" in value:
-        return False, "path contains a NUL byte"
-    base = posixpath.normpath("/" + prefix.strip("/")) if prefix != "/" else "/"
-    full = value if value.startswith("/") else posixpath.join(base, value)
-    norm = posixpath.normpath(full)
-    if norm.startswith("//"):
-        norm = "/" + norm.lstrip("/")
-    if base == "/" or norm == base or norm.startswith(base + "/"):
-        return True, f"{norm} is under {base}"
-    return False, f"{norm} is outside {base}"
+        raise UnresolvablePath("the path contains a NUL byte")
+    if not value.startswith("/") and base is None:
+        try:
+            base = os.getcwd()
+        except OSError as exc:
+            raise UnresolvablePath(f"relative, and the working directory is gone ({exc})") \
+                from None
+    start = value if value.startswith("/") else os.path.join(base or "/", value)
+    todo = [p for p in reversed(start.split("/")) if p not in ("", ".")]
+    resolved, links = "/", 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, part)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+        except OSError:  # absent (or unreadable): nothing to follow, the name stays
+            resolved = candidate
+            continue
+        if not is_link:
+            resolved = candidate
+            continue
+        links += 1
+        if links > _MAX_SYMLINKS:
+            raise UnresolvablePath(f"too many levels of symbolic links at {candidate}")
+        try:
+            target = os.readlink(candidate)
+        except OSError as exc:
+            raise UnresolvablePath(f"cannot read the symbolic link {candidate}: {exc}") \
+                from None
+        if target.startswith("/"):
+            resolved = "/"
+        todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+    return resolved
+
+
+def path_under(value: str, prefix: str) -> Check:
+    """Whether the file `value` names (resolved: symlinks followed, `..` collapsed, relative to
+    the working directory) lies under `prefix` (resolved too). None when it cannot be resolved.
+    """
+    try:
+        path = resolve_path(value)
+        base = resolve_path(prefix)
+    except UnresolvablePath as exc:
+        return None, f"{value!r} under {prefix!r}: {exc}"
+    if base == "/" or path == base or path.startswith(base + "/"):
+        return True, f"{path} is under {base}"
+    return False, f"{path} is outside {base}"
 
 
 def host_of(url: str) -> str | None:
@@ -55,23 +111,81 @@ def domain_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
 
 
 def _num(value: Any) -> float | None:
+    """A finite real number; None for anything else (bools, strings, NaN, infinities)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    return float(value) if math.isfinite(value) else None
 
 
-def _op_equals(v: Any, arg: Any) -> tuple[bool, str]:
-    return (v == arg), f"{v!r} {'==' if v == arg else '!='} {arg!r}"
+def _scalar_kind(value: Any) -> str | None:
+    """The JSON kind of a scalar a tool may coerce into another kind: `"1"`, `1.0` and `True`
+    can all become the integer 1."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "str" if isinstance(value, str) else None
 
 
-def _op_in(v: Any, arg: Any) -> tuple[bool, str]:
-    ok = any(v == a and type(v) is type(a) for a in arg)
+def _same(v: Any, a: Any) -> bool | None:
+    """JSON equality: numbers by value (1 == 1.0), a bool only equal to a bool, containers
+    element by element. None when `v` is a scalar of another kind than `a` (`"1"` against 1):
+    equality cannot be decided without knowing what the tool will make of it."""
+    if isinstance(v, dict) and isinstance(a, dict):
+        if v.keys() != a.keys():
+            return False
+        return _all(_same(v[k], a[k]) for k in v)
+    if isinstance(v, list) and isinstance(a, list):
+        if len(v) != len(a):
+            return False
+        return _all(_same(x, y) for x, y in zip(v, a, strict=True))
+    kv, ka = _scalar_kind(v), _scalar_kind(a)
+    if kv is not None and ka is not None and kv != ka:
+        return None
+    if kv == "number" and ka == "number":
+        return bool(float(v) == float(a))
+    return type(v) is type(a) and bool(v == a)
+
+
+def _all(results: Any) -> bool | None:
+    """False if any is False, else None if any is None, else True."""
+    out: bool | None = True
+    for r in results:
+        if r is False:
+            return False
+        if r is None:
+            out = None
+    return out
+
+
+def _any(results: Any) -> bool | None:
+    """True if any is True, else None if any is None, else False."""
+    out: bool | None = False
+    for r in results:
+        if r is True:
+            return True
+        if r is None:
+            out = None
+    return out
+
+
+def _op_equals(v: Any, arg: Any) -> Check:
+    ok = _same(v, arg)
+    if ok is None:
+        return None, f"{v!r} and {arg!r} are of different types"
+    return ok, f"{v!r} {'==' if ok else '!='} {arg!r}"
+
+
+def _op_in(v: Any, arg: Any) -> Check:
+    ok = _any(_same(v, a) for a in arg)
+    if ok is None:
+        return None, f"{v!r} cannot be compared with every item of {arg!r}"
     return ok, f"{v!r} {'in' if ok else 'not in'} {arg!r}"
 
 
-def _op_not_in(v: Any, arg: Any) -> tuple[bool, str]:
-    ok, _ = _op_in(v, arg)
-    return (not ok), f"{v!r} {'in' if ok else 'not in'} {arg!r}"
+def _op_not_in(v: Any, arg: Any) -> Check:
+    ok, why = _op_in(v, arg)
+    return (None if ok is None else not ok), why
 
 
 def _op_regex(v: Any, arg: re.Pattern[str]) -> tuple[bool, str]:
@@ -95,7 +209,7 @@ def _op_prefix(v: Any, arg: str) -> tuple[bool, str]:
     return ok, f"{'starts' if ok else 'does not start'} with {arg!r}"
 
 
-def _op_path_under(v: Any, arg: str) -> tuple[bool, str]:
+def _op_path_under(v: Any, arg: str) -> Check:
     if not isinstance(v, str):
         return False, f"{type(v).__name__} is not a string"
     return path_under(v, arg)
@@ -107,17 +221,17 @@ def _op_sql(v: Any, arg: str) -> tuple[bool, str]:
     return sql_read_only(v)
 
 
-def _op_min(v: Any, arg: float) -> tuple[bool, str]:
+def _op_min(v: Any, arg: float) -> Check:
     n = _num(v)
     if n is None:
-        return False, f"{v!r} is not a number"
+        return None, f"{v!r} is not a finite number"
     return n >= arg, f"{v!r} {'>=' if n >= arg else '<'} {arg!r}"
 
 
-def _op_max(v: Any, arg: float) -> tuple[bool, str]:
+def _op_max(v: Any, arg: float) -> Check:
     n = _num(v)
     if n is None:
-        return False, f"{v!r} is not a number"
+        return None, f"{v!r} is not a finite number"
     return n <= arg, f"{v!r} {'<=' if n <= arg else '>'} {arg!r}"
 
 
@@ -138,7 +252,7 @@ def _op_domain_in(v: Any, arg: list[str]) -> tuple[bool, str]:
 
 
 # name -> (check, expected YAML type of the operand, description for `policy check`)
-OPERATORS: dict[str, tuple[Callable[[Any, Any], tuple[bool, str]], str]] = {
+OPERATORS: dict[str, tuple[Callable[[Any, Any], Check], str]] = {
     "equals": (_op_equals, "any"),
     "in": (_op_in, "list"),
     "not_in": (_op_not_in, "list"),
@@ -152,6 +266,26 @@ OPERATORS: dict[str, tuple[Callable[[Any, Any], tuple[bool, str]], str]] = {
     "max_length": (_op_max_length, "int"),
     "domain_in": (_op_domain_in, "strlist"),
 }
+
+
+# operator -> the values it can judge; any other value cannot be evaluated (None)
+_APPLIES_TO: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **{op: ("a string", lambda v: isinstance(v, str))
+       for op in ("regex", "not_regex", "prefix", "path_under", "sql", "domain_in")},
+    "min": ("a finite number", lambda v: _num(v) is not None),
+    "max": ("a finite number", lambda v: _num(v) is not None),
+    "max_length": ("a string, list or object", lambda v: isinstance(v, str | list | dict)),
+}
+
+
+def check(op: str, value: Any, operand: Any) -> Check:
+    """Evaluate one condition; None when the value is missing or of a type `op` cannot judge."""
+    if value is _MISSING:
+        return None, "missing"
+    applies = _APPLIES_TO.get(op)
+    if applies is not None and not applies[1](value):
+        return None, f"{type(value).__name__} {value!r} is not {applies[0]}"
+    return OPERATORS[op][0](value, operand)
 
 
 def lookup(args: Any, dotted: str) -> Any:
@@ -169,6 +303,16 @@ def lookup(args: Any, dotted: str) -> Any:
 
 def is_missing(value: Any) -> bool:
     return value is _MISSING
+
+
+def replace_at(args: Any, dotted: str, value: Any) -> Any:
+    """A copy of `args` with the value at `a.b.0` replaced (it must exist: see `lookup`)."""
+    head, _, rest = dotted.partition(".")
+    if isinstance(args, dict):
+        return {**args, head: replace_at(args[head], rest, value) if rest else value}
+    items = list(args)
+    items[int(head)] = replace_at(items[int(head)], rest, value) if rest else value
+    return items
 
 
 def iter_urls(value: Any) -> list[str]:

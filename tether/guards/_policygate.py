@@ -1,27 +1,45 @@
-"""`PolicyGate`: the policy decision on one proposed tool call, with what the tool registry says
-about the tool (side effect, kind, approval requirements)."""
+"""`PolicyGate`: the policy decision on one proposed tool call, made on the arguments the tool will
+actually receive, with what the tool registry says about the tool (side effect, kind, approval
+requirements).
+
+Issue 13 found rules judging one thing while the tool received another: `{"user_id": 1.0}` passed
+a `deny` on `user_id in [1]` and the tool coerced it to 1; a JSON *string* of arguments hid every
+argument from the rules; a repeated key showed the approvers one recipient and paid another;
+`path_under` judged a path lexically while the tool followed a symlink out. So the gate first
+makes the arguments what the tool will get (`prepare`), and only then decides on them; the
+gateway hands the tool exactly those.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from tether.guards import _argchecks as ac
 from tether.guards.policy import Policy, PolicyDecision, PolicySet, ToolInfo
 
 if TYPE_CHECKING:
     from tether.tools import Tool, ToolRegistry
+
+# the rule named in a decision refusing arguments that cannot be judged
+ARGUMENTS_RULE = "arguments"
 
 
 class PolicyGate:
     def __init__(self, tools: ToolRegistry | None = None) -> None:
         self.tools = tools
 
-    def tool_info(self, name: str) -> ToolInfo:
-        tool: Tool | None = None
-        if self.tools is not None:
-            try:
-                tool = self.tools.get(name)
-            except Exception:
-                tool = None
+    def _tool(self, name: str, registry: ToolRegistry | None = None) -> Tool | None:
+        tools = registry if registry is not None else self.tools
+        if tools is None:
+            return None
+        try:
+            return tools.get(name)
+        except Exception:
+            return None
+
+    def tool_info(self, name: str, registry: ToolRegistry | None = None) -> ToolInfo:
+        tool = self._tool(name, registry)
         if tool is None:
             return ToolInfo(name=name)
         kind = "openapi" if hasattr(tool, "base_url") else str(getattr(tool, "kind", "python"))
@@ -34,9 +52,104 @@ class PolicyGate:
             critical=bool(getattr(tool, "critical", False)),
         )
 
-    def decide(self, policy: Policy | PolicySet | None, name: str, args: Any) -> PolicyDecision:
-        """The run's policy on calling `name` with `args`; no policy denies (deny by default)."""
+    @staticmethod
+    def parse(name: str, arguments: Any) -> dict[str, Any]:
+        """The proposal as a JSON object: a JSON text is parsed strictly (no repair, no
+        duplicate key), anything but an object is refused. Raises `ToolArgumentError`."""
+        from tether.tools import FieldError, ToolArgumentError
+        from tether.tools._base import coerce_arguments
+
+        try:
+            return coerce_arguments(name, arguments, repair=False)
+        except UnicodeDecodeError as exc:
+            raise ToolArgumentError(name, [FieldError(
+                "", f"arguments are not UTF-8 text ({exc.reason})")]) from None
+
+    def prepare(self, policy: Policy | PolicySet | None, name: str, arguments: dict[str, Any],
+                registry: ToolRegistry | None = None) -> dict[str, Any]:
+        """`arguments` (parsed) exactly as the tool will receive them, which is what the policy
+        must judge: validated and coerced by the tool's own schema, every path a `path_under`
+        rule checks resolved (symlinks followed, `..` collapsed, relative to the working
+        directory the tool opens it from). Raises `ToolArgumentError` when the tool rejects
+        them, when validating them again would change them (the tool would then run on
+        something else than what was judged and approved), or when canonical JSON cannot
+        represent them (NaN, infinities: the approval digest would not cover them)."""
+        from tether.tools import FieldError, ToolArgumentError
+
+        tool = self._tool(name, registry)
+        args = tool.validate(arguments) if tool is not None else dict(arguments)
+        if policy is not None:
+            args = _resolve_paths(args, policy.path_args(name))
+        if tool is not None:
+            again = tool.validate(args)
+            if again != args:
+                raise ToolArgumentError(name, [FieldError(
+                    "", "the tool's validation is not stable: validating the validated "
+                    f"arguments {args!r} gives {again!r}, so the tool would not run on what was "
+                    "judged; make its validators idempotent")])
+        where = _not_canonical_json(args)
+        if where is not None:
+            raise ToolArgumentError(name, [FieldError(
+                where, "not representable in canonical JSON (NaN, an infinity or a number too "
+                "large); send a finite number")])
+        return args
+
+    def judge(self, policy: Policy | PolicySet | None, name: str, prepared: dict[str, Any],
+              registry: ToolRegistry | None = None) -> PolicyDecision:
+        """The decision on arguments `prepare` returned; no policy denies (deny by default)."""
         if policy is None:
             return PolicyDecision("deny", "no-policy", "no policy configured (deny by default)",
                                   name)
-        return policy.decide(self.tool_info(name), args)
+        return policy.decide(self.tool_info(name, registry), prepared)
+
+    def decide(self, policy: Policy | PolicySet | None, name: str, args: Any,
+               registry: ToolRegistry | None = None) -> PolicyDecision:
+        """The run's policy on calling `name` with `args` as proposed (parsed and prepared
+        here); arguments that cannot be prepared are denied."""
+        from tether.tools import ToolError
+
+        if policy is None:
+            return self.judge(policy, name, {}, registry)
+        try:
+            prepared = self.prepare(policy, name, self.parse(name, args), registry)
+        except ToolError as exc:
+            return PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
+                                  name)
+        return self.judge(policy, name, prepared, registry)
+
+
+def _resolve_paths(args: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """`args` with each named string argument replaced by the path the tool would open; a path
+    that cannot be resolved stays as it is (its `path_under` condition cannot be evaluated)."""
+    out: Any = args
+    for name in sorted(names):
+        value = ac.lookup(out, name)
+        if isinstance(value, str):
+            try:
+                out = ac.replace_at(out, name, ac.resolve_path(value))
+            except ac.UnresolvablePath:
+                continue
+    return dict(out)
+
+
+def _not_canonical_json(value: Any, where: str = "") -> str | None:
+    """The dotted path of the first value canonical JSON would change (a non-finite float, an
+    integer beyond 64 bits, a non-string key), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not -(2**63) <= value < 2**64:
+        return where
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{where}.{k}" if where else str(k)
+            found = _not_canonical_json(v, f"{where}.{k}" if where else k)
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _not_canonical_json(v, f"{where}.{i}" if where else str(i))
+            if found is not None:
+                return found
+    return None

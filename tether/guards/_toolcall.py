@@ -1,9 +1,13 @@
 """`ToolGateway`: a model-proposed tool call, decided, approved, answered or run with retries.
 
 Every proposal becomes one `tool:<name>` step per attempt, and the gateway's `ToolVerdict` rides
-in that step's `Effect.meta`; when the call must not run (denial, denied approval, honeypot, open
-circuit breaker), the interceptor answers the step with `ShortCircuit` and the tool is never
-called.
+in that step's `Effect.meta`; when the call must not run (arguments that cannot be judged,
+denial, denied approval, honeypot, open circuit breaker), the interceptor answers the step with
+`ShortCircuit` and the tool is never called.
+
+The policy, the approvers (the digest they sign) and the tool all see one set of arguments: the
+proposal parsed strictly, unmasked, validated and coerced by the tool, paths resolved
+(`PolicyGate.prepare`). The tool is handed exactly those; its own validation of them is a no-op.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from tether.guards._approval_wait import await_approval
 from tether.guards._config import GuardConfig
-from tether.guards._policygate import PolicyGate
+from tether.guards._policygate import ARGUMENTS_RULE, PolicyGate
 from tether.guards._state import RunStates
-from tether.guards._steps import RETRYABLE, TOOL_STEP
+from tether.guards._steps import GUARD_STEP, RETRYABLE, TOOL_STEP
 from tether.guards._verdict import ToolVerdict, WithVerdict, tool_answer
+from tether.guards.policy import PolicyDecision
 
 if TYPE_CHECKING:
     from tether.runtime import Context
@@ -31,9 +36,24 @@ class ToolGateway:
     async def call(self, ctx: Context, registry: ToolRegistry, name: str,
                    arguments: Any) -> ToolResult:
         """The body of `Guards.tool` (see there), once the registry is known."""
+        from tether.tools import ToolError
+
         st = self.states.of(ctx)
-        args = st.vault.unmask(arguments)  # the tool gets the real values, never the model
-        decision = self.gate.decide(st.policy, name, args)
+        try:
+            proposed = self.gate.parse(name, arguments)
+        except ToolError as exc:
+            return await _refuse_arguments(ctx, registry, name, _journal_form(arguments), exc)
+        args = st.vault.unmask(proposed)  # the tool gets the real values, never the model
+        try:
+            args = self.gate.prepare(st.policy, name, args, registry)
+        except ToolError as exc:
+            return await _refuse_arguments(ctx, registry, name, args, exc)
+        if st.policy is not None and st.policy.path_args(name):
+            # resolved paths depend on the filesystem of the moment: journaled, so a replay
+            # decides on (and hands the tool) the paths the live run judged
+            resolved = args
+            args = await ctx.step(f"{GUARD_STEP}paths:{name}", lambda: resolved, pure=True)
+        decision = self.gate.judge(st.policy, name, args, registry)
         policy = decision.to_json()
         if decision.action == "deny":
             return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
@@ -72,6 +92,26 @@ class ToolGateway:
                 return result
             # each attempt and each back-off timer is journaled: after a crash the count goes on
             await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
+
+
+async def _refuse_arguments(ctx: Context, registry: ToolRegistry, name: str, args: Any,
+                            exc: Exception) -> ToolResult:
+    """Arguments the policy cannot judge as the tool would receive them: the step is answered
+    `invalid_arguments` with the reason, so the model can correct the call."""
+    decision = PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
+                              name)
+    return await _answer(ctx, registry, args, ToolVerdict(name, decision.to_json(), tool_answer(
+        name, "arguments", ok=False, error_type="invalid_arguments", message=str(exc)),
+        "arguments"))
+
+
+def _journal_form(arguments: Any) -> Any:
+    """Unparsable arguments as the step records them (JSON-safe)."""
+    if isinstance(arguments, bytes):
+        return arguments.decode("utf-8", "replace")
+    if arguments is None or isinstance(arguments, dict | list | str | int | float | bool):
+        return arguments
+    return repr(arguments)
 
 
 async def _answer(ctx: Context, registry: ToolRegistry, args: Any,

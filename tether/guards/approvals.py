@@ -5,6 +5,11 @@ one approver, one nonce, the reason and the digest of the exact proposed action;
 cannot be moved to another approval, flipped from deny to approve, attributed to someone else,
 or reused (nonces are single-use), and the action cannot be changed after it was approved.
 
+Who may decide: only an approver registered in the deployment's `KeyRegistry` (approver id ->
+Ed25519 public key), and only by a decision signed with that approver's private key. This holds
+for every approval, critical or not, approve or deny: a name typed on a command line proves
+nothing. A critical approval needs two such decisions from two distinct approvers.
+
 `ApprovalState` is the pure state machine of one approval; the runtime persists the request, the
 accepted decisions and the used nonces, and rebuilds the state from them.
 """
@@ -125,7 +130,9 @@ class KeyRegistry:
         try:
             return self._keys[approver]
         except KeyError:
-            raise ApprovalError(f"approver '{approver}' has no registered key") from None
+            raise ApprovalError(
+                f"approver '{approver}' has no registered key: only approvers registered in "
+                "the deployment's approvers file (GuardConfig.approvers) may decide") from None
 
     def __contains__(self, approver: object) -> bool:
         return approver in self._keys
@@ -235,13 +242,12 @@ class ApprovalState:
             raise ApprovalError("nonce too short (at least 16 characters of randomness)")
         if d.nonce in used_nonces:
             raise ApprovalError("replayed decision: nonce already used")
-        signed = d.signature is not None
-        if req.critical and not signed:
-            raise ApprovalError(f"approval '{req.id}' is critical: decisions must be signed")
-        if signed:
-            self._verify(d, keys)
-        elif not _APPROVER_ID.fullmatch(d.approver):
-            raise ApprovalError(f"invalid approver id {d.approver!r}")
+        if d.signature is None:
+            critical = " is critical" if req.critical else ""
+            raise ApprovalError(
+                f"approval '{req.id}'{critical}: decisions must be signed with the private key "
+                f"of a registered approver ('{d.approver}' sent an unsigned one)")
+        self._verify(d, keys)
         if any(prev.approver == d.approver for prev in self.decisions):
             raise ApprovalError(
                 f"approver '{d.approver}' already decided on '{req.id}': two distinct approvers "

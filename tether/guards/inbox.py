@@ -108,7 +108,11 @@ def find(store: Any, approval_id: str) -> tuple[ApprovalRequest, Any]:
 
 def decide(tether: Any, decision: ApprovalDecision, keys: KeyRegistry | None = None) -> str:
     """Pre-check `decision` against the journal and deliver it. Returns the resulting status
-    ("pending" while a second approver is needed, "approved" or "denied")."""
+    ("pending" while a second approver is needed, "approved" or "denied").
+
+    `keys` are the deployment's approvers (the registry the workers' `GuardConfig.approvers`
+    holds): a decision that is unsigned or not signed by one of them is refused here with the
+    reason, as the run itself would refuse it."""
     keys = keys or KeyRegistry()
     store = tether.store
     request, run = find(store, decision.approval_id)

@@ -7,6 +7,12 @@ Precedence (most restrictive first) and why:
 4. rules       - any matching `deny` beats any matching `approve`, which beats `allow`;
 5. default     - nothing matched: deny, and say which rules nearly matched and why they did not;
 then a tool whose own metadata demands approval turns an `allow` into `approve`.
+
+Conditions judge the arguments as given; `PolicyGate` gives them the arguments the tool will
+receive (parsed, validated and coerced by the tool, paths resolved). A condition that cannot be
+evaluated on them (missing argument, wrong type) counts as matching a `deny` or `approve` rule and
+as not matching an `allow` rule: a value the rule did not foresee never turns a refusal into a
+permission.
 """
 
 from __future__ import annotations
@@ -54,12 +60,11 @@ class Condition:
     operand: Any
     line: int
 
-    def check(self, args: Any) -> tuple[bool, str]:
-        value = ac.lookup(args, self.arg)
-        if ac.is_missing(value):
-            return False, f"argument '{self.arg}' is missing"
-        fn, _ = ac.OPERATORS[self.op]
-        ok, why = fn(value, self.operand)
+    def check(self, args: Any) -> ac.Check:
+        """True / False, or None when it cannot be evaluated on `args` (see the module doc)."""
+        ok, why = ac.check(self.op, ac.lookup(args, self.arg), self.operand)
+        if ok is None:
+            return None, f"{self.arg} {self.op}: cannot be evaluated ({why})"
         return ok, f"{self.arg} {self.op}: {why}"
 
 
@@ -75,6 +80,19 @@ class Rule:
 
     def matches_tool(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, g) for g in self.tools)
+
+    def judge(self, args: Any) -> tuple[bool, str]:
+        """(matches, why). A condition that cannot be evaluated matches a `deny`/`approve` rule
+        (fail closed) and fails an `allow` rule."""
+        results = [c.check(args) for c in self.conditions]
+        unknown_matches = self.effect != "allow"
+        failures = [why for ok, why in results if ok is False or (ok is None and
+                                                                  not unknown_matches)]
+        if failures:
+            return False, "; ".join(failures)
+        notes = [why + (" — counts as a match (fail closed)" if ok is None else "")
+                 for ok, why in results]
+        return True, "; ".join(notes) or "tool name matches"
 
 
 @dataclass(frozen=True)
@@ -179,15 +197,10 @@ class Policy:
         for rule in self.rules:
             if not rule.matches_tool(info.name):
                 continue
-            failures = []
-            for cond in rule.conditions:
-                ok, why = cond.check(args)
-                if not ok:
-                    failures.append(why)
-            if failures:
-                trace.append(TraceEntry(rule.id, rule.line, "no-match", "; ".join(failures)))
+            ok, why = rule.judge(args)
+            if not ok:
+                trace.append(TraceEntry(rule.id, rule.line, "no-match", why))
                 continue
-            why = "; ".join(c.check(args)[1] for c in rule.conditions) or "tool name matches"
             trace.append(TraceEntry(rule.id, rule.line, "matched", f"{rule.effect}: {why}"))
             matched[rule.effect].append((rule, why))
 
@@ -213,6 +226,12 @@ class Policy:
             reason += "; " + "; ".join(f"'{t.rule}' did not match: {t.note}" for t in near)
         return done("deny", "default", reason, None)
 
+    def path_args(self, tool: str) -> set[str]:
+        """The (dotted) arguments of `tool` some rule checks with `path_under`: the gateway
+        resolves them before deciding and hands the tool the resolved paths."""
+        return {c.arg for r in self.rules if r.matches_tool(tool) for c in r.conditions
+                if c.op == "path_under"}
+
 
 class PolicySet:
     """Tenant policy and agent policy together: each must agree, the most restrictive wins."""
@@ -229,6 +248,9 @@ class PolicySet:
             worst = PolicyDecision(worst.action, worst.rule, worst.reason, worst.tool, worst.policy,
                              worst.line, True, worst.trace)
         return worst
+
+    def path_args(self, tool: str) -> set[str]:
+        return set().union(*(p.path_args(tool) for p in self.policies))
 
 
 # ====================================================================== loading

@@ -49,11 +49,28 @@ def check_metadata(
         raise ToolDefinitionError(f"tool {name!r}: retries must be an integer >= 0")
 
 
-def coerce_arguments(tool: str, arguments: Any) -> dict[str, Any]:
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def coerce_arguments(tool: str, arguments: Any, *, repair: bool = True) -> dict[str, Any]:
     """Accept a dict, a JSON string, or ``None`` (no arguments); anything else is an error.
 
     Models sometimes return arguments as a JSON string (OpenAI does, always); a string that is not
-    valid JSON is repaired with ``json_repair`` only if it then decodes to an object.
+    valid JSON is repaired with ``json_repair`` only if it then decodes to an object, unless
+    ``repair=False`` (the guards judge text only when it has one reading). A JSON object naming
+    a key twice is refused: parsers disagree on which value wins, so a reviewer and the tool could
+    read two different calls out of one text.
     """
     if arguments is None:
         return {}
@@ -64,8 +81,16 @@ def coerce_arguments(tool: str, arguments: Any) -> dict[str, Any]:
         if not text.strip():
             return {}
         try:
-            arguments = json.loads(text)
-        except ValueError:
+            arguments = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as dup:
+            raise ToolArgumentError(tool, [FieldError(
+                dup.key, "this key appears more than once in the JSON object; send each "
+                "argument once")]) from None
+        except ValueError as exc:
+            if not repair:
+                raise ToolArgumentError(
+                    tool, [FieldError("", f"arguments are not valid JSON ({exc})", text)]
+                ) from None
             try:
                 import json_repair
 
