@@ -48,8 +48,12 @@ setup: apt $(STAMP) $(SETUP_TARGETS)
 
 services: setup $(SERVICES)
 
+# In a terminal the demo asks before the action that needs approval; DEMO_ARGS=--yes approves it
+# for scripts and CI (without a terminal and without --yes it is denied, and the demo says so).
+DEMO_ARGS ?=
+
 demo: setup models-large
-	$(BIN)/python -m tether.demo
+	$(BIN)/python -m tether.demo $(DEMO_ARGS)
 
 test: services
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

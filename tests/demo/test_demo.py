@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end_with_an_openai_compatible_server(
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
     proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
-                 "--db", str(db))
+                 "--db", str(db), "--yes")
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     # live progress
@@ -60,7 +60,49 @@ def test_demo_runs_end_to_end_with_an_openai_compatible_server(
         assert run.result["answer"] == "Japan has about 329.4 people per km2."
         steps = [e.name for e in tether.events(run.id) if e.kind == "step_completed"]
         assert steps == ["model:openai:fake-gpt", "tool:lookup_country",
-                         "model:openai:fake-gpt", "tool:calculate", "model:openai:fake-gpt"]
+                         "model:openai:fake-gpt", "tool:calculate", "model:openai:fake-gpt",
+                         "guard:approval:publish_report", "tool:publish_report"]
+        report = Path(run.result["published"])
+        assert report.read_text().startswith("# What is the population density of Japan")
+        assert report.parent == tmp_path / "reports"
+    finally:
+        tether.close()
+
+
+def test_demo_is_governed_policy_budget_approval_and_decisions(
+    fake_openai: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Everything the demo does passes the guards, and the demo shows it."""
+    base_url, _ = fake_openai
+    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                 "--db", str(tmp_path / "demo.db"), "--yes")
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "id: publishing-needs-a-person" in out and "effect: approve" in out  # the policy
+    assert "run budget steps=40, tokens_in=60000" in out and "tool_calls=16" in out
+    assert "approval needed" in out and "rule publishing-needs-a-person" in out
+    assert "approved with --yes (signed by demo-operator; status approved)" in out
+    # the timeline shows tokens and every guard decision
+    assert "allow data-lookups" in out and "approve publishing-needs-a-person" in out
+    assert "guard decisions: 2 allow, 2 approve" in out  # the request and the approved call
+    assert "300 tokens in, 30 out" in out and "published:" in out
+
+
+def test_demo_without_a_terminal_or_yes_denies_and_says_so(
+    fake_openai: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    base_url, _ = fake_openai
+    db = tmp_path / "demo.db"
+    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                 "--db", str(db))
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no terminal to ask in and no --yes: denied" in out
+    assert not (tmp_path / "reports").exists()  # the action never ran
+    tether = Tether(str(db))
+    try:
+        (run,) = tether.store.list_runs(limit=10)
+        assert run.status == "succeeded" and run.result["published"].startswith("not published")
     finally:
         tether.close()
 

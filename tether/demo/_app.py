@@ -28,7 +28,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tether import Context, Tether
-from tether.agents import ExampleStep, ReActEvent, ReActExample, react
+from tether.agents import ExampleStep, Governed, ReActEvent, ReActExample, react
 from tether.demo.analysis import (
     ANALYSIS_STATE,
     DEFAULT_ANALYSIS_GOAL,
@@ -37,7 +37,16 @@ from tether.demo.analysis import (
     code_calls,
     persistence,
 )
+from tether.demo.governance import (
+    APPROVER,
+    POLICY,
+    REPORTS,
+    RUN_BUDGET,
+    DemoGovernance,
+    publishing_tools,
+)
 from tether.demo.tools import demo_tools
+from tether.guards import inbox, sign_decision
 from tether.models import Model
 from tether.observe import timeline_table
 
@@ -77,7 +86,9 @@ _STATE: dict[str, Any] = {}
 
 
 async def demo_agent(ctx: Context, goal: str) -> dict[str, Any]:
-    return await react(
+    """ReAct toward the goal, then publish the answer: an action the policy gives a person to
+    approve (the run waits for the decision as a row in the database, no process held)."""
+    result = await react(
         ctx,
         goal,
         model=_STATE["model"],
@@ -88,6 +99,11 @@ async def demo_agent(ctx: Context, goal: str) -> dict[str, Any]:
         on_event=_STATE.get("on_event"),
         model_params=_STATE.get("model_params", {"temperature": 0.0}),
     )
+    published = await Governed(ctx).tool(publishing_tools(), "publish_report",
+                                         {"title": goal, "text": result["answer"]})
+    outcome = published.output if published.ok else (
+        f"not published: {published.error.message if published.error else 'refused'}")
+    return {**result, "published": outcome}
 
 
 class DemoUsageError(ValueError):
@@ -116,7 +132,14 @@ def _available(weights: Any) -> bool:
 
 def build_model(spec: str, base_url: str | None) -> Model:
     """``local`` (the embedded model: Qwen2.5-Coder-1.5B if installed, else the 0.5B one),
-    ``local:small`` (0.5B), or ``openai:NAME`` (+ ``--base-url``)."""
+    ``local:small`` (0.5B), or ``openai:NAME`` (+ ``--base-url``); priced by ``CostModel`` (the
+    local model costs $0; a model without a known price shows its cost as unknown)."""
+    from tether.models import CostModel
+
+    return CostModel(_provider_model(spec, base_url))
+
+
+def _provider_model(spec: str, base_url: str | None) -> Model:
     if spec in ("local", "local:small"):
         from tether.models import DEFAULT_WEIGHTS, SMALL_WEIGHTS, LocalModel
 
@@ -241,6 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None,
                    help="sandbox backend for the analysis task: bwrap (default) or gvisor")
     p.add_argument("--db", default=None, help="SQLite file for the journal (default: temporary)")
+    p.add_argument("--yes", action="store_true",
+                   help="approve the action that needs a person without asking (for scripts "
+                        "and CI); without it the demo asks in the terminal, and denies when "
+                        "there is no terminal to ask in")
     return p
 
 
@@ -252,20 +279,58 @@ def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 
 async def _countries(args: argparse.Namespace, console: Console, tether: Tether, model: Model,
-                     db: str) -> bool:
+                     db: str, gov: DemoGovernance) -> bool:
     _STATE.update(model=model, max_steps=args.max_steps, mode=args.mode,
                   on_event=Progress(console), model_params=_params(args))
     console.print(Panel.fit(
         f"[bold]goal[/bold]  {escape(args.goal)}\n[bold]model[/bold] {escape(model.name)}\n"
-        f"[bold]tools[/bold] lookup_country, calculate\n[bold]db[/bold]    {escape(db)}",
+        f"[bold]tools[/bold] lookup_country, calculate; then publish_report (needs approval)\n"
+        f"[bold]db[/bold]    {escape(db)}",
         title="Tether demo: countries — ReAct with two tools"))
     with console.status("running the agent (the local model may take a while to load)…"):
         record = await tether.run(demo_agent, args.goal)
-    return _report(console, tether, record, db)
+    if record.status == "waiting" and await _decide(args, console, tether, gov, record.id):
+        with console.status("resuming the run from its journal…"):
+            record = await tether.drive(record.id)
+    ok = _report(console, tether, record, db)
+    if ok:
+        console.print(f"[bold]published[/bold]: {escape(str(record.result.get('published')))}")
+    return ok
+
+
+async def _decide(args: argparse.Namespace, console: Console, tether: Tether,
+                  gov: DemoGovernance, run_id: str) -> bool:
+    """Show the pending approval and decide it as the registered approver (signed)."""
+    pending = [p for p in inbox.list_pending(tether.store, gov.approvers)
+               if p.request.run_id == run_id]
+    if not pending:
+        return False
+    req = pending[0].request
+    console.print(Panel.fit(
+        f"[bold]tool[/bold]   {escape(req.tool)}\n[bold]args[/bold]   "
+        f"{escape(json.dumps(req.args, ensure_ascii=False)[:300])}\n"
+        f"[bold]rule[/bold]   {escape(req.rule)} ({escape(req.reason)})\n"
+        f"[bold]id[/bold]     {escape(req.id)}  (or: tether approve {escape(req.id)})",
+        title="approval needed — the run waits as a row, no process is held",
+        border_style="yellow"))
+    if args.yes:
+        verdict, why = "approve", "approved with --yes"
+    elif sys.stdin.isatty():
+        answer = console.input(f"approve as [bold]{APPROVER}[/bold]? [y/N] ").strip().lower()
+        verdict, why = ("approve", "approved in the terminal") if answer in ("y", "yes") else (
+            "deny", "denied in the terminal")
+    else:
+        verdict, why = "deny", "no terminal to ask in and no --yes: denied"
+    decision = sign_decision(gov.private_key, req.id, verdict, APPROVER,  # type: ignore[arg-type]
+                             req.digest, why)
+    status = inbox.decide(tether, decision, gov.approvers)
+    style = "green" if status == "approved" else "red"
+    console.print(f"[{style}]{escape(why)}[/{style}] (signed by {APPROVER}; status {status})")
+    return True
 
 
 async def _analysis(args: argparse.Namespace, console: Console, tether: Tether, model: Model,
-                    db: str) -> bool:
+                    db: str, gov: DemoGovernance) -> bool:
     progress = Progress(console)
     ANALYSIS_STATE.update(model=model, max_steps=args.max_steps, mode=args.mode,
                           backend=args.backend, on_event=progress, on_staged=progress.staged,
@@ -328,7 +393,13 @@ async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     tasks = TASKS if args.task == "all" else (args.task,)
-    tether = Tether(db)
+    gov = DemoGovernance()
+    REPORTS["dir"] = Path(db).parent / "reports"
+    console.print(Panel(escape(POLICY.rstrip()) + "\n\n[bold]run budget[/bold] " + escape(
+        ", ".join(f"{k}={v}" for k, v in RUN_BUDGET.to_json().items())) + "\n[bold]approver"
+        f"[/bold] {APPROVER} (Ed25519 key made for this session)",
+        title="guards: every model and tool call goes through this policy"))
+    tether = Tether(db, guards=gov.guards)
     ok = True
     try:
         for i, task in enumerate(tasks):
@@ -339,7 +410,7 @@ async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
             model = build_model(args.model, args.base_url)
             try:
                 run = _countries if task == "countries" else _analysis
-                ok = await run(args, console, tether, model, db) and ok
+                ok = await run(args, console, tether, model, db, gov) and ok
             finally:
                 await model.aclose()
         return 0 if ok else 1

@@ -166,17 +166,25 @@ def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False
     width = None if full else detail_width
     table = Table(title=f"journal of run {record.id} · {record.agent} · {record.status}",
                   title_justify="left")
-    for col, justify in (("seq", "right"), ("+ms", "right"), ("event", "left"),
-                         ("key", "left"), ("name", "left"), ("took", "right"),
-                         ("tokens", "right"), ("guards", "left"), ("detail", "left")):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("seq", justify="right", no_wrap=True)
+    table.add_column("+ms", justify="right", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("name", max_width=24, overflow="fold")
+    table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("detail (guard decisions first)", ratio=1, min_width=24, overflow="fold")
     for r in timeline_rows(events):
         tokens = f"{r.tokens_in}→{r.tokens_out}" if (r.tokens_in or r.tokens_out) else ""
-        table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, r.key or "", escape(r.name or ""),
-                      "" if r.took_ms is None else f"{r.took_ms:.0f} ms", tokens,
-                      escape(r.decision), escape(_cut(r.detail, width)))
+        detail = escape(_cut(r.detail, width))
+        if r.decision:
+            style = "green" if r.decision.startswith("allow") else (
+                "yellow" if r.decision.startswith("approve") else "red")
+            detail = f"[{style}]{escape(r.decision)}[/{style}] · {detail}"
+        table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, escape(r.name or ""),
+                      "" if r.took_ms is None else f"{r.took_ms:.0f} ms", tokens, detail)
     totals = timeline_totals(events)
-    cost = "n/a" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    cost = "unknown (no price for this model)" if totals.cost_usd is None else (
+        f"${totals.cost_usd:.4f}")
     decided = ", ".join(f"{n} {a}" for a, n in sorted(totals.decisions.items())) or "none"
     table.caption = (f"{totals.model_calls} model calls, {totals.tokens_in} tokens in, "
                      f"{totals.tokens_out} out, cost {cost}; {totals.tool_calls} tool calls; "
