@@ -123,7 +123,7 @@ async def test_control_the_naive_pattern_leaves_a_runaway_thread(db: Path) -> No
     try:
         burnt = await _cpu_over(1.0)
         assert not done.is_set()  # still running after its timeout
-        assert burnt > 0.5, f"the runaway thread used only {burnt:.2f}s of CPU in 1s"
+        assert burnt > 0.25, f"the runaway thread used only {burnt:.2f}s of CPU in 1s"
     finally:
         conn.interrupt()
         done.wait(5)

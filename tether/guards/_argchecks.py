@@ -9,19 +9,17 @@ closed. They are written against hostile input: the model chooses the argument v
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
 import re
 import stat
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from tether.guards._sqlcheck import sql_read_only  # `sql: read_only`, judged in its module
+from tether.guards.egress import UnsafeURL, cached_policy, target_of
 
 _MISSING = object()
-
 
 Check = tuple[bool | None, str]  # (True / False / None = cannot be evaluated, why)
 _MAX_SYMLINKS = 40  # what Linux allows in one path lookup (ELOOP beyond)
@@ -91,23 +89,6 @@ def path_under(value: str, prefix: str) -> Check:
     if base == "/" or path == base or path.startswith(base + "/"):
         return True, f"{path} is under {base}"
     return False, f"{path} is outside {base}"
-
-
-def host_of(url: str) -> str | None:
-    """The lower-cased host of an http(s) URL, or None when it is not one we can vouch for."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    return host.rstrip(".").lower()
-
-
-def domain_allowed(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
-    """`example.com` matches only itself; `*.example.com` matches subdomains (not the apex)."""
-    return any(fnmatch.fnmatchcase(host, p.lower().rstrip(".")) for p in patterns)
 
 
 def _num(value: Any) -> float | None:
@@ -241,14 +222,17 @@ def _op_max_length(v: Any, arg: int) -> tuple[bool, str]:
     return len(v) <= arg, f"length {len(v)} {'<=' if len(v) <= arg else '>'} {arg}"
 
 
-def _op_domain_in(v: Any, arg: list[str]) -> tuple[bool, str]:
+def _op_domain_in(v: Any, arg: list[str]) -> Check:
+    """The URL's host and port against entries written like `egress.allow` (a name without a
+    port means the scheme's default port). A URL that cannot be vouched for cannot be judged."""
     if not isinstance(v, str):
-        return False, f"{type(v).__name__} is not a string"
-    host = host_of(v)
-    if host is None:
-        return False, f"{v!r} is not an http(s) URL"
-    ok = domain_allowed(host, arg)
-    return ok, f"host {host} {'is' if ok else 'is not'} in {arg!r}"
+        return None, f"{type(v).__name__} is not a string"
+    try:
+        target = target_of(v)
+    except UnsafeURL as exc:
+        return None, str(exc)
+    ok, why = cached_policy(tuple(arg), "domain_in").check(v)
+    return ok, why if ok else f"{target} is not in {arg!r}"
 
 
 # name -> (check, expected YAML type of the operand, description for `policy check`)

@@ -50,6 +50,7 @@ class PolicyGate:
             base_url=getattr(tool, "base_url", None),
             requires_approval=bool(getattr(tool, "requires_approval", False)),
             critical=bool(getattr(tool, "critical", False)),
+            network=bool(getattr(tool, "network", False)),
         )
 
     @staticmethod
@@ -97,6 +98,12 @@ class PolicyGate:
     def judge(self, policy: Policy | PolicySet | None, name: str, prepared: dict[str, Any],
               registry: ToolRegistry | None = None) -> PolicyDecision:
         """The decision on arguments `prepare` returned; no policy denies (deny by default)."""
+        from tether.tools.network import set_egress_check
+
+        # The call cleared here runs next, in this context (the runtime runs a step right after
+        # its interceptors, in the same task): its HTTP client finds this policy's egress rules
+        # and checks each request it sends, every redirect hop included.
+        set_egress_check(policy.egress_check if policy is not None else None)
         if policy is None:
             return PolicyDecision("deny", "no-policy", "no policy configured (deny by default)",
                                   name)

@@ -3,7 +3,7 @@
 Precedence (most restrictive first) and why:
 1. honeypots   - a call to a bait tool must be flagged even if some rule would have denied it;
 2. read_only   - a read-only agent/tenant cannot be talked out of it by a broad allow rule;
-3. HTTP domains - an HTTP/OpenAPI tool may only reach allow-listed hosts;
+3. egress      - a network tool may only reach allow-listed hosts *and ports* (`egress.py`);
 4. rules       - any matching `deny` beats any matching `approve`, which beats `allow`;
 5. default     - nothing matched: deny, and say which rules nearly matched and why they did not;
 then a tool whose own metadata demands approval turns an `allow` into `approve`.
@@ -27,6 +27,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tether.guards import _argchecks as ac
+from tether.guards.egress import EgressEntryError, EgressPolicy, parse_rule
 from tether.guards.errors import PolicyLoadError
 
 Action = Literal["allow", "deny", "approve", "honeypot"]
@@ -43,14 +44,16 @@ class ToolInfo:
 
     name: str
     side_effect: SideEffect | None = None
-    kind: str = "python"  # "http" and "openapi" tools are subject to the domain allow-list
+    kind: str = "python"  # "http" and "openapi" tools always reach the network
     base_url: str | None = None
     requires_approval: bool = False
     critical: bool = False
+    network: bool = False  # the tool says it reaches the network (`@tool(network=True)`)
 
     @property
-    def is_http(self) -> bool:
-        return self.kind in ("http", "openapi")
+    def reaches_network(self) -> bool:
+        """Subject to the egress allow-list."""
+        return self.network or self.kind in ("http", "openapi")
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class Policy:
     rules: tuple[Rule, ...] = ()
     read_only: bool = False
     honeypots: tuple[str, ...] = ()
-    allow_domains: tuple[str, ...] = ()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)  # empty: no destination allowed
     source: str = "<policy>"
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 
@@ -174,24 +177,20 @@ class Policy:
                             self.lines.get("read_only"))
             trace.append(TraceEntry("read_only", self.lines.get("read_only"), "matched",
                                     "tool is read-only"))
-        if info.is_http:
+        if info.reaches_network:
+            rule_name = self.egress.label
+            line = self.lines.get(rule_name.split(".")[0])
             urls = ac.iter_urls(args) + ([info.base_url] if info.base_url else [])
             if not urls:
-                trace.append(TraceEntry("http.allow_domains", self.lines.get("http"), "skipped",
-                                        "no URL in the arguments"))
+                trace.append(TraceEntry(rule_name, line, "skipped", "no URL in the arguments "
+                                        "(its client checks each request it sends)"))
             for url in urls:
-                host = ac.host_of(url)
-                if host is None:
-                    return done("deny", "http.allow_domains",
-                                f"{url!r} is not an http(s) URL with a host",
-                                self.lines.get("http"))
-                if not ac.domain_allowed(host, self.allow_domains):
-                    return done("deny", "http.allow_domains",
-                                f"host {host} is not in the allow-list "
-                                f"{list(self.allow_domains)}", self.lines.get("http"))
+                ok, why = self.egress.check(url)
+                if not ok:
+                    return done("deny", rule_name, why, line)
             if urls:
-                trace.append(TraceEntry("http.allow_domains", self.lines.get("http"), "matched",
-                                        "every URL host is allow-listed"))
+                trace.append(TraceEntry(rule_name, line, "matched",
+                                        "every URL's host and port is allow-listed"))
 
         matched: dict[str, list[tuple[Rule, str]]] = {"deny": [], "approve": [], "allow": []}
         for rule in self.rules:
@@ -232,6 +231,10 @@ class Policy:
         return {c.arg for r in self.rules if r.matches_tool(tool) for c in r.conditions
                 if c.op == "path_under"}
 
+    def egress_check(self, url: str) -> tuple[bool, str]:
+        """Whether a network tool cleared by this policy may send a request to `url`."""
+        return self.egress.check(url)
+
 
 class PolicySet:
     """Tenant policy and agent policy together: each must agree, the most restrictive wins."""
@@ -252,9 +255,17 @@ class PolicySet:
     def path_args(self, tool: str) -> set[str]:
         return set().union(*(p.path_args(tool) for p in self.policies))
 
+    def egress_check(self, url: str) -> tuple[bool, str]:
+        """Every policy must allow the destination."""
+        for p in self.policies:
+            ok, why = p.egress_check(url)
+            if not ok:
+                return False, f"{why} (policy {p.name})"
+        return True, "allowed by every policy"
+
 
 # ====================================================================== loading
-_TOP_KEYS = {"version", "name", "read_only", "honeypots", "http", "rules", "default",
+_TOP_KEYS = {"version", "name", "read_only", "honeypots", "http", "egress", "rules", "default",
              "description"}
 _RULE_KEYS = {"id", "tools", "effect", "args", "critical", "description"}
 
@@ -341,18 +352,7 @@ class _Loader:
         name = self.string(top["name"][1], "name") if "name" in top else Path(self.source).stem
         read_only = self.boolean(top["read_only"][1], "read_only") if "read_only" in top else False
         honeypots = self.strlist(top["honeypots"][1], "honeypots") if "honeypots" in top else ()
-        domains: tuple[str, ...] = ()
-        if "http" in top:
-            http = self.mapping(top["http"][1], "http")
-            for key, (knode, _) in http.items():
-                if key != "allow_domains":
-                    raise self.fail(knode, f"unknown key 'http.{key}' (expected allow_domains)")
-            if "allow_domains" in http:
-                domains = self.strlist(http["allow_domains"][1], "http.allow_domains")
-                for d, dn in zip(domains, _items(http["allow_domains"][1]), strict=True):
-                    if "://" in d or "/" in d:
-                        raise self.fail(dn, f"http.allow_domains: '{d}' must be a host name "
-                                            "(e.g. api.example.com or *.example.com), not a URL")
+        egress = self.egress(top)
         rules: list[Rule] = []
         if "rules" in top:
             rnode = top["rules"][1]
@@ -367,7 +367,37 @@ class _Loader:
                 seen[rule.id] = rule.line
                 rules.append(rule)
         return Policy(name=name, rules=tuple(rules), read_only=read_only, honeypots=honeypots,
-                      allow_domains=domains, source=self.source, lines=lines)
+                      egress=egress, source=self.source, lines=lines)
+
+    def egress(self, top: dict[str, tuple[Node, Node]]) -> EgressPolicy:
+        """`egress: {allow: [host:port, ...]}`, or its older spelling `http: {allow_domains:
+        [...]}` (same entries, same meaning: a name without a port allows the default ports)."""
+        if "egress" in top and "http" in top:
+            raise self.fail(top["http"][0], "both 'egress' and 'http' are given: keep "
+                                            "'egress.allow' ('http.allow_domains' is its older "
+                                            "spelling)")
+        section, key = ("egress", "allow") if "egress" in top else ("http", "allow_domains")
+        if section not in top:
+            return EgressPolicy(label="egress.allow")
+        body = self.mapping(top[section][1], section)
+        for k, (knode, _) in body.items():
+            if k != key:
+                raise self.fail(knode, f"unknown key '{section}.{k}' (expected {key})")
+        label = f"{section}.{key}"
+        if key not in body:
+            return EgressPolicy(label=label)
+        return EgressPolicy(self.egress_rules(body[key][1], label), label)
+
+    def egress_rules(self, node: Node, what: str) -> tuple[Any, ...]:
+        """Each entry parsed; a bad one fails with its own line."""
+        entries = self.strlist(node, what)
+        rules = []
+        for text, item in zip(entries, _items(node), strict=True):
+            try:
+                rules.append(parse_rule(text))
+            except EgressEntryError as exc:
+                raise self.fail(item, f"{what}: {exc}") from None
+        return tuple(rules)
 
     def rule(self, node: Node, index: int) -> Rule:
         m = self.mapping(node, f"rule #{index + 1}")
@@ -413,6 +443,8 @@ class _Loader:
         if kind == "strlist" and (not isinstance(val, list) or not val
                                   or not all(isinstance(x, str) for x in val)):
             raise self.fail(operand, f"{where} must be a non-empty list of host names")
+        if op == "domain_in":
+            self.egress_rules(operand, where)  # same entries as egress.allow, same line numbers
         if kind == "str" and (not isinstance(val, str) or not val):
             raise self.fail(operand, f"{where} must be a non-empty string")
         if kind == "number" and (isinstance(val, bool) or not isinstance(val, int | float)):

@@ -143,6 +143,9 @@ class Tool(ABC):
     source: str
     #: ``python`` or ``openapi`` (policies may treat them differently)
     kind: str = "python"
+    #: the tool reaches the network: the guards check its destinations against the egress
+    #: policy (URL arguments before the call; each request of its client, `tether.tools.network`)
+    network: bool = False
     #: a human must approve each call (enforced by the guards' policy gateway)
     requires_approval: bool
     #: approvals must be signed by two people (implies ``requires_approval``)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 
 from tether.tools._base import Tool
-from tether.tools._errors import ToolArgumentError
+from tether.tools._errors import ToolArgumentError, ToolDefinitionError
 from tether.tools._schema import (
     IDEMPOTENCY_PARAM,
     build_args_model,
@@ -19,6 +20,55 @@ from tether.tools._schema import (
     model_schema,
     parse_docstring,
 )
+
+#: the parameter through which a network tool receives its HTTP client (not in the schema)
+HTTP_PARAM = "http"
+
+
+def _http_client_kind(fn: Callable[..., Any], tool_name: str, network: bool) -> str | None:
+    """`"async"`/`"sync"` when `fn` takes the HTTP client (`http: httpx.AsyncClient` or
+    `http: httpx.Client`), else None.
+
+    The client is what makes a network tool's requests follow the egress policy, redirects
+    included (`tether.tools.network`); it is typed so that a sync tool gets a sync client."""
+    param = inspect.signature(fn).parameters.get(HTTP_PARAM)
+    if param is None:
+        return None
+    import httpx
+
+    annotation = param.annotation
+    if isinstance(annotation, str):  # `from __future__ import annotations` in the tool's module
+        try:
+            annotation = typing.get_type_hints(fn).get(HTTP_PARAM)
+        except Exception:  # another hint does not resolve here; build_args_model reports it
+            annotation = {"httpx.AsyncClient": httpx.AsyncClient,
+                          "httpx.Client": httpx.Client}.get(annotation)
+    if annotation not in (httpx.AsyncClient, httpx.Client):
+        return None  # an ordinary argument that happens to be called `http`
+    if not network:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} takes an HTTP client ({HTTP_PARAM!r}) but is not declared "
+            "network=True; declare it, so the guards check the destinations it reaches")
+    is_async = inspect.iscoroutinefunction(fn)
+    if (annotation is httpx.AsyncClient) != is_async:
+        want = "httpx.AsyncClient" if is_async else "httpx.Client"
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: {'an async' if is_async else 'a sync'} tool takes {want} as "
+            f"{HTTP_PARAM!r}")
+    return "async" if is_async else "sync"
+
+
+def _without_param(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A stand-in for `fn` whose signature lacks `name`, for building the argument model."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def stand_in(*args: Any, **kwargs: Any) -> Any:  # never called
+        raise NotImplementedError
+
+    stand_in.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in sig.parameters.values() if p.name != name])
+    return stand_in
 
 
 class FunctionTool(Tool):
@@ -41,12 +91,15 @@ class FunctionTool(Tool):
         retries: int = 0,
         requires_approval: bool = False,
         critical: bool = False,
+        network: bool = False,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@tool expects a function, got {fn!r}")
         tool_name: str = name or str(getattr(fn, "__name__", ""))
         doc_description, param_docs = parse_docstring(inspect.getdoc(fn))
-        args_model, accepts_key = build_args_model(fn, tool_name, param_docs)
+        self._http = _http_client_kind(fn, tool_name, network)
+        schema_fn = _without_param(fn, HTTP_PARAM) if self._http else fn
+        args_model, accepts_key = build_args_model(schema_fn, tool_name, param_docs)
         super().__init__(
             name=tool_name,
             version=version,
@@ -62,6 +115,7 @@ class FunctionTool(Tool):
             requires_approval=requires_approval,
             critical=critical,
         )
+        self.network = bool(network)
         self.fn = fn
         self.args_model: type[BaseModel] = args_model
         self._is_async = inspect.iscoroutinefunction(fn)
@@ -88,9 +142,23 @@ class FunctionTool(Tool):
         kwargs = {field: getattr(model, field) for field in type(model).model_fields}
         if self.accepts_idempotency_key:
             kwargs[IDEMPOTENCY_PARAM] = idempotency_key
+        if self._http == "async":
+            from tether.tools.network import async_client
+
+            async with async_client(timeout=self.timeout) as http:
+                return await self.fn(**kwargs, **{HTTP_PARAM: http})
+        if self._http == "sync":
+            return await asyncio.to_thread(self._call_with_sync_client, kwargs)
         if self._is_async:
             return await self.fn(**kwargs)
         return await asyncio.to_thread(self.fn, **kwargs)
+
+    def _call_with_sync_client(self, kwargs: dict[str, Any]) -> Any:
+        """In the tool's thread, which carries the caller's context (its egress check)."""
+        from tether.tools.network import sync_client
+
+        with sync_client(timeout=self.timeout) as http:
+            return self.fn(**kwargs, **{HTTP_PARAM: http})
 
 
 @overload
@@ -109,6 +177,7 @@ def tool(
     retries: int = 0,
     requires_approval: bool = False,
     critical: bool = False,
+    network: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -125,6 +194,7 @@ def tool(
     retries: int = 0,
     requires_approval: bool = False,
     critical: bool = False,
+    network: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a typed function into a tool; usable bare (``@tool``) or with options.
 
@@ -134,6 +204,10 @@ def tool(
     section documents parameters).
     A parameter named ``idempotency_key`` is left out of the schema and receives the runtime's
     ``run_id:seq`` key, which also lets the runtime safely re-run the call if it is in doubt.
+    ``network=True`` declares that the tool reaches the network: the guards check the URLs in
+    its arguments against the egress policy, and a parameter named ``http`` (typed
+    ``httpx.AsyncClient``, or ``httpx.Client`` for a sync tool) receives a client that checks
+    every request it sends, redirect hops included (``tether.tools.network``).
     """
 
     def wrap(f: Callable[..., Any]) -> FunctionTool:
@@ -148,6 +222,7 @@ def tool(
             retries=retries,
             requires_approval=requires_approval,
             critical=critical,
+            network=network,
         )
 
     if fn is not None:

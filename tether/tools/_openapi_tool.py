@@ -17,6 +17,13 @@ import jsonschema
 
 from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import FieldError, ToolArgumentError, ToolExecutionError
+from tether.tools.network import async_client, guard_client
+
+# A path parameter is one path segment. These values would not be one: HTTP clients and servers
+# resolve dot segments (`/users/..` becomes `/`, an endpoint the spec does not have), and an
+# empty segment can be collapsed into its neighbour. Everything else is percent-encoded (`/`,
+# `%`, `?`, `#` included), so a value cannot change the path.
+_NOT_A_SEGMENT = frozenset({"", ".", ".."})
 
 
 class OpenAPITool(Tool):
@@ -60,6 +67,7 @@ class OpenAPITool(Tool):
             critical=critical,
         )
         self.kind = "openapi"
+        self.network = True
         self.method = method.upper()
         self.path = path
         self.base_url = base_url
@@ -69,7 +77,8 @@ class OpenAPITool(Tool):
         #: argument) or ``None`` (no request body)
         self.body_mode = body_mode
         self.headers = dict(headers or {})
-        self.client = client
+        # a client passed in follows the egress policy too (each request and redirect hop)
+        self.client = guard_client(client) if client is not None else None
         self.idempotency_header = idempotency_header
         jsonschema.Draft202012Validator.check_schema(parameters)
         self._validator = jsonschema.Draft202012Validator(parameters)
@@ -96,6 +105,11 @@ class OpenAPITool(Tool):
                         ))
                 continue
             errors.append(FieldError(path, err.message, err.instance))
+        for key, value in data.items():
+            if self.locations.get(key) == "path" and _scalar(value) in _NOT_A_SEGMENT:
+                errors.append(FieldError(key, (
+                    "a path parameter cannot be empty, '.' or '..': it would change the "
+                    "endpoint; send the resource's identifier"), value))
         if errors:
             raise ToolArgumentError(self.name, errors)
         return data
@@ -138,11 +152,18 @@ class OpenAPITool(Tool):
     async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
         url, kwargs = self._request_parts(arguments, idempotency_key)
         full = self.base_url.rstrip("/") + "/" + url.lstrip("/")
+        sent = httpx.URL(full).raw_path.decode("ascii")
+        if sent != full[len(full) - len(sent):]:
+            # never reached with encoded segments; if the client ever rewrites a path, the call
+            # would reach an endpoint that is not this operation
+            raise ToolExecutionError(self.name, (
+                f"refused: the HTTP client would send {sent!r} for {url!r}, not the "
+                f"operation's path {self.path!r}"))
         try:
             if self.client is not None:
                 response = await self.client.request(self.method, full, **kwargs)
             else:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                async with async_client(timeout=self.timeout, follow_redirects=False) as client:
                     response = await client.request(self.method, full, **kwargs)
         except httpx.HTTPError as e:
             raise ToolExecutionError(
