@@ -155,6 +155,19 @@ async def react(ctx: Any, goal: dict[str, Any]) -> dict[str, Any]:
     return {"answer": None, "observations": observations}
 
 
+async def propose(ctx: Any, calls: list[list[Any]]) -> list[dict[str, Any]]:
+    """A hostile model's proposals, `[tool, arguments]` each (arguments exactly as given: a
+    dict, a JSON text, anything), made through the gateway of the guards in STATE."""
+    guards: Guards = STATE["guards"]
+    return [(await guards.tool(ctx, name, args)).model_dump(mode="json") for name, args in calls]
+
+
+async def direct_call(ctx: Any, call: list[Any]) -> dict[str, Any]:
+    """`[tool, arguments]` called with ctx.tool on the guards' own registry, past the gateway."""
+    guards: Guards = STATE["guards"]
+    return (await ctx.tool(guards.tools, call[0], call[1])).model_dump(mode="json")
+
+
 async def direct(ctx: Any, goal: dict[str, Any]) -> Any:
     """Agent code that bypasses the gateway and calls ctx.tool itself."""
     return (await ctx.tool(registry, goal["tool"], goal.get("args", {}))).model_dump(mode="json")

@@ -79,6 +79,17 @@ def open_tether(db_path: str, guards: Guards, **kw: Any) -> Tether:
     return Tether(db_path, interceptors=guards.interceptors(), lease_ttl=5.0, **kw)
 
 
+async def run_proposals(db_path: str, guards: Guards, calls: Any, agent: Any = A.propose) -> Any:
+    """One run of `agent` (by default: each `[tool, arguments]` of `calls` proposed through
+    `guards`) on a fresh Tether over `db_path`; the run's record."""
+    A.STATE["guards"] = guards
+    t = open_tether(db_path, guards)
+    try:
+        return await t.run(agent, calls)
+    finally:
+        t.close()
+
+
 def journal(t: Tether, run_id: str) -> list[Any]:
     return t.events(run_id)
 

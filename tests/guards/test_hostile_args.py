@@ -28,6 +28,9 @@ from tether.guards import (
 )
 from tether.tools import ToolRegistry, tool
 
+from . import agents_guarded as A
+from .e2e_support import run_proposals as run_calls
+
 POLICY = """
 name: bank
 rules:
@@ -112,26 +115,6 @@ def make_guards(approvers: Any = None) -> Guards:
     cfg = GuardConfig(policy=loads_policy(POLICY, "bank.yaml"), pii=False,
                       **({"approvers": approvers} if approvers is not None else {}))
     return Guards(cfg, tools=REGISTRY)
-
-
-async def propose(ctx: Any, calls: list[list[Any]]) -> list[dict[str, Any]]:
-    """A hostile model's proposals, each made through the gateway."""
-    guards: Guards = STATE["guards"]
-    return [(await guards.tool(ctx, name, args)).model_dump(mode="json") for name, args in calls]
-
-
-async def direct(ctx: Any, call: list[Any]) -> dict[str, Any]:
-    """Agent code calling the tool past the gateway (the interceptor must still decide)."""
-    return (await ctx.tool(REGISTRY, call[0], call[1])).model_dump(mode="json")
-
-
-async def run_calls(db_path: str, guards: Guards, calls: list[list[Any]]) -> Any:
-    STATE["guards"] = guards
-    t = Tether(db_path, interceptors=guards.interceptors(), lease_ttl=5.0)
-    try:
-        return await t.run(propose, calls)
-    finally:
-        t.close()
 
 
 # ------------------------------------------------------------------ coerced values
@@ -271,11 +254,8 @@ async def test_the_tool_receives_exactly_the_approved_arguments(db_path, bank, p
 # ------------------------------------------------------------------ direct calls
 @pytest.mark.parametrize("user_id", [1.0, "1", True], ids=repr)
 async def test_a_direct_call_is_judged_on_the_coerced_arguments_too(db_path, bank, user_id):
-    guards = make_guards()
-    STATE["guards"] = guards
-    t = Tether(db_path, interceptors=guards.interceptors(), lease_ttl=5.0)
-    run = await t.run(direct, ["delete_user", {"user_id": user_id}])
-    t.close()
+    run = await run_calls(db_path, make_guards(), ["delete_user", {"user_id": user_id}],
+                          A.direct_call)
     assert run.status == "failed" and "protect-admin" in (run.error or ""), run
     assert users(bank) == {1: 0, 2: 0, 3: 0}
 

@@ -17,8 +17,10 @@ from tether import Tether
 from tether.guards import GuardConfig, Guards, inbox, loads_policy, sign_decision
 from tether.tools import ToolRegistry, tool
 
+from . import agents_guarded as A
+from .e2e_support import run_proposals as run_calls
+
 SECRET = "the outside secret"
-STATE: dict[str, Any] = {}
 opened: list[str] = []
 
 
@@ -99,24 +101,6 @@ def make_guards(policy: str, approvers: Any = None) -> Guards:
     return Guards(cfg, tools=REGISTRY)
 
 
-async def propose(ctx: Any, calls: list[list[Any]]) -> list[dict[str, Any]]:
-    guards: Guards = STATE["guards"]
-    return [(await guards.tool(ctx, name, args)).model_dump(mode="json") for name, args in calls]
-
-
-async def direct(ctx: Any, call: list[Any]) -> dict[str, Any]:
-    return (await ctx.tool(REGISTRY, call[0], call[1])).model_dump(mode="json")
-
-
-async def run_calls(db_path: str, guards: Guards, calls: list[list[Any]]) -> Any:
-    STATE["guards"] = guards
-    t = Tether(db_path, interceptors=guards.interceptors(), lease_ttl=5.0)
-    try:
-        return await t.run(propose, calls)
-    finally:
-        t.close()
-
-
 def assert_refused(result: dict[str, Any]) -> None:
     assert not result["ok"], result
     assert result["error"]["type"] == "policy_denied", result
@@ -156,12 +140,9 @@ async def test_a_path_that_leads_outside_the_workspace_is_refused(db_path, tree,
 
 async def test_every_link_attack_is_refused_to_a_direct_call_too(db_path, tree):
     guards = make_guards(tree.policy())
-    STATE["guards"] = guards
-    t = Tether(db_path, interceptors=guards.interceptors(), lease_ttl=5.0)
     for path in _symlink_attacks(tree).values():
-        run = await t.run(direct, ["read_file", {"path": path}])
+        run = await run_calls(db_path, guards, ["read_file", {"path": path}], A.direct_call)
         assert run.status == "failed" and "workspace" in (run.error or ""), (path, run)
-    t.close()
     assert opened == []
 
 

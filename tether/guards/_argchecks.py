@@ -115,11 +115,11 @@ def _same(v: Any, a: Any) -> bool | None:
     if isinstance(v, dict) and isinstance(a, dict):
         if v.keys() != a.keys():
             return False
-        return _all(_same(v[k], a[k]) for k in v)
+        return _decided_by((_same(v[k], a[k]) for k in v), False)
     if isinstance(v, list) and isinstance(a, list):
         if len(v) != len(a):
             return False
-        return _all(_same(x, y) for x, y in zip(v, a, strict=True))
+        return _decided_by((_same(x, y) for x, y in zip(v, a, strict=True)), False)
     kv, ka = _scalar_kind(v), _scalar_kind(a)
     if kv is not None and ka is not None and kv != ka:
         return None
@@ -128,23 +128,13 @@ def _same(v: Any, a: Any) -> bool | None:
     return type(v) is type(a) and bool(v == a)
 
 
-def _all(results: Any) -> bool | None:
-    """False if any is False, else None if any is None, else True."""
-    out: bool | None = True
+def _decided_by(results: Any, decisive: bool) -> bool | None:
+    """`decisive` if any result is, else None if any is None, else `not decisive`: three-valued
+    `all` (decisive=False) and `any` (decisive=True)."""
+    out: bool | None = not decisive
     for r in results:
-        if r is False:
-            return False
-        if r is None:
-            out = None
-    return out
-
-
-def _any(results: Any) -> bool | None:
-    """True if any is True, else None if any is None, else False."""
-    out: bool | None = False
-    for r in results:
-        if r is True:
-            return True
+        if r is decisive:
+            return decisive
         if r is None:
             out = None
     return out
@@ -158,7 +148,7 @@ def _op_equals(v: Any, arg: Any) -> Check:
 
 
 def _op_in(v: Any, arg: Any) -> Check:
-    ok = _any(_same(v, a) for a in arg)
+    ok = _decided_by((_same(v, a) for a in arg), True)
     if ok is None:
         return None, f"{v!r} cannot be compared with every item of {arg!r}"
     return ok, f"{v!r} {'in' if ok else 'not in'} {arg!r}"
