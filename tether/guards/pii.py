@@ -1,24 +1,26 @@
-"""PII masking: the model sees `[EMAIL_1]`, the tool gets the real address.
+"""PII masking: the model sees `[EMAIL_1]`, the tool gets the real address (if the policy lets it).
 
-Detectors find candidate spans with a regex and keep only those a validator accepts (Luhn for
-cards, mod-97 for IBANs, octet ranges for IPs, SSA rules for SSNs, Shannon entropy for generic
-tokens), so ordinary numbers and words are not masked. Overlaps are resolved by detector priority
-then length, so a card number is never half-masked as a phone number.
+Recognizers (`_pii_recognizers`) find candidate spans and keep only those the format's own rules
+accept (Luhn and issuer prefixes for cards, the IBAN registry and mod-97, SSA rules for SSNs,
+libphonenumber's metadata for phone numbers, the words before a number, entropy for generic
+tokens), so ordinary numbers and words are not masked. Overlaps are resolved by recognizer
+priority then length, so a card number is never half-masked as a phone number. Values the run's
+vault already knows are masked wherever they reappear, also encoded (hex, base64, escapes,
+character codes) or reversed (`_pii_derived`).
 
 The `Vault` maps placeholders back to values. It is per run, placeholders are stable (the same
 value always gets the same placeholder, across model calls and replays), and it is persisted only
-encrypted (AES-GCM, key from `TETHER_VAULT_KEY`). `unmask` is meant to be called only at tool
-execution time.
+encrypted (AES-GCM, key from `TETHER_VAULT_KEY`). Values leave it only through `Vault.release`,
+for the kinds the policy grants the tool being called (`_pii_release`).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
-import math
 import os
 import re
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,172 +28,35 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tether.guards._pii_checks import (
+    high_entropy_token,
+    iban_ok,
+    ipv4_ok,
+    ipv6_ok,
+    luhn_ok,
+    shannon_entropy,
+    ssn_ok,
+)
+from tether.guards._pii_derived import Decoded, Known, decoded_views, reveal_spans
+from tether.guards._pii_recognizers import (
+    DEFAULT_PHONE_REGIONS,
+    PLACEHOLDER,
+    PiiPattern,
+    Recognizer,
+    default_recognizers,
+)
 from tether.guards.errors import VaultError
 
-Validator = Callable[[str], bool]
+BUILTIN_KINDS: frozenset[str] = frozenset(
+    {"email", "phone", "card", "ssn", "iban", "ip", "secret"})
 
+__all__ = [
+    "BUILTIN_KINDS", "PLACEHOLDER", "Finding", "PiiMasker", "PiiPattern", "Recognizer", "Vault",
+    "decode_key", "high_entropy_token", "iban_ok", "ipv4_ok", "ipv6_ok", "luhn_ok",
+    "new_vault_key", "replace_spans", "shannon_entropy", "ssn_ok", "vault_key_from_env",
+]
 
-@dataclass(frozen=True)
-class PiiPattern:
-    """A detector: `label` names the placeholder (`[LABEL_n]`); lower `priority` wins overlaps."""
-
-    label: str
-    regex: re.Pattern[str]
-    validator: Validator | None = None
-    priority: int = 50
-    group: int = 0  # which regex group is the sensitive value
-
-    @classmethod
-    def custom(cls, label: str, regex: str, priority: int = 40) -> PiiPattern:
-        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", label):
-            raise ValueError(f"PII label must be UPPER_SNAKE_CASE, got {label!r}")
-        try:
-            compiled = re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression for {label}: {exc}") from None
-        return cls(label, compiled, None, priority)
-
-
-# ------------------------------------------------------------------ validators
-def luhn_ok(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
-    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def iban_ok(candidate: str) -> bool:
-    s = re.sub(r"[\s-]", "", candidate).upper()
-    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
-        return False
-    rearranged = s[4:] + s[:4]
-    try:
-        number = int("".join(str(int(c, 36)) for c in rearranged))
-    except ValueError:
-        return False
-    return number % 97 == 1
-
-
-def ssn_ok(candidate: str) -> bool:
-    digits = re.sub(r"\D", "", candidate)
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
-
-
-def ipv4_ok(candidate: str) -> bool:
-    try:
-        ipaddress.IPv4Address(candidate)
-    except ValueError:
-        return False
-    return True
-
-
-def ipv6_ok(candidate: str) -> bool:
-    if candidate.count(":") < 2:
-        return False
-    try:
-        ipaddress.IPv6Address(candidate)
-    except ValueError:
-        return False
-    return True
-
-
-def phone_ok(candidate: str) -> bool:
-    digits = re.sub(r"\D", "", candidate)
-    return 7 <= len(digits) <= 15
-
-
-def shannon_entropy(s: str) -> float:
-    counts: dict[str, int] = {}
-    for c in s:
-        counts[c] = counts.get(c, 0) + 1
-    n = len(s)
-    return -sum(k / n * math.log2(k / n) for k in counts.values())
-
-
-def high_entropy_token(candidate: str) -> bool:
-    """Random-looking tokens: long, mixed classes, high entropy. Words and hex hashes pass by."""
-    if len(candidate) < 24:
-        return False
-    classes = sum(bool(re.search(p, candidate)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
-    if classes < 3:
-        return False
-    return shannon_entropy(candidate) >= 4.0
-
-
-_SECRET_FORMATS = "|".join(
-    [
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*"
-        r"PRIVATE KEY(?: BLOCK)?-----",
-        r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
-        r"\bASIA[0-9A-Z]{16}\b",
-        r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",  # GitHub tokens
-        r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
-        r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}\b",  # OpenAI / Anthropic
-        r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
-        r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
-        r"\bglpat-[A-Za-z0-9_\-]{20,}\b",  # GitLab
-        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
-    ]
-)
-
-DEFAULT_PATTERNS: tuple[PiiPattern, ...] = (
-    PiiPattern("SECRET", re.compile(_SECRET_FORMATS), None, 0),
-    PiiPattern(
-        "EMAIL",
-        re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}\b"),
-        None,
-        10,
-    ),
-    PiiPattern(
-        "IBAN",
-        re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b"),
-        iban_ok,
-        15,
-    ),
-    PiiPattern("CARD", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), luhn_ok, 20),
-    PiiPattern("SSN", re.compile(r"(?<![\d-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d-])"), ssn_ok, 25),
-    PiiPattern(
-        "IP",
-        re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"),
-        ipv4_ok,
-        30,
-    ),
-    PiiPattern(
-        "IP",
-        re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"),
-        ipv6_ok,
-        31,
-    ),
-    PiiPattern(
-        "PHONE",
-        re.compile(
-            r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}"
-            r"(?![\w-])|(?<![\w+])\+\d{7,15}\b"
-        ),
-        phone_ok,
-        35,
-    ),
-    PiiPattern("SECRET", re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}"),
-               high_entropy_token, 60),
-)
-
-
-def _phone_plausible(text: str) -> bool:
-    """Reject bare dates/versions: a phone has a +, parentheses, or at least 9 digits."""
-    digits = re.sub(r"\D", "", text)
-    return text.startswith("+") or "(" in text or len(digits) >= 9
-
-
-_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*)_(\d+)\]")
+_PLACEHOLDER = PLACEHOLDER
 
 
 @dataclass
@@ -201,6 +66,7 @@ class Vault:
     by_value: dict[str, str] = field(default_factory=dict)
     by_placeholder: dict[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    _knowns: list[Known] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def placeholder_for(self, label: str, value: str) -> str:
         key = f"{label}\x00{value}"
@@ -219,19 +85,61 @@ class Vault:
     def entries(self) -> list[tuple[str, str]]:
         return list(self.by_placeholder.items())
 
-    # --------------------------------------------------------------- unmask
-    def unmask_text(self, text: str) -> str:
-        return _PLACEHOLDER.sub(lambda m: self.by_placeholder.get(m.group(0), m.group(0)), text)
+    def knowns(self) -> list[Known]:
+        """Every value the vault holds, with its kind (the label of its placeholder)."""
+        if len(self._knowns) != len(self.by_placeholder):
+            out = []
+            for ph, value in self.by_placeholder.items():
+                m = _PLACEHOLDER.fullmatch(ph)
+                if m is not None:
+                    out.append(Known(m.group(1), value))
+            self._knowns = out
+        return list(self._knowns)
 
-    def unmask(self, value: Any) -> Any:
+    # --------------------------------------------------------------- unmask
+    def unmask_text(self, text: str, kinds: Collection[str] | None = None) -> str:
+        """Placeholders of the given kinds (lower-case labels; None: every kind) replaced by
+        their values; others, and placeholders the vault does not hold, stay as written."""
+        def one(m: re.Match[str]) -> str:
+            if kinds is not None and m.group(1).lower() not in kinds:
+                return m.group(0)
+            return self.by_placeholder.get(m.group(0), m.group(0))
+
+        return _PLACEHOLDER.sub(one, text)
+
+    def unmask(self, value: Any, kinds: Collection[str] | None = None) -> Any:
         """Replace placeholders inside any JSON value (tool arguments) with the real values."""
         if isinstance(value, str):
-            return self.unmask_text(value)
+            return self.unmask_text(value, kinds)
         if isinstance(value, list):
-            return [self.unmask(v) for v in value]
+            return [self.unmask(v, kinds) for v in value]
         if isinstance(value, dict):
-            return {k: self.unmask(v) for k, v in value.items()}
+            return {k: self.unmask(v, kinds) for k, v in value.items()}
         return value
+
+    def release(self, value: Any, kinds: Collection[str]) -> tuple[Any, dict[str, Known]]:
+        """`value` with the placeholders of `kinds` filled in, and what was filled in (by
+        placeholder): what a tool the policy lets see those kinds receives."""
+        released: dict[str, Known] = {}
+
+        def note(text: str) -> None:
+            for m in _PLACEHOLDER.finditer(text):
+                if m.group(1).lower() in kinds and m.group(0) in self.by_placeholder:
+                    released[m.group(0)] = Known(m.group(1), self.by_placeholder[m.group(0)])
+
+        def walk(v: Any) -> None:
+            if isinstance(v, str):
+                note(v)
+            elif isinstance(v, list):
+                for item in v:
+                    walk(item)
+            elif isinstance(v, dict):
+                for key, item in v.items():
+                    note(str(key))
+                    walk(item)
+
+        walk(value)
+        return self.unmask(value, kinds), released
 
     # ------------------------------------------------------------ persistence
     def seal(self, key: bytes, context: str = "") -> bytes:
@@ -297,53 +205,74 @@ class Finding:
     placeholder: str
 
 
+@dataclass
+class _TextWork:
+    """What masking one text costs, kept: the recognizers' spans, its decoded runs."""
+
+    spans: list[tuple[int, int, int, str]]
+    views: list[Decoded] | None = None
+
+
 class PiiMasker:
     """Finds PII and replaces it with stable placeholders recorded in a `Vault`."""
 
-    def __init__(self, extra: list[PiiPattern] | tuple[PiiPattern, ...] = (),
-                 include_defaults: bool = True) -> None:
-        base = DEFAULT_PATTERNS if include_defaults else ()
-        self.patterns = tuple(sorted((*base, *extra), key=lambda p: p.priority))
+    # a value found again, as written or disguised: after the specific recognizers, before the
+    # generic high-entropy one (so base64 of an address is labelled EMAIL, not SECRET)
+    KNOWN_PRIORITY = 55
+    CACHE_TEXTS = 1024
 
-    def find(self, text: str) -> list[tuple[PiiPattern, int, int]]:
-        spans: list[tuple[int, int, int, PiiPattern]] = []
-        for pat in self.patterns:
-            for m in pat.regex.finditer(text):
-                s, e = m.span(pat.group)
-                value = m.group(pat.group)
-                if not value or _PLACEHOLDER.fullmatch(value):
-                    continue
-                if pat.validator is not None and not pat.validator(value):
-                    continue
-                if pat.label == "PHONE" and pat.validator is phone_ok and not _phone_plausible(
-                        value):
-                    continue
-                spans.append((pat.priority, -(e - s), s, pat))
-        spans.sort(key=lambda t: (t[0], t[1], t[2]))
-        taken: list[tuple[int, int]] = []
-        chosen: list[tuple[PiiPattern, int, int]] = []
-        for _, neg_len, s, pat in spans:
+    def __init__(self, extra: Sequence[Recognizer] = (), include_defaults: bool = True,
+                 phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> None:
+        base = default_recognizers(phone_regions) if include_defaults else ()
+        self.recognizers: tuple[Recognizer, ...] = tuple(
+            sorted((*base, *extra), key=lambda r: r.priority))
+        # what the recognizers found in recent texts, and their decoded runs: an agent's
+        # history is masked again before every model call, and only its new messages need
+        # the (phone-number, decoding) work
+        self._recent: OrderedDict[str, _TextWork] = OrderedDict()
+
+    def _work(self, text: str) -> _TextWork:
+        work = self._recent.get(text)
+        if work is not None:
+            self._recent.move_to_end(text)
+            return work
+        work = _TextWork([(rec.priority, -(e - s), s, rec.label)
+                          for rec in self.recognizers for s, e in rec.spans(text)])
+        self._recent[text] = work
+        if len(self._recent) > self.CACHE_TEXTS:
+            self._recent.popitem(last=False)
+        return work
+
+    @property
+    def labels(self) -> frozenset[str]:
+        return frozenset(r.label for r in self.recognizers)
+
+    def find(self, text: str, vault: Vault | None = None) -> list[tuple[str, int, int]]:
+        """(label, start, end) of every PII span, without overlaps; with a `vault`, also the
+        values it already holds wherever they reappear, as written or disguised."""
+        work = self._work(text)
+        spans = list(work.spans)
+        taken_placeholders = [m.span() for m in _PLACEHOLDER.finditer(text)]
+        if vault is not None and len(vault):
+            if work.views is None:
+                work.views = decoded_views(text)
+            for s, e, known in reveal_spans(text, vault.knowns(), fragments=False,
+                                            views=work.views):
+                spans.append((self.KNOWN_PRIORITY, -(e - s), s, known.label))
+        spans.sort()
+        taken = list(taken_placeholders)
+        chosen: list[tuple[str, int, int]] = []
+        for _, neg_len, s, label in spans:
             e = s - neg_len
             if any(s < te and ts < e for ts, te in taken):
                 continue
             taken.append((s, e))
-            chosen.append((pat, s, e))
+            chosen.append((label, s, e))
         chosen.sort(key=lambda t: t[1])
         return chosen
 
     def mask(self, text: str, vault: Vault) -> tuple[str, list[Finding]]:
-        out: list[str] = []
-        findings: list[Finding] = []
-        pos = 0
-        for pat, s, e in self.find(text):
-            value = text[s:e]
-            ph = vault.placeholder_for(pat.label, value)
-            out.append(text[pos:s])
-            out.append(ph)
-            findings.append(Finding(pat.label, s, e, value, ph))
-            pos = e
-        out.append(text[pos:])
-        return "".join(out), findings
+        return replace_spans(text, self.find(text, vault), vault)
 
     def mask_value(self, value: Any, vault: Vault) -> Any:
         """Mask every string inside a JSON value (messages, tool results)."""
@@ -354,3 +283,21 @@ class PiiMasker:
         if isinstance(value, dict):
             return {k: self.mask_value(v, vault) for k, v in value.items()}
         return value
+
+
+def replace_spans(text: str, spans: Sequence[tuple[str, int, int]],
+                  vault: Vault) -> tuple[str, list[Finding]]:
+    """`text` with each (label, start, end) span, in order and not overlapping, replaced by
+    its placeholder."""
+    out: list[str] = []
+    findings: list[Finding] = []
+    pos = 0
+    for label, s, e in spans:
+        value = text[s:e]
+        ph = vault.placeholder_for(label, value)
+        out.append(text[pos:s])
+        out.append(ph)
+        findings.append(Finding(label, s, e, value, ph))
+        pos = e
+    out.append(text[pos:])
+    return "".join(out), findings
