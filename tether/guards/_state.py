@@ -1,7 +1,8 @@
 """A run's guard state (`RunGuardState`) and where it comes from (`RunStates`).
 
 A run's state lives in `ctx.scratch`; the runtime rebuilds it on every replay (the interceptor
-feeds it from the journal), so nothing here is persisted.
+feeds it from the journal), so nothing here is persisted — except the budget counters, which are
+the store's: a run's budget starts from what its scopes' counters hold (`RunBudget`).
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._config import GuardConfig
-from tether.guards._spend import tree_spend, tree_start
+from tether.guards._spend import spend_from_events, subtree_spend
 from tether.guards._steps import SCRATCH_KEY
 from tether.guards._tenant import TenantDays
-from tether.guards.budget import BudgetLimits, Ledger
+from tether.guards.budget import BudgetLimits, BudgetScope, RunBudget, Spend
 from tether.guards.loops import Intervention, LoopDetector
 from tether.guards.pii import PiiMasker, Vault
 from tether.guards.policy import Policy, PolicySet
 
 if TYPE_CHECKING:
     from tether.runtime import Context
+    from tether.store import RunRecord
 
 
 @dataclass
 class RunGuardState:
-    ledger: Ledger
+    budget: RunBudget
     detector: LoopDetector
     vault: Vault
     masker: PiiMasker
@@ -38,8 +40,8 @@ class RunGuardState:
 
 
 class RunStates:
-    """The guard state of each run, made on first use from the deployment's configuration, the
-    run's own budget and the spend of the rest of its tree."""
+    """The guard state of each run, made on first use from the deployment's configuration and
+    the run's budget scopes (with what their counters in the store hold)."""
 
     def __init__(self, config: GuardConfig, tenants: TenantDays) -> None:
         self.config = config
@@ -56,16 +58,8 @@ class RunStates:
     def _new(self, ctx: Context) -> RunGuardState:
         cfg = self.config
         run = ctx.run
-        limits = BudgetLimits.from_json(run.options["budget"]) if "budget" in run.options \
-            else cfg.run_limits
         # A run starting picks up what the tenant's runs on other workers spent today.
         self.tenants.ledger(ctx, refresh=True)
-        # The run's limits cover its whole tree: the other runs of the tree have already spent
-        # part of it (children draw from the parent's budget, and the parent from theirs).
-        tree = Ledger(limits, scope="run", spend=tree_spend(ctx.store, run, exclude=run.id),
-                      started_at=tree_start(ctx.store, run))
-        # This run's own effects, replayed ones included (spawns too), are charged in `after`.
-        own = Ledger(BudgetLimits(), scope="run", parent=tree)
         policy = cfg.policy
         if run.tenant in cfg.tenant_policies:
             tenant_policy = cfg.tenant_policies[run.tenant]
@@ -73,9 +67,53 @@ class RunStates:
                 [policy] if policy else [])
             policy = PolicySet(tenant_policy, *base)
         return RunGuardState(
-            ledger=own,
+            budget=run_budget(ctx.store, run, cfg.run_limits),
             detector=LoopDetector(cfg.embedder, cfg.loops),
             vault=Vault(),
             masker=PiiMasker(list(cfg.pii_patterns)),
             policy=policy,
         )
+
+
+def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
+    """The run's budget scopes and what has been spent from them.
+
+    Every run from the root down to this one that has limits (its own `options["budget"]`, else
+    the deployment's `run_limits`) bounds its subtree. A root that has spawned nothing is the
+    only run that can spend from its budget: it counts from its own journal and reserves in
+    memory ("local"). Any other run reserves in the store's counters ("store"); a scope the
+    counters do not know yet is seeded from its runs' journals."""
+    scopes = budget_scopes(store, run, default)
+    if not scopes:
+        return RunBudget([], mode="off")
+    if run.parent_id is None and not store.list_runs(parent_id=run.id, limit=1):
+        events = store.load_events(run.id)
+        budget = RunBudget(scopes, mode="local")
+        budget.totals[run.id] = spend_from_events(events)
+        budget.held = {e.key for e in events if e.kind == "step_started" and e.key}
+        return budget
+    budget = RunBudget(scopes, mode="store")
+    for scope in scopes:
+        stored = store.get_budget_spend(scope.run_id)
+        if not stored:
+            stored = budget.seeds[scope.run_id] = subtree_spend(store, scope.run_id)
+        budget.totals[scope.run_id] = Spend.from_json(stored)
+    return budget
+
+
+def budget_scopes(store: Any, run: RunRecord, default: BudgetLimits) -> list[BudgetScope]:
+    """The runs from the root down to `run` that have limits, root first."""
+    chain = [run]
+    while chain[-1].parent_id:
+        parent = store.get_run(chain[-1].parent_id)
+        if parent is None:
+            break
+        chain.append(parent)
+    scopes = []
+    for r in reversed(chain):
+        limits = BudgetLimits.from_json(r.options["budget"]) if "budget" in r.options \
+            else default
+        if limits.to_json():
+            scopes.append(BudgetScope(r.id, limits, float(r.created_at or 0.0),
+                                      "child run" if r.parent_id else "run"))
+    return scopes

@@ -1,8 +1,10 @@
 """`TenantDays`: each tenant's budget for the current UTC day, shared by all its runs here.
 
-One per `Guards` object (so per worker process): a charge made for one run is seen by the
-tenant's other runs at their next check. The store's usage counters hold every worker's committed
-usage; they are re-read when a run starts and at most every `usage_refresh_s`.
+One per `Guards` object (so per worker process): an effect reserves its share before it starts
+(`reserve`, check and charge at once), so the tenant's runs executing here at the same time —
+and the branches of a `ctx.gather` — cannot all pass the same check. The store's usage counters
+hold every worker's committed usage; they are re-read when a run starts and at most every
+`usage_refresh_s`, so what other workers spent since is the only thing a check can miss.
 """
 
 from __future__ import annotations
@@ -60,14 +62,24 @@ class TenantDays:
             td.synced_at = now
         return td.ledger
 
+    def reserve(self, ctx: Context, kind: str, now: float) -> Ledger | None:
+        """Take one effect of `kind` from today's ledger of the run's tenant (None without
+        tenant limits); raises `BudgetExceeded` when it has no room."""
+        tenant = self.ledger(ctx, now=now)
+        if tenant is not None:
+            tenant.reserve(kind)
+        return tenant
+
     def charge_live(self, ctx: Context, kind: str, tokens_in: int, tokens_out: int,
-                    cost_usd: float) -> None:
-        """Tenant-day accounting of one live effect: this process's ledger, then the store's
-        counters (read before the increment is submitted, so it is never counted twice)."""
+                    cost_usd: float, *, reserved: bool = False) -> None:
+        """Tenant-day accounting of one live effect: this process's ledger (its counters unless
+        `reserve` took them already), then the store's counters (read before the increment is
+        submitted, so it is never counted twice)."""
         now = time.time()
         tenant = self.ledger(ctx, now=now)
         if tenant is not None:
-            tenant.charge_effect(kind)
+            if not reserved:
+                tenant.charge_effect(kind)
             if tokens_in or tokens_out or cost_usd:
                 tenant.charge_usage(tokens_in, tokens_out, cost_usd)
         if self.config.record_usage:

@@ -1,11 +1,14 @@
 """Loop detection: a circuit breaker on the agent's own behaviour.
 
-Three signals: (a) the same tool call with the same arguments N times, (b) consecutive thoughts
-that stay semantically the same (cosine >= threshold between every consecutive pair over the last
-`window` thoughts), (c) the same error N times. The first time a signal fires the detector returns
-an `Intervention` (warn in the next prompt, trim short-term history, raise temperature, re-plan);
-if the signal is still true on the next observation of that kind after `max_interventions`
-interventions, it raises `LoopHalt`.
+Three signals: (a) the same tool call with the same arguments N times — "the same" after
+canonicalisation, so re-spacing, re-casing, re-ordering keys, accents, invisible or compatibility
+unicode characters, `1` vs `1.0`, or arguments sent as a JSON string do not disguise a repeat;
+(b) thoughts that keep coming back: over the last `window` thoughts each is semantically the
+same (cosine >= threshold) as the one 1, 2, ... `thought_cycle` thoughts before it — one
+thought restated, or a cycle such as A, B, A, B; (c) the same error N times. The first time a
+signal fires the detector returns an `Intervention` (warn in the next prompt, trim short-term
+history, raise temperature, re-plan); if the signal is still true on the next observation of
+that kind after `max_interventions` interventions, it raises `LoopHalt`.
 
 The detector is pure state fed by observations: the runtime feeds it from the journal (live and on
 replay alike), so its decisions are reproducible.
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +38,7 @@ class LoopConfig:
     call_window: int = 10
     thought_similarity: float = 0.95  # (b) cosine threshold
     thought_window: int = 5  # ... over the last N thoughts
+    thought_cycle: int = 3  # ... each as similar to the one up to this many thoughts before
     repeat_errors: int = 3  # (c) same (normalised) error this many times
     error_window: int = 10
     max_interventions: int = 1  # interventions per signal kind before a halt
@@ -63,9 +69,48 @@ class Intervention:
 
 
 def call_fingerprint(tool: str, args: Any) -> str:
-    """Argument order and whitespace do not disguise a repeat."""
-    body = orjson.dumps([tool, args], option=orjson.OPT_SORT_KEYS, default=str)
+    """The call as a repeat detector sees it: near-duplicates share a fingerprint."""
+    body = orjson.dumps([canonical_text(tool), canonical_args(args)],
+                        option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(body).hexdigest()
+
+
+def canonical_args(value: Any) -> Any:
+    """Arguments with the variations that do not change what a call asks for taken out: text
+    is `canonical_text`, numbers that are equal compare equal (`1`, `1.0`, `1e0`), a JSON object
+    or array sent as a string is parsed. Order within lists, booleans vs numbers and the
+    characters of words are kept: "day 1" and "day 2" stay two calls."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "["):
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict | list):
+                return canonical_args(parsed)
+        return canonical_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dict):
+        return {canonical_text(str(k)): canonical_args(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical_args(v) for v in value]
+    return canonical_text(str(value))
+
+
+def canonical_text(text: str) -> str:
+    """Compatibility forms folded (fullwidth letters, ligatures), accents and other combining
+    marks dropped, invisible format characters dropped (zero-width spaces and joiners,
+    byte-order marks), case folded, runs of whitespace of any kind made one space, ends
+    trimmed."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    kept = "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Mn"))
+    return " ".join(unicodedata.normalize("NFKC", kept).split())
 
 
 _VOLATILE = re.compile(
@@ -86,7 +131,8 @@ class LoopDetector:
     def __post_init__(self) -> None:
         c = self.config
         self._calls: deque[str] = deque(maxlen=c.call_window)
-        self._thoughts: deque[np.ndarray] = deque(maxlen=c.thought_window)
+        self._thoughts: deque[np.ndarray] = deque(
+            maxlen=c.thought_window + max(1, c.thought_cycle) - 1)
         self._errors: deque[str] = deque(maxlen=c.error_window)
         self.interventions: dict[str, int] = {}
         self._armed: dict[str, bool] = {}  # signal fired and intervened: next positive halts
@@ -109,15 +155,23 @@ class LoopDetector:
 
     def observe_thought_vector(self, vec: np.ndarray) -> Intervention | None:
         self._thoughts.append(np.asarray(vec, dtype=np.float32))
-        sims = self.thought_similarities()
-        window = self.config.thought_window
-        fired = len(self._thoughts) >= window and all(
-            s >= self.config.thought_similarity for s in sims)
-        # Once armed (after an intervention) one more similar thought is enough: "persists".
-        if self._armed.get("semantic_loop") and sims:
-            fired = sims[-1] >= self.config.thought_similarity
-        evidence = (f"last {len(self._thoughts)} thoughts have consecutive cosine similarities "
-                    f"{[round(s, 3) for s in sims]} (threshold {self.config.thought_similarity})")
+        threshold = self.config.thought_similarity
+        period = self._cycle()
+        fired = period is not None
+        # Once armed (after an intervention) one more returning thought is enough: "persists".
+        returns = self._returns()
+        if self._armed.get("semantic_loop") and returns:
+            fired = max(returns) >= threshold
+        if period is None or period == 1:
+            sims = self.thought_similarities()
+            evidence = (f"last {min(len(self._thoughts), self.config.thought_window)} thoughts "
+                        f"have consecutive cosine similarities {[round(s, 3) for s in sims]} "
+                        f"(threshold {threshold})")
+        else:
+            sims = self._lagged(period)
+            evidence = (f"the last {len(sims) + period} thoughts go round a cycle of {period}: "
+                        f"each is as similar to the thought {period} before it as "
+                        f"{[round(s, 3) for s in sims]} (threshold {threshold})")
         return self._signal("semantic_loop", fired, evidence)
 
     def observe_error(self, error: str) -> Intervention | None:
@@ -129,8 +183,33 @@ class LoopDetector:
         return self._signal("repeated_error", fired, evidence)
 
     def thought_similarities(self) -> list[float]:
-        t = list(self._thoughts)
+        """Cosines of consecutive thoughts over the last `thought_window`."""
+        t = list(self._thoughts)[-self.config.thought_window:]
         return [float(np.dot(a, b)) for a, b in itertools.pairwise(t)]
+
+    def _lagged(self, period: int) -> list[float]:
+        """Cosines of each of the last `thought_window - 1` thoughts with the one `period`
+        before it (fewer while there are not enough thoughts)."""
+        t = list(self._thoughts)
+        pairs = min(self.config.thought_window - 1, len(t) - period)
+        return [float(np.dot(t[-i], t[-i - period])) for i in range(pairs, 0, -1)]
+
+    def _cycle(self) -> int | None:
+        """The shortest period p (1 = the same thought restated) such that each of the last
+        `thought_window - 1` thoughts is similar to the one p before it."""
+        need = self.config.thought_window - 1
+        for period in range(1, max(1, self.config.thought_cycle) + 1):
+            sims = self._lagged(period)
+            if need > 0 and len(sims) == need and all(
+                    s >= self.config.thought_similarity for s in sims):
+                return period
+        return None
+
+    def _returns(self) -> list[float]:
+        """Cosines of the newest thought with each of the `thought_cycle` before it."""
+        t = list(self._thoughts)
+        return [float(np.dot(t[-1], t[-1 - p]))
+                for p in range(1, min(max(1, self.config.thought_cycle), len(t) - 1) + 1)]
 
     # ----------------------------------------------------------------- escalation
     def _signal(self, kind: str, fired: bool, evidence: str) -> Intervention | None:

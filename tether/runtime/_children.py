@@ -70,9 +70,13 @@ async def spawn(ctx: RunView, agent: Callable[..., Any] | str, input: Any, *,
         dumps(input)
     except TypeError as exc:
         raise NotSerializable(f"the input of child agent {ref}", str(exc)) from exc
-    await ctx._before(Effect("spawn", ref, key, (input,), {"options": options or {}}))
+    effect = Effect("spawn", ref, key, (input,), {"options": dict(options or {})})
+    await ctx._before(effect)
+    # interceptors may narrow the child's options (the guards clamp its budget to what the
+    # parent has left); what else they put in the meta is journaled with the spawn
     child_options = {k: v for k, v in ctx.options.items() if k not in ("in_doubt",)}
-    child_options.update(options or {})
+    child_options.update(effect.meta.get("options") or {})
+    noted = {k: v for k, v in effect.meta.items() if k != "options"}
     child_id = f"{ctx.run_id}.{key.replace(':', '_')}"
     child = RunRecord(
         id=child_id, agent=ref, status="queued", input=input,
@@ -80,10 +84,10 @@ async def spawn(ctx: RunView, agent: Callable[..., Any] | str, input: Any, *,
         root_id=ctx.run.root_id or ctx.run_id, depth=ctx.depth + 1,
         spec_version=ctx.run.spec_version, options=child_options,
     )
-    event = ctx._new_event("child_spawned", key, ref, {"child_id": child_id})
+    event = ctx._new_event("child_spawned", key, ref,
+                           {"child_id": child_id, **({"meta": noted} if noted else {})})
     await ctx._write_durable([event], ops.create_run(child))
-    await ctx._after(Effect("spawn", ref, key, (input,), {"options": options or {}}),
-                     child_id, None, False)
+    await ctx._after(effect, child_id, None, False)
     return ChildHandle(ctx, child_id)
 
 

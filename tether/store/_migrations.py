@@ -121,4 +121,27 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        """
+        -- Budgets of run trees (tether.guards): what each budget scope (a run and all its
+        -- descendants) has reserved, per metric, checked and added to in one transaction so
+        -- that runs in other processes cannot pass the same check, and which effects hold a
+        -- reservation (an effect run again after a crash is counted once).
+        CREATE TABLE budget_spend (
+            scope TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            amount REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (scope, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE budget_holds (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

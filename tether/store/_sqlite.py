@@ -236,6 +236,11 @@ class SQLiteStore:
                            (tenant, day))
         return {r[0]: r[1] for r in rows}
 
+    def get_budget_spend(self, scope: str) -> dict[str, float]:
+        """What a budget scope (a run and its descendants) has reserved, per metric."""
+        rows = self._query("SELECT metric, amount FROM budget_spend WHERE scope=?", (scope,))
+        return {r[0]: r[1] for r in rows}
+
     def put_artifact(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if not self.has_artifact(digest):

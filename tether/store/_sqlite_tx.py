@@ -214,6 +214,35 @@ class _SQLiteTx:
             [(tenant, day, metric, float(amount)) for metric, amount in amounts.items()],
         )
 
+    def budget_spend(self, scopes: Sequence[str]) -> dict[str, dict[str, float]]:
+        marks = ",".join("?" * len(scopes))
+        rows = self.conn.execute(
+            f"SELECT scope, metric, amount FROM budget_spend WHERE scope IN ({marks})",
+            tuple(scopes),
+        ) if scopes else []
+        out: dict[str, dict[str, float]] = {}
+        for scope, metric, amount in rows:
+            out.setdefault(scope, {})[metric] = amount
+        return out
+
+    def add_budget_spend(self, scopes: Sequence[str], amounts: dict[str, float]) -> None:
+        self.conn.executemany(
+            "INSERT INTO budget_spend (scope, metric, amount) VALUES (?,?,?) "
+            "ON CONFLICT(scope, metric) DO UPDATE SET amount = amount + excluded.amount",
+            [(scope, metric, float(amount)) for scope in scopes
+             for metric, amount in amounts.items()],
+        )
+
+    def hold_budget(self, run_id: str, key: str) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO budget_holds (run_id, key) VALUES (?,?)", (run_id, key))
+        return cur.rowcount == 1
+
+    def release_budget_hold(self, run_id: str, key: str) -> bool:
+        cur = self.conn.execute(
+            "DELETE FROM budget_holds WHERE run_id=? AND key=?", (run_id, key))
+        return cur.rowcount == 1
+
     def put_artifact(self, digest: str, data: bytes) -> None:
         self.conn.execute(
             "INSERT OR IGNORE INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?)",
