@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tether.guards._pii_release import check_pii_grants
 from tether.guards.approvals import KeyRegistry
 from tether.guards.budget import BudgetLimits
 from tether.guards.embedding import Embedder
@@ -47,6 +48,9 @@ class GuardConfig:
         if self.tenant_limits and not self.record_usage:
             raise ValueError("tenant_limits need record_usage=True (they are kept in the store's "
                              "usage counters)")
+        # a rule's `pii:` must name kinds the masker produces (a typo would grant nothing)
+        check_pii_grants([self.policy, *self.tenant_policies.values()],
+                         [p.label for p in self.pii_patterns])
 
     @classmethod
     def from_policy_file(cls, path: str | Path, **kwargs: Any) -> GuardConfig:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.guards._approval_wait import await_approval
 from tether.guards._config import GuardConfig
+from tether.guards._pii_release import release_pii
 from tether.guards._policygate import ARGUMENTS_RULE, PolicyGate
 from tether.guards._state import RunStates
 from tether.guards._steps import GUARD_STEP, RETRYABLE, TOOL_STEP
@@ -43,7 +44,10 @@ class ToolGateway:
             proposed = self.gate.parse(name, arguments)
         except ToolError as exc:
             return await _refuse_arguments(ctx, registry, name, _journal_form(arguments), exc)
-        args = st.vault.unmask(proposed)  # the tool gets the real values, never the model
+        # the tool gets the real values of the PII kinds the policy grants it; the model never
+        release = release_pii(self.gate, st.policy, st.masker, st.vault, name, proposed,
+                              registry)
+        args = release.arguments
         try:
             args = self.gate.prepare(st.policy, name, args, registry)
         except ToolError as exc:
@@ -89,7 +93,7 @@ class ToolGateway:
             failed = not result.ok and result.error is not None and \
                 result.error.type in RETRYABLE
             if not failed or retry is None or not retry.should_retry(attempt):
-                return result
+                return release.mask_output(result)  # what the call saw unmasked stays hidden
             # each attempt and each back-off timer is journaled: after a crash the count goes on
             await ctx.sleep(retry.delay(attempt, seed=f"{ctx.run_id}:{name}:{attempt}"))
 

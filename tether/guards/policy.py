@@ -80,6 +80,7 @@ class Rule:
     critical: bool = False
     description: str = ""
     line: int = 0
+    pii: tuple[str, ...] = ()  # PII kinds a call this rule allows may receive unmasked
 
     def matches_tool(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, g) for g in self.tools)
@@ -267,7 +268,7 @@ class PolicySet:
 # ====================================================================== loading
 _TOP_KEYS = {"version", "name", "read_only", "honeypots", "http", "egress", "rules", "default",
              "description"}
-_RULE_KEYS = {"id", "tools", "effect", "args", "critical", "description"}
+_RULE_KEYS = {"id", "tools", "effect", "args", "critical", "description", "pii"}
 
 
 def _line(node: Node) -> int:
@@ -429,7 +430,15 @@ class _Loader:
                 for op, (onode, operand) in ops.items():
                     conds.append(self.condition(rid, arg, op, onode, operand))
                 del anode
-        return Rule(rid, tools, effect, tuple(conds), critical, desc, _line(node))
+        pii: tuple[str, ...] = ()
+        if "pii" in m:  # which placeholders the tool gets filled in (tether/guards/_pii_release)
+            pii = tuple(k.lower() for k in self.strlist(m["pii"][1], f"rule '{rid}': pii"))
+            bad = [k for k in pii if not re.fullmatch(r"[a-z][a-z0-9_]*", k)]
+            if effect == "deny" or bad:
+                raise self.fail(m["pii"][1], f"rule '{rid}': pii " + (
+                    "only applies to allow and approve rules" if effect == "deny" else
+                    f"lists PII kinds such as email, phone, card (got {bad[0]!r})"))
+        return Rule(rid, tools, effect, tuple(conds), critical, desc, _line(node), pii)
 
     def condition(self, rid: str, arg: str, op: str, onode: Node, operand: Node) -> Condition:
         if op not in ac.OPERATORS:
