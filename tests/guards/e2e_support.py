@@ -57,6 +57,7 @@ rules:
     tools: send_email
     effect: allow
     args: {to: {regex: '[^@]+@corp\.example'}}
+    pii: [email]
   - {id: refunds, tools: refund, effect: approve}
   - {id: transfers, tools: transfer, effect: approve, critical: true}
 """
