@@ -82,6 +82,8 @@ def test_demo_is_governed_policy_budget_approval_and_decisions(
     assert "run budget steps=40, tokens_in=60000" in out and "tool_calls=16" in out
     assert "approval needed" in out and "rule publishing-needs-a-person" in out
     assert "approved with --yes (signed by demo-operator; status approved)" in out
+    # the resumed run rebuilds itself from its journal: earlier steps are not shown as new calls
+    assert out.count("→ lookup_country(") == 1 and "replayed from the journal (not re-run)" in out
     # the timeline shows tokens and every guard decision
     assert "allow data-lookups" in out and "approve publishing-needs-a-person" in out
     assert "guard decisions: 2 allow, 2 approve" in out  # the request and the approved call

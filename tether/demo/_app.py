@@ -164,6 +164,7 @@ class Progress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.started = time.monotonic()
+        self._replayed_step = 0
 
     def _t(self) -> str:
         return f"[dim]{time.monotonic() - self.started:6.1f}s[/dim]"
@@ -171,6 +172,12 @@ class Progress:
     def __call__(self, event: ReActEvent) -> None:
         t = self._t()
         c = self.console
+        if event.replay:  # a resumed run rebuilding itself from its journal: nothing executes
+            if event.step != self._replayed_step:
+                self._replayed_step = event.step
+                c.print(f"{t} [dim]step {event.step} replayed from the journal (not re-run)"
+                        "[/dim]")
+            return
         if event.kind == "thought":
             c.print(f"{t} [bold]step {event.step}[/bold] [italic]{escape(event.text)}[/italic]")
         elif event.kind == "tool_call":
