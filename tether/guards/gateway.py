@@ -2,11 +2,13 @@
 tool calls.
 
 Two layers, on purpose:
-- `GuardInterceptor` sees *every* effect (`ctx.step`, `ctx.spawn`): budgets are checked before
-  each one and charged after (run budgets also on replay, so totals are rebuilt from the journal;
-  tenant-day usage only live, into the store's usage counters); every `tool:*` step is checked
-  against the policy, so even agent code that calls `ctx.tool` directly cannot execute a denied,
-  unapproved or honeypot tool; tool calls and errors feed the loop detector.
+- `GuardInterceptor` sees *every* effect (`ctx.step`, `ctx.spawn`): budgets are reserved before
+  each one — across the run's tree, in the store when other runs share it — and what it
+  measured is charged after (run budgets also on replay, so the run's own spend is rebuilt from
+  the journal; tenant-day usage only live, into the store's usage counters); every `tool:*` step
+  is checked against the policy, so even agent code that calls `ctx.tool` directly cannot
+  execute a denied, unapproved or honeypot tool; tool calls (those the guards answered too) and
+  errors feed the loop detector.
 - `Guards.tool` / `Guards.model` are what an agent loop calls with what the model proposed: they
   unmask PII placeholders for the tool, decide, wait durably for approvals, and mask PII and
   apply loop interventions before a model call. A refusal (denial, denied approval, open circuit
