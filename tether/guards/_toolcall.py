@@ -20,7 +20,7 @@ from tether.guards._pii_release import release_pii
 from tether.guards._policygate import ARGUMENTS_RULE, PolicyGate
 from tether.guards._state import RunStates
 from tether.guards._steps import GUARD_STEP, RETRYABLE, TOOL_STEP
-from tether.guards._verdict import ToolVerdict, WithVerdict, tool_answer
+from tether.guards._verdict import ToolVerdict, tool_answer
 from tether.guards.policy import PolicyDecision
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ class ToolGateway:
             verdict = ToolVerdict(name, {**policy, "via": "gateway", "attempt": attempt})
             st.retrying = attempt > 1
             try:
-                result = await _tool_effect(WithVerdict(ctx, verdict), registry, name, args)
+                # the verdict rides in the step's own meta (the interceptor takes it out)
+                result = await ctx.tool(registry, name, args or {}, meta=verdict.attach(None))
             finally:
                 st.retrying = False
             failed = not result.ok and result.error is not None and \
@@ -138,15 +139,3 @@ async def _answer(ctx: Context, registry: ToolRegistry, args: Any,
     data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
                           meta=verdict.attach(meta))
     return ToolResult.model_validate(data)
-
-
-async def _tool_effect(ctx: WithVerdict, registry: ToolRegistry, name: str,
-                       args: Any) -> ToolResult:
-    """What `ctx.tool(registry, name, args)` does, on a `ctx` that adds the verdict to the step's
-    meta (until `ctx.tool` takes `meta=` itself)."""
-    try:
-        from tether.runtime.effects.tool import tool_effect
-    except ImportError:  # the tool effect before it moved into the runtime
-        from tether.tools.effect import tool_effect  # type: ignore[attr-defined,no-redef]
-    result: ToolResult = await tool_effect(ctx, registry, name, args or {})
-    return result

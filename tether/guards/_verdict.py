@@ -10,9 +10,8 @@ call — live or replayed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from tether.guards._steps import ANSWERED, TOOL_STEP
 from tether.runtime.interceptors import Effect
@@ -42,38 +41,6 @@ class ToolVerdict:
         if not isinstance(verdict, ToolVerdict) or effect.name != TOOL_STEP + verdict.tool:
             return None
         return verdict
-
-
-class StepMaker(Protocol):
-    """What the runtime's tool effect uses of `ctx`: its `step` and its run id."""
-
-    @property
-    def run_id(self) -> str: ...
-
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
-                   idempotent: bool | None = None, timeout: float | None = None,
-                   meta: dict[str, Any] | None = None) -> Any: ...
-
-
-class WithVerdict:
-    """`ctx` as the runtime's tool effect sees it, adding `verdict` to the meta of its step.
-
-    This is how a gateway call reaches `ctx.tool`'s machinery with the verdict in its
-    `Effect.meta`: `ctx.tool` itself takes no meta (yet)."""
-
-    def __init__(self, ctx: StepMaker, verdict: ToolVerdict) -> None:
-        self._ctx = ctx
-        self._verdict = verdict
-
-    @property
-    def run_id(self) -> str:
-        return self._ctx.run_id
-
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
-                   idempotent: bool | None = None, timeout: float | None = None,
-                   meta: dict[str, Any] | None = None) -> Any:
-        return await self._ctx.step(name, fn, *args, idempotent=idempotent, timeout=timeout,
-                                    meta=self._verdict.attach(meta))
 
 
 def tool_answer(name: str, guard: str, *, ok: bool, output: Any = None,

@@ -31,13 +31,16 @@ async def tool_effect(
     arguments: Any,
     *,
     version: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> ToolResult:
     """Call a tool through the journal and return its :class:`ToolResult`.
 
     ``registry_or_tool`` is a registry (``name`` selects the tool, newest version unless
     ``version``) or a single tool (``name`` may be ``None`` or must match it). The step is marked
     idempotent when the tool is, and a tool with an ``idempotency_key`` parameter receives the
-    runtime's ``run_id:seq`` key, which stays the same across replays and retries.
+    runtime's ``run_id:seq`` key, which stays the same across replays and retries. ``meta`` is
+    added to the step's effect meta, for interceptors (the guards' verdict on a gateway call
+    travels this way).
     """
     tool: Tool | None = None
     rejection: ToolResult | None = None
@@ -70,7 +73,7 @@ async def tool_effect(
         else:
             # the step records the arguments as proposed (what policy and approvals judged);
             # the tool validates them again when it runs, filling in defaults
-            return await _live_call(ctx, tool, step_name, _plain(arguments))
+            return await _live_call(ctx, tool, step_name, _plain(arguments), meta)
 
     # Rejected before execution: still journaled (the model's mistake is part of the trace),
     # and idempotent, because nothing outside the journal happens.
@@ -80,13 +83,15 @@ async def tool_effect(
     def reject(_arguments: Any) -> dict[str, Any]:
         return recorded
 
-    meta = effect_meta(tool) if tool is not None else {"kind": "tool", "tool": name}
-    meta["rejected"] = rejection.error.type if rejection.error else "rejected"
-    data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True, meta=meta)
+    base = effect_meta(tool) if tool is not None else {"kind": "tool", "tool": name}
+    base["rejected"] = rejection.error.type if rejection.error else "rejected"
+    data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True,
+                          meta={**base, **(meta or {})})
     return ToolResult.model_validate(data)
 
 
-async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any) -> ToolResult:
+async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
+                     extra_meta: dict[str, Any] | None) -> ToolResult:
     if tool.accepts_idempotency_key:
 
         async def call_with_key(
@@ -113,7 +118,7 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any) -> To
             # re-run (design §3); otherwise only a declared-idempotent tool is re-run
             idempotent=tool.idempotent or tool.accepts_idempotency_key,
             timeout=step_timeout(tool),
-            meta=effect_meta(tool),
+            meta={**effect_meta(tool), **(extra_meta or {})},
         )
     except ActivityError as e:
         # Only the runtime's own bound (or a crash of the wrapper) lands here; tool errors are
