@@ -36,23 +36,21 @@ path = resolve_weights(DEFAULT_WEIGHTS, allow_download=False)
 llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=int(sys.argv[1]), seed=0,
                       verbose=False)
 text = ("Tether journals every model call, tool call and sandbox run of an agent so that a "
-        "crashed run resumes by replay. ") * 24
+        "crashed run resumes by replay. ") * 24 + "Write a long essay about durable agents:"
 prompt = llm.tokenize(text.encode())
 out = []
 for _ in range(int(sys.argv[2])):
     llm.reset()
     t = time.perf_counter()
-    llm.eval(prompt)
-    prefill = time.perf_counter() - t
-    n_gen = 64
+    llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+    first = time.perf_counter() - t
+    llm.reset()
     t = time.perf_counter()
-    tok = None
-    for i in range(n_gen):
-        tok = llm.sample(temp=0.0)
-        llm.eval([tok])
-    gen = time.perf_counter() - t
-    out.append({"prompt_tokens": len(prompt), "prefill_tok_s": len(prompt) / prefill,
-                "gen_tok_s": n_gen / gen})
+    done = llm.create_completion(prompt, max_tokens=65, temperature=0.0)
+    total = time.perf_counter() - t
+    n_gen = done["usage"]["completion_tokens"] - 1
+    out.append({"prompt_tokens": len(prompt), "prefill_tok_s": len(prompt) / first,
+                "gen_tok_s": n_gen / max(total - first, 1e-9), "gen_tokens": n_gen})
 print(json.dumps(out))
 """
 
@@ -63,9 +61,10 @@ def installed_lib() -> Path:
     return Path(llama_cpp.__file__).parent / "lib"
 
 
-def native_lib() -> Path:
+def built_lib(variant: str) -> Path:
+    """The native libraries of a benchmark-only build (built once, unpacked beside its wheel)."""
     wheel = subprocess.run(["bash", str(ROOT / "mk" / "llama_portable.sh"), sys.executable,
-                            VERSION, "native"], check=True, capture_output=True,
+                            VERSION, variant], check=True, capture_output=True,
                            text=True).stdout.strip().splitlines()[-1]
     target = Path(wheel).with_suffix("")  # unpacked beside the wheel, once
     if not (target / "llama_cpp" / "lib").is_dir():
@@ -97,9 +96,10 @@ def render(builds: dict[str, list[dict[str, Any]]], threads: int, command: str) 
         "Qwen2.5-Coder-1.5B (q4_k_m), one prompt of ~"
         f"{_prompt_tokens(builds)} tokens then 64 greedy tokens, {threads} threads; each round "
         "runs both builds in turn (portable first), 3 measurements per round, median over all "
-        "rounds. *portable* = what Tether installs (`mk/llama_portable.sh`: x86-64 + AVX2, FMA, "
-        "F16C, BMI2; no AVX-512, no AMX); *native* = the same version with `GGML_NATIVE=ON` on "
-        "this machine (never installed).",
+        "rounds; generation speed = (time for 65 tokens - time for 1) / 64. *portable* = what "
+        "Tether installs (`mk/llama_portable.sh`: x86-64 + AVX2, FMA, F16C, BMI2; no AVX-512, "
+        "no AMX); *avx512* = the same plus AVX-512 (no AMX); *native* = `GGML_NATIVE=ON` on "
+        "this machine. The last two are built only for this benchmark and never installed.",
         "",
         "| build | prompt tok/s | generation tok/s | outcome |",
         "|---|---|---|---|",
@@ -110,11 +110,13 @@ def render(builds: dict[str, list[dict[str, Any]]], threads: int, command: str) 
         outcome = "ok" if not bad else f"{len(bad)} of {len(rounds)} rounds died: {bad[0]}"
         lines.append(f"| {name} | {pre:.1f} | {gen:.1f} | {outcome} |" if pre and gen
                      else f"| {name} | — | — | {outcome} |")
-    p, n = builds.get("portable", []), builds.get("native", [])
-    pp, np_, pg, ng = (_median(p, "prefill_tok_s"), _median(n, "prefill_tok_s"),
-                       _median(p, "gen_tok_s"), _median(n, "gen_tok_s"))
-    if pp and np_ and pg and ng:
-        lines += ["", f"Portable / native: prompt {pp / np_:.2f}, generation {pg / ng:.2f}."]
+    p = builds.get("portable", [])
+    for other in ("avx512", "native"):
+        o = builds.get(other, [])
+        pp, op, pg, og = (_median(p, "prefill_tok_s"), _median(o, "prefill_tok_s"),
+                          _median(p, "gen_tok_s"), _median(o, "gen_tok_s"))
+        if pp and op and pg and og:
+            lines += ["", f"Portable / {other}: prompt {pp / op:.2f}, generation {pg / og:.2f}."]
     flags = sorted(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in _cpu_flags())
     lines += ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU flags include "
               f"{', '.join(flags)}; load average {os.getloadavg()[0]:.1f} at the end.",
@@ -146,7 +148,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    libs = {"portable": installed_lib(), "native": native_lib()}
+    libs = {"portable": installed_lib(), "avx512": built_lib("avx512"),
+            "native": built_lib("native")}
     builds: dict[str, list[dict[str, Any]]] = {k: [] for k in libs}
     for _ in range(args.rounds):
         for name, lib in libs.items():

