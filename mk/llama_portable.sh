@@ -8,9 +8,9 @@
 #
 # The wheel is cached under a directory named by the version and the baseline, so that a cached
 # build made with other flags (uv's own cache ignores CMAKE_ARGS) can never be picked up.
-# Usage: llama_portable.sh PYTHON VERSION [native]  -> prints the wheel's path
-# `native` builds for this machine's CPU instead: only for `make bench-models`, which measures what
-# the portable baseline costs against it. Never install that build.
+# Usage: llama_portable.sh PYTHON VERSION [native|avx512]  -> prints the wheel's path
+# `native` builds for this machine's CPU, `avx512` for an explicit AVX-512 set: only for
+# `make bench-models`, which measures what the portable baseline costs. Never install those.
 set -euo pipefail
 python=$1
 version=$2
@@ -19,6 +19,11 @@ case "$target-$(uname -m)" in
   native-*)
     baseline="native-$(grep -m1 '^flags' /proc/cpuinfo | sha1sum | cut -c1-12)"
     flags="-DGGML_NATIVE=ON"
+    ;;
+  avx512-x86_64)  # the explicit AVX-512 set (no AMX), for the same benchmark only
+    baseline="x86-64-avx512"
+    flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    flags="$flags -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
     ;;
   portable-x86_64)
     baseline="x86-64-avx2"
