@@ -163,6 +163,16 @@ async def fan_out(ctx: Any, spec: dict[str, Any]) -> list[Any]:
     return list(await ctx.gather(*(h.result() for h in handles)))
 
 
+async def leaf(ctx: Any, i: int) -> int:
+    return i
+
+
+async def gather_spawns(ctx: Any, n: int) -> list[int]:
+    """n children spawned at once (then joined)."""
+    handles = await ctx.gather(*(ctx.spawn(leaf, i) for i in range(n)))
+    return list(await ctx.gather(*(h.result() for h in handles)))
+
+
 async def denied_then_allowed(ctx: Any, n: dict[str, int]) -> int:
     """Direct calls the policy refuses (each refusal is caught), then allowed ones."""
     for i in range(n["denied"]):
@@ -301,6 +311,17 @@ async def test_replay_rebuilds_the_same_ledger(db_path, agent, spec, budget, sta
     assert (own.steps, own.tool_calls, own.child_runs) == (want.steps, want.tool_calls,
                                                           want.child_runs)
     assert budget_spend(t, run.id) == counters
+    t.close()
+
+
+@pytest.mark.parametrize("n,limit", [(8, 3), (20, 1)])
+async def test_spawns_in_a_gather_cannot_outrun_the_child_budget(db_path, n, limit):
+    guards = fresh_guards()
+    t = open_tether(db_path, guards, max_depth=4)
+    root = await t.run(gather_spawns, n, options={"budget": {"child_runs": limit}})
+    assert root.status == "halted", (root.status, root.reason, root.error)
+    assert root.reason == f"run budget 'child_runs' exhausted: limit={limit} spent={limit}"
+    assert len(tree_of(t, root.id)) - 1 <= limit
     t.close()
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tether.guards import LoopConfig, LoopDetector, LoopHalt
+from tether.guards import LoopConfig, LoopDetector, LoopHalt, inbox, sign_decision
 from tether.guards.loops import call_fingerprint
 from tether.models import ScriptedModel, tool_call
 
@@ -132,6 +132,28 @@ async def test_a_repeatedly_denied_call_is_a_loop(db_path, kind):
     assert "repeated_call" in (run.reason or "")
     assert len(model.calls) <= 4  # intervened after the 3rd proposal, halted at the 4th
     assert A.EXECUTED == []
+    t.close()
+
+
+async def test_a_call_its_approvers_keep_denying_is_a_loop(db_path, people):
+    """The model proposes the same refund again after each human denial."""
+    keys, reg = people
+    guards = make_guards(None, approvers=reg)
+    refund = tool_call("refund", {"card": "4111 1111 1111 1111", "amount": 10})
+    model = ScriptedModel([say(f"Refund, attempt {i}.", refund) for i in range(20)] + ["done"])
+    A.reset(model, guards)
+    t = open_tether(db_path, guards)
+    run = await t.run(A.react, {"task": "refund the customer"})
+    denials = 0
+    while run.status == "waiting" and denials < 10:
+        req = inbox.list_pending(t.store, reg)[0].request
+        inbox.decide(t, sign_decision(keys["bob"], req.id, "deny", "bob", req.digest, "no"),
+                     reg)
+        denials += 1
+        run = await t.drive(run.id)
+    assert run.status == "halted", (run.status, denials)
+    assert "repeated_call" in (run.reason or "")
+    assert denials <= 4 and A.EXECUTED == []
     t.close()
 
 
