@@ -42,7 +42,8 @@ def run(
         resolve_agent(agent)  # a typo fails here, before anything is written to the store
         if guards:
             resolve_guards(guards)  # likewise for the guards: refuse before queuing
-        run_id = tether.submit(agent, payload, tenant=tenant, max_depth=max_depth,
+        given = () if input is None else (payload,)  # no --input: submit checks it may be missed
+        run_id = tether.submit(agent, *given, tenant=tenant, max_depth=max_depth,
                                guards=guards or None)
     if detach:
         console.print(run_id)

@@ -20,8 +20,10 @@ from .committer import GroupCommitter
 from .context import Context
 from .errors import InvalidInput, RunNotFound
 from .interceptors import Interceptor
-from .refs import agent_ref, guards_ref, resolve_agent
+from .refs import check_agent, guards_ref, portable_ref, resolve_agent
 from .worker import Worker
+
+_NO_INPUT: Any = object()  # `submit(agent)`: no input given (None is a valid JSON input)
 
 
 def new_run_id() -> str:
@@ -58,7 +60,7 @@ class Tether:
     def submit(
         self,
         agent: Callable[..., Any] | str,
-        input: Any = None,
+        input: Any = _NO_INPUT,
         *,
         tenant: str = "default",
         run_id: str | None = None,
@@ -69,7 +71,10 @@ class Tether:
     ) -> str:
         """Queue a run and return its id. Any worker on the same database may execute it.
 
-        `guards` (a `module:NAME` reference, default the client's) is recorded with the run."""
+        `guards` (a `module:NAME` reference, default the client's) is recorded with the run.
+        What no worker could execute is refused here, before anything is queued: a reference
+        that does not import or names no `async def (ctx, input)` agent, or a missing input the
+        agent needs."""
         run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version,
                             guards)
         self.store.write(ops.create_run(run))
@@ -98,7 +103,11 @@ class Tether:
     def _new_run(self, agent: Callable[..., Any] | str, input: Any, tenant: str,
                  run_id: str | None, options: dict[str, Any] | None, max_depth: int | None,
                  spec_version: str | None, guards: str | None = None) -> RunRecord:
-        ref = agent_ref(agent)
+        ref = portable_ref(agent)
+        check_agent(resolve_agent(ref) if isinstance(agent, str) else agent, ref,
+                    input_given=input is not _NO_INPUT)
+        if input is _NO_INPUT:
+            input = None
         try:
             dumps(input)
         except TypeError as exc:
@@ -113,7 +122,7 @@ class Tether:
         return RunRecord(id=run_id, agent=ref, status="queued", input=input, tenant=tenant,
                          root_id=run_id, spec_version=spec_version, options=opts)
 
-    async def run(self, agent: Callable[..., Any] | str, input: Any = None,
+    async def run(self, agent: Callable[..., Any] | str, input: Any = _NO_INPUT,
                   **kwargs: Any) -> RunRecord:
         """Submit and execute in this process. Returns when the run finished, or when it waits
         for something only the outside world can provide (a signal, a human decision)."""

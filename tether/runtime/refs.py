@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable
 from typing import Any
 
-from .errors import AgentNotFound
+from .errors import AgentNotFound, InvalidInput
 
 _FILE_MODULES: dict[str, str] = {}  # synthetic module name -> absolute file path
 
@@ -40,11 +42,85 @@ def agent_ref(agent: Callable[..., Any] | str) -> str:
     return f"{module}:{qualname}"
 
 
+def portable_ref(agent: Callable[..., Any] | str) -> str:
+    """The reference a queued run records: a file reference made absolute, so a worker started
+    in any directory (or on any host sharing the path) loads the same file."""
+    ref = agent_ref(agent)
+    target, sep, name = ref.rpartition(":")
+    if sep and target.endswith(".py"):
+        return f"{os.path.abspath(target)}:{name}"
+    return ref
+
+
 def resolve_agent(ref: str) -> Callable[..., Any]:
     obj = _lookup(ref, "agent")
     if not callable(obj):
         raise AgentNotFound(f"{ref!r} is not callable")
     return obj
+
+
+def check_agent(agent: Any, ref: str, *, input_given: bool) -> None:
+    """Refuse, before anything is queued, what no worker could execute: a reference to a class
+    or a plain function, an agent that does not take `(ctx, input)`, or a missing input that the
+    agent cannot do without. A queued mistake would otherwise surface only in a worker, later."""
+    if inspect.isclass(agent):
+        raise AgentNotFound(
+            f"{ref!r} names the class {agent.__name__}, not an agent: reference a module-level "
+            "`async def NAME(ctx, input)` function instead")
+    if not _is_coroutine_function(agent):
+        raise AgentNotFound(
+            f"{ref!r} is not an agent: it is not an `async def` function (an agent is "
+            "`async def NAME(ctx, input)`); make it async or reference the agent itself")
+    try:
+        signature = inspect.signature(agent)
+    except (TypeError, ValueError):  # a builtin without a signature: let the worker find out
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as exc:
+        shown = f"{getattr(agent, '__name__', ref)}{signature}"
+        raise AgentNotFound(
+            f"{ref!r} cannot be called as an agent: it is `{shown}`, but a worker calls it "
+            f"with two arguments, (ctx, input) ({exc}); give it exactly those parameters"
+        ) from None
+    if input_given:
+        return
+    params = [p for p in signature.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(params) < 2 or params[1].kind is params[1].VAR_POSITIONAL:
+        return
+    needed = params[1]
+    if needed.default is not needed.empty or _accepts_none(agent, needed):
+        return
+    raise InvalidInput(
+        f"agent {ref!r} needs an input: its parameter {needed.name!r} has no default. Pass one "
+        "(`--input JSON` on the command line, `submit(agent, input)` in Python), or give the "
+        "parameter a default")
+
+
+def _is_coroutine_function(obj: Any) -> bool:
+    target = obj
+    while hasattr(target, "func"):  # functools.partial
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    dunder_call = inspect.getattr_static(type(target), "__call__", None)
+    return not inspect.isfunction(target) and inspect.iscoroutinefunction(dunder_call)
+
+
+def _accepts_none(agent: Any, param: inspect.Parameter) -> bool:
+    """An input parameter written `_`, or typed to accept None/anything, does not need one."""
+    if param.name.startswith("_"):
+        return True
+    if param.annotation is param.empty:
+        return False
+    try:
+        hint = typing.get_type_hints(agent).get(param.name, param.annotation)
+    except Exception:  # an annotation that cannot be evaluated: do not guess
+        return True
+    if hint in (Any, object, None, type(None)):
+        return True
+    return type(None) in typing.get_args(hint)
 
 
 def _lookup(ref: str, what: str) -> Any:
@@ -85,7 +161,8 @@ def _import(name: str) -> Any:
 def _load_file(path: str) -> Any:
     full = os.path.abspath(path)
     if not os.path.isfile(full):
-        raise AgentNotFound(f"agent file {path!r} does not exist")
+        raise AgentNotFound(f"agent file {path!r} does not exist (looked for {full}, from "
+                            f"{os.getcwd()})")
     name = "tether_agent_" + hashlib.sha1(full.encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
@@ -95,7 +172,19 @@ def _load_file(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     _FILE_MODULES[name] = full
-    spec.loader.exec_module(module)
+    folder = os.path.dirname(full)
+    added = folder not in sys.path
+    if added:  # the file imports modules next to it, as `python file.py` would let it
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a half-executed module must not be handed out next time
+        _FILE_MODULES.pop(name, None)
+        raise
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
     return module
 
 

@@ -246,7 +246,12 @@ class Worker:
         try:
             guards = self._guards_for(run)
         except AgentNotFound as exc:
-            await self._refuse(run, epoch, exc)
+            await self._refuse(run, epoch, exc, "guards", run.options.get("guards", self.guards))
+            return
+        try:
+            agent = resolve_agent(run.agent)
+        except AgentNotFound as exc:
+            await self._refuse(run, epoch, exc, "agent", run.agent)
             return
         interceptors = list(self._interceptors_for(run))
         if guards is not None:
@@ -260,22 +265,24 @@ class Worker:
         ctx._append("run_started" if first else "run_resumed", None, None,
                     {"worker": self.owner, "attempt": run.attempts})
         try:
-            await self._drive(ctx, run)
+            await self._drive(ctx, run, agent)
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)
         finally:
             self.executed += 1
 
-    async def _refuse(self, run: RunRecord, epoch: int, exc: Exception) -> None:
-        """Guards that cannot be loaded here: execute nothing, leave the run waiting with why.
+    async def _refuse(self, run: RunRecord, epoch: int, exc: Exception, what: str,
+                      ref: object) -> None:
+        """Guards or an agent that cannot be loaded here: execute nothing, leave the run waiting
+        with why.
 
         Running it without them would break the run's contract; failing it would lose a run
         that a correctly deployed worker can finish. So it waits (nothing in its journal changes)
         and any worker tries again at `wake_at`."""
         wake_at = time.time() + self.guards_retry_s
-        reason = (f"not executed: worker {self.owner} cannot load the run's guards "
-                  f"{run.options.get('guards', self.guards)!r} ({exc}); deploy a worker that can "
-                  f"import them (any worker tries again at {_clock(wake_at)})")
+        reason = (f"not executed: worker {self.owner} cannot load the run's {what} "
+                  f"{ref!r} ({exc}); deploy a worker that can import it (any worker tries "
+                  f"again at {_clock(wake_at)})")
         log.warning("run %s: %s", run.id, reason)
         try:
             await self.committer.run(ops.suspend(
@@ -286,10 +293,9 @@ class Worker:
         finally:
             self.executed += 1
 
-    async def _drive(self, ctx: Context, run: RunRecord) -> None:
+    async def _drive(self, ctx: Context, run: RunRecord, agent: Callable[..., Any]) -> None:
         run_id = run.id
         try:
-            agent = resolve_agent(run.agent)
             result = await agent(ctx, run.input)
             ctx.check_complete()
             try:
