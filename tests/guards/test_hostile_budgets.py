@@ -472,12 +472,14 @@ async def test_children_in_several_worker_processes_share_the_parents_budget(
     db = str(tmp_path / "t.db")
     ledger = tmp_path / "ledger.txt"
     env = {**os.environ, "TETHER_DB": db, "TETHER_TEST_LEDGER": str(ledger),
-           "TETHER_TEST_SPEND_S": "0.2", "PYTHONPATH": str(ROOT)}
+           "TETHER_TEST_SPEND_S": "0.2", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     t = Tether(db)
-    root_id = t.submit(f"{MODULE}:fan_out", {"children": children, "calls": 10},
-                       options={"budget": {"tool_calls": limit}}, guards=f"{MODULE}:GUARDS")
     for _ in range(4):  # 4 processes x 2 runs: the children are spread over the processes
         workers.append(WorkerProcess(env, concurrency=2))
+    for w in workers:  # every process serves before there is work to share
+        assert w.proc.stdout is not None and "serving" in w.proc.stdout.readline()
+    root_id = t.submit(f"{MODULE}:fan_out", {"children": children, "calls": 10},
+                       options={"budget": {"tool_calls": limit}}, guards=f"{MODULE}:GUARDS")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not t.get(root_id).finished:
         await asyncio.sleep(0.2)
