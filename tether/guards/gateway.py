@@ -29,7 +29,8 @@ concept, each in a private module, each given what it needs (none of them knows 
 - `_toolcall`: `ToolGateway` (`Guards.tool`: verdicts, answered steps, retries);
 - `_approval_wait`: the durable wait for approvals;
 - `_modelcall`: `ModelGateway` (`Guards.model`: loop interventions, PII masking, the vault);
-- `_steps`: journal step names and how effects are charged; `_spend`: spend from journals.
+- `_steps`: journal step names and how effects are charged; `_spend`: spend from journals,
+  and the reservations in the store's budget counters.
 """
 
 from __future__ import annotations
