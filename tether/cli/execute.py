@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal as _signal
+import sys
 
 import typer
-
-from tether.runtime import resolve_agent, resolve_guards
 
 from ._common import DB_OPTION, console, handle_errors, open_tether, parse_json
 from ._render import print_timeline
@@ -16,6 +15,7 @@ from ._render import print_timeline
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("worker")(worker)
+    app.command("retry")(retry)
 
 
 GUARDS_OPTION = typer.Option(
@@ -30,13 +30,19 @@ def run(
     tenant: str = typer.Option("default", "--tenant"),
     max_depth: int = typer.Option(None, "--max-depth", help="Maximum child-run depth."),
     guards: str = GUARDS_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines while it runs."),
     db: str = DB_OPTION,
 ) -> None:
     """Start a run of AGENT. Without --detach it executes here and prints its timeline.
 
+    While it executes, each journal event is printed to stderr as it is committed (steps, tool
+    calls, guard decisions, tokens so far); --quiet turns that off.
+
     With --guards, the reference is recorded with the run: every worker that executes it
     enforces those guards, and one that cannot load them leaves the run waiting."""
     payload = parse_json(input, "--input")
+    from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
+
     tether = open_tether(db)
     with handle_errors():
         resolve_agent(agent)  # a typo fails here, before anything is written to the store
@@ -48,8 +54,11 @@ def run(
     if detach:
         console.print(run_id)
         return
+    from .follow import drive_with_progress
+
     with handle_errors():
-        record = asyncio.run(tether.drive(run_id))
+        record = asyncio.run(drive_with_progress(
+            tether, run_id, stream=None if quiet else sys.stderr))
     print_timeline(record, tether.events(run_id))
     if record.status == "failed":
         raise typer.Exit(1)
@@ -63,9 +72,13 @@ def worker(
     guards: str = typer.Option(
         None, "--guards", envvar="TETHER_GUARDS", help="MODULE:NAME of the deployment's "
         "Guards, for runs that declare none (a run's own declared guards always apply)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print a line for each journal "
+                                 "event of the runs this worker executes, prefixed by run id."),
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue)."""
+    from tether.runtime import resolve_guards  # here: `tether --help` stays cheap
+
     tether = open_tether(db)
     if guards:
         with handle_errors():
@@ -79,8 +92,50 @@ def worker(
         w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
                           guards=guards or None)
         console.print(f"worker {w.owner} serving {tether.store.url}")
-        await w.serve(stop=stop)
+        if not verbose:
+            await w.serve(stop=stop)
+        else:
+            from .follow import WorkerProgress
+
+            progress = WorkerProgress(w, sys.stdout, poll=poll)
+            w.on_claim = progress.claimed
+            printer = asyncio.create_task(progress.run(stop=stop.is_set))
+            await w.serve(stop=stop)
+            stop.set()
+            await printer  # the last events of the runs it handed back or finished
         console.print(f"worker {w.owner} stopped after {w.executed} executions")
 
     with handle_errors():
         asyncio.run(serve())
+
+
+def retry(
+    run_id: str = typer.Argument(..., help="The failed (or halted) run: its id or a unique "
+                                 "prefix of it."),
+    detach: bool = typer.Option(False, "--detach", help="Only queue the new attempt; a worker "
+                                "runs it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines while it runs."),
+    db: str = DB_OPTION,
+) -> None:
+    """Retry a failed run: a new attempt from its journal. The steps that worked replay (they
+    are not executed again), the step that failed executes again, then the agent goes on live.
+    Prints which steps replay and which execute again; the journal keeps both attempts.
+
+    A halted run can be retried too (after raising the limit that halted it); a cancelled,
+    succeeded or live run cannot."""
+    from .follow import drive_with_progress
+
+    tether = open_tether(db)
+    with handle_errors():
+        full = tether.resolve_run_id(run_id)
+        plan = tether.retry(full)
+    for line in plan.explain():
+        console.print(line, markup=False, soft_wrap=True)
+    if detach:
+        return
+    with handle_errors():
+        record = asyncio.run(drive_with_progress(
+            tether, full, stream=None if quiet else sys.stderr))
+    print_timeline(record, tether.events(full))
+    if record.status == "failed":
+        raise typer.Exit(1)

@@ -54,10 +54,16 @@ def show(
                               "traceback of a failed run."),
     as_json: bool = typer.Option(False, "--json", help="Print the run and its timeline as "
                                  "JSON (fields documented in docs/cli.md)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Print each event as it is "
+                                "committed until the run ends or waits (exit code by status)."),
     db: str = DB_OPTION,
 ) -> None:
     """Show a run's timeline: every journaled event with durations, tokens and guard decisions."""
     tether = open_tether(db)
+    if follow:
+        from .follow import follow_command
+
+        follow_command(tether, run_id)
     with handle_errors():
         record = tether.get(run_id)
         events = tether.events(run_id)

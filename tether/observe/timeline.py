@@ -46,27 +46,68 @@ class TimelineTotals:
     decisions: dict[str, int]  # action -> count (allow, deny, approve, honeypot, ...)
 
 
-def timeline_rows(events: list[Event]) -> list[TimelineRow]:
-    t0 = events[0].ts if events else 0.0
-    opened: dict[str, float] = {}
-    rows: list[TimelineRow] = []
-    for e in events:
+class TimelineBuilder:
+    """Rows one event at a time, so a journal being followed (`tether run`, `tether show
+    --follow`, `tether worker -v`) gets the same rows as a whole one, and the run's token totals
+    so far. Durations need the event that opened an operation: feed every event, in order."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+        self._opened: dict[str, float] = {}
+        self.tokens_in = 0
+        self.tokens_out = 0
+
+    def row(self, e: Event) -> TimelineRow:
+        if self._t0 is None:
+            self._t0 = e.ts
         took = None
         if e.kind in v.OPENS and e.key is not None:
-            opened.setdefault(e.key, e.ts)
-        elif e.kind in v.CLOSES and e.key in opened:
-            took = (e.ts - opened.pop(e.key or "")) * 1000
+            self._opened.setdefault(e.key, e.ts)
+        elif e.kind in v.CLOSES and e.key in self._opened:
+            took = (e.ts - self._opened.pop(e.key or "")) * 1000
         call = v.model_call(e)
-        decision = v.guard_decision(e)
-        rows.append(TimelineRow(
-            seq=e.seq, t_ms=(e.ts - t0) * 1000, kind=e.kind, key=e.key, name=e.name,
+        if call is not None:
+            self.tokens_in += call.input_tokens
+            self.tokens_out += call.output_tokens
+        return TimelineRow(
+            seq=e.seq, t_ms=(e.ts - self._t0) * 1000, kind=e.kind, key=e.key, name=e.name,
             took_ms=took, detail=describe(e),
             tokens_in=call.input_tokens if call else 0,
             tokens_out=call.output_tokens if call else 0,
             cost_usd=call.cost_usd if call else None,
-            decision=_decision_text(decision),
-        ))
-    return rows
+            decision=_decision_text(v.guard_decision(e)),
+        )
+
+
+def timeline_rows(events: list[Event]) -> list[TimelineRow]:
+    builder = TimelineBuilder()
+    return [builder.row(e) for e in events]
+
+
+def event_line(row: TimelineRow, *, tokens_so_far: tuple[int, int] | None = None,
+               width: int | None = 160) -> str:
+    """One event as one plain line (no markup): what progress output prints as events commit.
+
+    `tokens_so_far` (the run's totals up to this event) is shown on model calls, so a long run
+    says what it has spent while it goes; `width` cuts the detail (None: whole)."""
+    parts = [f"#{row.seq:<4}", f"{'+' + _seconds(row.t_ms):>8}", f"{row.kind:<15}"]
+    if row.name:
+        parts.append(row.name)
+    if row.took_ms is not None:
+        parts.append(f"({row.took_ms:.0f} ms)")
+    if row.tokens_in or row.tokens_out:
+        tokens = f"tokens {row.tokens_in}→{row.tokens_out}"
+        if tokens_so_far is not None:
+            tokens += f" (run {tokens_so_far[0]}→{tokens_so_far[1]})"
+        parts.append(tokens)
+    if row.decision:
+        parts.append(f"[{row.decision}]")
+    detail = _cut(row.detail, width)
+    return " ".join(parts) + (f" · {detail}" if detail else "")
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.1f}s"
 
 
 def timeline_totals(events: list[Event]) -> TimelineTotals:
@@ -104,7 +145,12 @@ def describe(e: Event) -> str:
         return _started(e, family)
     if (call := v.model_call(e)) is not None:
         said = ", ".join(f"{c.get('name')}({_json(c.get('arguments'))})" for c in call.tool_calls)
-        return f"calls {said}" if said else (call.text or f"({call.finish_reason})")
+        reply = f"calls {said}" if said else (call.text or f"({call.finish_reason})")
+        if call.rejected:  # asked again with this feedback: the next model call is the retry
+            return f"rejected: {'; '.join(call.rejected)} · reply was: {reply}"
+        return f"repaired · {reply}" if call.repaired else reply
+    if (retry := v.retry_record(e)) is not None:
+        return _retry_text(retry)
     if (res := v.exec_result(e)) is not None:
         return _exec_text(res)
     if (tc := v.tool_call(e)) is not None:
@@ -123,6 +169,12 @@ def describe(e: Event) -> str:
     if data is None:
         return ""
     return _json(data)
+
+
+def _retry_text(r: v.RetryRecord) -> str:
+    again = ", ".join(r.rerun_steps) if r.rerun_steps else "no step (the agent's code after them)"
+    return (f"attempt {r.attempt} of a {r.previous_status} run ({r.previous_error or 'no error'}): "
+            f"{r.replayed_steps} step(s) replay from the journal; runs again: {again}")
 
 
 def _started(e: Event, family: str) -> str:

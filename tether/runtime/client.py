@@ -21,6 +21,7 @@ from .context import Context
 from .errors import InvalidInput, RunNotFound
 from .interceptors import Interceptor
 from .refs import check_agent, guards_ref, portable_ref, resolve_agent
+from .retry import RetryPlan, plan_retry, replayable
 from .worker import Worker
 
 _NO_INPUT: Any = object()  # `submit(agent)`: no input given (None is a valid JSON input)
@@ -173,7 +174,7 @@ class Tether:
         committer = GroupCommitter(self.store)
         try:
             ctx = Context(run, self.store, committer, "replay-only",
-                          self.store.load_events(run_id), interceptors=interceptors,
+                          replayable(self.store.load_events(run_id)), interceptors=interceptors,
                           max_depth=self.max_depth, read_only=True)
 
             async def execute() -> Any:
@@ -240,6 +241,16 @@ class Tether:
         target = self.store.write(ops.resolve_in_doubt(run_id, action, result, key))
         self._kick()
         return str(target)
+
+    def retry(self, run_id: str) -> RetryPlan:
+        """Queue a new attempt of a failed (or halted) run and return what it will do: the
+        steps journaled before the failure replay, the failed step(s) execute again, then the
+        agent goes on live (`tether.runtime.retry`). Any worker executes it; `drive` here."""
+        run = self.get(run_id)
+        plan = plan_retry(run, self.store.load_events(run_id))
+        self.store.write(ops.retry(run_id, plan))
+        self._kick()
+        return plan
 
     def close(self) -> None:
         self.store.close()

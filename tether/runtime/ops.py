@@ -13,6 +13,7 @@ from typing import Any
 from tether.store import TERMINAL_STATUSES, LeaseLost, NewEvent, RunRecord, Tx, dumps
 
 from .errors import NotInDoubt, RunFinished, RunNotFound
+from .retry import RetryPlan, RunNotRetryable
 
 
 def _event(tx: Tx, run_id: str, kind: str, data: Any = None, key: str | None = None,
@@ -162,6 +163,22 @@ def suspend(
         tx.update_run(run_id, **fields)
         tx.release_lease(run_id, owner)
         return status
+    return op
+
+
+def retry(run_id: str, plan: RetryPlan) -> Callable[[Tx], None]:
+    """Queue a new attempt of a failed or halted run (`tether.runtime.retry` explains how).
+    The journal gets a `run_retried` event, nothing is removed; refused if the run changed
+    since the plan was made (another retry, a status change)."""
+
+    def op(tx: Tx) -> None:
+        run = _require(tx, run_id)
+        if run.status != plan.previous_status or tx.next_seq(run_id) != plan.last_seq + 1:
+            raise RunNotRetryable(f"run {run_id!r} changed while its retry was planned (now "
+                                  f"{run.status}); look at it again with `tether show`")
+        tx.append_events(run_id, [_event(tx, run_id, "run_retried", plan.event_data())])
+        tx.update_run(run_id, status="queued", result=None, error=None, wake_at=None,
+                      reason=f"retry queued (attempt {plan.attempt})")
     return op
 
 

@@ -38,6 +38,7 @@ from .errors import (
 )
 from .interceptors import Interceptor
 from .refs import resolve_agent, resolve_guards
+from .retry import replayable
 
 log = logging.getLogger("tether.worker")
 
@@ -99,12 +100,19 @@ class Worker:
         self.guards = guards
         self.guards_retry_s = guards_retry_s
         self._loaded_guards: dict[str, Any] = {}
+        #: called with each run id this worker claims (progress output: `tether worker -v`)
+        self.on_claim: Callable[[str], None] | None = None
 
     @property
     def committer(self) -> GroupCommitter:
         if self._committer is None:
             self._committer = GroupCommitter(self.store, inline=self.inline_commits)
         return self._committer
+
+    @property
+    def executing(self) -> list[str]:
+        """The runs this worker executes now (claimed, not yet written back)."""
+        return list(self._active)
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll (something became runnable)."""
@@ -175,6 +183,8 @@ class Worker:
         self.committer.attach()
         task = asyncio.create_task(self._execute(run_id, epoch), name=f"tether-run-{run_id}")
         self._active[run_id] = task
+        if self.on_claim is not None:
+            self.on_claim(run_id)
 
         def done(_: asyncio.Task[None]) -> None:
             self.committer.detach()
@@ -256,7 +266,7 @@ class Worker:
         interceptors = list(self._interceptors_for(run))
         if guards is not None:
             interceptors += list(guards.interceptors())
-        events = self.store.load_events(run_id)
+        events = replayable(self.store.load_events(run_id))  # a retried failure runs again
         ctx = Context(run, self.store, self.committer, self.owner, events,
                       interceptors=interceptors, max_depth=self.max_depth, epoch=epoch)
         ctx.guards = guards

@@ -25,6 +25,8 @@ RUN_COMPLETED = "run_completed"
 RUN_FAILED = "run_failed"
 RUN_HALTED = "run_halted"
 RUN_CANCELLED = "run_cancelled"
+#: a failed (or halted) run queued again: replay stops before the steps it names (`retried`)
+RUN_RETRIED = "run_retried"
 RUN_FLAGGED = "run_flagged"
 STEP_STARTED = "step_started"
 STEP_COMPLETED = "step_completed"
@@ -116,6 +118,9 @@ class ModelCallRecord:
     text: str = ""
     tool_calls: tuple[dict[str, Any], ...] = ()
     finish_reason: str | None = None
+    #: why the reply was refused and asked again with feedback (empty: it was accepted)
+    rejected: tuple[str, ...] = ()
+    repaired: bool = False  # accepted after a safe repair (fences, trailing commas, ...)
 
 
 def model_call(event: Event) -> ModelCallRecord | None:
@@ -136,6 +141,8 @@ def model_call(event: Event) -> ModelCallRecord | None:
         text=str(response.get("text") or ""),
         tool_calls=tuple(_dict(c) for c in response.get("tool_calls") or ()),
         finish_reason=response.get("finish_reason"),
+        rejected=tuple(str(r) for r in data.get("rejected") or ()),
+        repaired=bool(data.get("repaired")),
     )
 
 
@@ -222,6 +229,35 @@ def exec_result(event: Event) -> dict[str, Any] | None:
         if "exit_code" in output:
             return output
     return None
+
+
+@dataclass(frozen=True)
+class RetryRecord:
+    """A `run_retried` event: a new attempt of a failed (or halted) run. The events from
+    `rerun_from_seq` up to this one belong to the failed attempt: replay ignores them, so those
+    steps run again; every step journaled before them replays."""
+
+    attempt: int  # 2 for the first retry
+    previous_status: str
+    previous_error: str | None
+    rerun_from_seq: int | None  # None: nothing failed in a step; the agent's code runs again
+    rerun_steps: tuple[str, ...] = ()  # "key name" of each step that executes again
+    replayed_steps: int = 0
+
+
+def retry_record(event: Event) -> RetryRecord | None:
+    if event.kind != RUN_RETRIED:
+        return None
+    data = _dict(event.data)
+    since = data.get("rerun_from_seq")
+    return RetryRecord(
+        attempt=int(data.get("attempt") or 2),
+        previous_status=str(data.get("previous_status") or ""),
+        previous_error=data.get("previous_error"),
+        rerun_from_seq=int(since) if isinstance(since, int) else None,
+        rerun_steps=tuple(str(s) for s in data.get("rerun_steps") or ()),
+        replayed_steps=int(data.get("replayed_steps") or 0),
+    )
 
 
 def usage_of(events: list[Event]) -> tuple[int, int, float | None]:

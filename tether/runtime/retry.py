@@ -1,0 +1,164 @@
+"""Retrying a failed run: a new attempt from its journal, the failing step(s) executed again.
+
+The journal is append-only, so a retry deletes nothing. It appends a `run_retried` event naming
+the first event of the failed attempt's failure (`rerun_from_seq`); replay (`replayable`) then
+ignores the keyed events from there up to that marker. Every step journaled before them is
+answered from the journal as usual — nothing that worked runs twice — and the steps after them
+run live again, under the same journal keys, with a fresh idempotency key (the failed call's key
+could make a deduplicating service hand back the same failure).
+
+Which steps run again: the failure at the end of the journal. Walking back from the run's end,
+a step that failed (`step_failed`, a tool result that is a failure, a model reply that was
+rejected) belongs to it, and so do the steps cancelled with it (siblings in a `gather`) and the
+log lines, annotations, clock and random values written after it; the walk stops at the first
+step that worked. A failure the agent handled and moved past is therefore never re-run: what
+the journal holds after it would no longer match. When the walk finds no failed step (the
+agent's own code raised after its last step, or a budget halted it), every step replays and
+only the code after them runs again — useful once the code, or the budget, was fixed.
+
+Retried: `failed` runs, and `halted` ones (the halt is decided again on the new attempt: with a
+raised budget in the run's guards it goes on, otherwise it halts again at the same point).
+Not retried: `cancelled` (someone stopped it on purpose), `succeeded`, live runs, and child runs
+(their parent already holds their outcome in its own journal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.store import Event, RunRecord
+from tether.store import vocabulary as v
+
+from .errors import TetherError
+
+RETRYABLE = ("failed", "halted")
+#: events written after a failure that depend on it, and so are superseded with it
+_BOOKKEEPING = frozenset({v.LOG, v.ANNOTATION, v.NOW, v.RANDOM, v.RUN_FLAGGED, v.STEP_IN_DOUBT,
+                          v.STEP_RESOLVED})
+
+
+class RunNotRetryable(TetherError):
+    """`retry` was asked for a run that is not failed or halted, or that cannot be retried."""
+
+
+@dataclass(frozen=True)
+class RerunStep:
+    key: str
+    name: str
+    why: str  # the failure recorded for it ("ConnectionError: ...", "Cancelled: ...")
+
+    def to_json(self) -> dict[str, str]:
+        return {"key": self.key, "name": self.name, "why": self.why}
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a retry replays and what it executes again, for the explanation and the journal."""
+
+    run_id: str
+    attempt: int
+    previous_status: str
+    previous_error: str | None
+    last_seq: int  # the journal this plan was made from ends here (checked when it is queued)
+    rerun_from_seq: int | None
+    rerun: tuple[RerunStep, ...] = ()
+    replayed: tuple[tuple[str, str], ...] = field(default=())  # (key, name) of each step
+
+    def explain(self) -> list[str]:
+        """The plan in words, one line each (what `tether retry` prints)."""
+        why = self.previous_error or "no error recorded"
+        lines = [f"retrying run {self.run_id}: attempt {self.attempt} (it {self.previous_status}:"
+                 f" {why})"]
+        if self.replayed:
+            names = ", ".join(f"{k} {n}" for k, n in self.replayed)
+            lines.append(f"replayed from the journal, not executed again: "
+                         f"{len(self.replayed)} step(s): {names}")
+        else:
+            lines.append("replayed from the journal: nothing (no step completed before the "
+                         "failure)")
+        if self.rerun:
+            for step in self.rerun:
+                lines.append(f"executes again: step {step.key} {step.name} (was {step.why})")
+            lines.append("then the agent continues live after them")
+        elif self.previous_status == "halted":
+            lines.append("executes again: nothing failed; the agent continues live from where "
+                         "it halted, and halts again there unless its limit was raised")
+        else:
+            lines.append("executes again: no step failed; the agent's code after its last step "
+                         "runs again (the failure came from the code itself)")
+        return lines
+
+    def event_data(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt, "previous_status": self.previous_status,
+            "previous_error": self.previous_error, "rerun_from_seq": self.rerun_from_seq,
+            "rerun_steps": [f"{s.key} {s.name}" for s in self.rerun],
+            "rerun": [s.to_json() for s in self.rerun],
+            "replayed_steps": len(self.replayed),
+        }
+
+
+def replayable(events: Sequence[Event]) -> list[Event]:
+    """The journal as replay must see it: keyed events of failed attempts that a retry
+    superseded are left out (they stay in the store and in every timeline)."""
+    out: list[Event] = []
+    for event in events:
+        retry = v.retry_record(event)
+        if retry is not None and retry.rerun_from_seq is not None:
+            since = retry.rerun_from_seq
+            out = [e for e in out if e.key is None or e.seq < since]
+        out.append(event)
+    return out
+
+
+def _failure(event: Event) -> str | None:
+    """Why this event records a failed step, or None when it does not."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if event.kind == v.STEP_FAILED:
+        return f"{data.get('type')}: {data.get('message')}"
+    call = v.tool_call(event)
+    if call is not None and not call.ok and call.answered_by is None:
+        return f"failed tool result {call.error_type}: {call.error_message}"
+    model = v.model_call(event)
+    if model is not None and model.rejected:
+        return "rejected model reply: " + "; ".join(model.rejected)
+    return None
+
+
+def plan_retry(run: RunRecord, events: Sequence[Event]) -> RetryPlan:
+    """What retrying `run` would replay and execute again (raises `RunNotRetryable`)."""
+    if run.status not in RETRYABLE:
+        hint = {"cancelled": "it was cancelled on purpose; start a new run instead",
+                "succeeded": "it succeeded; start a new run to do it again"}.get(
+            run.status, "only a failed or halted run can be retried; wait for it to end")
+        raise RunNotRetryable(f"run {run.id!r} is {run.status}: {hint}")
+    if run.parent_id:
+        raise RunNotRetryable(
+            f"run {run.id!r} is a child of run {run.parent_id!r}, whose journal already holds "
+            "its outcome: retrying it alone would change nothing the parent sees")
+    journal = replayable(events)
+    attempt = 1 + sum(1 for e in events if e.kind == v.RUN_RETRIED)
+    keyed = [e for e in journal if e.key is not None]
+    failed: dict[str, str] = {}
+    first_of: dict[str, int] = {}
+    for e in keyed:
+        first_of.setdefault(e.key or "", e.seq)
+    for e in reversed(keyed):
+        why = _failure(e)
+        if why is not None:
+            failed.setdefault(e.key or "", why)
+        elif not (e.kind in _BOOKKEEPING or e.key in failed):  # a step that worked
+            break
+    since = min((first_of[k] for k in failed), default=None)
+    steps = {(e.key or "", e.name or "") for e in keyed if e.kind == v.STEP_STARTED
+             or e.kind in (v.STEP_COMPLETED, v.STEP_FAILED)}
+    replayed = sorted(((k, n) for k, n in steps if since is None or first_of[k] < since),
+                      key=lambda kn: first_of[kn[0]])
+    names = {e.key: e.name for e in keyed}
+    rerun = tuple(RerunStep(k, names.get(k) or "", failed[k])
+                  for k in sorted(failed, key=lambda k: first_of[k]))
+    last_seq = events[-1].seq if events else 0
+    return RetryPlan(run.id, attempt + 1, run.status, run.error or run.reason, last_seq, since,
+                     rerun, tuple(replayed))
