@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from tether.models.messages import (
+    Message,
     MessageLike,
     ModelResponse,
     StreamEvent,
@@ -58,6 +59,12 @@ class Model(ABC):
         if response.text:
             yield StreamEvent(text_delta=response.text)
         yield StreamEvent(response=response)
+
+    def replayed(self, messages: Sequence[Message], response: ModelResponse) -> None:  # noqa: B027
+        """Told, once per call and process, about a call the run's journal answered instead of
+        this model (a resumed run replays its earlier calls without making them). A model whose
+        answers depend on what it has already answered (a script) catches up here, so a run
+        resumed in a new process continues where it stopped. The default keeps no such state."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections or weights; the default has nothing to release."""

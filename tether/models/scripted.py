@@ -1,7 +1,9 @@
 """A deterministic model for tests: queued responses, or a function of the conversation.
 
 Like Pydantic AI's TestModel/FunctionModel: no network, no randomness, and every call is recorded
-in `.calls` so tests can assert on exactly what an agent sent.
+in `.calls` so tests can assert on exactly what an agent sent. A queued script is resumable: a run
+resumed in another process replays its earlier calls from the journal, the runtime reports each
+one (`replayed`), and the script continues with the next item.
 """
 
 from __future__ import annotations
@@ -65,10 +67,18 @@ class ScriptedModel(Model):
         self._fn = fn
         self.name = name
         self.calls: list[ScriptedCall] = []
+        self.replays: list[ModelResponse] = []  # answered by the journal, see `replayed`
 
     @property
     def remaining(self) -> int:
         return len(self._queue)
+
+    def replayed(self, messages: Sequence[Message], response: ModelResponse) -> None:
+        """The journal answered one of this script's calls (a run resumed in a new process):
+        that item is used up, so the next live call gets the next item, not the first again."""
+        self.replays.append(response)
+        if self._fn is None and self._queue:
+            self._queue.pop(0)
 
     async def complete(
         self,

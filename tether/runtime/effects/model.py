@@ -3,12 +3,15 @@
 Each model attempt is one `ctx.step` whose JSON result records the request hash, the response
 and its usage/cost. On replay the step returns the recorded JSON and the model is never called;
 the request is hashed again and compared, so code that now sends a different prompt fails loudly
-with `NonDeterminismError` instead of silently reusing a stale answer. The validate/repair/feedback
-loop runs outside the steps, so each feedback round is its own journaled call and replays exactly.
+with `NonDeterminismError` instead of silently reusing a stale answer; the model is told of each
+call the journal answered (`Model.replayed`), so a stateful model (a script) resumes in step. The
+validate/repair/feedback loop runs outside the steps, so each feedback round is its own
+journaled call and replays exactly.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +29,21 @@ from tether.models.validation import complete_validated
 from tether.store.vocabulary import model_step
 
 from ..errors import NonDeterminismError
+
+# journal keys of the calls each model object has answered or been told about in this process:
+# a model hears of a replayed call once, not again each time the same run is resumed here
+_KNOWN_CALLS: weakref.WeakKeyDictionary[Model, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _tell_replayed(model: Model, record: dict[str, Any], history: list[Message],
+                   response: ModelResponse) -> None:
+    key = record.get("call_key")  # absent: answered by a guard, or journaled before the key
+    if not isinstance(key, str):
+        return
+    known = _KNOWN_CALLS.setdefault(model, set())
+    if key not in known:
+        known.add(key)
+        model.replayed(history, response)
 
 
 async def model_effect(
@@ -56,12 +74,18 @@ async def model_effect(
             call_params["tool_choice"] = choice
         digest = request_hash(model.name, history, tls, schema, call_params)
 
-        async def call() -> dict[str, Any]:
+        live = False
+
+        async def call(idempotency_key: str) -> dict[str, Any]:
+            nonlocal live
             response = await model.complete(
                 history, tools=tls, output_schema=schema, tool_choice=choice, **params
             )
+            live = True
+            _KNOWN_CALLS.setdefault(model, set()).add(idempotency_key)
             return {
                 "request_hash": digest,
+                "call_key": idempotency_key,
                 "model": response.model,
                 "usage": response.usage.model_dump(),
                 "cost_usd": response.cost_usd,
@@ -82,7 +106,10 @@ async def model_effect(
                 f"a different request (hash {digest[:12]}): the messages, tools, output schema "
                 "or parameters changed",
             )
-        return ModelResponse.model_validate(record["response"])
+        response = ModelResponse.model_validate(record["response"])
+        if not live:
+            _tell_replayed(model, record, history, response)
+        return response
 
     if not validate:
         return await one(msgs, tool_defs, output_schema, tool_choice)
