@@ -15,12 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,7 @@ from tether.models.messages import Message
 from tether.tools import ToolRegistry, tool
 
 from .e2e_support import replay_only, say
+from .test_e2e_workers_governed import WorkerProcess, workers  # noqa: F401 (a fixture)
 
 POLICY = """\
 name: hostile-budgets
@@ -441,41 +438,23 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.guards.test_hostile_budgets"
 
 
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], concurrency: int, lease_ttl: float = 30.0) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tether.cli", "worker", "--poll", "0.05",
-             "--concurrency", str(concurrency), "--lease-ttl", str(lease_ttl)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=60)
-        return out
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait()
+def worker_process(env: dict[str, str], concurrency: int, lease_ttl: float = 30.0
+                   ) -> WorkerProcess:
+    return WorkerProcess(env, "--concurrency", str(concurrency), "--lease-ttl", str(lease_ttl))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("children,limit", [(8, 5), (6, 2)])
 async def test_children_in_several_worker_processes_share_the_parents_budget(
-        tmp_path: Path, workers: list[WorkerProcess], children: int, limit: int) -> None:
+        tmp_path: Path, workers: list[WorkerProcess],  # noqa: F811 (the imported fixture)
+        children: int, limit: int) -> None:
     db = str(tmp_path / "t.db")
     ledger = tmp_path / "ledger.txt"
     env = {**os.environ, "TETHER_DB": db, "TETHER_TEST_LEDGER": str(ledger),
            "TETHER_TEST_SPEND_S": "0.2", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     t = Tether(db)
     for _ in range(4):  # 4 processes x 2 runs: the children are spread over the processes
-        workers.append(WorkerProcess(env, concurrency=2))
+        workers.append(worker_process(env, concurrency=2))
     for w in workers:  # every process serves before there is work to share
         assert w.proc.stdout is not None and "serving" in w.proc.stdout.readline()
     root_id = t.submit(f"{MODULE}:fan_out", {"children": children, "calls": 10},
@@ -504,8 +483,8 @@ async def test_children_in_several_worker_processes_share_the_parents_budget(
     ("parent_of_idempotent", {"steps": 5}, "child"),       # a child: reserved in the store
 ])
 async def test_an_effect_run_again_after_a_crash_is_counted_once(
-        tmp_path: Path, workers: list[WorkerProcess], agent: str, budget: dict[str, int],
-        scope: str) -> None:
+        tmp_path: Path, workers: list[WorkerProcess],  # noqa: F811 (the imported fixture)
+        agent: str, budget: dict[str, int], scope: str) -> None:
     """The last step a budget allows is in doubt when its worker is killed; the next worker
     runs it again (it is idempotent). Its reservation was made once: the run finishes within
     the budget, and the counters hold each step once."""
@@ -516,7 +495,7 @@ async def test_an_effect_run_again_after_a_crash_is_counted_once(
     t = Tether(db)
     root_id = t.submit(f"{MODULE}:{agent}", spec, options={"budget": budget},
                        guards=f"{MODULE}:GUARDS")
-    first = WorkerProcess(env, concurrency=4, lease_ttl=1.0)
+    first = worker_process(env, concurrency=4, lease_ttl=1.0)
     workers.append(first)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and "start 3" not in (
@@ -524,7 +503,7 @@ async def test_an_effect_run_again_after_a_crash_is_counted_once(
         await asyncio.sleep(0.05)
     first.proc.kill()  # mid-step: the step is journaled as started, its outcome is not
     first.proc.wait()
-    workers.append(WorkerProcess(env, concurrency=4, lease_ttl=1.0))
+    workers.append(worker_process(env, concurrency=4, lease_ttl=1.0))
     while time.monotonic() < deadline + 60 and not t.get(root_id).finished:
         await asyncio.sleep(0.1)
     root = t.get(root_id)
