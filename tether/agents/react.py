@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tether.agents.governed import Governed
 from tether.models import Message, Model, ToolCall, ToolDefinition
+from tether.runtime.effects.model_verdict import rejected_replies
 from tether.runtime.errors import TetherError
 from tether.tools import Tool, ToolRegistry
 
@@ -139,6 +140,8 @@ class _Plan:
     assistant: Message
     #: what to tell the model when the reply is neither calls nor an answer
     nudge: str = "Your reply was empty. Call a tool or give the final answer."
+    #: replies validation refused (and asked again) before this one: {"reply", "errors"}
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
 EventSink = Callable[[ReActEvent], None]
@@ -304,15 +307,18 @@ async def _plan(
                                       arguments=args if isinstance(args, dict) else {}))
         answer = data.get("final_answer")
         return _Plan(thought, calls, None if calls else str(answer or ""),
-                     Message.assistant(response.text or json.dumps(data)))
+                     Message.assistant(response.text or json.dumps(data)),
+                     rejected=rejected_replies(response))
     response = await gov.model(model, messages, tools=definitions, pinned=pinned, **params)
     calls = list(response.tool_calls)
+    refused = rejected_replies(response)
     if calls:
-        return _Plan((response.text or "").strip(), calls, None, response.to_message())
+        return _Plan((response.text or "").strip(), calls, None, response.to_message(),
+                     rejected=refused)
     if response.finish_reason == "length":
         # cut off mid-reply (often a tool call that never closed): not an answer
-        return _Plan("", [], None, response.to_message(), TRUNCATED)
-    return _Plan("", [], (response.text or "").strip(), response.to_message())
+        return _Plan("", [], None, response.to_message(), TRUNCATED, rejected=refused)
+    return _Plan("", [], (response.text or "").strip(), response.to_message(), rejected=refused)
 
 
 async def react(
@@ -330,8 +336,11 @@ async def react(
     model_params: dict[str, Any] | None = None,
     guards: Guards | None = None,
 ) -> dict[str, Any]:
-    """Run the ReAct loop toward ``goal`` and return ``{"answer", "steps", "tool_calls",
-    "trajectory"}`` (JSON, so it can be a run's result).
+    """Run the ReAct loop toward ``goal`` and return ``{"answer", "steps", "model_calls",
+    "tool_calls", "trajectory"}`` (JSON, so it can be a run's result). A step's reply that
+    validation refused and asked again is listed in that step's ``"rejected"`` (each
+    ``{"reply", "errors"}``) and counted in ``model_calls``, so ``steps`` plus the refused replies
+    is the number of model calls the journal holds.
 
     ``mode="auto"`` uses native tool calling (every provider in ``tether.models`` supports it; the
     local model enforces it with a grammar); ``"json"`` is for servers without tool calling.
@@ -360,6 +369,14 @@ async def react(
     trajectory: list[dict[str, Any]] = []
     made: dict[str, int] = {}  # each distinct call -> the step it was first made in
     n_calls = 0
+    n_model_calls = 0  # a step's reply plus the replies validation refused before it
+
+    def record(entry: dict[str, Any], plan: _Plan) -> None:
+        nonlocal n_model_calls
+        n_model_calls += 1 + len(plan.rejected)
+        if plan.rejected:  # a refused reply is a model call too: the trajectory says why
+            entry["rejected"] = plan.rejected
+        trajectory.append(entry)
 
     def emit(kind: str, step: int, **fields: Any) -> None:
         if on_event is not None:
@@ -376,12 +393,12 @@ async def react(
             if not plan.answer:
                 # empty or cut off: tell the model (it costs a step) rather than accept it
                 messages.append(Message.user(plan.nudge))
-                trajectory.append({"step": step, "thought": plan.thought, "calls": []})
+                record({"step": step, "thought": plan.thought, "calls": []}, plan)
                 continue
             emit("answer", step, text=plan.answer)
-            trajectory.append({"step": step, "thought": plan.thought, "answer": plan.answer})
-            return {"answer": plan.answer, "steps": step, "tool_calls": n_calls,
-                    "trajectory": trajectory}
+            record({"step": step, "thought": plan.thought, "answer": plan.answer}, plan)
+            return {"answer": plan.answer, "steps": step, "model_calls": n_model_calls,
+                    "tool_calls": n_calls, "trajectory": trajectory}
         calls = plan.calls[:MAX_PARALLEL_CALLS * 2]
         for c in calls:
             emit("tool_call", step, tool=c.name, arguments=c.arguments)
@@ -399,14 +416,14 @@ async def react(
         else:
             for c, obs in zip(calls, observations, strict=True):
                 messages.append(Message.tool(c.id, obs, name=c.name))
-        trajectory.append({
+        record({
             "step": step,
             "thought": plan.thought,
             "calls": [
                 {"tool": c.name, "arguments": c.arguments, "ok": r.ok, "observation": obs}
                 for c, r, obs in zip(calls, results, observations, strict=True)
             ],
-        })
+        }, plan)
     raise MaxStepsExceeded(max_steps, trajectory)
 
 

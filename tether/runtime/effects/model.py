@@ -29,6 +29,7 @@ from tether.models.validation import complete_validated
 from tether.store.vocabulary import model_step
 
 from ..errors import NonDeterminismError
+from .model_verdict import refused_entry, verdict, with_refused
 
 # journal keys of the calls each model object has answered or been told about in this process:
 # a model hears of a replayed call once, not again each time the same run is resumed here
@@ -62,6 +63,7 @@ async def model_effect(
     checked (and repaired where safe) and errors fed back at most `max_feedback` times before
     `ModelOutputError` is raised."""
     msgs, tool_defs = as_request(messages, tools)
+    refused: list[dict[str, Any]] = []  # replies validation sent back, for the strategy
 
     async def one(
         history: list[Message],
@@ -90,6 +92,8 @@ async def model_effect(
                 "usage": response.usage.model_dump(),
                 "cost_usd": response.cost_usd,
                 "response": response.model_dump(mode="json"),
+                # why validation refused it, journaled with it (see model_verdict)
+                **(verdict(response, tls, schema, choice) if validate else {}),
             }
 
         record = await ctx.step(
@@ -107,13 +111,15 @@ async def model_effect(
                 "or parameters changed",
             )
         response = ModelResponse.model_validate(record["response"])
+        if (entry := refused_entry(record, response)) is not None:
+            refused.append(entry)
         if not live:
             _tell_replayed(model, record, history, response)
         return response
 
     if not validate:
         return await one(msgs, tool_defs, output_schema, tool_choice)
-    return await complete_validated(
+    return with_refused(await complete_validated(
         one,
         msgs,
         tools=tool_defs,
@@ -121,4 +127,4 @@ async def model_effect(
         tool_choice=tool_choice,
         max_feedback=max_feedback,
         model_name=model.name,
-    )
+    ), refused)
