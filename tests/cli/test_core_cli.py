@@ -81,12 +81,15 @@ def test_cancel_and_resolve_via_cli(db: Path) -> None:
     (["signal", "r-unknown", "go"], "no run with id"),
 ])
 def test_bad_input_gives_specific_errors(db: Path, args: list[str], message: str) -> None:
+    from tether.store import SQLiteStore
+
+    SQLiteStore(db).close()  # an existing, empty database: the error is about the input
     proc = tether(*args, db=db, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    if db.exists():  # nothing half-written: a rejected command leaves no run behind
-        assert json.loads(tether("runs", "--json", db=db).stdout) == []
+    # nothing half-written: a rejected command leaves no run behind
+    assert json.loads(tether("runs", "--json", db=db).stdout) == []
 
 
 def test_agent_that_raises_exits_non_zero(db: Path) -> None:

@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: one console, one way to report an error and exit."""
+"""Shared CLI plumbing: one console, one way to report an error and exit, one way to open the
+database and to read a run id.
+
+Nothing here imports the runtime at module level: every command module imports this one, and
+`tether --help` must not pay for the runtime (the imports below still point down the layers).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from tether.runtime import Tether, TetherError
-from tether.store import StoreError, default_db_path
+if TYPE_CHECKING:
+    from tether.runtime import Tether
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -20,11 +25,19 @@ err_console = Console(stderr=True, highlight=False)
 DB_OPTION = typer.Option(
     None, "--db", envvar="TETHER_DB", help="Database file (default ./.tether/tether.db)."
 )
+RUN_ID_HELP = "Run id, or its first characters if they match one run only."
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # the message is shown as written (a bracket in it is not markup), never cut or wrapped
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(message, markup=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err_console.print("[bold yellow]warning:[/] ", end="")
+    err_console.print(message, markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -32,28 +45,48 @@ def handle_errors() -> Iterator[None]:
     """Turn Tether's own errors into one clear line and a non-zero exit, never a traceback."""
     try:
         yield
-    except (TetherError, StoreError) as exc:
-        fail(str(exc))
+    except Exception as exc:
+        from tether.runtime import TetherError
+        from tether.store import StoreError
+
+        if isinstance(exc, (TetherError, StoreError)):
+            fail(str(exc))
+        raise
 
 
-def open_tether(db: str | None) -> Tether:
+def open_tether(db: str | None, *, must_exist: bool = False) -> Tether:
+    """`must_exist`: the command looks at or steers runs that must already be there, so a
+    database file that does not exist is an error (a mistyped --db must not silently become a
+    new, empty database)."""
+    from tether.runtime import Tether
+    from tether.store import default_db_path
+
     with handle_errors():
-        return Tether(db or default_db_path())
+        return Tether(db or default_db_path(), must_exist=must_exist)
 
 
-def parse_json(text: str | None, what: str) -> Any:
+def full_run_id(tether: Tether, given: str) -> str:
+    """The run id `given` names: the id itself or a prefix of exactly one id."""
+    with handle_errors():
+        return tether.resolve_run_id(given)
+
+
+def parse_json(text: str | None, flag: str, example: str | None = None) -> Any:
+    """Parse the JSON a user gave with `flag`; an error names that flag and shows how to quote
+    it (`example`, default `FLAG '{"n": 3}'`)."""
     if text is None:
         return None
     if text.startswith("@"):
         path = text[1:]
         if not os.path.exists(path):
-            fail(f"{what}: file {path!r} does not exist")
+            fail(f"{flag}: file {path!r} does not exist")
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        how = example or f"{flag} '{{\"n\": 3}}'"
         fail(
-            f"{what} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
-            f"{text[:80]!r}. Quote it for the shell, e.g. --input '{{\"n\": 3}}'"
+            f"{flag} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+            f"{text[:80]!r}. Quote it for the shell, e.g. {how}"
         )

@@ -1,28 +1,39 @@
-"""How the CLI shows runs: status colours, times, a run as JSON, the timeline with its outcome."""
+"""How the CLI shows runs: status colours, times, a run as JSON, the timeline with its outcome.
+
+`run_dict` is the stable JSON shape of a run for `tether runs --json` and `tether show --json`
+(documented field by field in docs/cli.md): fields may be added, never renamed or removed.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from tether.observe import timeline_table
-from tether.store import Event, RunRecord
-
 from ._common import console
+
+if TYPE_CHECKING:
+    from tether.store import Event, RunRecord
 
 STATUS_STYLE = {
     "succeeded": "green", "failed": "red", "halted": "red", "cancelled": "yellow",
     "waiting": "cyan", "running": "blue", "queued": "white",
 }
 
+Lease = tuple[str, float]  # (worker, expires_at)
 
-def run_dict(r: RunRecord) -> dict[str, Any]:
+
+def run_dict(r: RunRecord, lease: Lease | None = None) -> dict[str, Any]:
     return {"id": r.id, "agent": r.agent, "status": r.status, "tenant": r.tenant,
-            "parent_id": r.parent_id, "depth": r.depth, "created_at": r.created_at,
-            "result": r.result, "error": r.error, "reason": r.reason, "flags": r.flags}
+            "parent_id": r.parent_id, "root_id": r.root_id or r.id, "depth": r.depth,
+            "created_at": r.created_at, "updated_at": r.updated_at, "attempts": r.attempts,
+            "wake_at": r.wake_at, "result": r.result, "error": r.error, "reason": r.reason,
+            "flags": r.flags, "guards": (r.options or {}).get("guards"),
+            "lease": None if lease is None else {"worker": lease[0], "expires_at": lease[1],
+                                                  "expired": lease[1] <= time.time()}}
 
 
 def status_text(status: str) -> str:
@@ -33,7 +44,33 @@ def time_text(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False) -> None:
+def lease_text(r: RunRecord, lease: Lease | None, now: float | None = None) -> str:
+    """What a running run's lease says about its worker: alive until T, or gone since T (and
+    the run will be taken over) — a SIGKILLed worker leaves `running` behind for a while."""
+    if r.status != "running":
+        return ""
+    if lease is None:
+        return "no worker holds it: it will be taken over"
+    worker, expires = lease
+    now = time.time() if now is None else now
+    when = time_text(expires)
+    if expires > now:
+        return f"lease of worker {worker} expires at {when} (in {expires - now:.0f}s)"
+    return (f"lease of worker {worker} expired at {when} ({now - expires:.0f}s ago): "
+            "another worker will take it over")
+
+
+def run_note(r: RunRecord, lease: Lease | None) -> str:
+    """One line of why a run is where it is: error, reason, lease."""
+    parts = [p for p in (r.error, r.reason, lease_text(r, lease)) if p]
+    return "; ".join(parts)
+
+
+def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False,
+                   lease: Lease | None = None) -> None:
+    from tether.observe import timeline_table
+    from tether.store import vocabulary as v
+
     console.print(timeline_table(record, events, full=full))
     console.print(f"status: {status_text(record.status)}")
     if record.result is not None:
@@ -44,10 +81,13 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
     if record.error:
         console.print(f"[red]error:[/] {escape(record.error)}")
         trace = next((e.data.get("traceback") for e in reversed(events)
-                      if e.kind == "run_failed" and isinstance(e.data, dict)), None)
+                      if e.kind == v.RUN_FAILED and isinstance(e.data, dict)), None)
         if trace and full:
             console.print(escape(str(trace)), markup=True)
         elif trace:
             console.print("[dim]traceback stored: tether show RUN --full[/dim]")
     if record.reason and not record.finished:
-        console.print(f"[cyan]waiting:[/] {record.reason}")
+        label = "waiting" if record.status == "waiting" else "note"
+        console.print(f"[cyan]{label}:[/] {escape(record.reason)}")
+    if (held := lease_text(record, lease)):
+        console.print(f"[blue]lease:[/] {escape(held)}")

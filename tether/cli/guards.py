@@ -2,6 +2,9 @@
 
 Exit codes: 0 ok; 1 a check failed (invalid policy, a denied decision, a rejected approval);
 2 bad usage (unreadable file, malformed JSON or key).
+
+The guards library (cryptography, numpy for embeddings) is imported inside each command, so
+registering them costs `tether --help` nothing.
 """
 
 from __future__ import annotations
@@ -11,23 +14,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tether.cli._common import DB_OPTION, console, err_console, fail, open_tether
-from tether.guards.approvals import (
-    ApprovalDecision,
-    KeyRegistry,
-    generate_keypair,
-    load_key_registry,
-    load_private_key,
-    new_nonce,
-    sign_decision,
-)
-from tether.guards.errors import ApprovalError, KeyFormatError, PolicyLoadError
-from tether.guards.pii import PiiMasker, PiiPattern, Vault, new_vault_key
-from tether.guards.policy import ToolInfo, load_policy
+
+if TYPE_CHECKING:
+    from tether.guards.approvals import KeyRegistry
 
 policy_app = typer.Typer(help="Validate and explain policy files.", no_args_is_help=True)
 pii_app = typer.Typer(help="PII masking.", no_args_is_help=True)
@@ -57,6 +51,9 @@ def register(app: typer.Typer) -> None:
 @policy_app.command("check")
 def policy_check(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
     """Validate FILE; on error print FILE:LINE: reason and exit 1."""
+    from tether.guards.errors import PolicyLoadError
+    from tether.guards.policy import load_policy
+
     try:
         p = load_policy(file)
     except PolicyLoadError as exc:
@@ -77,6 +74,9 @@ def policy_explain(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show which rule decides TOOL with ARGS_JSON, and why. Exit 0 allow, 1 anything else."""
+    from tether.guards.errors import PolicyLoadError
+    from tether.guards.policy import ToolInfo, load_policy
+
     try:
         p = load_policy(file)
     except PolicyLoadError as exc:
@@ -104,6 +104,8 @@ def pii_mask(
     as_json: Annotated[bool, typer.Option("--json", help="Output JSON.")] = False,
 ) -> None:
     """Read text on stdin, print it masked, then the placeholders found (on stderr)."""
+    from tether.guards.pii import PiiMasker, PiiPattern, Vault
+
     extra = []
     for item in pattern or []:
         label, sep, regex = item.partition("=")
@@ -133,6 +135,8 @@ def pii_mask(
 @pii_app.command("keygen")
 def pii_keygen() -> None:
     """Print a new vault key for TETHER_VAULT_KEY."""
+    from tether.guards.pii import new_vault_key
+
     console.print(new_vault_key())
 
 
@@ -147,6 +151,7 @@ def approvals(
 ) -> None:
     """List pending approvals (or create an approver key pair with --keygen)."""
     from tether.guards import inbox
+    from tether.guards.approvals import generate_keypair
 
     if keygen:
         priv, pub = generate_keypair()
@@ -158,7 +163,7 @@ def approvals(
         console.print(f"wrote {key_path} (private, keep it secret) and {pub_path}; register the "
                       "public key in the approvers file (--keys)")
         return
-    tether = open_tether(db)
+    tether = open_tether(db, must_exist=True)
     pending = inbox.list_pending(tether.store, _registry(keys), tenant)
     if not pending:
         console.print("no pending approvals")
@@ -198,6 +203,9 @@ def deny(
 
 
 def _registry(path: str | None) -> KeyRegistry:
+    from tether.guards.approvals import KeyRegistry, load_key_registry
+    from tether.guards.errors import ApprovalError
+
     if not path:
         return KeyRegistry()
     try:
@@ -222,10 +230,17 @@ def _hint(key_path: Path | None, registry: KeyRegistry) -> str:
 def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
             key_path: Path | None, keys: str | None, db: str | None) -> None:
     from tether.guards import inbox
+    from tether.guards.approvals import (
+        ApprovalDecision,
+        load_private_key,
+        new_nonce,
+        sign_decision,
+    )
+    from tether.guards.errors import ApprovalError, KeyFormatError
 
     registry = _registry(keys)
     who = approver or os.environ.get("TETHER_APPROVER") or getpass.getuser()
-    tether = open_tether(db)
+    tether = open_tether(db, must_exist=True)
     try:
         request, _ = inbox.find(tether.store, approval_id)
         if key_path is not None:

@@ -1,17 +1,23 @@
-"""`tether runs` and `tether show`: what runs exist and what each one did."""
+"""`tether runs` and `tether show`: what runs exist and what each one did.
+
+Both only read: a database that does not exist is refused, never created. Run ids are never cut
+(other columns fold instead), and `--json` gives scripts the fields docs/cli.md documents.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from tether.observe import timeline_rows
-from tether.store import ALL_STATUSES
+from ._common import DB_OPTION, RUN_ID_HELP, console, fail, full_run_id, handle_errors, open_tether
+from ._render import print_timeline, run_dict, run_note, status_text, time_text
 
-from ._common import DB_OPTION, console, fail, handle_errors, open_tether
-from ._render import print_timeline, run_dict, status_text, time_text
+if TYPE_CHECKING:
+    from rich.table import Column
+
+    from tether.store import RunRecord
 
 
 def register(app: typer.Typer) -> None:
@@ -21,35 +27,53 @@ def register(app: typer.Typer) -> None:
 
 def runs(
     status: str = typer.Option(None, "--status", "-s", help="Filter by status."),
-    tenant: str = typer.Option(None, "--tenant"),
-    limit: int = typer.Option(50, "--limit"),
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's runs."),
+    limit: int = typer.Option(50, "--limit", help="At most this many runs."),
     flagged: bool = typer.Option(False, "--flagged", help="Only runs flagged for review."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (fields documented "
+                                 "in docs/cli.md) instead of a table."),
     db: str = DB_OPTION,
 ) -> None:
     """List runs, newest first."""
+    from tether.store import ALL_STATUSES
+
     if status is not None and status not in ALL_STATUSES:
         fail(f"unknown status {status!r}; choose one of {', '.join(ALL_STATUSES)}", 2)
-    tether = open_tether(db)
+    tether = open_tether(db, must_exist=True)
     with handle_errors():
         records = tether.runs(status=status, tenant=tenant, limit=limit)
+        leases = tether.leases([r.id for r in records if r.status == "running"])
     if flagged:
         records = [r for r in records if r.flags]
     if as_json:
-        print(json.dumps([run_dict(r) for r in records], default=str))
+        print(json.dumps([run_dict(r, leases.get(r.id)) for r in records], default=str))
         return
-    table = Table("run", "agent", "status", "tenant", "depth", "created", "reason / error")
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("agent", "status", "tenant", "depth", "created", "reason / error")
+    # the id is what people copy: never cut or wrapped; every other column folds instead
+    table.columns.insert(0, _id_column(records))
+    for col in table.columns[1:]:
+        col.overflow = "fold"
     for r in records:
-        note = r.error or r.reason or ""
+        note = escape(run_note(r, leases.get(r.id)))
         if r.flags:
-            note = f"[magenta]flagged: {r.flags[-1].get('reason')}[/] {note}"
+            note = f"[magenta]flagged: {escape(str(r.flags[-1].get('reason')))}[/] {note}"
         table.add_row(r.id, r.agent, status_text(r.status), r.tenant, str(r.depth),
-                      time_text(r.created_at), note[:120])
+                      time_text(r.created_at), note)
     console.print(table)
 
 
+def _id_column(records: list[RunRecord]) -> Column:
+    from rich.table import Column
+
+    width = max([len("run"), *(len(r.id) for r in records)])
+    return Column("run", no_wrap=True, min_width=width, overflow="ignore")
+
+
 def show(
-    run_id: str = typer.Argument(...),
+    run_id: str = typer.Argument(..., help=RUN_ID_HELP),
     full: bool = typer.Option(False, "--full", help="Show every detail whole, and the "
                               "traceback of a failed run."),
     as_json: bool = typer.Option(False, "--json", help="Print the run and its timeline as "
@@ -59,7 +83,8 @@ def show(
     db: str = DB_OPTION,
 ) -> None:
     """Show a run's timeline: every journaled event with durations, tokens and guard decisions."""
-    tether = open_tether(db)
+    tether = open_tether(db, must_exist=True)
+    run_id = full_run_id(tether, run_id)
     if follow:
         from .follow import follow_command
 
@@ -67,10 +92,13 @@ def show(
     with handle_errors():
         record = tether.get(run_id)
         events = tether.events(run_id)
+        lease = tether.leases([run_id]).get(run_id)
     if as_json:
-        console.print_json(json.dumps({
-            "run": run_dict(record),
+        from tether.observe import timeline_rows
+
+        print(json.dumps({
+            "run": run_dict(record, lease),
             "timeline": [row.to_json() for row in timeline_rows(events)],
-        }, default=str))
+        }, default=str, ensure_ascii=False, indent=2))
         return
-    print_timeline(record, events, full=full)
+    print_timeline(record, events, full=full, lease=lease)

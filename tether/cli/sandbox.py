@@ -11,17 +11,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tether.sandbox import (
-    Language,
-    Sandbox,
-    SandboxError,
-    SandboxUnavailable,
-    default_backend_name,
-)
+if TYPE_CHECKING:
+    from tether.sandbox import Language
 
 
 def _emit(data: object) -> None:
@@ -40,6 +35,8 @@ def sandbox_run(
     ] = None,
 ) -> None:
     """Run FILE in a fresh sandbox and print the result as JSON."""
+    from tether.sandbox import Sandbox, SandboxError, SandboxUnavailable, default_backend_name
+
     language: Language = "bash" if file.suffix in (".sh", ".bash") else "python"
     try:
         sb = Sandbox(backend or default_backend_name())

@@ -4,30 +4,25 @@ Sources are given with ``--module pkg.mod`` (or ``path/to/file.py``, or ``pkg.mo
 ``--openapi spec.yaml[=BASE_URL]``, both repeatable. ``lock`` records these sources inside
 ``tools.lock.json``, so ``check`` (e.g. in CI) and ``list`` need no flags afterwards.
 Exit codes of ``check``: 0 no drift, 1 drift found, 2 bad usage or sources that fail to load.
+
+`tether.tools` is imported inside the commands: registering them must not cost `tether --help`
+the tools library (httpx, jsonschema, pydantic).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from tether.tools import (
-    DEFAULT_LOCK,
-    OpenAPISource,
-    ToolError,
-    ToolRegistry,
-    ToolSources,
-    check_lock,
-    load_sources,
-    read_lock,
-    write_lock,
-)
+if TYPE_CHECKING:
+    from tether.tools import ToolRegistry, ToolSources
+
+_FILE_MODULE = "_tether_tools_"  # how the tools library names a module it loaded from a file
 
 ModuleOpt = Annotated[
     list[str] | None,
@@ -46,8 +41,28 @@ OpenAPIOpt = Annotated[
     ),
 ]
 LockOpt = Annotated[
-    Path, typer.Option("--lock", "-l", help="Lock file path.", dir_okay=False)
+    Path | None,
+    typer.Option("--lock", "-l", help="Lock file path (default tools.lock.json).",
+                 dir_okay=False),
 ]
+
+
+def _lock_path(lock: Path | None) -> Path:
+    from tether.tools import DEFAULT_LOCK
+
+    return lock if lock is not None else Path(DEFAULT_LOCK)
+
+
+def _source_text(source: str) -> str:
+    """A tool's source as the user gave it: a tool from `--module path/to/file.py` is recorded
+    under the synthetic module name its file was imported as; show the file instead."""
+    module, sep, name = source.partition(":")
+    loaded = sys.modules.get(module) if module.startswith(_FILE_MODULE) else None
+    path = getattr(loaded, "__file__", None)
+    if not path:
+        return source
+    shown = os.path.relpath(path)
+    return f"{path if shown.startswith('..') else shown}{sep}{name}"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -59,6 +74,8 @@ def _resolve(
     modules: list[str] | None, openapi: list[str] | None, lock: Path, *, need_lock: bool
 ) -> tuple[ToolRegistry, ToolSources, Path]:
     """Sources from the flags if any, else from the lock file; returns (registry, sources, base)."""
+    from tether.tools import OpenAPISource, ToolError, ToolSources, load_sources, read_lock
+
     try:
         if modules or openapi:
             sources = ToolSources(
@@ -85,6 +102,7 @@ def _resolve(
 
 def _relative_to(sources: ToolSources, base: Path, lock_dir: Path) -> ToolSources:
     """Store spec/file paths relative to the lock file so the lock works from any checkout."""
+    from tether.tools import OpenAPISource, ToolSources
 
     def rel(p: str) -> str:
         path = Path(p) if Path(p).is_absolute() else base / p
@@ -106,13 +124,16 @@ def register(app: typer.Typer) -> None:
     def list_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
-        lock: LockOpt = Path(DEFAULT_LOCK),
+        lock: LockOpt = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print model-facing definitions as JSON.")
         ] = False,
     ) -> None:
         """List tools with their metadata."""
-        registry, _, _ = _resolve(module, openapi, lock, need_lock=False)
+        import orjson
+        from rich.table import Table
+
+        registry, _, _ = _resolve(module, openapi, _lock_path(lock), need_lock=False)
         tools = registry.list(all_versions=True)
         if as_json:
             payload = [{**t.definition(), "version": t.version, "side_effect": t.side_effect,
@@ -126,16 +147,20 @@ def register(app: typer.Typer) -> None:
         for t in tools:
             first_line = t.description.splitlines()[0] if t.description else ""
             table.add_row(t.name, t.version, t.side_effect, "yes" if t.idempotent else "no",
-                          f"{t.timeout:g}s" if t.timeout else "-", t.source, first_line)
+                          f"{t.timeout:g}s" if t.timeout else "-", _source_text(t.source),
+                          first_line)
         Console(width=200).print(table)
 
     @tools_app.command("lock")
     def lock_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
-        lock: LockOpt = Path(DEFAULT_LOCK),
+        lock: LockOpt = None,
     ) -> None:
         """Write every tool's schema and hash to the lock file (with the sources used)."""
+        from tether.tools import write_lock
+
+        lock = _lock_path(lock)
         registry, sources, base = _resolve(module, openapi, lock, need_lock=False)
         lock_dir = lock.resolve().parent
         write_lock(registry, lock, _relative_to(sources, base, lock_dir))
@@ -145,9 +170,12 @@ def register(app: typer.Typer) -> None:
     def check_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
-        lock: LockOpt = Path(DEFAULT_LOCK),
+        lock: LockOpt = None,
     ) -> None:
         """Compare live tools with the lock file; exit 1 and list every drift if they differ."""
+        from tether.tools import ToolError, check_lock
+
+        lock = _lock_path(lock)
         registry, _, _ = _resolve(module, openapi, lock, need_lock=True)
         try:
             drifts = check_lock(registry, lock)

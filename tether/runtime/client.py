@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tether.store import Event, RunRecord, Store, dumps, open_store
+from tether.store import vocabulary as v
 
 from . import ops
 from .committer import GroupCommitter
@@ -25,6 +26,32 @@ from .retry import RetryPlan, plan_retry, replayable
 from .worker import Worker
 
 _NO_INPUT: Any = object()  # `submit(agent)`: no input given (None is a valid JSON input)
+
+
+class AmbiguousRunId(InvalidInput):
+    """A run-id prefix matches more than one run: acting on one of them would be a guess."""
+
+    def __init__(self, prefix: str, candidates: Sequence[str]) -> None:
+        super().__init__(
+            f"run id prefix {prefix!r} is ambiguous: it matches {', '.join(candidates)}"
+            f"{' and more' if len(candidates) >= _PREFIX_CANDIDATES else ''}; "
+            "give more characters"
+        )
+        self.prefix = prefix
+        self.candidates = list(candidates)
+
+
+_PREFIX_CANDIDATES = 10  # how many matches an ambiguity error lists
+
+
+class NoRunWithPrefix(RunNotFound):
+    """No run id is, or starts with, what was given."""
+
+    def __init__(self, prefix: str, where: str = "") -> None:
+        super().__init__(prefix, where)
+        loc = f" in {where}" if where else ""
+        self.args = (f"no run with id {prefix!r} (nor one starting with it){loc}; list runs "
+                     "with `tether runs` (or check --db/TETHER_DB)",)
 
 
 def new_run_id() -> str:
@@ -42,12 +69,15 @@ class Tether:
         lease_ttl: float = 30.0,
         concurrency: int = 256,
         guards: str | object | None = None,
+        must_exist: bool = False,
     ) -> None:
         """`guards`: what every run submitted here executes under. A `module:NAME` reference
         is recorded with each run, so every worker, in any process, enforces it (and one that
         cannot load it leaves the run waiting); a `Guards` object applies to runs executed by
-        this process's workers only."""
-        self.store = open_store(db)
+        this process's workers only. `must_exist`: refuse (StoreMissing) a database file that
+        does not exist instead of creating it, for read-only uses where a typo must not look
+        like an empty database."""
+        self.store = open_store(db, must_exist=must_exist)
         self.interceptors = interceptors
         self.guards = guards
         guards_ref(guards)  # a malformed reference fails here, not in a worker
@@ -208,6 +238,34 @@ class Tether:
         if run is None:
             raise RunNotFound(run_id, getattr(self.store, "path", ""))
         return run
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The one run id that is `prefix` or starts with it, so people can type the first
+        characters of an id; an ambiguous prefix raises `AmbiguousRunId` naming the
+        candidates, and one that matches nothing raises `RunNotFound`."""
+        if not prefix:
+            raise InvalidInput("a run id (or the first characters of one) is required")
+        if self.store.get_run(prefix) is not None:
+            return prefix
+        found = self.store.run_ids_with_prefix(prefix, limit=_PREFIX_CANDIDATES)
+        if not found:
+            raise NoRunWithPrefix(prefix, getattr(self.store, "path", ""))
+        if len(found) > 1:
+            raise AmbiguousRunId(prefix, found)
+        return found[0]
+
+    def awaited_signals(self, run_id: str) -> list[str]:
+        """The signal names the run's journal says it is waiting for now (asked for with
+        `ctx.wait_for` and not received yet), in the order it asked."""
+        journal = self.events(run_id)
+        received = {e.key for e in journal if e.kind == v.SIGNAL_RECEIVED}
+        return [str(e.name) for e in journal
+                if e.kind == v.SIGNAL_WAITING and e.key not in received]
+
+    def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """Who holds each run's lease and until when (owner, expires_at): a running run whose
+        lease has expired lost its worker and will be taken over by another."""
+        return self.store.leases(run_ids)
 
     def runs(self, *, status: str | Iterable[str] | None = None, tenant: str | None = None,
              limit: int = 100) -> list[RunRecord]:

@@ -39,12 +39,13 @@ def create_run(run: RunRecord) -> Callable[[Tx], str]:
     return op
 
 
-def wake(tx: Tx, run_id: str) -> None:
-    """Make a waiting run runnable (a signal arrived, a child finished)."""
+def wake(tx: Tx, run_id: str, why: str) -> None:
+    """Make a waiting run runnable (a signal arrived, a child finished). `why` replaces the
+    waiting reason, which would otherwise still say "waiting for ..." on a queued run."""
     run = tx.get_run(run_id)
     if run is not None and run.status == "waiting" and not run.options.get("in_doubt"):
         # a run waiting for a human decision stays put: only `resolve` wakes it
-        tx.update_run(run_id, status="queued", wake_at=None)
+        tx.update_run(run_id, status="queued", wake_at=None, reason=f"{why}; queued to resume")
 
 
 def send_signal(run_id: str, name: str, payload: Any) -> Callable[[Tx], int]:
@@ -53,7 +54,7 @@ def send_signal(run_id: str, name: str, payload: Any) -> Callable[[Tx], int]:
         if run.finished:
             raise RunFinished(run_id, run.status, f"deliver signal {name!r}")
         signal_id = tx.insert_signal(run_id, name, dumps(payload))
-        wake(tx, run_id)
+        wake(tx, run_id, f"signal {name!r} arrived")
         return signal_id
     return op
 
@@ -132,7 +133,7 @@ def finish(
         _cancel_tree(tx, tx.descendants(run_id), f"parent run {run_id} ended {status}")
         run = tx.get_run(run_id)
         if run is not None and run.parent_id:
-            wake(tx, run.parent_id)
+            wake(tx, run.parent_id, f"child run {run_id} ended {status}")
     return op
 
 
@@ -156,7 +157,9 @@ def suspend(
             if c is None or c.finished:
                 ready = True
         status = "queued" if ready else "waiting"
-        fields: dict[str, Any] = {"status": status, "reason": reason,
+        fields: dict[str, Any] = {"status": status,
+                                  "reason": f"{reason}: already satisfied; queued to resume"
+                                  if ready else reason,
                                   "wake_at": None if ready else wake_at}
         if options is not None:
             fields["options"] = options

@@ -19,6 +19,7 @@ from .errors import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreMissing,
 )
 
 DEFAULT_DB = Path(".tether") / "tether.db"
@@ -28,9 +29,11 @@ def default_db_path() -> str:
     return os.environ.get("TETHER_DB") or str(DEFAULT_DB)
 
 
-def open_store(target: str | os.PathLike[str] | Store | None = None) -> Store:
+def open_store(target: str | os.PathLike[str] | Store | None = None, *,
+               must_exist: bool = False) -> Store:
     """Open a store from a file path or a `sqlite:///path` URL (PostgreSQL URLs come with the
-    scale-out backend). `None` means `$TETHER_DB` or `./.tether/tether.db`."""
+    scale-out backend). `None` means `$TETHER_DB` or `./.tether/tether.db`. `must_exist`: raise
+    `StoreMissing` instead of creating the database (read-only uses)."""
     if target is None:
         target = default_db_path()
     if not isinstance(target, (str, os.PathLike)):
@@ -43,7 +46,7 @@ def open_store(target: str | os.PathLike[str] | Store | None = None) -> Store:
         raise StoreError(
             f"unsupported database URL scheme {scheme!r}; use a file path or sqlite:///PATH"
         )
-    return SQLiteStore(text)
+    return SQLiteStore(text, must_exist=must_exist)
 
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreMissing",
     "Tx",
     "default_db_path",
     "dumps",

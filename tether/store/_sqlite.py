@@ -22,16 +22,20 @@ from ._codec import loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx
-from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked
+from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked, StoreMissing
 
 T = TypeVar("T")
 
 
 class SQLiteStore:
-    """The embedded store. `path` is created (with its directory) if missing."""
+    """The embedded store. `path` is created (with its directory) if missing, unless
+    `must_exist` (read-only uses: a mistyped path must not become an empty database)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
+                 must_exist: bool = False) -> None:
         self.path = str(path)
+        if must_exist and not os.path.isfile(self.path):
+            raise StoreMissing(self.path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -212,6 +216,23 @@ class SQLiteStore:
             (run_id, after_seq),
         )
         return [Event(run_id, r[0], r[1], r[2], r[3], loads(r[4]), r[5]) for r in rows]
+
+    def run_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Run ids starting with `prefix`, sorted (a range scan of the primary key: no LIKE, so
+        `%` and `_` in a prefix are plain characters)."""
+        rows = self._query("SELECT id FROM runs WHERE id >= ? AND id < ? AND substr(id, 1, ?) = ? "
+                           "ORDER BY id LIMIT ?",
+                           (prefix, prefix + "\U0010ffff", len(prefix), prefix, limit))
+        return [r[0] for r in rows]
+
+    def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """The current lease (owner, expires_at) of each of `run_ids` that has one."""
+        if not run_ids:
+            return {}
+        rows = self._query(
+            f"SELECT run_id, owner, expires_at FROM leases WHERE run_id IN "
+            f"({','.join('?' * len(run_ids))})", tuple(run_ids))
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def count_events(self, run_id: str) -> int:
         return int(self._query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])

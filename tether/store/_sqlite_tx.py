@@ -176,7 +176,9 @@ class _SQLiteTx:
                 active[tenant] += 1
             self._fenced = {f for f in self._fenced if f[0] != run_id}
             epoch = self.conn.execute(
+                # a waiting reason is stale once the run runs (a pending cancel keeps its own)
                 "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
+                "reason=CASE WHEN cancel_requested THEN reason ELSE NULL END, "
                 "updated_at=? WHERE id=? RETURNING attempts",
                 (now, run_id),
             ).fetchone()[0]

@@ -26,6 +26,18 @@ class StoreCorrupt(StoreError):
         )
 
 
+class StoreMissing(StoreError):
+    """A read-only use named a database that does not exist: creating an empty one would hide
+    the typo behind "no runs"."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"database {path!r} does not exist; nothing was created. Check --db/TETHER_DB (or "
+            "run from the directory holding .tether/); `tether run` creates a database."
+        )
+        self.path = path
+
+
 class StoreLocked(StoreError):
     def __init__(self, path: str, waited: float) -> None:
         super().__init__(
