@@ -1,39 +1,67 @@
-"""The README's code is executed, so it cannot drift from the library."""
+"""The README's durable example, run as a user runs it (issue 17 §1): importing the file, as the
+CLI and every worker do, queues nothing; running it as a script queues exactly one run, which then
+behaves as the README says."""
 
 from __future__ import annotations
 
 import os
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.docs.markdown_blocks import ROOT, blocks
 from tether import Tether
 from tether.runtime import resolve_agent
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def durable_example() -> str:
+    """The README's first python block: the billing agent."""
+    return next(b.code for b in blocks(README) if b.lang == "python")
 
 
-def test_every_python_block_compiles() -> None:
-    blocks = python_blocks()
-    assert len(blocks) >= 2
-    for block in blocks:
-        compile(block, "README.md", "exec")
-
-
-async def test_the_durable_agent_example_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def billing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    example = tmp_path / "billing_example.py"
-    example.write_text(python_blocks()[0])
-    resolve_agent(f"{example}:billing")  # importing it submits the run, as the README shows
-    tether = Tether(os.path.join(tmp_path, "billing.db"))
+    path = tmp_path / "billing.py"
+    path.write_text(durable_example())
+    return path
+
+
+def queued(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    t = Tether(str(db))
+    try:
+        return [r.id for r in t.runs()]
+    finally:
+        t.close()
+
+
+def test_importing_the_example_queues_nothing(billing: Path) -> None:
+    resolve_agent(f"{billing}:billing")  # what a worker does
+    resolve_agent(f"{billing}:audit")  # a second import path: the child agent
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(2):  # two more processes importing it, as two workers would
+        subprocess.run([sys.executable, "-c", "import billing"], cwd=billing.parent, env=env,
+                       check=True, timeout=120)
+    assert queued(billing.parent / "billing.db") == []
+
+
+async def test_running_the_example_queues_one_run_that_behaves_as_documented(
+        billing: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "billing.py"], cwd=billing.parent, env=env,
+                         capture_output=True, text=True, check=True, timeout=120)
+    db = billing.parent / "billing.db"
+    runs = queued(db)
+    assert runs == [out.stdout.strip()]
+    tether = Tether(str(db))
     (run,) = tether.runs()
+    assert run.agent == f"{billing}:billing"  # any worker, from any directory, finds it
     first = await tether.drive(run.id)
     assert first.status == "waiting" and "signal 'approved'" in (first.reason or "")
     tether.signal(run.id, "approved", {"by": "ann"})
@@ -41,3 +69,5 @@ async def test_the_durable_agent_example_runs(
     assert second.status == "waiting" and second.wake_at is not None  # the one-hour timer
     kinds = [e.kind for e in tether.events(run.id)]
     assert kinds.count("step_completed") == 1 and "timer_started" in kinds
+    assert queued(db) == runs  # executing it imported the file again: still one run
+    tether.close()
