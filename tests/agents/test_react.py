@@ -121,7 +121,7 @@ async def test_tool_errors_go_back_to_the_model_as_observations(tether: Tether) 
 
 async def test_max_steps_raises_a_specific_error(tether: Tether) -> None:
     A.SETUP.update(model=ScriptedModel(fn=lambda call: tool_call("lookup", {"country": "Japan"})),
-                   options={"max_steps": 3})
+                   options={"max_steps": 3, "max_repeats": None})  # repeats: test_react_repeats
     rec = await tether.run(A.react_agent, GOAL)
     assert rec.status == "failed"
     assert "MaxStepsExceeded" in (rec.error or "")

@@ -97,6 +97,28 @@ class MaxStepsExceeded(ReActError):
         )
 
 
+class RepeatedCallLimit(ReActError):
+    """The model kept proposing one identical call although each repeat was pointed out.
+
+    Small models loop this way (the same lookup five times) until ``max_steps`` runs out; this
+    stops the run at the first sign, before the repeat runs, and says what was repeated."""
+
+    def __init__(self, call: str, steps: list[int], trajectory: list[dict[str, Any]]) -> None:
+        self.call = call
+        self.steps = steps
+        self.trajectory = trajectory
+        made = ", ".join(str(s) for s in steps[:-1])
+        super().__init__(
+            f"ReAct stopped at step {steps[-1]}: the model proposed {call} for the "
+            f"{len(steps)}{_ordinal(len(steps))} time (before at step(s) {made}), although told "
+            "it repeats itself. Give the model a worked example (examples=), clearer tools or "
+            "goal, or raise max_repeats (None turns this check off).")
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
 @dataclass(frozen=True)
 class ExampleStep:
     """One step of a few-shot episode: a thought, the calls made and what they returned."""
@@ -335,6 +357,7 @@ async def react(
     max_observation_chars: int = 4000,
     model_params: dict[str, Any] | None = None,
     guards: Guards | None = None,
+    max_repeats: int | None = 3,
 ) -> dict[str, Any]:
     """Run the ReAct loop toward ``goal`` and return ``{"answer", "steps", "model_calls",
     "tool_calls", "trajectory"}`` (JSON, so it can be a run's result). A step's reply that
@@ -348,11 +371,16 @@ async def react(
     ``guards``: the guards every model and tool call goes through; ``None`` means the guards the
     run executes under (``ctx.guards``), if any.
     Raises :class:`MaxStepsExceeded` when ``max_steps`` model replies bring no final answer.
+    ``max_repeats``: without guards, the model proposing one identical call (same tool, same
+    arguments) for the ``max_repeats``-th time raises :class:`RepeatedCallLimit` before it runs
+    (``None``: never); under guards their loop detector decides (an intervention, then a halt).
     """
     if not isinstance(goal, str) or not goal.strip():
         raise ReActError("react needs a non-empty goal string")
     if max_steps < 1:
         raise ReActError(f"max_steps must be >= 1, not {max_steps}")
+    if max_repeats is not None and max_repeats < 2:
+        raise ReActError(f"max_repeats must be >= 2 or None, not {max_repeats}")
     registry = _registry(tools)
     if len(registry) == 0:
         raise ReActError("react needs at least one tool")
@@ -368,6 +396,7 @@ async def react(
     pinned = len(messages)  # the prompt survives a loop intervention's history trim
     trajectory: list[dict[str, Any]] = []
     made: dict[str, int] = {}  # each distinct call -> the step it was first made in
+    proposed: dict[str, list[int]] = {}  # each distinct call -> every step that proposed it
     n_calls = 0
     n_model_calls = 0  # a step's reply plus the replies validation refused before it
 
@@ -400,6 +429,13 @@ async def react(
             return {"answer": plan.answer, "steps": step, "model_calls": n_model_calls,
                     "tool_calls": n_calls, "trajectory": trajectory}
         calls = plan.calls[:MAX_PARALLEL_CALLS * 2]
+        for c in calls:
+            steps = proposed.setdefault(_fingerprint(c), [])
+            steps.append(step)
+            if max_repeats is not None and not gov.guarded and len(steps) >= max_repeats:
+                record({"step": step, "thought": plan.thought, "calls": []}, plan)
+                shown = f"{c.name}({json.dumps(c.arguments, sort_keys=True)[:120]})"
+                raise RepeatedCallLimit(shown, steps, trajectory)
         for c in calls:
             emit("tool_call", step, tool=c.name, arguments=c.arguments)
         results = await gov.tools(registry, [(c.name, _arguments(c)) for c in calls])
@@ -465,11 +501,12 @@ class ReActAgent:
     max_observation_chars: int = 4000
     model_params: dict[str, Any] = field(default_factory=dict)
     guards: Guards | None = None  # None: the run's guards (ctx.guards), if any
+    max_repeats: int | None = 3
 
     async def __call__(self, ctx: Any, goal: str) -> dict[str, Any]:
         return await react(
             ctx, goal, model=self.model, tools=self.tools, max_steps=self.max_steps,
             mode=self.mode, system=self.system, examples=self.examples, on_event=self.on_event,
             max_observation_chars=self.max_observation_chars, model_params=self.model_params,
-            guards=self.guards,
+            guards=self.guards, max_repeats=self.max_repeats,
         )
