@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tether.guards._steps import GUARD_STEP, TOOL_STEP, guard_kind
 from tether.guards.budget import RunBudget, Spend, effect_usage
 from tether.guards.errors import BudgetExceeded
+from tether.store import vocabulary as v
 
 if TYPE_CHECKING:
     from tether.store import Event, RunRecord, Tx
@@ -38,28 +39,26 @@ def spend_from_events(events: Sequence[Event], since: float | None = None) -> Sp
         if since is not None and e.ts < since:
             continue
         name = e.name or ""
-        if e.kind == "step_started" and not name.startswith(GUARD_STEP):
+        if e.kind == v.STEP_STARTED and not name.startswith(GUARD_STEP):
             if e.key not in started:  # a retried in-doubt step is one step
                 started.add(e.key or "")
                 sp.steps += 1
                 if name.startswith(TOOL_STEP):  # answered by the guards or not
                     sp.tool_calls += 1
-        elif e.kind in ("step_completed", "step_failed") and e.key not in started and \
+        elif e.kind in (v.STEP_COMPLETED, v.STEP_FAILED) and e.key not in started and \
                 not name.startswith(GUARD_STEP):
             started.add(e.key or "")  # a pure step journals its outcome only
             sp.steps += 1
             if name.startswith(TOOL_STEP):
                 sp.tool_calls += 1
-        if e.kind == "step_completed" and name.startswith(GUARD_STEP) and \
+        if e.kind == v.STEP_COMPLETED and name.startswith(GUARD_STEP) and \
                 guard_kind(name) == "step":
             sp.steps += 1
-        if e.kind == "step_completed" and name.startswith("model:") and isinstance(
-                e.data, dict):
-            usage = e.data.get("usage") or {}
-            sp.tokens_in += int(usage.get("input_tokens", 0))
-            sp.tokens_out += int(usage.get("output_tokens", 0))
-            sp.cost_usd = round(sp.cost_usd + float(e.data.get("cost_usd") or 0.0), 10)
-        elif e.kind == "child_spawned":
+        if (call := v.model_call(e)) is not None:
+            sp.tokens_in += call.input_tokens
+            sp.tokens_out += call.output_tokens
+            sp.cost_usd = round(sp.cost_usd + (call.cost_usd or 0.0), 10)
+        elif e.kind == v.CHILD_SPAWNED:
             sp.child_runs += 1
             sp.steps += 1
     return sp

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tether.guards._steps import APPROVAL_SIGNAL, GUARD_STEP
+from tether.guards._steps import APPROVAL_SIGNAL
 from tether.guards.approvals import ApprovalDecision, ApprovalRequest, ApprovalState, KeyRegistry
 from tether.guards.errors import ApprovalError
+from tether.store import vocabulary as v
 
 _ID_SEP = ".a"
 
@@ -41,7 +42,7 @@ def _run_id_of(approval_id: str) -> str:
 def _requests(events: list[Any]) -> dict[str, tuple[ApprovalRequest, float]]:
     out: dict[str, tuple[ApprovalRequest, float]] = {}
     for e in events:
-        if e.kind == "step_completed" and (e.name or "").startswith(GUARD_STEP + "approval:"):
+        if e.kind == v.STEP_COMPLETED and (e.name or "").startswith(v.APPROVAL_STEP):
             d = e.data
             out[d["id"]] = (ApprovalRequest(d["id"], d["run_id"], d["tool"], d["args"], d["rule"],
                                             bool(d["critical"]), d.get("reason", "")), e.ts)
