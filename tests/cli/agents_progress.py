@@ -145,3 +145,9 @@ async def caught_then_fails(ctx: Any, order: str) -> str:
     if done("bug fixed") == 0:
         raise ValueError("a bug in the agent's own code")
     return "ok"
+
+
+async def halting(ctx: Any, n: int) -> int:
+    """`gated_steps` with a budget of 2 steps of its own: halts at its third step."""
+    ctx.run.options.setdefault("budget", {"steps": 2})
+    return await gated_steps(ctx, n)

@@ -16,6 +16,7 @@ import pytest
 from tests.cli import agents_progress as agents
 from tests.cli.test_progress import cli, env
 from tether import Tether
+from tether.runtime import InvalidInput
 from tether.runtime.retry import RunNotRetryable
 from tether.store import vocabulary as v
 
@@ -157,3 +158,59 @@ def test_cli_retry_detach_then_a_worker_executes_it(env: dict[str, str]) -> None
         worker.wait(30)
     assert followed.returncode == 0, followed.stdout
     assert followed.stdout.strip().splitlines()[-1] == f"run {run_id} succeeded"
+
+
+# -- halted runs: retried, halted again unless the limit was raised ---------------------------
+
+@pytest.fixture
+def governed(db_path: str, ledger: Path, monkeypatch: pytest.MonkeyPatch) -> Tether:
+    monkeypatch.delenv("TETHER_TEST_GATE", raising=False)
+    return Tether(db_path, guards="tests.cli.agents_progress:GUARDS")
+
+
+async def test_a_halted_run_halts_again_without_a_raised_budget(governed: Tether) -> None:
+    run_id = governed.submit(agents.gated_steps, 3, options={"budget": {"steps": 2}})
+    first = await governed.drive(run_id)
+    assert first.status == "halted" and "steps" in (first.reason or "")
+    plan = governed.retry(run_id)
+    assert plan.rerun == () and [n for _, n in plan.replayed] == ["first", "gated"]
+    assert any("halts again there unless its limit was raised" in s for s in plan.explain())
+    again = await governed.drive(run_id)
+    assert again.status == "halted"
+    assert agents.done("first") == 1 and agents.done("gated") == 1
+
+
+async def test_a_halted_run_retried_with_a_raised_budget_finishes(governed: Tether) -> None:
+    run_id = governed.submit(agents.gated_steps, 3, options={"budget": {"steps": 2}})
+    assert (await governed.drive(run_id)).status == "halted"
+    plan = governed.retry(run_id, budget={"steps": 10})
+    assert "budget for the new attempt: steps=10" in plan.explain()
+    done = await governed.drive(run_id)
+    assert done.status == "succeeded" and done.result == 3
+    assert done.options["budget"] == {"steps": 10}
+    assert agents.done("first") == 1 and agents.done("gated") == 1  # replayed, not re-run
+
+
+async def test_retry_budget_must_be_limits(governed: Tether) -> None:
+    run_id = governed.submit(agents.gated_steps, 3, options={"budget": {"steps": 2}})
+    await governed.drive(run_id)
+    for bad in ({"steps": -1}, {"steps": "ten"}, {}, {"steps": True}):
+        with pytest.raises(InvalidInput, match="non-negative numbers"):
+            governed.retry(run_id, budget=bad)
+    assert governed.get(run_id).status == "halted"  # nothing was queued
+
+
+def test_cli_retry_budget_is_checked_before_anything_is_written(env: dict[str, str]) -> None:
+    env = {**env, "TETHER_GUARDS": "tests.cli.agents_progress:GUARDS"}
+    env.pop("TETHER_TEST_GATE")
+    run = cli(env, "run", "tests.cli.agents_progress:halting", "--input", "3", "--quiet")
+    assert run.returncode == 0 and "halted" in run.stdout, run.stdout + run.stderr
+    run_id = next(w for w in run.stdout.split() if w.startswith("r") and len(w) == 16)
+    typo = cli(env, "retry", run_id, "--budget", '{"stepz": 10}')
+    assert typo.returncode == 1 and "--budget: unknown budget(s) ['stepz']" in typo.stderr
+    bad = cli(env, "retry", run_id, "--budget", "{steps: 10}")
+    assert bad.returncode == 1 and "--budget is not valid JSON" in bad.stderr
+    assert "--budget '{\"steps\": 20}'" in bad.stderr
+    ok = cli(env, "retry", run_id, "--budget", '{"steps": 10}')
+    assert ok.returncode == 0, ok.stderr
+    assert "budget for the new attempt: steps=10" in ok.stdout and "succeeded" in ok.stdout

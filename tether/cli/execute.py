@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal as _signal
 import sys
+from typing import Any
 
 import typer
 
-from ._common import DB_OPTION, console, handle_errors, open_tether, parse_json
+from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
 from ._render import print_timeline
 
 
@@ -114,6 +115,8 @@ def retry(
                                  "prefix of it."),
     detach: bool = typer.Option(False, "--detach", help="Only queue the new attempt; a worker "
                                 "runs it."),
+    budget: str = typer.Option(None, "--budget", help="JSON limits raised for the new attempt, "
+                               "e.g. '{\"steps\": 20}' (a halted run halts again without)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines while it runs."),
     db: str = DB_OPTION,
 ) -> None:
@@ -125,10 +128,11 @@ def retry(
     succeeded or live run cannot."""
     from .follow import drive_with_progress
 
+    limits = _budget(budget)
     tether = open_tether(db)
     with handle_errors():
         full = tether.resolve_run_id(run_id)
-        plan = tether.retry(full)
+        plan = tether.retry(full, budget=limits)
     for line in plan.explain():
         console.print(line, markup=False, soft_wrap=True)
     if detach:
@@ -139,3 +143,18 @@ def retry(
     print_timeline(record, tether.events(full))
     if record.status == "failed":
         raise typer.Exit(1)
+
+
+def _budget(text: str | None) -> dict[str, Any] | None:
+    """--budget, checked against the guards' own limit names before anything is written."""
+    if text is None:
+        return None
+    value = parse_json(text, "--budget", example="--budget '{\"steps\": 20}'")
+    from tether.guards import BudgetLimits
+
+    try:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {value!r}")
+        return BudgetLimits.from_json(value).to_json()
+    except (TypeError, ValueError) as exc:
+        fail(f"--budget: {exc}")

@@ -300,12 +300,13 @@ class Tether:
         self._kick()
         return str(target)
 
-    def retry(self, run_id: str) -> RetryPlan:
+    def retry(self, run_id: str, *, budget: dict[str, Any] | None = None) -> RetryPlan:
         """Queue a new attempt of a failed (or halted) run and return what it will do: the
         steps journaled before the failure replay, the failed step(s) execute again, then the
-        agent goes on live (`tether.runtime.retry`). Any worker executes it; `drive` here."""
+        agent goes on live (`tether.runtime.retry`). Any worker executes it; `drive` here.
+        `budget`: limits raised for the new attempt (a halted run halts again without)."""
         run = self.get(run_id)
-        plan = plan_retry(run, self.store.load_events(run_id))
+        plan = plan_retry(run, self.store.load_events(run_id), budget=budget)
         self.store.write(ops.retry(run_id, plan))
         self._kick()
         return plan

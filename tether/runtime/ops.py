@@ -180,8 +180,12 @@ def retry(run_id: str, plan: RetryPlan) -> Callable[[Tx], None]:
             raise RunNotRetryable(f"run {run_id!r} changed while its retry was planned (now "
                                   f"{run.status}); look at it again with `tether show`")
         tx.append_events(run_id, [_event(tx, run_id, "run_retried", plan.event_data())])
+        fields: dict[str, Any] = {}
+        if plan.budget:
+            fields["options"] = {**run.options, "budget": {
+                **(run.options.get("budget") or {}), **plan.budget}}
         tx.update_run(run_id, status="queued", result=None, error=None, wake_at=None,
-                      reason=f"retry queued (attempt {plan.attempt})")
+                      reason=f"retry queued (attempt {plan.attempt})", **fields)
     return op
 
 

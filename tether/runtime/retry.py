@@ -16,8 +16,11 @@ the journal holds after it would no longer match. When the walk finds no failed 
 agent's own code raised after its last step, or a budget halted it), every step replays and
 only the code after them runs again — useful once the code, or the budget, was fixed.
 
-Retried: `failed` runs, and `halted` ones (the halt is decided again on the new attempt: with a
-raised budget in the run's guards it goes on, otherwise it halts again at the same point).
+Retried: `failed` runs, and `halted` ones. A halt is decided again on the new attempt: it halts
+again at the same point unless what halted it changed — a budget raised for the retry (`budget=`,
+merged into the run's `options["budget"]`) or in the deployed guards. What was spent stays spent
+(the journal of the failed attempt still counts), and a wall-time limit counts from the run's
+creation, so raise it too.
 Not retried: `cancelled` (someone stopped it on purpose), `succeeded`, live runs, and child runs
 (their parent already holds their outcome in its own journal).
 """
@@ -31,7 +34,7 @@ from typing import Any
 from tether.store import Event, RunRecord
 from tether.store import vocabulary as v
 
-from .errors import TetherError
+from .errors import InvalidInput, TetherError
 
 RETRYABLE = ("failed", "halted")
 #: events written after a failure that depend on it, and so are superseded with it
@@ -65,6 +68,8 @@ class RetryPlan:
     rerun_from_seq: int | None
     rerun: tuple[RerunStep, ...] = ()
     replayed: tuple[tuple[str, str], ...] = field(default=())  # (key, name) of each step
+    #: limits replacing the run's own (`options["budget"]`, merged): for a run that halted
+    budget: dict[str, Any] | None = None
 
     def explain(self) -> list[str]:
         """The plan in words, one line each (what `tether retry` prints)."""
@@ -78,6 +83,9 @@ class RetryPlan:
         else:
             lines.append("replayed from the journal: nothing (no step completed before the "
                          "failure)")
+        if self.budget:
+            lines.append("budget for the new attempt: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(self.budget.items())))
         if self.rerun:
             for step in self.rerun:
                 lines.append(f"executes again: step {step.key} {step.name} (was {step.why})")
@@ -97,6 +105,7 @@ class RetryPlan:
             "rerun_steps": [f"{s.key} {s.name}" for s in self.rerun],
             "rerun": [s.to_json() for s in self.rerun],
             "replayed_steps": len(self.replayed),
+            **({"budget": self.budget} if self.budget else {}),
         }
 
 
@@ -127,8 +136,10 @@ def _failure(event: Event) -> str | None:
     return None
 
 
-def plan_retry(run: RunRecord, events: Sequence[Event]) -> RetryPlan:
-    """What retrying `run` would replay and execute again (raises `RunNotRetryable`)."""
+def plan_retry(run: RunRecord, events: Sequence[Event], *,
+               budget: dict[str, Any] | None = None) -> RetryPlan:
+    """What retrying `run` would replay and execute again (raises `RunNotRetryable`).
+    `budget`: limits to raise for the new attempt (merged into the run's own)."""
     if run.status not in RETRYABLE:
         hint = {"cancelled": "it was cancelled on purpose; start a new run instead",
                 "succeeded": "it succeeded; start a new run to do it again"}.get(
@@ -161,4 +172,16 @@ def plan_retry(run: RunRecord, events: Sequence[Event]) -> RetryPlan:
                   for k in sorted(failed, key=lambda k: first_of[k]))
     last_seq = events[-1].seq if events else 0
     return RetryPlan(run.id, attempt + 1, run.status, run.error or run.reason, last_seq, since,
-                     rerun, tuple(replayed))
+                     rerun, tuple(replayed), _limits(budget))
+
+
+def _limits(budget: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The shape of a budget (names are the guards' to check: `BudgetLimits.from_json`)."""
+    if budget is None:
+        return None
+    if not isinstance(budget, dict) or not budget or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            and v >= 0 for k, v in budget.items()):
+        raise InvalidInput(f"a retry's budget must map limit names to non-negative numbers, "
+                           f"e.g. {{\"steps\": 20}}; got {budget!r}")
+    return dict(budget)
