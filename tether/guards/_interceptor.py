@@ -41,18 +41,15 @@ if TYPE_CHECKING:
 
 
 class RunWrites(Protocol):
-    """The run's own write path (`Context`'s), which a reservation takes: it is fenced by the
+    """The run's own write path (`Context.write`), which a reservation takes: it is fenced by the
     run's lease and ordered with its journal — a measured charge commits in the same
-    transaction as the step's completion. `ctx.add_usage` is the public face of the same path,
-    for tenant counters only."""
+    transaction as the step's completion."""
 
     read_only: bool
 
-    def _write(self, events: list[Any], then: Callable[[Tx], Any] | None = None, *,
-               awaited: bool = False) -> Any: ...
+    def write(self, op: Callable[[Tx], Any]) -> Any: ...
 
-    async def _write_durable(self, events: list[Any],
-                             then: Callable[[Tx], Any] | None = None) -> Any: ...
+    async def write_durable(self, op: Callable[[Tx], Any]) -> Any: ...
 
 
 @dataclass
@@ -121,8 +118,8 @@ class GuardInterceptor(BaseInterceptor):
                     budget.add(effect_usage(kind))
                     where = "local"
             elif budget.mode == "store" and not ctx.read_only:
-                exceeded, budget.totals, fresh = await writes._write_durable(
-                    [], _spend.reserve(budget, ctx.run_id, effect.key, kind, rebase=rebase))
+                exceeded, budget.totals, fresh = await writes.write_durable(
+                    _spend.reserve(budget, ctx.run_id, effect.key, kind, rebase=rebase))
                 budget.seeds.clear()
                 where = "store" if fresh else ""
             # else: no limits, or an effect run again after a crash (counted when first run)
@@ -151,7 +148,7 @@ class GuardInterceptor(BaseInterceptor):
             budget.add(effect_usage(hold.kind), sign=-1)
         elif hold.where == "store":
             writes: RunWrites = ctx
-            writes._write([], _spend.release(budget, ctx.run_id, effect.key, hold.kind))
+            writes.write(_spend.release(budget, ctx.run_id, effect.key, hold.kind))
 
     def _narrow_child_budget(self, ctx: Context, st: RunGuardState, effect: Effect,
                              totals: dict[str, Spend], now: float) -> None:
@@ -281,7 +278,7 @@ class GuardInterceptor(BaseInterceptor):
             budget.add({**(effect_usage(kind) if unreserved else {}), **usage})
         elif budget.mode == "store" and (usage or unreserved):
             writes: RunWrites = ctx
-            writes._write([], _spend.charge(budget, ctx.run_id, usage, unreserved))
+            writes.write(_spend.charge(budget, ctx.run_id, usage, unreserved))
 
     def _breaker_outcome(self, effect: Effect, result: Any, error: BaseException | None) -> None:
         """A gateway call that ran live tells its tool's breaker how it went."""

@@ -124,6 +124,16 @@ class _Writes:
         await self._write_durable([event])
         return event.seq
 
+    def write(self, op: Callable[[Tx], Any]) -> asyncio.Future[Any]:
+        """A store operation of a cross-cutting layer (the guards' budget counters), fenced by
+        this run's lease and applied in journal order, in the same transaction as the run's
+        pending events when it can; resolves when durable. Nothing is appended to the journal."""
+        return self._write([], op)
+
+    async def write_durable(self, op: Callable[[Tx], Any]) -> Any:
+        """`write`, then wait until it is durable; returns `op`'s result."""
+        return await self._write_durable([], op)
+
     async def _write_durable(self, events: list[NewEvent],
                              then: Callable[[Tx], Any] | None = None) -> Any:
         """`_write` and wait until it is durable; returns `then`'s result. A write committed
