@@ -151,3 +151,19 @@ async def halting(ctx: Any, n: int) -> int:
     """`gated_steps` with a budget of 2 steps of its own: halts at its third step."""
     ctx.run.options.setdefault("budget", {"steps": 2})
     return await gated_steps(ctx, n)
+
+
+async def _slow_branch() -> str:
+    import asyncio
+
+    did("slow started")
+    await asyncio.sleep(0 if done("charge") else 5)  # quick once the charge works
+    did("slow done")
+    return "slow"
+
+
+async def gathered(ctx: Any, order: str) -> list[Any]:
+    """A step, then a gather whose failing branch cancels its slow sibling."""
+    await ctx.step("reserve", lambda: did("reserve") or "reserved")
+    return list(await ctx.gather(ctx.step("slow", _slow_branch),
+                                 ctx.step("charge", lambda: _flaky("charge") or "charged")))

@@ -41,6 +41,9 @@ async def test_failed_step_runs_again_and_earlier_steps_do_not(tether: Tether,
     plan = tether.retry(first.id)
     assert [s.name for s in plan.rerun] == ["charge"]
     assert [name for _, name in plan.replayed] == ["reserve", "price"]
+    assert not plan.rerun[0].idempotent  # a plain step: the plan says it may take effect twice
+    assert "  warning: charge is not declared idempotent: if its effect took place before it " \
+        "failed, it takes place again" in plan.explain()
     assert tether.get(first.id).status == "queued"
     again = await tether.drive(first.id)
     assert again.status == "succeeded" and again.result == "A-7 charged" and again.error is None
@@ -214,3 +217,17 @@ def test_cli_retry_budget_is_checked_before_anything_is_written(env: dict[str, s
     ok = cli(env, "retry", run_id, "--budget", '{"steps": 10}')
     assert ok.returncode == 0, ok.stderr
     assert "budget for the new attempt: steps=10" in ok.stdout and "succeeded" in ok.stdout
+
+
+async def test_a_gather_branch_cancelled_by_the_failure_runs_again(tether: Tether,
+                                                                  ledger: Path) -> None:
+    first = await tether.run(agents.gathered, "G-1")
+    assert first.status == "failed"
+    assert agents.done("slow started") == 1 and agents.done("slow done") == 0
+    plan = tether.retry(first.id)
+    assert sorted(s.name for s in plan.rerun) == ["charge", "slow"]
+    assert any(s.name == "slow" and s.why.startswith("Cancelled") for s in plan.rerun)
+    assert [n for _, n in plan.replayed] == ["reserve"]
+    done = await tether.drive(first.id)
+    assert done.status == "succeeded" and done.result == ["slow", "charged"]
+    assert agents.done("reserve") == 1 and agents.done("slow done") == 1

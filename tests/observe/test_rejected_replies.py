@@ -158,6 +158,8 @@ async def test_every_round_refused_fails_the_run_and_each_round_is_shown(
     # refused replies at the end of a failed run are what a retry asks again
     plan = tether.retry(run.id)
     assert [s.name for s in plan.rerun] == ["model:scripted"] * 3
+    assert all(s.idempotent for s in plan.rerun)  # asking a model again takes no effect
+    assert not any("warning" in line for line in plan.explain())
     assert [n for _, n in plan.replayed] == ["prepare"]
     agents_progress.did("model fixed")
     again = await tether.drive(run.id)

@@ -4,8 +4,11 @@ The journal is append-only, so a retry deletes nothing. It appends a `run_retrie
 the first event of the failed attempt's failure (`rerun_from_seq`); replay (`replayable`) then
 ignores the keyed events from there up to that marker. Every step journaled before them is
 answered from the journal as usual — nothing that worked runs twice — and the steps after them
-run live again, under the same journal keys, with a fresh idempotency key (the failed call's key
-could make a deduplicating service hand back the same failure).
+run live again, under the same journal keys. A step that executes again gets a new idempotency
+key (`run_id:seq` of its new start): a step that failed after its effect took place (a lost
+response, a timeout) may take effect twice unless it is idempotent, which is why the plan warns
+for every step that is not. Keeping the first attempt's key would make a deduplicating service
+answer the retry with the stored failure.
 
 Which steps run again: the failure at the end of the journal. Walking back from the run's end,
 a step that failed (`step_failed`, a tool result that is a failure, a model reply that was
@@ -51,9 +54,11 @@ class RerunStep:
     key: str
     name: str
     why: str  # the failure recorded for it ("ConnectionError: ...", "Cancelled: ...")
+    idempotent: bool = False  # declared safe to repeat (journaled with its start)
 
-    def to_json(self) -> dict[str, str]:
-        return {"key": self.key, "name": self.name, "why": self.why}
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "why": self.why,
+                "idempotent": self.idempotent}
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class RetryPlan:
         if self.rerun:
             for step in self.rerun:
                 lines.append(f"executes again: step {step.key} {step.name} (was {step.why})")
+                if not step.idempotent:
+                    lines.append(f"  warning: {step.name} is not declared idempotent: if its "
+                                 "effect took place before it failed, it takes place again")
             lines.append("then the agent continues live after them")
         elif self.previous_status == "halted":
             lines.append("executes again: nothing failed; the agent continues live from where "
@@ -168,7 +176,9 @@ def plan_retry(run: RunRecord, events: Sequence[Event], *,
     replayed = sorted(((k, n) for k, n in steps if since is None or first_of[k] < since),
                       key=lambda kn: first_of[kn[0]])
     names = {e.key: e.name for e in keyed}
-    rerun = tuple(RerunStep(k, names.get(k) or "", failed[k])
+    safe = {e.key for e in keyed if e.kind == v.STEP_STARTED and isinstance(e.data, dict)
+            and e.data.get("idempotent")}
+    rerun = tuple(RerunStep(k, names.get(k) or "", failed[k], k in safe)
                   for k in sorted(failed, key=lambda k: first_of[k]))
     last_seq = events[-1].seq if events else 0
     return RetryPlan(run.id, attempt + 1, run.status, run.error or run.reason, last_seq, since,
