@@ -167,3 +167,9 @@ async def gathered(ctx: Any, order: str) -> list[Any]:
     await ctx.step("reserve", lambda: did("reserve") or "reserved")
     return list(await ctx.gather(ctx.step("slow", _slow_branch),
                                  ctx.step("charge", lambda: _flaky("charge") or "charged")))
+
+
+async def denied_then_raises(ctx: Any, inp: Any) -> str:
+    """A call the guards deny (a decision, not a failure), then the agent gives up."""
+    result = await ctx.guards.tool(ctx, "delete_all", {}, TOOLS)
+    raise RuntimeError(f"not allowed: {result.error.type if result.error else '?'}")

@@ -131,7 +131,8 @@ def test_cli_retry_explains_then_executes(env: dict[str, str]) -> None:
     proc = cli(env, "retry", run_id[:8])  # a unique prefix is enough
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert f"retrying run {run_id}: attempt 2 (it failed: ActivityError: step 'charge' failed: Connection" in out
+    assert (f"retrying run {run_id}: attempt 2 (it failed: ActivityError: step 'charge' "
+            "failed: ConnectionError") in out
     assert "replayed from the journal, not executed again: 2 step(s): 1 reserve, 2 price" in out
     assert "executes again: step 3 charge (was ConnectionError" in out
     assert "succeeded" in out and "run_retried" in out
@@ -231,3 +232,13 @@ async def test_a_gather_branch_cancelled_by_the_failure_runs_again(tether: Tethe
     done = await tether.drive(first.id)
     assert done.status == "succeeded" and done.result == ["slow", "charged"]
     assert agents.done("reserve") == 1 and agents.done("slow done") == 1
+
+
+async def test_a_call_the_guards_denied_is_not_proposed_again(governed: Tether) -> None:
+    first = await governed.run(agents.denied_then_raises, None)
+    assert first.status == "failed" and "not allowed" in (first.error or "")
+    plan = governed.retry(first.id)
+    assert plan.rerun == ()  # the denial replays: a retry is no way around a decision
+    assert [n for _, n in plan.replayed] == ["tool:delete_all"]
+    assert (await governed.drive(first.id)).status == "failed"
+    assert agents.done("delete_all") == 0

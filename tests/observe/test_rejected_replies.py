@@ -116,7 +116,7 @@ async def test_steps_three_model_calls_four_and_the_trajectory_says_why(
     assert all("rejected" not in s for s in result["trajectory"][1:])
     # the journal: the refused call says why, the accepted ones say nothing of the kind
     assert [bool(c.rejected) for c in calls] == [True, False, False, False]
-    rows = [r for r in timeline_rows(tether.events(run.id)) if v.STEP_COMPLETED == r.kind
+    rows = [r for r in timeline_rows(tether.events(run.id)) if r.kind == v.STEP_COMPLETED
             and (r.name or "").startswith("model:")]
     assert rows[0].detail.startswith("rejected: tool call a: unknown tool 'lookup_ordr'")
     assert "reply was: calls lookup_ordr" in rows[0].detail
