@@ -22,3 +22,12 @@ $(LG_STAMP): mk/bench.mk
 	@touch $@
 
 bench-core: $(LG_STAMP)
+
+# CLI start-up (benchmarks/bench_cli.py): `tether --help`, `tether runs`, ... as fresh processes,
+# median/p90/min against the 0.3 s target; writes benchmarks/results/cli.md.
+BENCH_TARGETS += bench-cli
+
+.PHONY: bench-cli
+
+bench-cli: setup
+	$(BIN)/python benchmarks/bench_cli.py

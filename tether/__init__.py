@@ -2,28 +2,6 @@
 
 from typing import TYPE_CHECKING
 
-from tether.runtime import (
-    ActivityError,
-    BaseInterceptor,
-    ChildFailed,
-    ChildHandle,
-    Context,
-    DepthLimitExceeded,
-    Effect,
-    InDoubt,
-    Interceptor,
-    InvalidInput,
-    NonDeterminismError,
-    RunHalted,
-    RunNotFound,
-    SignalTimeout,
-    Tether,
-    TetherError,
-    Worker,
-)
-from tether.runtime.activity import activity
-from tether.store import RunRecord, open_store
-
 if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real types
     from tether.agents import MaxStepsExceeded, ReActAgent, react
     from tether.guards import GuardConfig, Guards, load_policy
@@ -37,14 +15,43 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         RetryModel,
         ScriptedModel,
     )
+    from tether.runtime import (
+        ActivityError,
+        BaseInterceptor,
+        ChildFailed,
+        ChildHandle,
+        Context,
+        DepthLimitExceeded,
+        Effect,
+        InDoubt,
+        Interceptor,
+        InvalidInput,
+        NonDeterminismError,
+        RunHalted,
+        RunNotFound,
+        SignalTimeout,
+        Tether,
+        TetherError,
+        Worker,
+    )
+    from tether.runtime.activity import activity
     from tether.sandbox import Sandbox, SandboxUnavailable
+    from tether.store import RunRecord, open_store
     from tether.tools import ToolArgumentError, ToolRegistry, ToolResult, openapi_tools, tool
 
 __version__ = "0.1.0"
 
-# The layers above the core are imported on first use, so `import tether` (and every CLI call)
-# does not pay for httpx, jsonschema, numpy and cryptography it may not need.
+# Everything is imported on first use, so `import tether` (and every CLI call: `tether.cli` is
+# a subpackage) does not pay for the runtime, httpx, jsonschema, numpy and cryptography it may
+# not need (`tether --help` imports none of them).
+_RUNTIME = ("ActivityError", "BaseInterceptor", "ChildFailed", "ChildHandle", "Context",
+            "DepthLimitExceeded", "Effect", "InDoubt", "Interceptor", "InvalidInput",
+            "NonDeterminismError", "RunHalted", "RunNotFound", "SignalTimeout", "Tether",
+            "TetherError", "Worker")
 _LAZY = {
+    **dict.fromkeys(_RUNTIME, "tether.runtime"),
+    "activity": "tether.runtime.activity",
+    "RunRecord": "tether.store", "open_store": "tether.store",
     "ScriptedModel": "tether.models", "OpenAIChatModel": "tether.models",
     "AnthropicModel": "tether.models", "LocalModel": "tether.models",
     "RetryModel": "tether.models", "FallbackModel": "tether.models",

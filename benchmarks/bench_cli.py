@@ -1,0 +1,155 @@
+"""CLI start-up benchmark: how long `tether --help`, `tether runs` and friends take to answer.
+
+Each command is started as a fresh process (what a user waits for), N times after a warm-up,
+and the median / p90 / min wall-clock times are written to benchmarks/results/cli.md with the
+Python floor (`python -c pass`) and the import floor of the CLI framework (`import typer`, and
+pydantic, which typer imports to coerce every command's parameters) for scale. The target is
+0.3 s for `tether --help` and `tether runs` on a quiet machine; the load average at the start
+and end is recorded, since on a busy machine every figure grows.
+
+With `--baseline DIR` (a checkout of an earlier Tether, e.g. `git worktree add /tmp/before
+COMMIT`), every tether command is also timed there, interleaved start by start with this tree so
+both meet the same load, and a "before" column is written.
+
+Usage: python benchmarks/bench_cli.py [--n N] [--baseline DIR]   (or `make bench-cli`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "cli.md"
+TARGET_S = 0.3
+TARGETED = ("tether --help", "tether runs")
+
+
+def once(argv: list[str], env: dict[str, str], root: Path) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(argv, env={**env, "PYTHONPATH": str(root)}, cwd=root,
+                          capture_output=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} in {root} exited {proc.returncode}: "
+                         f"{proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def timed(argv: list[str], env: dict[str, str], n: int, roots: list[Path],
+          warmup: int = 2) -> list[list[float]]:
+    """Times per root, the roots taking turns start by start."""
+    times: list[list[float]] = [[] for _ in roots]
+    for i in range(warmup + n):
+        for slot, root in enumerate(roots):
+            elapsed = once(argv, env, root)
+            if i >= warmup:
+                times[slot].append(elapsed)
+    return times
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def seed_database(path: Path, runs: int = 50) -> None:
+    """A database as `tether runs` meets it: finished and waiting runs."""
+    from tether import Tether
+
+    t = Tether(path)
+    t.submit_many("tests.runtime.agents_core:sequential", list(range(runs)))
+    t.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=30, help="timed starts per command")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="an earlier checkout to time the same commands in")
+    args = parser.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        seed_database(db)
+        env = {**os.environ, "TETHER_DB": str(db), "COLUMNS": "120"}
+        cases = {
+            "python -c pass": [py, "-c", "pass"],
+            "python -c 'import typer, pydantic, rich.console'": [
+                py, "-c", "import typer, pydantic, rich.console"],
+            "tether --version": [py, "-m", "tether", "--version"],
+            "tether --help": [py, "-m", "tether", "--help"],
+            "tether runs": [py, "-m", "tether", "runs"],
+            "tether runs --json": [py, "-m", "tether", "runs", "--json"],
+            "tether show RUN": [py, "-m", "tether", "show", _first_run(db)],
+        }
+        load_before = os.getloadavg()
+        results: dict[str, list[list[float]]] = {}
+        for name, argv in cases.items():
+            roots = [ROOT] if args.baseline is None or "tether" not in name else [
+                ROOT, args.baseline.resolve()]
+            results[name] = timed(argv, env, args.n, roots)
+        load_after = os.getloadavg()
+    write(results, args.n, load_before, load_after, args.baseline)
+    print(OUT.read_text())
+
+
+def _first_run(db: Path) -> str:
+    from tether.store import SQLiteStore
+
+    store = SQLiteStore(db, must_exist=True)
+    try:
+        return store.list_runs(limit=1)[0].id
+    finally:
+        store.close()
+
+
+def write(results: dict[str, list[list[float]]], n: int, load_before: tuple[float, ...],
+          load_after: tuple[float, ...], baseline: Path | None) -> None:
+    lines = [
+        "# CLI start-up",
+        "",
+        "Wall-clock time from starting a `tether` process to its exit, each command a fresh "
+        f"process, {n} timed starts after 2 warm-ups; 50 runs in the database.",
+        "",
+        "Reproduce: `make bench-cli` (or `.venv/bin/python benchmarks/bench_cli.py --n "
+        f"{n}{' --baseline DIR' if baseline else ''}`)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average at start "
+        f"{load_before[0]:.2f}, at end {load_after[0]:.2f} (other work shares the CPUs: "
+        "above ~1 per CPU every figure grows).",
+        "",
+        "| command | median s | p90 s | min s | before: median s (min) | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    if baseline is not None:
+        lines[-3:-3] = [f"Before: the same commands in {baseline}, interleaved with these.", ""]
+    for name, per_root in results.items():
+        times = per_root[0]
+        before = (f"{statistics.median(per_root[1]):.3f} ({min(per_root[1]):.3f})"
+                  if len(per_root) > 1 else "")
+        target = ""
+        if name in TARGETED:
+            met = statistics.median(times) <= TARGET_S
+            target = f"≤ {TARGET_S} s: {'met' if met else 'NOT met'}"
+        lines.append(f"| `{name}` | {statistics.median(times):.3f} | {p90(times):.3f} | "
+                     f"{min(times):.3f} | {before} | {target} |")
+    lines += [
+        "",
+        "`python -c 'import typer, pydantic, rich.console'` is the floor any typer 0.29 CLI "
+        "pays before its own code: typer coerces every command's parameters through pydantic.",
+        "",
+    ]
+    OUT.write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
