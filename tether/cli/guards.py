@@ -163,8 +163,9 @@ def approvals(
         console.print(f"wrote {key_path} (private, keep it secret) and {pub_path}; register the "
                       "public key in the approvers file (--keys)")
         return
+    registry = _registry(keys)  # a bad approvers file is bad usage (2), found before the db
     tether = open_tether(db, must_exist=True)
-    pending = inbox.list_pending(tether.store, _registry(keys), tenant)
+    pending = inbox.list_pending(tether.store, registry, tenant)
     if not pending:
         console.print("no pending approvals")
         return
