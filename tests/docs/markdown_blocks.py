@@ -63,7 +63,7 @@ def documents() -> list[Path]:
 
 def blocks(path: Path) -> list[Block]:
     text = path.read_text(encoding="utf-8")
-    doc = path.relative_to(ROOT).as_posix()
+    doc = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
     found = []
     for match in FENCE.finditer(text):
         before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]

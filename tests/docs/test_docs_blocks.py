@@ -67,14 +67,11 @@ def test_blocks_not_run_are_few_and_each_says_why(capsys: pytest.CaptureFixture[
 
 def test_a_new_unmarked_block_fails(tmp_path: Path) -> None:
     """The check above can fail: an unmarked block of another language is caught."""
-    doc = ROOT / "docs" / "_probe_unmarked.md"
+    doc = tmp_path / "probe.md"
     doc.write_text("# probe\n\n```\nsomething new\n```\n\n<!-- not run: a probe block "
-                   "here -->\n```\nskipped\n```\n")
-    try:
-        found = blocks(doc)
-    finally:
-        doc.unlink()
-    assert [b.kind for b in found] == ["unclassified", "not run"]
+                   "here -->\n```\nskipped\n```\n\n```console\n$ tether runs\n```\n")
+    found = blocks(doc)
+    assert [b.kind for b in found] == ["unclassified", "not run", "console"]
     assert found[1].not_run == "a probe block here"
 
 
