@@ -102,3 +102,19 @@ def test_follow_prints_the_same_lines_as_tether_run(env: dict[str, str], tmp_pat
         return [re.sub(r"\+[\d.]+s|\(\d+ ms\)", "", s).split() for s in lines]
 
     assert live and strip_times(live) == strip_times(followed)
+
+
+def test_follow_goes_on_through_a_short_timer(env: dict[str, str]) -> None:
+    """A run waiting for a timer that fires soon is not "waiting" for the follower: it keeps
+    following until the run ends (a timer far away, or a signal, stops it: exit 5)."""
+    run_id = detach(env, "tests.runtime.agents_core:long_timer", "2.5")
+    worker = start(env, "worker", "--poll", "0.05")
+    try:
+        followed = cli(env, "show", run_id, "--follow")
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert followed.returncode == 0, followed.stdout
+    lines = followed.stdout.splitlines()
+    assert any("timer_started" in s for s in lines) and any("timer_fired" in s for s in lines)
+    assert lines[-1] == f"run {run_id} succeeded"
