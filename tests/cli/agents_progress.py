@@ -173,3 +173,13 @@ async def denied_then_raises(ctx: Any, inp: Any) -> str:
     """A call the guards deny (a decision, not a failure), then the agent gives up."""
     result = await ctx.guards.tool(ctx, "delete_all", {}, TOOLS)
     raise RuntimeError(f"not allowed: {result.error.type if result.error else '?'}")
+
+
+async def counted_child(ctx: Any, i: int) -> int:
+    return int(await ctx.step("count", lambda: did(f"child {i}") or i))
+
+
+async def fans_out(ctx: Any, n: int) -> list[Any]:
+    """Spawns `n` children, each one step, and joins them."""
+    children = [await ctx.spawn(counted_child, i) for i in range(n)]
+    return list(await ctx.gather(*(c.result() for c in children)))

@@ -175,3 +175,16 @@ def test_worker_without_verbose_prints_no_events(env: dict[str, str]) -> None:
         worker.terminate()
         out, _ = worker.communicate(timeout=30)
     assert run_id not in out and "step_completed" not in out
+
+
+def test_run_streams_the_events_of_its_children(env: dict[str, str]) -> None:
+    proc = cli(env, "run", "tests.cli.agents_progress:fans_out", "--input", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    spawned = [s.split("· ")[-1] for s in lines if s.startswith("#") and "child_spawned" in s]
+    children = [s.split()[0] for s in lines if s.startswith("r") and "step_completed" in s
+                and " count" in s]
+    assert len(spawned) == 2 and len(set(children)) == 2  # each child's step, under its id
+    for child in set(children):
+        mine = [s for s in lines if s.startswith(f"{child} ")]
+        assert "run_submitted" in mine[0] and "run_completed" in mine[-1]

@@ -61,6 +61,28 @@ class JournalTail:
         return self._rows()
 
 
+class TreeTail:
+    """The lines of a run's journal and of its descendants' (spawned while it is followed):
+    the run's own lines as `JournalTail` gives them, each child's prefixed by the child's id.
+    Children are looked up once per poll (one query), so a run that fans out is not silent
+    while its children work."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.tails = {run_id: JournalTail(store, run_id)}
+
+    def poll(self) -> list[str]:
+        lines = self.tails[self.run_id].poll()
+        for child in self.store.descendants(self.run_id):
+            tail = self.tails.get(child.id)
+            if tail is None:
+                tail = self.tails[child.id] = JournalTail(self.store, child.id,
+                                                          prefix=f"{child.id} ")
+            lines += tail.poll()
+        return lines
+
+
 def emit(lines: list[str], stream: TextIO) -> None:
     for line in lines:
         print(line, file=stream, flush=True)
@@ -73,7 +95,7 @@ async def drive_with_progress(tether: Tether, run_id: str, *, stream: TextIO | N
     drive = asyncio.create_task(tether.drive(run_id))
     if stream is None:
         return await drive
-    tail = JournalTail(tether.store, run_id)
+    tail = TreeTail(tether.store, run_id)
     while not drive.done():
         emit(tail.poll(), stream)
         await asyncio.wait({drive}, timeout=poll)
@@ -91,11 +113,11 @@ def _settled(run: RunRecord | None, horizon_s: float) -> bool:
 
 def follow(store: Store, run_id: str, *, stream: TextIO = sys.stdout,
            poll: float = POLL_SECONDS, timer_horizon_s: float = TIMER_HORIZON_S) -> RunRecord:
-    """Print the run's journal, then each new event as it is committed, until the run has
-    finished or waits for something not imminent (a signal, a person, a timer more than
-    `timer_horizon_s` away). The status is read before the events, so the last poll includes
-    everything committed with the final status."""
-    tail = JournalTail(store, run_id)
+    """Print the run's journal (and its children's), then each new event as it is committed,
+    until the run has finished or waits for something not imminent (a signal, a person, a
+    timer more than `timer_horizon_s` away). The status is read before the events, so the last
+    poll includes everything committed with the final status."""
+    tail = TreeTail(store, run_id)
     while True:
         run = store.get_run(run_id)
         emit(tail.poll(), stream)

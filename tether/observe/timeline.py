@@ -103,7 +103,7 @@ def event_line(row: TimelineRow, *, tokens_so_far: tuple[int, int] | None = None
     if row.decision:
         parts.append(f"[{row.decision}]")
     detail = _cut(row.detail, width)
-    return " ".join(parts) + (f" · {detail}" if detail else "")
+    return " ".join(parts).rstrip() + (f" · {detail}" if detail else "")
 
 
 def _seconds(ms: float) -> str:
