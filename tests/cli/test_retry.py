@@ -16,6 +16,7 @@ import pytest
 from tests.cli import agents_progress as agents
 from tests.cli.test_progress import cli, env
 from tether import Tether
+from tether.observe import timeline_rows
 from tether.runtime import InvalidInput
 from tether.runtime.retry import RunNotRetryable
 from tether.store import vocabulary as v
@@ -59,6 +60,9 @@ async def test_failed_step_runs_again_and_earlier_steps_do_not(tether: Tether,
     record = v.retry_record(retried)
     assert record is not None and record.attempt == 2 and record.rerun_steps == ("3 charge",)
     assert record.replayed_steps == 2 and record.previous_status == "failed"
+    row = next(r for r in timeline_rows(tether.events(first.id)) if r.kind == v.RUN_RETRIED)
+    assert row.detail.startswith("attempt 2 of a failed run (ActivityError: step 'charge'")
+    assert row.detail.endswith("2 step(s) replay from the journal; runs again: 3 charge")
     # the retried run replays read-only from its journal like any other
     assert await tether.replay(first.id) == "A-7 charged"
 
