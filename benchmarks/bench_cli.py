@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "cli.md"
 TARGET_S = 0.3
 TARGETED = ("tether --help", "tether runs")
+# timed in the baseline checkout too (`--version` is new: a baseline may not have it)
+BASELINED = ("tether --help", "tether runs", "tether runs --json", "tether show RUN")
 
 
 def once(argv: list[str], env: dict[str, str], root: Path) -> float:
@@ -93,7 +95,7 @@ def main() -> None:
         load_before = os.getloadavg()
         results: dict[str, list[list[float]]] = {}
         for name, argv in cases.items():
-            roots = [ROOT] if args.baseline is None or "tether" not in name else [
+            roots = [ROOT] if args.baseline is None or name not in BASELINED else [
                 ROOT, args.baseline.resolve()]
             results[name] = timed(argv, env, args.n, roots)
         load_after = os.getloadavg()
@@ -127,11 +129,11 @@ def write(results: dict[str, list[list[float]]], n: int, load_before: tuple[floa
         f"{load_before[0]:.2f}, at end {load_after[0]:.2f} (other work shares the CPUs: "
         "above ~1 per CPU every figure grows).",
         "",
+        *([f"Before: the same commands in {baseline} (the code before the change), interleaved "
+           "start by start with these.", ""] if baseline is not None else []),
         "| command | median s | p90 s | min s | before: median s (min) | target |",
         "|---|---|---|---|---|---|",
     ]
-    if baseline is not None:
-        lines[-3:-3] = [f"Before: the same commands in {baseline}, interleaved with these.", ""]
     for name, per_root in results.items():
         times = per_root[0]
         before = (f"{statistics.median(per_root[1]):.3f} ({min(per_root[1]):.3f})"

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tether.cli._common import DB_OPTION, console, err_console, fail, open_tether
+from tether.cli._common import DB_OPTION, console, err_console, fail, full_run_id, open_tether
 
 if TYPE_CHECKING:
     from tether.guards.approvals import KeyRegistry
+    from tether.runtime import Tether
 
 policy_app = typer.Typer(help="Validate and explain policy files.", no_args_is_help=True)
 pii_app = typer.Typer(help="PII masking.", no_args_is_help=True)
@@ -180,7 +181,8 @@ def approvals(
 
 
 def approve(
-    approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
+    approval_id: Annotated[str, typer.Argument(
+        help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
     approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
     key: KeyOpt = None,
@@ -192,7 +194,8 @@ def approve(
 
 
 def deny(
-    approval_id: Annotated[str, typer.Argument(help="Approval id (see `tether approvals`).")],
+    approval_id: Annotated[str, typer.Argument(
+        help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")],
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
     approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
     key: KeyOpt = None,
@@ -213,6 +216,15 @@ def _registry(path: str | None) -> KeyRegistry:
         return load_key_registry(path)
     except ApprovalError as exc:
         fail(str(exc), 2)
+
+
+def _full_approval_id(tether: Tether, given: str) -> str:
+    """An approval id is RUN.aN; RUN may be given by its first characters, as everywhere a run
+    id is taken. Resolved before anything is signed: the signature covers the whole id."""
+    run_part, dot, suffix = given.rpartition(".")
+    if not dot or not run_part:
+        return given
+    return f"{full_run_id(tether, run_part)}.{suffix}"
 
 
 def _hint(key_path: Path | None, registry: KeyRegistry) -> str:
@@ -242,6 +254,7 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
     registry = _registry(keys)
     who = approver or os.environ.get("TETHER_APPROVER") or getpass.getuser()
     tether = open_tether(db, must_exist=True)
+    approval_id = _full_approval_id(tether, approval_id)
     try:
         request, _ = inbox.find(tether.store, approval_id)
         if key_path is not None:
