@@ -159,6 +159,7 @@ DOCUMENTED = {
     "docs/guards.md": ("record.result", "A-7 has shipped."),
     "docs/tools.md": ("record.result", {"city": "Oslo", "unit": "C", "highs": [12]}),
     "docs/models.md": ("reply.text", "hello"),
+    "docs/sandbox.md": ("record.result[:2]", [0, "2 a.csv\n"]),  # bwrap, then gVisor
 }
 
 
