@@ -4,7 +4,8 @@ A block is run unless the line right above it says otherwise, visibly, in the Ma
 
 * `<!-- not run: REASON -->` — shown to readers of the source, counted and listed by the tests;
 * `<!-- file: NAME -->` — the block is a file (a policy, a spec) written under NAME into the
-  directory the document's python blocks run in, which then read it.
+  directory the document's python blocks run in, which then read it;
+* `<!-- output -->` — the block is what the python block above it prints; the test compares.
 
 Everything else must be a ```python block (run, in order, in one namespace per document) or a
 ```console block of `$ tether ...` commands (run against a temporary database). A block that is
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->")
 FILE = re.compile(r"<!--\s*file:\s*(?P<name>[\w./-]+)\s*-->")
+OUTPUT = re.compile(r"<!--\s*output\s*-->")
 FENCE = re.compile(r"^```(?P<lang>[^\n`]*)\n(?P<code>.*?)^```[ \t]*$", re.S | re.M)
 
 # docs/cli.md is written and tested by its own test (tests/docs/test_cli_docs.py)
@@ -34,6 +36,7 @@ class Block:
     code: str
     not_run: str | None = None  # the reason given in a `<!-- not run: ... -->` marker
     file: str | None = None  # the name given in a `<!-- file: ... -->` marker
+    output: bool = False  # `<!-- output -->`: what the python block above prints
 
     @property
     def where(self) -> str:
@@ -45,6 +48,8 @@ class Block:
             return "not run"
         if self.file is not None:
             return "file"
+        if self.output:
+            return "output"
         if self.lang == "python":
             return "python"
         if self.lang == "console" and self.commands():
@@ -73,7 +78,7 @@ def blocks(path: Path) -> list[Block]:
             doc=doc, line=text.count("\n", 0, match.start()) + 1,
             lang=match.group("lang").strip(), code=match.group("code"),
             not_run=not_run.group("reason") if not_run else None,
-            file=file.group("name") if file else None))
+            file=file.group("name") if file else None, output=bool(OUTPUT.search(before))))
     return found
 
 

@@ -6,7 +6,9 @@ against a temporary database. See tests/docs/markdown_blocks.py for the conventi
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import io
 import os
 import shlex
 import subprocess
@@ -31,7 +33,7 @@ ELSEWHERE = {
 }
 
 # Raise it only with a reason in the marker: every block that is not run is a promise untested.
-MOST_NOT_RUN = 12
+MOST_NOT_RUN = 11
 
 
 def first_line(block: Block) -> str:
@@ -69,9 +71,10 @@ def test_a_new_unmarked_block_fails(tmp_path: Path) -> None:
     """The check above can fail: an unmarked block of another language is caught."""
     doc = tmp_path / "probe.md"
     doc.write_text("# probe\n\n```\nsomething new\n```\n\n<!-- not run: a probe block "
-                   "here -->\n```\nskipped\n```\n\n```console\n$ tether runs\n```\n")
+                   "here -->\n```\nskipped\n```\n\n```console\n$ tether runs\n```\n"
+                   "\n<!-- output -->\n```\nprinted\n```\n")
     found = blocks(doc)
-    assert [b.kind for b in found] == ["unclassified", "not run", "console"]
+    assert [b.kind for b in found] == ["unclassified", "not run", "console", "output"]
     assert found[1].not_run == "a probe block here"
 
 
@@ -95,19 +98,26 @@ async def run_python_blocks(doc: Path, where: Path) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = str(where / f"{name}.py")
     sys.modules[name] = module
+    printed = ""  # what the last python block printed
     try:
         for block in blocks(doc):
+            if block.kind == "output":
+                assert block.code.strip() in printed, (
+                    f"{block.where}: the block above does not print this; it printed:\n{printed}")
             if block.kind != "python":
                 continue
             code = compile(block.code, block.where, "exec",
                            flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            out = io.StringIO()
             try:
-                result = eval(code, module.__dict__)
-                if inspect.iscoroutine(result):
-                    await result
+                with contextlib.redirect_stdout(out):
+                    result = eval(code, module.__dict__)
+                    if inspect.iscoroutine(result):
+                        await result
             except Exception as exc:
                 raise AssertionError(f"{block.where}: the block fails as printed: "
                                      f"{type(exc).__name__}: {exc}") from exc
+            printed = out.getvalue()
     finally:
         sys.modules.pop(name, None)
     return module
