@@ -135,3 +135,19 @@ def test_a_function_script_and_the_protocol_default_have_nothing_to_advance() ->
             return ModelResponse(text="echo")
 
     assert Echo().replayed([Message.user("q")], ModelResponse(text="echo")) is None
+
+
+def test_wrappers_pass_a_replayed_call_to_the_script_inside() -> None:
+    """A ScriptedModel inside CostModel/RetryModel/FallbackModel still resumes where it stopped."""
+    from tether.models import CostModel, FallbackModel, RetryModel
+
+    inner = ScriptedModel(["one", "two"])
+    wrapped = CostModel(RetryModel(inner))
+    wrapped.replayed([Message.user("q")], ModelResponse(text="one", model=inner.name))
+    assert inner.remaining == 1
+    primary, spare = ScriptedModel(["p1", "p2"], name="p"), ScriptedModel(["s1"], name="s")
+    chain = FallbackModel(primary, spare)
+    chain.replayed([Message.user("q")], ModelResponse(text="s1", model="s"))  # the spare answered
+    assert (primary.remaining, spare.remaining) == (2, 0)
+    chain.replayed([Message.user("q")], ModelResponse(text="p1", model="unknown"))
+    assert primary.remaining == 1  # unknown: the primary, which answers when nothing fails

@@ -13,7 +13,14 @@ from typing import Any
 
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelError, ModelOutputError
-from tether.models.messages import MessageLike, ModelResponse, ToolLike, Usage, as_request
+from tether.models.messages import (
+    Message,
+    MessageLike,
+    ModelResponse,
+    ToolLike,
+    Usage,
+    as_request,
+)
 from tether.models.pricing import DEFAULT_PRICING, PricingTable
 
 
@@ -21,6 +28,10 @@ class WrapperModel(Model):
     def __init__(self, wrapped: Model) -> None:
         self.wrapped = wrapped
         self.name = wrapped.name
+
+    def replayed(self, messages: Sequence[Message], response: ModelResponse) -> None:
+        """A wrapper adds behaviour, not a script of its own: the wrapped model catches up."""
+        self.wrapped.replayed(messages, response)
 
     async def aclose(self) -> None:
         await self.wrapped.aclose()
@@ -151,6 +162,12 @@ class FallbackModel(Model):
                     raise
                 errors.append((model.name, exc))
         raise AllModelsFailedError(errors)
+
+    def replayed(self, messages: Sequence[Message], response: ModelResponse) -> None:
+        """The model that gave the journaled answer catches up: the one whose name the response
+        carries, else the primary (the one that answers when nothing fails)."""
+        named = [m for m in self.models if response.model and m.name == response.model]
+        (named or self.models)[0].replayed(messages, response)
 
     async def aclose(self) -> None:
         for m in self.models:
