@@ -104,7 +104,9 @@ def test_a_killed_workers_lease_is_shown_then_said_expired(tmp_path: Path) -> No
     run_id = Tether(db).submit("tests.runtime.agents_core:long_step", 120.0)
     env = {**os.environ, "TETHER_DB": str(db), "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen([sys.executable, "-m", "tether", "worker", "--poll", "0.05",
-                               "--lease-ttl", "3"], cwd=ROOT, env=env,
+                               # long enough that the checks below run before it expires,
+                               # even on a loaded machine (each CLI start can take seconds)
+                               "--lease-ttl", "15"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_status(db, run_id, "running")
