@@ -34,6 +34,7 @@ from tether.guards.loops import Intervention
 from tether.guards.retry import BreakerBoard
 from tether.runtime.errors import RunHalted, ShortCircuit
 from tether.runtime.interceptors import BaseInterceptor, Effect
+from tether.tools.network import set_egress_check
 
 if TYPE_CHECKING:
     from tether.runtime import Context
@@ -82,6 +83,9 @@ class GuardInterceptor(BaseInterceptor):
             if effect.kind == "spawn":
                 self._narrow_child_budget(ctx, st, effect, totals, now)
             elif effect.kind == "step" and effect.name.startswith(TOOL_STEP):
+                # the tool runs next, in this task: its HTTP client checks every request it
+                # sends (redirect hops included) against this run's egress rules
+                set_egress_check(st.policy.egress_check if st.policy is not None else None)
                 self._tool_step(ctx, st, effect, now)
         except ShortCircuit:
             raise  # the step is answered and journaled: it keeps its reservation

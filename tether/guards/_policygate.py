@@ -97,13 +97,11 @@ class PolicyGate:
 
     def judge(self, policy: Policy | PolicySet | None, name: str, prepared: dict[str, Any],
               registry: ToolRegistry | None = None) -> PolicyDecision:
-        """The decision on arguments `prepare` returned; no policy denies (deny by default)."""
-        from tether.tools.network import set_egress_check
+        """The decision on arguments `prepare` returned; no policy denies (deny by default).
 
-        # The call cleared here runs next, in this context (the runtime runs a step right after
-        # its interceptors, in the same task): its HTTP client finds this policy's egress rules
-        # and checks each request it sends, every redirect hop included.
-        set_egress_check(policy.egress_check if policy is not None else None)
+        A pure decision: the egress rules a cleared call's HTTP client follows are armed by the
+        interceptor, in the task that runs the step, not here (a decision made outside any run
+        must not change what later tool calls in the caller's context may reach)."""
         if policy is None:
             return PolicyDecision("deny", "no-policy", "no policy configured (deny by default)",
                                   name)
