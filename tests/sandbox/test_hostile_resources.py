@@ -161,7 +161,9 @@ print("spawned")
         from tether.sandbox._paths import state_dir
 
         state = state_dir() / "runsc"
-        leftovers = [p.name for p in state.glob("*") if p.name != "bundles"]
+        # this process's sandboxes only (container ids start with the pid): another process
+        # on the host may have a gVisor sandbox running right now
+        leftovers = [p.name for p in state.glob(f"{os.getpid()}-*")]
         assert not any(n.endswith(".state") for n in leftovers), leftovers
 
 
