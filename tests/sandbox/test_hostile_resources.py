@@ -151,6 +151,17 @@ if os.fork() == 0:
     os._exit(0)
 print("spawned")
 """
+    from tether.sandbox._paths import state_dir
+
+    state = state_dir() / "runsc"
+
+    def containers() -> set[str]:
+        # this process's containers (ids start with the pid); another process may have one
+        # running right now
+        return {p.name for p in state.glob(f"{os.getpid()}-*") if p.name.endswith(".state")}
+
+    # pre-started sandboxes of a pool (ctx.exec's shared one, say) are alive on purpose
+    before = containers()
     out = sb.run(code)
     assert out.result.stdout.strip() == "spawned", out.result
     deadline = time.time() + 5
@@ -158,13 +169,8 @@ print("spawned")
         time.sleep(0.05)
     assert not host_pids_with(marker), "a sandboxed process survived its sandbox"
     if sb.name == "gvisor":
-        from tether.sandbox._paths import state_dir
-
-        state = state_dir() / "runsc"
-        # this process's sandboxes only (container ids start with the pid): another process
-        # on the host may have a gVisor sandbox running right now
-        leftovers = [p.name for p in state.glob(f"{os.getpid()}-*")]
-        assert not any(n.endswith(".state") for n in leftovers), leftovers
+        leftovers = containers() - before
+        assert not leftovers, f"the sandbox left its gVisor container behind: {leftovers}"
 
 
 def test_open_file_and_file_size_limits(sb: Sandbox) -> None:
