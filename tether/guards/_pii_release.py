@@ -32,7 +32,14 @@ import orjson
 
 from tether.guards._pii_derived import Known, reveal_spans
 from tether.guards.errors import PolicyLoadError
-from tether.guards.pii import BUILTIN_KINDS, PLACEHOLDER, PiiMasker, Vault, replace_spans
+from tether.guards.pii import (
+    BUILTIN_KINDS,
+    PLACEHOLDER,
+    PiiMasker,
+    Vault,
+    replace_spans,
+    strings_in,
+)
 from tether.guards.policy import Policy, PolicySet
 
 if TYPE_CHECKING:
@@ -82,21 +89,8 @@ def granted_kinds(gate: PolicyGate, policy: Policy | PolicySet | None, name: str
 
 def placeholder_kinds(value: Any) -> frozenset[str]:
     """The kinds (lower-case labels) of the placeholders anywhere in a JSON value."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str):
-            found.update(m.group(1).lower() for m in PLACEHOLDER.finditer(v))
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-        elif isinstance(v, dict):
-            for key, item in v.items():
-                walk(str(key))
-                walk(item)
-
-    walk(value)
-    return frozenset(found)
+    return frozenset(m.group(1).lower() for text in strings_in(value)
+                     for m in PLACEHOLDER.finditer(text))
 
 
 @dataclass

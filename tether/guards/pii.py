@@ -20,7 +20,7 @@ import base64
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,19 @@ __all__ = [
 ]
 
 _PLACEHOLDER = PLACEHOLDER
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, object keys included (where placeholders can hide)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings_in(item)
 
 
 @dataclass
@@ -122,23 +135,10 @@ class Vault:
         placeholder): what a tool the policy lets see those kinds receives."""
         released: dict[str, Known] = {}
 
-        def note(text: str) -> None:
+        for text in strings_in(value):
             for m in _PLACEHOLDER.finditer(text):
                 if m.group(1).lower() in kinds and m.group(0) in self.by_placeholder:
                     released[m.group(0)] = Known(m.group(1), self.by_placeholder[m.group(0)])
-
-        def walk(v: Any) -> None:
-            if isinstance(v, str):
-                note(v)
-            elif isinstance(v, list):
-                for item in v:
-                    walk(item)
-            elif isinstance(v, dict):
-                for key, item in v.items():
-                    note(str(key))
-                    walk(item)
-
-        walk(value)
         return self.unmask(value, kinds), released
 
     # ------------------------------------------------------------ persistence
