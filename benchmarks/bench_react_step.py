@@ -106,10 +106,8 @@ def report(result: dict[str, Any], command: str) -> str:
         "",
         f"Steps after the first: {spread} wall each. Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; 1-minute load average "
-        f"{result['load_before']:.1f} before and {result['load_after']:.1f} after — the machine "
-        "was shared with other work (more runnable processes than cores), so these are a "
-        "loaded machine's times; CPU time grows under load too (llama.cpp's threads spin while "
-        "they wait for each other), so neither is a quiet machine's figure.",
+        f"{result['load_before']:.1f} before and {result['load_after']:.1f} after — "
+        f"{_load_words(result['load_before'], result['load_after'])}",
         "",
         "Reproduce:",
         "",
@@ -118,6 +116,17 @@ def report(result: dict[str, Any], command: str) -> str:
         "```",
         "",
     ])
+
+
+def _load_words(before: float, after: float) -> str:
+    """Say whose figures these are: a quiet machine's, or one shared with other work."""
+    if max(before, after) < (os.cpu_count() or 1):
+        return ("fewer runnable processes than cores, so these are a quiet machine's times (the "
+                "run's own llama.cpp threads make most of the load).")
+    return ("the machine was shared with other work (more runnable processes than cores), so "
+            "these are a loaded machine's times; CPU time grows under load too (llama.cpp's "
+            "threads spin while they wait for each other), so neither is a quiet machine's "
+            "figure.")
 
 
 def main() -> None:
