@@ -5,6 +5,15 @@ event as it commits) is what `tether run`, `tether show` (and `--follow`), `teth
 the demo print, so a guard decision or a token count looks the same everywhere.
 """
 
+from tether.observe.kpis import (
+    AgentKpis,
+    KpiReport,
+    ToolKpis,
+    collect_kpis,
+    kpi_report,
+    parse_since,
+    run_kpis,
+)
 from tether.observe.timeline import (
     TimelineBuilder,
     TimelineRow,
@@ -16,6 +25,7 @@ from tether.observe.timeline import (
 )
 
 __all__ = [
-    "TimelineBuilder", "TimelineRow", "TimelineTotals", "event_line", "timeline_rows",
+    "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
+    "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis", "timeline_rows",
     "timeline_table", "timeline_totals",
 ]
