@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from tether.store import Event, RunRecord, Store, dumps, open_store
+import orjson
+
+from tether.store import Event, RunRecord, Store, Tx, dumps, open_store
 from tether.store import vocabulary as v
 
 from . import ops
@@ -58,6 +61,36 @@ def new_run_id() -> str:
     return "r" + uuid.uuid4().hex[:15]
 
 
+class IdempotencyConflict(InvalidInput):
+    """An idempotency key already used for a different request: answering with the first run
+    would hide that the second one was never queued."""
+
+
+def idempotent_run_id(tenant: str, key: str) -> str:
+    """The run id a (tenant, idempotency key) pair always gets: the store's primary key then
+    makes "at most one run per key" atomic, across processes and server restarts."""
+    if not key or len(key) > 255:
+        raise InvalidInput("an idempotency key must be 1 to 255 characters")
+    return "r" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()[:15]
+
+
+def _create_once(run: RunRecord, request: str) -> Callable[[Tx], bool]:
+    """Create `run` unless its (idempotent) id exists; True if it was created now."""
+    create = ops.create_run(run)
+
+    def op(tx: Tx) -> bool:
+        old = tx.get_run(run.id)
+        if old is None:
+            create(tx)
+            return True
+        if (old.options.get("idempotency") or {}).get("request") != request:
+            raise IdempotencyConflict(
+                f"idempotency key {run.options['idempotency']['key']!r} was already used for "
+                f"another request (run {old.id}); use a new key for a different request")
+        return False
+    return op
+
+
 class Tether:
     def __init__(
         self,
@@ -99,18 +132,42 @@ class Tether:
         max_depth: int | None = None,
         spec_version: str | None = None,
         guards: str | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Queue a run and return its id. Any worker on the same database may execute it.
 
         `guards` (a `module:NAME` reference, default the client's) is recorded with the run.
         What no worker could execute is refused here, before anything is queued: a reference
         that does not import or names no `async def (ctx, input)` agent, or a missing input the
-        agent needs."""
+        agent needs. `idempotency_key`: see `submit_once`."""
+        if idempotency_key is not None:
+            return self.submit_once(agent, input, key=idempotency_key, tenant=tenant,
+                                    options=options, max_depth=max_depth,
+                                    spec_version=spec_version, guards=guards)[0]
         run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version,
                             guards)
         self.store.write(ops.create_run(run))
         self._kick()
         return run.id
+
+    def submit_once(self, agent: Callable[..., Any] | str, input: Any = _NO_INPUT, *, key: str,
+                    tenant: str = "default", **kwargs: Any) -> tuple[str, bool]:
+        """Queue a run at most once per (tenant, `key`): a retried request (a client that
+        timed out, a server restarted in between) gets the first run's id and queues nothing.
+        Returns (run id, created now). The same key with another agent, input or options
+        raises `IdempotencyConflict`."""
+        run_id = idempotent_run_id(tenant, key)
+        run = self._new_run(agent, input, tenant, run_id, kwargs.get("options"),
+                            kwargs.get("max_depth"), kwargs.get("spec_version"),
+                            kwargs.get("guards"))
+        request = hashlib.sha256(orjson.dumps(  # key order does not make another request
+            [run.agent, run.input, run.options],
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
+        run.options["idempotency"] = {"key": key, "request": request}
+        created = bool(self.store.write(_create_once(run, request)))
+        if created:
+            self._kick()
+        return run.id, created
 
     def submit_many(
         self,

@@ -144,4 +144,35 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        """
+        -- The server (tether.server): API keys per tenant, stored as the sha256 of the key
+        -- (never the key itself), and the audit log of what people did to runs through it
+        -- (approvals, denials, cancels): who, when, what.
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            tenant TEXT NOT NULL,
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX api_keys_by_tenant ON api_keys(tenant);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            tenant TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            run_id TEXT,
+            detail BLOB
+        );
+        CREATE INDEX audit_by_tenant ON audit(tenant, id);
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -251,3 +251,39 @@ class _SQLiteTx:
             (digest, len(data), data, self._now),
         )
 
+    # -- the server's API keys and audit log (tether.server; rows as tuples, read in column order)
+    def insert_api_key(self, key_id: str, digest: str, tenant: str, role: str, name: str) -> None:
+        self.conn.execute(
+            "INSERT INTO api_keys (id, hash, tenant, role, name, created_at) VALUES (?,?,?,?,?,?)",
+            (key_id, digest, tenant, role, name, self._now))
+
+    def api_keys(self, *, digest: str | None = None, tenant: str | None = None
+                 ) -> list[tuple[Any, ...]]:
+        """(id, tenant, role, name, created_at, revoked_at) rows, by hash or tenant or all."""
+        where, params = ("WHERE hash=?", (digest,)) if digest is not None else (
+            ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ()))
+        return self.conn.execute(
+            f"SELECT id, tenant, role, name, created_at, revoked_at FROM api_keys {where} "
+            "ORDER BY created_at", params).fetchall()
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
+            (self._now, key_id))
+        return cur.rowcount == 1
+
+    def insert_audit(self, tenant: str, actor: str, action: str, run_id: str | None,
+                     detail: Any) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO audit (ts, tenant, actor, action, run_id, detail) VALUES (?,?,?,?,?,?)",
+            (self._now, tenant, actor, action, run_id, dumps(detail)))
+        return int(cur.lastrowid or 0)
+
+    def audit(self, tenant: str, *, after_id: int = 0, limit: int = 100
+              ) -> list[tuple[Any, ...]]:
+        """(id, ts, tenant, actor, action, run_id, detail) rows of one tenant, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, ts, tenant, actor, action, run_id, detail FROM audit "
+            "WHERE tenant=? AND id>? ORDER BY id LIMIT ?", (tenant, after_id, limit)).fetchall()
+        return [(*r[:6], loads(r[6])) for r in rows]
+

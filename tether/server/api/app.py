@@ -1,0 +1,109 @@
+"""The FastAPI application: routes under /v1, one error shape, a request size limit, and the
+embedded worker started with the server.
+
+The worker shares the server's event loop; its commits always go through the committer thread
+(`inline_commits=False`), so a run stepping never holds up a request. CORS is off (no
+middleware): a browser page from another origin cannot call the API with a user's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tether import __version__
+
+from . import approvals, errors, info, runs, stream
+from .config import ServerConfig
+from .errors import ApiError
+from .state import ServerState
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 before the route reads it: by its
+    Content-Length, or as it arrives (a chunked body declares none)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        # no Content-Length (a chunked body): read it whole, up to the limit, before the route
+        chunks: list[bytes] = []
+        seen, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            more = bool(message.get("more_body"))
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = ApiError(413, "too_large", f"the request body is over {self.limit} bytes",
+                            "body", "send a smaller body (the server's --max-body)").response()
+        await response(scope, receive, send)
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    config = config or ServerConfig()
+    state = ServerState.build(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        task: asyncio.Task[Any] | None = None
+        if config.embedded_worker:
+            from tether.runtime import Worker
+
+            state.worker = Worker(state.tether.store, inline_commits=False, guards=config.guards,
+                                  concurrency=config.worker_concurrency)
+            task = asyncio.create_task(state.worker.serve(stop=stop), name="tether-server-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            state.worker = None
+            state.tether.close()
+
+    app = FastAPI(title="Tether", version=__version__, lifespan=lifespan,
+                  description="Durable, governed LLM agents as a service: submit runs, follow "
+                  "their journals, decide approvals. Every route needs an API key "
+                  "(`tether keys create`); every query is scoped to the key's tenant.")
+    app.state.tether = state
+    errors.install(app)
+    for module in (runs, stream, approvals, info):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=config.max_body)
+    return app

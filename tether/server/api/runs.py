@@ -1,0 +1,201 @@
+"""Runs: submit, list, read with the timeline, signal, cancel, resolve.
+
+Every lookup goes through `_own_run`, which answers 404 for a run of another tenant exactly as
+for a run that does not exist. Handlers are plain functions: FastAPI runs them in its thread
+pool, so the store's blocking calls never stall the event loop the embedded worker runs on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from tether.observe import timeline_rows, timeline_totals
+from tether.runtime.client import IdempotencyConflict
+from tether.store import RunRecord
+
+from . import audit
+from .auth import Operator, Viewer
+from .errors import COMMON, CONFLICT, NOT_FOUND, ApiError, from_tether, not_found
+from .models import (
+    CancelIn,
+    CancelOut,
+    ResolveIn,
+    ResolveOut,
+    RunDetail,
+    RunList,
+    RunOut,
+    RunStatus,
+    SignalIn,
+    SignalOut,
+    SubmitIn,
+    SubmitOut,
+    TimelineRowOut,
+    TotalsOut,
+)
+from .state import ServerState, state_of
+
+router = APIRouter(prefix="/v1", tags=["runs"], responses=COMMON)
+RunId = Annotated[str, "the run's id"]
+
+
+def own_run(state: ServerState, tenant: str, run_id: str) -> RunRecord:
+    run = state.tether.store.get_run(run_id) if len(run_id) <= 100 else None
+    if run is None or run.tenant != tenant:
+        raise not_found("such run", "run_id")
+    return run
+
+
+def _name_of(state: ServerState, ref: str) -> str | None:
+    for name, entry in state.catalogue.items():
+        if entry.ref == ref:
+            return name
+    return None
+
+
+def run_out(state: ServerState, run: RunRecord) -> RunOut:
+    return RunOut.of(run, _name_of(state, run.agent))
+
+
+@router.post("/runs", status_code=201, response_model=SubmitOut,
+             responses={**NOT_FOUND, **CONFLICT,
+                        200: {"model": SubmitOut,
+                              "description": "Already submitted with this idempotency key."}})
+def submit_run(body: SubmitIn, request: Request, response: Response, who: Operator,
+               idempotency_key: Annotated[str | None, Header(max_length=255)] = None
+               ) -> SubmitOut:
+    """Queue a run of a catalogued agent, under the guards its catalogue entry declares.
+    Answers at once; the run executes on a worker (GET the run or stream its events)."""
+    state = state_of(request)
+    entry = state.catalogue.get(body.agent)
+    if entry is None:
+        raise not_found(f"agent named {body.agent!r}", "body.agent")
+    guards = state.guards_of(entry)
+    options: dict[str, object] = {}
+    if body.budget is not None:
+        if guards is None:
+            raise ApiError(422, "invalid_request",
+                           f"agent {body.agent!r} runs without guards: nothing would enforce "
+                           "a budget", "body.budget",
+                           "leave the budget out, or declare guards for the agent (agents "
+                           "file, or `tether serve --guards`)")
+        from tether.guards.budget import BudgetLimits
+
+        try:
+            options["budget"] = BudgetLimits.from_json(body.budget).to_json()
+        except (ValueError, TypeError) as exc:
+            raise ApiError(422, "invalid_request", str(exc), "body.budget",
+                           "give known limits as non-negative numbers") from None
+    key = body.idempotency_key or idempotency_key
+    if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
+        raise ApiError(422, "invalid_request", "two different idempotency keys given",
+                       "Idempotency-Key header", "give the key once (header or body)")
+    given = "input" in body.model_fields_set
+    args = (body.input,) if given else ()
+    try:
+        if key is None:
+            run_id, created = state.tether.submit(
+                entry.ref, *args, tenant=who.tenant, options=options, guards=guards), True
+        else:
+            run_id, created = state.tether.submit_once(
+                entry.ref, *args, key=key, tenant=who.tenant, options=options, guards=guards)
+    except IdempotencyConflict as exc:
+        raise ApiError(409, "idempotency_conflict", str(exc), "idempotency key",
+                       "use a new idempotency key for a different request") from None
+    except Exception as exc:
+        raise from_tether(exc, "body") from None
+    if created:
+        state.kick()
+    else:
+        response.status_code = 200
+    return SubmitOut(run=run_out(state, state.tether.get(run_id)), created=created)
+
+
+@router.get("/runs", response_model=RunList)
+def list_runs(request: Request, who: Viewer,
+              status: Annotated[list[RunStatus] | None, Query()] = None,
+              agent: Annotated[str | None, Query(max_length=200,
+                                                 description="An agent name.")] = None,
+              parent_id: Annotated[str | None, Query(max_length=100)] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> RunList:
+    """The tenant's runs, newest first."""
+    state = state_of(request)
+    ref = None
+    if agent is not None:
+        entry = state.catalogue.get(agent)
+        if entry is None:
+            return RunList(runs=[])
+        ref = entry.ref
+    runs = state.tether.store.list_runs(status=status or None, tenant=who.tenant,
+                                        parent_id=parent_id,
+                                        limit=limit if ref is None else 100_000)
+    if ref is not None:
+        runs = [r for r in runs if r.agent == ref][:limit]
+    return RunList(runs=[run_out(state, r) for r in runs])
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=NOT_FOUND)
+def get_run(run_id: str, request: Request, who: Viewer) -> RunDetail:
+    """The run with its timeline: one row per journal event (the same rows `tether show`
+    prints), with durations, tokens, cost and the guards' decisions."""
+    state = state_of(request)
+    run = own_run(state, who.tenant, run_id)
+    events = state.tether.store.load_events(run.id)
+    totals = timeline_totals(events)
+    return RunDetail(
+        run=run_out(state, run),
+        timeline=[TimelineRowOut(**r.to_json()) for r in timeline_rows(events)],
+        totals=TotalsOut(tokens_in=totals.tokens_in, tokens_out=totals.tokens_out,
+                         cost_usd=totals.cost_usd, model_calls=totals.model_calls,
+                         tool_calls=totals.tool_calls, decisions=totals.decisions),
+        children=[c.id for c in state.tether.store.list_runs(parent_id=run.id, tenant=who.tenant,
+                                                             limit=1000)])
+
+
+@router.post("/runs/{run_id}/signals", status_code=202, response_model=SignalOut,
+             responses={**NOT_FOUND, **CONFLICT})
+def signal_run(run_id: str, body: SignalIn, request: Request, who: Operator) -> SignalOut:
+    """Deliver a signal the run waits for (`ctx.wait_for(name)`)."""
+    state = state_of(request)
+    run = own_run(state, who.tenant, run_id)
+    try:
+        signal_id = state.tether.signal(run.id, body.name, body.payload)
+    except Exception as exc:
+        raise from_tether(exc, "run_id") from None
+    state.kick()
+    return SignalOut(run_id=run.id, signal_id=signal_id)
+
+
+@router.post("/runs/{run_id}/cancel", status_code=202, response_model=CancelOut,
+             responses={**NOT_FOUND, **CONFLICT})
+def cancel_run(run_id: str, request: Request, who: Operator,
+               body: CancelIn | None = None) -> CancelOut:
+    """Cancel the run and its descendants (recorded in the audit log)."""
+    state = state_of(request)
+    run = own_run(state, who.tenant, run_id)
+    reason = (body.reason if body else "") or f"cancelled by {who.name} through the API"
+    try:
+        touched = state.tether.cancel(run.id, reason)
+    except Exception as exc:
+        raise from_tether(exc, "run_id") from None
+    state.cancelled(touched)
+    audit.record(state.tether.store, who, "cancel", run.id,
+                 {"reason": reason, "cancelled": touched})
+    return CancelOut(run_id=run.id, cancelled=touched)
+
+
+@router.post("/runs/{run_id}/resolve", response_model=ResolveOut,
+             responses={**NOT_FOUND, **CONFLICT})
+def resolve_run(run_id: str, body: ResolveIn, request: Request, who: Operator) -> ResolveOut:
+    """Decide an in-doubt step: run it again (retry), return `result` without running it
+    (skip), or fail it (recorded in the audit log)."""
+    state = state_of(request)
+    run = own_run(state, who.tenant, run_id)
+    try:
+        target = state.tether.resolve(run.id, body.action, result=body.result, key=body.key)
+    except Exception as exc:
+        raise from_tether(exc, "run_id") from None
+    state.kick()
+    audit.record(state.tether.store, who, f"resolve:{body.action}", run.id, {"key": target})
+    return ResolveOut(run_id=run.id, resolved=target)

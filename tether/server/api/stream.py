@@ -1,0 +1,92 @@
+"""A run's events as server-sent events, resumable.
+
+Each event's SSE `id` is its journal `seq`, so a client that lost the connection sends the last
+id it saw as `Last-Event-ID` (browsers' EventSource does this itself) and gets exactly the
+events after it: none lost, none twice. The data is the event's timeline row (the one view of a
+journal; durations are computed over the whole journal, so a resumed stream shows the same rows
+as an uninterrupted one). The stream ends with an `end` event once the run finished, or at once
+with `follow=false`; while the run waits, a comment every 15 s keeps proxies from closing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from tether.observe import TimelineBuilder
+
+from .auth import Viewer
+from .errors import COMMON, NOT_FOUND, ApiError
+from .runs import own_run
+from .state import ServerState, state_of
+
+router = APIRouter(prefix="/v1", tags=["runs"], responses=COMMON)
+_KEEPALIVE_S = 15.0
+
+
+def _frame(seq: int | None, event: str, data: object) -> bytes:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def _events(state: ServerState, request: Request, run_id: str, after: int,
+                  follow: bool) -> AsyncIterator[bytes]:
+    store = state.tether.store
+    builder = TimelineBuilder()
+    seen = 0
+    quiet_since = time.monotonic()
+    yield b"retry: 1000\n\n"
+    while True:
+        events = await run_in_threadpool(store.load_events, run_id, seen)
+        for e in events:
+            row = builder.row(e)  # every event feeds the builder: durations need the openers
+            seen = e.seq
+            if e.seq > after:
+                yield _frame(e.seq, "event", row.to_json())
+                quiet_since = time.monotonic()
+        run = await run_in_threadpool(store.get_run, run_id)
+        if run is None or run.finished or not follow:
+            status = run.status if run is not None else "gone"
+            yield _frame(None, "end", {"run_id": run_id, "status": status})
+            return
+        if await request.is_disconnected():
+            return
+        if time.monotonic() - quiet_since > _KEEPALIVE_S:
+            yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(state.config.sse_poll)
+
+
+@router.get("/runs/{run_id}/events", response_class=StreamingResponse,
+            responses={**NOT_FOUND, 200: {
+                "description": "Server-sent events: `event` frames (id = journal seq, data = "
+                "a timeline row), then one `end` frame when the run finished.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def stream_events(
+    run_id: str, request: Request, who: Viewer,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this seq (the "
+                                       "Last-Event-ID header wins).")] = None,
+    follow: Annotated[bool, Query(description="Keep streaming until the run finishes.")]
+    = True,
+) -> StreamingResponse:
+    """Stream the run's journal events as they commit."""
+    state = state_of(request)
+    await run_in_threadpool(own_run, state, who.tenant, run_id)
+    start = after or 0
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise ApiError(422, "invalid_request",
+                           f"Last-Event-ID {last_event_id!r} is not an event seq",
+                           "Last-Event-ID header", "send the id of the last event received")
+        start = int(last_event_id)
+    return StreamingResponse(_events(state, request, run_id, start, follow),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
