@@ -14,6 +14,14 @@ from tether.observe.kpis import (
     parse_since,
     run_kpis,
 )
+from tether.observe.otel import (
+    ExportError,
+    LiveExport,
+    export_live,
+    export_run,
+    otlp_configured,
+)
+from tether.observe.spans import SpanBuilder, SpanEvent, SpanRecord, run_spans, spans_of_journal
 from tether.observe.timeline import (
     TimelineBuilder,
     TimelineRow,
@@ -24,7 +32,9 @@ from tether.observe.timeline import (
     timeline_totals,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by concern (traces first)
+    "ExportError", "LiveExport", "SpanBuilder", "SpanEvent", "SpanRecord", "export_live",
+    "export_run", "otlp_configured", "run_spans", "spans_of_journal",
     "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
     "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis", "timeline_rows",
     "timeline_table", "timeline_totals",

@@ -119,6 +119,8 @@ class Tether:
         self.lease_ttl = lease_ttl
         self.concurrency = concurrency
         self._workers: list[Worker] = []
+        #: called with each worker this client creates (`tether.observe.export_live` plugs in)
+        self.worker_listeners: list[Callable[[Worker], None]] = []
 
     # -- submitting ------------------------------------------------------------------------
     def submit(
@@ -283,6 +285,8 @@ class Tether:
         settings.update(kwargs)
         worker = Worker(self.store, **settings)
         self._workers.append(worker)
+        for listener in self.worker_listeners:
+            listener(worker)
         return worker
 
     def _kick(self) -> None:

@@ -102,6 +102,8 @@ class Worker:
         self._loaded_guards: dict[str, Any] = {}
         #: called with each run id this worker claims (progress output: `tether worker -v`)
         self.on_claim: Callable[[str], None] | None = None
+        #: more of the same, for layers above that follow runs (live trace export)
+        self.claim_listeners: list[Callable[[str], None]] = []
 
     @property
     def committer(self) -> GroupCommitter:
@@ -185,6 +187,8 @@ class Worker:
         self._active[run_id] = task
         if self.on_claim is not None:
             self.on_claim(run_id)
+        for listener in self.claim_listeners:
+            listener(run_id)
 
         def done(_: asyncio.Task[None]) -> None:
             self.committer.detach()

@@ -260,6 +260,58 @@ def retry_record(event: Event) -> RetryRecord | None:
     )
 
 
+@dataclass(frozen=True)
+class HaltRecord:
+    """A `run_halted` event: which guard stopped the run (budget, loop, ...) and why."""
+
+    reason: str
+    guard: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def halt_record(event: Event) -> HaltRecord | None:
+    if event.kind != RUN_HALTED:
+        return None
+    data = _dict(event.data)
+    details = _dict(data.get("details"))
+    guard = details.get("guard")
+    return HaltRecord(reason=str(data.get("reason") or ""),
+                      guard=str(guard) if guard else None,
+                      details={k: v for k, v in details.items() if k != "guard"})
+
+
+#: the loop detector's signals (guards/loops.py `Intervention.kind`)
+LOOP_SIGNALS = frozenset({"repeated_call", "semantic_loop", "repeated_error"})
+
+
+@dataclass(frozen=True)
+class InterventionRecord:
+    """A loop intervention the guards applied before a model call (journaled as a `log` event
+    carrying the intervention's fields): what was noticed and what was done about it."""
+
+    kind: str  # one of LOOP_SIGNALS
+    message: str
+    evidence: str = ""
+    trim_history_to: int | None = None
+    temperature_delta: float = 0.0
+
+
+def loop_intervention(event: Event) -> InterventionRecord | None:
+    if event.kind != LOG:
+        return None
+    data = _dict(event.data)
+    if data.get("kind") not in LOOP_SIGNALS or "evidence" not in data:
+        return None
+    trim = data.get("trim_history_to")
+    delta = data.get("temperature_delta")
+    return InterventionRecord(
+        kind=str(data["kind"]), message=str(data.get("message") or ""),
+        evidence=str(data.get("evidence") or ""),
+        trim_history_to=int(trim) if isinstance(trim, int) else None,
+        temperature_delta=float(delta) if isinstance(delta, int | float) else 0.0,
+    )
+
+
 def usage_of(events: list[Event]) -> tuple[int, int, float | None]:
     """Tokens in, tokens out and cost (None when no call reported one) over a journal."""
     tin = tout = 0

@@ -1,0 +1,143 @@
+"""A real OTLP trace receiver on 127.0.0.1 for the export tests: HTTP/protobuf or gRPC.
+
+It decodes what the official exporters send with the official protobuf definitions
+(`opentelemetry-proto`) and keeps every span received, so a test sees exactly what a collector
+would: ids, parents, names, attributes, and how many times each span arrived.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    attributes: dict[str, Any]
+    service: str
+    start_ns: int
+    end_ns: int
+
+
+def _value(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(x) for x in v.array_value.values]
+    return getattr(v, kind) if kind else None
+
+
+class Received:
+    """What a receiver got, thread-safe; `wait_for` polls until a condition holds."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        got = []
+        for rs in request.resource_spans:
+            resource = {a.key: _value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    got.append(ReceivedSpan(
+                        name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
+                        parent_id=s.parent_span_id.hex() or None,
+                        attributes={a.key: _value(a.value) for a in s.attributes},
+                        service=str(resource.get("service.name")),
+                        start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano))
+        with self._lock:
+            self.requests += 1
+            self.spans += got
+
+    def snapshot(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def wait_for(self, check: Callable[[list[ReceivedSpan]], bool],
+                 timeout: float = 30.0) -> list[ReceivedSpan]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            spans = self.snapshot()
+            if check(spans):
+                return spans
+            time.sleep(0.05)
+        raise AssertionError(f"not received in {timeout}s; got {[s.name for s in spans]}")
+
+
+@contextmanager
+def http_receiver() -> Iterator[tuple[str, Received]]:
+    """An OTLP/HTTP receiver; yields (base endpoint for OTEL_EXPORTER_OTLP_ENDPOINT, Received)."""
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path != "/v1/traces":
+                self.send_response(404)
+                self.end_headers()
+                return
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            received.add(request)
+            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def grpc_receiver() -> Iterator[tuple[str, Received]]:
+    """An OTLP/gRPC receiver; yields (endpoint, Received)."""
+    import grpc
+
+    received = Received()
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the proto's name
+            received.add(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        server.stop(0)
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released): a dead collector."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

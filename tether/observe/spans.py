@@ -1,0 +1,571 @@
+"""A run as spans: the journal read as an OpenTelemetry GenAI trace, without the SDK.
+
+`SpanRecord`s are plain data derived from the journal alone (the only record of what a run did),
+so a trace can be drawn (`tether trace`), exported after the fact (`tether trace --export`) or
+live as events commit (`tether.observe.otel`), and all three agree. Everything is read through
+`tether.store.vocabulary`; names and attributes follow the GenAI semantic conventions pinned in
+`SEMCONV_VERSION` (docs/observability.md says which spans and attributes).
+
+Ids are deterministic: the trace id comes from the root run's id, a span id from its run's id and
+the journal position that opened it, so the same run exported twice, or resumed in another
+process, yields the same ids. Each span remembers the seq of the event that closed it
+(`end_seq`): a live exporter that has handled a run's journal up to seq N has already sent every
+span with `end_seq <= N`, which is how a resumed run exports nothing twice.
+
+Message content (model replies, tool arguments and results, the model's rationale for a tool
+call) is attached only when asked for: the conventions make content opt-in because it may hold
+user data, and a span leaves the machine. `content=None` follows the conventions' switch, the
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` environment variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tether.store import Event, RunRecord
+from tether.store import vocabulary as v
+
+if TYPE_CHECKING:
+    from tether.runtime import Tether
+
+#: the GenAI semantic conventions these spans follow (still "Development" upstream)
+SEMCONV_VERSION = "1.41.0"
+CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+SpanKind = Literal["internal", "client"]
+SpanStatus = Literal["unset", "ok", "error"]
+AttrValue = str | int | float | bool | list[str]
+
+
+@dataclass
+class SpanEvent:
+    """Something that happened inside a span (a guard decision, a halt, a log line)."""
+
+    name: str
+    ts: float
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+
+
+@dataclass
+class SpanRecord:
+    """One span, ready to hand to an OpenTelemetry exporter or to draw."""
+
+    name: str
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_id: str | None
+    run_id: str
+    start: float  # the journal's timestamps (seconds since the epoch)
+    end: float
+    start_seq: int
+    end_seq: int  # the journal event that closed it (what a live exporter's watermark counts)
+    kind: SpanKind = "internal"
+    status: SpanStatus = "unset"
+    status_message: str = ""
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+    events: list[SpanEvent] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0.0, (self.end - self.start) * 1000)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["duration_ms"] = round(self.duration_ms, 3)
+        return out
+
+
+def capture_content(content: bool | None = None) -> bool:
+    """Whether message content goes on spans: `content` if given, else the conventions' env
+    switch (`true`, case-insensitive, turns it on; anything else leaves it off)."""
+    if content is not None:
+        return content
+    return os.environ.get(CONTENT_ENV, "").strip().lower() == "true"
+
+
+def trace_id_of(root_run_id: str) -> str:
+    return _digest("trace", root_run_id, size=16)
+
+
+def span_id_of(run_id: str, what: str) -> str:
+    return _digest(run_id, what, size=8)
+
+
+def _digest(*parts: str, size: int) -> str:
+    raw = hashlib.sha256("\x1f".join(parts).encode()).digest()[:size]
+    if not any(raw):  # an all-zero id is invalid in OpenTelemetry
+        raw = b"\x01" + raw[1:]
+    return raw.hex()
+
+
+def run_span_id(run_id: str, attempt_seq: int | None = None) -> str:
+    """The `invoke_agent` span of a run's first attempt (`attempt_seq` None) or of the attempt
+    a `run_retried` event at that seq started."""
+    return span_id_of(run_id, "run" if attempt_seq is None else f"run@{attempt_seq}")
+
+
+def spawn_span_id(parent_run_id: str, child_run_id: str) -> str:
+    """A child's spawn in its parent: known from the child's record alone, so a child's spans
+    find their parent without reading the parent's journal."""
+    return span_id_of(parent_run_id, f"spawn:{child_run_id}")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _short_agent(ref: str) -> str:
+    return ref.rpartition(":")[2] or ref
+
+
+def _provider(model: str) -> tuple[str, str]:
+    """(provider, model) from Tether's `provider:model` names ("scripted" has no provider)."""
+    provider, sep, name = model.partition(":")
+    return (provider, name) if sep else ("tether", model)
+
+
+@dataclass
+class _Proposal:
+    """A tool call a model proposed and no tool step has answered yet (for the mind-log)."""
+
+    call_id: str
+    name: str
+    arguments: Any
+    thought: str
+    model_span: str
+
+
+class SpanBuilder:
+    """The spans of one run's journal, one event at a time: `feed` returns the spans that event
+    closed, so a followed journal and a whole one yield the same spans. `close_open` ends what
+    is still open at the last event (a snapshot of a live run)."""
+
+    def __init__(self, run: RunRecord, *, content: bool | None = None) -> None:
+        self.run = run
+        self.content = capture_content(content)
+        self.trace_id = trace_id_of(run.root_id or run.id)
+        self.parent_of_run = (spawn_span_id(run.parent_id, run.id) if run.parent_id else None)
+        self._attempt: SpanRecord | None = None
+        self._open: dict[str, SpanRecord] = {}  # steps, by journal key
+        self._waits: dict[str, SpanRecord] = {}  # timers and signals, by journal key
+        self._spawns: dict[str, SpanRecord] = {}  # by child run id
+        self._proposals: list[_Proposal] = []
+        self._last: Event | None = None
+        self._retry_seq: int | None = None
+        self._tokens = [0, 0]
+        self._cost: float | None = None
+
+    # -- the run (one `invoke_agent` span per attempt) ------------------------------------
+    def _open_attempt(self, e: Event) -> SpanRecord:
+        name = _short_agent(self.run.agent)
+        span = SpanRecord(
+            name=f"invoke_agent {name}", trace_id=self.trace_id,
+            span_id=run_span_id(self.run.id, self._retry_seq), parent_id=self.parent_of_run,
+            run_id=self.run.id, start=e.ts, end=e.ts, start_seq=e.seq, end_seq=e.seq,
+            attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name,
+                "gen_ai.agent.id": self.run.agent, "gen_ai.conversation.id": self.run.root_id
+                or self.run.id, "tether.run.id": self.run.id, "tether.tenant": self.run.tenant,
+                "tether.run.depth": self.run.depth, "tether.agent": self.run.agent,
+            })
+        if self.run.parent_id:
+            span.attributes["tether.run.parent_id"] = self.run.parent_id
+        if self.run.spec_version:
+            span.attributes["gen_ai.agent.version"] = self.run.spec_version
+        self._attempt = span
+        return span
+
+    def _run_span(self, e: Event) -> SpanRecord:
+        return self._attempt if self._attempt is not None else self._open_attempt(e)
+
+    def _close_attempt(self, e: Event, status: str) -> list[SpanRecord]:
+        span = self._run_span(e)
+        closed = self._close_all(e, "the run ended while it was open")
+        span.attributes["tether.run.status"] = status
+        span.attributes["gen_ai.usage.input_tokens"] = self._tokens[0]
+        span.attributes["gen_ai.usage.output_tokens"] = self._tokens[1]
+        if self._cost is not None:
+            span.attributes["tether.cost.usd"] = round(self._cost, 8)
+        span.status = "ok" if status == "succeeded" else "error"
+        _end(span, e)
+        self._attempt = None
+        return [*closed, span]
+
+    # -- feeding ----------------------------------------------------------------------------
+    def feed(self, e: Event) -> list[SpanRecord]:
+        """The spans `e` closed (usually none or one)."""
+        self._last = e
+        kind = e.kind
+        if kind == v.RUN_RETRIED:  # a new attempt: its own span, opened before anything else
+            self._retry_seq = e.seq
+            self._open_attempt(e)
+            retry = v.retry_record(e)
+            if retry is not None:
+                self._attempt_event(e, "tether.run.retried", {
+                    "tether.attempt": retry.attempt,
+                    "tether.retry.previous_status": retry.previous_status,
+                    "tether.retry.replayed_steps": retry.replayed_steps})
+            return []
+        run = self._run_span(e)
+        if kind == v.RUN_SUBMITTED:
+            return []
+        if kind in (v.RUN_STARTED, v.RUN_RESUMED):
+            data = e.data if isinstance(e.data, dict) else {}
+            run.events.append(SpanEvent(f"tether.run.{kind.removeprefix('run_')}", e.ts, {
+                "tether.worker": str(data.get("worker")), "tether.attempt":
+                int(data.get("attempt") or 0)}))
+            if kind == v.RUN_RESUMED:  # what was open when the last worker stopped, stopped
+                return self._close_steps(e, "interrupted: the worker executing it stopped")
+            return []
+        if kind in v.RUN_ENDS:
+            return self._run_end(e)
+        if kind == v.STEP_STARTED:
+            self._step_started(e)
+            return []
+        if kind in (v.STEP_COMPLETED, v.STEP_FAILED):
+            return self._step_ended(e)
+        if kind in (v.TIMER_STARTED, v.SIGNAL_WAITING):
+            self._wait_started(e)
+            return []
+        if kind in (v.TIMER_FIRED, v.SIGNAL_RECEIVED):
+            return self._close_key(e)
+        if kind == v.CHILD_SPAWNED:
+            self._spawned(e)
+            return []
+        if kind == v.CHILD_COMPLETED:
+            return self._joined(e)
+        self._run_level(e, run)
+        return []
+
+    def close_open(self) -> list[SpanRecord]:
+        """End every span still open at the last event fed, marked `tether.open` (a live run
+        drawn or exported as it is now)."""
+        if self._last is None:
+            return []
+        e = self._last
+        spans = [*self._open.values(), *self._waits.values(), *self._spawns.values()]
+        if self._attempt is not None:
+            spans.append(self._attempt)
+        self._open.clear()
+        self._waits.clear()
+        self._spawns.clear()
+        self._attempt = None
+        for span in spans:
+            span.attributes["tether.open"] = True
+            _end(span, e)
+        return spans
+
+    # -- steps --------------------------------------------------------------------------------
+    def _step_started(self, e: Event) -> None:
+        family = v.step_family(e.name)
+        subject = v.step_subject(e.name)
+        meta = v.step_meta(e)
+        name, kind = f"tether.step {e.name}", "internal"
+        attrs: dict[str, AttrValue] = {}
+        if family == "model":
+            model = str(meta.get("model") or subject)
+            provider, requested = _provider(model)
+            name, kind = f"chat {requested}", "client"
+            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
+                     "gen_ai.request.model": requested}
+        elif family == "tool":
+            name = f"execute_tool {subject}"
+            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": subject,
+                     "gen_ai.tool.type": "function"}
+            for key in ("version", "side_effect"):
+                if meta.get(key) is not None:
+                    attrs[f"tether.tool.{key}"] = str(meta[key])
+            if meta.get("rejected"):
+                attrs["tether.tool.rejected"] = str(meta["rejected"])
+        elif family == "exec":
+            name = "tether.sandbox.exec"
+            attrs = {f"tether.sandbox.{k}": str(meta[k]) for k in ("backend", "language")
+                     if meta.get(k) is not None}
+        elif e.name and e.name.startswith(v.APPROVAL_STEP):
+            name = f"tether.approval.request {e.name[len(v.APPROVAL_STEP):]}"
+            if meta.get("approval_id"):
+                attrs["tether.approval.id"] = str(meta["approval_id"])
+        data = e.data if isinstance(e.data, dict) else {}
+        attempt = int(data.get("attempt") or 1)
+        attrs.update({"tether.run.id": self.run.id, "tether.step.key": str(e.key),
+                      "tether.step.attempt": attempt})
+        span = SpanRecord(
+            name=name, trace_id=self.trace_id, span_id=span_id_of(self.run.id, f"seq{e.seq}"),
+            parent_id=self._run_span(e).span_id, run_id=self.run.id, start=e.ts, end=e.ts,
+            start_seq=e.seq, end_seq=e.seq, kind=kind,  # type: ignore[arg-type]
+            attributes=attrs)
+        decision = v.guard_decision(e)
+        if decision is not None:
+            _decided(span, e, decision)
+        self._open[str(e.key)] = span
+
+    def _step_ended(self, e: Event) -> list[SpanRecord]:
+        span = self._open.pop(str(e.key), None)
+        if span is None:  # a pure step journals only its result: a point in time
+            self._step_started(Event(e.run_id, e.seq, v.STEP_STARTED, e.key, e.name, None, e.ts))
+            span = self._open.pop(str(e.key))
+        data = e.data if isinstance(e.data, dict) else {}
+        if e.kind == v.STEP_FAILED:
+            span.status, span.status_message = "error", str(data.get("message") or "")
+            span.attributes["error.type"] = str(data.get("type") or "error")
+            span.events.append(SpanEvent("exception", e.ts, {
+                "exception.type": str(data.get("type") or "error"),
+                "exception.message": str(data.get("message") or "")}))
+        elif (call := v.model_call(e)) is not None:
+            self._model_done(span, call)
+        elif (res := v.exec_result(e)) is not None and v.step_family(e.name) == "exec":
+            _exec_done(span, res)
+        elif (tool := v.tool_call(e)) is not None:
+            self._tool_done(span, tool, v.exec_result(e))
+        else:
+            span.status = "ok"
+        _end(span, e)
+        return [span]
+
+    def _model_done(self, span: SpanRecord, call: v.ModelCallRecord) -> None:
+        _, answered = _provider(call.model)
+        a = span.attributes
+        a["gen_ai.response.model"] = answered
+        a["gen_ai.usage.input_tokens"] = call.input_tokens
+        a["gen_ai.usage.output_tokens"] = call.output_tokens
+        if call.finish_reason:
+            a["gen_ai.response.finish_reasons"] = [str(call.finish_reason)]
+        if call.cost_usd is not None:
+            a["tether.cost.usd"] = call.cost_usd
+            self._cost = (self._cost or 0.0) + call.cost_usd
+        self._tokens[0] += call.input_tokens
+        self._tokens[1] += call.output_tokens
+        if call.repaired:
+            a["tether.model.repaired"] = True
+        if call.rejected:  # validation sent it back: the next chat span is the model's retry
+            a["tether.model.rejected"] = list(call.rejected)
+            span.status, span.status_message = "error", "reply rejected: " + "; ".join(
+                call.rejected)
+            a["error.type"] = "tether.reply_rejected"
+            span.events.append(SpanEvent("tether.model.rejected", span.end, {
+                "tether.reasons": list(call.rejected)}))
+        else:
+            span.status = "ok"
+        if self.content:
+            a["gen_ai.output.messages"] = _json([{
+                "role": "assistant", "finish_reason": call.finish_reason or "stop",
+                "parts": [*([{"type": "text", "content": call.text}] if call.text else []),
+                          *({"type": "tool_call", "id": c.get("id"), "name": c.get("name"),
+                             "arguments": c.get("arguments")} for c in call.tool_calls)]}])
+        if not call.rejected:
+            self._proposals += [
+                _Proposal(str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"),
+                          call.text, span.span_id) for c in call.tool_calls]
+
+    def _tool_done(self, span: SpanRecord, tool: v.ToolCallRecord,
+                   sandbox: dict[str, Any] | None) -> None:
+        a = span.attributes
+        proposal = self._proposal_for(tool.tool)
+        if proposal is not None:
+            if proposal.call_id:
+                a["gen_ai.tool.call.id"] = proposal.call_id
+            a["tether.tool.proposed_by"] = proposal.model_span
+            if self.content:
+                a["gen_ai.tool.call.arguments"] = _json(proposal.arguments)
+                if proposal.thought.strip():
+                    a["tether.tool.rationale"] = proposal.thought  # the mind-log
+        if tool.answered_by:
+            a["tether.guard.answered_by"] = tool.answered_by
+        if self.content:
+            a["gen_ai.tool.call.result"] = _json(tool.output if tool.ok else {
+                "error": tool.error_type, "message": tool.error_message})
+        if sandbox is not None:
+            _exec_done(span, sandbox)
+        if tool.ok:
+            span.status = "ok"
+        else:
+            span.status, span.status_message = "error", tool.error_message
+            a["error.type"] = str(tool.error_type or "error")
+
+    def _proposal_for(self, tool: str) -> _Proposal | None:
+        for i, p in enumerate(self._proposals):
+            if p.name == tool:
+                return self._proposals.pop(i)
+        return None
+
+    def _close_steps(self, e: Event, why: str) -> list[SpanRecord]:
+        closed = []
+        for span in self._open.values():  # a wait (in `_waits`) outlives its worker by design
+            span.status, span.status_message = "error", why
+            span.attributes["error.type"] = "tether.interrupted"
+            _end(span, e)
+            closed.append(span)
+        self._open.clear()
+        return closed
+
+    def _close_all(self, e: Event, why: str) -> list[SpanRecord]:
+        closed = self._close_steps(e, why)
+        for span in [*self._waits.values(), *self._spawns.values()]:
+            span.attributes["tether.unfinished"] = why
+            _end(span, e)
+            closed.append(span)
+        self._waits.clear()
+        self._spawns.clear()
+        return closed
+
+    # -- waits and children -------------------------------------------------------------------
+    def _wait_started(self, e: Event) -> None:
+        data = e.data if isinstance(e.data, dict) else {}
+        attrs: dict[str, AttrValue] = {"tether.run.id": self.run.id}
+        if e.kind == v.TIMER_STARTED:
+            name = "tether.timer"
+            attrs["tether.timer.seconds"] = float(data.get("seconds") or 0)
+        elif (e.name or "").startswith(v.APPROVAL_SIGNAL):
+            approval = (e.name or "")[len(v.APPROVAL_SIGNAL):]
+            name = f"tether.approval.wait {approval}"
+            attrs["tether.approval.id"] = approval
+        else:
+            name = f"tether.wait {e.name}"
+            attrs["tether.signal"] = str(e.name)
+        self._waits[str(e.key)] = SpanRecord(
+            name=name, trace_id=self.trace_id, span_id=span_id_of(self.run.id, f"seq{e.seq}"),
+            parent_id=self._run_span(e).span_id, run_id=self.run.id, start=e.ts, end=e.ts,
+            start_seq=e.seq, end_seq=e.seq, attributes=attrs)
+
+    def _close_key(self, e: Event) -> list[SpanRecord]:
+        span = self._waits.pop(str(e.key), None)
+        if span is None:
+            return []
+        data = e.data if isinstance(e.data, dict) else {}
+        if data.get("timed_out"):
+            span.attributes["tether.timed_out"] = True
+        span.status = "ok"
+        _end(span, e)
+        return [span]
+
+    def _spawned(self, e: Event) -> None:
+        data = e.data if isinstance(e.data, dict) else {}
+        child = str(data.get("child_id") or "")
+        agent = str(e.name or "")
+        self._spawns[child] = SpanRecord(
+            name=f"tether.spawn {_short_agent(agent)}", trace_id=self.trace_id,
+            span_id=spawn_span_id(self.run.id, child), parent_id=self._run_span(e).span_id,
+            run_id=self.run.id, start=e.ts, end=e.ts, start_seq=e.seq, end_seq=e.seq,
+            attributes={"tether.run.id": self.run.id, "tether.child.run_id": child,
+                        "tether.child.agent": agent})
+
+    def _joined(self, e: Event) -> list[SpanRecord]:
+        span = self._spawns.pop(str(e.name), None)
+        if span is None:
+            return []
+        data = e.data if isinstance(e.data, dict) else {}
+        status = str(data.get("status") or "")
+        span.attributes["tether.child.status"] = status
+        span.status = "ok" if status == "succeeded" else "error"
+        if data.get("error"):
+            span.status_message = str(data["error"])
+        _end(span, e)
+        return [span]
+
+    # -- run-level facts become events on the run's span --------------------------------------
+    def _run_level(self, e: Event, run: SpanRecord) -> None:
+        if (iv := v.loop_intervention(e)) is not None:
+            run.events.append(SpanEvent("tether.guard.intervention", e.ts, {
+                "tether.guard": "loop", "tether.intervention.kind": iv.kind,
+                "tether.intervention.evidence": iv.evidence}))
+        elif e.kind == v.LOG:
+            data = e.data if isinstance(e.data, dict) else {"message": e.data}
+            run.events.append(SpanEvent("tether.log", e.ts, {
+                "tether.message": str(data.get("message") or "")}))
+        elif e.kind == v.CHILD_REJECTED:
+            data = e.data if isinstance(e.data, dict) else {}
+            run.events.append(SpanEvent("tether.guard.decision", e.ts, {
+                "tether.guard.action": "deny", "tether.guard": "depth",
+                "tether.guard.reason": f"spawning {e.name} would pass the depth limit "
+                f"{data.get('limit')}"}))
+        elif e.kind == v.RUN_FLAGGED:
+            data = e.data if isinstance(e.data, dict) else {}
+            run.events.append(SpanEvent("tether.run.flagged", e.ts, {
+                "tether.reason": str(data.get("reason") or e.name or "")}))
+            run.attributes["tether.run.flagged"] = True
+        elif e.kind in (v.STEP_IN_DOUBT, v.STEP_RESOLVED):
+            data = e.data if isinstance(e.data, dict) else {}
+            run.events.append(SpanEvent(f"tether.{e.kind}", e.ts, {
+                "tether.step": str(e.name), "tether.step.key": str(e.key),
+                **({"tether.action": str(data["action"])} if "action" in data else {})}))
+        elif e.kind == v.ANNOTATION:  # its data may be sealed secrets (the PII vault): name only
+            run.events.append(SpanEvent("tether.annotation", e.ts, {"tether.name": str(e.name)}))
+
+    def _attempt_event(self, e: Event, name: str, attrs: dict[str, AttrValue]) -> None:
+        self._run_span(e).events.append(SpanEvent(name, e.ts, attrs))
+
+    def _run_end(self, e: Event) -> list[SpanRecord]:
+        status = {v.RUN_COMPLETED: "succeeded", v.RUN_FAILED: "failed",
+                  v.RUN_HALTED: "halted", v.RUN_CANCELLED: "cancelled"}[e.kind]
+        run = self._run_span(e)
+        data = e.data if isinstance(e.data, dict) else {}
+        if (halt := v.halt_record(e)) is not None:
+            run.events.append(SpanEvent("tether.guard.halt", e.ts, {
+                "tether.guard": halt.guard or "other", "tether.guard.reason": halt.reason}))
+            run.status_message = halt.reason
+            run.attributes["error.type"] = f"tether.halted.{halt.guard or 'other'}"
+        elif e.kind == v.RUN_FAILED:
+            run.status_message = f"{data.get('type')}: {data.get('message')}"
+            run.attributes["error.type"] = str(data.get("type") or "error")
+        elif e.kind == v.RUN_CANCELLED:
+            run.status_message = str(data.get("reason") or "cancelled")
+            run.attributes["error.type"] = "tether.cancelled"
+        return self._close_attempt(e, status)
+
+
+def _end(span: SpanRecord, e: Event) -> None:
+    span.end = max(e.ts, span.start)
+    span.end_seq = e.seq
+
+
+def _decided(span: SpanRecord, e: Event, d: v.GuardDecision) -> None:
+    """A policy decision on a step: attributes for filtering, an event for the timeline."""
+    attrs: dict[str, AttrValue] = {"tether.guard.action": d.action,
+                                   "tether.guard.reason": d.reason}
+    if d.rule:
+        attrs["tether.guard.rule"] = d.rule
+    if d.policy:
+        attrs["tether.guard.policy"] = d.policy
+    if d.short_circuit:
+        attrs["tether.guard.answered_by"] = d.short_circuit
+    span.attributes.update(attrs)
+    span.events.append(SpanEvent("tether.guard.decision", e.ts, dict(attrs)))
+
+
+def _exec_done(span: SpanRecord, res: dict[str, Any]) -> None:
+    code = res.get("exit_code")
+    span.attributes["tether.sandbox.exit_code"] = int(code) if isinstance(code, int) else -1
+    if isinstance(res.get("duration_ms"), int | float):
+        span.attributes["tether.sandbox.duration_ms"] = float(res["duration_ms"])
+    if code == 0:
+        span.status = "ok"
+    else:
+        span.status, span.status_message = "error", f"exit code {code}"
+        span.attributes["error.type"] = "tether.sandbox.exit"
+
+
+def spans_of_journal(run: RunRecord, events: Iterable[Event], *,
+                     content: bool | None = None) -> list[SpanRecord]:
+    """Every span of one run's journal (open ones ended at its last event), in the order they
+    closed."""
+    builder = SpanBuilder(run, content=content)
+    spans: list[SpanRecord] = []
+    for e in events:
+        spans += builder.feed(e)
+    return spans + builder.close_open()
+
+
+def run_spans(tether: Tether, run_id: str, *, content: bool | None = None) -> list[SpanRecord]:
+    """The spans of a run and of its whole tree below (its children, theirs), from the journal
+    only. The trace id is the root run's, so a child's spans are part of its root's trace."""
+    top = tether.get(run_id)
+    runs = [top, *tether.store.descendants(top.id)]
+    spans: list[SpanRecord] = []
+    for r in runs:
+        spans += spans_of_journal(r, tether.store.load_events(r.id), content=content)
+    return spans
