@@ -104,14 +104,18 @@ class Scenario:
     between: float  # a time after `shop` was created and before `answer` was
 
 
-async def build(db_path: str) -> Scenario:
-    """The three runs, each driven to its end in this process."""
+async def build(db_path: str, meter_provider: Any = None) -> Scenario:
+    """The three runs, each driven to its end in this process; with `meter_provider`, their
+    metrics are recorded live into it (`export_metrics_live`) as each run ends."""
+    from tether.observe import export_metrics_live
+
     SETUP["shop"] = ScriptedModel(SHOP_SCRIPT, name=MODEL)
     SETUP["answer"] = ScriptedModel(ANSWER_SCRIPT, name=MODEL)
     SETUP["elsewhere"] = ScriptedModel(
         [reply("", tool_call("lookup", {"order": "Z-9"}), tokens=(300, 3), cost=0.0001),
          reply("Shipped.", tokens=(400, 4), cost=0.0001)], name=MODEL)
     t = Tether(db_path, guards=GUARDS_REF, lease_ttl=5.0)
+    live = None if meter_provider is None else export_metrics_live(t, meter_provider)
     try:
         shop_run = await t.run(shop, "Where is my order?", tenant="acme",
                                options={"budget": SHOP_BUDGET})
@@ -121,6 +125,8 @@ async def build(db_path: str) -> Scenario:
         answer_run = await t.run(answer, "What is six times seven?", tenant="acme")
         other_run = await t.run(elsewhere, "Where is Z-9?", tenant="globex")
     finally:
+        if live is not None:
+            live.close()
         t.close()
     return Scenario(shop_run.id, answer_run.id, other_run.id, between)
 

@@ -5,6 +5,7 @@ event as it commits) is what `tether run`, `tether show` (and `--follow`), `teth
 the demo print, so a guard decision or a token count looks the same everywhere.
 """
 
+from tether.observe._kpi_live import LiveMetrics, export_metrics_live
 from tether.observe.kpis import (
     AgentKpis,
     KpiReport,
@@ -14,6 +15,7 @@ from tether.observe.kpis import (
     parse_since,
     run_kpis,
 )
+from tether.observe.metrics import MetricsRecorder, record_run_metrics
 from tether.observe.otel import (
     ExportError,
     LiveExport,
@@ -38,4 +40,5 @@ __all__ = [  # noqa: RUF022 - grouped by concern (traces first)
     "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
     "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis", "timeline_rows",
     "timeline_table", "timeline_totals",
+    "LiveMetrics", "MetricsRecorder", "export_metrics_live", "record_run_metrics",
 ]

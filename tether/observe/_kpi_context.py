@@ -44,8 +44,7 @@ def context_window(model: str, overrides: Mapping[str, int] | None = None) -> in
 
 def _bare(model: str) -> str:
     """`openai:gpt-4o` -> `gpt-4o`: the provider prefix Tether's model classes add."""
-    provider, sep, rest = model.partition(":")
-    return rest if sep and provider in _PROVIDERS else model
+    return split_model(model)[1]
 
 
 def _lookup(table: Mapping[str, int], name: str) -> int | None:
@@ -55,15 +54,10 @@ def _lookup(table: Mapping[str, int], name: str) -> int | None:
     return table[best] if best else None
 
 
-#: `gen_ai.provider.name` for the prefix of a journaled model name (custom values where the
-#: conventions list none: Tether's in-process llama.cpp model and its scripted test model)
-_PROVIDERS: dict[str, str] = {"openai": "openai", "anthropic": "anthropic",
-                              "local": "tether.local", "fallback": "tether.fallback"}
-
-
-def provider_name(model: str) -> str:
-    """The `gen_ai.provider.name` of a journaled model name."""
-    prefix, sep, _ = model.partition(":")
-    if sep and prefix in _PROVIDERS:
-        return _PROVIDERS[prefix]
-    return "tether.scripted" if model.startswith("scripted") else "tether"
+def split_model(model: str) -> tuple[str, str]:
+    """(`gen_ai.provider.name`, model) from a journaled model name: `openai:gpt-4o` ->
+    (`openai`, `gpt-4o`); a name without a provider prefix (the scripted test model) ->
+    (`tether`, name). The same rule as the spans' (`tether.observe.spans`), so a metric and the
+    span of one call name the same provider and model."""
+    provider, sep, name = model.partition(":")
+    return (provider, name) if sep else ("tether", model)

@@ -18,8 +18,6 @@ from typing import Any, Literal
 from tether.store import Event
 from tether.store import vocabulary as v
 
-#: the loop detector's signals, as journaled in a loop intervention's log line (guards/loops.py)
-LOOP_SIGNALS = frozenset({"repeated_call", "semantic_loop", "repeated_error"})
 #: the annotation a planning strategy journals with its plan: `ctx.annotate("plan", {"steps":
 #: [...]})`; each step of it is one planned tool call
 PLAN_ANNOTATION = "plan"
@@ -76,11 +74,17 @@ class RunFacts:
     planned_steps: int | None = None  # None: no plan was journaled
 
 
-def run_facts(events: list[Event], run_id: str | None = None) -> RunFacts:
-    """The facts of one run, from its journal in seq order."""
+def run_facts(events: list[Event], run_id: str | None = None, *,
+              after_seq: int = 0) -> RunFacts:
+    """The facts of one run, from its journal in seq order; with `after_seq`, only of the events
+    after it (the earlier ones still say which agent and tenant the run belongs to)."""
     facts = RunFacts(run_id=run_id or (events[0].run_id if events else ""))
     opened: dict[str, float] = {}  # key -> latest step_started time
     for e in events:
+        if e.seq <= after_seq:
+            if e.kind == v.RUN_SUBMITTED:
+                _run_event(facts, e)
+            continue
         if facts.started_at is None:
             facts.started_at = e.ts
         if e.kind == v.STEP_STARTED and e.key is not None:
@@ -148,14 +152,12 @@ def _run_event(facts: RunFacts, e: Event) -> None:
     elif e.kind in v.RUN_ENDS:
         facts.status = _STATUS[e.kind]
         facts.ended_at = e.ts
-        if e.kind == v.RUN_HALTED:
-            details = data.get("details")
-            guard = details.get("guard") if isinstance(details, dict) else None
-            facts.halts.append(str(guard or "other"))
+        if (halt := v.halt_record(e)) is not None:
+            facts.halts.append(halt.guard or "other")
     elif e.kind == v.RUN_RETRIED:
         facts.status = None  # running again: the earlier end is not the run's outcome
         facts.ended_at = None
-    elif e.kind == v.LOG and data.get("kind") in LOOP_SIGNALS and "evidence" in data:
+    elif v.loop_intervention(e) is not None:
         facts.loop_interventions += 1
     elif e.kind == v.ANNOTATION and e.name == PLAN_ANNOTATION:
         steps = data.get("steps")

@@ -1,0 +1,187 @@
+"""Metrics over OTLP as the environment configures them: real HTTP and gRPC receivers on
+127.0.0.1 decode what the official exporters send; a dead collector costs one warning; with
+nothing configured, nothing is exported and the SDK is not imported."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
+
+from tether import Tether
+from tether.models import ScriptedModel
+from tether.observe._kpi_live import export_metrics_live, metrics_destination
+
+from . import test_kpis_support as S
+
+ENV = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+       "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+       "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME", "OTEL_SDK_DISABLED",
+       "OTEL_METRICS_EXPORTER")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+class Received:
+    """What a receiver was sent: the decoded requests and their headers."""
+
+    def __init__(self) -> None:
+        self.requests: list[pb.ExportMetricsServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        self.got = threading.Event()
+
+    def add(self, body: bytes, headers: dict[str, str]) -> None:
+        self.requests.append(pb.ExportMetricsServiceRequest.FromString(body))
+        self.headers.append(headers)
+        self.got.set()
+
+    def metrics(self) -> dict[str, Any]:
+        """metric name -> metric (the last one sent)."""
+        return {m.name: m for r in self.requests for rm in r.resource_metrics
+                for sm in rm.scope_metrics for m in sm.metrics}
+
+    def service_names(self) -> set[str]:
+        return {a.value.string_value for r in self.requests for rm in r.resource_metrics
+                for a in rm.resource.attributes if a.key == "service.name"}
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[tuple[str, Received]]:
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/metrics":
+                received.add(body, {k.lower(): v for k, v in self.headers.items()})
+            reply = pb.ExportMetricsServiceResponse().SerializeToString()
+            self.send_response(200 if self.path == "/v1/metrics" else 404)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[tuple[str, Received]]:
+    received = Received()
+
+    class Service(pb_grpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            received.add(request.SerializeToString(), dict(context.invocation_metadata()))
+            return pb.ExportMetricsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_MetricsServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        server.stop(0)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_runs_export_their_metrics_over_otlp(
+        protocol: str, db_path: str, monkeypatch: pytest.MonkeyPatch,
+        http_receiver: tuple[str, Received], grpc_receiver: tuple[str, Received]) -> None:
+    endpoint, received = http_receiver if protocol == "http/protobuf" else grpc_receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=agents")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "shop-agents")
+    assert metrics_destination().startswith(endpoint)
+    t = Tether(db_path, guards=S.GUARDS_REF)
+    live = export_metrics_live(t)  # from the environment
+    assert live is not None
+    try:
+        S.SETUP["answer"] = ScriptedModel(S.ANSWER_SCRIPT, name=S.MODEL)
+        await t.run(S.answer, "What is six times seven?", tenant="acme")
+    finally:
+        live.close()  # flushes: a short-lived `tether run` sends before it exits
+        t.close()
+    assert received.got.wait(10), "nothing reached the receiver"
+    metrics = received.metrics()
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration",
+            "tether.task.runs", "tether.task.tokens"} <= set(metrics)
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}"
+    sums = {next(a.value.string_value for a in p.attributes if a.key == "gen_ai.token.type"):
+            (p.count, p.sum) for p in usage.histogram.data_points}
+    assert sums == {"input": (1, 500), "output": (1, 5)}  # the one run this client ended
+    assert received.service_names() == {"shop-agents"}
+    assert all(h.get("x-team") == "agents" for h in received.headers)
+
+
+async def test_a_dead_collector_costs_one_warning_and_never_the_run(
+        db_path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{port}/v1/metrics")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1")
+    caplog.set_level(logging.WARNING, logger="tether.observe")
+    t = Tether(db_path, guards=S.GUARDS_REF)
+    live = export_metrics_live(t)
+    assert live is not None
+    started = time.monotonic()
+    try:
+        for _ in range(2):
+            S.SETUP["answer"] = ScriptedModel(S.ANSWER_SCRIPT, name=S.MODEL)
+            run = await t.run(S.answer, "What is six times seven?")
+            assert run.status == "succeeded"
+    finally:
+        live.close()
+        t.close()
+    assert time.monotonic() - started < 10  # close waits at most CLOSE_TIMEOUT_S
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not caplog.records:
+        time.sleep(0.1)
+    warnings = [r.getMessage() for r in caplog.records if "metrics:" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert f"127.0.0.1:{port}" in warnings[0]
+
+
+def test_nothing_configured_exports_nothing_and_imports_no_sdk(tmp_path: Any) -> None:
+    code = (
+        "import sys\n"
+        "from tether import Tether\n"
+        "from tether.observe._kpi_live import export_metrics_live\n"
+        f"t = Tether({str(tmp_path / 'x.db')!r})\n"
+        "assert export_metrics_live(t) is None\n"
+        "t.close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
