@@ -1,8 +1,10 @@
-"""``tether tools list|lock|check``: inspect tools and guard their contracts against drift.
+"""``tether tools list|lock|check|add-mcp``: inspect tools and guard their contracts against drift.
 
-Sources are given with ``--module pkg.mod`` (or ``path/to/file.py``, or ``pkg.mod:registry``) and
-``--openapi spec.yaml[=BASE_URL]``, both repeatable. ``lock`` records these sources inside
-``tools.lock.json``, so ``check`` (e.g. in CI) and ``list`` need no flags afterwards.
+Sources are given with ``--module pkg.mod`` (or ``path/to/file.py``, or ``pkg.mod:registry``),
+``--openapi spec.yaml[=BASE_URL]`` (or a live ``http://host/openapi.json``) and ``--mcp mcp.yaml``
+(MCP servers, written by ``add-mcp``), all repeatable. ``lock`` records these sources inside
+``tools.lock.json``, so ``check`` (e.g. in CI) and ``list`` need no flags afterwards; ``check``
+connects to the live sources again (MCP servers, OpenAPI URLs) and compares.
 Exit codes of ``check``: 0 no drift, 1 drift found, 2 bad usage or sources that fail to load.
 
 `tether.tools` is imported inside the commands: registering them must not cost `tether --help`
@@ -40,6 +42,13 @@ OpenAPIOpt = Annotated[
         "Repeatable.",
     ),
 ]
+MCPOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mcp",
+        help="MCP servers config (YAML, written by `tether tools add-mcp`). Repeatable.",
+    ),
+]
 LockOpt = Annotated[
     Path | None,
     typer.Option("--lock", "-l", help="Lock file path (default tools.lock.json).",
@@ -71,16 +80,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _resolve(
-    modules: list[str] | None, openapi: list[str] | None, lock: Path, *, need_lock: bool
+    modules: list[str] | None, openapi: list[str] | None, lock: Path, *, need_lock: bool,
+    mcp: list[str] | None = None,
 ) -> tuple[ToolRegistry, ToolSources, Path]:
     """Sources from the flags if any, else from the lock file; returns (registry, sources, base)."""
     from tether.tools import OpenAPISource, ToolError, ToolSources, load_sources, read_lock
 
     try:
-        if modules or openapi:
+        if modules or openapi or mcp:
             sources = ToolSources(
                 modules=list(modules or []),
                 openapi=[OpenAPISource.parse(o) for o in openapi or []],
+                mcp=list(mcp or []),
             )
             base = Path.cwd()
         elif lock.exists() or need_lock:
@@ -88,12 +99,12 @@ def _resolve(
             base = lock.resolve().parent
             if not sources:
                 raise _fail(
-                    f"{lock} records no sources; pass --module and/or --openapi"
+                    f"{lock} records no sources; pass --module, --openapi and/or --mcp"
                 )
         else:
             raise _fail(
-                "no tool sources: pass --module pkg.mod and/or --openapi spec.yaml[=BASE_URL] "
-                f"(or run where {lock} records them)"
+                "no tool sources: pass --module pkg.mod, --openapi spec.yaml[=BASE_URL] and/or "
+                f"--mcp mcp.yaml (or run where {lock} records them)"
             )
         return load_sources(sources, base), sources, base
     except ToolError as e:
@@ -110,7 +121,9 @@ def _relative_to(sources: ToolSources, base: Path, lock_dir: Path) -> ToolSource
 
     return ToolSources(
         modules=[rel(m) if m.endswith(".py") else m for m in sources.modules],
-        openapi=[OpenAPISource(rel(o.spec), o.base_url) for o in sources.openapi],
+        openapi=[OpenAPISource(o.spec if o.is_url else rel(o.spec), o.base_url)
+                 for o in sources.openapi],
+        mcp=[rel(m) for m in sources.mcp],
     )
 
 
@@ -124,6 +137,7 @@ def register(app: typer.Typer) -> None:
     def list_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
+        mcp: MCPOpt = None,
         lock: LockOpt = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print model-facing definitions as JSON.")
@@ -133,7 +147,7 @@ def register(app: typer.Typer) -> None:
         import orjson
         from rich.table import Table
 
-        registry, _, _ = _resolve(module, openapi, _lock_path(lock), need_lock=False)
+        registry, _, _ = _resolve(module, openapi, _lock_path(lock), need_lock=False, mcp=mcp)
         tools = registry.list(all_versions=True)
         if as_json:
             payload = [{**t.definition(), "version": t.version, "side_effect": t.side_effect,
@@ -155,13 +169,14 @@ def register(app: typer.Typer) -> None:
     def lock_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
+        mcp: MCPOpt = None,
         lock: LockOpt = None,
     ) -> None:
         """Write every tool's schema and hash to the lock file (with the sources used)."""
         from tether.tools import write_lock
 
         lock = _lock_path(lock)
-        registry, sources, base = _resolve(module, openapi, lock, need_lock=False)
+        registry, sources, base = _resolve(module, openapi, lock, need_lock=False, mcp=mcp)
         lock_dir = lock.resolve().parent
         write_lock(registry, lock, _relative_to(sources, base, lock_dir))
         typer.echo(f"locked {len(registry.list(all_versions=True))} tools in {lock}")
@@ -170,13 +185,14 @@ def register(app: typer.Typer) -> None:
     def check_cmd(
         module: ModuleOpt = None,
         openapi: OpenAPIOpt = None,
+        mcp: MCPOpt = None,
         lock: LockOpt = None,
     ) -> None:
         """Compare live tools with the lock file; exit 1 and list every drift if they differ."""
         from tether.tools import ToolError, check_lock
 
         lock = _lock_path(lock)
-        registry, _, _ = _resolve(module, openapi, lock, need_lock=True)
+        registry, _, _ = _resolve(module, openapi, lock, need_lock=True, mcp=mcp)
         try:
             drifts = check_lock(registry, lock)
         except ToolError as e:
@@ -191,5 +207,56 @@ def register(app: typer.Typer) -> None:
             "If the change is intended, bump the tool's version and run `tether tools lock`."
         )
         raise typer.Exit(1)
+
+    @tools_app.command(
+        "add-mcp", context_settings={"allow_extra_args": True})
+    def add_mcp_cmd(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The server's name (letters, digits, _ -).")],
+        url: Annotated[
+            str | None, typer.Option("--url", help="Streamable HTTP endpoint instead of a command.")
+        ] = None,
+        config: Annotated[
+            Path, typer.Option("--config", "-c", help="The YAML file to write.", dir_okay=False)
+        ] = Path("mcp.yaml"),
+        tag: Annotated[
+            list[str] | None, typer.Option("--tag", help="Tag every tool of it. Repeatable.")
+        ] = None,
+        only: Annotated[
+            list[str] | None,
+            typer.Option("--tool", help="Take only tools matching this glob. Repeatable."),
+        ] = None,
+        prefix: Annotated[
+            str, typer.Option("--prefix", help="Prepend to its tool names (avoid clashes).")
+        ] = "",
+        env: Annotated[
+            list[str] | None,
+            typer.Option("--env", help="KEY=VALUE for the server's process. Repeatable."),
+        ] = None,
+        replace: Annotated[
+            bool, typer.Option("--replace", help="Overwrite a server of the same name.")
+        ] = False,
+    ) -> None:
+        """Add an MCP server to the config: `tether tools add-mcp NAME -- CMD ARGS...` (stdio)
+        or `tether tools add-mcp NAME --url http://host:port/mcp` (streamable HTTP)."""
+        from tether.tools import ToolError
+        from tether.tools.mcp import MCPServerConfig, add_mcp_server
+
+        command = list(ctx.args)
+        if bool(command) == bool(url):
+            raise _fail("give the server's command after `--` (tether tools add-mcp NAME -- "
+                        "CMD ARGS...) or --url http://host:port/mcp, not both")
+        pairs = [e.partition("=") for e in env or []]
+        if any(not k or not sep for k, sep, _ in pairs):
+            raise _fail("--env takes KEY=VALUE")
+        try:
+            server = MCPServerConfig(
+                name=name, command=tuple(command), url=url, tags=tuple(tag or ()),
+                tools=tuple(only or ()), prefix=prefix, env={k: v for k, _, v in pairs})
+            add_mcp_server(config, server, replace=replace)
+        except ToolError as e:
+            raise _fail(str(e)) from None
+        where = url or " ".join(command)
+        typer.echo(f"added MCP server {name!r} ({where}) to {config}")
 
     app.add_typer(tools_app, name="tools")

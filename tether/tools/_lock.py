@@ -1,6 +1,7 @@
 """``tools.lock.json``: pin every tool's contract and report drift of live sources against it.
 
-The lock records its own sources (modules and OpenAPI specs), so ``tether tools check`` run in CI
+The lock records its own sources (modules, OpenAPI specs as files or URLs, MCP server configs),
+so ``tether tools check`` run in CI
 needs no flags: it reloads the same sources and compares. Each entry keeps the full parameter
 schema, not only its hash, so a drift is reported field by field (what changed, from what to what)
 instead of "hash differs".
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from tether.tools._base import Tool
-from tether.tools._errors import LockError, ToolDefinitionError
+from tether.tools._errors import LockError, OpenAPIError, ToolDefinitionError
 from tether.tools._openapi import load_spec, openapi_tools
 from tether.tools._registry import ToolRegistry
 
@@ -32,9 +33,20 @@ class OpenAPISource:
     spec: str
     base_url: str | None = None
 
+    @property
+    def is_url(self) -> bool:
+        """The spec is fetched from a live service (``http(s)://...``), not read from a file."""
+        return self.spec.startswith(("http://", "https://"))
+
     @classmethod
     def parse(cls, text: str) -> OpenAPISource:
-        """``spec.yaml`` or ``spec.yaml=http://host:port`` (split at the first ``=``)."""
+        """``spec.yaml``, ``spec.yaml=http://host:port`` (split at the first ``=``) or a URL
+        ``http://host/openapi.json[=BASE_URL]`` (split at the first ``=`` after the URL's path
+        starts, so a query string's ``=`` stays in it only when a base URL follows)."""
+        if text.startswith(("http://", "https://")):
+            spec, sep, base = text.partition("=http")
+            base = "http" + base if sep else ""
+            return cls(spec.strip(), base.strip() or None)
         spec, sep, base = text.partition("=")
         if not spec.strip():
             raise LockError(f"--openapi {text!r}: expected SPEC or SPEC=BASE_URL")
@@ -43,22 +55,27 @@ class OpenAPISource:
 
 @dataclass
 class ToolSources:
-    """Where live tools come from: Python modules and OpenAPI specs."""
+    """Where live tools come from: Python modules, OpenAPI specs (files or URLs) and MCP server
+    config files (YAML, see `tether.tools.mcp`)."""
 
     modules: list[str] = field(default_factory=list)
     openapi: list[OpenAPISource] = field(default_factory=list)
+    mcp: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.modules or self.openapi)
+        return bool(self.modules or self.openapi or self.mcp)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "modules": list(self.modules),
             "openapi": [
                 {"spec": s.spec, **({"base_url": s.base_url} if s.base_url else {})}
                 for s in self.openapi
             ],
         }
+        if self.mcp:
+            out["mcp"] = list(self.mcp)
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> ToolSources:
@@ -71,6 +88,7 @@ class ToolSources:
                 for o in data.get("openapi", [])
                 if isinstance(o, dict) and "spec" in o
             ],
+            mcp=[str(m) for m in data.get("mcp", [])],
         )
 
 
@@ -131,16 +149,52 @@ def load_sources(sources: ToolSources, base_dir: Path | None = None) -> ToolRegi
         for t in tools_from_module(ref, base):
             registry.register(t)
     for src in sources.openapi:
-        path = Path(src.spec) if Path(src.spec).is_absolute() else base / src.spec
+        spec: Path | dict[str, Any] = (
+            _fetch_spec(src.spec) if src.is_url
+            else Path(src.spec) if Path(src.spec).is_absolute() else base / src.spec
+        )
         base_url = src.base_url
         if base_url is None:
-            doc, _ = load_spec(path)
+            doc, _ = load_spec(spec)
             servers = [s.get("url", "") for s in doc.get("servers") or [] if isinstance(s, dict)]
             if not any(u.startswith(("http://", "https://")) for u in servers):
-                base_url = _PLACEHOLDER_BASE  # schemas only; calls would fail clearly
-        for t in openapi_tools(path, base_url):
+                # a fetched spec's server is where it came from; a file's is unknown: schemas
+                # only, and calls would fail clearly
+                base_url = _origin(src.spec) if src.is_url else _PLACEHOLDER_BASE
+        for t in openapi_tools(spec, base_url):
+            registry.register(t)
+    if sources.mcp:
+        from tether.tools.mcp._snapshot import mcp_tools_now
+
+        paths = [Path(m) if Path(m).is_absolute() else base / m for m in sources.mcp]
+        for t in mcp_tools_now(paths):
             registry.register(t)
     return registry
+
+
+def _fetch_spec(url: str) -> dict[str, Any]:
+    """An OpenAPI document served by a live service (JSON or YAML)."""
+    import httpx
+    import yaml
+
+    try:
+        response = httpx.get(url, timeout=30.0, follow_redirects=True)
+        response.raise_for_status()
+        doc = yaml.safe_load(response.text)
+    except httpx.HTTPError as e:
+        raise OpenAPIError(f"cannot fetch OpenAPI spec {url!r}: {e}") from None
+    except yaml.YAMLError as e:
+        raise OpenAPIError(f"OpenAPI spec at {url!r} is not valid JSON/YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise OpenAPIError(f"OpenAPI spec at {url!r} must be a mapping at the top level")
+    return doc
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _entry(t: Tool) -> dict[str, Any]:

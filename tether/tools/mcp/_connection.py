@@ -1,0 +1,253 @@
+"""One connection to one MCP server, kept by a supervisor task its owner started.
+
+The SDK's `Client` is an async context manager whose exit must run in the task that entered it
+(anyio cancel scopes). Tool calls come from whatever task runs the agent, so the connection is
+held open by one supervisor task, a child of the owner's task group (`MCPTools`): the owner's
+exit cancels it, which closes the session and ends a stdio server's process. No connection
+outlives its owner, and callers in any task only send requests over it.
+
+A server that died is reconnected on the next call (a stdio server is started again); one that
+cannot be reached makes the call fail with `MCPUnavailableError`, a message the model reads.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+import anyio
+from anyio.abc import TaskStatus
+
+from tether.tools._errors import ToolExecutionError
+from tether.tools.mcp._config import MCPServerConfig
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+_STDERR_TAIL = 400
+
+
+class MCPUnavailableError(ToolExecutionError):
+    """The MCP server cannot be reached: its tools are unavailable (the run goes on)."""
+
+    kind = "unavailable"
+
+    def __init__(self, tool: str, server: str, reason: str) -> None:
+        super().__init__(
+            tool,
+            f"{server} is unavailable, so tool {tool!r} cannot be called now ({reason}). "
+            "Nothing was sent to the server. Continue without this tool or report that it is "
+            "unavailable.",
+        )
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost useful message of an error (anyio wraps transport failures in groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        return describe(cause)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class MCPConnection:
+    """A server's session, opened and reopened by :meth:`supervise` (run it in a task group)."""
+
+    def __init__(self, config: MCPServerConfig, *, connect_timeout: float = 30.0) -> None:
+        self.config = config
+        self.connect_timeout = connect_timeout
+        self._client: Client | None = None
+        self._error: str | None = None
+        self._closed = False
+        self._requested = 0  # connection requests made by callers
+        self._answered = 0  # the last request a finished connection attempt answered
+        self._stderr_start = 0  # where this session's stderr begins in the log file
+        self._want = anyio.Event()  # a caller asks for a (re)connection
+        self._drop = anyio.Event()  # a caller saw the session break
+        self._changed = anyio.Event()
+        self._stderr: TextIO | None = None
+        self._stderr_path = ""
+
+    # -- the supervisor ---------------------------------------------------------------------
+
+    async def supervise(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                        ) -> None:
+        """Connect when asked, hold the session until it breaks or the owner leaves, repeat."""
+        task_status.started()
+        try:
+            while True:
+                await self._want.wait()
+                self._want = anyio.Event()
+                serving = self._requested
+                try:
+                    async with self._new_client() as client:
+                        self._connected(client, serving)
+                        await self._drop.wait()
+                except Exception as e:  # the session broke or never opened: say why, go on
+                    self._error = self._reason(e)
+                finally:
+                    self._client = None
+                    self._drop = anyio.Event()
+                    self._answer(serving)
+        finally:
+            self._closed = True
+            self._client = None
+            if self._stderr is not None:
+                self._stderr.close()
+                os.unlink(self._stderr_path)
+                self._stderr = None
+
+    def _connected(self, client: Client, serving: int) -> None:
+        self._client = client
+        self._error = None
+        self._answer(serving)
+
+    def _answer(self, serving: int) -> None:
+        self._answered = max(self._answered, serving)
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    @asynccontextmanager
+    async def _new_client(self) -> AsyncIterator[Client]:
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
+        cfg = self.config
+        if cfg.url is not None:
+            if not cfg.headers:
+                async with Client(cfg.url, read_timeout_seconds=cfg.timeout) as client:
+                    yield client
+                return
+            import httpx2  # the SDK's HTTP client
+
+            async with httpx2.AsyncClient(headers=cfg.headers) as http, Client(
+                streamable_http_client(cfg.url, http_client=http),
+                read_timeout_seconds=cfg.timeout,
+            ) as client:
+                yield client
+            return
+        if self._stderr is None:
+            # the server's stderr goes to a file: its last lines explain a crash to the model
+            fd, self._stderr_path = tempfile.mkstemp(prefix=f"tether-mcp-{cfg.name}-",
+                                                     suffix=".log")
+            self._stderr = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - supervise closes it
+        self._stderr.flush()
+        self._stderr_start = os.path.getsize(self._stderr_path)
+        params = StdioServerParameters(command=cfg.command[0], args=list(cfg.command[1:]),
+                                       env=cfg.env or None, cwd=cfg.cwd)
+        async with Client(stdio_client(params, errlog=self._stderr),
+                          read_timeout_seconds=cfg.timeout) as client:
+            yield client
+
+    def _reason(self, exc: BaseException) -> str:
+        reason = describe(exc)
+        tail = self.stderr_tail()
+        return f"{reason}; its stderr ends with: {tail}" if tail else reason
+
+    def stderr_tail(self) -> str:
+        """The last lines a stdio server wrote to stderr (why it died, often)."""
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.flush()
+            with open(self._stderr_path, "rb") as fh:
+                fh.seek(self._stderr_start)
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        lines = (" ".join(line.split()) for line in text.strip().splitlines())
+        return " | ".join(line for line in lines if line)[-_STDERR_TAIL:]
+
+    # -- callers ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def error(self) -> str | None:
+        """Why the last connection attempt failed or the session broke (``None``: it did not)."""
+        return self._error
+
+    async def client(self, tool: str = "*") -> Client:
+        """The live session, connecting (again) first if there is none.
+
+        Raises :class:`MCPUnavailableError` (for ``tool``) when the server cannot be reached.
+        """
+        if self._client is not None:
+            return self._client
+        if self._closed:
+            raise MCPUnavailableError(tool, self.config.label,
+                                      "its connection was closed with its owner")
+        self._requested += 1
+        mine = self._requested
+        self._want.set()
+        with anyio.move_on_after(self.connect_timeout):
+            while self._answered < mine and self._client is None:
+                await self._changed.wait()
+        if self._client is None:
+            reason = self._error or f"no connection within {self.connect_timeout:g}s"
+            raise MCPUnavailableError(tool, self.config.label, reason)
+        return self._client
+
+    def broken(self, client: Client) -> None:
+        """A call found the session ``client`` broken: drop it; the next call reconnects."""
+        if self._client is client:
+            self._client = None
+            self._drop.set()
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
+        """``tools/call`` on the live session; a transport failure drops the session and raises
+        :class:`ToolExecutionError` saying the call may or may not have run."""
+        from mcp import MCPError
+
+        client = await self.client(tool)
+        try:
+            return await client.call_tool(tool, arguments,
+                                          read_timeout_seconds=self.config.timeout)
+        except MCPError as e:
+            if _connection_lost(e):
+                return self._lost(client, tool, e)
+            raise ToolExecutionError(
+                tool, f"{self.config.label} refused the call to {tool!r}: {e}") from None
+        except TimeoutError:
+            raise ToolExecutionError(
+                tool, f"{self.config.label} did not answer the call to {tool!r} within "
+                f"{self.config.timeout:g}s (it may still be running)") from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
+                OSError) as e:
+            return self._lost(client, tool, e)
+        except Exception as e:
+            if _is_transport_error(e):
+                return self._lost(client, tool, e)
+            raise
+
+    def _lost(self, client: Client, tool: str, exc: BaseException) -> Any:
+        self.broken(client)
+        raise ToolExecutionError(
+            tool,
+            f"{self.config.label} went away during the call to {tool!r} "
+            f"({describe(exc)}); the call may or may not have taken effect. "
+            "Its tools reconnect on the next call.",
+        ) from None
+
+
+def _connection_lost(exc: Exception) -> bool:
+    from mcp_types import CONNECTION_CLOSED
+
+    return getattr(exc, "code", None) == CONNECTION_CLOSED
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import httpx2
+
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return isinstance(exc, httpx2.TransportError | anyio.ClosedResourceError |
+                      anyio.BrokenResourceError | anyio.EndOfStream)

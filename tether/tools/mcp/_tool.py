@@ -1,0 +1,146 @@
+"""`MCPTool`: one tool of an MCP server as a Tether `Tool`.
+
+It is a tool like any other, so `ctx.tool` journals each call as one `tool:` step (replay hands
+the recorded result back and never calls the server again), and the guards judge it on its
+name, arguments and side-effect class. The class comes from the server's annotations, which the
+spec calls hints: `readOnlyHint` means `read`; `destructiveHint: false` means `write`; anything
+else, no annotations at all included, is `destructive` (the spec's own default), so a server
+that says nothing gets the most cautious treatment. The operator's `side_effects` override wins.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from tether.tools._base import Tool, coerce_arguments
+from tether.tools._errors import (
+    FieldError,
+    ToolArgumentError,
+    ToolDefinitionError,
+    ToolExecutionError,
+)
+from tether.tools.mcp._config import MCPServerConfig
+
+if TYPE_CHECKING:
+    import mcp_types
+
+    from tether.tools.mcp._connection import MCPConnection
+
+_BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def classify(annotations: mcp_types.ToolAnnotations | None, *, trusted: bool = True
+             ) -> tuple[str, bool]:
+    """(side effect, idempotent) from a tool's annotations (see the module docstring)."""
+    if annotations is None or not trusted:
+        return "destructive", False
+    if annotations.read_only_hint is True:
+        return "read", True
+    idempotent = annotations.idempotent_hint is True
+    if annotations.destructive_hint is False:
+        return "write", idempotent
+    return "destructive", idempotent
+
+
+def local_name(config: MCPServerConfig, remote: str) -> str:
+    """The registry name of a server's tool: its prefix plus the name, made provider-safe."""
+    name = config.prefix + _BAD_NAME_CHARS.sub("_", remote)
+    return name[:64]
+
+
+class MCPTool(Tool):
+    """A tool called with ``tools/call`` on a live MCP server connection."""
+
+    def __init__(self, connection: MCPConnection, remote: mcp_types.Tool, *,
+                 server_version: str | None = None) -> None:
+        config = connection.config
+        side_effect, idempotent = classify(remote.annotations, trusted=config.trust_annotations)
+        if remote.name in config.side_effects:
+            side_effect = config.side_effects[remote.name]
+            idempotent = idempotent and side_effect != "destructive"
+        schema = dict(remote.input_schema) if isinstance(remote.input_schema, dict) else (
+            remote.input_schema.model_dump(mode="json", by_alias=True, exclude_none=True))
+        schema.setdefault("type", "object")
+        try:
+            validator_cls = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator)
+            validator_cls.check_schema(schema)
+        except jsonschema.SchemaError as e:
+            raise ToolDefinitionError(
+                f"{config.label}: tool {remote.name!r} has an invalid input schema: {e.message}"
+            ) from None
+        super().__init__(
+            name=local_name(config, remote.name),
+            version=server_version or "0",
+            description=remote.description or remote.title or "",
+            side_effect=side_effect,
+            idempotent=idempotent,
+            timeout=config.timeout + 5.0,  # the session's own bound answers first, clearer
+            retries=0,  # a lost call may have run: never silently twice
+            parameters=schema,
+            accepts_idempotency_key=False,
+            source=f"mcp:{config.name}#{remote.name}",
+        )
+        self.kind = "mcp"
+        self.connection = connection
+        self.server = config.name
+        self.remote_name = remote.name
+        hints = remote.annotations
+        # the open world is the spec's default; only a trusted `openWorldHint: false` closes it,
+        # and an open-world tool's URL arguments go through the egress policy
+        self.network = not (config.trust_annotations and hints is not None
+                            and hints.open_world_hint is False)
+        self.tags = frozenset({config.name, side_effect, *config.tags,
+                               *config.tool_tags.get(remote.name, ()),
+                               *(["idempotent"] if idempotent else [])})
+        self._validator = validator_cls(schema)
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        data = coerce_arguments(self.name, arguments)
+        errors: list[FieldError] = []
+        for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
+            path = ".".join(str(p) for p in err.absolute_path)
+            if err.validator == "required" and isinstance(err.instance, dict):
+                errors.extend(FieldError(".".join(filter(None, [path, f])), "Field required")
+                              for f in err.validator_value if f not in err.instance)
+            else:
+                errors.append(FieldError(path, err.message, err.instance))
+        if errors:
+            raise ToolArgumentError(self.name, errors)
+        return data
+
+    async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
+        result = await self.connection.call(self.remote_name, arguments)
+        if result.is_error:
+            raise ToolExecutionError(
+                self.name, f"tool {self.remote_name!r} of {self.connection.config.label} "
+                f"reported an error: {_text(result.content) or '(no message)'}")
+        if result.structured_content is not None:
+            return result.structured_content
+        return _content(result.content)
+
+
+def _content(blocks: list[Any]) -> Any:
+    """A result's content blocks as JSON: one text is a string, binary data is described."""
+    out: list[Any] = []
+    for b in blocks:
+        kind = getattr(b, "type", None)
+        if kind == "text":
+            out.append(b.text)
+        elif kind in ("image", "audio"):
+            out.append({"type": kind, "mimeType": b.mime_type,
+                        "note": f"{len(b.data) * 3 // 4} bytes of {kind} data not shown"})
+        elif kind == "resource" and hasattr(b.resource, "text"):
+            out.append({"type": "resource", "uri": str(b.resource.uri), "text": b.resource.text})
+        else:
+            out.append(b.model_dump(mode="json", by_alias=True, exclude_none=True))
+    if len(out) == 1:
+        return out[0]
+    return out
+
+
+def _text(blocks: list[Any]) -> str:
+    return "\n".join(b.text for b in blocks if getattr(b, "type", None) == "text").strip()

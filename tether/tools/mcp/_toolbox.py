@@ -1,0 +1,133 @@
+"""`MCPTools`: the owner of MCP connections and the tools they bring.
+
+    async with MCPTools([MCPServerConfig.stdio("time", "mcp-server-time")]) as mcp:
+        tools = mcp.registry(tags=["read"])     # only what the task needs, before the model sees
+        await react(ctx, goal, model=model, tools=tools)
+
+Entering connects to every server and lists its tools; leaving closes every session and ends
+every stdio server's process (the connections are children of this block, never older than
+it). A server that cannot be reached on entry is an error naming it, unless ``required=False``:
+its tools are then missing and :attr:`MCPTools.unavailable` says why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+
+from tether.tools._errors import ToolDefinitionError
+from tether.tools._registry import ToolRegistry
+from tether.tools.mcp._config import MCPConfigError, MCPServerConfig
+from tether.tools.mcp._connection import MCPConnection, MCPUnavailableError
+from tether.tools.mcp._tool import MCPTool, local_name
+
+
+class MCPTools:
+    """Connections to MCP servers and their tools (an async context manager)."""
+
+    def __init__(self, servers: Iterable[MCPServerConfig], *, required: bool = True,
+                 connect_timeout: float = 30.0) -> None:
+        self.servers = list(servers)
+        names = [s.name for s in self.servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise MCPConfigError(f"MCP server name(s) used twice: {', '.join(dupes)}")
+        self.required = required
+        self.connections = {s.name: MCPConnection(s, connect_timeout=connect_timeout)
+                            for s in self.servers}
+        self.tools: list[MCPTool] = []
+        #: server name -> why it could not be reached on entry
+        self.unavailable: dict[str, str] = {}
+        #: ``server#tool`` -> why the tool was left out (an invalid schema, a name clash)
+        self.skipped: dict[str, str] = {}
+        self._stack: AsyncExitStack | None = None
+
+    async def __aenter__(self) -> MCPTools:
+        if self._stack is not None:
+            raise RuntimeError("MCPTools is already open; use one `async with` per instance")
+        async with AsyncExitStack() as stack:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # leaving closes every connection
+            for conn in self.connections.values():
+                await tg.start(conn.supervise)
+            failures = [f for conn in self.connections.values() if (f := await self._load(conn))]
+            if not failures:
+                self._stack = stack.pop_all()
+        if failures:  # raised outside the task group, so not wrapped in an exception group
+            raise MCPConfigError("; ".join(failures))
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            # the block's own exception is not handed to the task group: it would come back
+            # wrapped in an exception group; it propagates as it is once the connections closed
+            await stack.aclose()
+
+    async def _load(self, conn: MCPConnection) -> str | None:
+        """List the server's tools into :attr:`tools`; return why it failed when required."""
+        cfg = conn.config
+        try:
+            client = await conn.client()
+            listed = await _list_all(client)
+        except MCPUnavailableError as e:
+            if self.required:
+                return (f"{cfg.label} cannot be reached: {conn.error or e}. Check its command "
+                        "or URL (pass required=False to go on without it)")
+            self.unavailable[cfg.name] = conn.error or str(e)
+            return None
+        version = (client.server_info.version if client.server_info else None) or None
+        taken = {t.name for t in self.tools}
+        for remote in listed:
+            if not cfg.wants(remote.name):
+                continue
+            key = f"{cfg.name}#{remote.name}"
+            name = local_name(cfg, remote.name)
+            if name in taken:
+                self.skipped[key] = (f"another server's tool is already named {name!r}; give "
+                                     f"server {cfg.name!r} a `prefix`")
+                continue
+            try:
+                tool = MCPTool(conn, remote, server_version=version)
+            except ToolDefinitionError as e:
+                self.skipped[key] = str(e)
+                continue
+            taken.add(name)
+            self.tools.append(tool)
+        return None
+
+    def select(self, names: Sequence[str] | None = None, tags: Sequence[str] | None = None
+               ) -> list[MCPTool]:
+        """The tools whose name matches one of ``names`` (globs) and that carry one of ``tags``
+        (the server's name, its side-effect class, ``idempotent``, configured tags)."""
+        chosen = self.tools
+        if names is not None:
+            chosen = [t for t in chosen if any(fnmatch.fnmatchcase(t.name, g) for g in names)]
+        if tags is not None:
+            chosen = [t for t in chosen if t.tags & set(tags)]
+        return chosen
+
+    def registry(self, names: Sequence[str] | None = None, tags: Sequence[str] | None = None,
+                 *, into: ToolRegistry | None = None) -> ToolRegistry:
+        """A registry (new, or ``into``) with the selected tools (see :meth:`select`)."""
+        registry = into if into is not None else ToolRegistry()
+        for t in self.select(names, tags):
+            registry.register(t)
+        return registry
+
+
+async def _list_all(client: Any) -> list[Any]:
+    """Every page of ``tools/list`` (a server may paginate)."""
+    tools: list[Any] = []
+    cursor: str | None = None
+    for _ in range(1000):
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
