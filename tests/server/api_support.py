@@ -191,6 +191,7 @@ class Api:
 
     def __init__(self, client: Any, keys: dict[str, str]) -> None:
         self.client, self.keys = client, keys
+        self.app: Any = None
 
     def as_(self, label: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[label]}"}
@@ -228,5 +229,8 @@ def running(tmp: Path, **kwargs: Any) -> Iterator[Api]:
     db = tmp / "tether.db"
     keys = make_keys(db)
     kwargs.setdefault("signing_keys", write_signing_keys(tmp / "signing-keys"))
-    with TestClient(create_app(config(db, **kwargs))) as client:
-        yield Api(client, keys)
+    app = create_app(config(db, **kwargs))
+    with TestClient(app) as client:
+        api = Api(client, keys)
+        api.app = app
+        yield api

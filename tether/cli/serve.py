@@ -1,0 +1,142 @@
+"""`tether serve` and `tether keys create|list|revoke`: the REST API and who may call it.
+
+FastAPI, uvicorn and the server package are imported inside the commands, so `tether --help`
+does not pay for them (and the CLI works without the `server` extra installed).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tether.cli._common import DB_OPTION, console, fail
+
+keys_app = typer.Typer(help="API keys of `tether serve`: one per caller, per tenant, with a "
+                       "role.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps the "
+                                      "server private to this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8400,
+    agents: Annotated[str | None, typer.Option(
+        "--agents", envvar="TETHER_AGENTS",
+        help="YAML file: agent name -> module:function, or {ref, guards, description}. Only "
+        "these agents can be submitted.")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", help="NAME=module:function (repeatable), added to --agents.")] = None,
+    guards: Annotated[str | None, typer.Option(
+        "--guards", envvar="TETHER_GUARDS", help="MODULE:NAME of the deployment's Guards, for "
+        "agents that declare none.")] = None,
+    approvers: Annotated[str | None, typer.Option(
+        "--keys", envvar="TETHER_APPROVERS",
+        help="YAML file mapping approver ids to Ed25519 public keys.")] = None,
+    signing_keys: Annotated[str | None, typer.Option(
+        "--signing-keys", help="Directory of APPROVER.key private keys the server signs with "
+        "for an approver who sends an unsigned decision.")] = None,
+    tools_module: Annotated[list[str] | None, typer.Option(
+        "--tools-module", help="Module of @tool functions listed by GET /v1/tools "
+        "(repeatable).")] = None,
+    no_worker: Annotated[bool, typer.Option(
+        "--no-worker", help="Run no worker in the server: separate `tether worker` processes "
+        "on the same database execute the runs.")] = False,
+    max_body: Annotated[int, typer.Option("--max-body", help="Largest request body, in "
+                                          "bytes.")] = 1 << 20,
+    db: str = DB_OPTION,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json) with an embedded worker."""
+    import uvicorn
+
+    from tether.server.api import ServerConfig, create_app, load_agents_file
+    from tether.store import default_db_path
+
+    catalogue: dict[str, object] = {}
+    if agents:
+        try:
+            catalogue.update(load_agents_file(agents))
+        except ValueError as exc:
+            fail(str(exc), 2)
+    for item in agent or []:
+        name, sep, ref = item.partition("=")
+        if not sep or not name or not ref:
+            fail(f"--agent {item!r}: expected NAME=module:function", 2)
+        catalogue[name] = ref
+    if not catalogue:
+        fail("no agents to serve: pass --agents agents.yaml or --agent NAME=module:function", 2)
+    config = ServerConfig(db=db or default_db_path(), agents=catalogue,  # type: ignore[arg-type]
+                          guards=guards, approvers=approvers, signing_keys=signing_keys,
+                          tool_modules=list(tools_module or []),
+                          embedded_worker=not no_worker, max_body=max_body)
+    try:
+        app = create_app(config)
+    except Exception as exc:  # a deployment naming what cannot load does not start
+        fail(f"cannot start the server: {exc}", 2)
+    worker = "no worker (run `tether worker`)" if no_worker else "an embedded worker"
+    console.print(f"tether serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), "
+                  f"{len(catalogue)} agent(s), {worker}, database {config.db}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key acts in.")],
+    role: Annotated[str, typer.Option("--role", help="viewer | operator | approver | admin")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Who holds it (the audit log's actor; an approver's approver id).")]
+    = None,
+    db: str = DB_OPTION,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from tether.server.keys import ApiKeys, KeyRequestError
+
+    from ._common import open_tether
+
+    tether = open_tether(db)
+    try:
+        key, who = ApiKeys(tether.store).create(tenant, role, name)
+    except KeyRequestError as exc:
+        fail(str(exc), 2)
+    console.print(key, soft_wrap=True)
+    console.print(f"key {who.key_id}: tenant {who.tenant}, role {who.role.name}, name "
+                  f"{who.name} — shown once: store it now", style="dim", soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's keys.")]
+    = None,
+    db: str = DB_OPTION,
+) -> None:
+    """List API keys (never the keys themselves)."""
+    from tether.server.keys import ApiKeys
+
+    from ._common import open_tether
+
+    found = ApiKeys(open_tether(db, must_exist=True).store).list(tenant)
+    if not found:
+        console.print("no API keys")
+    for p in found:
+        state = "revoked" if p.revoked_at is not None else "active"
+        console.print(f"{p.key_id}  tenant={p.tenant}  role={p.role.name}  name={p.name}  "
+                      f"{state}", markup=False, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (`tether keys list`).")],
+    db: str = DB_OPTION,
+) -> None:
+    """Revoke an API key: it is refused from the next request on."""
+    from tether.server.keys import ApiKeys
+
+    from ._common import open_tether
+
+    if not ApiKeys(open_tether(db, must_exist=True).store).revoke(key_id):
+        fail(f"no active key with id {key_id!r}; list them with `tether keys list`")
+    console.print(f"key {key_id} revoked")
