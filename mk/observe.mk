@@ -32,3 +32,12 @@ phoenix: $(PHOENIX_STAMP)
 
 phoenix-stop:
 	$(BIN)/python -m tests.observe.phoenix_support stop
+
+# CPU per durable step with live OTLP export to Phoenix on vs off (benchmarks/bench_tracing.py);
+# writes benchmarks/results/tracing.md.
+BENCH_TARGETS += bench-tracing
+
+.PHONY: bench-tracing
+
+bench-tracing: setup phoenix
+	$(BIN)/python benchmarks/bench_tracing.py
