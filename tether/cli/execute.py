@@ -56,8 +56,9 @@ def run(
         console.print(run_id)
         return
     from .follow import drive_with_progress
+    from .trace import exporting
 
-    with handle_errors():
+    with handle_errors(), exporting(tether):
         record = asyncio.run(drive_with_progress(
             tether, run_id, stream=None if quiet else sys.stderr))
     print_timeline(record, tether.events(run_id))
@@ -106,7 +107,9 @@ def worker(
             await printer  # the last events of the runs it handed back or finished
         console.print(f"worker {w.owner} stopped after {w.executed} executions")
 
-    with handle_errors():
+    from .trace import exporting
+
+    with handle_errors(), exporting(tether):
         asyncio.run(serve())
 
 
@@ -127,6 +130,7 @@ def retry(
     A halted run can be retried too (after raising the limit that halted it); a cancelled,
     succeeded or live run cannot."""
     from .follow import drive_with_progress
+    from .trace import exporting
 
     limits = _budget(budget)
     tether = open_tether(db)
@@ -137,7 +141,7 @@ def retry(
         console.print(line, markup=False, soft_wrap=True)
     if detach:
         return
-    with handle_errors():
+    with handle_errors(), exporting(tether):
         record = asyncio.run(drive_with_progress(
             tether, full, stream=None if quiet else sys.stderr))
     print_timeline(record, tether.events(full))
