@@ -77,3 +77,23 @@ def test_bad_input_is_one_clear_line(scenario: tuple[Path, S.Scenario], tmp_path
     missing = tether("stats", db=tmp_path / "typo.db", check=False)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_the_json_fields_documented_are_the_fields_printed(
+        scenario: tuple[Path, S.Scenario]) -> None:
+    """docs/cli.md lists exactly the fields `tether stats --json` prints, per agent and tool."""
+    import re
+
+    db, _ = scenario
+    report = json.loads(tether("stats", "--json", db=db).stdout)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split("### `tether stats`", 1)[1].split("\n### ", 1)[0]
+    agent_table = section.split("Each AGENT has:", 1)[1].split("\n\n", 2)[1]
+    documented = {name for row in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", agent_table,
+                                             flags=re.M)
+                  for name in re.findall(r"`(\w+)`", row)}
+    assert set(report["agents"][0]) == documented
+    tool_text = " ".join(section.split("Each TOOL has", 1)[1].split("\n\n", 1)[0].split())
+    assert set(report["tools"][0]) == set(re.findall(r"`(\w+)`", tool_text))
+    top = section.split("`tether stats --json` prints", 1)[1].split("(fields", 1)[0]
+    assert set(report) | set(report["filters"]) <= set(re.findall(r'"(\w+)"', top))
