@@ -92,6 +92,14 @@ async def answer(ctx: Context, goal: str) -> dict[str, Any]:
     return await react(ctx, goal, model=SETUP["answer"], tools=registry)
 
 
+# for `tether run` in a process of its own (a fresh script per process)
+ONE_ANSWER = ScriptedModel(ANSWER_SCRIPT, name=MODEL)
+
+
+async def answer_once(ctx: Context, goal: str) -> dict[str, Any]:
+    return await react(ctx, goal, model=ONE_ANSWER, tools=registry)
+
+
 async def elsewhere(ctx: Context, goal: str) -> dict[str, Any]:
     return await react(ctx, goal, model=SETUP["elsewhere"], tools=registry)
 

@@ -70,8 +70,9 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if self.path == "/v1/metrics":
                 received.add(body, {k.lower(): v for k, v in self.headers.items()})
-            reply = pb.ExportMetricsServiceResponse().SerializeToString()
-            self.send_response(200 if self.path == "/v1/metrics" else 404)
+            # traces (the live span export shares the endpoint) are taken and not looked at
+            reply = b""  # an empty Export*ServiceResponse
+            self.send_response(200 if self.path in ("/v1/metrics", "/v1/traces") else 404)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
@@ -185,3 +186,19 @@ def test_nothing_configured_exports_nothing_and_imports_no_sdk(tmp_path: Any) ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_tether_run_exports_its_metrics(tmp_path: Any,
+                                        http_receiver: tuple[str, Received]) -> None:
+    """The command line: `tether run` with the OTEL_* environment sends the run's metrics
+    before it exits (spans go to the same collector; tests/observe/test_otel* cover them)."""
+    from tests.cli.cli_support import tether
+
+    endpoint, received = http_receiver
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "cli-agents"}
+    tether("run", "tests.observe.test_kpis_support:answer_once", "--input", '"six times seven?"',
+           "--quiet", db=tmp_path / "cli.db", env=env)
+    assert received.got.wait(10), "tether run sent no metrics"
+    usage = received.metrics()["gen_ai.client.token.usage"]
+    assert sorted((p.count, p.sum) for p in usage.histogram.data_points) == [(1, 5), (1, 500)]
+    assert received.service_names() == {"cli-agents"}

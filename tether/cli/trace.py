@@ -175,10 +175,16 @@ def live_export(tether: Any) -> LiveExport | None:
 @contextlib.contextmanager
 def exporting(tether: Any) -> Iterator[None]:
     """Live export around a command that executes runs; at the end, the last spans are sent
-    (waiting at most a couple of seconds for a collector)."""
+    (waiting at most a couple of seconds for a collector). Metrics too, when the environment
+    names a metrics collector (`tether.observe.metrics`: each run's metrics as it ends)."""
+    from tether.observe import export_metrics_live
+
     live = live_export(tether)
+    metrics = export_metrics_live(tether)
     try:
         yield
     finally:
+        if metrics is not None:
+            metrics.close()
         if live is not None:
             live.close()
