@@ -18,6 +18,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from tether.runtime import Tether
+    from tether.store import Store
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -63,6 +64,15 @@ def open_tether(db: str | None, *, must_exist: bool = False) -> Tether:
 
     with handle_errors():
         return Tether(db or default_db_path(), must_exist=must_exist)
+
+
+def open_reader(db: str | None) -> Store:
+    """The store alone, for commands that only list what is there (`tether runs`): they do not
+    pay for importing the runtime. The database must exist, as for `open_tether(must_exist=)`."""
+    from tether.store import open_store
+
+    with handle_errors():
+        return open_store(db, must_exist=True)
 
 
 def full_run_id(tether: Tether, given: str) -> str:

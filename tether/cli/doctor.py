@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ._common import console
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def _sandbox_table(report: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="sandbox backends", title_justify="left")
     for col in ("backend", "available", "smoke test", "limits enforced", "fix"):
         table.add_column(col, overflow="fold")

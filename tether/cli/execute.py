@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal as _signal
 import sys
 from typing import Any
 
@@ -55,6 +53,8 @@ def run(
     if detach:
         console.print(run_id)
         return
+    import asyncio
+
     from .follow import drive_with_progress
     from .trace import exporting
 
@@ -79,6 +79,9 @@ def worker(
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue)."""
+    import asyncio
+    import signal as _signal
+
     from tether.runtime import resolve_guards  # here: `tether --help` stays cheap
 
     tether = open_tether(db)
@@ -129,6 +132,8 @@ def retry(
 
     A halted run can be retried too (after raising the limit that halted it); a cancelled,
     succeeded or live run cannot."""
+    import asyncio
+
     from .follow import drive_with_progress
     from .trace import exporting
 

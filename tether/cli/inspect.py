@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ._common import DB_OPTION, RUN_ID_HELP, console, fail, full_run_id, handle_errors, open_tether
+from ._common import (
+    DB_OPTION,
+    RUN_ID_HELP,
+    console,
+    fail,
+    full_run_id,
+    handle_errors,
+    open_reader,
+    open_tether,
+)
 from ._render import print_timeline, run_dict, run_note, status_text, time_text
 
 if TYPE_CHECKING:
@@ -39,10 +48,10 @@ def runs(
 
     if status is not None and status not in ALL_STATUSES:
         fail(f"unknown status {status!r}; choose one of {', '.join(ALL_STATUSES)}", 2)
-    tether = open_tether(db, must_exist=True)
+    store = open_reader(db)
     with handle_errors():
-        records = tether.runs(status=status, tenant=tenant, limit=limit)
-        leases = tether.leases([r.id for r in records if r.status == "running"])
+        records = store.list_runs(status=status, tenant=tenant, limit=limit)
+        leases = store.leases([r.id for r in records if r.status == "running"])
     if flagged:
         records = [r for r in records if r.flags]
     if as_json:

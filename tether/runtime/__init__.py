@@ -1,6 +1,6 @@
 """The durable core: journal, run context, replay and workers."""
 
-from .client import Tether, new_run_id
+from .client import AmbiguousRunId, NoRunWithPrefix, Tether, new_run_id
 from .committer import GroupCommitter
 from .context import ChildHandle, Context
 from .errors import (
@@ -23,11 +23,13 @@ from .errors import (
 )
 from .interceptors import BaseInterceptor, Effect, Interceptor
 from .refs import agent_ref, guards_ref, resolve_agent, resolve_guards
+from .retry import RetryPlan, RunNotRetryable
 from .worker import Worker
 
 __all__ = [
     "ActivityError",
     "AgentNotFound",
+    "AmbiguousRunId",
     "BaseInterceptor",
     "ChildFailed",
     "ChildHandle",
@@ -38,12 +40,15 @@ __all__ = [
     "InDoubt",
     "Interceptor",
     "InvalidInput",
+    "NoRunWithPrefix",
     "NonDeterminismError",
     "NotInDoubt",
     "NotSerializable",
+    "RetryPlan",
     "RunFinished",
     "RunHalted",
     "RunNotFound",
+    "RunNotRetryable",
     "ShortCircuit",
     "SignalTimeout",
     "Suspend",
