@@ -202,3 +202,74 @@ def test_tether_run_exports_its_metrics(tmp_path: Any,
     usage = received.metrics()["gen_ai.client.token.usage"]
     assert sorted((p.count, p.sum) for p in usage.histogram.data_points) == [(1, 5), (1, 500)]
     assert received.service_names() == {"cli-agents"}
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_resumed_elsewhere_counts_each_call_once(
+        tmp_path: Any, http_receiver: tuple[str, Received]) -> None:
+    """Real `tether worker` processes with the OTEL_* environment: the first is SIGKILLed while
+    the run's tool call is in flight (one model call done), the second replays the journal and
+    finishes. Every model call of the journal is counted once, the replayed one included."""
+    import signal
+
+    from tests.cli.cli_support import ROOT
+    from tether.store import vocabulary as v
+
+    endpoint, received = http_receiver
+    db, gate = str(tmp_path / "crash.db"), tmp_path / "gate"
+    env = {**{k: val for k, val in os.environ.items() if not k.startswith("OTEL_")},
+           "TETHER_DB": db, "TETHER_TEST_GATE": str(gate), "PYTHONPATH": str(ROOT),
+           "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "300"}
+
+    def cli(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "tether", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    submit = cli("run", "tests.cli.agents_progress:gated_react", "--input", '"refund A-7"',
+                 "--guards", "tests.cli.agents_progress:GUARDS", "--detach")
+    run_id = submit.communicate(timeout=60)[0].strip()
+    t = Tether(db)
+    try:
+        first = cli("worker", "--lease-ttl", "2", "--poll", "0.1")
+        try:
+            _wait(lambda: any(e.kind == v.STEP_STARTED and e.name == "tool:lookup"
+                              for e in t.events(run_id)))
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        finally:
+            first.kill()
+        gate.touch()
+        second = cli("worker", "--lease-ttl", "2", "--poll", "0.1")
+        try:
+            _wait(lambda: t.get(run_id).status == "succeeded")
+            _wait(lambda: "tether.task.runs" in received.metrics())
+            second.send_signal(signal.SIGTERM)
+            second.communicate(timeout=30)
+        finally:
+            second.kill()
+        events = t.events(run_id)
+    finally:
+        t.close()
+    calls = [c for c in map(v.model_call, events) if c is not None]
+    assert len(calls) == 3 and any(e.kind == v.RUN_RESUMED for e in events)
+    metrics = received.metrics()
+    (usage,) = [p for p in metrics["gen_ai.client.token.usage"].histogram.data_points
+                if _attr(p, "gen_ai.token.type") == "input"]
+    assert (usage.count, usage.sum) == (3, sum(c.input_tokens for c in calls))
+    outcomes = {(_attr(p, "gen_ai.tool.name"), _attr(p, "tether.tool.outcome")): p.as_int
+                for p in metrics["tether.tool.calls"].sum.data_points}
+    # the killed worker's lookup was cut short and ran again: one call, not two
+    assert outcomes == {("lookup", "ok"): 1, ("delete_all", "refused"): 1}
+
+
+def _attr(point: Any, key: str) -> Any:
+    return next(a.value.string_value for a in point.attributes if a.key == key)
+
+
+def _wait(check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
