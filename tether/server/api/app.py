@@ -106,4 +106,21 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     for module in (runs, stream, approvals, info):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.max_body)
+    _describe_agents(app, sorted(state.catalogue))
     return app
+
+
+def _describe_agents(app: FastAPI, names: list[str]) -> None:
+    """The submit body's `agent` is one of the catalogue's names: say so in the OpenAPI
+    description, so clients (and generated tests) know them without asking."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            field = schema["components"]["schemas"]["SubmitIn"]["properties"]["agent"]
+            field["enum"] = names
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

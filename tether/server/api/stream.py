@@ -28,6 +28,16 @@ from .runs import own_run
 from .state import ServerState, state_of
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=COMMON)
+_EVENT = {  # one frame of the stream
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["event", "end"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The journal seq."},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "A timeline row (event), or {run_id, status} (end)."},
+        "retry": {"type": "integer"},
+    },
+}
 _KEEPALIVE_S = 15.0
 
 
@@ -68,7 +78,7 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
             responses={**NOT_FOUND, 200: {
                 "description": "Server-sent events: `event` frames (id = journal seq, data = "
                 "a timeline row), then one `end` frame when the run finished.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                "content": {"text/event-stream": {"schema": _EVENT}}}})
 async def stream_events(
     run_id: str, request: Request, who: Viewer,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
