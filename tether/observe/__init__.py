@@ -2,7 +2,8 @@
 
 One view, one renderer: the timeline (`timeline_rows`, `timeline_table`, and `event_line` for one
 event as it commits) is what `tether run`, `tether show` (and `--follow`), `tether worker -v` and
-the demo print, so a guard decision or a token count looks the same everywhere.
+the demo print, so a guard decision or a token count looks the same everywhere. Spans
+(`spans`, `otel`), metrics (`metrics`) and the agent KPIs (`kpis`) are read from the same journal.
 """
 
 from tether.observe._kpi_live import LiveMetrics, export_metrics_live
