@@ -41,3 +41,10 @@ BENCH_TARGETS += bench-tracing
 
 bench-tracing: setup phoenix
 	$(BIN)/python benchmarks/bench_tracing.py
+
+# docs/images/observability-*.png: a run's trace in Phoenix's UI and `tether trace`, taken with
+# Debian's headless chromium through Playwright (tests/observe/screenshots.py).
+.PHONY: observe-screenshots
+
+observe-screenshots: setup phoenix
+	$(BIN)/python -m tests.observe.screenshots
