@@ -85,7 +85,7 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path != "/v1/traces":
                 self.send_response(404)
@@ -122,7 +122,7 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Service(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the proto's name
+        def Export(self, request: Any, context: Any) -> Any:
             received.add(request)
             return trace_service_pb2.ExportTraceServiceResponse()
 

@@ -79,7 +79,7 @@ def test_sigkilled_worker_resumed_elsewhere_exports_one_whole_trace(tmp_path: Pa
             wait_until(lambda: t.get(run_id).status == "succeeded")
             received.wait_for(lambda s: any(x.name.startswith("invoke_agent") for x in s))
             second.send_signal(signal.SIGTERM)
-            out, err = second.communicate(timeout=30)
+            _, err = second.communicate(timeout=30)
         finally:
             second.kill()
         assert "warning" not in err.lower(), err

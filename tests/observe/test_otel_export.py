@@ -132,7 +132,7 @@ def test_a_bad_protocol_is_a_clear_error(db_path: str, monkeypatch: pytest.Monke
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-    with pytest.raises(ExportError, match="http/json.*'http/protobuf'.*'grpc'"):
+    with pytest.raises(ExportError, match=r"http/json.*'http/protobuf'.*'grpc'"):
         export_live(Tether(db_path))
 
 
@@ -172,5 +172,7 @@ def test_tether_run_with_a_dead_collector_succeeds_with_one_warning(tmp_path: Pa
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "succeeded" in out.stdout
-    lines = [s for s in out.stderr.splitlines() if s.strip()]
-    assert len(lines) == 1 and lines[0].startswith("tracing: "), out.stderr
+    # spans and metrics both fail to go out: one warning line says so, not one per signal
+    warned = [s for s in out.stderr.splitlines() if s.startswith(("tracing: ", "metrics: "))]
+    assert len(warned) == 1, out.stderr
+    assert not [s for s in out.stderr.splitlines() if "Traceback" in s or "retrying" in s]

@@ -177,14 +177,39 @@ def exporting(tether: Any) -> Iterator[None]:
     """Live export around a command that executes runs; at the end, the last spans are sent
     (waiting at most a couple of seconds for a collector). Metrics too, when the environment
     names a metrics collector (`tether.observe.metrics`: each run's metrics as it ends)."""
+    import logging
+    import threading
+
     from tether.observe import export_metrics_live
 
+    one = _OneExportWarning()
+    logging.getLogger("tether.observe").addFilter(one)
     live = live_export(tether)
     metrics = export_metrics_live(tether)
     try:
         yield
     finally:
-        if metrics is not None:
-            metrics.close()
-        if live is not None:
-            live.close()
+        # side by side: each waits at most its bound for a collector, the command not twice as
+        # long
+        closing = [threading.Thread(target=x.close) for x in (metrics, live) if x is not None]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
+        logging.getLogger("tether.observe").removeFilter(one)
+
+
+class _OneExportWarning:
+    """A dead collector costs one warning line per command, not one per signal (spans and
+    metrics go to the same collector): the first `tracing:`/`metrics:` warning is shown."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def filter(self, record: Any) -> bool:
+        if not str(record.getMessage()).startswith(("tracing:", "metrics:")):
+            return True
+        if self.shown:
+            return False
+        self.shown = True
+        return True

@@ -58,17 +58,19 @@ def _env(name: str) -> str:
     return os.environ.get(name, "").strip()
 
 
-def otlp_configured() -> bool:
-    """Whether the environment asks for trace export (an OTLP endpoint is set, the SDK is not
-    disabled and the traces exporter is not `none`)."""
-    if _env("OTEL_SDK_DISABLED").lower() == "true" or _env("OTEL_TRACES_EXPORTER") == "none":
+def otlp_configured(signal: str = "traces") -> bool:
+    """Whether the environment asks for export of `signal` (`traces`, `metrics`): an OTLP
+    endpoint is set, the SDK is not disabled and the signal's exporter is not `none`."""
+    if (_env("OTEL_SDK_DISABLED").lower() == "true"
+            or _env(f"OTEL_{signal.upper()}_EXPORTER") == "none"):
         return False
-    return bool(_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return bool(_env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+                or _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
-def otlp_protocol() -> str:
-    protocol = (_env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or _env("OTEL_EXPORTER_OTLP_PROTOCOL")
-                or "http/protobuf")
+def otlp_protocol(signal: str = "traces") -> str:
+    protocol = (_env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+                or _env("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
     if protocol not in ("http/protobuf", "grpc"):
         raise ExportError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; use 'http/protobuf' "
@@ -76,14 +78,15 @@ def otlp_protocol() -> str:
     return protocol
 
 
-def otlp_destination() -> str:
-    """Where spans go, as people configured it: the endpoint and the protocol."""
-    protocol = otlp_protocol()
-    signal = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if signal:
-        return f"{signal} ({protocol})"
+def otlp_destination(signal: str = "traces") -> str:
+    """Where `signal` goes, as people configured it: the endpoint and the protocol (the
+    exporters add `/v1/<signal>` to a plain HTTP endpoint themselves)."""
+    protocol = otlp_protocol(signal)
+    own = _env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if own:
+        return f"{own} ({protocol})"
     base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    where = base if protocol == "grpc" else base.rstrip("/") + "/v1/traces"
+    where = base if protocol == "grpc" else f"{base.rstrip('/')}/v1/{signal}"
     return f"{where} ({protocol})"
 
 
