@@ -8,6 +8,7 @@ only when opted in. The model is a ScriptedModel (a function of the conversation
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tether.agents import react
 from tether.models import ScriptedModel
 from tether.models.messages import ModelResponse, ToolCall, Usage
 from tether.models.scripted import ScriptedCall
-from tether.observe import export_run, run_spans
+from tether.observe import export_live, export_run, run_spans
 from tether.observe.spans import CONTENT_ENV, trace_id_of
 
 GUARDS = "tests.cli.agents_progress:GUARDS"
@@ -232,3 +233,29 @@ async def test_a_rejected_reply_is_a_failed_chat_span_before_its_retry(tether: T
     # the rejected proposal never ran: the lookup that did is the retry's call
     [tool] = by_name(exported(tether, run.id), "execute_tool lookup")
     assert (tool.attributes or {})["gen_ai.tool.call.id"] == "b"
+
+
+async def test_a_retried_run_has_one_agent_span_per_attempt(governed: Tether) -> None:
+    memory = InMemorySpanExporter()
+    run_id = governed.submit(agents_progress.gated_steps, 3, options={"budget": {"steps": 2}})
+    with export_live(governed, memory):
+        assert (await governed.drive(run_id)).status == "halted"
+        governed.retry(run_id, budget={"steps": 10})
+        assert (await governed.drive(run_id)).status == "succeeded"
+    live = memory.get_finished_spans()
+    assert Counter(s.context.span_id for s in live).most_common(1)[0][1] == 1
+    attempts = sorted(by_name(live, "invoke_agent gated_steps"), key=lambda s: s.start_time or 0)
+    assert [(a.attributes or {})["tether.run.status"] for a in attempts] == ["halted",
+                                                                            "succeeded"]
+    assert all(a.parent is None for a in attempts)  # siblings: the first was sent already
+    assert ["tether.run.retried" in [e.name for e in a.events] for a in attempts] == [False,
+                                                                                      True]
+    # each step hangs under the attempt that journaled it; the replayed ones are not repeated
+    under = Counter(parent_of(s) for s in live if s.name.startswith("tether.step"))
+    assert under[attempts[0].context.span_id] == 2  # first, gated (then the budget halted it)
+    assert under[attempts[1].context.span_id] == 3  # after0..after2 ran in the second attempt
+    assert ids_of(live) == ids_of(exported(governed, run_id))
+
+
+def ids_of(spans: Any) -> list[tuple[int, str]]:
+    return sorted((s.context.span_id, s.name) for s in spans)
