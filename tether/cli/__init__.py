@@ -79,7 +79,7 @@ def _root(
     """Durable, sandboxed, governed runtime for LLM agents."""
 
 
-_AREAS = ("sandbox", "tools", "guards", "doctor", "serve", "stats", "trace")
+_AREAS = ("sandbox", "tools", "guards", "doctor", "mcp", "serve", "stats", "trace")
 
 _register_core(app)
 for _area in _AREAS:

@@ -1,0 +1,137 @@
+"""`tether mcp serve`: a tool registry and agents over the Model Context Protocol.
+
+The server, the SDK and uvicorn are imported inside the command, so registering it costs
+`tether --help` nothing. Over stdio, stdout carries the protocol only: messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tether.cli._common import DB_OPTION, err_console, fail
+
+if TYPE_CHECKING:
+    from tether.guards import Guards
+    from tether.server.mcp import TetherMCPServer
+    from tether.tools import ToolRegistry
+
+mcp_app = typer.Typer(help="Serve Tether's tools and agents over MCP.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("serve")
+def serve(
+    tools: Annotated[str, typer.Option(
+        "--tools", help="MODULE:REGISTRY (or MODULE, or FILE.py): the ToolRegistry to serve.")],
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", help="Policy YAML: denied tools are not listed and calls to them are "
+        "refused; approvals wait durably.")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", envvar="TETHER_APPROVERS",
+        help="YAML file mapping approver ids to Ed25519 public keys (with --policy).")] = None,
+    guards: Annotated[str | None, typer.Option(
+        "--guards", help="MODULE:NAME of a Guards object, instead of --policy (recorded with "
+        "every run: any worker enforces it).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", help="NAME=MODULE:FUNCTION: expose an agent as a tool whose calls may be "
+        "MCP tasks (durable runs). Repeatable.")] = None,
+    stdio: Annotated[bool, typer.Option("--stdio", help="Serve over stdin/stdout (default).")
+                     ] = False,
+    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp.")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (--http).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (--http).")] = 8000,
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant of the runs the server "
+                                        "creates.")] = "mcp",
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", help="Seconds before another worker may take over a run of a server "
+        "that died.")] = 30.0,
+    db: str = DB_OPTION,
+) -> None:
+    """Serve the tools of a ToolRegistry (and agents, as durable tasks) over MCP.
+
+    Every call is a run in TETHER_DB: `tether show RUN` shows the policy decision and the result.
+    """
+    import asyncio
+
+    if stdio and http:
+        fail("choose one transport: --stdio or --http", 2)
+    if policy is not None and guards is not None:
+        fail("give either --policy (with --keys) or --guards MODULE:NAME, not both", 2)
+    server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl)
+    served = len(server.registry) + len(server.agents)
+    if http:
+        def ready(bound: int) -> None:
+            where = getattr(server.tether.store, "path", "")
+            err_console.print(f"tether mcp: {served} tools at http://{host}:{bound}/mcp "
+                              f"(database {where})", markup=False)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(server.serve_http(host, port, ready=ready))
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve_stdio())
+
+
+def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | None,
+           agents: list[str], db: str | None, tenant: str, lease_ttl: float
+           ) -> TetherMCPServer:
+    from tether.runtime import AgentNotFound, resolve_guards
+    from tether.server.mcp import AgentTool, TetherMCPServer
+    from tether.tools import ToolError, ToolRegistry, tools_from_module
+
+    try:
+        registry = ToolRegistry(tools_from_module(tools))
+    except (ToolError, ImportError, OSError) as exc:
+        fail(f"--tools {tools}: {exc}", 2)
+    governed: Guards | str | None = None
+    if policy is not None:
+        governed = _guards_from_policy(policy, keys, registry)
+    elif guards is not None:
+        try:
+            resolve_guards(guards)
+        except AgentNotFound as exc:
+            fail(f"--guards {guards}: {exc}", 2)
+        governed = guards
+    else:
+        err_console.print("tether mcp: no --policy: every tool of the registry is served "
+                          "(calls are still journaled)", markup=False)
+    exposed: dict[str, AgentTool] = {}
+    for spec in agents:
+        name, sep, ref = spec.partition("=")
+        if not sep or not name or ":" not in ref:
+            fail(f"--agent {spec!r}: expected NAME=MODULE:FUNCTION, e.g. "
+                 "research=myagents:research", 2)
+        exposed[name] = AgentTool(name, ref)
+    try:
+        return TetherMCPServer(registry, db=db, guards=governed, agents=exposed, tenant=tenant,
+                               registry_ref=tools if ":" in tools else None,
+                               lease_ttl=lease_ttl)
+    except (AgentNotFound, ValueError) as exc:
+        fail(str(exc), 2)
+
+
+def _guards_from_policy(policy: Path, keys: Path | None, registry: ToolRegistry) -> Guards:
+    from tether.guards import (
+        ApprovalError,
+        GuardConfig,
+        Guards,
+        PolicyLoadError,
+        load_key_registry,
+        load_policy,
+    )
+
+    try:
+        config = GuardConfig(policy=load_policy(policy))
+        if keys is not None:
+            config.approvers = load_key_registry(keys)
+    except (PolicyLoadError, ApprovalError) as exc:
+        fail(str(exc), 2)
+    return Guards(config, tools=registry)

@@ -1,0 +1,303 @@
+"""`TetherMCPServer`: a `ToolRegistry` and Tether agents served over MCP, on the SDK's `MCPServer`.
+
+The SDK's `MCPServer` (2.x; formerly `FastMCP`) does the protocol: transports, the handshake,
+prompts, resources and completions that fixtures or applications add with its own decorators
+(`server.sdk.prompt()`, `server.sdk.resource(...)`, `server.sdk.completion()`). Tether adds one
+middleware — the SDK's public seam around every request — that owns what must be governed and
+durable:
+
+* `tools/list`: the registry's tools and the exposed agents, minus what the policy denies
+  outright (`_listing`), plus tools registered on the SDK server, filtered the same way;
+* `tools/call` of a registry tool or an agent: a Tether run (`_agent`: one `tool:` step through
+  the guards; an agent: the agent itself) in `TETHER_DB`, executed by this process's worker.
+  A plain call waits for the run; a task-augmented call (`"task": {...}`) returns the task at
+  once, and `tasks/*` (`_tasks`) read the run;
+* resources for runs and artifacts (`_resources`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as types
+from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+
+from tether.guards import Guards, Policy, PolicySet, ToolInfo
+from tether.runtime import Tether, new_run_id, ops, resolve_agent, resolve_guards
+from tether.runtime.refs import check_agent
+from tether.server.mcp._agent import CALL_AGENT, SERVED
+from tether.server.mcp._listing import could_allow
+from tether.server.mcp._resources import RunResources
+from tether.server.mcp._results import MCP_OPTION, call_result, task_of
+from tether.server.mcp._tasks import Tasks, parse, task_wire
+from tether.server.mcp._worker import NotifyingWorker
+from tether.store import RunRecord
+from tether.tools import Tool, ToolRegistry
+
+#: what `initialize` advertises for tasks (2025-11-25): list, cancel, task-augmented tools/call
+TASKS_CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+
+DEFAULT_AGENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"goal": {"type": "string", "description": "What the agent should achieve."}},
+    "required": ["goal"],
+}
+
+
+@dataclass(frozen=True)
+class AgentTool:
+    """A Tether agent exposed as an MCP tool; each call is a durable run (a task if asked)."""
+
+    name: str
+    agent: str  # `module:function` or `path.py:function`: any worker can import it
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_AGENT_SCHEMA))
+    #: "optional": plain or task-augmented calls; "required": task-augmented only
+    task_support: str = "optional"
+
+
+class TetherMCPServer:
+    def __init__(
+        self,
+        tools: ToolRegistry | None = None,
+        *,
+        db: str | os.PathLike[str] | None = None,
+        guards: Guards | str | None = None,
+        agents: Mapping[str, AgentTool | str] | None = None,
+        name: str = "tether",
+        instructions: str | None = None,
+        tenant: str = "mcp",
+        registry_ref: str | None = None,
+        lease_ttl: float = 30.0,
+    ) -> None:
+        """`tools`: the registry to serve. `guards`: a `Guards` object (applies to the runs
+        this process executes) or a `module:NAME` reference (recorded with every run, so any
+        worker enforces it); without guards every registry tool is served and called directly,
+        still journaled. `registry_ref`: the `module:NAME` the registry came from, recorded with
+        each call so that another worker process can execute it too. `tenant`: the tenant of
+        every run this server creates (budgets, `tether runs --tenant`)."""
+        from tether import __version__
+
+        self.registry = tools if tools is not None else ToolRegistry()
+        self.registry_key = registry_ref or f"{name}:{id(self.registry):x}"
+        SERVED[self.registry_key] = self.registry
+        self._guards_ref = guards
+        self.guards: Guards | None = resolve_guards(guards) if isinstance(guards, str) else guards
+        if self.guards is not None and self.guards.tools is None:
+            self.guards.tools = self.registry
+        self.tenant = tenant
+        self.tether = Tether(db, guards=guards, lease_ttl=lease_ttl)
+        self.worker = NotifyingWorker(self.tether.store, guards=guards, lease_ttl=lease_ttl)
+        self.agents: dict[str, AgentTool] = {}
+        for agent_name, spec in (agents or {}).items():
+            self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
+        self.tasks = Tasks(self.tether, self.worker, tenant)
+        self.resources = RunResources(self.tether.store, tenant)
+        self.sdk: MCPServer[Any] = MCPServer(
+            name, version=__version__, instructions=instructions, middleware=[self._middleware])
+        self._routes: dict[str, Callable[[ServerRequestContext[Any, Any], CallNext],
+                                         Any]] = {
+            "initialize": self._initialize,
+            "tools/list": self._list_tools,
+            "tools/call": self._call_tool,
+            "tasks/get": lambda ctx, nxt: self.tasks.get(ctx.params),
+            "tasks/result": lambda ctx, nxt: self.tasks.result(ctx.params),
+            "tasks/cancel": lambda ctx, nxt: self.tasks.cancel(ctx.params),
+            "tasks/list": lambda ctx, nxt: self.tasks.list(ctx.params),
+            "resources/list": self._list_resources,
+            "resources/templates/list": self._list_templates,
+            "resources/read": self._read_resource,
+        }
+
+    # -- configuration ---------------------------------------------------------------------
+    def add_agent(self, agent: AgentTool) -> None:
+        """Expose `agent` as a tool; its reference is checked now (a worker must be able to
+        import it, and it must take an input), not at its first call."""
+        check_agent(resolve_agent(agent.agent), agent.agent, input_given=True)
+        if agent.name in self.registry or agent.name in self.agents:
+            raise ValueError(f"an MCP tool named {agent.name!r} is already served; give the "
+                             "agent another name")
+        if agent.task_support not in ("optional", "required"):
+            raise ValueError(f"agent {agent.name!r}: task_support must be 'optional' or "
+                             f"'required', not {agent.task_support!r}")
+        self.agents[agent.name] = agent
+
+    @property
+    def policy(self) -> Policy | PolicySet | None:
+        return None if self.guards is None else self.guards.config.policy
+
+    def listed(self, tool_name: str) -> bool:
+        """Whether clients see `tool_name` (without guards: every tool)."""
+        if self.guards is None:
+            return True
+        if tool_name in self.registry:
+            info = self.guards.gate.tool_info(tool_name, self.registry)
+        else:
+            info = ToolInfo(name=tool_name)  # an agent, or an SDK tool: side effect unknown
+        return could_allow(self.policy, info, granted=tool_name in self.agents)
+
+    # -- the middleware --------------------------------------------------------------------
+    async def _middleware(self, ctx: ServerRequestContext[Any, Any],
+                          call_next: CallNext) -> HandlerResult:
+        route = self._routes.get(ctx.method) if ctx.request_id is not None else None
+        if route is None:
+            return await call_next(ctx)
+        result: HandlerResult = await route(ctx, call_next)
+        return result
+
+    async def _initialize(self, ctx: ServerRequestContext[Any, Any],
+                          call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if isinstance(result, dict):
+            caps = dict(result.get("capabilities") or {})
+            caps.setdefault("tools", {"listChanged": False})
+            caps["tasks"] = TASKS_CAPABILITY
+            caps.setdefault("resources", {"subscribe": False, "listChanged": False})
+            result = {**result, "capabilities": caps}
+        return result
+
+    def _tool_entry(self, tool: Tool) -> dict[str, Any]:
+        hints: dict[str, Any] = {
+            "readOnlyHint": tool.side_effect == "read",
+            "destructiveHint": tool.side_effect == "destructive",
+            "idempotentHint": tool.idempotent,
+            "openWorldHint": bool(getattr(tool, "network", False)),
+        }
+        return {"name": tool.name, "description": tool.description,
+                "inputSchema": tool.parameters, "annotations": hints,
+                "execution": {"taskSupport": "optional"},
+                "_meta": {"tether/version": tool.version}}
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any, Any],
+                          call_next: CallNext) -> HandlerResult:
+        sdk = await call_next(ctx)
+        entries = [self._tool_entry(t) for t in self.registry.list() if self.listed(t.name)]
+        entries += [{"name": a.name, "description": a.description or f"Tether agent {a.agent}",
+                     "inputSchema": a.input_schema, "execution": {"taskSupport": a.task_support}}
+                    for a in self.agents.values() if self.listed(a.name)]
+        taken = {e["name"] for e in entries}
+        others = sdk.get("tools", []) if isinstance(sdk, dict) else []
+        entries += [t for t in others if t.get("name") not in taken and self.listed(t["name"])]
+        return {**(sdk if isinstance(sdk, dict) else {}), "tools": entries}
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
+                         call_next: CallNext) -> HandlerResult:
+        params = parse(types.CallToolRequestParams, ctx.params, "tools/call")
+        name = params.name
+        if name not in self.registry and name not in self.agents:
+            if not self.listed(name):
+                return _error_result(f"tool {name!r} is not available on this server")
+            if params.task is not None:
+                raise MCPError(INVALID_PARAMS, f"tool {name!r} does not support task-augmented "
+                               "calls (execution.taskSupport is forbidden)")
+            return await call_next(ctx)
+        agent = self.agents.get(name)
+        if agent is not None and agent.task_support == "required" and params.task is None:
+            raise MCPError(INVALID_PARAMS, f"tool {name!r} must be called as a task "
+                           "(execution.taskSupport is required): add \"task\": {} to the params")
+        run_id = await self.submit(name, params.arguments or {},
+                             task_ttl=(params.task.ttl if params.task else None),
+                             task=params.task is not None)
+        if params.task is not None:
+            return {"task": task_wire(task_of(self.tether.get(run_id)))}
+        run = await self.worker.settled(run_id)
+        return call_result(run)
+
+    async def submit(self, name: str, arguments: dict[str, Any], *, task: bool = False,
+                     task_ttl: int | None = None) -> str:
+        """Queue the run that performs one call of tool or agent `name`; returns its id.
+
+        Written through the worker's group committer, not `Tether.submit`: the insert's fsync
+        then happens off the event loop (other requests go on meanwhile) and concurrent calls
+        share one commit."""
+        mcp: dict[str, Any] = {"tool": name, "task": task}
+        if task_ttl is not None:
+            mcp["ttl"] = task_ttl
+        agent = self.agents.get(name)
+        if agent is not None:
+            ref, run_input, mcp["kind"] = agent.agent, arguments, "agent"
+        else:
+            ref, mcp["kind"] = CALL_AGENT, "tool"
+            run_input = {"registry": self.registry_key, "tool": name, "arguments": arguments}
+        options: dict[str, Any] = {MCP_OPTION: mcp}
+        if isinstance(self._guards_ref, str):
+            options["guards"] = self._guards_ref  # every worker that takes the run enforces it
+        run_id = new_run_id()
+        run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
+                        tenant=self.tenant, root_id=run_id, options=options)
+        await self.worker.committer.run(ops.create_run(run))
+        self.worker.kick()
+        return run_id
+
+    # -- resources -------------------------------------------------------------------------
+    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
+                              call_next: CallNext) -> HandlerResult:
+        sdk = await call_next(ctx)
+        base = sdk if isinstance(sdk, dict) else {}
+        return {**base, "resources": list(base.get("resources", [])) + self.resources.listing()}
+
+    async def _list_templates(self, ctx: ServerRequestContext[Any, Any],
+                              call_next: CallNext) -> HandlerResult:
+        sdk = await call_next(ctx)
+        base = sdk if isinstance(sdk, dict) else {}
+        return {**base, "resourceTemplates": list(base.get("resourceTemplates", []))
+                + self.resources.templates()}
+
+    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
+                             call_next: CallNext) -> HandlerResult:
+        uri = str((ctx.params or {}).get("uri", ""))
+        if not self.resources.owns(uri):
+            return await call_next(ctx)
+        return self.resources.read(uri)
+
+    # -- running ---------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[TetherMCPServer]:
+        """This process's worker, executing the server's runs (and resuming those a previous
+        process left: a restarted server finishes its tasks)."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.worker.serve(stop=stop), name="tether-mcp-worker")
+        try:
+            yield self
+        finally:
+            stop.set()
+            self.worker.kick()
+            await task
+
+    async def serve_stdio(self) -> None:
+        async with self.running():
+            await self.sdk.run_stdio_async()
+
+    async def serve_http(self, host: str = "127.0.0.1", port: int = 8000, *,
+                         path: str = "/mcp", ready: Callable[[int], None] | None = None) -> None:
+        """Streamable HTTP on `host:port` (port 0: any free port, passed to `ready`)."""
+        import uvicorn
+
+        app = self.sdk.streamable_http_app(streamable_http_path=path, host=host)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        async with self.running():
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.02)
+            if ready is not None and server.started:
+                ready(server.servers[0].sockets[0].getsockname()[1])
+            await serving
+
+    def close(self) -> None:
+        SERVED.pop(self.registry_key, None)
+        self.tether.close()
+
+
+def _error_result(text: str) -> dict[str, Any]:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                is_error=True).model_dump(by_alias=True, mode="json",
+                                                          exclude_none=True)
