@@ -1,0 +1,145 @@
+"""The official MCP conformance suite against Tether's server and Tether's client.
+
+`@modelcontextprotocol/conformance` (pinned in mk/mcp.mk) carries, per spec revision, a frozen
+*requirement set*: the server and client scenarios an implementation must pass to conform to
+it. The current revision is 2026-07-28 (the SDK's LATEST_PROTOCOL_VERSION: stateless, with
+per-request `_meta`); 2025-11-25 is the last revision with the initialize handshake, which most
+clients still speak. Both sets run, each at its own wire:
+
+* server: the suite is an MCP client of `TetherMCPServer` serving the catalogue of
+  tests/mcp/conformance_server.py over streamable HTTP on 127.0.0.1;
+* client: the suite starts one test server per scenario and runs
+  tests/mcp/conformance_client.py (Tether's MCP client) with its URL as the last argument.
+
+Every scenario of a set must pass. A scenario that does not pass yet is listed in
+`KNOWN_GAPS` with the reason; the test then asserts that it still fails, so a fix is noticed
+and the entry removed. `KNOWN_GAPS` empty is the goal (issue 16).
+"""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.mcp import node_tools
+from tests.mcp.conformance_run import Role, SuiteRun, required, run_suite
+
+REVISIONS = ("2026-07-28", "2025-11-25")
+
+#: (role, revision) -> {scenario: why it does not pass yet}
+KNOWN_GAPS: dict[tuple[Role, str], dict[str, str]] = {
+    ("server", revision): {
+        scenario: "a Tether tool's MCP content (image, audio, embedded resource) is answered as "
+                  "one JSON text item instead of those content items"
+        for scenario in ("tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
+                         "tools-call-mixed-content")
+    }
+    for revision in REVISIONS
+}
+
+
+def judge(run: SuiteRun) -> None:
+    """Every required scenario passes, except the known gaps, which must still fail."""
+    scored = required(run.role, run.revision)
+    gaps = KNOWN_GAPS.get((run.role, run.revision), {})
+    assert not set(gaps) - set(scored), (
+        f"KNOWN_GAPS names scenarios the {run.revision} {run.role} set does not require: "
+        f"{sorted(set(gaps) - set(scored))}")
+    failing = run.failing(scored)
+    unexpected = {name: why for name, why in failing.items() if name not in gaps}
+    fixed = sorted(name for name in gaps if name not in failing)
+    tail = run.output[-4000:]
+    assert not unexpected, (
+        f"{len(unexpected)} of {len(scored)} {run.revision} {run.role} scenarios fail:\n"
+        + "\n".join(f"  {name}: {why}" for name, why in sorted(unexpected.items()))
+        + f"\n--- suite output (tail) ---\n{tail}")
+    assert not fixed, (f"these {run.revision} {run.role} scenarios pass now: remove them from "
+                       f"KNOWN_GAPS: {fixed}")
+    if not gaps:  # the suite's own verdict must agree with ours
+        assert run.returncode == 0, f"the suite exited {run.returncode}:\n{tail}"
+
+
+def _wait_ready(proc: subprocess.Popen[str], log: Path, deadline: float) -> int:
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the conformance server exited with {proc.returncode}:\n"
+                        f"{log.read_text()[-3000:]}")
+        readable, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if readable:
+            line = proc.stdout.readline()
+            if line.startswith("ready "):
+                return int(line.split()[1])
+    pytest.fail(f"the conformance server did not come up in time:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tether's MCP server with the conformance catalogue, on a free port of 127.0.0.1."""
+    work = tmp_path_factory.mktemp("conformance-server")
+    log = work / "server.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.mcp.conformance_server", "--port", "0",
+             "--db", str(work / "tether.db")],
+            cwd=node_tools.ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            port = _wait_ready(proc, log, time.monotonic() + 90)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_server_passes_the_requirement_set(server_url: str, revision: str,
+                                           tmp_path: Path) -> None:
+    judge(run_suite("server", revision, server_url, tmp_path / "results"))
+
+
+class _AnswersEverything(BaseHTTPRequestHandler):
+    """Not an MCP server: 200 and an empty JSON object for any POST, whatever its Host."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_harness_sees_a_failing_scenario(tmp_path: Path) -> None:
+    """Negative control: a server that accepts a request for a foreign Host fails the suite's
+    dns-rebinding-protection scenario, and the harness reads that as a failure."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _AnswersEverything)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+        run = run_suite("server", "2026-07-28", url, tmp_path / "results",
+                        scenario="dns-rebinding-protection", timeout=120)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    outcome = run.outcomes.get("dns-rebinding-protection")
+    assert outcome is not None, f"no result recorded:\n{run.output[-3000:]}"
+    assert not outcome.ok
+    assert any("localhost-host-rebinding-rejected" in f for f in outcome.failed), outcome.failed
+    assert run.failing(["dns-rebinding-protection"])
+    assert run.returncode != 0
