@@ -11,7 +11,9 @@ from typing import Any
 
 import mcp_types as types
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
+from tether.server.mcp._session import MCP_RESULT
 from tether.store import RunRecord
 
 #: the `_meta` key relating a message to its task (MCP 2025-11-25, tasks)
@@ -32,30 +34,62 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def call_result(run: RunRecord) -> types.CallToolResult:
-    """A finished run as the answer to the `tools/call` that created it.
+def call_result(run: RunRecord) -> dict[str, Any]:
+    """A finished run as the answer (wire JSON) to the `tools/call` that created it.
 
     A tool-call run returns a `ToolResult` (a refusal by the policy is a failed one: the client
     reads why, as a model would); an agent run returns whatever its agent returned. A run that
     did not succeed is an error result naming its status and why, not a protocol error: the
-    call was valid, its execution was not."""
+    call was valid, its execution was not. A tool that returns MCP content blocks (an image, an
+    embedded resource...) is answered with those blocks; a tool of the SDK server
+    (`_session`) with the SDK's own answer."""
     meta = {RELATED_TASK: {"taskId": run.id}} if _is_task(run) else None
     if run.status != "succeeded":
         why = run.error or run.reason or "no reason recorded"
-        return types.CallToolResult(
+        return _wire(types.CallToolResult(
             content=[types.TextContent(type="text", text=f"run {run.id} {run.status}: {why}")],
-            is_error=True, _meta=meta)
+            is_error=True, _meta=meta))
     value = run.result
     if _is_tool_call(run) and isinstance(value, dict) and "ok" in value:
         if not value["ok"]:
             error = value.get("error") or {}
             text = f"ERROR ({error.get('type', 'error')}): {error.get('message', '')}"
-            return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                        is_error=True, _meta=meta)
+            return _wire(types.CallToolResult(
+                content=[types.TextContent(type="text", text=text)], is_error=True, _meta=meta))
         value = value.get("output")
+        if isinstance(value, dict) and isinstance(value.get(MCP_RESULT), dict):
+            answer = dict(value[MCP_RESULT])
+            if meta is not None:
+                answer["_meta"] = {**(answer.get("_meta") or {}), **meta}
+            return answer
+    blocks = content_blocks(value)
+    if blocks is not None:
+        return _wire(types.CallToolResult(content=blocks, is_error=False, _meta=meta))
     structured = value if isinstance(value, dict) else None
-    return types.CallToolResult(content=[types.TextContent(type="text", text=_text(value))],
-                                structured_content=structured, is_error=False, _meta=meta)
+    return _wire(types.CallToolResult(
+        content=[types.TextContent(type="text", text=_text(value))],
+        structured_content=structured, is_error=False, _meta=meta))
+
+
+_BLOCK_TYPES = frozenset({"text", "image", "audio", "resource", "resource_link"})
+_BLOCKS: TypeAdapter[list[types.ContentBlock]] = TypeAdapter(list[types.ContentBlock])
+
+
+def content_blocks(value: Any) -> list[types.ContentBlock] | None:
+    """`value` as MCP content blocks if that is what the tool returned (one block or a list;
+    the journal holds them as JSON), else None."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(i, dict) and i.get("type") in _BLOCK_TYPES
+                            for i in items):
+        return None
+    try:
+        return _BLOCKS.validate_python(items)
+    except ValidationError:
+        return None
+
+
+def _wire(result: types.CallToolResult) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 def _iso(ts: float) -> str:

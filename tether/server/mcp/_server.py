@@ -29,6 +29,7 @@ from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
+from pydantic import BaseModel
 
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
 from tether.runtime import Tether, new_run_id, ops, resolve_agent, resolve_guards
@@ -37,6 +38,7 @@ from tether.server.mcp._agent import CALL_AGENT, SERVED
 from tether.server.mcp._listing import could_allow
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
+from tether.server.mcp._session import LIVE, SessionTool
 from tether.server.mcp._tasks import Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
 from tether.store import RunRecord
@@ -89,6 +91,10 @@ class TetherMCPServer:
         self.registry = tools if tools is not None else ToolRegistry()
         self.registry_key = registry_ref or f"{name}:{id(self.registry):x}"
         SERVED[self.registry_key] = self.registry
+        # the SDK server's own tools, wrapped (`_session`); served by this process only
+        self.session_tools = ToolRegistry()
+        self.session_key = f"{name}:{id(self.session_tools):x}#sdk"
+        SERVED[self.session_key] = self.session_tools
         self._guards_ref = guards
         self.guards: Guards | None = resolve_guards(guards) if isinstance(guards, str) else guards
         if self.guards is not None and self.guards.tools is None:
@@ -140,6 +146,8 @@ class TetherMCPServer:
             return True
         if tool_name in self.registry:
             info = self.guards.gate.tool_info(tool_name, self.registry)
+        elif tool_name in self.session_tools:
+            info = self.guards.gate.tool_info(tool_name, self.session_tools)
         else:
             info = ToolInfo(name=tool_name)  # an agent, or an SDK tool: side effect unknown
         return could_allow(self.policy, info, granted=tool_name in self.agents)
@@ -171,7 +179,7 @@ class TetherMCPServer:
             "idempotentHint": tool.idempotent,
             "openWorldHint": bool(getattr(tool, "network", False)),
         }
-        return {"name": tool.name, "description": tool.description,
+        return {"name": tool.name, "description": tool.description or f"Tool {tool.name}.",
                 "inputSchema": tool.parameters, "annotations": hints,
                 "execution": {"taskSupport": "optional"},
                 "_meta": {"tether/version": tool.version}}
@@ -183,22 +191,37 @@ class TetherMCPServer:
         entries += [{"name": a.name, "description": a.description or f"Tether agent {a.agent}",
                      "inputSchema": a.input_schema, "execution": {"taskSupport": a.task_support}}
                     for a in self.agents.values() if self.listed(a.name)]
-        taken = {e["name"] for e in entries}
-        others = sdk.get("tools", []) if isinstance(sdk, dict) else []
-        entries += [t for t in others if t.get("name") not in taken and self.listed(t["name"])]
+        others = self._sync_session_tools(sdk.get("tools", []) if isinstance(sdk, dict) else [])
+        entries += [t for t in others if self.listed(t["name"])]
         return {**(sdk if isinstance(sdk, dict) else {}), "tools": entries}
+
+    def _sync_session_tools(self, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Wrap the SDK server's tools (those not shadowed by a registry tool or an agent) as
+        `SessionTool`s; returns their listing entries."""
+        kept = [t for t in listing if isinstance(t, dict) and t.get("name") not in self.registry
+                and t.get("name") not in self.agents]
+        for entry in kept:
+            self.session_tools.register(SessionTool(entry), replace=True)
+        return kept
+
+    async def _session_tool(self, name: str) -> bool:
+        if name not in self.session_tools:
+            listing = [t.model_dump(by_alias=True, mode="json", exclude_none=True)
+                       for t in await self.sdk.list_tools()]
+            self._sync_session_tools(listing)
+        return name in self.session_tools
 
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
                          call_next: CallNext) -> HandlerResult:
         params = parse(types.CallToolRequestParams, ctx.params, "tools/call")
         name = params.name
         if name not in self.registry and name not in self.agents:
-            if not self.listed(name):
-                return _error_result(f"tool {name!r} is not available on this server")
+            if not await self._session_tool(name):
+                return await call_next(ctx)  # the SDK answers an unknown tool
             if params.task is not None:
                 raise MCPError(INVALID_PARAMS, f"tool {name!r} does not support task-augmented "
                                "calls (execution.taskSupport is forbidden)")
-            return await call_next(ctx)
+            return await self._call_session_tool(ctx, call_next, name, params.arguments or {})
         agent = self.agents.get(name)
         if agent is not None and agent.task_support == "required" and params.task is None:
             raise MCPError(INVALID_PARAMS, f"tool {name!r} must be called as a task "
@@ -211,8 +234,27 @@ class TetherMCPServer:
         run = await self.worker.settled(run_id)
         return call_result(run)
 
+    async def _call_session_tool(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext,
+                                 name: str, arguments: dict[str, Any]) -> HandlerResult:
+        """A run whose one tool step calls the SDK's handler with this very request."""
+        run_id = new_run_id()
+
+        async def perform() -> dict[str, Any]:
+            answer = await call_next(ctx)
+            if isinstance(answer, BaseModel):
+                return answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+            return dict(answer or {})
+
+        LIVE[run_id] = perform
+        try:
+            await self.submit(name, arguments, run_id=run_id)
+            run = await self.worker.settled(run_id)
+        finally:
+            LIVE.pop(run_id, None)
+        return call_result(run)
+
     async def submit(self, name: str, arguments: dict[str, Any], *, task: bool = False,
-                     task_ttl: int | None = None) -> str:
+                     task_ttl: int | None = None, run_id: str | None = None) -> str:
         """Queue the run that performs one call of tool or agent `name`; returns its id.
 
         Written through the worker's group committer, not `Tether.submit`: the insert's fsync
@@ -226,11 +268,12 @@ class TetherMCPServer:
             ref, run_input, mcp["kind"] = agent.agent, arguments, "agent"
         else:
             ref, mcp["kind"] = CALL_AGENT, "tool"
-            run_input = {"registry": self.registry_key, "tool": name, "arguments": arguments}
+            key = self.registry_key if name in self.registry else self.session_key
+            run_input = {"registry": key, "tool": name, "arguments": arguments}
         options: dict[str, Any] = {MCP_OPTION: mcp}
         if isinstance(self._guards_ref, str):
             options["guards"] = self._guards_ref  # every worker that takes the run enforces it
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
                         tenant=self.tenant, root_id=run_id, options=options)
         await self.worker.committer.run(ops.create_run(run))
@@ -294,10 +337,6 @@ class TetherMCPServer:
 
     def close(self) -> None:
         SERVED.pop(self.registry_key, None)
+        SERVED.pop(self.session_key, None)
         self.tether.close()
 
-
-def _error_result(text: str) -> dict[str, Any]:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                is_error=True).model_dump(by_alias=True, mode="json",
-                                                          exclude_none=True)

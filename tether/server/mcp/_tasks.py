@@ -80,7 +80,7 @@ class Tasks:
         p = parse(TaskIdParams, params, "tasks/result")
         self.run(p.task_id)
         run = await self.worker.settled(p.task_id)
-        return call_result(run).model_dump(by_alias=True, mode="json", exclude_none=True)
+        return call_result(run)
 
     async def cancel(self, params: Any) -> dict[str, Any]:
         p = parse(TaskIdParams, params, "tasks/cancel")
