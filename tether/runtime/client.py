@@ -158,18 +158,31 @@ class Tether:
         timed out, a server restarted in between) gets the first run's id and queues nothing.
         Returns (run id, created now). The same key with another agent, input or options
         raises `IdempotencyConflict`."""
-        run_id = idempotent_run_id(tenant, key)
-        run = self._new_run(agent, input, tenant, run_id, kwargs.get("options"),
-                            kwargs.get("max_depth"), kwargs.get("spec_version"),
-                            kwargs.get("guards"))
-        request = hashlib.sha256(orjson.dumps(  # key order does not make another request
-            [run.agent, run.input, run.options],
-            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
-        run.options["idempotency"] = {"key": key, "request": request}
-        created = bool(self.store.write(_create_once(run, request)))
+        run, op = self.prepare(agent, input, tenant=tenant, idempotency_key=key, **kwargs)
+        created = bool(self.store.write(op))
         if created:
             self._kick()
         return run.id, created
+
+    def prepare(self, agent: Callable[..., Any] | str, input: Any = _NO_INPUT, *,
+                tenant: str = "default", idempotency_key: str | None = None,
+                **kwargs: Any) -> tuple[RunRecord, Callable[[Tx], bool]]:
+        """The run `submit` would queue, checked, and the store operation that queues it
+        (returning True if it created the run), for a caller that batches its writes: the
+        server commits it through its group committer, many submits to one transaction."""
+        run_id = (idempotent_run_id(tenant, idempotency_key) if idempotency_key is not None
+                  else None)
+        run = self._new_run(agent, input, tenant, run_id, kwargs.get("options"),
+                            kwargs.get("max_depth"), kwargs.get("spec_version"),
+                            kwargs.get("guards"))
+        if idempotency_key is None:
+            create = ops.create_run(run)
+            return run, lambda tx: bool(create(tx))
+        request = hashlib.sha256(orjson.dumps(  # key order does not make another request
+            [run.agent, run.input, run.options],
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
+        run.options["idempotency"] = {"key": idempotency_key, "request": request}
+        return run, _create_once(run, request)
 
     def submit_many(
         self,

@@ -111,13 +111,8 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> Principal | None:
         """Whom `key` stands for; None for an unknown, malformed or revoked key."""
-        if not key.startswith(_PREFIX) or len(key) > 200:
-            return None
-        rows = self.store.write(lambda tx: cast(_KeysTx, tx).api_keys(digest=_digest(key)))
-        if not rows:
-            return None
-        found = _principal(rows[0])
-        return None if found.revoked_at is not None else found
+        found = KeyLookup.of(key)
+        return None if found is None else found.principal(self.store.write(found.rows))
 
     def list(self, tenant: str | None = None) -> list[Principal]:
         return [_principal(r) for r in
@@ -126,3 +121,29 @@ class ApiKeys:
     def revoke(self, key_id: str) -> bool:
         """False if no such key, or it was already revoked."""
         return bool(self.store.write(lambda tx: cast(_KeysTx, tx).revoke_api_key(key_id)))
+
+
+class KeyLookup:
+    """Finding a key as a store operation (`rows`) and its reading (`principal`), so a caller
+    that batches its store work (the server's group committer) looks keys up in the same
+    transactions as everything else instead of contending for the write lock."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
+    @classmethod
+    def of(cls, key: str) -> KeyLookup | None:
+        """None for what cannot be a key (no store access needed to refuse it)."""
+        if not key.startswith(_PREFIX) or len(key) > 200:
+            return None
+        return cls(_digest(key))
+
+    def rows(self, tx: Any) -> list[tuple[Any, ...]]:
+        return cast(_KeysTx, tx).api_keys(digest=self.digest)
+
+    @staticmethod
+    def principal(rows: list[tuple[Any, ...]]) -> Principal | None:
+        if not rows:
+            return None
+        found = _principal(rows[0])
+        return None if found.revoked_at is not None else found

@@ -79,13 +79,16 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from tether.runtime import Worker
+        from tether.runtime.committer import GroupCommitter
+
         state.loop = asyncio.get_running_loop()
+        state.committer = GroupCommitter(state.tether.store, inline=False)
         stop = asyncio.Event()
         task: asyncio.Task[Any] | None = None
         if config.embedded_worker:
-            from tether.runtime import Worker
-
-            state.worker = Worker(state.tether.store, inline_commits=False, guards=config.guards,
+            state.worker = Worker(state.tether.store, committer=state.committer,
+                                  inline_commits=False, guards=config.guards,
                                   concurrency=config.worker_concurrency)
             task = asyncio.create_task(state.worker.serve(stop=stop), name="tether-server-worker")
         try:
@@ -95,6 +98,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             if task is not None:
                 await task
             state.worker = None
+            state.committer.close()
+            state.committer = None
             state.tether.close()
 
     app = FastAPI(title="Tether", version=__version__, lifespan=lifespan,

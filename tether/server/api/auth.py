@@ -10,13 +10,12 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tether.server.keys import Principal, Role
+from tether.server.keys import KeyLookup, Principal, Role
 
 from .errors import ApiError
-from .state import state_of
+from .state import commit, state_of
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `tether keys create`.")
 
@@ -31,8 +30,9 @@ def _require(role: Role) -> Callable[..., object]:
                            "Authorization header",
                            "send 'Authorization: Bearer <key>'; create a key with "
                            "`tether keys create --tenant T --role R`")
-        principal = await run_in_threadpool(state_of(request).keys.authenticate,
-                                            credentials.credentials)
+        found = KeyLookup.of(credentials.credentials)
+        principal = (None if found is None else
+                     found.principal(await commit(state_of(request), found.rows)))
         if principal is None:
             raise ApiError(401, "unauthenticated", "unknown or revoked API key",
                            "Authorization header",

@@ -34,7 +34,7 @@ from .models import (
     TimelineRowOut,
     TotalsOut,
 )
-from .state import ServerState, state_of
+from .state import ServerState, commit, state_of
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=COMMON)
 RunId = Annotated[str, "the run's id"]
@@ -62,11 +62,12 @@ def run_out(state: ServerState, run: RunRecord) -> RunOut:
              responses={**NOT_FOUND, **CONFLICT,
                         200: {"model": SubmitOut,
                               "description": "Already submitted with this idempotency key."}})
-def submit_run(body: SubmitIn, request: Request, response: Response, who: Operator,
-               idempotency_key: Annotated[str | None, Header(max_length=255)] = None
-               ) -> SubmitOut:
+async def submit_run(body: SubmitIn, request: Request, response: Response, who: Operator,
+                     idempotency_key: Annotated[str | None, Header(max_length=255)] = None
+                     ) -> SubmitOut:
     """Queue a run of a catalogued agent, under the guards its catalogue entry declares.
-    Answers at once; the run executes on a worker (GET the run or stream its events)."""
+    Answers at once; the run executes on a worker (GET the run or stream its events).
+    Concurrent submits share transactions (the server's group committer)."""
     state = state_of(request)
     entry = state.catalogue.get(body.agent)
     if entry is None:
@@ -91,15 +92,11 @@ def submit_run(body: SubmitIn, request: Request, response: Response, who: Operat
     if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
         raise ApiError(422, "invalid_request", "two different idempotency keys given",
                        "Idempotency-Key header", "give the key once (header or body)")
-    given = "input" in body.model_fields_set
-    args = (body.input,) if given else ()
+    args = (body.input,) if "input" in body.model_fields_set else ()
     try:
-        if key is None:
-            run_id, created = state.tether.submit(
-                entry.ref, *args, tenant=who.tenant, options=options, guards=guards), True
-        else:
-            run_id, created = state.tether.submit_once(
-                entry.ref, *args, key=key, tenant=who.tenant, options=options, guards=guards)
+        run, create = state.tether.prepare(entry.ref, *args, tenant=who.tenant,
+                                           idempotency_key=key, options=options, guards=guards)
+        created, record = await commit(state, lambda tx: (create(tx), tx.get_run(run.id)))
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc), "idempotency key",
                        "use a new idempotency key for a different request") from None
@@ -109,7 +106,7 @@ def submit_run(body: SubmitIn, request: Request, response: Response, who: Operat
         state.kick()
     else:
         response.status_code = 200
-    return SubmitOut(run=run_out(state, state.tether.get(run_id)), created=created)
+    return SubmitOut(run=run_out(state, record), created=created)
 
 
 @router.get("/runs", response_model=RunList)

@@ -13,6 +13,7 @@ from fastapi import Request
 
 from tether.guards.approvals import KeyRegistry, load_key_registry
 from tether.runtime import Tether, Worker, resolve_guards
+from tether.runtime.committer import GroupCommitter
 from tether.server.keys import ApiKeys
 
 from .config import AgentEntry, ServerConfig
@@ -27,6 +28,10 @@ class ServerState:
     approvers: KeyRegistry
     worker: Worker | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    #: the server's writes and key lookups, batched into shared transactions on one thread
+    #: (the embedded worker's commits too): a thread pool of handlers contending for SQLite's
+    #: write lock would wait in its busy handler's sleeps instead
+    committer: GroupCommitter | None = None
     _guards: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +78,13 @@ class ServerState:
     def cancelled(self, run_ids: Sequence[str]) -> None:
         if self.worker is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.worker.cancel_local, list(run_ids))
+
+
+async def commit(state: ServerState, op: Any) -> Any:
+    """Run a store operation in the server's next shared transaction (from the event loop)."""
+    if state.committer is None:
+        raise RuntimeError("the server is not started (its lifespan has not run)")
+    return await state.committer.run(op)
 
 
 def state_of(request: Request) -> ServerState:

@@ -1,0 +1,25 @@
+# tether serve (issue 15): the REST API. Its tests need only the `server` and `dev` extras the
+# Makefile installs (FastAPI, uvicorn[standard], schemathesis); nothing from Debian.
+#   bench-api  1,000 concurrent submits through a real `tether serve` (benchmarks/bench_api.py),
+#              against LangGraph's local API server (`langgraph dev`) on the same workload.
+#              langgraph-cli[inmem] goes into its own venv, .tether/lgapi-venv (git-ignored,
+#              stamped: a second run reuses it); never a Tether dependency. If it does not
+#              install, the benchmark runs Tether alone and says so.
+LGAPI_VENV := .tether/lgapi-venv
+LGAPI_STAMP := $(LGAPI_VENV)/.installed
+LGAPI_SPECS := "langgraph-cli[inmem]==0.4.40" "langgraph-api==0.16.7"
+
+BENCH_TARGETS += bench-api
+
+.PHONY: bench-api bench-api-langgraph
+
+bench-api-langgraph: $(LGAPI_STAMP)
+
+$(LGAPI_STAMP): mk/server.mk
+	@test -x $(LGAPI_VENV)/bin/python || $(PYTHON) -m venv $(LGAPI_VENV)
+	@($(LGAPI_VENV)/bin/python -m pip install -q --upgrade pip && \
+	  $(LGAPI_VENV)/bin/python -m pip install -q $(LGAPI_SPECS) && touch $@) || \
+	  echo "bench-api: langgraph-cli[inmem] did not install; the benchmark runs Tether alone"
+
+bench-api: setup bench-api-langgraph
+	$(BIN)/python benchmarks/bench_api.py
