@@ -113,14 +113,28 @@ def exporter_from_env() -> SpanExporter:
 
 
 def _resource() -> Resource:
+    """The service's resource, hashed once: the OTLP encoder groups spans by resource, and the
+    SDK's `Resource.__hash__` serialises its attributes to JSON on every call (a third of the
+    export's cost per span)."""
     from opentelemetry.sdk.resources import Resource
 
     from tether import __version__
 
-    return Resource.create({
+    made = Resource.create({
         "service.name": _env("OTEL_SERVICE_NAME") or "tether",
         "telemetry.sdk.name": "opentelemetry", "tether.version": __version__,
     })
+
+    class _HashedOnce(Resource):
+        _hash = hash(made)
+
+        def __hash__(self) -> int:
+            return self._hash
+
+        def __eq__(self, other: object) -> bool:
+            return other is self or super().__eq__(other)
+
+    return _HashedOnce(dict(made.attributes), made.schema_url)
 
 
 class SpanConverter:
@@ -148,8 +162,7 @@ class SpanConverter:
         return ReadableSpan(
             name=span.name, context=ctx(span.span_id),
             parent=ctx(span.parent_id) if span.parent_id else None, resource=self.resource,
-            attributes={**span.attributes, "tether.journal.start_seq": span.start_seq,
-                        "tether.journal.end_seq": span.end_seq},
+            attributes={**span.attributes, "tether.journal.seq": span.end_seq},
             events=[Event(ev.name, dict(ev.attributes), _ns(ev.ts)) for ev in span.events],
             kind=SpanKind.CLIENT if span.kind == "client" else SpanKind.INTERNAL,
             status=status, start_time=_ns(span.start), end_time=_ns(span.end),

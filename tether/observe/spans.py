@@ -137,7 +137,6 @@ class _Proposal:
     name: str
     arguments: Any
     thought: str
-    model_span: str
 
 
 class SpanBuilder:
@@ -292,8 +291,8 @@ class SpanBuilder:
                 attrs["tether.approval.id"] = str(meta["approval_id"])
         data = e.data if isinstance(e.data, dict) else {}
         attempt = int(data.get("attempt") or 1)
-        attrs.update({"tether.run.id": self.run.id, "tether.step.key": str(e.key),
-                      "tether.step.attempt": attempt})
+        if attempt > 1:  # run again after a crash or a retry (each attribute costs export time)
+            attrs["tether.step.attempt"] = attempt
         span = SpanRecord(
             name=name, trace_id=self.trace_id, span_id=span_id_of(self.run.id, f"seq{e.seq}"),
             parent_id=self._run_span(e).span_id, run_id=self.run.id, start=e.ts, end=e.ts,
@@ -360,7 +359,7 @@ class SpanBuilder:
         if not call.rejected:
             self._proposals += [
                 _Proposal(str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"),
-                          call.text, span.span_id) for c in call.tool_calls]
+                          call.text) for c in call.tool_calls]
 
     def _tool_done(self, span: SpanRecord, tool: v.ToolCallRecord,
                    sandbox: dict[str, Any] | None) -> None:
@@ -369,7 +368,6 @@ class SpanBuilder:
         if proposal is not None:
             if proposal.call_id:
                 a["gen_ai.tool.call.id"] = proposal.call_id
-            a["tether.tool.proposed_by"] = proposal.model_span
             if self.content:
                 a["gen_ai.tool.call.arguments"] = _json(proposal.arguments)
                 if proposal.thought.strip():
@@ -416,7 +414,7 @@ class SpanBuilder:
     # -- waits and children -------------------------------------------------------------------
     def _wait_started(self, e: Event) -> None:
         data = e.data if isinstance(e.data, dict) else {}
-        attrs: dict[str, AttrValue] = {"tether.run.id": self.run.id}
+        attrs: dict[str, AttrValue] = {}
         if e.kind == v.TIMER_STARTED:
             name = "tether.timer"
             attrs["tether.timer.seconds"] = float(data.get("seconds") or 0)
@@ -451,8 +449,7 @@ class SpanBuilder:
             name=f"tether.spawn {_short_agent(agent)}", trace_id=self.trace_id,
             span_id=spawn_span_id(self.run.id, child), parent_id=self._run_span(e).span_id,
             run_id=self.run.id, start=e.ts, end=e.ts, start_seq=e.seq, end_seq=e.seq,
-            attributes={"tether.run.id": self.run.id, "tether.child.run_id": child,
-                        "tether.child.agent": agent})
+            attributes={"tether.child.run_id": child, "tether.child.agent": agent})
 
     def _joined(self, e: Event) -> list[SpanRecord]:
         span = self._spawns.pop(str(e.name), None)
