@@ -259,3 +259,20 @@ async def test_a_retried_run_has_one_agent_span_per_attempt(governed: Tether) ->
 
 def ids_of(spans: Any) -> list[tuple[int, str]]:
     return sorted((s.context.span_id, s.name) for s in spans)
+
+
+def _fenced(call: ScriptedCall) -> Any:
+    return '```json\n{"thought": "nothing to look up", "final_answer": "42"}\n```'
+
+
+async def fenced_json(ctx: Any, goal: str) -> dict[str, Any]:
+    return await react(ctx, goal, model=ScriptedModel(fn=_fenced), tools=agents_progress.TOOLS,
+                       mode="json", max_steps=2)
+
+
+async def test_a_repaired_reply_is_marked_on_its_chat_span(tether: Tether) -> None:
+    run = await tether.run(fenced_json, "what is the answer?")
+    assert run.status == "succeeded", run.error
+    [chat] = by_name(exported(tether, run.id), "chat scripted")
+    assert (chat.attributes or {})["tether.model.repaired"] is True
+    assert chat.status.status_code is StatusCode.OK
