@@ -153,6 +153,7 @@ def config(db: str | os.PathLike[str], *, signing_keys: Path | None = None,
             "echo": f"{here}:echo",
             "waiter": f"{here}:waiter",
             "counter": f"{here}:counter",
+            "slow": f"{here}:slow",
             "assistant": AgentEntry("assistant", f"{here}:assistant", guards=f"{here}:GUARDS",
                                     description="pays, refunds and wipes, under guards"),
         },
@@ -234,3 +235,10 @@ def running(tmp: Path, **kwargs: Any) -> Iterator[Api]:
         api = Api(client, keys)
         api.app = app
         yield api
+
+
+async def slow(ctx: Context, seconds: float = 2.0) -> str:
+    """One step that blocks its thread for `seconds` (the event loop keeps serving)."""
+    import time
+
+    return str(await ctx.step("nap", time.sleep, float(seconds)))

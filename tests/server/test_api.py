@@ -320,3 +320,40 @@ def test_usage_tools_agents_and_me(api: S.Api) -> None:
     assert agents["assistant"]["guards"] == "tests.server.api_support:GUARDS"
     me = api.client.get("/v1/me", headers=api.as_("alice")).json()
     assert me == {**me, "tenant": "acme", "role": "approver", "name": "alice"}
+
+
+def test_the_api_answers_while_a_run_blocks_its_step(api: S.Api) -> None:
+    import time
+
+    run = api.submit("slow", 3)
+    deadline = time.monotonic() + 20
+    while not any(r["kind"] == "step_started" for r in api.client.get(
+            f"/v1/runs/{run['id']}", headers=api.as_("viewer")).json()["timeline"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t = time.perf_counter()
+    for i in range(5):
+        assert api.submit("echo", i)["status"] == "queued"
+        assert api.client.get("/v1/me", headers=api.as_("viewer")).status_code == 200
+    elapsed = time.perf_counter() - t
+    assert api.client.get(f"/v1/runs/{run['id']}",
+                          headers=api.as_("viewer")).json()["run"]["status"] == "running"
+    assert elapsed < 2.5, elapsed  # ten requests served while the step sleeps 3 s
+
+
+def test_idempotency_survives_a_server_restart(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tether.server.api import create_app
+
+    with S.running(tmp_path) as api:
+        first = api.submit("echo", {"n": 1}, idempotency_key="once")
+        keys = api.keys
+    with TestClient(create_app(S.config(tmp_path / "tether.db"))) as client:
+        r = client.post("/v1/runs", json={"agent": "echo", "input": {"n": 1},
+                                          "idempotency_key": "once"},
+                        headers={"Authorization": f"Bearer {keys['operator']}"})
+        assert r.status_code == 200 and r.json()["created"] is False
+        assert r.json()["run"]["id"] == first["id"]
+        assert len(client.get("/v1/runs", headers={
+            "Authorization": f"Bearer {keys['viewer']}"}).json()["runs"]) == 1

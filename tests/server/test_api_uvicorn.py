@@ -140,3 +140,49 @@ def test_concurrent_retried_posts_make_one_run(server: dict[str, Any]) -> None:
         via_header = c.post("/v1/runs", json={"agent": "echo", "input": {"order": 7}},
                             headers={"Idempotency-Key": "order-7"})
         assert via_header.status_code == 200 and via_header.json()["created"] is False
+
+
+def test_no_worker_server_and_a_separate_worker_process(tmp_path: Path) -> None:
+    """`tether serve --no-worker` only queues; a `tether worker` started without any guards
+    executes the run under the guards its agent declared: the destructive call is denied."""
+    db = tmp_path / "tether.db"
+    (tmp_path / "agents.yaml").write_text(AGENTS)
+    key = _cli("keys", "create", "--tenant", "acme", "--role", "operator", "--db",
+               str(db)).split()[0]
+    port = _free_port()
+    env = {**os.environ, "TETHER_TEST_LEDGER": str(tmp_path / "ledger.txt")}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", "--no-worker", "--port", str(port),
+         "--agents", str(tmp_path / "agents.yaml"), "--db", str(db)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/openapi.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and serve.poll() is None
+                time.sleep(0.2)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30) as c:
+            run = c.post("/v1/runs", json={"agent": "assistant", "input": "wipe prod"}).json()
+            run_id = run["run"]["id"]
+            time.sleep(1.0)
+            assert c.get(f"/v1/runs/{run_id}").json()["run"]["status"] == "queued"
+            worker = subprocess.Popen([sys.executable, "-m", "tether", "worker", "--db",
+                                       str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=env)
+            deadline = time.monotonic() + 60
+            while (body := c.get(f"/v1/runs/{run_id}").json())["run"]["status"] != "succeeded":
+                assert time.monotonic() < deadline, body["run"]
+                time.sleep(0.1)
+        assert any(row["decision"].startswith("deny") for row in body["timeline"])
+        assert not (tmp_path / "ledger.txt").exists()  # wipe never ran
+    finally:
+        for proc in (worker, serve):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
