@@ -142,26 +142,29 @@ class SpanConverter:
 
     def __init__(self) -> None:
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import Status, StatusCode, TraceFlags
 
         from tether import __version__
 
         self.resource = _resource()
         self.scope = InstrumentationScope(
             "tether", __version__, f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}")
+        self._sampled = TraceFlags(TraceFlags.SAMPLED)
+        self._status = {"ok": Status(StatusCode.OK), "unset": Status(StatusCode.UNSET)}
 
     def __call__(self, span: SpanRecord) -> ReadableSpan:
         from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-        def ctx(span_id: str) -> SpanContext:
-            return SpanContext(int(span.trace_id, 16), int(span_id, 16), is_remote=False,
-                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-        status = {"ok": Status(StatusCode.OK), "unset": Status(StatusCode.UNSET)}.get(
-            span.status) or Status(StatusCode.ERROR, span.status_message or None)
+        trace_id = int(span.trace_id, 16)
+        status = self._status.get(span.status) or Status(StatusCode.ERROR,
+                                                          span.status_message or None)
+        parent = None if not span.parent_id else SpanContext(
+            trace_id, int(span.parent_id, 16), is_remote=False, trace_flags=self._sampled)
         return ReadableSpan(
-            name=span.name, context=ctx(span.span_id),
-            parent=ctx(span.parent_id) if span.parent_id else None, resource=self.resource,
+            name=span.name, parent=parent, resource=self.resource,
+            context=SpanContext(trace_id, int(span.span_id, 16), is_remote=False,
+                                trace_flags=self._sampled),
             attributes={**span.attributes, "tether.journal.seq": span.end_seq},
             events=[Event(ev.name, dict(ev.attributes), _ns(ev.ts)) for ev in span.events],
             kind=SpanKind.CLIENT if span.kind == "client" else SpanKind.INTERNAL,

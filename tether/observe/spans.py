@@ -42,7 +42,7 @@ SpanStatus = Literal["unset", "ok", "error"]
 AttrValue = str | int | float | bool | list[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanEvent:
     """Something that happened inside a span (a guard decision, a halt, a log line)."""
 
@@ -51,7 +51,7 @@ class SpanEvent:
     attributes: dict[str, AttrValue] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanRecord:
     """One span, ready to hand to an OpenTelemetry exporter or to draw."""
 
@@ -309,17 +309,18 @@ class SpanBuilder:
             self._step_started(Event(e.run_id, e.seq, v.STEP_STARTED, e.key, e.name, None, e.ts))
             span = self._open.pop(str(e.key))
         data = e.data if isinstance(e.data, dict) else {}
+        family = v.step_family(e.name)
         if e.kind == v.STEP_FAILED:
             span.status, span.status_message = "error", str(data.get("message") or "")
             span.attributes["error.type"] = str(data.get("type") or "error")
             span.events.append(SpanEvent("exception", e.ts, {
                 "exception.type": str(data.get("type") or "error"),
                 "exception.message": str(data.get("message") or "")}))
-        elif (call := v.model_call(e)) is not None:
+        elif family == "model" and (call := v.model_call(e)) is not None:
             self._model_done(span, call)
-        elif (res := v.exec_result(e)) is not None and v.step_family(e.name) == "exec":
+        elif family == "exec" and (res := v.exec_result(e)) is not None:
             _exec_done(span, res)
-        elif (tool := v.tool_call(e)) is not None:
+        elif family == "tool" and (tool := v.tool_call(e)) is not None:
             self._tool_done(span, tool, v.exec_result(e))
         else:
             span.status = "ok"
