@@ -28,3 +28,13 @@ $(MCP_NODE_STAMP): mk/mcp.mk
 	npm install --prefix $(MCP_NODE_DIR) --save-exact --no-audit --no-fund --loglevel=error $(MCP_NPM_SPECS)
 	@$(MCP_NODE) --version | sed 's/^/mcp: node /'
 	@touch $@
+
+# MCP server latency (benchmarks/bench_mcp.py; owned by SERVER): a trivial tool call through
+# `tether mcp serve` against the SDK's own MCPServer, same client and transport (HTTP, stdio);
+# writes benchmarks/results/mcp.md.
+BENCH_TARGETS += bench-mcp
+
+.PHONY: bench-mcp
+
+bench-mcp: setup
+	$(BIN)/python benchmarks/bench_mcp.py

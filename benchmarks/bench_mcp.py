@@ -1,0 +1,285 @@
+"""Latency of a trivial MCP tool call: `tether mcp serve` against the official SDK's own server
+(`MCPServer`) serving the same function, with the same client (the SDK's `Client`) over the same
+transport — streamable HTTP on 127.0.0.1 and stdio.
+
+Each call is timed from `call_tool` to its answer, sequentially on one connection (one call in
+flight: latency, not throughput), after a warm-up. The two servers run side by side and are
+measured in alternating rounds, so a change in the machine's load hits both. Tether serves the
+tool under a policy that allows it: every call is a run in its SQLite journal (written with
+`synchronous=FULL`: a committed step is on disk), which the SDK's server does not do; the
+fsync floor of that disk is measured too, since it bounds what durability costs per call.
+
+Usage: python benchmarks/bench_mcp.py [--n 300] [--rounds 3]   (or `make bench-mcp`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mcp.md"
+TARGET = 1.2
+
+TOOLS_PY = '''
+from tether.tools import ToolRegistry
+
+TOOLS = ToolRegistry()
+
+
+@TOOLS.tool(side_effect="read", idempotent=True)
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+POLICY = """\
+name: bench
+rules:
+  - id: adds
+    tools: [add]
+    effect: allow
+"""
+
+SDK_SERVER_PY = '''
+import sys
+
+from mcp.server import MCPServer
+
+mcp = MCPServer("sdk-bench", log_level="WARNING")
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--stdio":
+        mcp.run("stdio")
+    else:
+        mcp.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def fsync_floor(directory: Path, n: int = 50) -> float:
+    """Median ms of one committed SQLite transaction (WAL, synchronous=FULL) in `directory`."""
+    db = sqlite3.connect(directory / "fsync.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (x)")
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        db.execute("BEGIN")
+        db.execute("INSERT INTO t VALUES (?)", (i,))
+        db.execute("COMMIT")
+        times.append((time.perf_counter() - t0) * 1000)
+    db.close()
+    return statistics.median(times)
+
+
+class Side:
+    """One server under test: how to start it over each transport."""
+
+    def __init__(self, name: str, stdio: list[str], http: list[str], env: dict[str, str],
+                 cwd: Path) -> None:
+        self.name, self.stdio, self.http, self.env, self.cwd = name, stdio, http, env, cwd
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start_http(self) -> None:
+        port = free_port()
+        args = [a.replace("{port}", str(port)) for a in self.http]
+        self.proc = subprocess.Popen(args, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name}: HTTP server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+async def timed_calls(client: Any, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        result = await client.call_tool("add", {"a": i, "b": 1})
+        out.append((time.perf_counter() - t0) * 1000)
+        if result.is_error or result.content[0].text != str(i + 1):
+            raise RuntimeError(f"wrong answer: {result}")
+    return out
+
+
+async def measure(sides: list[Side], transport: str, n: int, rounds: int,
+                  warmup: int) -> dict[str, list[float]]:
+    from contextlib import AsyncExitStack
+
+    from mcp import Client, StdioServerParameters
+
+    samples: dict[str, list[float]] = {s.name: [] for s in sides}
+    async with AsyncExitStack() as stack:
+        clients = {}
+        for side in sides:
+            if transport == "http":
+                target: Any = side.url
+            else:
+                target = StdioServerParameters(command=side.stdio[0], args=side.stdio[1:],
+                                               env=side.env, cwd=str(side.cwd))
+            client = await stack.enter_async_context(Client(target, mode="legacy"))
+            await timed_calls(client, warmup)
+            clients[side.name] = client
+        per_round = max(1, n // rounds)
+        for _ in range(rounds):
+            for side in sides:
+                samples[side.name] += await timed_calls(clients[side.name], per_round)
+    return samples
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="timed calls per server and transport")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-mcp-", dir=ROOT / ".tether"))
+    (work / "bench_tools.py").write_text(TOOLS_PY)
+    (work / "policy.yaml").write_text(POLICY)
+    (work / "sdk_server.py").write_text(SDK_SERVER_PY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TETHER_DB": str(work / "tether.db")}
+    py = sys.executable
+    tether_cmd = [py, "-m", "tether", "mcp", "serve", "--tools", "bench_tools.py:TOOLS",
+                  "--policy", "policy.yaml"]
+    sides = [
+        Side("SDK MCPServer", [py, "sdk_server.py", "--stdio"],
+             [py, "sdk_server.py", "--http", "{port}"], env, work),
+        Side("tether mcp serve", tether_cmd, [*tether_cmd, "--http", "--port", "{port}"],
+             env, work),
+    ]
+    load_start = load()
+    floor = fsync_floor(work)
+    results: dict[str, dict[str, list[float]]] = {}
+    for side in sides:
+        side.start_http()
+    try:
+        results["streamable HTTP"] = asyncio.run(
+            measure(sides, "http", args.n, args.rounds, args.warmup))
+    finally:
+        for side in sides:
+            side.stop()
+    results["stdio"] = asyncio.run(measure(sides, "stdio", args.n, args.rounds, args.warmup))
+    load_end = load()
+    journaled = _journal_check(work / "tether.db")
+    write(results, args, floor, load_start, load_end, journaled)
+
+
+def _journal_check(db: Path) -> int:
+    """How many tool-call runs Tether journaled (every timed and warm-up call is one)."""
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute("SELECT count(*) FROM runs WHERE status='succeeded'").fetchone()[0])
+    finally:
+        con.close()
+
+
+def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace, floor: float,
+          load_start: float, load_end: float, journaled: int) -> None:
+    import mcp
+
+    version = re.sub(r"[^0-9.a-z]", "", getattr(mcp, "__version__", "") or "")
+    if not version:
+        from importlib.metadata import version as dist_version
+
+        version = dist_version("mcp")
+    rows = []
+    verdicts = []
+    for transport, samples in results.items():
+        sdk, ours = samples["SDK MCPServer"], samples["tether mcp serve"]
+        for q, label in ((0.5, "p50"), (0.99, "p99")):
+            a, b = pct(sdk, q), pct(ours, q)
+            ratio = b / a
+            met = "met" if ratio <= TARGET else "NOT met"
+            rows.append(f"| {transport} | {label} | {a:.2f} | {b:.2f} | {ratio:.2f}x | "
+                        f"≤ {TARGET}x: {met} |")
+            verdicts.append(ratio <= TARGET)
+    lines = [
+        "# MCP server: tool-call latency",
+        "",
+        "A trivial tool (`add(a, b)`) served by `tether mcp serve` (under a policy that allows "
+        "it; every call a run in the SQLite journal) and by the official SDK's own server "
+        f"(`mcp` {version}, `MCPServer`), called by the same client (the SDK's `Client`, "
+        "2025-11-25 handshake) over the same transport, one call in flight, "
+        f"{args.n} timed calls per server and transport after {args.warmup} warm-up calls, in "
+        f"{args.rounds} rounds alternating between the two servers. Milliseconds.",
+        "",
+        "Reproduce: `make bench-mcp` (or `.venv/bin/python benchmarks/bench_mcp.py --n "
+        f"{args.n} --rounds {args.rounds}`)",
+        "",
+        f"Machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python "
+        f"{sys.version.split()[0]}; 1-minute load average {load_start:.2f} at start, "
+        f"{load_end:.2f} at end (the machine is shared: other work ran on the same CPUs).",
+        "",
+        "| transport | percentile | SDK MCPServer | tether mcp serve | ratio | target |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Durability floor on this disk: one committed SQLite transaction (WAL, "
+        f"`synchronous=FULL`) took {floor:.2f} ms (median of 50, at the start). A Tether call "
+        "waits for the journal's commits — the run's submission, its claim by the worker, the "
+        "tool step's start (durable before the tool runs), and the step's result with the "
+        "run's end (durable before the client is answered) — which the SDK's server, keeping "
+        "no record, does not pay. "
+        f"{journaled} calls were journaled (runs that succeeded in the benchmark's database).",
+        "",
+        ("The ≤ 1.2x target is met." if all(verdicts) else
+         "The ≤ 1.2x target is NOT met: the gap is the journal's commits, not the protocol "
+         "layer (Tether serves MCP through the same SDK server, adding one middleware)."),
+        "",
+    ]
+    OUT.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
