@@ -177,3 +177,22 @@ def test_tether_run_with_a_dead_collector_succeeds_with_one_warning(tmp_path: Pa
     warned = [s for s in out.stderr.splitlines() if s.startswith(("tracing: ", "metrics: "))]
     assert len(warned) == 1, out.stderr
     assert not [s for s in out.stderr.splitlines() if "Traceback" in s or "retrying" in s]
+
+
+async def many_steps(ctx: Any, n: int) -> int:
+    for i in range(n):
+        await ctx.step(f"s{i}", lambda: 1)
+    return n
+
+
+async def test_a_long_run_is_sent_in_requests_a_collector_accepts(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = Tether(db_path)
+    run = await t.run(many_steps, 600)
+    with http_receiver() as (endpoint, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        assert export_run(t, run.id) == 601
+        spans = received.wait_for(lambda s: len(s) == 601)
+        requests = received.requests
+    assert requests == 2  # 512 spans, then 89
+    assert len({s.span_id for s in spans}) == 601

@@ -45,6 +45,7 @@ log = logging.getLogger("tether.observe")
 
 POLL_SECONDS = 0.25
 BATCH_DELAY_MS = 500
+BATCH_SIZE = 512  # spans per OTLP request, as the SDK's batch processor sends them
 #: how long closing a live export waits for the last spans to be sent (a dead collector must
 #: not hold up the end of `tether run`)
 CLOSE_TIMEOUT_S = 2.0
@@ -186,9 +187,15 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
     spans = run_spans(tether, run_id, content=content)
     own = exporter is None
     target = exporter_from_env() if exporter is None else exporter
+    result = SpanExportResult.SUCCESS
     try:
         convert = SpanConverter()
-        result = target.export([convert(s) for s in spans])
+        # in the batch processor's batch size: a collector limits the size of one request
+        # (gRPC receivers take 4 MB by default), and a long run has thousands of spans
+        for at in range(0, len(spans), BATCH_SIZE):
+            result = target.export([convert(s) for s in spans[at:at + BATCH_SIZE]])
+            if result is not SpanExportResult.SUCCESS:
+                break
     finally:
         if own:
             target.shutdown()
@@ -281,7 +288,8 @@ class LiveExport:
         self.poll_s = poll
         self.exporter = _ReportingExporter(exporter, where or type(exporter).__name__)
         self._processor = BatchSpanProcessor(self.exporter,  # type: ignore[arg-type]
-                                             schedule_delay_millis=BATCH_DELAY_MS)
+                                             schedule_delay_millis=BATCH_DELAY_MS,
+                                             max_export_batch_size=BATCH_SIZE)
         self._convert = SpanConverter()
         self._workers: list[Worker] = []
         self._tails: dict[str, _RunTail] = {}
