@@ -92,3 +92,42 @@ async def test_a_sandbox_exec_is_a_span_with_its_exit_code(tether: Tether) -> No
     assert a["tether.sandbox.exit_code"] == 0 and a["tether.sandbox.backend"] == "bwrap"
     assert a["tether.sandbox.language"] == "python"
     assert execs.status.status_code is StatusCode.OK
+
+
+def everything_exported(spans: list[ReadableSpan]) -> str:
+    """Every string a collector would receive from these spans."""
+    parts: list[str] = []
+    for s in spans:
+        parts += [s.name, s.status.description or ""]
+        parts += [f"{k}={v}" for k, v in (s.attributes or {}).items()]
+        for e in s.events:
+            parts += [e.name, *(f"{k}={v}" for k, v in (e.attributes or {}).items())]
+    return "\n".join(parts)
+
+
+async def test_pii_and_the_sealed_vault_never_leave_in_spans(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile: a run whose task is full of personal data. Without content capture nothing of
+    it is exported; with it, the model's side is placeholders only, and the PII vault (sealed,
+    journaled as an annotation) is never exported in any form."""
+    from tests.guards.test_e2e_pii import MAIL, SECRETS, guards_for, mail_run
+
+    guards = guards_for("""
+rules:
+  - id: email-internal
+    tools: send_email
+    effect: allow
+    pii: [email, card]
+""")
+    t, _model, run = await mail_run(db_path, guards, MAIL)
+    vault = [e for e in t.events(run.id) if e.kind == "annotation" and "vault" in str(e.name)]
+    assert vault, "the run journaled its sealed vault (the case this test is about)"
+    blob = str(vault[0].data["vault"])
+    for capture in ("false", "true"):
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", capture)
+        text = everything_exported(exported(t, run.id))
+        assert blob[:24] not in text
+        leaked = [s for s in SECRETS if s in text]
+        assert leaked == [], (capture, leaked)
+    assert "[EMAIL_1]" in text  # content on: the placeholders the model used are there
+    t.close()
