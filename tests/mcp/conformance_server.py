@@ -7,10 +7,9 @@ Each server scenario of the suite calls fixed names (`test_simple_text`, `test:/
 * `REGISTRY`: Tether tools (`@tool`), so their calls are governed, journaled runs like any call
   through `tether mcp serve`;
 * `CONTEXT_TOOLS`: tools that need the live MCP request (log and progress notifications,
-  sampling, elicitation, multi-round-trip input, SSE stream control). A Tether tool is a run
-  that may execute after the request is gone (a restart, a resumed run), so these are
-  registered on the server's SDK object (`server.sdk`), which lists and calls them under the
-  same policy filter but outside the journal;
+  sampling, elicitation, multi-round-trip input, SSE stream control), written with the SDK's
+  decorator on the server's SDK object (`server.sdk.tool()`), which hands them the request's
+  `Context`; Tether calls them as journaled runs too, while their request is open;
 * resources, a resource template, prompts, completions, log levels and subscriptions: the
   server's SDK object, with the SDK's own decorators.
 
