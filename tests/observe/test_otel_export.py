@@ -196,3 +196,22 @@ async def test_a_long_run_is_sent_in_requests_a_collector_accepts(
         requests = received.requests
     assert requests == 2  # 512 spans, then 89
     assert len({s.span_id for s in spans}) == 601
+
+
+def test_tether_run_exports_its_run_live(tmp_path: Path) -> None:
+    db = str(tmp_path / "live.db")
+    with http_receiver() as (endpoint, received):
+        env = {**{k: val for k, val in os.environ.items() if k not in OTEL_VARS},
+               "TETHER_DB": db, "TETHER_TEST_LEDGER": str(tmp_path / "l"),
+               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRICS_EXPORTER": "none"}
+        env.pop("TETHER_TEST_GATE", None)
+        out = subprocess.run(
+            [sys.executable, "-m", "tether.cli", "run", "tests.cli.agents_progress:fans_out",
+             "--input", "2", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=120)
+        assert out.returncode == 0, out.stderr
+        spans = received.snapshot()  # the command waited for its last spans to go out
+    t = Tether(db)
+    [run] = [r for r in t.runs() if r.parent_id is None]
+    assert sorted(s.span_id for s in spans) == sorted(x.span_id for x in run_spans(t, run.id))
+    assert out.stderr == ""
