@@ -34,8 +34,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-PHOENIX_PNG = IMAGES / "observability-phoenix-trace.png"
-TRACE_PNG = IMAGES / "observability-tether-trace.png"
+PHOENIX_PNG = "observability-phoenix-trace.png"
+TRACE_PNG = "observability-tether-trace.png"
 
 
 def tether(args: list[str], env: dict[str, str], cwd: Path) -> str:
@@ -84,7 +84,8 @@ def terminal_svg(ansi: str) -> str:
     return console.export_svg(title="tether trace")
 
 
-async def shoot(phoenix: Phoenix, project: str, trace_id: str, svg: str) -> None:
+async def shoot(phoenix: Phoenix, project: str, trace_id: str, svg: str,
+                out: Path) -> None:
     from playwright.async_api import Route, async_playwright
 
     async def local_only(route: Route) -> None:
@@ -105,23 +106,27 @@ async def shoot(phoenix: Phoenix, project: str, trace_id: str, svg: str) -> None
             await tool.click()  # the denial, the tool's output and arguments on the right
             await page.get_by_text("denied by policy rule").first.wait_for(timeout=30_000)
             await page.wait_for_timeout(1500)  # let the panes settle
-            await page.screenshot(path=str(PHOENIX_PNG))
+            await page.screenshot(path=str(out / PHOENIX_PNG))
 
             page = await browser.new_page(viewport={"width": 900, "height": 400})
             await page.set_content(
                 "<html><body style='margin:0;background:#fff'>" + svg + "</body></html>")
-            await page.locator("svg").first.screenshot(path=str(TRACE_PNG))
+            await page.locator("svg").first.screenshot(path=str(out / TRACE_PNG))
         finally:
             await browser.close()
 
 
-def main() -> int:
-    phoenix = phoenix_support.start()
-    IMAGES.mkdir(parents=True, exist_ok=True)
+def render(phoenix: Phoenix, out: Path) -> list[Path]:
+    """Both screenshots of a fresh run, written into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tether-screenshots-") as tmp:
         _root, trace_id, shown = traced_run(phoenix, Path(tmp))
-    asyncio.run(shoot(phoenix, project_id(phoenix, PROJECT), trace_id, terminal_svg(shown)))
-    for png in (PHOENIX_PNG, TRACE_PNG):
+    asyncio.run(shoot(phoenix, project_id(phoenix, PROJECT), trace_id, terminal_svg(shown), out))
+    return [out / PHOENIX_PNG, out / TRACE_PNG]
+
+
+def main() -> int:
+    for png in render(phoenix_support.start(), IMAGES):
         print(f"wrote {png.relative_to(ROOT)} ({png.stat().st_size // 1024} KB)")
     return 0
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.observe import phoenix_support
+from tests.observe import phoenix_support, screenshots
 from tests.observe.phoenix_support import ROOT, Phoenix
 from tether import Tether
 from tether.observe import run_spans, timeline_rows
@@ -231,3 +231,22 @@ async def test_live_export_over_grpc_then_again_after_the_fact(phoenix: Phoenix,
     tether_cli(["trace", root.id, "--export"], again, tmp_path)
     after = phoenix.spans(project, expect=len(ids), settle=3.0)  # the whole project, any trace
     assert sorted(s["context"]["span_id"] for s in after) == sorted(i for i, _ in ids)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header (IHDR), which also proves it is a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@pytest.mark.skipif(not Path(screenshots.CHROMIUM).exists(),
+                    reason="needs Debian's chromium (APT_PACKAGES of mk/observe.mk: make apt)")
+def test_the_docs_screenshots_regenerate(phoenix: Phoenix, tmp_path: Path) -> None:
+    """`make observe-screenshots` keeps working: Phoenix's UI, driven by headless chromium,
+    shows the run's denied tool call (the shot waits for the denial's text), and `tether trace`
+    renders to a picture."""
+    ui, tree = screenshots.render(phoenix, tmp_path)
+    assert png_size(ui) == (1440, 800)
+    width, height = png_size(tree)
+    assert width > 600 and height > 200, (width, height)
