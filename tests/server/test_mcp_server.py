@@ -376,3 +376,23 @@ async def test_sdk_tool_run_without_its_request_fails_clearly(
     run = await open_server.worker.settled(run_id)
     result = open_server.tether.get(run.id).result
     assert result["ok"] is False and "request that called it" in result["error"]["message"]
+
+
+async def test_protocol_error_of_an_sdk_tool_reaches_the_client(tmp_path: Path) -> None:
+    """An SDK tool raising a JSON-RPC error (here: a capability the client did not declare) is
+    answered with that error, as the SDK's own server answers it; the run records the failure."""
+    srv = TetherMCPServer(ToolRegistry(), db=tmp_path / "t.db")
+
+    @srv.sdk.tool()
+    async def needs_sampling() -> str:
+        """Refuses clients without sampling."""
+        raise MCPError(-32021, "the client must declare sampling",
+                       {"requiredCapabilities": {"sampling": {}}})
+
+    async with srv.running(), Client(srv.sdk, mode="legacy") as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("needs_sampling", {})
+    assert caught.value.code == -32021
+    (run,) = srv.tether.runs(tenant="mcp")
+    assert run.status == "succeeded" and run.result["ok"] is False
+    srv.close()

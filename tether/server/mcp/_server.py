@@ -238,9 +238,14 @@ class TetherMCPServer:
                                  name: str, arguments: dict[str, Any]) -> HandlerResult:
         """A run whose one tool step calls the SDK's handler with this very request."""
         run_id = new_run_id()
+        refused: list[MCPError] = []
 
         async def perform() -> dict[str, Any]:
-            answer = await call_next(ctx)
+            try:
+                answer = await call_next(ctx)
+            except MCPError as exc:  # a protocol error (e.g. a capability the client lacks)
+                refused.append(exc)
+                raise
             if isinstance(answer, BaseModel):
                 return answer.model_dump(by_alias=True, mode="json", exclude_none=True)
             return dict(answer or {})
@@ -251,6 +256,10 @@ class TetherMCPServer:
             run = await self.worker.settled(run_id)
         finally:
             LIVE.pop(run_id, None)
+        if refused:
+            # journaled as a failed step; the client gets the JSON-RPC error the SDK raised,
+            # as it would from the SDK's server, not a tool result
+            raise refused[0]
         return call_result(run)
 
     async def submit(self, name: str, arguments: dict[str, Any], *, task: bool = False,
