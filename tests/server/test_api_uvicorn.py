@@ -142,6 +142,7 @@ def test_concurrent_retried_posts_make_one_run(server: dict[str, Any]) -> None:
         assert via_header.status_code == 200 and via_header.json()["created"] is False
 
 
+@pytest.mark.slow
 def test_no_worker_server_and_a_separate_worker_process(tmp_path: Path) -> None:
     """`tether serve --no-worker` only queues; a `tether worker` started without any guards
     executes the run under the guards its agent declared: the destructive call is denied."""
