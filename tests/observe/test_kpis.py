@@ -77,6 +77,7 @@ async def test_tenant_and_since_select_the_runs(db_path: str) -> None:
         later_acme = collect_kpis(t.store, since=s.between, tenant="acme")
         one = collect_kpis(t.store, agent=t.get(s.answer).agent)
         newest = collect_kpis(t.store, limit=1)
+        exactly = collect_kpis(t.store, limit=3)
     finally:
         t.close()
     assert sorted(by_agent(acme)) == ["answer", "shop"] and acme.runs == 2
@@ -86,6 +87,7 @@ async def test_tenant_and_since_select_the_runs(db_path: str) -> None:
     assert sorted(by_agent(later_acme)) == ["answer"]
     assert sorted(by_agent(one)) == ["answer"]
     assert newest.runs == 1 and newest.truncated
+    assert exactly.runs == 3 and not exactly.truncated  # all there are: nothing left out
     assert acme.to_json()["filters"]["tenant"] == "acme"
 
 

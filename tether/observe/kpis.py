@@ -144,8 +144,9 @@ def collect_kpis(store: Store, *, tenant: str | None = None, since: float | None
     first, optionally of one tenant and one agent."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    records = store.list_runs(tenant=tenant, limit=limit)
-    truncated = len(records) == limit and (since is None or records[-1].created_at >= since)
+    records = store.list_runs(tenant=tenant, limit=limit + 1)  # one more: are there others?
+    truncated = len(records) > limit and (since is None or records[limit].created_at >= since)
+    records = records[:limit]
     selected = [r for r in records if (since is None or r.created_at >= since)
                 and (agent is None or r.agent == agent)]
     facts = [run_facts(store.load_events(r.id), r.id) for r in selected]
