@@ -13,12 +13,13 @@ the last one seen and turn what they closed into spans. Polling committed events
 the runtime, means exporting sees exactly what is durable and can neither slow nor break a run;
 the SDK's batch processor sends from its own thread. A dead collector costs one warning.
 
-No duplicates after a crash: each followed run keeps a watermark, the seq up to which its spans
-were handed to the exporter. A process that claims a run it did not follow before takes the
-journal as it is at the claim as already exported by the run's previous owner, so a run resumed
-elsewhere (its earlier events replayed from the journal) sends only what happens from then on.
-What a killed process had queued but not yet sent is lost (at most the batch delay, 0.5 s);
-`tether trace RUN --export` sends a whole run again when that matters.
+No duplicates after a crash, and nothing missing: a run's spans are sent in journal order, and
+once a batch is accepted the run's export mark (the journal seq up to which its spans reached
+the collector) is written to the store (`_trace_marks`). A worker that claims a run starts from
+the mark, so a run resumed elsewhere (its earlier events replayed from the journal) sends what the
+dead worker had not sent, and nothing it had; a run first executed without export has its whole
+trace sent by the first worker that exports. The one window left is a batch accepted whose mark
+the process died before writing (one small SQLite write): it is sent again, with the same ids.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.store import RunRecord, Store
 
+from ._trace_marks import ExportMarks
 from .spans import SEMCONV_VERSION, SpanBuilder, SpanRecord, run_spans
 
 if TYPE_CHECKING:
@@ -210,11 +212,13 @@ class _ReportingExporter:
     """Wraps the real exporter: a failure is reported once (a dead collector must cost one
     warning, not one per batch), and export never raises into the SDK's thread."""
 
-    def __init__(self, inner: SpanExporter, where: str) -> None:
+    def __init__(self, inner: SpanExporter, where: str,
+                 marks: ExportMarks | None = None) -> None:
         self.inner = inner
         self.where = where
         self.warned = False
         self.sent = 0
+        self.marks = marks
 
     def warn(self, message: str) -> None:
         if not self.warned:
@@ -232,6 +236,9 @@ class _ReportingExporter:
             why = "the collector did not accept them"
         if result is SpanExportResult.SUCCESS:
             self.sent += len(spans)
+            if self.marks is not None:
+                self.marks.record(self.marks.sent(s.context.span_id for s in spans
+                                                  if s.context is not None))
         else:
             self.warn(f"could not export {len(spans)} span(s) to {self.where}: {why}")
         return result
@@ -246,7 +253,7 @@ class _ReportingExporter:
 class _RunTail:
     """One followed run: its span builder and how far its journal was turned into spans."""
 
-    def __init__(self, store: Store, run: RunRecord, exported_upto: int | None,
+    def __init__(self, store: Store, run: RunRecord, exported_upto: int,
                  content: bool | None) -> None:
         self.store = store
         self.run_id = run.id
@@ -254,10 +261,8 @@ class _RunTail:
         self.seq = 0
         self.ended = False
         self.pending: list[SpanRecord] = []
-        events = store.load_events(run.id)
-        upto = events[-1].seq if exported_upto is None and events else (exported_upto or 0)
-        for e in events:  # state for what comes next; spans already sent are not sent again
-            self.pending += [s for s in self._feed(e) if s.end_seq > upto]
+        for e in store.load_events(run.id):  # spans already sent are not sent again
+            self.pending += [s for s in self._feed(e) if s.end_seq > exported_upto]
 
     def _feed(self, e: Any) -> list[SpanRecord]:
         from tether.store import vocabulary as v
@@ -286,7 +291,9 @@ class LiveExport:
         self.store = tether.store
         self.content = content
         self.poll_s = poll
-        self.exporter = _ReportingExporter(exporter, where or type(exporter).__name__)
+        self.marks = ExportMarks(tether.store)
+        self.exporter = _ReportingExporter(exporter, where or type(exporter).__name__,
+                                           self.marks)
         self._processor = BatchSpanProcessor(self.exporter,  # type: ignore[arg-type]
                                              schedule_delay_millis=BATCH_DELAY_MS,
                                              max_export_batch_size=BATCH_SIZE)
@@ -313,8 +320,9 @@ class LiveExport:
             run = self.store.get_run(run_id)
             if run is None:
                 return
-            self._tails[run_id] = _RunTail(self.store, run, self._watermarks.pop(run_id, None),
-                                           self.content)
+            # what this process queued already, or what reached a collector from any process
+            upto = max(self._watermarks.pop(run_id, 0), self.marks.exported_upto(run_id))
+            self._tails[run_id] = _RunTail(self.store, run, upto, self.content)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._follow(), name="tether-trace-export")
@@ -337,6 +345,7 @@ class LiveExport:
                 self.exporter.warn(f"could not read the journal of run {run_id}: {exc}")
                 spans = []
             for span in spans:
+                self.marks.queued(int(span.span_id, 16), run_id, span.end_seq)
                 self._processor.on_end(self._convert(span))
             if run_id not in executing:
                 del self._tails[run_id]

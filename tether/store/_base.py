@@ -85,6 +85,11 @@ class Tx(Protocol):
 
     def put_artifact(self, digest: str, data: bytes) -> None: ...
 
+    def mark_spans_exported(self, marks: dict[str, int]) -> None:
+        """Record, per run id, the journal seq up to which its spans were exported (a mark
+        only moves forward)."""
+        ...
+
 
 Operation = Callable[[Tx], T]
 
@@ -150,5 +155,9 @@ class Store(Protocol):
     def has_artifact(self, digest: str) -> bool: ...
 
     def integrity_check(self) -> list[str]: ...
+
+    def spans_exported(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """The export mark of each of `run_ids` that has one (see `Tx.mark_spans_exported`)."""
+        ...
 
     def close(self) -> None: ...

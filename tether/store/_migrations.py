@@ -175,4 +175,20 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        """
+        -- Live trace export (tether.observe): per run, the journal position up to which its
+        -- spans reached a collector. A worker that takes over a crashed run sends what the dead
+        -- one had not sent yet, and nothing it had.
+        CREATE TABLE span_exports (
+            run_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

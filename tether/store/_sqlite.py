@@ -234,6 +234,14 @@ class SQLiteStore:
             f"({','.join('?' * len(run_ids))})", tuple(run_ids))
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def spans_exported(self, run_ids: Sequence[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        rows = self._query(
+            f"SELECT run_id, seq FROM span_exports WHERE run_id IN "
+            f"({','.join('?' * len(run_ids))})", tuple(run_ids))
+        return {r[0]: int(r[1]) for r in rows}
+
     def count_events(self, run_id: str) -> int:
         return int(self._query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
 

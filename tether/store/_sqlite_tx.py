@@ -251,6 +251,13 @@ class _SQLiteTx:
             (digest, len(data), data, self._now),
         )
 
+    def mark_spans_exported(self, marks: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO span_exports (run_id, seq, updated_at) VALUES (?,?,?) "
+            "ON CONFLICT(run_id) DO UPDATE SET seq = max(seq, excluded.seq), "
+            "updated_at = excluded.updated_at",
+            [(run_id, int(seq), self._now) for run_id, seq in marks.items()])
+
     # -- the server's API keys and audit log (tether.server; rows as tuples, read in column order)
     def insert_api_key(self, key_id: str, digest: str, tenant: str, role: str, name: str) -> None:
         self.conn.execute(
