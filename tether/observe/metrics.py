@@ -27,7 +27,8 @@ journal itself holds, so no store table is needed. Replayed steps append nothing
 and only one worker can write a run's end (its lease is fenced), so a run resumed after a crash,
 or after waiting, is counted exactly once, with the steps the dead worker did included. What is
 not promised: a process killed between writing a run's end and its next export loses that run's
-points (`tether stats` reads the journal and always has them), and points are stamped when they
+points, and a run that ends without a worker (cancelled while it waited, or with its parent) is
+recorded by no one — `tether stats` reads the journal and has both; and points are stamped when they
 are recorded, not with the journal's times (the spans carry those).
 """
 
