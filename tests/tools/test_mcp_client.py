@@ -5,6 +5,7 @@ restarted servers, connection lifetimes and configuration errors."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -296,3 +297,36 @@ async def test_mcp_tools_join_an_existing_registry_next_to_python_tools() -> Non
         mcp.registry(names=["lookup"], into=reg)
         assert reg.names() == ["local", "lookup"]
         assert reg.get("lookup").kind == "mcp" and reg.get("local").kind == "python"
+
+
+def test_a_network_ref_in_a_schema_is_never_fetched() -> None:
+    """SEP-2106: a server's schema must not make the client send requests (hostile server)."""
+    from mcp_types import Tool as RemoteTool
+
+    from tether.tools import ToolArgumentError
+    from tether.tools.mcp import MCPConnection, MCPTool
+
+    from .mcp_support import injection_page
+
+    with injection_page() as (url, hits):
+        remote = RemoteTool.model_validate({"name": "lookup_user", "inputSchema": {
+            "type": "object", "$defs": {"uid": {"type": "string", "pattern": "^[a-z]+$"}},
+            "properties": {"id": {"$ref": "#/$defs/uid"}, "profile": {"$ref": url}},
+            "required": ["id"]}})
+        tool = MCPTool(MCPConnection(test_server()), remote)
+        assert tool.validate({"id": "ada"}) == {"id": "ada"}  # same-document refs resolve
+        with pytest.raises(ToolArgumentError, match="bad!"):
+            tool.validate({"id": "bad!"})
+        with pytest.raises(ToolArgumentError, match="which Tether does not fetch"):
+            tool.validate({"id": "ada", "profile": {"x": 1}})
+    assert hits == []
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"protocol": "v9"}, "use auto, legacy or a protocol version"),
+    ({"callbacks": {"on_anything": print}}, "unknown callback(s) on_anything"),
+    ({"auth": object()}, "auth applies to an HTTP server"),
+])
+def test_code_only_options_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(MCPConfigError, match=re.escape(message)):
+        test_server(**options)

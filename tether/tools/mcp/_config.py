@@ -29,7 +29,12 @@ from tether.tools._errors import ToolDefinitionError
 
 DEFAULT_MCP_CONFIG = "mcp.yaml"
 _KEYS = frozenset({"command", "url", "env", "cwd", "headers", "tags", "tools", "exclude",
-                   "prefix", "timeout", "side_effects", "trust_annotations", "tool_tags"})
+                   "prefix", "timeout", "side_effects", "trust_annotations", "tool_tags",
+                   "protocol"})
+_PROTOCOLS = ("auto", "legacy")
+#: what a server may ask of the client while a call runs, passed to the SDK's `Client`
+CALLBACKS = frozenset({"elicitation_callback", "sampling_callback", "list_roots_callback",
+                       "logging_callback", "message_handler"})
 
 
 class MCPConfigError(ToolDefinitionError):
@@ -67,6 +72,13 @@ class MCPServerConfig:
     #: side effect per tool name, over the server's annotations
     side_effects: dict[str, str] = field(default_factory=dict)
     trust_annotations: bool = True
+    #: ``auto`` (discover the server's protocol, fall back to the initialize handshake),
+    #: ``legacy`` (the handshake only) or a protocol version to adopt directly
+    protocol: str = "auto"
+    #: code only, never written to a file: an ``httpx2.Auth`` for an HTTP server (e.g. the SDK's
+    #: ``mcp.client.auth.OAuthClientProvider``) and the SDK client callbacks (``CALLBACKS``)
+    auth: Any = field(default=None, compare=False, repr=False)
+    callbacks: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = f"MCP server {self.name!r}"
@@ -81,6 +93,16 @@ class MCPServerConfig:
             raise MCPConfigError(f"{where}: url {self.url!r} must start with http:// or https://")
         if not self.timeout > 0:
             raise MCPConfigError(f"{where}: timeout must be > 0 seconds, not {self.timeout!r}")
+        if self.protocol not in _PROTOCOLS and not self.protocol[:4].isdigit():
+            raise MCPConfigError(
+                f"{where}: protocol {self.protocol!r}: use auto, legacy or a protocol version "
+                "such as 2026-07-28")
+        unknown = sorted(set(self.callbacks) - CALLBACKS)
+        if unknown:
+            raise MCPConfigError(f"{where}: unknown callback(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(sorted(CALLBACKS))}")
+        if self.auth is not None and self.url is None:
+            raise MCPConfigError(f"{where}: auth applies to an HTTP server (url), not to stdio")
         for tool, effect in self.side_effects.items():
             if effect not in SIDE_EFFECTS:
                 raise MCPConfigError(
@@ -161,6 +183,7 @@ class MCPServerConfig:
                 timeout=float(data.get("timeout", 60.0)),
                 side_effects={str(k): str(v) for k, v in (data.get("side_effects") or {}).items()},
                 trust_annotations=bool(data.get("trust_annotations", True)),
+                protocol=str(data.get("protocol", "auto")),
             )
         except MCPConfigError as e:
             raise MCPConfigError(f"{at}{e}") from None

@@ -119,16 +119,20 @@ class MCPConnection:
         from mcp.client.streamable_http import streamable_http_client
 
         cfg = self.config
+        options: dict[str, Any] = {"read_timeout_seconds": cfg.timeout, "mode": cfg.protocol,
+                                   **cfg.callbacks}
         if cfg.url is not None:
-            if not cfg.headers:
-                async with Client(cfg.url, read_timeout_seconds=cfg.timeout) as client:
+            if not cfg.headers and cfg.auth is None:
+                async with Client(cfg.url, **options) as client:
                     yield client
                 return
             import httpx2  # the SDK's HTTP client
 
-            async with httpx2.AsyncClient(headers=cfg.headers) as http, Client(
-                streamable_http_client(cfg.url, http_client=http),
-                read_timeout_seconds=cfg.timeout,
+            # the SDK's own timeouts: a response stream may stay open for minutes
+            timeout = httpx2.Timeout(30.0, read=300.0)
+            async with httpx2.AsyncClient(headers=cfg.headers, auth=cfg.auth, timeout=timeout
+                                          ) as http, Client(
+                streamable_http_client(cfg.url, http_client=http), **options
             ) as client:
                 yield client
             return
@@ -141,8 +145,7 @@ class MCPConnection:
         self._stderr_start = os.path.getsize(self._stderr_path)
         params = StdioServerParameters(command=cfg.command[0], args=list(cfg.command[1:]),
                                        env=cfg.env or None, cwd=cfg.cwd)
-        async with Client(stdio_client(params, errlog=self._stderr),
-                          read_timeout_seconds=cfg.timeout) as client:
+        async with Client(stdio_client(params, errlog=self._stderr), **options) as client:
             yield client
 
     def _reason(self, exc: BaseException) -> str:

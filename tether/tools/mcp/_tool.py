@@ -14,6 +14,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
 
 from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import (
@@ -96,12 +98,21 @@ class MCPTool(Tool):
         self.tags = frozenset({config.name, side_effect, *config.tags,
                                *config.tool_tags.get(remote.name, ()),
                                *(["idempotent"] if idempotent else [])})
-        self._validator = validator_cls(schema)
+        # a `$ref` to a network URI is never fetched (SEP-2106): a server must not make its
+        # client send requests, and a schema must not change behind the lock's back
+        refs = referencing.Registry(retrieve=_no_fetch)  # type: ignore[call-arg]
+        self._validator = validator_cls(schema, registry=refs)
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         data = coerce_arguments(self.name, arguments)
         errors: list[FieldError] = []
-        for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
+        try:
+            found = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+        except referencing.exceptions.Unresolvable as e:
+            raise ToolArgumentError(self.name, [FieldError(
+                "", f"the tool's schema refers to {e.ref!r}, which Tether does not fetch; "
+                "leave out the argument that uses it")]) from None
+        for err in found:
             path = ".".join(str(p) for p in err.absolute_path)
             if err.validator == "required" and isinstance(err.instance, dict):
                 errors.extend(FieldError(".".join(filter(None, [path, f])), "Field required")
@@ -121,6 +132,10 @@ class MCPTool(Tool):
         if result.structured_content is not None:
             return result.structured_content
         return _content(result.content)
+
+
+def _no_fetch(uri: str) -> referencing.Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
 def _content(blocks: list[Any]) -> Any:
