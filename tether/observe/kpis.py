@@ -101,13 +101,15 @@ class KpiReport:
     runs: int
     tenant: str | None = None
     since: float | None = None  # unix time
+    agent: str | None = None
     truncated: bool = False  # the newest `limit` runs were read; older ones may match too
     limit: int = DEFAULT_LIMIT
 
     def to_json(self) -> dict[str, Any]:
         return {
             "runs": self.runs,
-            "filters": {"tenant": self.tenant, "since": _iso(self.since), "limit": self.limit},
+            "filters": {"tenant": self.tenant, "since": _iso(self.since), "agent": self.agent,
+                        "limit": self.limit},
             "truncated": self.truncated,
             "agents": [a.to_json() for a in self.agents],
             "tools": [t.to_json() for t in self.tools],
@@ -151,7 +153,7 @@ def collect_kpis(store: Store, *, tenant: str | None = None, since: float | None
                 and (agent is None or r.agent == agent)]
     facts = [run_facts(store.load_events(r.id), r.id) for r in selected]
     return kpi_report(facts, context_windows=context_windows, tenant=tenant, since=since,
-                      truncated=truncated, limit=limit)
+                      agent=agent, truncated=truncated, limit=limit)
 
 
 def agent_kpis(agent: str, runs: list[RunFacts],
