@@ -200,3 +200,19 @@ async def test_tasks_survive_a_server_crash(setup: dict[str, Any]) -> None:
     starts = [e for e in events if e.kind == "step_started" and e.name == "wait-for-gate"]
     assert len(starts) == 2  # in flight at the kill, idempotent: run again, once
     assert ran(setup).count("gate-step") == 2
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--tools", "tests.server.mcp_agents:NOPE"], "has no attribute 'NOPE'"),
+    (["--tools", TOOLS, "--agent", "research"], "expected NAME=MODULE:FUNCTION"),
+    (["--tools", TOOLS, "--agent", "x=tests.server.mcp_agents:missing"], "missing"),
+    (["--tools", TOOLS, "--elicit-approver", "mcp-user"], "go together"),
+    (["--tools", TOOLS, "--stdio", "--http"], "choose one transport"),
+])
+def test_bad_usage_is_one_clear_line(setup: dict[str, Any], extra: list[str],
+                                     message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tether", "mcp", "serve", *extra], cwd=ROOT,
+                          env=setup["env"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr

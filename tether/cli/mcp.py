@@ -16,7 +16,7 @@ from tether.cli._common import DB_OPTION, err_console, fail
 
 if TYPE_CHECKING:
     from tether.guards import Guards
-    from tether.server.mcp import TetherMCPServer
+    from tether.server.mcp import ElicitationApprover, TetherMCPServer
     from tether.tools import ToolRegistry
 
 mcp_app = typer.Typer(help="Serve Tether's tools and agents over MCP.", no_args_is_help=True)
@@ -48,6 +48,11 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (--http).")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (--http).")] = 8000,
+    elicit_approver: Annotated[str | None, typer.Option(
+        "--elicit-approver", help="Approver id (registered in --keys) that signs what an MCP "
+        "client's user decides when asked to approve a call by elicitation.")] = None,
+    elicit_key: Annotated[Path | None, typer.Option(
+        "--elicit-key", help="That approver's Ed25519 private key (PEM).")] = None,
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant of the runs the server "
                                         "creates.")] = "mcp",
     lease_ttl: Annotated[float, typer.Option(
@@ -65,7 +70,10 @@ def serve(
         fail("choose one transport: --stdio or --http", 2)
     if policy is not None and guards is not None:
         fail("give either --policy (with --keys) or --guards MODULE:NAME, not both", 2)
-    server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl)
+    if (elicit_approver is None) != (elicit_key is None):
+        fail("--elicit-approver and --elicit-key go together", 2)
+    server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl,
+                    _elicitation(elicit_approver, elicit_key))
     served = len(server.registry) + len(server.agents)
     if http:
         def ready(bound: int) -> None:
@@ -80,9 +88,23 @@ def serve(
         asyncio.run(server.serve_stdio())
 
 
+def _elicitation(name: str | None, key: Path | None) -> ElicitationApprover | None:
+    if name is None or key is None:
+        return None
+    from tether.guards import KeyFormatError, load_private_key
+    from tether.server.mcp import ElicitationApprover
+
+    try:
+        return ElicitationApprover(name, load_private_key(key.read_bytes()))
+    except OSError as exc:
+        fail(f"--elicit-key {key}: {exc.strerror}", 2)
+    except KeyFormatError as exc:
+        fail(f"--elicit-key {key}: {exc}", 2)
+
+
 def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | None,
-           agents: list[str], db: str | None, tenant: str, lease_ttl: float
-           ) -> TetherMCPServer:
+           agents: list[str], db: str | None, tenant: str, lease_ttl: float,
+           elicitation: ElicitationApprover | None) -> TetherMCPServer:
     from tether.runtime import AgentNotFound, resolve_guards
     from tether.server.mcp import AgentTool, TetherMCPServer
     from tether.tools import ToolError, ToolRegistry, tools_from_module
@@ -113,7 +135,7 @@ def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | Non
     try:
         return TetherMCPServer(registry, db=db, guards=governed, agents=exposed, tenant=tenant,
                                registry_ref=tools if ":" in tools else None,
-                               lease_ttl=lease_ttl)
+                               lease_ttl=lease_ttl, elicitation_approver=elicitation)
     except (AgentNotFound, ValueError) as exc:
         fail(str(exc), 2)
 

@@ -5,6 +5,7 @@
 docs/mcp.md ("Server").
 """
 
+from tether.server.mcp._elicit import ElicitationApprover
 from tether.server.mcp._server import DEFAULT_AGENT_SCHEMA, AgentTool, TetherMCPServer
 
-__all__ = ["DEFAULT_AGENT_SCHEMA", "AgentTool", "TetherMCPServer"]
+__all__ = ["DEFAULT_AGENT_SCHEMA", "AgentTool", "ElicitationApprover", "TetherMCPServer"]

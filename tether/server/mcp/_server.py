@@ -35,6 +35,7 @@ from tether.guards import Guards, Policy, PolicySet, ToolInfo
 from tether.runtime import Tether, new_run_id, ops, resolve_agent, resolve_guards
 from tether.runtime.refs import check_agent
 from tether.server.mcp._agent import CALL_AGENT, SERVED
+from tether.server.mcp._elicit import ElicitationApprover, ElicitedApprovals
 from tether.server.mcp._listing import could_allow
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
@@ -79,13 +80,17 @@ class TetherMCPServer:
         tenant: str = "mcp",
         registry_ref: str | None = None,
         lease_ttl: float = 30.0,
+        elicitation_approver: ElicitationApprover | None = None,
     ) -> None:
         """`tools`: the registry to serve. `guards`: a `Guards` object (applies to the runs
         this process executes) or a `module:NAME` reference (recorded with every run, so any
         worker enforces it); without guards every registry tool is served and called directly,
         still journaled. `registry_ref`: the `module:NAME` the registry came from, recorded with
         each call so that another worker process can execute it too. `tenant`: the tenant of
-        every run this server creates (budgets, `tether runs --tenant`)."""
+        every run this server creates (budgets, `tether runs --tenant`).
+        `elicitation_approver`: who signs what a client's user decides when the server asks
+        them to approve a waiting call by elicitation (`_elicit`); it must be one of the
+        guards' approvers."""
         from tether import __version__
 
         self.registry = tools if tools is not None else ToolRegistry()
@@ -106,6 +111,13 @@ class TetherMCPServer:
         for agent_name, spec in (agents or {}).items():
             self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
         self.tasks = Tasks(self.tether, self.worker, tenant)
+        self.elicited: ElicitedApprovals | None = None
+        if elicitation_approver is not None:
+            if self.guards is None:
+                raise ValueError("an elicitation approver needs guards (a policy that asks "
+                                 "for approvals, and the approvers' keys)")
+            self.elicited = ElicitedApprovals(self.tether, elicitation_approver,
+                                              self.guards.config.approvers)
         self.resources = RunResources(self.tether.store, tenant)
         self.sdk: MCPServer[Any] = MCPServer(
             name, version=__version__, instructions=instructions, middleware=[self._middleware])
@@ -231,8 +243,23 @@ class TetherMCPServer:
                              task=params.task is not None)
         if params.task is not None:
             return {"task": task_wire(task_of(self.tether.get(run_id)))}
-        run = await self.worker.settled(run_id)
-        return call_result(run)
+        return call_result(await self._outcome(ctx, run_id))
+
+    async def _outcome(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> RunRecord:
+        """Wait for the run of a plain call; while it waits for an approval, ask the client's
+        user by elicitation when both sides can (once: a dismissed question is not repeated,
+        the approval stays with the other approvers)."""
+        elicited = self.elicited
+        if elicited is None or not elicited.client_can_answer(ctx):
+            return await self.worker.settled(run_id)
+
+        def needs_decision(run: RunRecord) -> bool:
+            return run.status == "waiting" and bool(elicited.pending(run.id))
+
+        while True:
+            run = await self.worker.settled(run_id, until=needs_decision)
+            if run.finished or not await elicited.ask(ctx, run_id):
+                return await self.worker.settled(run_id)
 
     async def _call_session_tool(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext,
                                  name: str, arguments: dict[str, Any]) -> HandlerResult:
