@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
     from tether.sandbox import Sandbox, SandboxUnavailable
     from tether.store import RunRecord, open_store
     from tether.tools import ToolArgumentError, ToolRegistry, ToolResult, openapi_tools, tool
+    from tether.tools.mcp import MCPServerConfig, MCPTools
 
 __version__ = "0.1.0"
 
@@ -59,6 +60,7 @@ _LAZY = {
     "tool": "tether.tools", "ToolRegistry": "tether.tools", "ToolResult": "tether.tools",
     "Sandbox": "tether.sandbox", "SandboxUnavailable": "tether.sandbox",
     "ToolArgumentError": "tether.tools", "openapi_tools": "tether.tools",
+    "MCPServerConfig": "tether.tools.mcp", "MCPTools": "tether.tools.mcp",
     "Guards": "tether.guards", "GuardConfig": "tether.guards", "load_policy": "tether.guards",
     "react": "tether.agents", "ReActAgent": "tether.agents", "MaxStepsExceeded": "tether.agents",
 }
@@ -91,6 +93,8 @@ __all__ = [
     "Interceptor",
     "InvalidInput",
     "LocalModel",
+    "MCPServerConfig",
+    "MCPTools",
     "MaxStepsExceeded",
     "Message",
     "ModelResponse",

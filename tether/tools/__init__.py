@@ -1,7 +1,8 @@
 """Tether's typed tool layer ("the body").
 
-A tool is a typed function (``@tool``) or an OpenAPI operation, with the metadata the runtime
-needs: version, side-effect class, idempotency, timeout and retries. Arguments proposed by a model
+A tool is a typed function (``@tool``), an OpenAPI operation or an MCP server's tool
+(``tether.tools.mcp``), with the metadata the runtime needs: version, side-effect class,
+idempotency, timeout and retries. Arguments proposed by a model
 are validated against the tool's schema; failures are messages the model can act on.
 """
 
@@ -34,6 +35,7 @@ from tether.tools._lock import (
 )
 from tether.tools._openapi import OpenAPITool, openapi_tools
 from tether.tools._registry import ToolRegistry
+from tether.tools.mcp import MCPServerConfig, MCPTool, MCPTools, MCPUnavailableError
 from tether.tools.sql import sqlite_query_tool
 
 __all__ = [
@@ -43,6 +45,10 @@ __all__ = [
     "FieldError",
     "FunctionTool",
     "LockError",
+    "MCPServerConfig",
+    "MCPTool",
+    "MCPTools",
+    "MCPUnavailableError",
     "OpenAPIError",
     "OpenAPISource",
     "OpenAPITool",
