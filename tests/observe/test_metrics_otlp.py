@@ -57,8 +57,11 @@ class Received:
                 for sm in rm.scope_metrics for m in sm.metrics}
 
     def service_names(self) -> set[str]:
+        return self.resource_values("service.name")
+
+    def resource_values(self, key: str) -> set[str]:
         return {a.value.string_value for r in self.requests for rm in r.resource_metrics
-                for a in rm.resource.attributes if a.key == "service.name"}
+                for a in rm.resource.attributes if a.key == key}
 
 
 @pytest.fixture
@@ -202,6 +205,11 @@ def test_tether_run_exports_its_metrics(tmp_path: Any,
     usage = received.metrics()["gen_ai.client.token.usage"]
     assert sorted((p.count, p.sum) for p in usage.histogram.data_points) == [(1, 5), (1, 500)]
     assert received.service_names() == {"cli-agents"}
+    # the process's own instance id: cumulative sums of several workers do not collide
+    from opentelemetry.sdk.resources import Resource
+
+    (instance,) = received.resource_values("service.instance.id")
+    assert instance and instance != Resource.create({}).attributes.get("service.instance.id")
 
 
 @pytest.mark.slow
