@@ -40,7 +40,7 @@ def stats(
     interventions and budget halts."""
     import time
 
-    from tether.observe import collect_kpis, parse_since
+    from tether.observe import collect_kpis, kpi_tables, parse_since
     from tether.observe.kpis import SinceError
 
     try:
@@ -62,8 +62,6 @@ def stats(
                                            ("agent", agent)) if v]
         console.print("no runs" + (f" match ({', '.join(chosen)})" if chosen else " yet"))
         return
-    from tether.observe._kpi_render import kpi_tables
-
     for table in kpi_tables(report, console.width):
         console.print(table)
 

@@ -7,6 +7,7 @@ the demo print, so a guard decision or a token count looks the same everywhere. 
 """
 
 from tether.observe._kpi_live import LiveMetrics, export_metrics_live
+from tether.observe._kpi_render import kpi_tables
 from tether.observe.kpis import (
     AgentKpis,
     KpiReport,
@@ -41,5 +42,5 @@ __all__ = [  # noqa: RUF022 - grouped by concern (traces first)
     "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
     "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis", "timeline_rows",
     "timeline_table", "timeline_totals",
-    "LiveMetrics", "MetricsRecorder", "export_metrics_live", "record_run_metrics",
+    "LiveMetrics", "MetricsRecorder", "export_metrics_live", "kpi_tables", "record_run_metrics",
 ]
