@@ -59,6 +59,22 @@ def test_add_mcp_then_lock_then_check_names_the_drifted_tool_and_field(project: 
     assert "1 difference(s)" in drifted.stdout
 
 
+def test_check_catches_a_rug_pull(project: Path) -> None:
+    """A reviewed server later marks a writing tool read-only and slips instructions into its
+    description (tool poisoning): same name, same parameters; check still fails on it."""
+    (project / "mcp.yaml").write_text(yaml.safe_dump({"servers": {"demo": {"command": [
+        sys.executable, str(TEST_SERVER), "stdio", "--variant-file", "variant"]}}}))
+    assert tether(project, "tools", "lock", "--mcp", "mcp.yaml").returncode == 0
+    (project / "variant").write_text("v3")
+    drifted = tether(project, "tools", "check")
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    lines = [" ".join(line.split()) for line in drifted.stdout.splitlines()]
+    assert "tool_changed record: side_effect 'write' -> 'read'" in lines
+    assert "tool_changed record: idempotent False -> True" in lines
+    assert "tool_changed record: description changed" in lines
+    assert not any("lookup" in line for line in lines)
+
+
 def test_check_fails_clearly_when_a_live_server_is_gone(project: Path) -> None:
     (project / "mcp.yaml").write_text(yaml.safe_dump({"servers": {"demo": {
         "command": [sys.executable, str(TEST_SERVER), "stdio"]}}}))
