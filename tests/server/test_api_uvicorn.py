@@ -187,3 +187,20 @@ def test_no_worker_server_and_a_separate_worker_process(tmp_path: Path) -> None:
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "no agents to serve"),
+    (["--agents", "missing.yaml"], "cannot read agents file 'missing.yaml'"),
+    (["--agent", "greet"], "expected NAME=module:function"),
+    (["--agent", "x=tests.server.nowhere:agent"], "cannot start the server"),
+    (["--agent", "x=tests.server.api_support:echo", "--guards", "tests.server.api_support:nope"],
+     "cannot start the server"),
+])
+def test_serve_refuses_a_deployment_it_cannot_load(tmp_path: Path, args: list[str],
+                                                   message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "tether", "serve", *args, "--port", "1",
+                           "--db", str(tmp_path / "t.db")], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
