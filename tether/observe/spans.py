@@ -156,12 +156,14 @@ class SpanBuilder:
         self._proposals: list[_Proposal] = []
         self._last: Event | None = None
         self._retry_seq: int | None = None
+        self._ended = False
         self._tokens = [0, 0]
         self._cost: float | None = None
 
     # -- the run (one `invoke_agent` span per attempt) ------------------------------------
     def _open_attempt(self, e: Event) -> SpanRecord:
         name = _short_agent(self.run.agent)
+        self._tokens, self._cost = [0, 0], None  # the attempt's own model calls
         span = SpanRecord(
             name=f"invoke_agent {name}", trace_id=self.trace_id,
             span_id=run_span_id(self.run.id, self._retry_seq), parent_id=self.parent_of_run,
@@ -170,7 +172,7 @@ class SpanBuilder:
                 "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name,
                 "gen_ai.agent.id": self.run.agent, "gen_ai.conversation.id": self.run.root_id
                 or self.run.id, "tether.run.id": self.run.id, "tether.tenant": self.run.tenant,
-                "tether.run.depth": self.run.depth, "tether.agent": self.run.agent,
+                "tether.run.depth": self.run.depth,
             })
         if self.run.parent_id:
             span.attributes["tether.run.parent_id"] = self.run.parent_id
@@ -180,7 +182,11 @@ class SpanBuilder:
         return span
 
     def _run_span(self, e: Event) -> SpanRecord:
-        return self._attempt if self._attempt is not None else self._open_attempt(e)
+        if self._attempt is not None:
+            return self._attempt
+        if self._ended:  # something journaled after the run's end: a span of its own, never
+            self._retry_seq = e.seq  # the ended attempt's id again
+        return self._open_attempt(e)
 
     def _close_attempt(self, e: Event, status: str) -> list[SpanRecord]:
         span = self._run_span(e)
@@ -193,6 +199,7 @@ class SpanBuilder:
         span.status = "ok" if status == "succeeded" else "error"
         _end(span, e)
         self._attempt = None
+        self._ended = True
         return [*closed, span]
 
     # -- feeding ----------------------------------------------------------------------------
