@@ -113,3 +113,9 @@ async def spin(ctx: Context, goal: dict[str, Any]) -> str:
 
     await ctx.step("busy", busy)
     return "unreachable"
+
+
+async def broken(ctx: Context, goal: dict[str, Any]) -> str:
+    """An agent that fails (a protocol-level failure of its task, not a tool error)."""
+    await ctx.step("look", lambda: "nothing")
+    raise RuntimeError("no sources found")

@@ -28,19 +28,20 @@ import mcp_types as types
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 from pydantic import BaseModel
 
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
 from tether.runtime import Tether, new_run_id, ops, resolve_agent, resolve_guards
 from tether.runtime.refs import check_agent
+from tether.server.mcp import _tasks_ext as ext
 from tether.server.mcp._agent import CALL_AGENT, SERVED
 from tether.server.mcp._elicit import ElicitationApprover, ElicitedApprovals
 from tether.server.mcp._listing import could_allow
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
 from tether.server.mcp._session import LIVE, SessionTool
-from tether.server.mcp._tasks import Tasks, parse, task_wire
+from tether.server.mcp._tasks import TaskIdParams, Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
 from tether.store import RunRecord
 from tether.tools import Tool, ToolRegistry
@@ -124,12 +125,14 @@ class TetherMCPServer:
         self._routes: dict[str, Callable[[ServerRequestContext[Any, Any], CallNext],
                                          Any]] = {
             "initialize": self._initialize,
+            "server/discover": self._discover,
             "tools/list": self._list_tools,
             "tools/call": self._call_tool,
-            "tasks/get": lambda ctx, nxt: self.tasks.get(ctx.params),
-            "tasks/result": lambda ctx, nxt: self.tasks.result(ctx.params),
-            "tasks/cancel": lambda ctx, nxt: self.tasks.cancel(ctx.params),
-            "tasks/list": lambda ctx, nxt: self.tasks.list(ctx.params),
+            "tasks/get": self._task_get,
+            "tasks/result": self._task_result,
+            "tasks/cancel": self._task_cancel,
+            "tasks/list": self._task_list,
+            "tasks/update": self._task_update,
             "resources/list": self._list_resources,
             "resources/templates/list": self._list_templates,
             "resources/read": self._read_resource,
@@ -175,14 +178,76 @@ class TetherMCPServer:
 
     async def _initialize(self, ctx: ServerRequestContext[Any, Any],
                           call_next: CallNext) -> HandlerResult:
+        """Advertise tasks: the 2026-07-28 extension always, the 2025-11-25 `tasks` slot only
+        to a client that did not declare the extension (it replaces that slot)."""
         result = await call_next(ctx)
         if isinstance(result, dict):
             caps = dict(result.get("capabilities") or {})
             caps.setdefault("tools", {"listChanged": False})
-            caps["tasks"] = TASKS_CAPABILITY
             caps.setdefault("resources", {"subscribe": False, "listChanged": False})
+            caps["extensions"] = {**(caps.get("extensions") or {}), ext.EXTENSION: {}}
+            if not ext.declared_in((ctx.params or {}).get("capabilities")):
+                caps["tasks"] = TASKS_CAPABILITY
             result = {**result, "capabilities": caps}
         return result
+
+    async def _discover(self, ctx: ServerRequestContext[Any, Any],
+                        call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if isinstance(result, dict) and isinstance(result.get("capabilities"), dict):
+            caps = dict(result["capabilities"])
+            caps["extensions"] = {**(caps.get("extensions") or {}), ext.EXTENSION: {}}
+            result = {**result, "capabilities": caps}
+        return result
+
+    # -- tasks: the 2025-11-25 methods (`_tasks`) or the 2026-07-28 extension (`_tasks_ext`) --
+    def _task_wire(self, ctx: ServerRequestContext[Any, Any], method: str) -> bool:
+        """True for the extension's wire; refuses a 2026-07-28 client that did not declare it."""
+        if ext.speaks_extension(ctx):
+            return True
+        if ext.modern(ctx):
+            raise ext.refuse_undeclared(method)
+        return False
+
+    async def _task_get(self, ctx: ServerRequestContext[Any, Any],
+                        call_next: CallNext) -> HandlerResult:
+        if not self._task_wire(ctx, "tasks/get"):
+            return await self.tasks.get(ctx.params)
+        p = parse(TaskIdParams, ctx.params, "tasks/get")
+        return ext.detailed(self.tasks.run(p.task_id))
+
+    async def _task_result(self, ctx: ServerRequestContext[Any, Any],
+                           call_next: CallNext) -> HandlerResult:
+        if self._task_wire(ctx, "tasks/result"):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/result is not part of the tasks extension: "
+                           "tasks/get inlines the result of a completed task")
+        return await self.tasks.result(ctx.params)
+
+    async def _task_cancel(self, ctx: ServerRequestContext[Any, Any],
+                           call_next: CallNext) -> HandlerResult:
+        if not self._task_wire(ctx, "tasks/cancel"):
+            return await self.tasks.cancel(ctx.params)
+        p = parse(TaskIdParams, ctx.params, "tasks/cancel")
+        if not self.tasks.run(p.task_id).finished:  # a terminal task: the same acknowledgement
+            await self.tasks.stop(p.task_id)
+        return {"resultType": "complete"}
+
+    async def _task_list(self, ctx: ServerRequestContext[Any, Any],
+                         call_next: CallNext) -> HandlerResult:
+        if not self._task_wire(ctx, "tasks/list"):
+            return await self.tasks.list(ctx.params)
+        return {"resultType": "complete",
+                "tasks": [ext.task_fields(r) for r in self.tasks.mine()]}
+
+    async def _task_update(self, ctx: ServerRequestContext[Any, Any],
+                           call_next: CallNext) -> HandlerResult:
+        if not self._task_wire(ctx, "tasks/update"):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/update is part of the tasks extension "
+                           f"({ext.EXTENSION}); declare it to use it")
+        p = parse(TaskIdParams, ctx.params, "tasks/update")
+        self.tasks.run(p.task_id)
+        raise MCPError(INVALID_PARAMS, f"task {p.task_id} does not wait for input: this server's "
+                       "tasks ask for approvals through the approvers, not tasks/update")
 
     def _tool_entry(self, tool: Tool) -> dict[str, Any]:
         hints: dict[str, Any] = {
@@ -235,6 +300,11 @@ class TetherMCPServer:
                                "calls (execution.taskSupport is forbidden)")
             return await self._call_session_tool(ctx, call_next, name, params.arguments or {})
         agent = self.agents.get(name)
+        if agent is not None and ext.speaks_extension(ctx):
+            # the extension's wire: the server decides; an agent's call becomes a task
+            ttl = params.task.ttl if params.task else None
+            run_id = await self.submit(name, params.arguments or {}, task=True, task_ttl=ttl)
+            return ext.created(self.tether.get(run_id))
         if agent is not None and agent.task_support == "required" and params.task is None:
             raise MCPError(INVALID_PARAMS, f"tool {name!r} must be called as a task "
                            "(execution.taskSupport is required): add \"task\": {} to the params")

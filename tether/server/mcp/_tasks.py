@@ -11,6 +11,7 @@ answers. The SDK (2.3) carries the task types but dispatches none of these metho
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from typing import TYPE_CHECKING, Any
 
@@ -88,10 +89,10 @@ class Tasks:
         if run.finished:
             raise MCPError(INVALID_PARAMS, f"cannot cancel task {p.task_id}: it is already "
                            f"{task_of(run).status} (a terminal status)")
-        settled = await self._cancel(p.task_id)
+        settled = await self.stop(p.task_id)
         return task_wire(task_of(settled))
 
-    async def _cancel(self, run_id: str) -> RunRecord:
+    async def stop(self, run_id: str) -> RunRecord:
         """Cancel the run and wait until it is terminal. The request is repeated while the run
         is not: a run flagged while running that suspends in the same moment is written back
         `waiting` with the flag set (the runtime's suspend does not check it), and only a
@@ -109,9 +110,12 @@ class Tasks:
 
     async def list(self, params: Any) -> dict[str, Any]:
         parse(ListParams, params, "tasks/list")
-        runs = self.tether.store.list_runs(tenant=self.tenant, limit=1000)
-        tasks = [task_wire(task_of(r)) for r in runs if _is_task(r)]
-        return {"tasks": tasks}
+        return {"tasks": [task_wire(task_of(r)) for r in self.mine()]}
+
+    def mine(self) -> builtins.list[RunRecord]:
+        """The tasks of this server, newest first (the most recent 1000)."""
+        return [r for r in self.tether.store.list_runs(tenant=self.tenant, limit=1000)
+                if _is_task(r)]
 
 
 def _is_task(run: RunRecord) -> bool:
