@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as
 
 from tether import Tether
 from tether.models import ScriptedModel
-from tether.observe._kpi_live import export_metrics_live, metrics_destination
+from tether.observe import export_metrics_live
+from tether.observe.otel import otlp_destination
 
 from . import test_kpis_support as S
 
@@ -122,7 +123,7 @@ async def test_runs_export_their_metrics_over_otlp(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=agents")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "shop-agents")
-    assert metrics_destination().startswith(endpoint)
+    assert otlp_destination("metrics").startswith(endpoint)
     t = Tether(db_path, guards=S.GUARDS_REF)
     live = export_metrics_live(t)  # from the environment
     assert live is not None

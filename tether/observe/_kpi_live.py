@@ -7,7 +7,8 @@ Configuration is the standard OpenTelemetry environment only, as for the spans:
 `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`), `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME` (default
 `tether`), `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60000). With no endpoint set, or
 `OTEL_SDK_DISABLED=true`, or `OTEL_METRICS_EXPORTER=none`, nothing is exported and the SDK is not
-imported.
+imported. The environment is read by the helpers the span export uses (`otel.otlp_*`, given the
+signal).
 
 How a run's end is noticed: through the client's seam for layers that follow runs
 (`Tether.worker_listeners`, `Worker.claim_listeners`, which the live span export uses too), this
@@ -22,12 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.observe.metrics import MetricsRecorder
+from tether.observe.otel import (
+    ExportError,
+    _resource,
+    otlp_configured,
+    otlp_destination,
+    otlp_protocol,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -43,46 +50,10 @@ POLL_SECONDS = 0.25
 CLOSE_TIMEOUT_S = 2.0
 
 
-class MetricsConfigError(ValueError):
-    """The environment asks for metrics export in a way Tether cannot follow."""
-
-
-def _env(name: str) -> str:
-    return os.environ.get(name, "").strip()
-
-
-def metrics_configured() -> bool:
-    """Whether the environment asks for metric export."""
-    if _env("OTEL_SDK_DISABLED").lower() == "true" or _env("OTEL_METRICS_EXPORTER") == "none":
-        return False
-    return bool(_env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-
-
-def metrics_protocol() -> str:
-    protocol = (_env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-                or _env("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
-    if protocol not in ("http/protobuf", "grpc"):
-        raise MetricsConfigError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported for metrics; use "
-            "'http/protobuf' (the default) or 'grpc'")
-    return protocol
-
-
-def metrics_destination() -> str:
-    """Where metrics go, as configured: the endpoint and the protocol."""
-    protocol = metrics_protocol()
-    signal = _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    if signal:
-        return f"{signal} ({protocol})"
-    base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    where = base if protocol == "grpc" else base.rstrip("/") + "/v1/metrics"
-    return f"{where} ({protocol})"
-
-
 def metric_exporter_from_env() -> MetricExporter:
     """The official OTLP metric exporter the environment names; it reads the endpoint and
     headers from the environment itself."""
-    if metrics_protocol() == "grpc":
+    if otlp_protocol("metrics") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
@@ -98,16 +69,12 @@ def meter_provider_from_env(exporter: MetricExporter | None = None) -> MeterProv
     environment), with the service name the environment gives (default `tether`)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
 
-    from tether import __version__
-
-    where = metrics_destination() if exporter is None else type(exporter).__name__
+    where = otlp_destination("metrics") if exporter is None else type(exporter).__name__
     inner = exporter or metric_exporter_from_env()
     reader = PeriodicExportingMetricReader(_reporting(inner, where))
-    resource = Resource.create({"service.name": _env("OTEL_SERVICE_NAME") or "tether",
-                                "tether.version": __version__})
-    return MeterProvider(resource=resource, metric_readers=[reader])
+    # the spans' resource: one service name (and instance) for both signals of a process
+    return MeterProvider(resource=_resource(), metric_readers=[reader])
 
 
 def _reporting(inner: MetricExporter, where: str) -> MetricExporter:
@@ -232,15 +199,14 @@ def export_metrics_live(tether: Tether, meter_provider: MeterProvider | None = N
     or None (nothing happens, the SDK is not imported) when no endpoint is set."""
     if meter_provider is not None:
         return LiveMetrics(tether, meter_provider, context_windows=context_windows)
-    if not metrics_configured():
+    if not otlp_configured("metrics"):
         return None
     try:
         provider = meter_provider_from_env()
-    except (MetricsConfigError, ImportError) as exc:
+    except (ExportError, ImportError) as exc:
         log.warning("metrics: not exported: %s", exc)
         return None
     return LiveMetrics(tether, provider, own=True, context_windows=context_windows)
 
 
-__all__: Sequence[str] = ["LiveMetrics", "MetricsConfigError", "export_metrics_live",
-                          "meter_provider_from_env", "metrics_configured", "metrics_destination"]
+__all__: Sequence[str] = ["LiveMetrics", "export_metrics_live", "meter_provider_from_env"]
