@@ -49,7 +49,8 @@ async def sample(_context: Any, _params: Any) -> Any:
 async def list_roots(_context: Any) -> Any:
     from mcp import types
 
-    return types.ListRootsResult(roots=[types.Root(uri="file:///tmp", name="tmp")])
+    return types.ListRootsResult(roots=[types.Root.model_validate(
+        {"uri": "file:///tmp", "name": "tmp"})])
 
 
 def _stub(schema: dict[str, Any]) -> Any:
@@ -111,14 +112,18 @@ class _Browser:
         if "code" not in query:
             raise RuntimeError(f"no authorization code in the redirect {location}")
         self.result = AuthorizationCodeResult(
-            code=query["code"][0], state=(query.get("state") or [None])[0],
-            iss=(query.get("iss") or [None])[0])
+            code=query["code"][0], state=_first(query, "state"), iss=_first(query, "iss"))
 
     async def callback(self) -> Any:
         result, self.result = self.result, None
         if result is None:
             raise RuntimeError("no authorization code: the redirect was not followed")
         return result
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
 
 
 async def oauth(url: str, context: dict[str, Any]) -> Any:

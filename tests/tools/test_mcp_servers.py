@@ -169,7 +169,8 @@ async def test_fetched_injection_cannot_make_the_agent_act(db_path: str, tmp_pat
             # the journal: only the first fetch ran; every call the page asked for was answered
             # by the guards without running
             live = [e.name for e in t.events(run.id) if e.kind == "step_started"
-                    and e.name.startswith("tool:") and "short_circuit" not in (e.data or {})]
+                    and (e.name or "").startswith("tool:")
+                    and "short_circuit" not in (e.data or {})]
             assert live == ["tool:fetch"]
             t.close()
     # nothing the page asked for happened
