@@ -330,3 +330,30 @@ def test_a_network_ref_in_a_schema_is_never_fetched() -> None:
 def test_code_only_options_are_checked(options: dict[str, Any], message: str) -> None:
     with pytest.raises(MCPConfigError, match=re.escape(message)):
         test_server(**options)
+
+
+async def agent_with_its_own_servers(ctx: Any, note: str) -> Any:
+    """How an agent run by any worker uses MCP: it opens the servers itself, so they live
+    exactly as long as this execution (a resumed run opens them again; its completed calls
+    are answered from the journal)."""
+    async with MCPTools([test_server(ledger=Path(STATE["ledger"]))]) as mcp:
+        tools = mcp.registry(names=["record"])
+        first = await ctx.tool(tools, "record", {"note": note})
+        await ctx.wait_for("go")  # suspends: the block closes, the server process ends
+        second = await ctx.tool(tools, "record", {"note": note + " again"})
+    return [first.output, second.output]
+
+
+async def test_an_agent_that_opens_its_servers_suspends_and_resumes(db_path: str,
+                                                                    tmp_path: Path) -> None:
+    STATE["ledger"] = str(tmp_path / "ledger.txt")
+    t = Tether(db_path, lease_ttl=5.0)
+    run = await t.run(agent_with_its_own_servers, "n")
+    assert run.status == "waiting", run.error
+    assert _ledger(Path(STATE["ledger"])) == ["n"]
+    t.signal(run.id, "go")
+    done = await t.drive(run.id)
+    assert done.status == "succeeded", done.error
+    assert done.result == [{"result": "recorded n"}, {"result": "recorded n again"}]
+    assert _ledger(Path(STATE["ledger"])) == ["n", "n again"]
+    t.close()
