@@ -243,6 +243,10 @@ def test_resolve_an_in_doubt_step(tmp_path: Path) -> None:
         assert r.status_code == 200, r.text
         done = asyncio.run(t.drive(run_id))
         assert done.status == "succeeded" and done.result == 5 + 1 + 2
+        huge = api.client.post(f"/v1/runs/{run_id}/resolve",
+                               json={"action": "skip", "result": 2**70},
+                               headers=api.as_("operator"))
+        assert huge.status_code == 422 and huge.json()["where"] == "body.result"
         again = api.client.post(f"/v1/runs/{run_id}/resolve", json={"action": "skip"},
                                 headers=api.as_("operator"))
         assert again.status_code == 409 and "already finished" in again.json()["message"]
@@ -357,3 +361,15 @@ def test_idempotency_survives_a_server_restart(tmp_path: Path) -> None:
         assert r.json()["run"]["id"] == first["id"]
         assert len(client.get("/v1/runs", headers={
             "Authorization": f"Bearer {keys['viewer']}"}).json()["runs"]) == 1
+
+
+def test_hostile_bodies_get_clear_errors(api: S.Api) -> None:
+    h = {**api.as_("operator"), "Content-Type": "application/json"}
+    for depth, status in ((100_000, 400), (5_000, 400), (300, 422)):
+        body = b'{"agent": "echo", "input": ' + b"[" * depth + b"]" * depth + b"}"
+        r = api.client.post("/v1/runs", content=body, headers=h)
+        assert r.status_code == status, (depth, r.text)
+        assert r.json()["where"].startswith("body") and r.json()["fix"]
+    big = api.client.post("/v1/runs", json={"agent": "echo", "input": 2**70}, headers=h)
+    assert big.status_code == 422 and "input" in big.json()["message"]
+    assert api.client.get("/v1/runs", headers=h).json()["runs"] == []

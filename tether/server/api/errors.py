@@ -54,7 +54,7 @@ def _responses(codes: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
 
 
 #: error statuses every authenticated route may answer
-COMMON = _responses((401, 403, 413, 422, 503))
+COMMON = _responses((400, 401, 403, 413, 422, 503))
 NOT_FOUND = _responses((404,))
 CONFLICT = _responses((409,))
 
@@ -98,7 +98,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
+        if exc.status_code == 400:
+            err = ApiError(400, "invalid_request", "the body could not be parsed as JSON "
+                           "(malformed, or nested too deeply)", "body",
+                           "send one JSON object, as the OpenAPI description at /openapi.json "
+                           "says")
+        elif exc.status_code == 404:
             err = ApiError(404, "not_found", "no such endpoint", "path",
                            "see /openapi.json for the endpoints (all under /v1)")
         elif exc.status_code == 405:

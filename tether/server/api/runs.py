@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from tether.observe import timeline_rows, timeline_totals
 from tether.runtime.client import IdempotencyConflict
-from tether.store import RunRecord
+from tether.store import RunRecord, dumps
 
 from . import audit
 from .auth import Operator, Viewer
@@ -189,6 +189,11 @@ def resolve_run(run_id: str, body: ResolveIn, request: Request, who: Operator) -
     (skip), or fail it (recorded in the audit log)."""
     state = state_of(request)
     run = own_run(state, who.tenant, run_id)
+    try:
+        dumps(body.result)
+    except TypeError as exc:  # what the store cannot hold (an integer over 64 bits, ...)
+        raise ApiError(422, "invalid_request", f"result cannot be stored: {exc}",
+                       "body.result", "give a JSON value the journal can hold") from None
     try:
         target = state.tether.resolve(run.id, body.action, result=body.result, key=body.key)
     except Exception as exc:
