@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
     )
     from tether.runtime.activity import activity
     from tether.sandbox import Sandbox, SandboxUnavailable
+    from tether.server.mcp import TetherMCPServer
     from tether.store import RunRecord, open_store
     from tether.tools import ToolArgumentError, ToolRegistry, ToolResult, openapi_tools, tool
     from tether.tools.mcp import MCPServerConfig, MCPTools
@@ -61,6 +62,7 @@ _LAZY = {
     "Sandbox": "tether.sandbox", "SandboxUnavailable": "tether.sandbox",
     "ToolArgumentError": "tether.tools", "openapi_tools": "tether.tools",
     "MCPServerConfig": "tether.tools.mcp", "MCPTools": "tether.tools.mcp",
+    "TetherMCPServer": "tether.server.mcp",
     "Guards": "tether.guards", "GuardConfig": "tether.guards", "load_policy": "tether.guards",
     "react": "tether.agents", "ReActAgent": "tether.agents", "MaxStepsExceeded": "tether.agents",
 }
@@ -111,6 +113,7 @@ __all__ = [
     "SignalTimeout",
     "Tether",
     "TetherError",
+    "TetherMCPServer",
     "ToolArgumentError",
     "ToolRegistry",
     "ToolResult",

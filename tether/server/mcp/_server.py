@@ -92,7 +92,7 @@ class TetherMCPServer:
         `elicitation_approver`: who signs what a client's user decides when the server asks
         them to approve a waiting call by elicitation (`_elicit`); it must be one of the
         guards' approvers."""
-        from tether import __version__
+        from importlib.metadata import version  # not `tether.__version__`: tether re-exports us
 
         self.registry = tools if tools is not None else ToolRegistry()
         self.registry_key = registry_ref or f"{name}:{id(self.registry):x}"
@@ -121,7 +121,8 @@ class TetherMCPServer:
                                               self.guards.config.approvers)
         self.resources = RunResources(self.tether.store, tenant)
         self.sdk: MCPServer[Any] = MCPServer(
-            name, version=__version__, instructions=instructions, middleware=[self._middleware])
+            name, version=version("tether"), instructions=instructions,
+            middleware=[self._middleware])
         self._routes: dict[str, Callable[[ServerRequestContext[Any, Any], CallNext],
                                          Any]] = {
             "initialize": self._initialize,
