@@ -90,6 +90,15 @@ def fail(reason: str) -> str:
     raise ValueError(f"cannot do it: {reason}")
 
 
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def slow(seconds: float) -> str:
+    """Answer after `seconds`."""
+    import anyio
+
+    await anyio.sleep(seconds)
+    return "late"
+
+
 @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
 def die() -> str:
     """Exit the server process in the middle of a call (a crash during a call)."""

@@ -57,7 +57,7 @@ async def test_tools_join_the_registry_with_schemas_classes_and_tags() -> None:
     async with MCPTools([test_server(tags=("demo-tag",), side_effects={"mystery": "read"})]
                         ) as mcp:
         by_name = {t.name: t for t in mcp.tools}
-        assert set(by_name) == {"lookup", "record", "wipe", "mystery", "fail", "die"}
+        assert set(by_name) == {"lookup", "record", "wipe", "mystery", "fail", "die", "slow"}
         lookup = by_name["lookup"]
         assert lookup.parameters["properties"]["city"]["type"] == "string"
         assert lookup.parameters["required"] == ["city"]
@@ -71,8 +71,8 @@ async def test_tools_join_the_registry_with_schemas_classes_and_tags() -> None:
         assert [t.name for t in mcp.select(names=["l*", "rec*"])] == ["lookup", "record"]
         assert {t.name for t in mcp.select(tags=["destructive"])} == {"wipe", "die"}
         reg = mcp.registry(tags=["read"])
-        assert reg.names() == ["fail", "lookup", "mystery"]
-        assert [d["name"] for d in reg.definitions()] == ["fail", "lookup", "mystery"]
+        assert reg.names() == ["fail", "lookup", "mystery", "slow"]
+        assert [d["name"] for d in reg.definitions()] == ["fail", "lookup", "mystery", "slow"]
         # a bad argument is refused before anything is sent, in words the model can act on
         bad = await lookup.run({"city": 3})
         assert bad.error is not None and bad.error.type == "invalid_arguments"
@@ -142,6 +142,16 @@ async def test_a_server_that_dies_mid_call_is_restarted_on_the_next_call(tmp_pat
         again = await reg.get("record").run({"note": "after"})
         assert again.ok, again.error
         assert _ledger(ledger) == ["die", "after"]  # a new process answered
+
+
+async def test_a_call_the_server_does_not_answer_in_time_is_a_timeout_observation() -> None:
+    async with MCPTools([test_server(timeout=1.0)]) as mcp:
+        reg = mcp.registry()
+        late = await reg.get("slow").run({"seconds": 5})
+        assert late.error is not None
+        assert "did not answer the call to 'slow' within 1s" in late.error.message
+        assert "not sent again" in late.error.message
+        assert (await reg.get("lookup").run({"city": "Rome"})).ok  # the session is still fine
 
 
 async def test_a_killed_stdio_server_is_restarted(tmp_path: Path) -> None:

@@ -217,12 +217,12 @@ class MCPConnection:
         except MCPError as e:
             if _connection_lost(e):
                 return self._lost(client, tool, e)
+            if _timed_out(e):
+                raise self._timeout(tool) from None
             raise ToolExecutionError(
                 tool, f"{self.config.label} refused the call to {tool!r}: {e}") from None
         except TimeoutError:
-            raise ToolExecutionError(
-                tool, f"{self.config.label} did not answer the call to {tool!r} within "
-                f"{self.config.timeout:g}s (it may still be running)") from None
+            raise self._timeout(tool) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
                 OSError) as e:
             return self._lost(client, tool, e)
@@ -230,6 +230,11 @@ class MCPConnection:
             if _is_transport_error(e):
                 return self._lost(client, tool, e)
             raise
+
+    def _timeout(self, tool: str) -> ToolExecutionError:
+        return ToolExecutionError(
+            tool, f"{self.config.label} did not answer the call to {tool!r} within "
+            f"{self.config.timeout:g}s; it may still be running, so it was not sent again")
 
     def _lost(self, client: Client, tool: str, exc: BaseException) -> Any:
         self.broken(client)
@@ -245,6 +250,12 @@ def _connection_lost(exc: Exception) -> bool:
     from mcp_types import CONNECTION_CLOSED
 
     return getattr(exc, "code", None) == CONNECTION_CLOSED
+
+
+def _timed_out(exc: Exception) -> bool:
+    from mcp_types import REQUEST_TIMEOUT
+
+    return getattr(exc, "code", None) == REQUEST_TIMEOUT
 
 
 def _is_transport_error(exc: BaseException) -> bool:
