@@ -205,6 +205,21 @@ Reproduce:
 """
 
 
+def stored_in_phoenix(phoenix: Any, project: str, sent: int, stall_s: float = 60.0) -> int:
+    """How many distinct spans Phoenix lists for the project once it has stored them all or
+    stopped storing more for `stall_s`: it queues what it receives and inserts behind, minutes
+    behind on a loaded machine."""
+    count, last_change = -1, time.monotonic()
+    while True:
+        now = len({s["context"]["span_id"] for s in phoenix.spans(project, expect=0, settle=0.0)})
+        if now != count:
+            count, last_change = now, time.monotonic()
+            print(f"Phoenix has stored {count} of the {sent} spans", flush=True)
+        if count >= sent or time.monotonic() - last_change > stall_s:
+            return count
+        time.sleep(2.0)
+
+
 def _phoenix_version() -> str:
     from tests.observe import phoenix_support
 
@@ -242,7 +257,7 @@ def main() -> int:
         if r["sent"] != r["spans"] or r["warnings"]:
             raise SystemExit(f"a traced round did not export its whole run: {r}")
     sent = sum(r["spans"] + r["warmup_spans"] for r in on)
-    stored = len(phoenix.spans(project, expect=sent))
+    stored = stored_in_phoenix(phoenix, project, sent)
     if stored != sent:
         raise SystemExit(f"Phoenix holds {stored} spans of project {project}, not the {sent} "
                          "the traced rounds sent")

@@ -59,7 +59,7 @@ class Phoenix:
         return f"http://{urlsplit(self.url).hostname}:{self.grpc_port}"
 
     def spans(self, project: str, trace_id: str | None = None, *, expect: int = 1,
-              timeout: float = 30.0, settle: float = 1.0) -> list[dict[str, Any]]:
+              timeout: float = 120.0, settle: float = 1.0) -> list[dict[str, Any]]:
         """The spans of `project` (of one trace when `trace_id` is given), through Phoenix's
         REST API (GET /v1/projects/{project}/spans). Phoenix ingests OTLP asynchronously, so
         this polls until at least `expect` spans are there and their number has not changed for
