@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from .mcp_support import TEST_SERVER
+from .mcp_support import TEST_SERVER, local_pages
 
 TETHER = [sys.executable, "-m", "tether"]
 
@@ -102,33 +99,16 @@ def test_add_mcp_usage_errors(project: Path, args: list[str], message: str) -> N
 
 
 @pytest.fixture
-def served_spec(petstore_spec: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """The pet store's OpenAPI document served on 127.0.0.1 (the dict's text can be changed)."""
-    doc = {"text": petstore_spec.read_text()}
-
-    class Spec(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            body = doc["text"].encode()
-            self.send_response(200 if self.path == "/openapi.yaml" else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Spec)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/openapi.yaml", doc
-    finally:
-        server.shutdown()
-        server.server_close()
+def served_spec(petstore_spec: Path) -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
+    """The pet store's OpenAPI document served on 127.0.0.1 (the test may change it)."""
+    pages = {"/openapi.yaml": ("application/yaml", petstore_spec.read_text())}
+    with local_pages(pages) as (base, _):
+        yield f"{base}/openapi.yaml", pages
 
 
-def test_lock_and_check_a_live_openapi_url(project: Path,
-                                           served_spec: tuple[str, dict[str, str]]) -> None:
-    url, doc = served_spec
+def test_lock_and_check_a_live_openapi_url(
+        project: Path, served_spec: tuple[str, dict[str, tuple[str, str]]]) -> None:
+    url, pages = served_spec
     locked = tether(project, "tools", "lock", "--openapi", url)
     assert locked.returncode == 0, locked.stderr
     lock = json.loads((project / "tools.lock.json").read_text())
@@ -136,9 +116,9 @@ def test_lock_and_check_a_live_openapi_url(project: Path,
     assert "list_pets" in lock["tools"]
     clean = tether(project, "tools", "check")
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    spec = yaml.safe_load(doc["text"])
+    spec = yaml.safe_load(pages["/openapi.yaml"][1])
     spec["paths"]["/pets"]["get"]["parameters"][1]["schema"]["type"] = "integer"
-    doc["text"] = yaml.safe_dump(spec)
+    pages["/openapi.yaml"] = ("application/yaml", yaml.safe_dump(spec))
     drifted = tether(project, "tools", "check")
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     assert "type_changed       list_pets.tag: type string -> integer" in drifted.stdout
