@@ -314,7 +314,10 @@ class TetherMCPServer:
                              task=params.task is not None)
         if params.task is not None:
             return {"task": task_wire(task_of(self.tether.get(run_id)))}
-        return call_result(await self._outcome(ctx, run_id))
+        try:
+            return call_result(await self._outcome(ctx, run_id))
+        finally:
+            self.worker.release(run_id)  # e.g. another worker process claimed it
 
     async def _outcome(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> RunRecord:
         """Wait for the run of a plain call; while it waits for an approval, ask the client's
@@ -354,6 +357,7 @@ class TetherMCPServer:
             run = await self.worker.settled(run_id)
         finally:
             LIVE.pop(run_id, None)
+            self.worker.release(run_id)
         if refused:
             # journaled as a failed step; the client gets the JSON-RPC error the SDK raised,
             # as it would from the SDK's server, not a tool result
@@ -383,7 +387,13 @@ class TetherMCPServer:
         run_id = run_id or new_run_id()
         run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
                         tenant=self.tenant, root_id=run_id, options=options)
-        await self.worker.committer.run(ops.create_run(run))
+        if not task:
+            self.worker.hold(run_id)  # released when claimed (or by the waiting caller)
+        try:
+            await self.worker.committer.run(ops.create_run(run))
+        except BaseException:
+            self.worker.release(run_id)
+            raise
         self.worker.kick()
         return run_id
 
