@@ -113,7 +113,7 @@ def breakdown(tether: Any, run_id: str) -> dict[str, float]:
     n = len(spans)
     return {"build_us": 1e6 * (t1 - t0) / n, "convert_us": 1e6 * (t2 - t1) / n,
             "encode_us": 1e6 * (t3 - t2) / n, "send_us": 1e6 * ((t4 - t3) - (t3 - t2)) / n,
-            "attributes": sum(len(s.attributes) for s in sdk) / n}
+            "attributes": sum(len(s.attributes or {}) for s in sdk) / n}
 
 
 # -- the driver -------------------------------------------------------------------------------

@@ -89,12 +89,13 @@ def journal_calls(db: Path, root_id: str) -> dict[str, dict[str, list[Any]]]:
         calls: dict[str, dict[str, list[Any]]] = {}
         for run in runs:
             rows = [r for r in timeline_rows(t.events(run.id)) if r.kind == v.STEP_COMPLETED]
+            named = [(r.name or "", r) for r in rows]
             calls[run.id] = {
                 "agent": [run.agent.rsplit(":", 1)[-1]],
-                "models": [(r.name.removeprefix("model:"), r.tokens_in, r.tokens_out)
-                           for r in rows if (r.name or "").startswith("model:")],
-                "tools": [r.name.removeprefix("tool:") for r in rows
-                          if (r.name or "").startswith("tool:")],
+                "models": [(name.removeprefix("model:"), r.tokens_in, r.tokens_out)
+                           for name, r in named if name.startswith("model:")],
+                "tools": [name.removeprefix("tool:") for name, _ in named
+                          if name.startswith("tool:")],
             }
         return calls
     finally:
