@@ -15,7 +15,7 @@ SETUP_TARGETS += mcp-servers
 
 mcp-servers: $(MCP_SERVERS_STAMP)
 
-$(MCP_SERVERS_STAMP): $(STAMP) mk/mcp_servers.mk
+$(MCP_SERVERS_STAMP): mk/mcp_servers.mk | $(STAMP)
 	@test -x $(MCP_SERVERS_VENV)/bin/python || $(BIN)/uv venv -q --python $(BIN)/python $(MCP_SERVERS_VENV)
 	$(BIN)/uv pip install -q --python $(MCP_SERVERS_VENV)/bin/python $(MCP_SERVERS_SPECS)
 	@for s in time git fetch; do test -x $(MCP_SERVERS_VENV)/bin/mcp-server-$$s || exit 1; done
