@@ -37,7 +37,7 @@ def test_add_mcp_then_lock_then_check_names_the_drifted_tool_and_field(project: 
     assert config["servers"]["demo"]["command"][-3:] == ["stdio", "--variant-file", "variant"]
     assert config["servers"]["demo"]["tags"] == ["test"]
 
-    locked = tether(project, "tools", "lock", "--mcp", "mcp.yaml")
+    locked = tether(project, "tools", "lock")  # no flags, no lock yet: the mcp.yaml here
     assert locked.returncode == 0, locked.stderr
     lock = json.loads((project / "tools.lock.json").read_text())
     assert lock["sources"]["mcp"] == ["mcp.yaml"]

@@ -4,7 +4,8 @@ Sources are given with ``--module pkg.mod`` (or ``path/to/file.py``, or ``pkg.mo
 ``--openapi spec.yaml[=BASE_URL]`` (or a live ``http://host/openapi.json``) and ``--mcp mcp.yaml``
 (MCP servers, written by ``add-mcp``), all repeatable. ``lock`` records these sources inside
 ``tools.lock.json``, so ``check`` (e.g. in CI) and ``list`` need no flags afterwards; ``check``
-connects to the live sources again (MCP servers, OpenAPI URLs) and compares.
+connects to the live sources again (MCP servers, OpenAPI URLs) and compares. With no flags and
+no lock file, ``mcp.yaml`` (what ``add-mcp`` writes) is the source when it exists.
 Exit codes of ``check``: 0 no drift, 1 drift found, 2 bad usage or sources that fail to load.
 
 `tether.tools` is imported inside the commands: registering them must not cost `tether --help`
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tether.tools import ToolRegistry, ToolSources
 
 _FILE_MODULE = "_tether_tools_"  # how the tools library names a module it loaded from a file
+_MCP_CONFIG = "mcp.yaml"  # tether.tools.mcp.DEFAULT_MCP_CONFIG (not imported: keep --help cheap)
 
 ModuleOpt = Annotated[
     list[str] | None,
@@ -101,6 +103,9 @@ def _resolve(
                 raise _fail(
                     f"{lock} records no sources; pass --module, --openapi and/or --mcp"
                 )
+        elif Path(_MCP_CONFIG).exists():  # the servers `tether tools add-mcp` configured here
+            sources = ToolSources(mcp=[_MCP_CONFIG])
+            base = Path.cwd()
         else:
             raise _fail(
                 "no tool sources: pass --module pkg.mod, --openapi spec.yaml[=BASE_URL] and/or "
@@ -218,7 +223,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         config: Annotated[
             Path, typer.Option("--config", "-c", help="The YAML file to write.", dir_okay=False)
-        ] = Path("mcp.yaml"),
+        ] = Path(_MCP_CONFIG),
         tag: Annotated[
             list[str] | None, typer.Option("--tag", help="Tag every tool of it. Repeatable.")
         ] = None,
