@@ -1,7 +1,8 @@
 """What live tracing costs: CPU per durable step with OTLP export on vs off, the same run.
 
     make bench-tracing
-    .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 300] [--out FILE.md]
+    .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 300]
+                                                 [--collector receiver|phoenix] [--out FILE.md]
 
 Each measurement is a fresh process (`--child`) that runs one agent of `--iterations` model
 calls and tool calls (each a journaled `ctx.step`: a `chat` and an `execute_tool` span each),
@@ -9,10 +10,17 @@ after an untimed warm-up run that imports everything, opens the database and, wi
 starts the exporter: a long-lived worker pays those once. Timed: `time.process_time()` (every
 thread of the process, so the exporter's batch thread counts) from submitting the run until the
 live export is closed (its last spans sent). Tracing on means OTEL_EXPORTER_OTLP_ENDPOINT points
-at Arize Phoenix on 127.0.0.1 (`make phoenix`, over OTLP/HTTP), exactly as a user turns it on;
-off means the variables are unset (then the OpenTelemetry SDK is not even imported). Rounds
-alternate which side goes first, so drift in the machine's load hits both sides alike; the
-child reports how many spans the exporter had sent, which must equal the run's span count.
+at a collector on 127.0.0.1 (OTLP/HTTP), exactly as a user turns it on; off means the variables
+are unset (then the OpenTelemetry SDK is not even imported). Rounds alternate which side goes
+first, so drift in the machine's load hits both sides alike; the child reports how many spans
+the exporter had sent, which must equal the run's span count, and the collector must then hold
+every span of every traced run.
+
+The collector (`--collector`): by default a minimal OTLP/HTTP receiver in this driver process
+(tests/observe/otel_receiver.py: decodes each request with the official protobuf definitions and
+keeps the spans), because on a 2-core machine Arize Phoenix's own work (it stores each span in
+SQLite, far more CPU than sending it) competes with the measured process; `--collector phoenix`
+exports to the Phoenix `make phoenix` runs instead and checks that its REST API lists them.
 
 Writes `benchmarks/results/tracing.md`.
 """
@@ -31,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +150,7 @@ def per_step_ms(results: list[dict[str, Any]]) -> list[float]:
 
 
 def render(off: list[dict[str, Any]], on: list[dict[str, Any]], args: argparse.Namespace,
-           endpoint: str, load: tuple[float, float], command: str) -> str:
+           endpoint: str, collector: str, load: tuple[float, float], command: str) -> str:
     off_ms, on_ms = per_step_ms(off), per_step_ms(on)
     m_off, m_on = statistics.median(off_ms), statistics.median(on_ms)
     ratios = [b / a for a, b in zip(off_ms, on_ms, strict=True)]
@@ -164,11 +173,11 @@ One run of {args.iterations} model calls and {args.iterations} tool calls ({step
 {spans} spans: `invoke_agent`, `chat`, `execute_tool`), measured in a fresh process per round
 after an untimed warm-up run; CPU is the whole process's (`time.process_time()`, so the
 exporter's batch thread counts), from submitting the run until the live export has sent its
-last span. **On**: `OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}` (Arize Phoenix {_phoenix_version()}
-on 127.0.0.1, OTLP/HTTP protobuf; the collector's own CPU is its process's, not counted). Every
-traced round's exporter reported all {spans} spans sent, and Phoenix's REST API then listed
-every span of every traced run (warm-ups included). **Off**: the variables unset (the
-OpenTelemetry SDK is not imported). {args.rounds} rounds, alternating which side runs first.
+last span. **On**: `OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}`, OTLP/HTTP protobuf, to
+{collector}; its CPU is not counted. Every traced round's exporter reported all {spans} spans
+sent, and the collector then held every span of every traced run (warm-ups included).
+**Off**: the variables unset (the OpenTelemetry SDK is not imported). {args.rounds} rounds,
+alternating which side runs first.
 
 | round | order | off: CPU/step | on: CPU/step | on/off |
 |---|---|---|---|---|
@@ -189,13 +198,12 @@ Where the extra CPU goes, per span (medians over the traced rounds, measured on 
 after its window): building it from the journal {part("build_us")}, converting it to the SDK's
 span {part("convert_us")}, the OTLP exporter's protobuf encoding {part("encode_us")} (spans
 carry {part("attributes", "")} attributes on average; the SDK's encoder costs per attribute),
-the HTTP POST to Phoenix {part("send_us")}; the per-step difference above,
+the HTTP POST {part("send_us")}; the per-step difference above,
 {1000 * (m_on - m_off):.0f} µs, also holds the journal polling and the batch thread's
 hand-offs.
 
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};
-1-minute load average {load[0]:.1f} before and {load[1]:.1f} after: the machine was {quiet}
-(Phoenix itself runs on the same cores).
+1-minute load average {load[0]:.1f} before and {load[1]:.1f} after: the machine was {quiet}.
 
 Reproduce:
 
@@ -220,10 +228,23 @@ def stored_in_phoenix(phoenix: Any, project: str, sent: int, stall_s: float = 60
         time.sleep(2.0)
 
 
-def _phoenix_version() -> str:
-    from tests.observe import phoenix_support
+@contextlib.contextmanager
+def collector(kind: str, project: str) -> Iterator[tuple[str, str, Callable[[int], int]]]:
+    """(OTLP endpoint, what it is, how many distinct spans it holds once `sent` were sent)."""
+    if kind == "phoenix":
+        from tests.observe import phoenix_support
 
-    return phoenix_support.running_version(phoenix_support.url()) or "?"
+        phoenix = phoenix_support.start()  # reuses the one `make phoenix` started
+        version = phoenix_support.running_version(phoenix.url)
+        yield (phoenix.otlp_http, f"Arize Phoenix {version} on 127.0.0.1 (`make phoenix`)",
+               lambda sent: stored_in_phoenix(phoenix, project, sent))
+        return
+    from tests.observe.otel_receiver import http_receiver
+
+    with http_receiver() as (endpoint, received):
+        yield (endpoint, "a minimal OTLP/HTTP receiver in the benchmark's driver process "
+               "(`tests/observe/otel_receiver.py`)",
+               lambda sent: len({s.span_id for s in received.snapshot()}))
 
 
 def main() -> int:
@@ -231,6 +252,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--collector", choices=("receiver", "phoenix"), default="receiver")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -238,34 +260,32 @@ def main() -> int:
         print(json.dumps(asyncio.run(child(args.iterations, args.db))))
         return 0
 
-    from tests.observe import phoenix_support
-
-    phoenix = phoenix_support.start()  # reuses the one `make phoenix` started
     project = f"tether-bench-{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()[0]
     off: list[dict[str, Any]] = []
     on: list[dict[str, Any]] = []
-    for i in range(args.rounds):
-        order = (False, True) if i % 2 == 0 else (True, False)
-        for traced in order:
-            result = measure(traced, args.iterations, phoenix.otlp_http, project)
-            (on if traced else off).append(result)
-            print(f"round {i + 1} tracing {'on ' if traced else 'off'}: "
-                  f"{1000 * result['cpu_s'] / result['steps']:.3f} ms CPU/step "
-                  f"({result['steps']} steps, {result['sent']} spans sent)", flush=True)
-    for r in on:
-        if r["sent"] != r["spans"] or r["warnings"]:
-            raise SystemExit(f"a traced round did not export its whole run: {r}")
-    sent = sum(r["spans"] + r["warmup_spans"] for r in on)
-    stored = stored_in_phoenix(phoenix, project, sent)
+    with collector(args.collector, project) as (endpoint, what, held):
+        for i in range(args.rounds):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for traced in order:
+                result = measure(traced, args.iterations, endpoint, project)
+                (on if traced else off).append(result)
+                print(f"round {i + 1} tracing {'on ' if traced else 'off'}: "
+                      f"{1000 * result['cpu_s'] / result['steps']:.3f} ms CPU/step "
+                      f"({result['steps']} steps, {result['sent']} spans sent)", flush=True)
+        for r in on:
+            if r["sent"] != r["spans"] or r["warnings"]:
+                raise SystemExit(f"a traced round did not export its whole run: {r}")
+        sent = sum(r["spans"] + r["warmup_spans"] for r in on)
+        stored = held(sent)
     if stored != sent:
-        raise SystemExit(f"Phoenix holds {stored} spans of project {project}, not the {sent} "
-                         "the traced rounds sent")
+        raise SystemExit(f"the collector holds {stored} spans, not the {sent} the traced rounds "
+                         "sent")
     load = (load_before, os.getloadavg()[0])
     command = "make bench-tracing" if args.out == OUT and args.rounds == 10 and \
-        args.iterations == 300 else " ".join(
+        args.iterations == 300 and args.collector == "receiver" else " ".join(
             [".venv/bin/python benchmarks/bench_tracing.py", *sys.argv[1:]])
-    text = render(off, on, args, phoenix.otlp_http, load, command)
+    text = render(off, on, args, endpoint, what, load, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
