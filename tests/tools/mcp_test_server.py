@@ -91,6 +91,12 @@ def fail(reason: str) -> str:
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def big(chars: int) -> str:
+    """A result of `chars` characters (a server flooding its client)."""
+    return "x" * chars
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
 async def slow(seconds: float) -> str:
     """Answer after `seconds`."""
     import anyio

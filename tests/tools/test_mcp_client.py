@@ -57,7 +57,8 @@ async def test_tools_join_the_registry_with_schemas_classes_and_tags() -> None:
     async with MCPTools([test_server(tags=("demo-tag",), side_effects={"mystery": "read"})]
                         ) as mcp:
         by_name = {t.name: t for t in mcp.tools}
-        assert set(by_name) == {"lookup", "record", "wipe", "mystery", "fail", "die", "slow"}
+        assert set(by_name) == {"lookup", "record", "wipe", "mystery", "fail", "die", "slow",
+                                 "big"}
         lookup = by_name["lookup"]
         assert lookup.parameters["properties"]["city"]["type"] == "string"
         assert lookup.parameters["required"] == ["city"]
@@ -71,8 +72,8 @@ async def test_tools_join_the_registry_with_schemas_classes_and_tags() -> None:
         assert [t.name for t in mcp.select(names=["l*", "rec*"])] == ["lookup", "record"]
         assert {t.name for t in mcp.select(tags=["destructive"])} == {"wipe", "die"}
         reg = mcp.registry(tags=["read"])
-        assert reg.names() == ["fail", "lookup", "mystery", "slow"]
-        assert [d["name"] for d in reg.definitions()] == ["fail", "lookup", "mystery", "slow"]
+        assert reg.names() == ["big", "fail", "lookup", "mystery", "slow"]
+        assert [d["name"] for d in reg.definitions()] == reg.names()
         # a bad argument is refused before anything is sent, in words the model can act on
         bad = await lookup.run({"city": 3})
         assert bad.error is not None and bad.error.type == "invalid_arguments"
@@ -367,3 +368,29 @@ async def test_an_agent_that_opens_its_servers_suspends_and_resumes(db_path: str
     assert done.result == [{"result": "recorded n"}, {"result": "recorded n again"}]
     assert _ledger(Path(STATE["ledger"])) == ["n", "n again"]
     t.close()
+
+
+async def test_a_flooding_result_is_cut_before_the_journal() -> None:
+    async with MCPTools([test_server(max_output_chars=1000)]) as mcp:
+        flood = await mcp.registry().get("big").run({"chars": 2_000_000})
+        assert flood.ok and isinstance(flood.output, str)
+        assert len(flood.output) < 1200
+        assert "the result had 2000013 characters; Tether keeps 1000" in flood.output
+
+
+def test_hostile_tool_names_and_schemas() -> None:
+    from mcp_types import Tool as RemoteTool
+
+    from tether.tools import ToolDefinitionError
+    from tether.tools.mcp import MCPConnection, MCPTool
+
+    conn = MCPConnection(test_server())
+
+    def remote(name: str, schema: dict[str, Any]) -> Any:
+        return RemoteTool.model_validate({"name": name, "inputSchema": schema})
+
+    weird = MCPTool(conn, remote("../../etc/passwd; rm -rf", {"type": "object"}))
+    assert weird.name == "______etc_passwd__rm_-rf" and weird.remote_name.startswith("../")
+    assert len(MCPTool(conn, remote("n" * 300, {"type": "object"})).name) == 64
+    with pytest.raises(ToolDefinitionError, match="tool 'bad' has an invalid input schema"):
+        MCPTool(conn, remote("bad", {"type": "object", "properties": {"a": {"type": 5}}}))

@@ -47,7 +47,7 @@ def test_add_mcp_then_lock_then_check_names_the_drifted_tool_and_field(project: 
 
     clean = tether(project, "tools", "check")  # the lock records its sources
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "ok: 7 tools match" in clean.stdout
+    assert "ok: 8 tools match" in clean.stdout
 
     (project / "variant").write_text("v2")  # the server now wants a second argument
     drifted = tether(project, "tools", "check")

@@ -30,7 +30,7 @@ from tether.tools._errors import ToolDefinitionError
 DEFAULT_MCP_CONFIG = "mcp.yaml"
 _KEYS = frozenset({"command", "url", "env", "cwd", "headers", "tags", "tools", "exclude",
                    "prefix", "timeout", "side_effects", "trust_annotations", "tool_tags",
-                   "protocol"})
+                   "protocol", "max_output_chars"})
 _PROTOCOLS = ("auto", "legacy")
 #: what a server may ask of the client while a call runs, passed to the SDK's `Client`
 CALLBACKS = frozenset({"elicitation_callback", "sampling_callback", "list_roots_callback",
@@ -72,6 +72,8 @@ class MCPServerConfig:
     #: side effect per tool name, over the server's annotations
     side_effects: dict[str, str] = field(default_factory=dict)
     trust_annotations: bool = True
+    #: longest result kept (the journal stores every result; a server must not flood it)
+    max_output_chars: int = 200_000
     #: ``auto`` (discover the server's protocol, fall back to the initialize handshake),
     #: ``legacy`` (the handshake only) or a protocol version to adopt directly
     protocol: str = "auto"
@@ -91,6 +93,8 @@ class MCPServerConfig:
             )
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise MCPConfigError(f"{where}: url {self.url!r} must start with http:// or https://")
+        if not self.max_output_chars > 0:
+            raise MCPConfigError(f"{where}: max_output_chars must be > 0")
         if not self.timeout > 0:
             raise MCPConfigError(f"{where}: timeout must be > 0 seconds, not {self.timeout!r}")
         if self.protocol not in _PROTOCOLS and not self.protocol[:4].isdigit():
@@ -184,6 +188,7 @@ class MCPServerConfig:
                 side_effects={str(k): str(v) for k, v in (data.get("side_effects") or {}).items()},
                 trust_annotations=bool(data.get("trust_annotations", True)),
                 protocol=str(data.get("protocol", "auto")),
+                max_output_chars=int(data.get("max_output_chars", 200_000)),
             )
         except MCPConfigError as e:
             raise MCPConfigError(f"{at}{e}") from None

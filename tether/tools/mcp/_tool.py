@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import orjson
 import referencing
 import referencing.exceptions
 
@@ -129,13 +130,22 @@ class MCPTool(Tool):
             raise ToolExecutionError(
                 self.name, f"tool {self.remote_name!r} of {self.connection.config.label} "
                 f"reported an error: {_text(result.content) or '(no message)'}")
-        if result.structured_content is not None:
-            return result.structured_content
-        return _content(result.content)
+        value = (result.structured_content if result.structured_content is not None
+                 else _content(result.content))
+        return _bounded(value, self.connection.config.max_output_chars)
 
 
 def _no_fetch(uri: str) -> referencing.Resource[Any]:
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+def _bounded(value: Any, limit: int) -> Any:
+    """The value, or its JSON text cut at ``limit`` characters with a note saying so."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text) <= limit:
+        return value
+    return (text[:limit] + f"\n[... cut: the result had {len(text)} characters; Tether keeps "
+            f"{limit} (max_output_chars)]")
 
 
 def _content(blocks: list[Any]) -> Any:
