@@ -97,6 +97,7 @@ class MCPConnection:
         finally:
             self._closed = True
             self._client = None
+            self._answer(self._requested)  # wake callers waiting for a connection: none comes
             if self._stderr is not None:
                 self._stderr.close()
                 os.unlink(self._stderr_path)
@@ -195,7 +196,8 @@ class MCPConnection:
             while self._answered < mine and self._client is None:
                 await self._changed.wait()
         if self._client is None:
-            reason = self._error or f"no connection within {self.connect_timeout:g}s"
+            reason = ("its connection was closed with its owner" if self._closed else
+                      self._error or f"no connection within {self.connect_timeout:g}s")
             raise MCPUnavailableError(tool, self.config.label, reason)
         return self._client
 
