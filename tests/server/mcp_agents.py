@@ -119,3 +119,10 @@ async def broken(ctx: Context, goal: dict[str, Any]) -> str:
     """An agent that fails (a protocol-level failure of its task, not a tool error)."""
     await ctx.step("look", lambda: "nothing")
     raise RuntimeError("no sources found")
+
+
+async def refusing(ctx: Context, goal: dict[str, Any]) -> dict[str, Any]:
+    """An agent that answers as an MCP tool result reporting an error (the agent ran; what it
+    was asked could not be done)."""
+    await ctx.step("look", lambda: "nothing")
+    return {"content": [{"type": "text", "text": f"cannot do {goal['goal']}"}], "isError": True}

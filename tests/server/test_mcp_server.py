@@ -536,3 +536,25 @@ async def test_2026_client_without_the_extension_has_no_tasks(server: TetherMCPS
     assert refused.value.code == -32003
     assert isinstance(plain, types.CallToolResult)
     assert plain.structured_content == {"answer": "NOTES ON SYNC"}  # ran, answered in the call
+
+
+async def test_agent_answering_a_tool_error(server: TetherMCPServer) -> None:
+    """An agent's MCP-shaped error result is the call's result (`isError`), not a failed run:
+    with the tasks extension the task is `completed` with that result."""
+    from mcp.client import advertise
+
+    server.add_agent(AgentTool("refusing", "tests.server.mcp_agents:refusing"))
+    async with Client(server.sdk, mode="legacy") as client:
+        plain = await client.call_tool("refusing", {"goal": "x"})
+    assert isinstance(plain, types.CallToolResult) and plain.is_error
+    assert isinstance(plain.content[0], types.TextContent)
+    assert plain.content[0].text == "cannot do x"
+    async with Client(server.sdk, mode="legacy",
+                      extensions=[advertise(TASKS_EXTENSION)]) as client:
+        made = await raw(client, "tools/call", {"name": "refusing", "arguments": {"goal": "y"}})
+        for _ in range(200):
+            got = await raw(client, "tasks/get", {"taskId": made["taskId"]})
+            if got["status"] != "working":
+                break
+            await asyncio.sleep(0.05)
+    assert got["status"] == "completed" and got["result"]["isError"] is True

@@ -62,6 +62,14 @@ def call_result(run: RunRecord) -> dict[str, Any]:
             if meta is not None:
                 answer["_meta"] = {**(answer.get("_meta") or {}), **meta}
             return answer
+    if not _is_tool_call(run) and isinstance(value, dict) and \
+            content_blocks(value.get("content")) is not None:
+        # an agent that answers as an MCP tool result (content blocks, maybe isError)
+        answer = _wire(types.CallToolResult(
+            content=content_blocks(value["content"]) or [],
+            structured_content=value.get("structuredContent"),
+            is_error=bool(value.get("isError", False)), _meta=meta))
+        return answer
     blocks = content_blocks(value)
     if blocks is not None:
         return _wire(types.CallToolResult(content=blocks, is_error=False, _meta=meta))
