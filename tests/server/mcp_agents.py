@@ -126,3 +126,13 @@ async def refusing(ctx: Context, goal: dict[str, Any]) -> dict[str, Any]:
     was asked could not be done)."""
     await ctx.step("look", lambda: "nothing")
     return {"content": [{"type": "text", "text": f"cannot do {goal['goal']}"}], "isError": True}
+
+
+def _guards() -> Any:
+    from tether.guards import GuardConfig, Guards, loads_policy
+
+    return Guards(GuardConfig(policy=loads_policy(POLICY)), tools=TOOLS)
+
+
+#: `tether mcp serve --guards tests.server.mcp_agents:GUARDS` (recorded with every run)
+GUARDS = _guards()

@@ -216,3 +216,22 @@ def test_bad_usage_is_one_clear_line(setup: dict[str, Any], extra: list[str],
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+async def test_guards_reference_is_recorded_with_every_run(setup: dict[str, Any]) -> None:
+    """--guards MODULE:NAME instead of --policy: the same listing and refusals, and each run
+    names the guards, so any worker that executes it enforces them."""
+    args = [sys.executable, "-m", "tether", "mcp", "serve", "--tools", TOOLS,
+            "--guards", "tests.server.mcp_agents:GUARDS"]
+    params = StdioServerParameters(command=args[0], args=args[1:], env=setup["env"],
+                                   cwd=str(ROOT))
+    async with Client(params, mode="legacy") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        denied = await client.call_tool("delete_everything", {})
+        added = await client.call_tool("add", {"a": 1, "b": 1})
+    assert "delete_everything" not in names and "add" in names
+    assert isinstance(denied, types.CallToolResult) and denied.is_error
+    assert isinstance(added, types.CallToolResult) and not added.is_error
+    runs = Tether(setup["db"]).runs(tenant="mcp")
+    assert {r.options.get("guards") for r in runs} == {"tests.server.mcp_agents:GUARDS"}
+    assert ran(setup) == ["add"]

@@ -558,3 +558,48 @@ async def test_agent_answering_a_tool_error(server: TetherMCPServer) -> None:
                 break
             await asyncio.sleep(0.05)
     assert got["status"] == "completed" and got["result"]["isError"] is True
+
+
+async def test_hostile_calls_around_the_policy(tmp_path: Path, ran: Path) -> None:
+    """What a client cannot do: reach a denied tool through a task, through the SDK server, or
+    with arguments a conditional rule denies."""
+    policy = loads_policy("""
+name: hostile
+rules:
+  - {id: lookups, tools: [lookup], effect: allow}
+  - {id: not-that-order, tools: [lookup], effect: deny, args: {order_id: {in: [o-secret]}}}
+  - {id: sdk-reads, tools: [peek], effect: allow}
+""")
+    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db",
+                          guards=Guards(GuardConfig(policy=policy), tools=TOOLS))
+    touched: list[str] = []
+
+    @srv.sdk.tool(annotations=types.ToolAnnotations(read_only_hint=True))
+    def peek() -> str:
+        """Allowed by name."""
+        touched.append("peek")
+        return "peeked"
+
+    @srv.sdk.tool()
+    def wipe() -> str:
+        """No rule allows it."""
+        touched.append("wipe")
+        return "wiped"
+
+    async with srv.running(), Client(srv.sdk, mode="legacy") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"lookup", "peek"}  # listed: some lookup is allowed; wipe is not
+        secret = await client.call_tool("lookup", {"order_id": "o-secret"})
+        task = await raw(client, "tools/call", {"name": "delete_everything", "arguments": {},
+                                                "task": {}})
+        via_task = await raw(client, "tasks/result", {"taskId": task["task"]["taskId"]})
+        wiped = await client.call_tool("wipe", {})
+        peeked = await client.call_tool("peek", {})
+    srv.close()
+    assert isinstance(secret, types.CallToolResult) and secret.is_error
+    assert isinstance(secret.content[0], types.TextContent)
+    assert "not-that-order" in secret.content[0].text
+    assert via_task["isError"] is True and "policy_denied" in via_task["content"][0]["text"]
+    assert isinstance(wiped, types.CallToolResult) and wiped.is_error
+    assert isinstance(peeked, types.CallToolResult) and not peeked.is_error
+    assert calls(ran) == [] and touched == ["peek"]
