@@ -48,6 +48,8 @@ class SuiteRun:
     returncode: int
     output: str
     outcomes: dict[str, Outcome]
+    #: scenarios that failed in the suite run and passed when run again alone
+    rescued: list[str] = field(default_factory=list)
 
     def failing(self, scenarios: list[str]) -> dict[str, str]:
         """Each of `scenarios` that did not pass, with why (missing = the suite never ran it)."""
@@ -111,3 +113,24 @@ def run_suite(role: Role, revision: str, target: str, out_dir: Path, *,
                           env=node_tools.node_env(), cwd=node_tools.ROOT)
     output = proc.stdout + proc.stderr
     return SuiteRun(role, revision, proc.returncode, output, read_outcomes(role, out_dir))
+
+
+def rerun_alone(run: SuiteRun, target: str, out_dir: Path, names: list[str]) -> None:
+    """Run each of `names` again on its own, at the same wire, and keep that verdict.
+
+    The suite starts every client scenario at once (one client process each: ~40 Python
+    processes on a shared 2-core machine), so a scenario can exceed its timeout under that load
+    alone; the SDK's own CI re-runs such failures solo for the same reason. A real failure fails
+    again on its own; `run.rescued` lists the scenarios that passed only alone."""
+    for name in names:
+        safe = name.replace("/", "_")
+        alone = run_suite(run.role, run.revision, target, out_dir / safe, scenario=name,
+                          timeout=300)
+        outcome = alone.outcomes.get(name)
+        if outcome is not None:
+            was_ok = name in run.outcomes and run.outcomes[name].ok
+            run.outcomes[name] = outcome
+            if outcome.ok and not was_ok:
+                run.rescued.append(name)
+        run.output += (f"\n--- {name} run alone (exit {alone.returncode}) ---\n"
+                       f"{alone.output[-1500:]}")

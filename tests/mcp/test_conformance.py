@@ -11,7 +11,9 @@ clients still speak. Both sets run, each at its own wire:
 * client: the suite starts one test server per scenario and runs
   tests/mcp/conformance_client.py (Tether's MCP client) with its URL as the last argument.
 
-Every scenario of a set must pass. A scenario that does not pass yet is listed in
+Every scenario of a set must pass. The suite starts all client scenarios at once, so one that
+fails under that load is run again on its own (as the SDK's own CI does) and judged by that run;
+the test warns naming it. A scenario that does not pass yet is listed in
 `KNOWN_GAPS` with the reason; the test then asserts that it still fails, so a fix is noticed
 and the entry removed. `KNOWN_GAPS` empty is the goal (issue 16).
 """
@@ -23,25 +25,22 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.mcp import node_tools
-from tests.mcp.conformance_run import Role, SuiteRun, required, run_suite
+from tests.mcp.conformance_run import Role, SuiteRun, required, rerun_alone, run_suite
 
 REVISIONS = ("2026-07-28", "2025-11-25")
+CLIENT_DRIVER = Path(__file__).with_name("conformance_client.py")
 
 #: (role, revision) -> {scenario: why it does not pass yet}; empty is the goal
-KNOWN_GAPS: dict[tuple[Role, str], dict[str, str]] = {
-    ("server", "2026-07-28"): {
-        "server-stateless": "an MCPError a request-bound tool raises (-32021, missing client "
-                            "capability) is answered as an isError result of its run instead of "
-                            "the JSON-RPC error (HTTP 400) the spec requires",
-    },
-}
+KNOWN_GAPS: dict[tuple[Role, str], dict[str, str]] = {}
 
 
 def judge(run: SuiteRun) -> None:
@@ -61,8 +60,18 @@ def judge(run: SuiteRun) -> None:
         + f"\n--- suite output (tail) ---\n{tail}")
     assert not fixed, (f"these {run.revision} {run.role} scenarios pass now: remove them from "
                        f"KNOWN_GAPS: {fixed}")
-    if not gaps:  # the suite's own verdict must agree with ours
+    if not gaps and not run.rescued:  # the suite's own verdict must agree with ours
         assert run.returncode == 0, f"the suite exited {run.returncode}:\n{tail}"
+
+
+def run_and_judge(role: Role, revision: str, target: str, work: Path, **options: Any) -> None:
+    """Run the set, run each scenario that failed again on its own (see `rerun_alone`), judge."""
+    run = run_suite(role, revision, target, work / "results", **options)
+    rerun_alone(run, target, work / "alone", sorted(run.failing(required(role, revision))))
+    if run.rescued:
+        warnings.warn(f"{revision} {role}: {run.rescued} failed in the concurrent suite run and "
+                      "passed alone (load on the machine)", stacklevel=1)
+    judge(run)
 
 
 def _wait_ready(proc: subprocess.Popen[str], log: Path, deadline: float) -> int:
@@ -105,7 +114,16 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.parametrize("revision", REVISIONS)
 def test_server_passes_the_requirement_set(server_url: str, revision: str,
                                            tmp_path: Path) -> None:
-    judge(run_suite("server", revision, server_url, tmp_path / "results"))
+    run_and_judge("server", revision, server_url, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("revision", REVISIONS)
+def test_client_passes_the_requirement_set(revision: str, tmp_path: Path) -> None:
+    if not CLIENT_DRIVER.exists():
+        pytest.fail(f"{CLIENT_DRIVER} (the client under test, Tether's MCP client) is missing")
+    command = f"{sys.executable} {CLIENT_DRIVER}"
+    run_and_judge("client", revision, command, tmp_path, timeout=1500)
 
 
 class _AnswersEverything(BaseHTTPRequestHandler):
