@@ -1,7 +1,7 @@
 """What live tracing costs: CPU per durable step with OTLP export on vs off, the same run.
 
     make bench-tracing
-    .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 300]
+    .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 1000]
                                                  [--collector receiver|phoenix] [--out FILE.md]
 
 Each measurement is a fresh process (`--child`) that runs one agent of `--iterations` model
@@ -250,7 +250,7 @@ def collector(kind: str, project: str) -> Iterator[tuple[str, str, Callable[[int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--collector", choices=("receiver", "phoenix"), default="receiver")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -283,7 +283,7 @@ def main() -> int:
                          "sent")
     load = (load_before, os.getloadavg()[0])
     command = "make bench-tracing" if args.out == OUT and args.rounds == 10 and \
-        args.iterations == 300 and args.collector == "receiver" else " ".join(
+        args.iterations == 1000 and args.collector == "receiver" else " ".join(
             [".venv/bin/python benchmarks/bench_tracing.py", *sys.argv[1:]])
     text = render(off, on, args, endpoint, what, load, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
