@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,42 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path, deadline: float) -> int:
     pytest.fail(f"the conformance server did not come up in time:\n{log.read_text()[-3000:]}")
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    db: Path  # the server's TETHER_DB: every tool call is a run in it
+
+
+#: tools the server scenarios call (all revisions, then per revision): each call must be a
+#: journaled `tool:` step of a run in the server's database
+CALLED = {"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
+          "test_multiple_content_types", "test_error_handling", "test_tool_with_progress"}
+CALLED_BY = {
+    "2026-07-28": {"test_input_required_result_elicitation", "test_input_required_result_sampling",
+                   "test_input_required_result_multi_round"},
+    "2025-11-25": {"test_tool_with_logging", "test_sampling", "test_elicitation",
+                   "test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums"},
+}
+
+
+def journaled_tool_steps(db: Path, skip_runs: set[str]) -> tuple[set[str], set[str]]:
+    """(ids of the runs in `db`, names of the tools of the `tool:` steps completed in the runs
+    not in `skip_runs`)."""
+    from tether import Tether
+
+    tether = Tether(str(db))
+    try:
+        runs = {r.id for r in tether.store.list_runs(limit=100_000)}
+        tools = {(e.name or "").removeprefix("tool:") for run_id in runs - skip_runs
+                 for e in tether.store.load_events(run_id)
+                 if e.kind == "step_completed" and (e.name or "").startswith("tool:")}
+    finally:
+        tether.close()
+    return runs, tools
+
+
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Tether's MCP server with the conformance catalogue, on a free port of 127.0.0.1."""
     work = tmp_path_factory.mktemp("conformance-server")
     log = work / "server.log"
@@ -100,7 +135,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             cwd=node_tools.ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             port = _wait_ready(proc, log, time.monotonic() + 90)
-            yield f"http://127.0.0.1:{port}/mcp"
+            yield Served(f"http://127.0.0.1:{port}/mcp", work / "tether.db")
         finally:
             proc.terminate()
             try:
@@ -112,9 +147,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("revision", REVISIONS)
-def test_server_passes_the_requirement_set(server_url: str, revision: str,
+def test_server_passes_the_requirement_set(served: Served, revision: str,
                                            tmp_path: Path) -> None:
-    run_and_judge("server", revision, server_url, tmp_path)
+    before, _ = journaled_tool_steps(served.db, set())
+    run_and_judge("server", revision, served.url, tmp_path)
+    # the suite's calls went through Tether: each one a run with a journaled tool step
+    _, tools = journaled_tool_steps(served.db, before)
+    expected = CALLED | CALLED_BY[revision]
+    assert expected <= tools, f"no journaled tool step for {sorted(expected - tools)}"
 
 
 @pytest.mark.slow
