@@ -121,7 +121,7 @@ class TetherMCPServer:
                                               self.guards.config.approvers)
         self.resources = RunResources(self.tether.store, tenant)
         self.sdk: MCPServer[Any] = MCPServer(
-            name, version=version("tether"), instructions=instructions,
+            name, version=version("tether"), instructions=instructions, log_level="WARNING",
             middleware=[self._middleware])
         self._routes: dict[str, Callable[[ServerRequestContext[Any, Any], CallNext],
                                          Any]] = {
