@@ -11,7 +11,9 @@ Each server scenario of the suite calls fixed names (`test_simple_text`, `test:/
   decorator on the server's SDK object (`server.sdk.tool()`), which hands them the request's
   `Context`; Tether calls them as journaled runs too, while their request is open;
 * resources, a resource template, prompts, completions, log levels and subscriptions: the
-  server's SDK object, with the SDK's own decorators.
+  server's SDK object, with the SDK's own decorators;
+* the agents of the (unscored) tasks scenarios, as durable task-supporting tools
+  (tests/mcp/conformance_agents.py).
 
 Run it with ``python -m tests.mcp.conformance_server --port P --db PATH`` (as
 tests/mcp/test_conformance.py does); it prints ``ready PORT`` once it accepts connections.
@@ -33,7 +35,8 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field
 
-from tether.server.mcp import TetherMCPServer
+from tests.mcp.conformance_agents import NO_ARGUMENTS, SLOW_COMPUTE_SCHEMA
+from tether.server.mcp import AgentTool, TetherMCPServer
 from tether.tools import Tool, ToolRegistry, tool
 
 #: a 1x1 PNG and a minimal WAV, the payloads the image/audio scenarios expect
@@ -125,9 +128,15 @@ class _Schema2020Tool(Tool):
         return f"json_schema_2020_12_tool called with {json.dumps(arguments, sort_keys=True)}"
 
 
+@tool(side_effect="read")
+def greet(name: str) -> str:
+    """Greets `name` at once (the tasks scenarios' call that needs no task)."""
+    return f"Hello, {name}!"
+
+
 REGISTRY = ToolRegistry([test_simple_text, test_image_content, test_audio_content,
                          test_embedded_resource, test_multiple_content_types,
-                         test_error_handling, _Schema2020Tool()])
+                         test_error_handling, _Schema2020Tool(), greet])
 
 # -- tools that need the live request ---------------------------------------------------------
 
@@ -469,6 +478,15 @@ def build(db: str) -> TetherMCPServer:
     for fn in CONTEXT_TOOLS:
         server.sdk.tool()(fn)
     _add_resources_and_prompts(server)
+    agents = "tests.mcp.conformance_agents"
+    server.add_agent(AgentTool("slow_compute", f"{agents}:slow_compute",
+                               "Sleeps `seconds` on a durable timer, then answers.",
+                               SLOW_COMPUTE_SCHEMA))
+    server.add_agent(AgentTool("failing_job", f"{agents}:failing_job",
+                               "Reports a tool error after a second.", NO_ARGUMENTS,
+                               task_support="required"))
+    server.add_agent(AgentTool("protocol_error_job", f"{agents}:protocol_error_job",
+                               "Breaks: its task fails.", NO_ARGUMENTS))
     return server
 
 
