@@ -124,8 +124,11 @@ def installed() -> bool:
 def start() -> Phoenix:
     """Reuse a healthy Phoenix at `url()`, else start one in the background and wait for it."""
     base = url()
-    if running_version(base) is not None:
-        return Phoenix(base, grpc_port())
+    version = running_version(base)
+    if version is not None and (version == VERSION or not PIDFILE.exists()):
+        return Phoenix(base, grpc_port())  # ours, or someone else's Phoenix: used as it is
+    if version is not None:
+        stop()  # ours, from before a version bump reinstalled the venv under it
     if not installed():
         raise PhoenixUnavailable(
             f"Phoenix is not installed in {VENV}: run `make phoenix` (installs arize-phoenix "
