@@ -235,3 +235,29 @@ async def test_guards_reference_is_recorded_with_every_run(setup: dict[str, Any]
     runs = Tether(setup["db"]).runs(tenant="mcp")
     assert {r.options.get("guards") for r in runs} == {"tests.server.mcp_agents:GUARDS"}
     assert ran(setup) == ["add"]
+
+
+def test_mcp_name_header_must_name_the_task(http: HttpServer) -> None:
+    """SEP-2243: a 2026-07-28 request whose `Mcp-Name` header names another task than its body
+    is refused (-32020): a proxy routing on the header must not act on one task and the server
+    on another."""
+    import httpx
+
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {
+                "extensions": {"io.modelcontextprotocol/tasks": {}}}}
+
+    def ask(task_id: str, header: str) -> dict[str, Any]:
+        reply = httpx.post(http.url, timeout=30, json={
+            "jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+            "params": {"taskId": task_id, "_meta": meta}}, headers={
+            "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tasks/get",
+            "Mcp-Name": header, "Accept": "application/json, text/event-stream"})
+        text = reply.text
+        body = text[text.index("{"):text.rindex("}") + 1]
+        return dict(json.loads(body))
+
+    mismatch = ask("r-one", "r-other")
+    assert mismatch["error"]["code"] == -32020, mismatch
+    matching = ask("r-one", "r-one")
+    assert matching["error"]["code"] == -32602 and "no task" in matching["error"]["message"]

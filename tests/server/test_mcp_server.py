@@ -533,7 +533,7 @@ async def test_2026_client_without_the_extension_has_no_tasks(server: TetherMCPS
         with pytest.raises(MCPError) as refused:
             await raw(client, "tasks/get", {"taskId": "r123"})
         plain = await client.call_tool("research", {"goal": "sync", "sleep": 0})
-    assert refused.value.code == -32003
+    assert refused.value.code == -32021
     assert isinstance(plain, types.CallToolResult)
     assert plain.structured_content == {"answer": "NOTES ON SYNC"}  # ran, answered in the call
 
@@ -603,3 +603,17 @@ rules:
     assert isinstance(wiped, types.CallToolResult) and wiped.is_error
     assert isinstance(peeked, types.CallToolResult) and not peeked.is_error
     assert calls(ran) == [] and touched == ["peek"]
+
+
+async def test_2026_wire_details(server: TetherMCPServer) -> None:
+    """On 2026-07-28: the legacy `task` param is ignored (a plain tool answers in the call),
+    an agent that runs only as a task needs the extension (-32021), tasks/list is gone."""
+    async with Client(server.sdk, mode="2026-07-28") as client:
+        plain = await raw(client, "tools/call", {"name": "add", "arguments": {"a": 2, "b": 2},
+                                                 "task": {"ttl": 1000}})
+        with pytest.raises(MCPError) as required:
+            await raw(client, "tools/call", {"name": "forever", "arguments": {"goal": "x"}})
+        with pytest.raises(MCPError) as listed:
+            await raw(client, "tasks/list", {})
+    assert plain["content"][0]["text"] == "4" and "task" not in plain
+    assert required.value.code == -32021 and listed.value.code == -32601

@@ -215,6 +215,7 @@ class TetherMCPServer:
         if not self._task_wire(ctx, "tasks/get"):
             return await self.tasks.get(ctx.params)
         p = parse(TaskIdParams, ctx.params, "tasks/get")
+        ext.check_name_header(ctx, p.task_id)
         return ext.detailed(self.tasks.run(p.task_id))
 
     async def _task_result(self, ctx: ServerRequestContext[Any, Any],
@@ -229,16 +230,17 @@ class TetherMCPServer:
         if not self._task_wire(ctx, "tasks/cancel"):
             return await self.tasks.cancel(ctx.params)
         p = parse(TaskIdParams, ctx.params, "tasks/cancel")
+        ext.check_name_header(ctx, p.task_id)
         if not self.tasks.run(p.task_id).finished:  # a terminal task: the same acknowledgement
             await self.tasks.stop(p.task_id)
         return {"resultType": "complete"}
 
     async def _task_list(self, ctx: ServerRequestContext[Any, Any],
                          call_next: CallNext) -> HandlerResult:
-        if not self._task_wire(ctx, "tasks/list"):
-            return await self.tasks.list(ctx.params)
-        return {"resultType": "complete",
-                "tasks": [ext.task_fields(r) for r in self.tasks.mine()]}
+        if ext.speaks_extension(ctx) or ext.modern(ctx):
+            raise MCPError(METHOD_NOT_FOUND, "tasks/list is not part of the 2026-07-28 tasks "
+                           "extension")
+        return await self.tasks.list(ctx.params)
 
     async def _task_update(self, ctx: ServerRequestContext[Any, Any],
                            call_next: CallNext) -> HandlerResult:
@@ -246,6 +248,7 @@ class TetherMCPServer:
             raise MCPError(METHOD_NOT_FOUND, "tasks/update is part of the tasks extension "
                            f"({ext.EXTENSION}); declare it to use it")
         p = parse(TaskIdParams, ctx.params, "tasks/update")
+        ext.check_name_header(ctx, p.task_id)
         self.tasks.run(p.task_id)
         raise MCPError(INVALID_PARAMS, f"task {p.task_id} does not wait for input: this server's "
                        "tasks ask for approvals through the approvers, not tasks/update")
@@ -292,6 +295,8 @@ class TetherMCPServer:
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
                          call_next: CallNext) -> HandlerResult:
         params = parse(types.CallToolRequestParams, ctx.params, "tools/call")
+        if ext.modern(ctx):
+            params.task = None  # 2026-07-28 has no `task` param: the server decides what is one
         name = params.name
         if name not in self.registry and name not in self.agents:
             if not await self._session_tool(name):
@@ -307,6 +312,8 @@ class TetherMCPServer:
             run_id = await self.submit(name, params.arguments or {}, task=True, task_ttl=ttl)
             return ext.created(self.tether.get(run_id))
         if agent is not None and agent.task_support == "required" and params.task is None:
+            if ext.modern(ctx):
+                raise ext.refuse_undeclared(f"tool {name!r} (it runs only as a task)")
             raise MCPError(INVALID_PARAMS, f"tool {name!r} must be called as a task "
                            "(execution.taskSupport is required): add \"task\": {} to the params")
         run_id = await self.submit(name, params.arguments or {},

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR
+from mcp_types import HEADER_MISMATCH, INTERNAL_ERROR, MISSING_REQUIRED_CLIENT_CAPABILITY
 
 from tether.server.mcp._results import RELATED_TASK, call_result, task_of
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
-#: JSON-RPC error: the client did not declare a capability the method needs (SEP-2575)
-MISSING_CAPABILITY = -32003
 
 
 def declared_in(capabilities: Any) -> bool:
@@ -50,10 +48,34 @@ def modern(ctx: ServerRequestContext[Any, Any]) -> bool:
     return not str(ctx.protocol_version).startswith(("2024", "2025"))
 
 
-def refuse_undeclared(method: str) -> MCPError:
-    return MCPError(MISSING_CAPABILITY, f"{method} belongs to the {EXTENSION} extension, which "
-                    "this client did not declare (capabilities.extensions)",
+def refuse_undeclared(what: str) -> MCPError:
+    return MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY, f"{what} needs the {EXTENSION} "
+                    "extension, which this client did not declare (capabilities.extensions)",
                     {"requiredCapabilities": {"extensions": {EXTENSION: {}}}})
+
+
+def check_name_header(ctx: ServerRequestContext[Any, Any], task_id: str) -> None:
+    """An `Mcp-Name` HTTP header (SEP-2243) must name the task the body names: a proxy routing
+    on the header must not be steered to one task while the server acts on another."""
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return
+    named = headers.get("mcp-name")
+    if named is None:
+        return
+    decoded = named
+    if named.startswith("=?base64?") and named.endswith("?="):
+        import base64
+        import binascii
+
+        try:
+            decoded = base64.b64decode(named[9:-2]).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = named
+    if decoded != task_id:
+        raise MCPError(HEADER_MISMATCH, f"the Mcp-Name header ({named!r}) does not match the "
+                       f"taskId of the request ({task_id!r})")
 
 
 def task_fields(run: RunRecord) -> dict[str, Any]:
