@@ -105,3 +105,29 @@ def test_runs_never_truncates_ids_at_80_columns(tmp_path: Path) -> None:
             assert rid in out, f"{rid} cut at {columns} columns:\n{out}"
         # and every id prefix the user copies from the table works
         assert tether("show", ids[0][:8], "--json", db=db, columns=columns).returncode == 0
+
+
+def test_a_parents_prefix_names_the_parent_not_its_children(tmp_path: Path) -> None:
+    """A child's id is its parent's id + `.KEY`, so the first characters of a parent's id are
+    also those of every descendant's. Before: `tether show r3f2` of a run with children was
+    "ambiguous" (seen with `tether trace`), and only the whole id worked."""
+    db = tmp_path / "tree.db"
+    t = Tether(db)
+    parent = t.submit("tests.runtime.agents_core:tree_parent", None, run_id="rtree1")
+    other = t.submit(AGENT, {}, run_id="rtwig2")
+    for rid in (parent, other):
+        asyncio.run(t.drive(rid))
+    children = [r.id for r in t.runs() if r.id.startswith(parent + ".")]
+    assert len(children) == 3, children
+    assert t.resolve_run_id("rtr") == parent
+    assert t.resolve_run_id("rtree") == parent
+    assert t.resolve_run_id(children[0]) == children[0]  # a whole child id is itself
+    with pytest.raises(AmbiguousRunId) as amb:  # two roots still are ambiguous...
+        t.resolve_run_id("rt")
+    assert amb.value.candidates == [parent, other]  # ...and the children are not listed
+    with pytest.raises(AmbiguousRunId):  # the prefix of the children only: any of them
+        t.resolve_run_id(parent + ".")
+    t.close()
+    out = tether("show", "rtr", "--json", db=db)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["run"]["id"] == parent

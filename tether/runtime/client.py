@@ -321,7 +321,9 @@ class Tether:
             raise InvalidInput("a run id (or the first characters of one) is required")
         if self.store.get_run(prefix) is not None:
             return prefix
-        found = self.store.run_ids_with_prefix(prefix, limit=_PREFIX_CANDIDATES)
+        # A child's id is its parent's id + ".KEY": the first characters of a parent's id are
+        # also those of all its descendants', and name the parent, not an ambiguity.
+        found = self.store.run_ids_with_prefix(prefix, limit=_PREFIX_CANDIDATES, outermost=True)
         if not found:
             raise NoRunWithPrefix(prefix, getattr(self.store, "path", ""))
         if len(found) > 1:

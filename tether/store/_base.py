@@ -130,8 +130,11 @@ class Store(Protocol):
 
     def count_events(self, run_id: str) -> int: ...
 
-    def run_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
-        """Run ids starting with `prefix`, sorted, at most `limit`."""
+    def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
+                            outermost: bool = False) -> list[str]:
+        """Run ids starting with `prefix`, sorted, at most `limit`. `outermost`: only ids with
+        no `.` after the prefix — a child's id is its parent's id + `.KEY`, so this leaves out
+        the descendants of every match, however many there are."""
         ...
 
     def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:

@@ -217,12 +217,16 @@ class SQLiteStore:
         )
         return [Event(run_id, r[0], r[1], r[2], r[3], loads(r[4]), r[5]) for r in rows]
 
-    def run_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+    def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
+                            outermost: bool = False) -> list[str]:
         """Run ids starting with `prefix`, sorted (a range scan of the primary key: no LIKE, so
         `%` and `_` in a prefix are plain characters)."""
-        rows = self._query("SELECT id FROM runs WHERE id >= ? AND id < ? AND substr(id, 1, ?) = ? "
-                           "ORDER BY id LIMIT ?",
-                           (prefix, prefix + "\U0010ffff", len(prefix), prefix, limit))
+        nested = " AND instr(substr(id, ?), '.') = 0" if outermost else ""
+        params: tuple[object, ...] = (prefix, prefix + "\U0010ffff", len(prefix), prefix)
+        if outermost:
+            params += (len(prefix) + 1,)
+        rows = self._query("SELECT id FROM runs WHERE id >= ? AND id < ? AND substr(id, 1, ?) = ?"
+                           f"{nested} ORDER BY id LIMIT ?", (*params, limit))
         return [r[0] for r in rows]
 
     def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
