@@ -34,6 +34,7 @@ from tether.observe.otel import (
     otlp_configured,
     otlp_destination,
     otlp_protocol,
+    quiet_otlp_exporters,
 )
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ def metric_exporter_from_env() -> MetricExporter:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
             OTLPMetricExporter,
         )
-    # failures are reported once, by _ReportingMetricExporter; the exporters' retry lines are noise
-    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
+    quiet_otlp_exporters()  # failures are reported once, by the reporting wrapper
     return OTLPMetricExporter()
 
 
@@ -73,8 +73,11 @@ def meter_provider_from_env(exporter: MetricExporter | None = None) -> MeterProv
     where = otlp_destination("metrics") if exporter is None else type(exporter).__name__
     inner = exporter or metric_exporter_from_env()
     reader = PeriodicExportingMetricReader(_reporting(inner, where))
-    # the spans' resource: one service name (and instance) for both signals of a process
-    return MeterProvider(resource=_resource(), metric_readers=[reader])
+    # the spans' resource: one service name (and instance) for both signals of a process.
+    # Not shut down at exit by the SDK: `LiveMetrics.close` does it, bounded; the SDK's own
+    # exit hook would call it a second time and log "shutdown can only be called once" (after
+    # a close that gave up on a dead collector)
+    return MeterProvider(resource=_resource(), metric_readers=[reader], shutdown_on_exit=False)
 
 
 def _reporting(inner: MetricExporter, where: str) -> MetricExporter:
@@ -118,8 +121,9 @@ class LiveMetrics:
 
     def __init__(self, tether: Tether, meter_provider: MeterProvider, *, own: bool = False,
                  context_windows: Mapping[str, int] | None = None,
-                 poll: float = POLL_SECONDS) -> None:
+                 poll: float = POLL_SECONDS, where: str = "the collector") -> None:
         self._tether = tether
+        self.where = where
         self.provider = meter_provider
         self.recorder = MetricsRecorder(meter_provider)
         self.context_windows = context_windows
@@ -182,8 +186,8 @@ class LiveMetrics:
             done.start()
             done.join(CLOSE_TIMEOUT_S)
             if done.is_alive():
-                log.warning("metrics: the last metrics could not be sent within %.0fs and were "
-                            "dropped", CLOSE_TIMEOUT_S)
+                log.warning("metrics: the last metrics could not be sent to %s within %.0fs "
+                            "and were dropped; is it running?", self.where, CLOSE_TIMEOUT_S)
 
     def __enter__(self) -> LiveMetrics:
         return self
@@ -206,7 +210,8 @@ def export_metrics_live(tether: Tether, meter_provider: MeterProvider | None = N
     except (ExportError, ImportError) as exc:
         log.warning("metrics: not exported: %s", exc)
         return None
-    return LiveMetrics(tether, provider, own=True, context_windows=context_windows)
+    return LiveMetrics(tether, provider, own=True, context_windows=context_windows,
+                       where=otlp_destination("metrics"))
 
 
 __all__: Sequence[str] = ["LiveMetrics", "export_metrics_live", "meter_provider_from_env"]

@@ -110,9 +110,16 @@ def exporter_from_env() -> SpanExporter:
     except ImportError as exc:
         raise ExportError(f"trace export needs the OpenTelemetry exporters ({exc.name} is "
                           "missing): pip install 'tether[otel]'") from exc
-    # Tether reports a failed export itself, once; the exporters' per-retry lines are noise
-    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
+    quiet_otlp_exporters()
     return OTLPSpanExporter()
+
+
+def quiet_otlp_exporters() -> None:
+    """Silence the OTLP exporters' own log lines ("Transient error ... retrying" per retry,
+    "Failed to export" per batch): Tether reports a failed export itself, once, and a dead
+    collector must cost one warning line. Done for every exporter Tether drives, the ones the
+    environment configures and the ones a caller passes in."""
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
 
 
 def _resource() -> Resource:
@@ -188,6 +195,7 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
 
     spans = run_spans(tether, run_id, content=content)
     own = exporter is None
+    quiet_otlp_exporters()
     target = exporter_from_env() if exporter is None else exporter
     result = SpanExportResult.SUCCESS
     try:
@@ -288,6 +296,7 @@ class LiveExport:
                  content: bool | None = None, poll: float = POLL_SECONDS) -> None:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+        quiet_otlp_exporters()
         self.store = tether.store
         self.content = content
         self.poll_s = poll
