@@ -31,9 +31,10 @@ def default_db_path() -> str:
 
 def open_store(target: str | os.PathLike[str] | Store | None = None, *,
                must_exist: bool = False) -> Store:
-    """Open a store from a file path or a `sqlite:///path` URL (PostgreSQL URLs come with the
-    scale-out backend). `None` means `$TETHER_DB` or `./.tether/tether.db`. `must_exist`: raise
-    `StoreMissing` instead of creating the database (read-only uses)."""
+    """Open a store from a file path, a `sqlite:///path` URL or a `postgresql://...` URL (the
+    PostgreSQL store, `pip install tether[postgres]`). `None` means `$TETHER_DB` or
+    `./.tether/tether.db`. `must_exist`: raise `StoreMissing` instead of creating the database
+    (read-only uses)."""
     if target is None:
         target = default_db_path()
     if not isinstance(target, (str, os.PathLike)):
@@ -41,12 +42,26 @@ def open_store(target: str | os.PathLike[str] | Store | None = None, *,
     text = os.fspath(target)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
+    elif text.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(text, must_exist=must_exist)
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreError(
-            f"unsupported database URL scheme {scheme!r}; use a file path or sqlite:///PATH"
+            f"unsupported database URL scheme {scheme!r}; use a file path, sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DB"
         )
     return SQLiteStore(text, must_exist=must_exist)
+
+
+def _open_postgres(url: str, *, must_exist: bool) -> Store:
+    """The PostgreSQL store, imported only when asked for (psycopg is an optional extra)."""
+    try:
+        from ._postgres import PostgresStore
+    except ImportError as exc:
+        raise StoreError(
+            f"{url.split('://', 1)[0]}:// URLs need the PostgreSQL driver ({exc.name} is not "
+            "installed): pip install 'tether[postgres]'") from exc
+    return PostgresStore(url, must_exist=must_exist)
 
 
 __all__ = [

@@ -1,0 +1,81 @@
+"""Finding (or starting) the PostgreSQL server the tests use, and one fresh schema per test.
+
+The server is the one `make postgres` (mk/postgres.mk) runs: `$TETHER_TEST_PG_URL`, or the
+fragment's default URL. When nothing answers there and the variable is unset, the first test that
+needs it runs `make postgres` itself, so a bare `pytest` works for a developer too. Every store a
+test opens lives in a schema of its own (search_path in the URL), dropped afterwards: tests never
+see each other's rows and need no database of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_URL = "postgresql://tether@127.0.0.1:55432/tether_test"
+_started: list[str] = []
+
+
+def _reachable(url: str) -> str | None:
+    """None if a session can be opened at `url`, else why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+def server_url() -> str:
+    """The test server's URL, starting it with `make postgres` when it is ours and down."""
+    if _started:
+        return _started[0]
+    url = os.environ.get("TETHER_TEST_PG_URL") or DEFAULT_URL
+    why = _reachable(url)
+    if why is not None and "TETHER_TEST_PG_URL" not in os.environ:
+        done = subprocess.run(["make", "-s", "postgres"], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(f"`make postgres` failed ({done.returncode}): "
+                        f"{(done.stderr or done.stdout)[-2000:]}", pytrace=False)
+        why = _reachable(url)
+    if why is not None:
+        pytest.fail(f"no PostgreSQL server for the store tests at {url} ({why}); run "
+                    "`make postgres` or set TETHER_TEST_PG_URL", pytrace=False)
+    _started.append(url)
+    return url
+
+
+def with_schema(url: str, schema: str) -> str:
+    """`url` with its sessions' search_path set to `schema` (libpq `options`)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+class PgSchema:
+    """A schema created for one test and dropped with everything in it afterwards."""
+
+    def __init__(self) -> None:
+        self.server = server_url()
+        self.name = f"t_{uuid.uuid4().hex[:16]}"
+        self.url = with_schema(self.server, self.name)
+        self.execute(f"CREATE SCHEMA {self.name}")
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run `sql` in this schema on a connection of its own (a test's back door)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(sql.encode(), params)
+            return cur.fetchall() if cur.description else []
+
+    def drop(self) -> None:
+        self.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")

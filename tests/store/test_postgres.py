@@ -1,0 +1,146 @@
+"""What only the PostgreSQL store does: the migration dialect, URLs and connection errors, the
+password kept out of messages, read-only opens, and giving way to another transaction's row
+lock. What every backend does is in test_store.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.store.pg_support import PgSchema, server_url
+from tether.store import (
+    LATEST_VERSION,
+    NewEvent,
+    RunRecord,
+    StoreError,
+    StoreMissing,
+    open_store,
+)
+from tether.store._migrations import MIGRATIONS
+from tether.store._postgres import PostgresStore
+from tether.store._postgres_schema import UnsupportedMigration, postgres_migrations, to_postgres
+
+
+@pytest.fixture
+def schema() -> Iterator[PgSchema]:
+    s = PgSchema()
+    yield s
+    s.drop()
+
+
+def test_every_shared_migration_has_a_postgres_form() -> None:
+    translated = postgres_migrations()
+    assert [v for v, _ in translated] == [v for v, _ in MIGRATIONS]
+    text = ";".join(s for _, statements in translated for s in statements)
+    for sqlite_only in ("BLOB", "WITHOUT ROWID", "AUTOINCREMENT", " REAL"):
+        assert sqlite_only not in text
+    assert "DOUBLE PRECISION" in text and "BYTEA" in text
+
+
+def test_a_migration_without_a_translation_is_refused_by_name() -> None:
+    with pytest.raises(UnsupportedMigration, match=r"migration 9 uses 'INSERT OR'.*OVERRIDES"):
+        to_postgres(9, "INSERT OR REPLACE INTO meta VALUES ('a', 'b')")
+
+
+def test_timestamps_keep_sub_second_precision(schema: PgSchema) -> None:
+    # SQLite's REAL is 8 bytes and PostgreSQL's 4: an untranslated column would round
+    # 1.8e9 to the nearest 128 seconds
+    store = open_store(schema.url)
+    try:
+        store.write(lambda tx: tx.insert_run(RunRecord(
+            id="r1", agent="m:f", status="queued", input=None, root_id="r1",
+            created_at=1_796_549_811.516)))
+        run = store.get_run("r1")
+        assert run is not None and run.created_at == 1_796_549_811.516
+    finally:
+        store.close()
+
+
+def test_schemas_in_one_database_are_separate_stores(schema: PgSchema) -> None:
+    other = PgSchema()
+    a, b = open_store(schema.url), open_store(other.url)
+    try:
+        a.write(lambda tx: tx.insert_run(RunRecord(id="only-a", agent="m:f", status="queued",
+                                                   input=None, root_id="only-a")))
+        assert a.get_run("only-a") is not None and b.get_run("only-a") is None
+    finally:
+        a.close()
+        b.close()
+        other.drop()
+
+
+def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(StoreError) as err:
+        PostgresStore("postgresql://tether:s3cret@127.0.0.1:1/nowhere", busy_timeout=2.0)
+    assert time.perf_counter() - t0 < 10
+    text = str(err.value)
+    assert "cannot connect to PostgreSQL at 'postgresql://tether@127.0.0.1:1/nowhere'" in text
+    assert "make postgres" in text and "s3cret" not in text
+
+
+def test_a_read_only_open_of_an_empty_database_creates_nothing(schema: PgSchema) -> None:
+    with pytest.raises(StoreMissing, match="does not exist; nothing was created"):
+        open_store(schema.url, must_exist=True)
+    assert schema.execute("SELECT count(*) FROM pg_tables WHERE schemaname=%s",
+                          (schema.name,)) == [(0,)]
+    open_store(schema.url).close()
+    store = open_store(schema.url, must_exist=True)
+    assert store.schema_version() == LATEST_VERSION  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_workers_starting_together_migrate_once(schema: PgSchema) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            open_store(schema.url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert schema.execute("SELECT value FROM meta") == [(str(LATEST_VERSION),)]
+
+
+def test_write_batch_without_waiting_gives_way_to_a_row_lock(schema: PgSchema) -> None:
+    store = open_store(schema.url)
+    store.write(lambda tx: tx.insert_run(RunRecord(id="r1", agent="m:f", status="queued",
+                                                   input=None, root_id="r1")))
+    ev = NewEvent(1, "log", "1", None, None, time.time())
+
+    def touch(tx):  # type: ignore[no-untyped-def]
+        tx.update_run("r1", reason="x")
+        tx.append_events("r1", [ev])
+
+    holder = psycopg.connect(schema.url)
+    try:
+        holder.execute("SELECT 1 FROM runs WHERE id='r1' FOR UPDATE")
+        t0 = time.perf_counter()
+        assert store.write_batch([touch], wait=False) is None
+        assert time.perf_counter() - t0 < 1.0
+    finally:
+        holder.rollback()
+        holder.close()
+    assert store.load_events("r1") == []  # nothing was applied
+    assert store.write_batch([touch], wait=False) == [(True, None)]
+    assert [e.seq for e in store.load_events("r1")] == [1]
+    store.close()
+
+
+def test_the_test_server_is_the_one_make_postgres_runs() -> None:
+    url = server_url()
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SHOW synchronous_commit").fetchone()
+    assert row == ("on",)  # the benchmarks' durability promise: commits are flushed

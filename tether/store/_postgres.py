@@ -1,0 +1,325 @@
+"""PostgreSQL backend: one database shared by workers on many hosts (`postgresql://...` URLs).
+
+Connections come from a `psycopg_pool` pool (autocommit; `write_batch` opens the transaction), so
+the runtime's committer thread and any number of reader threads share a few server sessions.
+Durability is the server's: with PostgreSQL's default `synchronous_commit=on` a committed batch
+is flushed to the WAL, the same promise as SQLite's `synchronous=FULL`, and group commit
+amortises it the same way (many runs' events in one transaction). The schema is the shared list
+of migrations translated by `_postgres_schema`; it lives in the schema named by the URL's
+search_path (default `public`), so one database can hold several independent Tether stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ._codec import loads
+from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
+from ._postgres_schema import postgres_migrations
+from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
+from ._records import Event, RunRecord, Signal
+from ._sqlite_tx import _RUN_COLUMNS
+from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked, StoreMissing
+
+T = TypeVar("T")
+
+# errors after which the whole batch is simply tried again: another transaction won a row lock
+# race (a deadlock PostgreSQL broke by aborting us, or a serialization failure)
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_RETRIES = 5
+# advisory lock key held while migrating, so workers starting together migrate once
+_MIGRATE_LOCK = 0x7E7E_0018
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and `store.url`); everything else, the
+    search_path option included, stays so the URL still names the same store."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1@", url)
+
+
+class PostgresStore:
+    """A Tether database on a PostgreSQL server. `must_exist`: refuse (StoreMissing) a database
+    whose Tether schema was never created, instead of creating it (read-only uses)."""
+
+    def __init__(self, url: str, *, must_exist: bool = False, min_size: int = 1,
+                 max_size: int = 8, busy_timeout: float = 30.0,
+                 migrations: list[tuple[int, str]] | None = None) -> None:
+        self.url = redact(url)
+        self.path = self.url  # what messages name (SQLiteStore's file path)
+        self.busy_timeout = busy_timeout
+        try:
+            conninfo = make_conninfo(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"invalid PostgreSQL URL {self.url!r}: {exc}") from exc
+        self._pool = ConnectionPool(
+            conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
+            kwargs={"autocommit": True}, timeout=busy_timeout)
+        try:
+            self._pool.open(wait=True, timeout=min(busy_timeout, 10.0))
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self.url!r}: no connection within "
+                f"{min(busy_timeout, 10.0):.0f}s. Is the server running and the URL right "
+                "(host, port, user, database)? `make postgres` starts a local one.") from exc
+        shared = _SHARED_MIGRATIONS if migrations is None else migrations
+        self._latest = shared[-1][0]
+        try:
+            self._migrate(postgres_migrations(shared), must_exist=must_exist)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- schema --------------------------------------------------------------------------------
+    def _migrate(self, migrations: list[tuple[int, list[str]]], *, must_exist: bool) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+            if not (exists and exists[0]):
+                if must_exist:
+                    raise StoreMissing(self.url)
+                conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > self._latest:
+                raise SchemaTooNew(self.url, current, self._latest)
+            for version, statements in migrations:
+                if version > current:
+                    for statement in statements:
+                        conn.execute(statement.encode())  # DDL text, never user input
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(version),))
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT value FROM meta WHERE key='schema_version'")[0][0])
+
+    # -- writes --------------------------------------------------------------------------------
+    def write(self, op: Callable[[_PostgresTx], T]) -> T:
+        results = self.write_batch([op])
+        assert results is not None  # wait=True always answers
+        ok, value = results[0]
+        if not ok:
+            raise value
+        return value
+
+    def write_batch(self, ops: Sequence[Callable[[_PostgresTx], Any]], *,
+                    wait: bool = True) -> list[tuple[bool, Any]] | None:
+        """Group commit. PostgreSQL has no database-wide write lock; `wait=False` gives way when
+        a row this batch needs is locked by another transaction (lock_timeout) or no pooled
+        connection is free, returning None with nothing applied."""
+        for attempt in range(_RETRIES):
+            try:
+                return self._write_once(ops, wait=wait)
+            except _RETRYABLE:
+                if not wait:
+                    return None
+                time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
+            except pg_errors.LockNotAvailable:
+                if not wait:
+                    return None
+                raise
+            except _Failed as failed:
+                return [(False, failed.error)]
+            except PoolTimeout:
+                if not wait:
+                    return None
+                err: StoreError = StoreLocked(self.url, self.busy_timeout)
+                return [(False, err) for _ in ops]
+            except psycopg.Error as exc:
+                err = self._translate(exc)
+                return [(False, err) for _ in ops]
+        err = StoreError(f"database {self.url!r}: the batch kept losing lock races "
+                         f"({_RETRIES} deadlocks in a row); try again")
+        return [(False, err) for _ in ops]
+
+    def _write_once(self, ops: Sequence[Callable[[_PostgresTx], Any]], *,
+                    wait: bool) -> list[tuple[bool, Any]]:
+        with self._pool.connection(timeout=None if wait else 0.05) as conn:
+            results: list[tuple[bool, Any]] = []
+            isolate = len(ops) > 1
+            with conn.transaction():
+                if not wait:
+                    conn.execute("SET LOCAL lock_timeout = '20ms'")
+                tx = _PostgresTx(conn)
+                for op in ops:
+                    if not isolate:
+                        try:
+                            results.append((True, op(tx)))
+                        except psycopg.IntegrityError as exc:
+                            # psycopg rolls the transaction back on the way out
+                            raise _Failed(StoreError(f"conflicting write: {exc}")) from exc
+                        except (psycopg.errors.OperationalError, *_RETRYABLE):
+                            raise
+                        except Exception as exc:
+                            raise _Failed(exc) from exc
+                        continue
+                    try:
+                        with conn.transaction():  # a savepoint: a failing op is undone alone
+                            results.append((True, op(tx)))
+                    except (*_RETRYABLE, pg_errors.LockNotAvailable):
+                        raise
+                    except psycopg.IntegrityError as exc:
+                        tx._fenced.clear()
+                        results.append((False, StoreError(f"conflicting write: {exc}")))
+                    except Exception as exc:
+                        tx._fenced.clear()  # locks taken inside the savepoint are gone
+                        results.append((False, exc))
+            return results
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql.encode(), params).fetchall()
+        except PoolTimeout as exc:
+            raise StoreLocked(self.url, self.busy_timeout) from exc
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: psycopg.Error) -> StoreError:
+        if isinstance(exc, psycopg.errors.DataCorrupted):
+            return StoreCorrupt(self.url, str(exc))
+        return StoreError(f"database {self.url!r}: {exc}")
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
+        return run_from_pg_row(rows[0]) if rows else None
+
+    def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        tenant: str | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append("status = ANY(%s)")
+            params.append([status] if isinstance(status, str) else list(status))
+        if tenant is not None:
+            clauses.append("tenant=%s")
+            params.append(tenant)
+        if parent_id is not None:
+            clauses.append("parent_id=%s")
+            params.append(parent_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT %s",
+            (*params, limit),
+        )
+        return [run_from_pg_row(r) for r in rows]
+
+    def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        rows = self._query(
+            "SELECT seq, kind, key, name, data, ts FROM events WHERE run_id=%s AND seq>%s "
+            "ORDER BY seq", (run_id, after_seq))
+        return [Event(run_id, r[0], r[1], r[2], r[3], loads(_bytes(r[4])), r[5]) for r in rows]
+
+    def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
+                            outermost: bool = False) -> list[str]:
+        """Run ids starting with `prefix`, sorted by code point as SQLite sorts them (no LIKE:
+        `%` and `_` in a prefix are plain characters). `outermost`: no `.` after the prefix."""
+        nested = " AND strpos(substr(id, %s), '.') = 0" if outermost else ""
+        params: tuple[object, ...] = (len(prefix), prefix)
+        if outermost:
+            params += (len(prefix) + 1,)
+        rows = self._query(
+            f"SELECT id FROM runs WHERE left(id, %s) = %s{nested} ORDER BY id COLLATE \"C\" "
+            "LIMIT %s", (*params, limit))
+        return [r[0] for r in rows]
+
+    def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        if not run_ids:
+            return {}
+        rows = self._query("SELECT run_id, owner, expires_at FROM leases WHERE run_id = ANY(%s)",
+                           (list(run_ids),))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def spans_exported(self, run_ids: Sequence[str]) -> dict[str, int]:
+        if not run_ids:
+            return {}
+        rows = self._query("SELECT run_id, seq FROM span_exports WHERE run_id = ANY(%s)",
+                           (list(run_ids),))
+        return {r[0]: int(r[1]) for r in rows}
+
+    def count_events(self, run_id: str) -> int:
+        return int(self._query("SELECT COUNT(*) FROM events WHERE run_id=%s", (run_id,))[0][0])
+
+    def pending_signals(self, run_id: str) -> list[Signal]:
+        rows = self._query(
+            "SELECT id, name, payload, created_at FROM signals WHERE run_id=%s AND "
+            "consumed_by IS NULL ORDER BY id", (run_id,))
+        return [Signal(r[0], run_id, r[1], loads(_bytes(r[2])), r[3]) for r in rows]
+
+    def next_wake_time(self) -> float | None:
+        rows = self._query("SELECT MIN(wake_at) FROM runs WHERE status='waiting'")
+        return rows[0][0] if rows else None
+
+    def descendants(self, run_id: str) -> list[RunRecord]:
+        with self._pool.connection() as conn:
+            return _PostgresTx(conn).descendants(run_id)
+
+    def get_usage(self, tenant: str, day: str) -> dict[str, float]:
+        rows = self._query("SELECT metric, amount FROM usage WHERE tenant=%s AND day=%s",
+                           (tenant, day))
+        return {r[0]: r[1] for r in rows}
+
+    def get_budget_spend(self, scope: str) -> dict[str, float]:
+        rows = self._query("SELECT metric, amount FROM budget_spend WHERE scope=%s", (scope,))
+        return {r[0]: r[1] for r in rows}
+
+    def put_artifact(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_artifact(digest):
+            self.write(lambda tx: tx.put_artifact(digest, data))
+        return digest
+
+    def get_artifact(self, digest: str) -> bytes:
+        rows = self._query("SELECT data FROM artifacts WHERE digest=%s", (digest,))
+        if not rows:
+            raise KeyError(f"no artifact with digest {digest!r} in {self.url!r}")
+        data = bytes(rows[0][0])
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreCorrupt(self.url, f"artifact {digest} does not match its digest")
+        return data
+
+    def has_artifact(self, digest: str) -> bool:
+        return bool(self._query("SELECT 1 FROM artifacts WHERE digest=%s", (digest,)))
+
+    def integrity_check(self) -> list[str]:
+        """Problems a reader would trip over: the server checks pages itself (checksums, WAL),
+        so this checks Tether's own invariants: the schema version, and journals whose run row
+        is missing."""
+        problems: list[str] = []
+        version = self.schema_version()
+        if version != self._latest:
+            problems.append(f"schema version {version}, expected {self._latest}")
+        orphans = self._query(
+            "SELECT DISTINCT e.run_id FROM events e LEFT JOIN runs r ON r.id = e.run_id "
+            "WHERE r.id IS NULL LIMIT 10")
+        problems.extend(f"events of a missing run {r[0]!r}" for r in orphans)
+        return problems
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _Failed(Exception):
+    """A lone op's failure, carried out of the transaction block so it is rolled back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -1,0 +1,322 @@
+"""The PostgreSQL `Tx`: the store's write primitives over one connection inside an open
+transaction (READ COMMITTED).
+
+SQLite serialises every writer behind one lock; PostgreSQL lets writers run side by side, so the
+two guarantees that lock gave for free are taken with row locks here:
+- fencing: `check_lease` locks the run's row (FOR NO KEY UPDATE) for the rest of the transaction,
+  so no other worker can claim the run between the check and the commit, and the per-transaction
+  cache of verified leases stays true;
+- claims: `claim` locks candidate rows with FOR UPDATE SKIP LOCKED, so concurrent workers take
+  disjoint runs without waiting on each other, and a run being written by its owner is skipped.
+A tenant's concurrency limit is counted under a per-tenant advisory lock, so two workers cannot
+both see room for the last slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ._codec import dumps, loads
+from ._records import NewEvent, RunRecord, Signal
+from ._sqlite_tx import _JSON_COLUMNS, _RUN_COLUMNS, _UPDATABLE, _run_from_row
+from .errors import LeaseLost
+
+_RUN_VALUES = ",".join(["%s"] * len(_RUN_COLUMNS.split(",")))
+
+
+def _bytes(value: Any) -> Any:
+    """bytea comes back as bytes or memoryview depending on the format; codecs want bytes."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def run_from_pg_row(row: Sequence[Any]) -> RunRecord:
+    return _run_from_row([_bytes(v) for v in row])
+
+
+# what makes a run claimable (queued, due, or abandoned by a dead worker); two %s: now, now
+_RUNNABLE = """r.status = 'queued'
+      OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= %s)
+      OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s))"""
+
+
+class _PostgresTx:
+    """The `Tx` primitives over one connection inside an open transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._now = time.time()
+        # leases verified in this transaction; valid because check_lease holds the run's row lock
+        self._fenced: set[tuple[str, str, int | None]] = set()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def now(self) -> float:
+        return self._now
+
+    def insert_run(self, run: RunRecord) -> None:
+        self.conn.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})",
+            (
+                run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
+                dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
+                run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
+                run.updated_at or self._now, run.attempts, dumps(run.options),
+                dumps(run.flags),
+            ),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
+        return run_from_pg_row(row) if row else None
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update run columns {sorted(unknown)}")
+        fields.setdefault("updated_at", self._now)
+        values = [dumps(v) if k in _JSON_COLUMNS else
+                  (int(v) if k == "cancel_requested" else v) for k, v in fields.items()]
+        sets = ", ".join(f"{k}=%s" for k in fields)
+        self.conn.execute(f"UPDATE runs SET {sets} WHERE id=%s", (*values, run_id))
+
+    def children(self, run_id: str) -> list[RunRecord]:
+        rows = self._all(f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_id=%s", (run_id,))
+        return [run_from_pg_row(r) for r in rows]
+
+    def descendants(self, run_id: str) -> list[RunRecord]:
+        rows = self._all(
+            f"""WITH RECURSIVE tree(id) AS (
+                    SELECT id FROM runs WHERE parent_id=%s
+                    UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)
+                SELECT {_RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM tree)""",
+            (run_id,),
+        )
+        return [run_from_pg_row(r) for r in rows]
+
+    def lease_holder(self, run_id: str) -> tuple[str, float] | None:
+        row = self._one("SELECT owner, expires_at FROM leases WHERE run_id=%s", (run_id,))
+        return (row[0], row[1]) if row else None
+
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+        if (run_id, owner, epoch) in self._fenced:
+            return
+        # the run's row lock (held to commit) keeps every other worker's claim off this run
+        row = self._one(
+            "SELECT l.owner, l.epoch FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
+            "WHERE r.id=%s FOR NO KEY UPDATE OF r", (run_id,))
+        if row is None or row[0] is None or row[0] != owner or (
+                epoch is not None and row[1] != epoch):
+            raise LeaseLost(run_id, owner, row[0] if row else None)
+        self._fenced.add((run_id, owner, epoch))
+
+    def release_lease(self, run_id: str, owner: str | None = None) -> None:
+        self._fenced = {f for f in self._fenced if f[0] != run_id}
+        if owner is None:
+            self.conn.execute("DELETE FROM leases WHERE run_id=%s", (run_id,))
+        else:
+            self.conn.execute("DELETE FROM leases WHERE run_id=%s AND owner=%s", (run_id, owner))
+
+    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO events (run_id, seq, kind, key, name, data, ts) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                [(run_id, e.seq, e.kind, e.key, e.name, e.data, e.ts) for e in events],
+            )
+
+    def next_seq(self, run_id: str) -> int:
+        row = self._one("SELECT MAX(seq) FROM events WHERE run_id=%s", (run_id,))
+        return (row[0] or 0) + 1
+
+    def insert_signal(self, run_id: str, name: str, payload: bytes | None) -> int:
+        row = self._one(
+            "INSERT INTO signals (run_id, name, payload, created_at) VALUES (%s,%s,%s,%s) "
+            "RETURNING id", (run_id, name, payload, self._now))
+        return int(row[0])
+
+    def consume_signal(self, run_id: str, name: str, consumer: str) -> Signal | None:
+        row = self._one(
+            "SELECT id, payload, created_at FROM signals WHERE run_id=%s AND name=%s AND "
+            "consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE",
+            (run_id, name),
+        )
+        if row is None:
+            return None
+        self.conn.execute("UPDATE signals SET consumed_by=%s WHERE id=%s", (consumer, row[0]))
+        return Signal(id=row[0], run_id=run_id, name=name, payload=loads(_bytes(row[1])),
+                      created_at=row[2])
+
+    def pending_signal_names(self, run_id: str) -> set[str]:
+        rows = self._all(
+            "SELECT DISTINCT name FROM signals WHERE run_id=%s AND consumed_by IS NULL", (run_id,))
+        return {r[0] for r in rows}
+
+    def claim(
+        self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        now = self._now
+        skip = set(exclude)
+        locked = self._all(
+            f"""SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+               WHERE {_RUNNABLE} ORDER BY r.created_at LIMIT %s
+               FOR UPDATE OF r SKIP LOCKED""",
+            (now, now, (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+        )
+        # A row another worker claimed and committed while this statement ran is locked anyway:
+        # the re-check PostgreSQL does on a changed row still sees the lease as it was when the
+        # statement began. Ask again in a new statement (a fresh snapshot); the rows stay
+        # locked by us from here to commit, so the answer holds.
+        fresh = {r[0] for r in self._all(
+            f"""SELECT r.id FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+               WHERE r.id = ANY(%s) AND ({_RUNNABLE})""",
+            ([r[0] for r in locked], now, now))} if locked else set()
+        rows = [r for r in locked if r[0] in fresh]
+        claimed: list[str] = []
+        active: dict[str, int] = {}
+        for run_id, tenant in rows:
+            if len(claimed) >= limit:
+                break
+            if run_id in skip:  # the caller still executes it: never hand it out twice
+                continue
+            cap = (tenant_limits or {}).get(tenant)
+            if cap is not None:
+                if tenant not in active:
+                    # other workers count under the same lock: the last slot is taken once
+                    self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                      ("tether-tenant:" + tenant,))
+                    active[tenant] = self.count_active(tenant)
+                if active[tenant] >= cap:
+                    continue
+                active[tenant] += 1
+            self._fenced = {f for f in self._fenced if f[0] != run_id}
+            epoch = self._one(
+                # a waiting reason is stale once the run runs (a pending cancel keeps its own)
+                "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
+                "reason=CASE WHEN cancel_requested <> 0 THEN reason ELSE NULL END, "
+                "updated_at=%s WHERE id=%s RETURNING attempts",
+                (now, run_id),
+            )[0]
+            self.conn.execute(
+                "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
+                "VALUES (%s,%s,%s,%s,%s) ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
+                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at, "
+                "epoch=excluded.epoch",
+                (run_id, owner, now + ttl, now, epoch),
+            )
+            claimed.append(run_id)
+        return claimed
+
+    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
+        if not run_ids:
+            return []
+        rows = self._all(
+            "UPDATE leases SET expires_at=%s WHERE owner=%s AND run_id = ANY(%s) RETURNING run_id",
+            (self._now + ttl, owner, list(run_ids)),
+        )
+        return [r[0] for r in rows]
+
+    def count_active(self, tenant: str) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM runs WHERE tenant=%s AND status='running'", (tenant,))
+        return int(row[0])
+
+    def add_usage(self, tenant: str, day: str, amounts: dict[str, float]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO usage (tenant, day, metric, amount) VALUES (%s,%s,%s,%s) "
+                "ON CONFLICT(tenant, day, metric) DO UPDATE SET "
+                "amount = usage.amount + excluded.amount",
+                [(tenant, day, metric, float(amount)) for metric, amount in amounts.items()],
+            )
+
+    def budget_spend(self, scopes: Sequence[str]) -> dict[str, dict[str, float]]:
+        if not scopes:
+            return {}
+        rows = self._all(
+            "SELECT scope, metric, amount FROM budget_spend WHERE scope = ANY(%s)", (list(scopes),))
+        out: dict[str, dict[str, float]] = {}
+        for scope, metric, amount in rows:
+            out.setdefault(scope, {})[metric] = amount
+        return out
+
+    def add_budget_spend(self, scopes: Sequence[str], amounts: dict[str, float]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO budget_spend (scope, metric, amount) VALUES (%s,%s,%s) "
+                "ON CONFLICT(scope, metric) DO UPDATE SET "
+                "amount = budget_spend.amount + excluded.amount",
+                [(scope, metric, float(amount)) for scope in scopes
+                 for metric, amount in amounts.items()],
+            )
+
+    def hold_budget(self, run_id: str, key: str) -> bool:
+        cur = self.conn.execute(
+            "INSERT INTO budget_holds (run_id, key) VALUES (%s,%s) ON CONFLICT DO NOTHING",
+            (run_id, key))
+        return cur.rowcount == 1
+
+    def release_budget_hold(self, run_id: str, key: str) -> bool:
+        cur = self.conn.execute(
+            "DELETE FROM budget_holds WHERE run_id=%s AND key=%s", (run_id, key))
+        return cur.rowcount == 1
+
+    def put_artifact(self, digest: str, data: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO artifacts (digest, size, data, created_at) VALUES (%s,%s,%s,%s) "
+            "ON CONFLICT DO NOTHING",
+            (digest, len(data), data, self._now),
+        )
+
+    def mark_spans_exported(self, marks: dict[str, int]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO span_exports (run_id, seq, updated_at) VALUES (%s,%s,%s) "
+                "ON CONFLICT(run_id) DO UPDATE SET "
+                "seq = GREATEST(span_exports.seq, excluded.seq), updated_at = excluded.updated_at",
+                [(run_id, int(seq), self._now) for run_id, seq in marks.items()])
+
+    # -- the server's API keys and audit log (tether.server; rows as tuples, read in column order)
+    def insert_api_key(self, key_id: str, digest: str, tenant: str, role: str, name: str) -> None:
+        self.conn.execute(
+            "INSERT INTO api_keys (id, hash, tenant, role, name, created_at) "
+            "VALUES (%s,%s,%s,%s,%s,%s)", (key_id, digest, tenant, role, name, self._now))
+
+    def api_keys(self, *, digest: str | None = None, tenant: str | None = None
+                 ) -> list[tuple[Any, ...]]:
+        """(id, tenant, role, name, created_at, revoked_at) rows, by hash or tenant or all."""
+        where, params = ("WHERE hash=%s", (digest,)) if digest is not None else (
+            ("WHERE tenant=%s", (tenant,)) if tenant is not None else ("", ()))
+        return [tuple(r) for r in self._all(
+            f"SELECT id, tenant, role, name, created_at, revoked_at FROM api_keys {where} "
+            "ORDER BY created_at", params)]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE api_keys SET revoked_at=%s WHERE id=%s AND revoked_at IS NULL",
+            (self._now, key_id))
+        return cur.rowcount == 1
+
+    def insert_audit(self, tenant: str, actor: str, action: str, run_id: str | None,
+                     detail: Any) -> int:
+        row = self._one(
+            "INSERT INTO audit (ts, tenant, actor, action, run_id, detail) "
+            "VALUES (%s,%s,%s,%s,%s,%s) RETURNING id",
+            (self._now, tenant, actor, action, run_id, dumps(detail)))
+        return int(row[0])
+
+    def audit(self, tenant: str, *, after_id: int = 0, limit: int = 100
+              ) -> list[tuple[Any, ...]]:
+        """(id, ts, tenant, actor, action, run_id, detail) rows of one tenant, oldest first."""
+        rows = self._all(
+            "SELECT id, ts, tenant, actor, action, run_id, detail FROM audit "
+            "WHERE tenant=%s AND id>%s ORDER BY id LIMIT %s", (tenant, after_id, limit))
+        return [(*r[:6], loads(_bytes(r[6]))) for r in rows]
