@@ -149,6 +149,14 @@ def suspend(
         tx.check_lease(run_id, owner, epoch)
         if events:
             tx.append_events(run_id, events)
+        run = tx.get_run(run_id)
+        if run is not None and run.cancel_requested:
+            # cancelled while it ran, before its worker's heartbeat saw the flag: waiting now
+            # would lose the cancel (the flag is only read for running runs)
+            why = run.reason or "cancelled by request"
+            finish(run_id, owner, "cancelled", reason=why, epoch=epoch,
+                   events=[_event(tx, run_id, "run_cancelled", {"reason": why})])(tx)
+            return "cancelled"
         ready = False
         if signals and tx.pending_signal_names(run_id) & set(signals):
             ready = True

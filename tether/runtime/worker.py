@@ -136,6 +136,10 @@ class Worker:
             while not (stop is not None and stop.is_set()):
                 if until is not None and until():
                     break
+                # cleared before the claim, not after it: a kick that arrives while the claim
+                # awaits the committer (a run submitted meanwhile) must wake the wait below,
+                # not be lost until the next poll
+                self._kick.clear()
                 free = self.concurrency - len(self._active)
                 if free > 0:
                     claimed: list[tuple[str, int]] = await self.committer.run(
@@ -147,7 +151,6 @@ class Worker:
                     if claimed and len(claimed) == free:
                         await asyncio.sleep(0)
                         continue
-                self._kick.clear()
                 waiters = [asyncio.ensure_future(self._kick.wait())]
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))

@@ -1,0 +1,51 @@
+"""A worker's wake-ups: a run submitted while the worker is claiming starts at once.
+
+Before: `Worker.serve` cleared its wake-up event after the claim, which awaits the committer;
+a kick arriving during that await (a run submitted meanwhile) was erased, and the run waited for
+the next poll (found by the MCP server's latency benchmark: 11-16 ms per call instead of 3 ms
+with the default 0.2 s poll; here the poll is 30 s so a lost kick cannot go unnoticed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from tether import Tether
+
+AGENT = "tests.runtime.agents_core:sequential"
+
+
+async def test_a_run_submitted_during_the_claim_is_not_left_for_the_next_poll(
+        tmp_path: Path) -> None:
+    t = Tether(tmp_path / "wake.db")
+    worker = t.worker(poll_interval=30.0)
+    claims = 0
+    late: list[str] = []
+    run = worker.committer.run
+
+    async def claim_then_submit(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        result = await run(fn, *args, **kwargs)
+        if getattr(fn, "func", None) is not None and fn.func.__name__ == "_claim":
+            claims += 1
+            if claims == 1:  # arrives while the first claim is in flight: kicks the worker
+                late.append(t.submit(AGENT, 2))
+        return result
+
+    worker.committer.run = claim_then_submit  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(stop=stop))
+    started = time.monotonic()
+    try:
+        while not late or t.get(late[0]).status != "succeeded":
+            assert time.monotonic() - started < 10, (
+                "the run submitted during the claim waited for the next poll (30 s)")
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await serving
+        t.close()
+    assert claims >= 2
