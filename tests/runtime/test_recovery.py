@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.store.pg_support import raw_sql
 from tether import Tether
 from tether.runtime import ops
 from tether.runtime.errors import NotInDoubt, RunFinished
@@ -113,9 +114,8 @@ async def test_non_determinism_names_the_step_and_both_sides(tether: Tether) -> 
     assert first.status == "waiting"
     # the operator deploys changed code under the waiting run
     tether.store.write(lambda tx: tx.update_run(first.id, spec_version="v2"))
-    with tether.store._conn() as conn:  # type: ignore[attr-defined]
-        conn.execute("UPDATE runs SET agent=? WHERE id=?",
-                     ("tests.runtime.agents_core:changed_b", first.id))
+    raw_sql(tether.store, "UPDATE runs SET agent=? WHERE id=?",
+            ("tests.runtime.agents_core:changed_b", first.id))
     tether.signal(first.id, "go", 1)
     rec = await tether.drive(first.id)
     assert rec.status == "failed"

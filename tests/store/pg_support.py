@@ -9,6 +9,7 @@ see each other's rows and need no database of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -78,4 +79,28 @@ class PgSchema:
             return cur.fetchall() if cur.description else []
 
     def drop(self) -> None:
-        self.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+        """Drop the schema; one a leaked connection still locks is left behind (named t_*)."""
+        import psycopg
+
+        with contextlib.suppress(psycopg.errors.LockNotAvailable):
+            self.execute(f"SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {self.name} CASCADE")
+
+
+def raw_sql(store: object, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Run `sql` (`?` placeholders) on `store`'s database behind its back, whichever backend:
+    for tests that plant what the runtime must detect (code changed under a waiting run, ...)."""
+    import sqlite3
+
+    path = getattr(store, "path", "")
+    url = getattr(store, "url", "")
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s").encode(), params)
+        return
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(sql, params)
+    finally:
+        conn.close()
