@@ -8,7 +8,6 @@ flag of a run that is not running (found by the MCP server's tasks/cancel).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +33,8 @@ async def cancelled_then_waits(ctx: Context, inp: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("wait", ["signal", "timer"])
 async def test_a_run_cancelled_while_running_ends_cancelled_when_it_suspends(
-        tmp_path: Path, wait: str) -> None:
-    db = str(tmp_path / "cancel.db")
+        db_path: str, wait: str) -> None:
+    db = db_path
     t = Tether(db, lease_ttl=30.0)  # the heartbeat (~1 s) comes after the suspension
     run_id = t.submit(cancelled_then_waits, {"db": db, "wait": wait})
     record = await t.drive(run_id)

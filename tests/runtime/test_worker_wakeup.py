@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from tether import Tether
@@ -19,8 +18,8 @@ AGENT = "tests.runtime.agents_core:sequential"
 
 
 async def test_a_run_submitted_during_the_claim_is_not_left_for_the_next_poll(
-        tmp_path: Path) -> None:
-    t = Tether(tmp_path / "wake.db")
+        db_path: str) -> None:
+    t = Tether(db_path)
     worker = t.worker(poll_interval=30.0)
     claims = 0
     late: list[str] = []
