@@ -167,6 +167,10 @@ def calls_for(scenario: str, tools: dict[str, Any], context: dict[str, Any]
         # scenario's null case checks: no Mcp-Param header for an absent value)
         return [(c["name"], {k: v for k, v in (c.get("arguments") or {}).items()
                              if v is not None}) for c in context["toolCalls"]]
+    if scenario == "json-schema-2020-12-preservation" and "json_schema_echo" in tools:
+        # hand back the focal tool's schema as Tether's registry holds it (what a model is shown)
+        focal = tools.get("json_schema_2020_12_tool")
+        return [("json_schema_echo", {"schema": focal.parameters if focal else {}})]
     wanted = {"tools_call": ["add_numbers"], "request-metadata": ["add_numbers"],
               "http-standard-headers": ["add_numbers"], "sse-retry": ["test_reconnection"],
               "elicitation-sep1034-client-defaults": ["test_client_elicitation_defaults"]}
