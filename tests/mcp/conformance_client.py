@@ -126,7 +126,27 @@ def _first(query: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values else None
 
 
-async def oauth(url: str, context: dict[str, Any]) -> Any:
+async def oauth(url: str, context: dict[str, Any], scenario: str = "") -> Any:
+    """The SDK's OAuth provider the scenario calls for, handed to Tether as ``auth=``."""
+    if scenario == "auth/client-credentials-basic":
+        from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+        return ClientCredentialsOAuthProvider(
+            server_url=url, storage=_Storage(), client_id=context["client_id"],
+            client_secret=context["client_secret"])
+    if scenario == "auth/client-credentials-jwt":
+        from mcp.client.auth.extensions.client_credentials import (
+            PrivateKeyJWTOAuthProvider,
+            SignedJWTParameters,
+        )
+
+        jwt = SignedJWTParameters(
+            issuer=context["client_id"], subject=context["client_id"],
+            signing_algorithm=context.get("signing_algorithm", "ES256"),
+            signing_key=context["private_key_pem"])
+        return PrivateKeyJWTOAuthProvider(
+            server_url=url, storage=_Storage(), client_id=context["client_id"],
+            assertion_provider=jwt.create_assertion_provider())
     from mcp.client.auth import OAuthClientProvider
     from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
     from pydantic import AnyUrl
@@ -187,7 +207,7 @@ async def run(url: str, scenario: str, version: str | None, context: dict[str, A
 
     config = MCPServerConfig.http(
         "conformance", url, protocol=protocol_for(scenario, version), timeout=30.0,
-        auth=await oauth(url, context) if scenario.startswith("auth/") else None,
+        auth=await oauth(url, context, scenario) if scenario.startswith("auth/") else None,
         callbacks={"elicitation_callback": elicit_with_defaults, "sampling_callback": sample,
                    "list_roots_callback": list_roots})
     async with MCPTools([config], connect_timeout=60.0) as mcp:
