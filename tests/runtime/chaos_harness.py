@@ -35,13 +35,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from tests.store.pg_support import raw_connection
 from tether import Tether
 from tether.runtime import NotInDoubt
 from tether.store import TERMINAL_STATUSES, Event
@@ -56,10 +57,10 @@ __all__ = ["REPO", "Chaos", "ChaosConfig", "ChaosReport", "Decision", "LogReader
 
 
 class Chaos(ChaosWorkers, ChaosInvariants):
-    def __init__(self, config: ChaosConfig, workdir: Path) -> None:
+    def __init__(self, config: ChaosConfig, workdir: Path, db: str | None = None) -> None:
         self.cfg = config
         self.workdir = workdir
-        self.db = workdir / "chaos.db"
+        self.db: str | Path = db or workdir / "chaos.db"  # a SQLite file or a PostgreSQL URL
         self.log_path = workdir / "effects.log"
         self.rng = random.Random(config.seed)
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -129,7 +130,7 @@ class Chaos(ChaosWorkers, ChaosInvariants):
         tether = Tether(self.db)
         self.log_path.touch()
         submitted = 0
-        monitor = sqlite3.connect(self.db, timeout=30)
+        monitor: Any = raw_connection(self.db)
         try:
             for _ in range(cfg.workers):
                 self._spawn_worker()
@@ -192,9 +193,10 @@ def _owner_of_last_start(events: list[Event], key: str) -> str:
     return found
 
 
-def run_chaos(config: ChaosConfig, workdir: Path) -> ChaosReport:
+def run_chaos(config: ChaosConfig, workdir: Path, db: str | None = None) -> ChaosReport:
+    """`db`: a PostgreSQL URL to run on instead of a SQLite file in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return Chaos(config, workdir).run()
+    return Chaos(config, workdir, db).run()
 
 
 def main(argv: list[str] | None = None) -> None:

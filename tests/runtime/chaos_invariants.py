@@ -50,7 +50,7 @@ class ChaosInvariants:
     """The checks run after the experiment (state initialised by `Chaos.__init__`)."""
 
     cfg: ChaosConfig
-    db: Path
+    db: str | Path  # a SQLite file or a PostgreSQL URL
     killed: set[int]
     runs_held_at_kill: set[str]
     ever_paused: set[int]

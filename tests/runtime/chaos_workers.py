@@ -11,12 +11,12 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from . import chaos_agents
 from .chaos_report import ChaosConfig, ChaosReport
@@ -45,7 +45,7 @@ class ChaosWorkers:
 
     cfg: ChaosConfig
     workdir: Path
-    db: Path
+    db: str | Path  # a SQLite file or a PostgreSQL URL
     log_path: Path
     rng: random.Random
     procs: list[subprocess.Popen[bytes]]
@@ -80,7 +80,7 @@ class ChaosWorkers:
         self.procs.append(proc)
         self.born[proc.pid] = time.monotonic()
 
-    def _kill_one(self, monitor: sqlite3.Connection) -> None:
+    def _kill_one(self, monitor: Any) -> None:  # sqlite3 or pg_support.raw_connection
         now = time.monotonic()
         live = [p for p in self.procs if p.poll() is None and p.pid not in self.paused
                 and now - self.born[p.pid] >= self.cfg.min_age]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.pg_support import PgSchema
+
 from .chaos_harness import ChaosConfig, run_chaos
 
 
@@ -53,3 +55,27 @@ def test_chaos_sigkill_workers_running_one_run_each(tmp_path: Path) -> None:
     assert report.kills >= 25, report.summary()
     assert report.kills_mid_step >= 5, report.summary()
     assert report.in_doubt_flags >= 5, report.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_chaos_sigkill_workers_on_postgres(tmp_path: Path) -> None:
+    """The same chaos on the PostgreSQL store (issue 18): 4 worker processes against one
+    database, claiming with SKIP LOCKED, fenced under the run's row lock."""
+    schema = PgSchema()
+    try:
+        report = run_chaos(ChaosConfig(trials=200, workers=4, time_limit=200.0), tmp_path,
+                           db=schema.url)
+    finally:
+        schema.drop()
+    print(report.summary())
+
+    assert report.violations == [], "\n".join(report.violations[:40])
+    assert report.trials >= 200
+    assert set(report.statuses) == {"succeeded"}
+    assert report.integrity == []
+    assert report.kills >= 50, report.summary()
+    assert report.kills_mid_step >= 10, report.summary()
+    assert report.in_doubt_flags >= 10, report.summary()
+    assert report.resolved_skip >= 1 and report.resolved_retry >= 1, report.summary()
+    assert report.idempotent_reexecutions >= 10, report.summary()

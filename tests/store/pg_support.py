@@ -104,3 +104,29 @@ def raw_sql(store: object, sql: str, params: tuple[object, ...] = ()) -> None:
         conn.execute(sql, params)
     finally:
         conn.close()
+
+
+class _PgMonitor:
+    """A psycopg connection that takes `?` placeholders like sqlite3's, for harness code that
+    watches the database behind the runtime's back on either backend."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> object:
+        return self._conn.execute(sql.replace("?", "%s").encode(), params)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def raw_connection(db: str | Path) -> object:
+    """A connection to `db` (a SQLite path or a postgresql:// URL) with sqlite3's `execute`."""
+    import sqlite3
+
+    text = str(db)
+    if text.startswith("postgresql://"):
+        return _PgMonitor(text)
+    return sqlite3.connect(text, timeout=30)
