@@ -115,7 +115,8 @@ def run_suite(role: Role, revision: str, target: str, out_dir: Path, *,
     return SuiteRun(role, revision, proc.returncode, output, read_outcomes(role, out_dir))
 
 
-def rerun_alone(run: SuiteRun, target: str, out_dir: Path, names: list[str]) -> None:
+def rerun_alone(run: SuiteRun, target: str, out_dir: Path, names: list[str], *,
+                scenario_timeout_ms: int = 60_000) -> None:
     """Run each of `names` again on its own, at the same wire, and keep that verdict.
 
     The suite starts every client scenario at once (one client process each: ~40 Python
@@ -125,7 +126,7 @@ def rerun_alone(run: SuiteRun, target: str, out_dir: Path, names: list[str]) -> 
     for name in names:
         safe = name.replace("/", "_")
         alone = run_suite(run.role, run.revision, target, out_dir / safe, scenario=name,
-                          timeout=300)
+                          timeout=300, scenario_timeout_ms=scenario_timeout_ms)
         outcome = alone.outcomes.get(name)
         if outcome is not None:
             was_ok = name in run.outcomes and run.outcomes[name].ok

@@ -65,10 +65,13 @@ def judge(run: SuiteRun) -> None:
         assert run.returncode == 0, f"the suite exited {run.returncode}:\n{tail}"
 
 
-def run_and_judge(role: Role, revision: str, target: str, work: Path, **options: Any) -> None:
+def run_and_judge(role: Role, revision: str, target: str, work: Path, *,
+                  scenario_timeout_ms: int = 60_000, **options: Any) -> None:
     """Run the set, run each scenario that failed again on its own (see `rerun_alone`), judge."""
-    run = run_suite(role, revision, target, work / "results", **options)
-    rerun_alone(run, target, work / "alone", sorted(run.failing(required(role, revision))))
+    run = run_suite(role, revision, target, work / "results",
+                    scenario_timeout_ms=scenario_timeout_ms, **options)
+    rerun_alone(run, target, work / "alone", sorted(run.failing(required(role, revision))),
+                scenario_timeout_ms=scenario_timeout_ms)
     if run.rescued:
         warnings.warn(f"{revision} {role}: {run.rescued} failed in the concurrent suite run and "
                       "passed alone (load on the machine)", stacklevel=1)
@@ -163,7 +166,9 @@ def test_client_passes_the_requirement_set(revision: str, tmp_path: Path) -> Non
     if not CLIENT_DRIVER.exists():
         pytest.fail(f"{CLIENT_DRIVER} (the client under test, Tether's MCP client) is missing")
     command = f"{sys.executable} {CLIENT_DRIVER}"
-    run_and_judge("client", revision, command, tmp_path, timeout=1500)
+    # ~40 client processes start at once: give each 2 minutes on a loaded machine
+    run_and_judge("client", revision, command, tmp_path, scenario_timeout_ms=120_000,
+                  timeout=1500)
 
 
 class _AnswersEverything(BaseHTTPRequestHandler):
