@@ -61,6 +61,7 @@ class PostgresStore:
             conninfo = make_conninfo(url)
         except psycopg.ProgrammingError as exc:
             raise StoreError(f"invalid PostgreSQL URL {self.url!r}: {exc}") from exc
+        self._check_reachable(conninfo, timeout=min(busy_timeout, 10.0))
         self._pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
             kwargs={"autocommit": True}, timeout=busy_timeout)
@@ -79,6 +80,18 @@ class PostgresStore:
         except BaseException:
             self._pool.close()
             raise
+
+    def _check_reachable(self, conninfo: str, *, timeout: float) -> None:
+        """One plain connection first: a wrong host, port, user or database is then one clear
+        error at once, not a pool retrying (and logging) until its timeout."""
+        try:
+            psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self.url!r} ({reason}). Is the server running "
+                "and the URL right (host, port, user, database)? `make postgres` starts a "
+                "local one for development.") from exc
 
     # -- schema --------------------------------------------------------------------------------
     def _migrate(self, migrations: list[tuple[int, list[str]]], *, must_exist: bool) -> None:
