@@ -46,8 +46,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("tether.observe")
 
 POLL_SECONDS = 0.25
-BATCH_DELAY_MS = 500
+#: how long the batch processor gathers spans before sending fewer than BATCH_SIZE: each request
+#: costs ~1-3 ms of CPU (the HTTP client's own work, the export mark's SQLite write), so at 0.5 s a
+#: busy worker sent batches of ~100 spans and paid ~20 µs per span for them. Spans reach the
+#: collector at most this late (`close()` sends what is left at once)
+BATCH_DELAY_MS = 2000
 BATCH_SIZE = 512  # spans per OTLP request, as the SDK's batch processor sends them
+QUEUE_SIZE = 32 * BATCH_SIZE  # spans waiting to be sent: one poll of a busy worker must fit
 #: how long closing a live export waits for the last spans to be sent (a dead collector must
 #: not hold up the end of `tether run`)
 CLOSE_TIMEOUT_S = 2.0
@@ -148,11 +153,15 @@ def _resource() -> Resource:
 
 
 class SpanConverter:
-    """SpanRecords as the SDK's finished spans (one resource and scope for all of them)."""
+    """SpanRecords as the SDK's finished spans (one resource and scope for all of them).
+
+    Made once per exporter: what repeats from span to span (the trace id as an int, the
+    parent's context, the kinds and statuses) is made once, not per span."""
 
     def __init__(self) -> None:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace import Status, StatusCode, TraceFlags
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
         from tether import __version__
 
@@ -161,25 +170,42 @@ class SpanConverter:
             "tether", __version__, f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}")
         self._sampled = TraceFlags(TraceFlags.SAMPLED)
         self._status = {"ok": Status(StatusCode.OK), "unset": Status(StatusCode.UNSET)}
+        self._kinds = {"client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
+        self._traces: dict[str, int] = {}
+        self._parents: dict[tuple[str, str], SpanContext] = {}
+        self._span, self._event, self._context = ReadableSpan, Event, SpanContext
+        self._error = lambda message: Status(StatusCode.ERROR, message or None)
+
+    def _parent(self, trace_id: int, trace_hex: str, parent_hex: str) -> Any:
+        key = (trace_hex, parent_hex)
+        parent = self._parents.get(key)
+        if parent is None:
+            if len(self._parents) > 4096:  # a long-lived worker: keep the recent runs' only
+                self._parents.clear()
+            parent = self._parents[key] = self._context(
+                trace_id, int(parent_hex, 16), is_remote=False, trace_flags=self._sampled)
+        return parent
 
     def __call__(self, span: SpanRecord) -> ReadableSpan:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
-
-        trace_id = int(span.trace_id, 16)
-        status = self._status.get(span.status) or Status(StatusCode.ERROR,
-                                                          span.status_message or None)
-        parent = None if not span.parent_id else SpanContext(
-            trace_id, int(span.parent_id, 16), is_remote=False, trace_flags=self._sampled)
-        return ReadableSpan(
+        trace_id = self._traces.get(span.trace_id)
+        if trace_id is None:
+            if len(self._traces) > 4096:
+                self._traces.clear()
+            trace_id = self._traces[span.trace_id] = int(span.trace_id, 16)
+        status = self._status.get(span.status) or self._error(span.status_message)
+        parent = None if not span.parent_id else self._parent(trace_id, span.trace_id,
+                                                              span.parent_id)
+        attributes = dict(span.attributes)
+        attributes["tether.journal.seq"] = span.end_seq
+        return self._span(
             name=span.name, parent=parent, resource=self.resource,
-            context=SpanContext(trace_id, int(span.span_id, 16), is_remote=False,
-                                trace_flags=self._sampled),
-            attributes={**span.attributes, "tether.journal.seq": span.end_seq},
-            events=[Event(ev.name, dict(ev.attributes), _ns(ev.ts)) for ev in span.events],
-            kind=SpanKind.CLIENT if span.kind == "client" else SpanKind.INTERNAL,
-            status=status, start_time=_ns(span.start), end_time=_ns(span.end),
-            instrumentation_scope=self.scope)
+            context=self._context(trace_id, int(span.span_id, 16), is_remote=False,
+                                  trace_flags=self._sampled),
+            attributes=attributes,
+            events=[self._event(ev.name, dict(ev.attributes), _ns(ev.ts))
+                    for ev in span.events] if span.events else (),
+            kind=self._kinds[span.kind], status=status, start_time=_ns(span.start),
+            end_time=_ns(span.end), instrumentation_scope=self.scope)
 
 
 def _ns(ts: float) -> int:
@@ -305,7 +331,8 @@ class LiveExport:
                                            self.marks)
         self._processor = BatchSpanProcessor(self.exporter,  # type: ignore[arg-type]
                                              schedule_delay_millis=BATCH_DELAY_MS,
-                                             max_export_batch_size=BATCH_SIZE)
+                                             max_export_batch_size=BATCH_SIZE,
+                                             max_queue_size=QUEUE_SIZE)
         self._convert = SpanConverter()
         self._workers: list[Worker] = []
         self._tails: dict[str, _RunTail] = {}

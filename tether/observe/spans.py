@@ -129,6 +129,10 @@ def _provider(model: str) -> tuple[str, str]:
     return (provider, name) if sep else ("tether", model)
 
 
+#: a step's span name, span kind, the attributes its name implies, and its family
+_Shape = tuple[str, SpanKind, dict[str, AttrValue], str]
+
+
 @dataclass
 class _Proposal:
     """A tool call a model proposed and no tool step has answered yet (for the mind-log)."""
@@ -159,6 +163,7 @@ class SpanBuilder:
         self._ended = False
         self._tokens = [0, 0]
         self._cost: float | None = None
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
 
     # -- the run (one `invoke_agent` span per attempt) ------------------------------------
     def _open_attempt(self, e: Event) -> SpanRecord:
@@ -268,47 +273,59 @@ class SpanBuilder:
 
     # -- steps --------------------------------------------------------------------------------
     def _step_started(self, e: Event) -> None:
-        family = v.step_family(e.name)
-        subject = v.step_subject(e.name)
         meta = v.step_meta(e)
-        name, kind = f"tether.step {e.name}", "internal"
-        attrs: dict[str, AttrValue] = {}
-        if family == "model":
-            model = str(meta.get("model") or subject)
-            provider, requested = _provider(model)
-            name, kind = f"chat {requested}", "client"
-            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-                     "gen_ai.request.model": requested}
-        elif family == "tool":
-            name = f"execute_tool {subject}"
-            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": subject,
-                     "gen_ai.tool.type": "function"}
-            for key in ("version", "side_effect"):
-                if meta.get(key) is not None:
-                    attrs[f"tether.tool.{key}"] = str(meta[key])
-            if meta.get("rejected"):
-                attrs["tether.tool.rejected"] = str(meta["rejected"])
-        elif family == "exec":
-            name = "tether.sandbox.exec"
+        shape = self._shape(e.name, meta)
+        attrs = dict(shape[2])
+        if shape[3] == "tool" and meta.get("rejected"):
+            attrs["tether.tool.rejected"] = str(meta["rejected"])
+        elif shape[3] == "exec":
             attrs = {f"tether.sandbox.{k}": str(meta[k]) for k in ("backend", "language")
                      if meta.get(k) is not None}
-        elif e.name and e.name.startswith(v.APPROVAL_STEP):
-            name = f"tether.approval.request {e.name[len(v.APPROVAL_STEP):]}"
-            if meta.get("approval_id"):
-                attrs["tether.approval.id"] = str(meta["approval_id"])
+        elif shape[3] == "approval" and meta.get("approval_id"):
+            attrs["tether.approval.id"] = str(meta["approval_id"])
         data = e.data if isinstance(e.data, dict) else {}
         attempt = int(data.get("attempt") or 1)
         if attempt > 1:  # run again after a crash or a retry (each attribute costs export time)
             attrs["tether.step.attempt"] = attempt
         span = SpanRecord(
-            name=name, trace_id=self.trace_id, span_id=span_id_of(self.run.id, f"seq{e.seq}"),
-            parent_id=self._run_span(e).span_id, run_id=self.run.id, start=e.ts, end=e.ts,
-            start_seq=e.seq, end_seq=e.seq, kind=kind,  # type: ignore[arg-type]
+            shape[0], self.trace_id, span_id_of(self.run.id, f"seq{e.seq}"),
+            self._run_span(e).span_id, self.run.id, e.ts, e.ts, e.seq, e.seq, shape[1],
             attributes=attrs)
-        decision = v.guard_decision(e)
-        if decision is not None:
+        if "policy" in meta and (decision := v.guard_decision(e)) is not None:
             _decided(span, e, decision)
         self._open[str(e.key)] = span
+
+    def _shape(self, step: str | None, meta: dict[str, Any]) -> _Shape:
+        """A step's span name, kind and the attributes its name implies: the same for every
+        call of one model or tool, so made once per builder (a run calls a few, many times)."""
+        key = (step, meta.get("model"), meta.get("side_effect"))
+        known = self._shapes.get(key)
+        if known is not None:
+            return known
+        family = v.step_family(step)
+        subject = v.step_subject(step)
+        attrs: dict[str, AttrValue] = {}
+        shape: _Shape = (f"tether.step {step}", "internal", attrs, family)
+        if family == "model":
+            provider, requested = _provider(str(meta.get("model") or subject))
+            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
+                     "gen_ai.request.model": requested}
+            shape = (f"chat {requested}", "client", attrs, family)
+        elif family == "tool":
+            # no `gen_ai.tool.type` (Recommended, and always "function" here) nor the tool's
+            # version: every attribute costs the OTLP encoder ~5 µs per span, most of what
+            # tracing costs a cheap step. A side effect other than a read is worth filtering on
+            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": subject}
+            if meta.get("side_effect") not in (None, "read"):
+                attrs["tether.tool.side_effect"] = str(meta["side_effect"])
+            shape = (f"execute_tool {subject}", "internal", attrs, family)
+        elif family == "exec":
+            shape = ("tether.sandbox.exec", "internal", attrs, family)
+        elif step and step.startswith(v.APPROVAL_STEP):
+            shape = (f"tether.approval.request {step[len(v.APPROVAL_STEP):]}", "internal",
+                     attrs, "approval")
+        self._shapes[key] = shape
+        return shape
 
     def _step_ended(self, e: Event) -> list[SpanRecord]:
         span = self._open.pop(str(e.key), None)
