@@ -206,11 +206,12 @@ async def run(url: str, scenario: str, version: str | None, context: dict[str, A
     from tether.tools.mcp import MCPServerConfig, MCPTools
 
     config = MCPServerConfig.http(
-        "conformance", url, protocol=protocol_for(scenario, version), timeout=30.0,
+        "conformance", url, protocol=protocol_for(scenario, version), timeout=100.0,
         auth=await oauth(url, context, scenario) if scenario.startswith("auth/") else None,
         callbacks={"elicitation_callback": elicit_with_defaults, "sampling_callback": sample,
                    "list_roots_callback": list_roots})
-    async with MCPTools([config], connect_timeout=60.0) as mcp:
+    # the suite gives each client process 120 s; ~40 start at once (a loaded machine is slow)
+    async with MCPTools([config], connect_timeout=110.0) as mcp:
         tools = {t.remote_name: t for t in mcp.tools}
         log.info("%s: tools %s (skipped %s)", scenario, sorted(tools), mcp.skipped)
         for name, arguments in calls_for(scenario, tools, context):
