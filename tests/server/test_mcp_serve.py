@@ -208,6 +208,10 @@ async def test_tasks_survive_a_server_crash(setup: dict[str, Any]) -> None:
     (["--tools", TOOLS, "--agent", "x=tests.server.mcp_agents:missing"], "missing"),
     (["--tools", TOOLS, "--elicit-approver", "mcp-user"], "go together"),
     (["--tools", TOOLS, "--stdio", "--http"], "choose one transport"),
+    # deny by default: no policy is an error, not every tool served to any client
+    (["--tools", TOOLS], "the gateway denies by default"),
+    (["--tools", TOOLS, "--no-policy", "--guards", "tests.server.mcp_agents:GUARDS"],
+     "--no-policy contradicts"),
 ])
 def test_bad_usage_is_one_clear_line(setup: dict[str, Any], extra: list[str],
                                      message: str) -> None:

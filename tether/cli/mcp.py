@@ -53,6 +53,10 @@ def serve(
         "client's user decides when asked to approve a call by elicitation.")] = None,
     elicit_key: Annotated[Path | None, typer.Option(
         "--elicit-key", help="That approver's Ed25519 private key (PEM).")] = None,
+    no_policy: Annotated[bool, typer.Option(
+        "--no-policy", help="Serve every tool of the registry with no policy (any client may "
+        "call any tool; calls are still journaled). Without it, --policy or --guards is "
+        "required: the gateway denies by default.")] = False,
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant of the runs the server "
                                         "creates.")] = "mcp",
     lease_ttl: Annotated[float, typer.Option(
@@ -72,7 +76,9 @@ def serve(
         fail("give either --policy (with --keys) or --guards MODULE:NAME, not both", 2)
     if (elicit_approver is None) != (elicit_key is None):
         fail("--elicit-approver and --elicit-key go together", 2)
-    server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl,
+    if no_policy and (policy is not None or guards is not None):
+        fail("--no-policy contradicts --policy/--guards: give one", 2)
+    server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl, no_policy,
                     _elicitation(elicit_approver, elicit_key))
     served = len(server.registry) + len(server.agents)
     if http:
@@ -103,7 +109,7 @@ def _elicitation(name: str | None, key: Path | None) -> ElicitationApprover | No
 
 
 def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | None,
-           agents: list[str], db: str | None, tenant: str, lease_ttl: float,
+           agents: list[str], db: str | None, tenant: str, lease_ttl: float, no_policy: bool,
            elicitation: ElicitationApprover | None) -> TetherMCPServer:
     from tether.runtime import AgentNotFound, resolve_guards
     from tether.server.mcp import AgentTool, TetherMCPServer
@@ -122,9 +128,6 @@ def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | Non
         except AgentNotFound as exc:
             fail(f"--guards {guards}: {exc}", 2)
         governed = guards
-    else:
-        err_console.print("tether mcp: no --policy: every tool of the registry is served "
-                          "(calls are still journaled)", markup=False)
     exposed: dict[str, AgentTool] = {}
     for spec in agents:
         name, sep, ref = spec.partition("=")
@@ -133,11 +136,19 @@ def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | Non
                  "research=myagents:research", 2)
         exposed[name] = AgentTool(name, ref)
     try:
-        return TetherMCPServer(registry, db=db, guards=governed, agents=exposed, tenant=tenant,
-                               registry_ref=tools if ":" in tools else None,
-                               lease_ttl=lease_ttl, elicitation_approver=elicitation)
+        server = TetherMCPServer(registry, db=db, guards=governed, agents=exposed,
+                                 tenant=tenant, registry_ref=tools if ":" in tools else None,
+                                 lease_ttl=lease_ttl, elicitation_approver=elicitation)
     except (AgentNotFound, ValueError) as exc:
         fail(str(exc), 2)
+    if governed is None and not no_policy:
+        fail("no policy: give --policy FILE (with --keys for approvers) or --guards "
+             "MODULE:NAME; the gateway denies by default. --no-policy serves every tool to "
+             "any client, ungoverned (calls are still journaled).", 2)
+    if governed is None:
+        err_console.print("tether mcp: --no-policy: every tool of the registry is served, "
+                          "ungoverned (calls are still journaled)", markup=False)
+    return server
 
 
 def _guards_from_policy(policy: Path, keys: Path | None, registry: ToolRegistry) -> Guards:
