@@ -305,3 +305,21 @@ def test_run_ids_with_prefix_treats_wildcards_as_text(store: Store) -> None:
     assert store.run_ids_with_prefix("ab_") == ["ab_1", "ab_1.k"]
     assert store.run_ids_with_prefix("ab_", outermost=True) == ["ab_1"]
     assert store.run_ids_with_prefix("ab", limit=2) == ["ab%", "ab_1"]
+
+
+def test_a_conflict_in_the_last_operation_fails_only_that_operation(store: Store) -> None:
+    # PostgreSQL pipelines a batch: a conflict may only surface at commit, after every op ran
+    make_run(store)
+    make_run(store, "r2")
+    ev = NewEvent(1, "log", "1", None, None, time.time())
+    store.write(lambda tx: tx.append_events("r2", [ev]))
+    results = store.write_batch([
+        lambda tx: tx.append_events("r1", [ev]),
+        lambda tx: tx.insert_signal("r1", "go", None),
+        lambda tx: tx.append_events("r2", [ev]),  # seq 1 of r2 exists
+    ])
+    assert results is not None
+    assert [ok for ok, _ in results] == [True, True, False]
+    assert "conflicting write" in str(results[2][1])
+    assert [e.seq for e in store.load_events("r1")] == [1]
+    assert [s.name for s in store.pending_signals("r1")] == ["go"]  # counted once

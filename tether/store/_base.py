@@ -108,7 +108,9 @@ class Store(Protocol):
                     wait: bool = True) -> list[tuple[bool, Any]] | None:
         """Group commit: run all operations in ONE durable transaction. Each operation is
         isolated (a savepoint): one that raises is rolled back alone. Each slot of the result is
-        `(True, value)` or `(False, exception)`.
+        `(True, value)` or `(False, exception)`. An operation may be called more than once (the
+        PostgreSQL store runs a batch again after a lost deadlock, or op by op after a failure);
+        only the committed call counts, so operations act on the `Tx` only.
 
         `wait=False`: if another connection holds the write lock, return None at once, having
         done nothing, instead of waiting up to the busy timeout (an inline commit on an event

@@ -11,6 +11,7 @@ search_path (default `public`), so one database can hold several independent Tet
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
@@ -128,12 +129,20 @@ class PostgresStore:
 
     def write_batch(self, ops: Sequence[Callable[[_PostgresTx], Any]], *,
                     wait: bool = True) -> list[tuple[bool, Any]] | None:
-        """Group commit. PostgreSQL has no database-wide write lock; `wait=False` gives way when
-        a row this batch needs is locked by another transaction (lock_timeout) or no pooled
-        connection is free, returning None with nothing applied."""
+        """Group commit. A batch first runs pipelined with no savepoints (each costs two round
+        trips); if any op fails it is rolled back and run again op by op, each in a savepoint,
+        so the results are those of SQLite's store. PostgreSQL has no database-wide write lock:
+        `wait=False` gives way when a row this batch needs is locked by another transaction
+        (lock_timeout) or no pooled connection is free, returning None with nothing applied."""
+        isolate = False
         for attempt in range(_RETRIES):
             try:
-                return self._write_once(ops, wait=wait)
+                if len(ops) > 1 and not isolate:
+                    try:
+                        return self._write_once(ops, wait=wait, isolate=False)
+                    except (_Failed, psycopg.IntegrityError, psycopg.DataError):
+                        isolate = True  # an op failed: again, each op in a savepoint
+                return self._write_once(ops, wait=wait, isolate=isolate)
             except _RETRYABLE:
                 if not wait:
                     return None
@@ -156,11 +165,16 @@ class PostgresStore:
                          f"({_RETRIES} deadlocks in a row); try again")
         return [(False, err) for _ in ops]
 
-    def _write_once(self, ops: Sequence[Callable[[_PostgresTx], Any]], *,
-                    wait: bool) -> list[tuple[bool, Any]]:
-        with self._pool.connection(timeout=None if wait else 0.05) as conn:
+    def _write_once(self, ops: Sequence[Callable[[_PostgresTx], Any]], *, wait: bool,
+                    isolate: bool) -> list[tuple[bool, Any]]:
+        with self._pool.connection(timeout=None if wait else 0.05) as conn, \
+                contextlib.ExitStack() as stack:
             results: list[tuple[bool, Any]] = []
-            isolate = len(ops) > 1
+            if not isolate and len(ops) > 1:
+                # pipelined: statements whose result nobody reads go out without a round trip
+                # each; an error may then surface in a later op, so any failure sends the batch
+                # back to be run op by op, each in a savepoint (write_batch)
+                stack.enter_context(conn.pipeline())
             with conn.transaction():
                 if not wait:
                     conn.execute("SET LOCAL lock_timeout = '20ms'")

@@ -197,22 +197,26 @@ class _PostgresTx:
                 if active[tenant] >= cap:
                     continue
                 active[tenant] += 1
-            self._fenced = {f for f in self._fenced if f[0] != run_id}
-            epoch = self._one(
-                # a waiting reason is stale once the run runs (a pending cancel keeps its own)
-                "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
-                "reason=CASE WHEN cancel_requested <> 0 THEN reason ELSE NULL END, "
-                "updated_at=%s WHERE id=%s RETURNING attempts",
-                (now, run_id),
-            )[0]
-            self.conn.execute(
-                "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
-                "VALUES (%s,%s,%s,%s,%s) ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
-                "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at, "
-                "epoch=excluded.epoch",
-                (run_id, owner, now + ttl, now, epoch),
-            )
             claimed.append(run_id)
+        if not claimed:
+            return []
+        taken = set(claimed)
+        self._fenced = {f for f in self._fenced if f[0] not in taken}
+        # one statement for every claimed run, not two per run: a worker with room for
+        # hundreds of runs claims them in two round trips
+        epochs = dict(self._all(
+            # a waiting reason is stale once the run runs (a pending cancel keeps its own)
+            "UPDATE runs SET status='running', wake_at=NULL, attempts=attempts+1, "
+            "reason=CASE WHEN cancel_requested <> 0 THEN reason ELSE NULL END, "
+            "updated_at=%s WHERE id = ANY(%s) RETURNING id, attempts",
+            (now, claimed)))
+        self.conn.execute(
+            "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
+            "SELECT u.id, %s, %s, %s, u.epoch FROM unnest(%s::text[], %s::int[]) AS u(id, epoch) "
+            "ON CONFLICT(run_id) DO UPDATE SET owner=excluded.owner, "
+            "expires_at=excluded.expires_at, acquired_at=excluded.acquired_at, "
+            "epoch=excluded.epoch",
+            (owner, now + ttl, now, claimed, [epochs[r] for r in claimed]))
         return claimed
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
