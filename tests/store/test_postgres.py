@@ -144,3 +144,35 @@ def test_the_test_server_is_the_one_make_postgres_runs() -> None:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW synchronous_commit").fetchone()
     assert row == ("on",)  # the benchmarks' durability promise: commits are flushed
+
+
+def test_listeners_hear_of_runnable_runs_from_other_connections(schema: PgSchema) -> None:
+    worker_side, client_side = open_store(schema.url), open_store(schema.url)
+    elsewhere = PgSchema()
+    unrelated = open_store(elsewhere.url)
+    heard = threading.Event()
+    stop = worker_side.listen(heard.set)  # type: ignore[attr-defined]
+    try:
+        # a journal write makes nothing runnable, nor does a run in another store
+        client_side.write(lambda tx: tx.insert_run(RunRecord(
+            id="w1", agent="m:f", status="waiting", input=None, root_id="w1")))
+        unrelated.write(lambda tx: tx.insert_run(RunRecord(
+            id="q0", agent="m:f", status="queued", input=None, root_id="q0")))
+        assert not heard.wait(0.5)
+        client_side.write(lambda tx: tx.insert_run(RunRecord(
+            id="q1", agent="m:f", status="queued", input=None, root_id="q1")))
+        assert heard.wait(5.0), "a submitted run woke nobody"
+        heard.clear()
+        client_side.write(lambda tx: tx.update_run("w1", status="queued"))  # a signal's wake
+        assert heard.wait(5.0), "a woken run woke nobody"
+        heard.clear()
+        # a rolled-back transaction notifies nobody
+        with pytest.raises(ValueError):
+            client_side.write(lambda tx: (tx.update_run("w1", status="queued"),
+                                          (_ for _ in ()).throw(ValueError("refused"))))
+        assert not heard.wait(0.5)
+    finally:
+        stop()
+        for s in (worker_side, client_side, unrelated):
+            s.close()
+        elsewhere.drop()

@@ -15,12 +15,14 @@ import contextlib
 import hashlib
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -63,6 +65,7 @@ class PostgresStore:
         except psycopg.ProgrammingError as exc:
             raise StoreError(f"invalid PostgreSQL URL {self.url!r}: {exc}") from exc
         self._check_reachable(conninfo, timeout=min(busy_timeout, 10.0))
+        self._conninfo = conninfo
         self._pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
             kwargs={"autocommit": True}, timeout=busy_timeout)
@@ -78,9 +81,12 @@ class PostgresStore:
         self._latest = shared[-1][0]
         try:
             self._migrate(postgres_migrations(shared), must_exist=must_exist)
+            schema = self._query("SELECT current_schema()")[0][0]
         except BaseException:
             self._pool.close()
             raise
+        # notifications reach every session of the database: one channel per store (schema)
+        self._channel = f"tether_runnable_{schema}"[:63]
 
     def _check_reachable(self, conninfo: str, *, timeout: float) -> None:
         """One plain connection first: a wrong host, port, user or database is then one clear
@@ -202,13 +208,45 @@ class PostgresStore:
                     except Exception as exc:
                         tx._fenced.clear()  # locks taken inside the savepoint are gone
                         results.append((False, exc))
+                if tx.runnable:  # delivered at commit, once per transaction
+                    conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(self._channel)))
             return results
 
+    # -- wake-ups ------------------------------------------------------------------------------
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback`, from a thread of its own, soon after any transaction on this store,
+        from any process or host, made a run runnable (submitted, signalled, woken by a child,
+        resolved, handed back): a worker looks for work then instead of at its next poll.
+        Timers still need the poll (nothing commits when one falls due). Returns the function
+        that stops listening. A lost connection ends the listening silently: polling remains."""
+        conn = psycopg.connect(self._conninfo, autocommit=True)
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        stop = threading.Event()
+
+        def loop() -> None:
+            try:
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=0.2):
+                        callback()
+            except psycopg.Error:
+                pass
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=loop, name="tether-pg-listen", daemon=True)
+        thread.start()
+
+        def close() -> None:
+            stop.set()
+            thread.join(timeout=2.0)
+
+        return close
+
     # -- reads ---------------------------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
             with self._pool.connection() as conn:
-                return conn.execute(sql.encode(), params).fetchall()
+                return conn.execute(query.encode(), params).fetchall()
         except PoolTimeout as exc:
             raise StoreLocked(self.url, self.busy_timeout) from exc
         except psycopg.Error as exc:

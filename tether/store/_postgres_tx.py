@@ -49,6 +49,8 @@ class _PostgresTx:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._now = time.time()
+        # a run became runnable (queued): the store notifies listening workers at commit
+        self.runnable = False
         # leases verified in this transaction; valid because check_lease holds the run's row lock
         self._fenced: set[tuple[str, str, int | None]] = set()
 
@@ -62,6 +64,7 @@ class _PostgresTx:
         return self._now
 
     def insert_run(self, run: RunRecord) -> None:
+        self.runnable = self.runnable or run.status == "queued"
         self.conn.execute(
             f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})",
             (
@@ -82,6 +85,7 @@ class _PostgresTx:
         if unknown:
             raise ValueError(f"cannot update run columns {sorted(unknown)}")
         fields.setdefault("updated_at", self._now)
+        self.runnable = self.runnable or fields.get("status") == "queued"
         values = [dumps(v) if k in _JSON_COLUMNS else
                   (int(v) if k == "cancel_requested" else v) for k, v in fields.items()]
         sets = ", ".join(f"{k}=%s" for k in fields)
