@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +254,7 @@ class _ReportingExporter:
         self.warned = False
         self.sent = 0
         self.marks = marks
+        self.cpu_s = 0.0  # CPU its thread spent exporting (encoding, sending, marks)
 
     def warn(self, message: str) -> None:
         if not self.warned:
@@ -260,6 +262,13 @@ class _ReportingExporter:
             log.warning("tracing: %s (further export failures are not reported)", message)
 
     def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        started = time.thread_time()
+        try:
+            return self._export(spans)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    def _export(self, spans: Sequence[ReadableSpan]) -> Any:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         try:
@@ -340,6 +349,10 @@ class LiveExport:
         self._task: asyncio.Task[None] | None = None
         self._tether = tether
         self.closed = False
+        #: CPU the worker's thread spent following journals and queueing spans (`tick`); with
+        #: `exporter.cpu_s`, what tracing costs in its own code (what it costs a process in all,
+        #: cache and lock effects included, is measured by benchmarks/bench_tracing.py)
+        self.tick_cpu_s = 0.0
         tether.worker_listeners.append(self.attach)
         for worker in list(tether._workers):
             self.attach(worker)
@@ -371,6 +384,7 @@ class LiveExport:
     def tick(self, executing: set[str] | None = None) -> None:
         """Export what the followed runs' new events closed; stop following runs no worker
         executes any more (after this last look at their journal)."""
+        started = time.thread_time()
         if executing is None:
             # a snapshot before reading: a run that ends meanwhile is read once more next tick
             executing = {r for w in self._workers for r in w.executing}
@@ -381,12 +395,14 @@ class LiveExport:
                 self.exporter.warn(f"could not read the journal of run {run_id}: {exc}")
                 spans = []
             for span in spans:
-                self.marks.queued(int(span.span_id, 16), run_id, span.end_seq)
-                self._processor.on_end(self._convert(span))
+                sdk = self._convert(span)
+                self.marks.queued(sdk.context.span_id, run_id, span.end_seq)
+                self._processor.on_end(sdk)
             if run_id not in executing:
                 del self._tails[run_id]
                 if not tail.ended:
                     self._watermarks[run_id] = tail.seq
+        self.tick_cpu_s += time.thread_time() - started
 
     def close(self) -> None:
         """Export what is left and stop; waits at most `CLOSE_TIMEOUT_S` for the collector."""
