@@ -176,3 +176,20 @@ def test_listeners_hear_of_runnable_runs_from_other_connections(schema: PgSchema
         for s in (worker_side, client_side, unrelated):
             s.close()
         elsewhere.drop()
+
+
+def test_an_exhausted_pool_is_a_clear_error_not_a_hang(schema: PgSchema) -> None:
+    store = PostgresStore(schema.url, max_size=1, busy_timeout=0.5)
+    held = store._pool.getconn()  # another thread of this process sits on the only connection
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(StoreError, match=r"no free connection within 0.5s \(all 1 of"):
+            store.get_run("r1")
+        ((ok, err),) = store.write_batch([lambda tx: None]) or []
+        assert not ok and "no free connection" in str(err)
+        assert store.write_batch([lambda tx: None], wait=False) is None  # gives way at once
+        assert time.perf_counter() - t0 < 5
+    finally:
+        store._pool.putconn(held)
+    assert store.get_run("r1") is None
+    store.close()

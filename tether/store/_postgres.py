@@ -32,7 +32,7 @@ from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS
-from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked, StoreMissing
+from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreMissing
 
 T = TypeVar("T")
 
@@ -162,7 +162,7 @@ class PostgresStore:
             except PoolTimeout:
                 if not wait:
                     return None
-                err: StoreError = StoreLocked(self.url, self.busy_timeout)
+                err: StoreError = self._pool_exhausted()
                 return [(False, err) for _ in ops]
             except psycopg.Error as exc:
                 err = self._translate(exc)
@@ -248,9 +248,15 @@ class PostgresStore:
             with self._pool.connection() as conn:
                 return conn.execute(query.encode(), params).fetchall()
         except PoolTimeout as exc:
-            raise StoreLocked(self.url, self.busy_timeout) from exc
+            raise self._pool_exhausted() from exc
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
+
+    def _pool_exhausted(self) -> StoreError:
+        return StoreError(
+            f"database {self.url!r}: no free connection within {self.busy_timeout:g}s (all "
+            f"{self._pool.max_size} of this process's pooled connections stayed busy, or the "
+            "server stopped answering); check the server's load and max_connections")
 
     def _translate(self, exc: psycopg.Error) -> StoreError:
         if isinstance(exc, psycopg.errors.DataCorrupted):
