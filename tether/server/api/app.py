@@ -110,6 +110,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     errors.install(app)
     for module in (runs, stream, approvals, info):
         app.include_router(module.router)
+    from tether.server.ui import install as install_ui  # the web UI at /ui (imports this)
+
+    install_ui(app)
     app.add_middleware(BodyLimit, limit=config.max_body)
     _describe_agents(app, sorted(state.catalogue))
     return app

@@ -1,0 +1,57 @@
+"""Browser-like users of the web UI for the tests: each holds its own cookie jar (a TestClient
+on the same app, or any httpx client), logs in through the login form like a person, and sends
+forms with the CSRF token its pages carry."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, "no CSRF field on the page"
+    return found.group(1)
+
+
+class UiUser:
+    """One browser: `login`, then `get`/`post` pages; `csrf` is the session's form token."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.csrf = ""
+
+    @classmethod
+    def of(cls, app: Any) -> UiUser:
+        """A fresh cookie jar on `app` (whose lifespan another client already runs)."""
+        return cls(TestClient(app))
+
+    def login(self, key: str) -> Any:
+        page = self.client.get("/ui/login")
+        reply = self.client.post("/ui/login", data={"csrf": csrf_of(page.text), "key": key},
+                                 follow_redirects=False)
+        if reply.status_code == 303:
+            self.csrf = csrf_of(self.client.get("/ui/runs").text)
+        return reply
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, follow_redirects=False, **kwargs)
+
+    def post(self, path: str, data: dict[str, str] | None = None, *, csrf: str | None = None,
+             **kwargs: Any) -> Any:
+        """POST a form; `csrf` overrides the session's token ("" sends none)."""
+        form = dict(data or {})
+        token = self.csrf if csrf is None else csrf
+        if token:
+            form["csrf"] = token
+        return self.client.post(path, data=form, follow_redirects=False, **kwargs)
+
+    def submit(self, agent: str, text: str) -> str:
+        """Submit a run from the runs page's form; its id (from the redirect)."""
+        reply = self.post("/ui/runs", {"agent": agent, "input": text})
+        assert reply.status_code == 303, reply.text
+        return str(reply.headers["location"]).rsplit("/", 1)[1]

@@ -1,0 +1,25 @@
+"""The web UI of `tether serve`: server-rendered pages (Jinja2) with htmx, under /ui.
+
+`install(app)` adds it to the API's FastAPI app: its routes, its static files (htmx, a
+stylesheet, the run page's event-stream script — committed, no build step) and the session
+middleware that turns a browser's cookie into the API key it logged in with.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .render import HERE
+from .routes import router
+from .session import PREFIX, SessionAuth, Sessions
+
+__all__ = ["Sessions", "install"]
+
+
+def install(app: FastAPI) -> None:
+    sessions = Sessions()
+    app.state.tether_ui_sessions = sessions
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
+    app.add_middleware(SessionAuth, sessions=sessions)
