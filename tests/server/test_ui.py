@@ -290,3 +290,19 @@ def test_the_login_page_has_a_fresh_form_token(api: S.Api) -> None:
     first = csrf_of(anon.get("/ui/login").text)
     assert len(first) >= 32 and first == csrf_of(anon.get("/ui/login").text)
     assert csrf_of(UiUser.of(api.app).get("/ui/login").text) != first
+
+
+def test_usage_shows_the_day_against_the_tenants_budgets(tmp_path: Path) -> None:
+    with S.running(tmp_path, guards="tests.server.ui_support:BUDGET_GUARDS") as api:
+        run = api.submit("assistant", "lookup acct-1")
+        api.wait(run["id"], "succeeded")
+        used = api.client.get("/v1/usage", headers=api.as_("viewer")).json()["counters"]
+        assert used["tokens_in"] > 0
+        page = user(api, "viewer").get("/ui/usage").text
+        row = re.search(r"<td>tokens_in</td><td>(\d+)</td>\s*<td>(\d+)</td>", page)
+        assert row is not None and int(row.group(1)) == used["tokens_in"]
+        assert row.group(2) == "20000"
+        assert f'value="{used["tokens_in"] / 20000}"' in page
+        assert "<td>cost_usd</td>" in page and "unlimited" in page  # no cost limit set
+        other = user(api, "b-viewer").get("/ui/usage").text
+        assert "20000" not in other  # globex has no limits, and none of acme's usage

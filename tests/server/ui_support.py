@@ -55,3 +55,21 @@ class UiUser:
         reply = self.post("/ui/runs", {"agent": agent, "input": text})
         assert reply.status_code == 303, reply.text
         return str(reply.headers["location"]).rsplit("/", 1)[1]
+
+
+def _budget_guards() -> Any:
+    from tether.guards import GuardConfig, Guards, loads_policy
+    from tether.guards.budget import BudgetLimits
+
+    from . import api_support as S
+
+    return Guards(GuardConfig(policy=loads_policy(S.POLICY, "payments.yaml"),
+                              approvers=S.GUARDS.config.approvers,
+                              tenant_limits={"acme": BudgetLimits(steps=200, tokens_in=20_000,
+                                                                  tool_calls=50)}),
+                  tools=S.TOOLS)
+
+
+#: the payments guards of api_support with daily limits for tenant acme (the usage page's
+#: budgets)
+BUDGET_GUARDS = _budget_guards()

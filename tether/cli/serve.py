@@ -80,6 +80,8 @@ def serve(
     worker = "no worker (run `tether worker`)" if no_worker else "an embedded worker"
     console.print(f"tether serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), "
                   f"{len(catalogue)} agent(s), {worker}, database {config.db}")
+    console.print(f"web UI: http://{host}:{port}/ui (log in with a key from `tether keys "
+                  "create`)", soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 
 

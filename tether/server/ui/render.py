@@ -25,14 +25,14 @@ from ..api.errors import ApiError
 
 log = logging.getLogger("tether.server.ui")
 HERE = Path(__file__).parent
-#: scripts and styles only from the server itself, no frames, no referrer leaving the page
+#: scripts and styles only from the server itself, no frames, no referrer leaving the site
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
     "base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the forms' Origin "null"
     "Cache-Control": "no-store",
 }
 

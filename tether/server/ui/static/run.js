@@ -53,7 +53,7 @@
   source.addEventListener("end", function () {
     source.close();
     live.textContent = "finished";
-    live.className = "live done";
+    live.className = "live over";
     refresh();
   });
 })();
