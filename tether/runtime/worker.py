@@ -121,6 +121,35 @@ class Worker:
         if self._kick is not None:
             self._kick.set()
 
+    async def submit_and_claim(self, run: RunRecord) -> bool:
+        """Create `run` and, in the same durable transaction, claim the oldest runnable run for
+        this serving worker — `run` itself unless older runs wait — and start executing what
+        was claimed. True when `run` was claimed here; otherwise it is queued like any run
+        (this worker is kicked; a worker that is full or not serving only creates it).
+
+        For a caller that waits for the run it submits (an MCP tool call): submitting then
+        claiming costs two commits in sequence (two fsyncs) plus a wake-up of the serving loop
+        between them; here it is one commit."""
+        if self._kick is None or self.concurrency - len(self._active) <= 0:
+            await self.committer.run(ops.create_run(run))
+            self.kick()
+            return False
+        create = ops.create_run(run)
+        claim = partial(_claim, owner=self.owner, limit=1, ttl=self.lease_ttl,
+                        tenant_limits=self.tenant_limits, active=list(self._active))
+
+        def op(tx: Any) -> list[tuple[str, int]]:
+            create(tx)
+            return claim(tx)
+
+        claimed: list[tuple[str, int]] = await self.committer.run(op)
+        for run_id, epoch in claimed:
+            self._start(run_id, epoch)
+        if any(run_id == run.id for run_id, _ in claimed):
+            return True
+        self.kick()
+        return False
+
     # -- main loop -------------------------------------------------------------------------
     async def serve(
         self,

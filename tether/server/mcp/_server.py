@@ -32,7 +32,7 @@ from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 from pydantic import BaseModel
 
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
-from tether.runtime import Tether, new_run_id, ops, resolve_agent, resolve_guards
+from tether.runtime import Tether, new_run_id, resolve_agent, resolve_guards
 from tether.runtime.refs import check_agent
 from tether.server.mcp import _tasks_ext as ext
 from tether.server.mcp._agent import CALL_AGENT, SERVED
@@ -375,9 +375,10 @@ class TetherMCPServer:
                      task_ttl: int | None = None, run_id: str | None = None) -> str:
         """Queue the run that performs one call of tool or agent `name`; returns its id.
 
-        Written through the worker's group committer, not `Tether.submit`: the insert's fsync
-        then happens off the event loop (other requests go on meanwhile) and concurrent calls
-        share one commit."""
+        Written through the worker's group committer, not `Tether.submit`: concurrent calls
+        share one commit, and the run is claimed by this process's worker in the same
+        transaction as its submission (`Worker.submit_and_claim`: one fsync, not two, and no
+        wake-up of the worker's loop in between), so it starts executing at once."""
         mcp: dict[str, Any] = {"tool": name, "task": task}
         if task_ttl is not None:
             mcp["ttl"] = task_ttl
@@ -397,11 +398,10 @@ class TetherMCPServer:
         if not task:
             self.worker.hold(run_id)  # released when claimed (or by the waiting caller)
         try:
-            await self.worker.committer.run(ops.create_run(run))
+            await self.worker.submit_and_claim(run)
         except BaseException:
             self.worker.release(run_id)
             raise
-        self.worker.kick()
         return run_id
 
     # -- resources -------------------------------------------------------------------------
