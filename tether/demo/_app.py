@@ -275,6 +275,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="approve the action that needs a person without asking (for scripts "
                         "and CI); without it the demo asks in the terminal, and denies when "
                         "there is no terminal to ask in")
+    p.add_argument("--serve", action="store_true",
+                   help="serve the web UI of `tether serve` on the demo's database, print its "
+                        "URL and a login key, and keep serving after the demo (Ctrl-C stops)")
+    p.add_argument("--port", type=int, default=8400, help="the web UI's port (with --serve)")
     return p
 
 
@@ -429,9 +433,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     if args.db:
-        return asyncio.run(_run(args, console, args.db))
+        return _served(args, console, args.db)
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp:
-        return asyncio.run(_run(args, console, str(Path(tmp) / "demo.db")))
+        return _served(args, console, str(Path(tmp) / "demo.db"))
+
+
+def _served(args: argparse.Namespace, console: Console, db: str) -> int:
+    """The demo, with the web UI around it when asked (`--serve`, tether/demo/_ui.py)."""
+    if not args.serve:
+        return asyncio.run(_run(args, console, db))
+    from tether.demo._ui import keep_serving, serving
+
+    with serving(db, args.port, console) as (url, _):
+        code = asyncio.run(_run(args, console, db))
+        keep_serving(console, url)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
