@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,12 +47,12 @@ def once(argv: list[str], env: dict[str, str], root: Path) -> float:
 
 
 def timed(argv: list[str], env: dict[str, str], n: int, roots: list[Path],
-          warmup: int = 2) -> list[list[float]]:
+          dbs: dict[Path, Path], warmup: int = 2) -> list[list[float]]:
     """Times per root, the roots taking turns start by start."""
     times: list[list[float]] = [[] for _ in roots]
     for i in range(warmup + n):
         for slot, root in enumerate(roots):
-            elapsed = once(argv, env, root)
+            elapsed = once(argv, {**env, "TETHER_DB": str(dbs[root])}, root)
             if i >= warmup:
                 times[slot].append(elapsed)
     return times
@@ -62,13 +63,15 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def seed_database(path: Path, runs: int = 50) -> None:
-    """A database as `tether runs` meets it: 50 queued runs."""
-    from tether import Tether
-
-    t = Tether(path)
-    t.submit_many("tests.runtime.agents_core:sequential", list(range(runs)))
-    t.close()
+def seed_database(path: Path, root: Path, runs: int = 50) -> None:
+    """A database as `tether runs` meets it: 50 queued runs, written by the code in `root`
+    (the baseline's, when there is one: an older Tether cannot open a newer schema, while the
+    newer one migrates its own copy)."""
+    code = ("import sys; from tether import Tether; t = Tether(sys.argv[1]); "
+            f"t.submit_many('tests.runtime.agents_core:sequential', list(range({runs}))); "
+            "t.close()")
+    subprocess.run([sys.executable, "-c", code, str(path)], cwd=root, check=True,
+                   env={**os.environ, "PYTHONPATH": str(root)})
 
 
 Results = dict[str, dict[str, list[list[float]]]]  # mode -> command -> times per root
@@ -83,10 +86,14 @@ def main() -> None:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
-        seed_database(db)
+        seed_database(db, args.baseline.resolve() if args.baseline else ROOT)
+        dbs = {ROOT: db}
+        if args.baseline is not None:  # each tree reads its own copy of the same runs
+            dbs[args.baseline.resolve()] = Path(tmp) / "baseline.db"
+            shutil.copyfile(db, dbs[args.baseline.resolve()])
         base = {k: v for k, v in os.environ.items()
                 if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-        base.update({"TETHER_DB": str(db), "COLUMNS": "120"})
+        base.update({"COLUMNS": "120"})
         modes = {
             CACHED: {**base, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")},
             UNCACHED: {**base, "PYTHONDONTWRITEBYTECODE": "1",
@@ -108,7 +115,7 @@ def main() -> None:
             for name, argv in cases.items():
                 roots = [ROOT] if args.baseline is None or name not in BASELINED else [
                     ROOT, args.baseline.resolve()]
-                results[mode][name] = timed(argv, env, args.n, roots)
+                results[mode][name] = timed(argv, env, args.n, roots, dbs)
         load_after = os.getloadavg()
     write(results, args.n, load_before, load_after, args.baseline)
     print(OUT.read_text())

@@ -36,8 +36,12 @@ def run_dict(r: RunRecord, lease: Lease | None = None) -> dict[str, Any]:
                                                   "expired": lease[1] <= time.time()}}
 
 
+def status_style(status: str) -> str:
+    return STATUS_STYLE.get(status, "white")
+
+
 def status_text(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{status_style(status)}]{status}[/]"
 
 
 def time_text(ts: float) -> str:

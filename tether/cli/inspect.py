@@ -7,7 +7,6 @@ Both only read: a database that does not exist is refused, never created. Run id
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,12 +20,7 @@ from ._common import (
     open_reader,
     open_tether,
 )
-from ._render import print_timeline, run_dict, run_note, status_text, time_text
-
-if TYPE_CHECKING:
-    from rich.table import Column
-
-    from tether.store import RunRecord
+from ._render import print_timeline, run_dict, run_note, status_style, time_text
 
 
 def register(app: typer.Typer) -> None:
@@ -57,28 +51,20 @@ def runs(
     if as_json:
         print(json.dumps([run_dict(r, leases.get(r.id)) for r in records], default=str))
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from ._grid import Cell, grid_lines
 
-    table = Table("agent", "status", "tenant", "depth", "created", "reason / error")
-    # the id is what people copy: never cut or wrapped; every other column folds instead
-    table.columns.insert(0, _id_column(records))
-    for col in table.columns[1:]:
-        col.overflow = "fold"
+    rows = []
     for r in records:
-        note = escape(run_note(r, leases.get(r.id)))
+        note = [Cell(run_note(r, leases.get(r.id)))]
         if r.flags:
-            note = f"[magenta]flagged: {escape(str(r.flags[-1].get('reason')))}[/] {note}"
-        table.add_row(r.id, r.agent, status_text(r.status), r.tenant, str(r.depth),
-                      time_text(r.created_at), note)
-    console.print(table)
-
-
-def _id_column(records: list[RunRecord]) -> Column:
-    from rich.table import Column
-
-    width = max([len("run"), *(len(r.id) for r in records)])
-    return Column("run", no_wrap=True, min_width=width, overflow="ignore")
+            note.insert(0, Cell(f"flagged: {r.flags[-1].get('reason')}", "magenta"))
+        rows.append([Cell(r.id), Cell(r.agent), Cell(r.status, status_style(r.status)),
+                     Cell(r.tenant), Cell(str(r.depth)), Cell(time_text(r.created_at)),
+                     Cell(" ".join(c.text for c in note), note[0].style)])
+    headers = ("run", "agent", "status", "tenant", "depth", "created", "reason / error")
+    # the id is what people copy: never cut or wrapped; every other column folds instead
+    for line in grid_lines(headers, rows, console.width, keep=1):
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def show(
