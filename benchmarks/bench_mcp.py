@@ -198,8 +198,10 @@ def main() -> None:
              env, work),
     ]
     load_start = load()
-    floor = fsync_floor(work)
     results: dict[str, dict[str, list[float]]] = {}
+    # the disk's commit latency drifts with the other work on the machine: measured before each
+    # transport's calls (and at the end), so each transport's figures come with their own
+    floors: dict[str, float] = {"streamable HTTP": fsync_floor(work, name="fsync-http.db")}
     for side in sides:
         side.start_http()
     try:
@@ -208,11 +210,12 @@ def main() -> None:
     finally:
         for side in sides:
             side.stop()
+    floors["stdio"] = fsync_floor(work, name="fsync-stdio.db")
     results["stdio"] = asyncio.run(measure(sides, "stdio", args.n, args.rounds, args.warmup))
     load_end = load()
-    floor_end = fsync_floor(work, name="fsync-end.db")
+    floors["end"] = fsync_floor(work, name="fsync-end.db")
     journaled = _journal_check(work / "tether.db")
-    write(results, args, floor, floor_end, load_start, load_end, journaled)
+    write(results, args, floors, load_start, load_end, journaled)
 
 
 def _journal_check(db: Path) -> int:
@@ -224,8 +227,26 @@ def _journal_check(db: Path) -> int:
         con.close()
 
 
-def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace, floor: float,
-          floor_end: float, load_start: float, load_end: float, journaled: int) -> None:
+def _why_not(results: dict[str, dict[str, list[float]]], floors: dict[str, float]) -> str:
+    """The verdict when the target is missed, from this run's own figures: the time 1.2x leaves
+    per call against what three commits cost here, and what is left beyond them."""
+    parts = []
+    for transport, samples in results.items():
+        sdk, ours = pct(samples["SDK MCPServer"], 0.5), pct(samples["tether mcp serve"], 0.5)
+        budget, commits = (TARGET - 1) * sdk, 3 * floors[transport]
+        parts.append(f"over {transport} 1.2x leaves {budget:.2f} ms per call beyond the SDK's "
+                     f"p50; three commits took about {commits:.2f} ms and Tether's p50 was "
+                     f"{ours - sdk:.2f} ms above the SDK's")
+    return ("The ≤ 1.2x target is NOT met. The protocol layer is the SDK's own (Tether adds one "
+            "middleware); what costs is making each call a durable, governed run: "
+            + "; ".join(parts) + ". What exceeds the commits is the server's CPU per call (the "
+            "guards' checks, the runtime's journal writes, on a shared machine). Meeting the "
+            "target with a busy disk would take answering before the journal is on disk, which "
+            "Tether does not do.")
+
+
+def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace,
+          floors: dict[str, float], load_start: float, load_end: float, journaled: int) -> None:
     import mcp
 
     version = re.sub(r"[^0-9.a-z]", "", getattr(mcp, "__version__", "") or "")
@@ -242,7 +263,7 @@ def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace, 
             ratio = b / a
             met = "met" if ratio <= TARGET else "NOT met"
             rows.append(f"| {transport} | {label} | {a:.2f} | {b:.2f} | {ratio:.2f}x | "
-                        f"≤ {TARGET}x: {met} |")
+                        f"≤ {TARGET}x: {met} | {floors[transport]:.2f} |")
             verdicts.append(ratio <= TARGET)
     lines = [
         "# MCP server: tool-call latency",
@@ -255,31 +276,31 @@ def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace, 
         f"{args.rounds} rounds alternating between the two servers. Milliseconds.",
         "",
         "Reproduce: `make bench-mcp` (or `.venv/bin/python benchmarks/bench_mcp.py --n "
-        f"{args.n} --rounds {args.rounds}`)",
+        f"{args.n} --rounds {args.rounds} --warmup {args.warmup}`)",
         "",
         f"Machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}; 1-minute load average {load_start:.2f} at start, "
         f"{load_end:.2f} at end (the machine is shared: other work ran on the same CPUs).",
         "",
-        "| transport | percentile | SDK MCPServer | tether mcp serve | ratio | target |",
-        "|---|---|---|---|---|---|",
+        "| transport | percentile | SDK MCPServer | tether mcp serve | ratio | target | "
+        "one durable commit |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "Where the difference goes: every Tether call is a run, and waits for at least four "
-        "SQLite commits in sequence — the run's submission, its claim by the server's worker, "
-        "the tool step's start (durable before the tool runs) and the step's result with the "
-        "run's end (durable before the client is answered) — plus the claim and the step's "
-        "execution through the guards, all in the server's process. For scale: one small "
-        "durable commit (WAL, `synchronous=FULL`, in a fresh database next to the journal) "
-        f"took {floor:.2f} ms at the start and {floor_end:.2f} ms at the end (median of 50); "
-        "the disk is shared as well, and its latency varied from run to run. "
-        f"{journaled} calls were journaled (runs that succeeded in the benchmark's database).",
+        "Where the difference goes: every Tether call is a run, and waits for three SQLite "
+        "commits in sequence — the run's submission together with its claim by the server's "
+        "worker (one transaction), the tool step's start with the policy's decision (durable "
+        "before the tool runs) and the step's result with the run's end (durable before the "
+        "client is answered) — plus the step's execution through the guards, all in the "
+        "server's process. \"One durable commit\" is the median of 50 small commits (WAL, "
+        "`synchronous=FULL`, in a fresh database next to the journal) measured just before "
+        f"that transport's calls ({floors['end']:.2f} ms at the end): three of them in "
+        "sequence are a floor under Tether's latency that the SDK's server, which writes "
+        "nothing, does not pay. The disk is shared as well, and its latency varied from run to "
+        f"run. {journaled} calls were journaled (runs that succeeded in the benchmark's "
+        "database).",
         "",
-        ("The ≤ 1.2x target is met." if all(verdicts) else
-         "The ≤ 1.2x target is NOT met. The protocol layer is the SDK's own (Tether adds one "
-         "middleware); what costs is making each call a durable, governed run. Meeting the "
-         "target would take a runtime path that submits and claims a run in one transaction "
-         "and runs it at once, which the runtime does not have."),
+        "The ≤ 1.2x target is met." if all(verdicts) else _why_not(results, floors),
         "",
     ]
     OUT.write_text("\n".join(lines))
