@@ -306,3 +306,23 @@ def test_usage_shows_the_day_against_the_tenants_budgets(tmp_path: Path) -> None
         assert "<td>cost_usd</td>" in page and "unlimited" in page  # no cost limit set
         other = user(api, "b-viewer").get("/ui/usage").text
         assert "20000" not in other  # globex has no limits, and none of acme's usage
+
+
+def test_an_unexpected_failure_is_a_page_without_internals(api: S.Api,
+                                                           caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    from fastapi import APIRouter
+
+    from tether.server.ui.render import HtmlRoute
+
+    broken = APIRouter(route_class=HtmlRoute)
+
+    @broken.get("/ui/broken")
+    def fails() -> None:
+        raise RuntimeError("secret internal detail")
+
+    api.app.include_router(broken)
+    reply = user(api, "viewer").get("/ui/broken")
+    assert reply.status_code == 500 and "Server error" in reply.text
+    assert "secret internal detail" not in reply.text and "Traceback" not in reply.text
+    assert "secret internal detail" in caplog.text  # the operator's log has it
