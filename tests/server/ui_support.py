@@ -73,3 +73,12 @@ def _budget_guards() -> Any:
 #: the payments guards of api_support with daily limits for tenant acme (the usage page's
 #: budgets)
 BUDGET_GUARDS = _budget_guards()
+
+
+async def sandboxed(ctx: Any, _: Any = None) -> int:
+    """One sandboxed python call that prints (HTML, to see it escaped), complains on stderr and
+    writes a workspace file: what the run page's sandbox outputs show."""
+    done = await ctx.exec("import sys; print('<b>42</b>'); print('careful', file=sys.stderr); "
+                          "open('/workspace/out.txt', 'w').write('x')",
+                          language="python", backend="bwrap")
+    return int(done["exit_code"])
