@@ -239,8 +239,9 @@ def _why_not(results: dict[str, dict[str, list[float]]], floors: dict[str, float
                      f"{ours - sdk:.2f} ms above the SDK's")
     return ("The ≤ 1.2x target is NOT met. The protocol layer is the SDK's own (Tether adds one "
             "middleware); what costs is making each call a durable, governed run: "
-            + "; ".join(parts) + ". What exceeds the commits is the server's CPU per call (the "
-            "guards' checks, the runtime's journal writes, on a shared machine). Meeting the "
+            + "; ".join(parts) + ". What the commits do not explain is the server's CPU per "
+            "call (the guards' checks, the runtime's journal writes, on a shared machine). "
+            "Meeting the "
             "target with a busy disk would take answering before the journal is on disk, which "
             "Tether does not do.")
 

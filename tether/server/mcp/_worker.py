@@ -16,9 +16,6 @@ from typing import Any
 from tether.runtime import Worker
 from tether.store import RunRecord, Store
 
-_NUDGES = 20  # re-kicks while a waited-for run is still queued (then: the worker's poll)
-_NUDGE_S = 0.005
-
 
 class NotifyingWorker(Worker):
     def __init__(self, store: Store, **kwargs: Any) -> None:
@@ -53,8 +50,10 @@ class NotifyingWorker(Worker):
 
     async def settled(self, run_id: str, *, poll: float = 0.25,
                       until: Any = None) -> RunRecord:
-        """Wait until `run_id` finished (or `until(run)` is true) and return it."""
-        nudges = 0
+        """Wait until `run_id` finished (or `until(run)` is true) and return it.
+
+        Woken by `kick`, which this worker calls when one of its runs ends or waits; `poll` only
+        bounds how late a change made by another process is seen."""
         while True:
             changed = self._changed
             run = self.store.get_run(run_id)
@@ -62,13 +61,5 @@ class NotifyingWorker(Worker):
                 raise LookupError(f"run {run_id} does not exist")
             if run.finished or (until is not None and until(run)):
                 return run
-            wait = poll
-            if run.status == "queued" and nudges < _NUDGES:
-                # Worker.serve clears its wake-up event after a claim that can yield: a kick
-                # landing during that claim is lost and the run waits for the next poll
-                # (0.2 s). Kick again, briefly, while the run is not claimed yet.
-                nudges += 1
-                wait = _NUDGE_S
-                self.kick()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait)
+                await asyncio.wait_for(changed.wait(), poll)
