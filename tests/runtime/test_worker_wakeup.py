@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from tether import Tether
 
 AGENT = "tests.runtime.agents_core:sequential"
@@ -48,3 +50,28 @@ async def test_a_run_submitted_during_the_claim_is_not_left_for_the_next_poll(
         await serving
         t.close()
     assert claims >= 2
+
+
+async def test_a_run_submitted_by_another_process_wakes_a_postgres_worker(
+        db_path: str) -> None:
+    """PostgreSQL tells every worker (LISTEN/NOTIFY) when another client, process or host makes
+    a run runnable; before, a worker found it at its next poll. SQLite has no such channel: its
+    workers poll (and are kicked by submits in their own process)."""
+    if not db_path.startswith("postgres"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    serving_side, other_client = Tether(db_path), Tether(db_path)  # two stores, two connections
+    worker = serving_side.worker(poll_interval=30.0)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(stop=stop))
+    try:
+        await asyncio.sleep(0.5)  # the worker has looked once and now waits 30 s for a kick
+        run_id = other_client.submit(AGENT, 2)  # not this process's worker: no direct kick
+        started = time.monotonic()
+        while other_client.get(run_id).status != "succeeded":
+            assert time.monotonic() - started < 10, "the worker waited for its 30 s poll"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await serving
+        serving_side.close()
+        other_client.close()

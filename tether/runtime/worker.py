@@ -161,6 +161,7 @@ class Worker:
         handed back to the queue untouched (their journals stay valid)."""
         self._kick = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(), name="tether-heartbeat")
+        unlisten = self._listen(asyncio.get_running_loop())
         try:
             while not (stop is not None and stop.is_set()):
                 if until is not None and until():
@@ -189,6 +190,8 @@ class Worker:
                 for w in pending:
                     w.cancel()
         finally:
+            if unlisten is not None:
+                await asyncio.to_thread(unlisten)
             await self._drain()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -230,6 +233,25 @@ class Worker:
             self.kick()
 
         task.add_done_callback(done)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
+        """Wake this worker when another process or host makes a run runnable, where the store
+        can say so (PostgreSQL's LISTEN/NOTIFY); elsewhere the poll finds it. Returns the
+        function that stops listening."""
+        listen = getattr(self.store, "listen", None)
+        if not callable(listen):
+            return None
+
+        def wake() -> None:  # from the store's listener thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.kick)
+
+        try:
+            stop: Callable[[], None] = listen(wake)
+        except Exception:  # listening is an optimisation: the poll still finds every run
+            log.warning("cannot listen for new work on %s; polling", self.store, exc_info=True)
+            return None
+        return stop
 
     async def _heartbeat(self) -> None:
         interval = max(0.05, min(self.lease_ttl / 3, 1.0))
