@@ -49,13 +49,18 @@ def _requests(events: list[Any]) -> dict[str, tuple[ApprovalRequest, float]]:
     return out
 
 
-def _history(store: Any, run_id: str, approval_id: str,
+def _history(pending: list[Any], approval_id: str,
              events: list[Any]) -> list[ApprovalDecision]:
-    """Decisions already received by the run, then those delivered but not yet consumed."""
+    """Decisions already received by the run, then those delivered but not yet consumed.
+
+    `events` must be read AFTER the pending signals are (`decide` does): a worker may consume a
+    decision between the two reads, moving it from the signals to the journal; read in this
+    order it is seen twice (the copy is refused as a replayed nonce), never missed — a missed
+    one let the same approver decide again through the API."""
     signal = APPROVAL_SIGNAL + approval_id
     payloads = [e.data.get("payload") for e in events
                 if e.kind == "signal_received" and e.name == signal and isinstance(e.data, dict)]
-    payloads += [s.payload for s in store.pending_signals(run_id) if s.name == signal]
+    payloads += [s.payload for s in pending if s.name == signal]
     out = []
     for p in payloads:
         if not isinstance(p, dict):
@@ -83,12 +88,13 @@ def list_pending(store: Any, keys: KeyRegistry | None = None,
     keys = keys or KeyRegistry()
     pending: list[PendingApproval] = []
     for run in store.list_runs(status="waiting", tenant=tenant, limit=1_000_000):
+        signals = store.pending_signals(run.id)  # before the events: see _history
         events = store.load_events(run.id)
         open_signals = {e.name for e in events if e.kind == "signal_waiting"}
         for aid, (req, ts) in _requests(events).items():
             if APPROVAL_SIGNAL + aid not in open_signals:
                 continue
-            state, _ = _state(req, _history(store, run.id, aid, events), keys)
+            state, _ = _state(req, _history(signals, aid, events), keys)
             if state.status == "pending":
                 pending.append(PendingApproval(req, run.tenant,
                                                tuple(d.approver for d in state.decisions), ts))
@@ -120,8 +126,9 @@ def decide(tether: Any, decision: ApprovalDecision, keys: KeyRegistry | None = N
     if run.finished:
         raise ApprovalError(f"run {run.id!r} already finished ({run.status}); "
                             f"approval {decision.approval_id!r} can no longer be decided")
+    pending = store.pending_signals(run.id)  # first: see _history
     events = store.load_events(run.id)
-    state, nonces = _state(request, _history(store, run.id, request.id, events), keys)
+    state, nonces = _state(request, _history(pending, request.id, events), keys)
     status = state.apply(decision, keys, nonces)  # raises with the precise reason
     tether.signal(run.id, APPROVAL_SIGNAL + request.id, decision.to_json())
     return status
