@@ -160,3 +160,60 @@ async def test_concurrent_identical_proposals_keep_their_own_verdicts(db_path):
     assert A.EXECUTED == [("refund", {"card": "c", "amount": 7.0})]
     assert await replay_only(t, guards, run.id, A.twin_proposals) == done.result
     t.close()
+
+
+class _ConsumesAfterSecondRead:
+    """The store as `inbox.decide` sees it, with a worker consuming the run's pending decision
+    right after the second of its reads (after `find`'s): the race between reading the pending
+    signals and reading the journal, made to happen every time."""
+
+    def __init__(self, store, consume):
+        self._store, self._consume, self._reads = store, consume, 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def _read(self, name, *args):
+        out = getattr(self._store, name)(*args)
+        self._reads += 1
+        if self._reads == 2:
+            self._consume()
+        return out
+
+    def pending_signals(self, run_id):
+        return self._read("pending_signals", run_id)
+
+    def load_events(self, run_id, *args):
+        return self._read("load_events", run_id, *args)
+
+
+def test_the_same_approver_twice_is_refused_while_a_worker_consumes_the_first(db_path, people):
+    """Before: `decide` read the journal, then the pending signals; a worker consuming the first
+    decision in between hid it from both reads, and the same approver's second decision was
+    accepted as if it were the first (the API answered 200 instead of 409; the run itself still
+    refused it). Found by a clean-clone run of tests/server/test_api.py."""
+    import asyncio
+    from types import SimpleNamespace
+
+    keys, reg = people
+    guards = make_guards(None, approvers=reg)
+    A.reset(ScriptedModel([say("", tool_call("transfer", {"to": "acct-9", "amount": 1e4})),
+                           "ok"]), guards)
+    t = open_tether(db_path, guards)
+    run = asyncio.run(t.run(A.react, {"task": "pay"}))
+    req = inbox.list_pending(t.store, reg)[0].request
+    first = sign_decision(keys["alice"], req.id, "approve", "alice", req.digest)
+    assert inbox.decide(t, first, reg) == "pending"
+    assert [s.name for s in t.store.pending_signals(run.id)] == ["approval:" + req.id]
+
+    def worker_consumes() -> None:
+        assert asyncio.run(t.drive(run.id)).status == "waiting"  # for the second approver
+        assert t.store.pending_signals(run.id) == []
+
+    racing = SimpleNamespace(store=_ConsumesAfterSecondRead(t.store, worker_consumes),
+                             signal=t.signal)
+    again = sign_decision(keys["alice"], req.id, "approve", "alice", req.digest)
+    with pytest.raises(ApprovalError, match="two distinct"):
+        inbox.decide(racing, again, reg)
+    assert racing.store._reads >= 3 and A.EXECUTED == []
+    t.close()
