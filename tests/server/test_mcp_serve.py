@@ -175,6 +175,11 @@ async def test_tasks_survive_a_server_crash(setup: dict[str, Any]) -> None:
                 "name": "research", "arguments": {"goal": "crash", "sleep": 3},
                 "task": {}}))["task"]["taskId"]
             await wait_for(lambda: "gate-step" in ran(setup), "the gated step to start")
+            # the sleeper's `collect` step is not idempotent: killed in flight it would be in
+            # doubt (a human decides), so the kill waits until the sleeper is on its timer
+            journal = Tether(setup["db"])
+            await wait_for(lambda: any(e.kind == "timer_started"
+                                       for e in journal.events(sleeper)), "the sleeper's timer")
             status = await raw(client, "tasks/get", {"taskId": gated})
             assert status["status"] == "working"
     finally:
