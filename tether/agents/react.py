@@ -22,120 +22,69 @@ Two prompt modes:
 
 Few-shot examples (``ReActExample``) show a complete episode before the real goal. Small local
 models follow the protocol much better with one; they are included by default for local models.
+
+This module is the loop; the prompt (``_react_prompt``), the reading of a reply
+(``_react_reply``) and the errors (``_react_errors``) live beside it and are re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from tether.agents._react_errors import MaxStepsExceeded, ReActError, RepeatedCallLimit
+from tether.agents._react_prompt import (
+    JSON_FORMAT,
+    MAX_PARALLEL_CALLS,
+    NATIVE_FORMAT,
+    SYSTEM_PROMPT,
+    ExampleStep,
+    ReActExample,
+    build_prompt,
+    example_messages,
+    inline_refs,
+    observations_text,
+    step_schema,
+)
+from tether.agents._react_reply import TRUNCATED, Plan, plan_step
 from tether.agents.governed import Governed
 from tether.models import Message, Model, ToolCall, ToolDefinition
-from tether.runtime.effects.model_verdict import rejected_replies
-from tether.runtime.errors import TetherError
 from tether.tools import Tool, ToolRegistry
 
 if TYPE_CHECKING:
     from tether.guards import Guards
 
+__all__ = [
+    "JSON_FORMAT",
+    "MAX_PARALLEL_CALLS",
+    "NATIVE_FORMAT",
+    "REPEATED",
+    "SYSTEM_PROMPT",
+    "TRUNCATED",
+    "EventSink",
+    "ExampleStep",
+    "MaxStepsExceeded",
+    "Mode",
+    "ReActAgent",
+    "ReActError",
+    "ReActEvent",
+    "ReActExample",
+    "RepeatedCallLimit",
+    "build_prompt",
+    "example_messages",
+    "inline_refs",
+    "react",
+    "step_schema",
+]
+
 Mode = Literal["auto", "native", "json"]
-MAX_PARALLEL_CALLS = 4
-TRUNCATED = (
-    "Your reply was cut off because it was too long. Reply again, shorter: one tool call with "
-    "short arguments, or a brief final answer."
-)
 # Small models often repeat a call they already made; they move on sooner when told so.
 REPEATED = (
     "\n[You made this exact call before, at step {step}: calling it again gives the same "
     "result. Use what you have, or try something different.]"
 )
-
-SYSTEM_PROMPT = """\
-You solve the user's task step by step, using tools.
-At each step, think briefly about what you still need, then either call tools or give the final \
-answer.
-- Use tools to get facts and to calculate; never guess a number a tool can give you.
-- When several calls do not depend on each other, make them in the same step.
-- A tool result that starts with ERROR explains what went wrong: fix the call or try another way.
-- Give the final answer only when you have everything you need, and base it on the tool results."""
-
-NATIVE_FORMAT = """\
-Before calling tools, you may state your reasoning in one or two sentences.
-When you are done, reply with the final answer as plain text and no tool call."""
-
-JSON_FORMAT = """\
-Reply with exactly one JSON object per step, in one of these two forms:
-{"thought": "<what you need next and why>", "tool_calls": [{"name": "<tool>", "arguments": {...}}]}
-{"thought": "<why you can answer now>", "final_answer": "<the answer for the user>"}
-Tool results come back in the next message as "Observations"."""
-
-
-class ReActError(TetherError):
-    """Base class for errors of the ReAct strategy."""
-
-
-class MaxStepsExceeded(ReActError):
-    """The agent used all its steps without giving a final answer."""
-
-    def __init__(self, max_steps: int, trajectory: list[dict[str, Any]]) -> None:
-        self.max_steps = max_steps
-        self.trajectory = trajectory
-        calls = [c for s in trajectory for c in s.get("calls", [])]
-        last = ""
-        if calls:
-            c = calls[-1]
-            last = f"; last call {c['tool']}({json.dumps(c['arguments'])[:120]}) -> " + (
-                str(c["observation"])[:120]
-            )
-        super().__init__(
-            f"ReAct gave no final answer within max_steps={max_steps} "
-            f"({len(calls)} tool call(s){last}). Raise max_steps, give the model better tools "
-            "or examples, or simplify the goal."
-        )
-
-
-class RepeatedCallLimit(ReActError):
-    """The model kept proposing one identical call although each repeat was pointed out.
-
-    Small models loop this way (the same lookup five times) until ``max_steps`` runs out; this
-    stops the run at the first sign, before the repeat runs, and says what was repeated."""
-
-    def __init__(self, call: str, steps: list[int], trajectory: list[dict[str, Any]]) -> None:
-        self.call = call
-        self.steps = steps
-        self.trajectory = trajectory
-        made = ", ".join(str(s) for s in steps[:-1])
-        super().__init__(
-            f"ReAct stopped at step {steps[-1]}: the model proposed {call} for the "
-            f"{len(steps)}{_ordinal(len(steps))} time (before at step(s) {made}), although told "
-            "it repeats itself. Give the model a worked example (examples=), clearer tools or "
-            "goal, or raise max_repeats (None turns this check off).")
-
-
-def _ordinal(n: int) -> str:
-    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-
-
-@dataclass(frozen=True)
-class ExampleStep:
-    """One step of a few-shot episode: a thought, the calls made and what they returned."""
-
-    thought: str
-    calls: Sequence[tuple[str, dict[str, Any]]]
-    observations: Sequence[str]
-
-
-@dataclass(frozen=True)
-class ReActExample:
-    """A complete episode shown to the model before the real goal."""
-
-    goal: str
-    steps: Sequence[ExampleStep]
-    answer: str
-    answer_thought: str = "I have everything I need."
 
 
 @dataclass(frozen=True)
@@ -154,193 +103,11 @@ class ReActEvent:
     replay: bool = False
 
 
-@dataclass
-class _Plan:
-    thought: str
-    calls: list[ToolCall]
-    answer: str | None
-    assistant: Message
-    #: what to tell the model when the reply is neither calls nor an answer
-    nudge: str = "Your reply was empty. Call a tool or give the final answer."
-    #: replies validation refused (and asked again) before this one: {"reply", "errors"}
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-
 EventSink = Callable[[ReActEvent], None]
 
 
 def _registry(tools: ToolRegistry | Sequence[Tool]) -> ToolRegistry:
     return tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-
-
-def inline_refs(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
-    """Replace local ``$ref``s by their ``$defs`` so the schema can be nested in another one.
-
-    Recursive definitions are cut at depth 8 (``{}`` accepts anything); tool argument validation
-    still checks the real schema.
-    """
-    if defs is None and isinstance(schema, dict):
-        defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
-        schema = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
-    defs = defs or {}
-    if isinstance(schema, list):
-        return [inline_refs(s, defs, depth) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
-        if depth >= 8:
-            return {}
-        target = defs.get(ref.rsplit("/", 1)[-1], {})
-        merged = {**copy.deepcopy(target), **{k: v for k, v in schema.items() if k != "$ref"}}
-        return inline_refs(merged, defs, depth + 1)
-    return {k: inline_refs(v, defs, depth) for k, v in schema.items()}
-
-
-def step_schema(definitions: Sequence[ToolDefinition]) -> dict[str, Any]:
-    """The JSON-mode reply schema: a thought plus tool calls (one variant per tool) or an answer."""
-    variants = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": d.name}, "arguments": inline_refs(d.parameters)},
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for d in definitions
-    ]
-    answer = {
-        "type": "object",
-        "properties": {"thought": {"type": "string"}, "final_answer": {"type": "string"}},
-        "required": ["thought", "final_answer"],
-        "additionalProperties": False,
-    }
-    if not variants:
-        return answer
-    act = {
-        "type": "object",
-        "properties": {
-            "thought": {"type": "string"},
-            "tool_calls": {
-                "type": "array",
-                "items": variants[0] if len(variants) == 1 else {"anyOf": variants},
-                "minItems": 1,
-                "maxItems": MAX_PARALLEL_CALLS,
-            },
-        },
-        "required": ["thought", "tool_calls"],
-        "additionalProperties": False,
-    }
-    return {"anyOf": [act, answer]}
-
-
-def _tool_list(definitions: Sequence[ToolDefinition]) -> str:
-    lines = ["Tools:"]
-    for d in definitions:
-        lines.append(
-            f"- {d.name}: {d.description or '(no description)'}\n  arguments: "
-            + json.dumps(inline_refs(d.parameters), separators=(",", ":"))
-        )
-    return "\n".join(lines)
-
-
-def _observations_text(calls: Sequence[ToolCall], observations: Sequence[str]) -> str:
-    lines = ["Observations:"]
-    for i, (c, obs) in enumerate(zip(calls, observations, strict=True), start=1):
-        lines.append(f"{i}. {c.name}({json.dumps(c.arguments)}) -> {obs}")
-    return "\n".join(lines)
-
-
-def example_messages(examples: Sequence[ReActExample], mode: str) -> list[Message]:
-    """Render few-shot episodes as conversation turns in the protocol of ``mode``."""
-    out: list[Message] = []
-    for n, ex in enumerate(examples, start=1):
-        out.append(Message.user(ex.goal))
-        for s, step in enumerate(ex.steps, start=1):
-            calls = [
-                ToolCall(id=f"example{n}_{s}_{i}", name=name, arguments=dict(args))
-                for i, (name, args) in enumerate(step.calls)
-            ]
-            if mode == "json":
-                payload = {"thought": step.thought,
-                           "tool_calls": [{"name": c.name, "arguments": c.arguments}
-                                          for c in calls]}
-                out.append(Message.assistant(json.dumps(payload)))
-                out.append(Message.user(_observations_text(calls, list(step.observations))))
-            else:
-                out.append(Message.assistant(step.thought or None, calls))
-                for c, obs in zip(calls, step.observations, strict=True):
-                    out.append(Message.tool(c.id, obs, name=c.name))
-        if mode == "json":
-            out.append(Message.assistant(json.dumps(
-                {"thought": ex.answer_thought, "final_answer": ex.answer})))
-        else:
-            out.append(Message.assistant(ex.answer))
-    return out
-
-
-def build_prompt(
-    goal: str,
-    definitions: Sequence[ToolDefinition],
-    *,
-    mode: str,
-    system: str | None = None,
-    examples: Sequence[ReActExample] = (),
-) -> list[Message]:
-    """The opening conversation: system prompt, few-shot episodes, then the goal."""
-    parts = [system or SYSTEM_PROMPT]
-    if mode == "json":
-        parts += [_tool_list(definitions), JSON_FORMAT]
-    else:
-        parts.append(NATIVE_FORMAT)
-    if examples:
-        parts.append(
-            "The first conversation(s) below are worked examples of the method; then comes the "
-            "real task. Use only the tools listed for you, and never reuse numbers from the "
-            "examples: get the figures for the real task from the tools."
-        )
-    return [
-        Message.system("\n\n".join(parts)),
-        *example_messages(examples, mode),
-        Message.user(goal),
-    ]
-
-
-async def _plan(
-    gov: Governed,
-    model: Model,
-    messages: list[Message],
-    definitions: list[ToolDefinition],
-    mode: str,
-    schema: dict[str, Any] | None,
-    params: dict[str, Any],
-    step: int,
-    pinned: int,
-) -> _Plan:
-    if mode == "json":
-        response = await gov.model(model, messages, output_schema=schema, pinned=pinned,
-                                   **params)
-        data = response.output if isinstance(response.output, dict) else {}
-        thought = str(data.get("thought") or "")
-        calls: list[ToolCall] = []
-        for i, c in enumerate(data.get("tool_calls") or []):
-            if isinstance(c, dict):
-                args = c.get("arguments")
-                calls.append(ToolCall(id=f"step{step}_{i}", name=str(c.get("name", "")),
-                                      arguments=args if isinstance(args, dict) else {}))
-        answer = data.get("final_answer")
-        return _Plan(thought, calls, None if calls else str(answer or ""),
-                     Message.assistant(response.text or json.dumps(data)),
-                     rejected=rejected_replies(response))
-    response = await gov.model(model, messages, tools=definitions, pinned=pinned, **params)
-    calls = list(response.tool_calls)
-    refused = rejected_replies(response)
-    if calls:
-        return _Plan((response.text or "").strip(), calls, None, response.to_message(),
-                     rejected=refused)
-    if response.finish_reason == "length":
-        # cut off mid-reply (often a tool call that never closed): not an answer
-        return _Plan("", [], None, response.to_message(), TRUNCATED, rejected=refused)
-    return _Plan("", [], (response.text or "").strip(), response.to_message(), rejected=refused)
 
 
 async def react(
@@ -400,7 +167,7 @@ async def react(
     n_calls = 0
     n_model_calls = 0  # a step's reply plus the replies validation refused before it
 
-    def record(entry: dict[str, Any], plan: _Plan) -> None:
+    def record(entry: dict[str, Any], plan: Plan) -> None:
         nonlocal n_model_calls
         n_model_calls += 1 + len(plan.rejected)
         if plan.rejected:  # a refused reply is a model call too: the trajectory says why
@@ -413,7 +180,7 @@ async def react(
             on_event(ReActEvent(kind=kind, step=step, replay=replay, **fields))
 
     for step in range(1, max_steps + 1):
-        plan = await _plan(gov, model, messages, definitions, chosen, schema, params, step,
+        plan = await plan_step(gov, model, messages, definitions, chosen, schema, params, step,
                            pinned)
         messages.append(plan.assistant)
         if plan.thought:
@@ -448,7 +215,7 @@ async def react(
         for c, r, obs in zip(calls, results, observations, strict=True):
             emit("observation", step, tool=c.name, text=obs, ok=r.ok)
         if chosen == "json":
-            messages.append(Message.user(_observations_text(calls, observations)))
+            messages.append(Message.user(observations_text(calls, observations)))
         else:
             for c, obs in zip(calls, observations, strict=True):
                 messages.append(Message.tool(c.id, obs, name=c.name))
