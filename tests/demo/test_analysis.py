@@ -195,7 +195,7 @@ def test_demo_rejects_an_unknown_task() -> None:
 
 
 def _large_model_installed() -> bool:
-    from tether.demo._app import _available
+    from tether.demo._models import _available
     from tether.models import DEFAULT_WEIGHTS
 
     return _available(DEFAULT_WEIGHTS)

@@ -18,7 +18,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tether import Context, Tether
-from tether.agents import ExampleStep, Governed, ReActEvent, ReActExample, react
+from tether.agents import ExampleStep, Governed, ReActExample, react
+from tether.demo._models import DemoUsageError, build_model
+from tether.demo._progress import Progress
 from tether.demo.analysis import (
     ANALYSIS_STATE,
     DEFAULT_ANALYSIS_GOAL,
@@ -104,145 +105,6 @@ async def demo_agent(ctx: Context, goal: str) -> dict[str, Any]:
     outcome = published.output if published.ok else (
         f"not published: {published.error.message if published.error else 'refused'}")
     return {**result, "published": outcome}
-
-
-class DemoUsageError(ValueError):
-    pass
-
-
-def _available(weights: Any) -> bool:
-    """Whether the weights are on disk (cache, explicit path or part packages), without hashing.
-
-    `make setup` installs only the small model; the larger default comes with
-    `make models-large`. Without it the demo still runs, on the small model.
-    """
-    import os
-
-    from tether.models.errors import WeightsError
-    from tether.models.weights import cache_dir
-
-    if os.environ.get("TETHER_MODEL_PATH") or (cache_dir() / weights.filename).is_file():
-        return True
-    try:
-        weights.part_files()
-    except WeightsError:
-        return False
-    return True
-
-
-def build_model(spec: str, base_url: str | None) -> Model:
-    """``local`` (the embedded model: Qwen2.5-Coder-1.5B if installed, else the 0.5B one),
-    ``local:small`` (0.5B), or ``openai:NAME`` (+ ``--base-url``); priced by ``CostModel`` (the
-    local model costs $0; a model without a known price shows its cost as unknown)."""
-    from tether.models import CostModel
-
-    return CostModel(_provider_model(spec, base_url))
-
-
-def _provider_model(spec: str, base_url: str | None) -> Model:
-    if spec in ("local", "local:small"):
-        from tether.models import DEFAULT_WEIGHTS, SMALL_WEIGHTS, LocalModel
-
-        weights = SMALL_WEIGHTS
-        if spec == "local" and _available(DEFAULT_WEIGHTS):
-            weights = DEFAULT_WEIGHTS
-        return LocalModel(weights, n_ctx=4096, max_tokens=256)
-    if spec.startswith("openai:") and spec != "openai:":
-        from tether.models import OpenAIChatModel
-
-        name = spec.split(":", 1)[1]
-        return OpenAIChatModel(name, base_url=base_url) if base_url else OpenAIChatModel(name)
-    raise DemoUsageError(
-        f"unknown --model {spec!r}: use 'local' (embedded model), 'local:small', or "
-        "'openai:NAME' with --base-url for any OpenAI-compatible server"
-    )
-
-
-class Progress:
-    """Prints ReAct events as they happen (code-tool calls as code, their results as output)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.started = time.monotonic()
-        self._replayed_step = 0
-
-    def _t(self) -> str:
-        return f"[dim]{time.monotonic() - self.started:6.1f}s[/dim]"
-
-    def __call__(self, event: ReActEvent) -> None:
-        t = self._t()
-        c = self.console
-        if event.replay:  # a resumed run rebuilding itself from its journal: nothing executes
-            if event.step != self._replayed_step:
-                self._replayed_step = event.step
-                c.print(f"{t} [dim]step {event.step} replayed from the journal (not re-run)"
-                        "[/dim]")
-            return
-        if event.kind == "thought":
-            c.print(f"{t} [bold]step {event.step}[/bold] [italic]{escape(event.text)}[/italic]")
-        elif event.kind == "tool_call":
-            args = event.arguments if isinstance(event.arguments, dict) else {}
-            code = args.get("code", args.get("script"))
-            if event.tool in ("python", "bash") and isinstance(code, str) and len(args) == 1:
-                c.print(f"{t} [bold]step {event.step}[/bold] [cyan]→ {event.tool}:[/cyan]")
-                for line in code.rstrip().splitlines()[:25]:
-                    c.print(f"         [cyan]│ {escape(line)}[/cyan]")
-                return
-            shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
-            c.print(f"{t} [bold]step {event.step}[/bold] [cyan]→ {event.tool}({escape(shown)})"
-                    "[/cyan]")
-        elif event.kind == "observation":
-            style = "green" if event.ok else "red"
-            lines = _exec_lines(event.text) if event.tool in ("python", "bash") else None
-            if lines is None:
-                c.print(f"{t}        [{style}]← {escape(_short(event.text, 150))}[/{style}]")
-                return
-            head, *rest = lines
-            c.print(f"{t}        [{style}]← {escape(head)}[/{style}]")
-            for line in rest:
-                c.print(f"         [{style}]  {escape(line)}[/{style}]")
-        elif event.kind == "answer":
-            c.print(f"{t} [bold]step {event.step}[/bold] [magenta]final answer[/magenta]")
-
-    def retry(self, figures: list[str]) -> None:
-        why = ("has no figure" if figures == ["no figure"] else
-               f"quotes {', '.join(figures)}, which no python call printed")
-        self.console.print(f"{self._t()} [bold yellow]the answer {escape(why)}: trying again"
-                           "[/bold yellow]")
-
-    def staged(self, result: dict[str, Any]) -> None:
-        files = ", ".join(sorted(result.get("manifest") or {}))
-        self.console.print(
-            f"{self._t()} [bold]setup[/bold]  [cyan]sandbox.exec[/cyan] staged {escape(files)} in "
-            f"/workspace: `wc -l` → {escape((result.get('stdout') or '').strip())} "
-            f"(exit {result.get('exit_code')})")
-
-
-def _exec_lines(observation: str, max_lines: int = 14) -> list[str] | None:
-    """A code tool's JSON result as a status line plus its output, or None if it is not one."""
-    try:
-        out = json.loads(observation)
-    except ValueError:
-        return None
-    if not isinstance(out, dict) or "exit_code" not in out:
-        return None
-    files = out.get("files") or {}
-    written = [*files.get("added", []), *files.get("modified", [])]
-    status = f"exit {out.get('exit_code')}"
-    if written:
-        status += ", wrote " + ", ".join(written)
-    if out.get("error"):
-        status += f" ({out['error']})"
-    text = (out.get("stdout") or "") + (out.get("stderr") or "")
-    lines = [status, *text.rstrip().splitlines()]
-    if len(lines) > max_lines:
-        lines = [*lines[: max_lines - 1], f"… ({len(lines) - max_lines + 1} more lines)"]
-    return lines
-
-
-def _short(text: str, n: int = 70) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _parser() -> argparse.ArgumentParser:
