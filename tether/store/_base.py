@@ -8,7 +8,7 @@ implements small primitives and both backends behave the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ._records import Event, NewEvent, RunRecord, Signal
@@ -52,10 +52,16 @@ class Tx(Protocol):
 
     def claim(
         self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] = (), *, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
     ) -> list[str]:
         """Lease runnable runs (queued, due, or abandoned by a dead worker), oldest first; the
-        run's `attempts` becomes the lease's fencing epoch. `exclude`: runs the caller executes."""
+        run's `attempts` becomes the lease's fencing epoch. `exclude`: runs the caller executes.
+
+        A worker queue (None: any): `tenants`, only runs of these tenants (a child carries its
+        parent's tenant unless spawned into another); `agents`, only runs whose tree's root
+        executes one of these agent references, so a child follows its root whatever agent it
+        runs. The filters apply before `limit`: runs the caller does not serve never fill it."""
         ...
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...

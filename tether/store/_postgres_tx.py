@@ -15,7 +15,7 @@ both see room for the last slot.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -165,15 +165,24 @@ class _PostgresTx:
 
     def claim(
         self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] = (), *, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
     ) -> list[str]:
         now = self._now
         skip = set(exclude)
+        # the worker's queue (Tx.claim); an empty list serves nothing (= ANY('{}') is false)
+        queue, queue_params = "", list[list[str]]()
+        for column, values in (("r.tenant", tenants), ("root.agent", agents)):
+            if values is not None:
+                queue += f" AND {column} = ANY(%s)"
+                queue_params.append(sorted(set(values)))
         locked = self._all(
             f"""SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
-               WHERE {_RUNNABLE} ORDER BY r.created_at LIMIT %s
+               {"JOIN runs root ON root.id = r.root_id" if agents is not None else ""}
+               WHERE ({_RUNNABLE}){queue} ORDER BY r.created_at LIMIT %s
                FOR UPDATE OF r SKIP LOCKED""",
-            (now, now, (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+            (now, now, *queue_params,
+             (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
         )
         # A row another worker claimed and committed while this statement ran is locked anyway:
         # the re-check PostgreSQL does on a changed row still sees the lease as it was when the

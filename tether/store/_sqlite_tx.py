@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ._codec import dumps, loads
@@ -25,6 +25,20 @@ _UPDATABLE = {
     "attempts", "options", "spec_version", "flags",
 }
 _JSON_COLUMNS = {"result", "options", "input", "flags"}
+
+
+def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | None
+                  ) -> tuple[str, list[str]]:
+    """The claim's worker-queue conditions (see `Tx.claim`) as SQL to append to its WHERE, with
+    their parameters. The agent condition reads the root's row, joined as `root`. An empty
+    collection serves nothing (SQLite's `IN ()` is false)."""
+    sql, params = "", []
+    for column, values in (("r.tenant", tenants), ("root.agent", agents)):
+        if values is not None:
+            wanted = sorted(set(values))
+            sql += f" AND {column} IN ({','.join('?' * len(wanted))})"
+            params += wanted
+    return sql, params
 
 
 def _run_from_row(row: Sequence[Any]) -> RunRecord:
@@ -148,17 +162,21 @@ class _SQLiteTx:
 
     def claim(
         self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] = (), *, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
     ) -> list[str]:
         now = self._now
         skip = set(exclude)
+        queue, queue_params = _queue_filter(tenants, agents)
         rows = self.conn.execute(
-            """SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
-               WHERE r.status = 'queued'
+            f"""SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+               {"JOIN runs root ON root.id = r.root_id" if agents is not None else ""}
+               WHERE (r.status = 'queued'
                   OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?)
-                  OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))
+                  OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))){queue}
                ORDER BY r.created_at LIMIT ?""",
-            (now, now, (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+            (now, now, *queue_params,
+             (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
         ).fetchall()
         claimed: list[str] = []
         active: dict[str, int] = {}
