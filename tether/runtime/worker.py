@@ -18,7 +18,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,7 +36,9 @@ from .errors import (
     RunHalted,
     Suspend,
 )
+from .executors import Executor
 from .interceptors import Interceptor
+from .queues import WorkerQueue
 from .refs import resolve_agent, resolve_guards
 from .retry import replayable
 
@@ -44,9 +46,11 @@ log = logging.getLogger("tether.worker")
 
 
 def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
-           tenant_limits: dict[str, int] | None, active: list[str]) -> list[tuple[str, int]]:
+           tenant_limits: dict[str, int] | None, active: list[str],
+           queue: WorkerQueue) -> list[tuple[str, int]]:
     """Claim runs and read each claim's fencing epoch in the same transaction."""
-    ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active)
+    ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active,
+                   tenants=queue.tenants, agents=queue.agents)
     return [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
 
 
@@ -75,10 +79,18 @@ class Worker:
         inline_commits: bool = True,
         guards: str | object | None = None,
         guards_retry_s: float = 60.0,
+        executor: Executor | None = None,
+        tenants: Iterable[str] | str | None = None,
+        agents: Iterable[str | Callable[..., Any]] | str | Callable[..., Any] | None = None,
     ) -> None:
         """`guards`: the deployment's guards, for runs that declare none (a run's own declared
         `guards` reference always wins). A run whose declared guards this worker cannot load is
-        not executed: it waits, with the reason, and is tried again after `guards_retry_s`."""
+        not executed: it waits, with the reason, and is tried again after `guards_retry_s`.
+
+        `tenants`, `agents`: this worker's queue (see `WorkerQueue`): it claims only runs of
+        these tenants, of trees whose root runs one of these agents (None: every one).
+        `tenant_limits` (tenant -> most runs executing at once) count every worker on the
+        database, not only this one."""
         self.store = store
         self.owner = owner or default_owner()
         self.concurrency = concurrency
@@ -87,6 +99,7 @@ class Worker:
         self.interceptors = interceptors
         self.max_depth = max_depth
         self.tenant_limits = tenant_limits
+        self.queue = WorkerQueue.of(tenants, agents)
         self._own_committer = committer is None
         self._committer = committer
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -99,6 +112,8 @@ class Worker:
         self.executed = 0
         self.guards = guards
         self.guards_retry_s = guards_retry_s
+        #: where steps that declare `resources` execute (`RayExecutor`); None: in this process
+        self.executor = executor
         self._loaded_guards: dict[str, Any] = {}
         #: called with each run id this worker claims (progress output: `tether worker -v`)
         self.on_claim: Callable[[str], None] | None = None
@@ -136,7 +151,8 @@ class Worker:
             return False
         create = ops.create_run(run)
         claim = partial(_claim, owner=self.owner, limit=1, ttl=self.lease_ttl,
-                        tenant_limits=self.tenant_limits, active=list(self._active))
+                        tenant_limits=self.tenant_limits, active=list(self._active),
+                        queue=self.queue)
 
         def op(tx: Any) -> list[tuple[str, int]]:
             create(tx)
@@ -174,7 +190,8 @@ class Worker:
                 if free > 0:
                     claimed: list[tuple[str, int]] = await self.committer.run(
                         partial(_claim, owner=self.owner, limit=free, ttl=self.lease_ttl,
-                                tenant_limits=self.tenant_limits, active=list(self._active))
+                                tenant_limits=self.tenant_limits, active=list(self._active),
+                                queue=self.queue)
                     )
                     for run_id, epoch in claimed:
                         self._start(run_id, epoch)
@@ -326,7 +343,8 @@ class Worker:
             interceptors += list(guards.interceptors())
         events = replayable(self.store.load_events(run_id))  # a retried failure runs again
         ctx = Context(run, self.store, self.committer, self.owner, events,
-                      interceptors=interceptors, max_depth=self.max_depth, epoch=epoch)
+                      interceptors=interceptors, max_depth=self.max_depth, epoch=epoch,
+                      executor=self.executor)
         ctx.guards = guards
         self._contexts[run_id] = ctx
         first = not any(e.kind == "run_started" for e in events)
