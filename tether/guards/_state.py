@@ -46,6 +46,15 @@ class RunStates:
     def __init__(self, config: GuardConfig, tenants: TenantDays) -> None:
         self.config = config
         self.tenants = tenants
+        # the recognizers are stateless regexes and checkers, the same for every run: built
+        # once (~0.2 ms each time) instead of per run; each run's masker keeps its own cache
+        self._recognizers: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+
+    def _pii_recognizers(self) -> tuple[Any, ...]:
+        extra = tuple(self.config.pii_patterns)
+        if self._recognizers is None or self._recognizers[0] != extra:
+            self._recognizers = (extra, PiiMasker(list(extra)).recognizers)
+        return self._recognizers[1]
 
     def of(self, ctx: Context) -> RunGuardState:
         st = ctx.scratch.get(SCRATCH_KEY)
@@ -70,7 +79,7 @@ class RunStates:
             budget=run_budget(ctx.store, run, cfg.run_limits),
             detector=LoopDetector(cfg.embedder, cfg.loops),
             vault=Vault(),
-            masker=PiiMasker(list(cfg.pii_patterns)),
+            masker=PiiMasker(self._pii_recognizers(), include_defaults=False),
             policy=policy,
         )
 
