@@ -21,6 +21,7 @@ from .errors import (
     StoreLocked,
     StoreMissing,
 )
+from .shards import SHARDS_ENV, Shard, ShardConfigError, ShardedStores, ShardMap, root_key
 
 DEFAULT_DB = Path(".tether") / "tether.db"
 
@@ -68,6 +69,7 @@ __all__ = [
     "ALL_STATUSES",
     "DEFAULT_DB",
     "LATEST_VERSION",
+    "SHARDS_ENV",
     "TERMINAL_STATUSES",
     "Event",
     "LeaseLost",
@@ -75,6 +77,10 @@ __all__ = [
     "RunRecord",
     "SQLiteStore",
     "SchemaTooNew",
+    "Shard",
+    "ShardConfigError",
+    "ShardMap",
+    "ShardedStores",
     "Signal",
     "Store",
     "StoreCorrupt",
@@ -86,4 +92,5 @@ __all__ = [
     "dumps",
     "loads",
     "open_store",
+    "root_key",
 ]
