@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from tether.observe.metrics import MetricsRecorder
 from tether.observe.otel import (
     ExportError,
-    _resource,
     otlp_configured,
     otlp_destination,
     otlp_protocol,
@@ -77,7 +76,9 @@ def meter_provider_from_env(exporter: MetricExporter | None = None) -> MeterProv
     # Not shut down at exit by the SDK: `LiveMetrics.close` does it, bounded; the SDK's own
     # exit hook would call it a second time and log "shutdown can only be called once" (after
     # a close that gave up on a dead collector)
-    return MeterProvider(resource=_resource(), metric_readers=[reader], shutdown_on_exit=False)
+    from ._otlp_send import resource
+
+    return MeterProvider(resource=resource(), metric_readers=[reader], shutdown_on_exit=False)
 
 
 def _reporting(inner: MetricExporter, where: str) -> MetricExporter:

@@ -5,13 +5,16 @@ Configuration is the standard OpenTelemetry environment only: `OTEL_EXPORTER_OTL
 default, or `grpc`), `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME` (default `tether`). With no
 endpoint set nothing is exported and the OpenTelemetry SDK is not even imported.
 
-Spans are built from the journal (`tether.observe.spans`) and handed to the official SDK as
-finished `ReadableSpan`s with the journal's timestamps and deterministic ids; there is no tracer
-in the runtime's path. Live export follows runs the way `tether worker -v` does
+Spans are built from the journal (`tether.observe.spans`) with the journal's timestamps and
+deterministic ids, and sent by the official OTLP exporters: encoded to OTLP by Tether
+(`_otlp_wire`, the bytes the SDK's encoder makes, at a third of its CPU), or handed as the SDK's
+finished `ReadableSpan`s to an exporter a caller passes in; there is no tracer in the runtime's
+path. Live export follows runs the way `tether worker -v` does
 (`tether.cli.follow.WorkerProgress`): from a worker's claim, poll the store for the events after
 the last one seen and turn what they closed into spans. Polling committed events, not a hook in
 the runtime, means exporting sees exactly what is durable and can neither slow nor break a run;
-the SDK's batch processor sends from its own thread. A dead collector costs one warning.
+a thread of its own sends them in batches from a bounded queue (`_otlp_send.Shipper`). A dead
+collector costs one warning.
 
 No duplicates after a crash, and nothing missing: a run's spans are sent in journal order, and
 once a batch is accepted the run's export mark (the journal seq up to which its spans reached
@@ -27,19 +30,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.store import RunRecord, Store
 
 from ._trace_marks import ExportMarks
-from .spans import SEMCONV_VERSION, SpanBuilder, SpanRecord, run_spans
+from .spans import SpanBuilder, SpanRecord, run_spans
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from tether.runtime import Tether, Worker
@@ -47,12 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("tether.observe")
 
 POLL_SECONDS = 0.25
-#: how long the batch processor gathers spans before sending fewer than BATCH_SIZE: each request
+#: how long the exporter's thread gathers spans before sending fewer than BATCH_SIZE: each request
 #: costs ~1-3 ms of CPU (the HTTP client's own work, the export mark's SQLite write), so at 0.5 s a
 #: busy worker sent batches of ~100 spans and paid ~20 µs per span for them. Spans reach the
 #: collector at most this late (`close()` sends what is left at once)
 BATCH_DELAY_MS = 2000
-BATCH_SIZE = 512  # spans per OTLP request, as the SDK's batch processor sends them
+BATCH_SIZE = 512  # spans per OTLP request (the SDK's batch processor's default)
 QUEUE_SIZE = 32 * BATCH_SIZE  # spans waiting to be sent: one poll of a busy worker must fit
 #: how long closing a live export waits for the last spans to be sent (a dead collector must
 #: not hold up the end of `tether run`)
@@ -100,24 +99,21 @@ def otlp_destination(signal: str = "traces") -> str:
 
 
 def exporter_from_env() -> SpanExporter:
-    """The official OTLP span exporter the environment names (HTTP/protobuf or gRPC)."""
+    """The official OTLP span exporter the environment names (HTTP/protobuf or gRPC), able to
+    send spans Tether encoded itself (`_otlp_send.wire_exporter`)."""
     if not otlp_configured():
         raise ExportError(
             "no trace destination: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) "
             "or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, and OTEL_EXPORTER_OTLP_PROTOCOL=grpc for a "
             "gRPC collector")
+    protocol = otlp_protocol()
     try:
-        if otlp_protocol() == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-                OTLPSpanExporter,
-            )
+        from ._otlp_send import wire_exporter
     except ImportError as exc:
         raise ExportError(f"trace export needs the OpenTelemetry exporters ({exc.name} is "
                           "missing): pip install 'tether[otel]'") from exc
     quiet_otlp_exporters()
-    return OTLPSpanExporter()
+    return wire_exporter(protocol)
 
 
 def quiet_otlp_exporters() -> None:
@@ -128,169 +124,34 @@ def quiet_otlp_exporters() -> None:
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
 
 
-def _resource() -> Resource:
-    """The service's resource, hashed once: the OTLP encoder groups spans by resource, and the
-    SDK's `Resource.__hash__` serialises its attributes to JSON on every call (a third of the
-    export's cost per span)."""
-    from opentelemetry.sdk.resources import Resource
-
-    from tether import __version__
-
-    made = Resource.create({
-        "service.name": _env("OTEL_SERVICE_NAME") or "tether",
-        "telemetry.sdk.name": "opentelemetry", "tether.version": __version__,
-    })
-
-    class _HashedOnce(Resource):
-        _hash = hash(made)
-
-        def __hash__(self) -> int:
-            return self._hash
-
-        def __eq__(self, other: object) -> bool:
-            return other is self or super().__eq__(other)
-
-    return _HashedOnce(dict(made.attributes), made.schema_url)
-
-
-class SpanConverter:
-    """SpanRecords as the SDK's finished spans (one resource and scope for all of them).
-
-    Made once per exporter: what repeats from span to span (the trace id as an int, the
-    parent's context, the kinds and statuses) is made once, not per span."""
-
-    def __init__(self) -> None:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
-        from tether import __version__
-
-        self.resource = _resource()
-        self.scope = InstrumentationScope(
-            "tether", __version__, f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}")
-        self._sampled = TraceFlags(TraceFlags.SAMPLED)
-        self._status = {"ok": Status(StatusCode.OK), "unset": Status(StatusCode.UNSET)}
-        self._kinds = {"client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
-        self._traces: dict[str, int] = {}
-        self._parents: dict[tuple[str, str], SpanContext] = {}
-        self._span, self._event, self._context = ReadableSpan, Event, SpanContext
-        self._error = lambda message: Status(StatusCode.ERROR, message or None)
-
-    def _parent(self, trace_id: int, trace_hex: str, parent_hex: str) -> Any:
-        key = (trace_hex, parent_hex)
-        parent = self._parents.get(key)
-        if parent is None:
-            if len(self._parents) > 4096:  # a long-lived worker: keep the recent runs' only
-                self._parents.clear()
-            parent = self._parents[key] = self._context(
-                trace_id, int(parent_hex, 16), is_remote=False, trace_flags=self._sampled)
-        return parent
-
-    def __call__(self, span: SpanRecord) -> ReadableSpan:
-        trace_id = self._traces.get(span.trace_id)
-        if trace_id is None:
-            if len(self._traces) > 4096:
-                self._traces.clear()
-            trace_id = self._traces[span.trace_id] = int(span.trace_id, 16)
-        status = self._status.get(span.status) or self._error(span.status_message)
-        parent = None if not span.parent_id else self._parent(trace_id, span.trace_id,
-                                                              span.parent_id)
-        attributes = dict(span.attributes)
-        attributes["tether.journal.seq"] = span.end_seq
-        return self._span(
-            name=span.name, parent=parent, resource=self.resource,
-            context=self._context(trace_id, int(span.span_id, 16), is_remote=False,
-                                  trace_flags=self._sampled),
-            attributes=attributes,
-            events=[self._event(ev.name, dict(ev.attributes), _ns(ev.ts))
-                    for ev in span.events] if span.events else (),
-            kind=self._kinds[span.kind], status=status, start_time=_ns(span.start),
-            end_time=_ns(span.end), instrumentation_scope=self.scope)
-
-
-def _ns(ts: float) -> int:
-    return round(ts * 1e9)
-
-
 def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None, *,
                content: bool | None = None) -> int:
     """Send the spans of a run and its tree (after the fact) and return how many were sent.
     `exporter` default: the OTLP exporter the environment configures. Raises `ExportError`
     when nothing is configured or the collector did not take them."""
-    from opentelemetry.sdk.trace.export import SpanExportResult
+    from ._otlp_send import sink_for
 
     spans = run_spans(tether, run_id, content=content)
     own = exporter is None
     quiet_otlp_exporters()
     target = exporter_from_env() if exporter is None else exporter
-    result = SpanExportResult.SUCCESS
+    ok = True
     try:
-        convert = SpanConverter()
-        # in the batch processor's batch size: a collector limits the size of one request
+        sink = sink_for(target)
+        # in the live exporter's batch size: a collector limits the size of one request
         # (gRPC receivers take 4 MB by default), and a long run has thousands of spans
         for at in range(0, len(spans), BATCH_SIZE):
-            result = target.export([convert(s) for s in spans[at:at + BATCH_SIZE]])
-            if result is not SpanExportResult.SUCCESS:
+            ok = sink.send(spans[at:at + BATCH_SIZE])
+            if not ok:
                 break
     finally:
         if own:
             target.shutdown()
-    if result is not SpanExportResult.SUCCESS:
+    if not ok:
         where = otlp_destination() if own else type(target).__name__
         raise ExportError(f"the collector at {where} did not take the {len(spans)} spans of "
                           f"run {run_id}; is it running?")
     return len(spans)
-
-
-class _ReportingExporter:
-    """Wraps the real exporter: a failure is reported once (a dead collector must cost one
-    warning, not one per batch), and export never raises into the SDK's thread."""
-
-    def __init__(self, inner: SpanExporter, where: str,
-                 marks: ExportMarks | None = None) -> None:
-        self.inner = inner
-        self.where = where
-        self.warned = False
-        self.sent = 0
-        self.marks = marks
-        self.cpu_s = 0.0  # CPU its thread spent exporting (encoding, sending, marks)
-
-    def warn(self, message: str) -> None:
-        if not self.warned:
-            self.warned = True
-            log.warning("tracing: %s (further export failures are not reported)", message)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> Any:
-        started = time.thread_time()
-        try:
-            return self._export(spans)
-        finally:
-            self.cpu_s += time.thread_time() - started
-
-    def _export(self, spans: Sequence[ReadableSpan]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:  # an exporter bug must not kill the batch thread
-            result, why = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
-        else:
-            why = "the collector did not accept them"
-        if result is SpanExportResult.SUCCESS:
-            self.sent += len(spans)
-            if self.marks is not None:
-                self.marks.record(self.marks.sent(s.context.span_id for s in spans
-                                                  if s.context is not None))
-        else:
-            self.warn(f"could not export {len(spans)} span(s) to {self.where}: {why}")
-        return result
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
 
 
 class _RunTail:
@@ -329,20 +190,17 @@ class LiveExport:
 
     def __init__(self, tether: Tether, exporter: SpanExporter, *, where: str = "",
                  content: bool | None = None, poll: float = POLL_SECONDS) -> None:
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from ._otlp_send import Shipper
 
         quiet_otlp_exporters()
         self.store = tether.store
         self.content = content
         self.poll_s = poll
         self.marks = ExportMarks(tether.store)
-        self.exporter = _ReportingExporter(exporter, where or type(exporter).__name__,
-                                           self.marks)
-        self._processor = BatchSpanProcessor(self.exporter,  # type: ignore[arg-type]
-                                             schedule_delay_millis=BATCH_DELAY_MS,
-                                             max_export_batch_size=BATCH_SIZE,
-                                             max_queue_size=QUEUE_SIZE)
-        self._convert = SpanConverter()
+        #: the queue and thread that send (`sent`: spans the collector accepted)
+        self.exporter = Shipper(exporter, where or type(exporter).__name__, self.marks,
+                                batch_size=BATCH_SIZE, delay_s=BATCH_DELAY_MS / 1000,
+                                queue_size=QUEUE_SIZE)
         self._workers: list[Worker] = []
         self._tails: dict[str, _RunTail] = {}
         self._watermarks: dict[str, int] = {}  # runs followed before, not executing now
@@ -394,10 +252,7 @@ class LiveExport:
             except Exception as exc:  # tracing never breaks the worker it watches
                 self.exporter.warn(f"could not read the journal of run {run_id}: {exc}")
                 spans = []
-            for span in spans:
-                sdk = self._convert(span)
-                self.marks.queued(sdk.context.span_id, run_id, span.end_seq)
-                self._processor.on_end(sdk)
+            self.exporter.put(spans)
             if run_id not in executing:
                 del self._tails[run_id]
                 if not tail.ended:
@@ -415,13 +270,9 @@ class LiveExport:
         for worker in self._workers:
             if self._claimed in worker.claim_listeners:
                 worker.claim_listeners.remove(self._claimed)
-        done = threading.Thread(target=self._processor.shutdown, daemon=True,
-                                name="tether-trace-close")
-        done.start()
-        done.join(CLOSE_TIMEOUT_S)
-        if done.is_alive():
-            self.exporter.warn(f"the last spans could not be sent to {self.exporter.where} "
-                               f"within {CLOSE_TIMEOUT_S:.0f}s and were dropped")
+        self.exporter.close(CLOSE_TIMEOUT_S, lambda: self.exporter.warn(
+            f"the last spans could not be sent to {self.exporter.where} within "
+            f"{CLOSE_TIMEOUT_S:.0f}s and were dropped"))
 
     def __enter__(self) -> LiveExport:
         return self

@@ -1,0 +1,79 @@
+"""Issue 14: Tether's own OTLP encoding (`_otlp_wire`) makes the very bytes the SDK's encoder
+makes of the same spans (content, errors, events, arrays, children, halts, retries and sandbox
+execs included), and the export marks stop below spans still waiting to be sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from tests.cli import agents_progress
+from tether import Tether
+from tether.observe import run_spans
+from tether.observe._otlp_send import SpanConverter
+from tether.observe._otlp_wire import WireEncoder
+from tether.observe._trace_marks import marks_after
+from tether.observe.spans import SpanEvent, SpanRecord
+
+from .test_spans import GUARDS, _no_gate, typo_react, waits  # noqa: F401 - fixture
+from .test_spans_guards import computes
+
+
+def encoded_both_ways(spans: list[SpanRecord]) -> tuple[bytes, bytes]:
+    convert = SpanConverter()
+    sdk = encode_spans([convert(s) for s in spans]).SerializeToString()
+    return WireEncoder(convert.resource, convert.scope).request(spans), sdk
+
+
+@pytest.mark.sandbox  # one of the runs executes code in bubblewrap
+async def test_real_runs_encode_to_the_sdks_bytes(db_path: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "billing-agents")
+    t = Tether(db_path, guards=GUARDS)
+    runs = [await t.run(typo_react, "how much did A-7 pay?"),  # a rejected reply: an error
+            await t.run(agents_progress.fans_out, 2),  # children
+            await t.run(computes, None)]  # a sandbox exec
+    halted = t.submit(agents_progress.gated_steps, 3, options={"budget": {"steps": 2}})
+    assert (await t.drive(halted)).status == "halted"  # a guard event, an error status
+    t.retry(halted, budget={"steps": 10})
+    assert (await t.drive(halted)).status == "succeeded"  # a second attempt
+    waiting = t.submit(waits, None)
+    assert (await t.drive(waiting)).status == "waiting"  # spans still open, marked so
+    spans: list[SpanRecord] = []
+    for content in (False, True):  # content: long strings, JSON, the mind-log
+        for run_id in [*(r.id for r in runs), halted, waiting]:
+            spans += run_spans(t, run_id, content=content)
+    ours, sdk = encoded_both_ways(spans)
+    assert ours == sdk
+    kinds = {(s.status, s.kind, bool(s.events), bool(s.parent_id)) for s in spans}
+    assert {("error", "client", True, True), ("ok", "internal", False, True),
+            ("error", "internal", True, False)} <= kinds  # what the comparison covered
+
+
+def test_every_attribute_type_encodes_as_the_sdk_does() -> None:
+    values: dict[str, Any] = {
+        "s": "x", "empty": "", "long": "é" * 300, "t": True, "f": False, "zero": 0,
+        "int": 127, "big": 2**40, "negative": -3, "float": 0.25, "nan": float("nan"),
+        "list": ["a", "b"], "no_list": []}
+    span = SpanRecord("n", "ab" * 16, "cd" * 8, None, "r1", 1.5, 2.000000001, 1, 2,
+                      status="error", status_message="", attributes=values,
+                      events=[SpanEvent("e", 1.75, dict(values)), SpanEvent("bare", 1.8)])
+    again = SpanRecord("n2", "ab" * 16, "ef" * 8, "cd" * 8, "r1", 1.5, 1.5, 1, 2**20,
+                       status="error", status_message="ü" * 200, attributes=values)
+    ours, sdk = encoded_both_ways([span, again, span])  # the second span reuses the cache
+    assert ours == sdk
+
+
+def span(run_id: str, end_seq: int) -> SpanRecord:
+    return SpanRecord("s", "ab" * 16, f"{end_seq:016x}", None, run_id, 0.0, 0.0, 1, end_seq)
+
+
+def test_marks_stop_below_a_span_of_the_same_event_still_waiting() -> None:
+    sent = [span("a", 3), span("b", 5), span("a", 7)]
+    waiting = [span("c", 1), span("a", 7), span("b", 9), span("a", 8)]
+    # a: its next waiting span closed at 7 too, so only what 6 covers is certain; b: all of 5
+    assert marks_after(sent, waiting) == {"a": 6, "b": 5}
+    assert marks_after(sent, []) == {"a": 7, "b": 5}
+    assert marks_after([span("a", 1)], [span("a", 1)]) == {}  # nothing certain yet
