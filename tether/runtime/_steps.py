@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tether.store import dumps, loads
 
@@ -22,12 +22,15 @@ from ._children import SIBLING_FAILED
 from ._views import RunView
 from .calls import ThreadOutlivedCancel, accepts_idempotency_key, call, failure
 from .errors import ActivityError, InDoubt, NotSerializable, ShortCircuit
+from .executors import Executor, Resources, StepLost
 from .interceptors import Effect
+from .retry import DEFAULT_STEP_RETRY, StepRetry
 
 
 async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any, ...], *,
                idempotent: bool | None, timeout: float | None, meta: dict[str, Any] | None,
-               pure: bool) -> Any:
+               pure: bool, resources: Resources | None = None, retry: StepRetry | None = None,
+               executor: Executor | None = None) -> Any:
     """`Context.step`, which documents it."""
     key = ctx._next_key()
     takes_key = accepts_idempotency_key(fn)
@@ -40,6 +43,7 @@ async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any,
     events = ctx._recorded(key, "step", name)
     attempt = 1
     first_seq: int | None = None
+    policy = retry or DEFAULT_STEP_RETRY
     if events:
         last = events[-1]
         first_seq = events[0].seq
@@ -47,7 +51,11 @@ async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any,
         if last.kind == "step_completed":
             await ctx._after(effect, last.data, None, True)
             return last.data
-        if last.kind == "step_failed":
+        if last.kind == "step_failed" and policy.retries(last.data.get("type", ""), attempt - 1):
+            # the run stopped between a failed attempt and the next: go on with the next one
+            resources = policy.next_resources(_last_resources(events, resources),
+                                              last.data.get("type", ""))
+        elif last.kind == "step_failed":
             error = _activity_error(name, key, last.data)
             await ctx._after(effect, None, error, True)
             raise error
@@ -64,16 +72,21 @@ async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any,
                 await ctx._append_durable("step_in_doubt", key, name, {"attempt": attempt - 1})
             raise InDoubt(ctx.run_id, key, name, first_seq)
     if pure:
-        return await _run_pure(ctx, effect, fn, args, timeout)
+        return await _run_pure(ctx, effect, fn, args, timeout,
+                               executor if resources is not None else None, resources)
     return await _run_step(ctx, effect, fn, args, idempotent, takes_key, timeout, attempt,
-                           first_seq)
+                           first_seq, _Placement(resources, policy, executor))
 
 
 async def _run_pure(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
-                    timeout: float | None) -> Any:
+                    timeout: float | None, executor: Executor | None,
+                    resources: Resources | None) -> Any:
     await ctx._before(effect)
     try:
-        result = await call(fn, args, {}, timeout)
+        if executor is not None and resources is not None:
+            result = await executor.run(effect.name, fn, args, {}, resources, timeout)
+        else:
+            result = await call(fn, args, {}, timeout)
     except ThreadOutlivedCancel as late:  # pure: nothing to record, just stop
         raise late.cancel from None
     except asyncio.CancelledError:
@@ -87,25 +100,78 @@ async def _run_pure(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: 
     return await _complete(ctx, effect, result)
 
 
+class _Placement(NamedTuple):
+    """Where and how often a step executes: its resources, retry policy and executor."""
+
+    resources: Resources | None
+    retry: StepRetry
+    executor: Executor | None
+
+
 async def _run_step(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
                     idempotent: bool, takes_key: bool, timeout: float | None, attempt: int,
-                    first_seq: int | None) -> Any:
+                    first_seq: int | None, placement: _Placement) -> Any:
     name, key = effect.name, effect.key
     try:
         await ctx._before(effect)
     except ShortCircuit as short:
         return await _short_circuit(ctx, effect, attempt, short)
-    started: dict[str, Any] = {"attempt": attempt}
-    if idempotent:
-        started["idempotent"] = True
-    if effect.meta:
-        started["meta"] = effect.meta
-    seq = await ctx._append_durable("step_started", key, name, started)
+    resources, policy, executor = placement
+    while True:  # one turn per attempt, each journaled; the policy decides on another
+        started: dict[str, Any] = {"attempt": attempt}
+        if idempotent:
+            started["idempotent"] = True
+        if effect.meta:
+            started["meta"] = effect.meta
+        if resources is not None:
+            started["resources"] = resources.to_json()
+            if executor is not None:
+                started["executor"] = executor.name
+        seq = await ctx._append_durable("step_started", key, name, started)
+        first_seq = first_seq or seq  # every attempt of the step gets the same key
+        try:
+            return await _attempt(ctx, effect, fn, args, takes_key, timeout, first_seq,
+                                  resources, executor)
+        except StepLost as lost:
+            if not idempotent:  # its effect may have taken place: a human decides
+                await ctx._append_durable("step_in_doubt", key, name,
+                                          {"attempt": attempt, "why": str(lost)})
+                raise InDoubt(ctx.run_id, key, name, first_seq) from lost
+            error = failure(effect, lost, timeout)
+            ctx._append("step_failed", key, name,
+                        {"type": error.error_type, "message": error.message})
+            if not policy.retries(error.error_type, attempt):
+                await ctx._after(effect, None, error, False)
+                raise error from lost
+        except _Retryable as retryable:
+            if not policy.retries(retryable.error.error_type, attempt):
+                await ctx._after(effect, None, retryable.error, False)
+                raise retryable.error from retryable.__cause__
+            error = retryable.error
+        resources = policy.next_resources(resources, error.error_type)
+        attempt += 1
+
+
+class _Retryable(Exception):
+    """An attempt failed (journaled): the retry policy decides whether it is the last."""
+
+    def __init__(self, error: ActivityError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _attempt(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: tuple[Any, ...],
+                   takes_key: bool, timeout: float | None, first_seq: int,
+                   resources: Resources | None, executor: Executor | None) -> Any:
+    name, key = effect.name, effect.key
     kwargs: dict[str, Any] = {}
     if takes_key:
-        kwargs["idempotency_key"] = f"{ctx.run_id}:{first_seq or seq}"
+        kwargs["idempotency_key"] = f"{ctx.run_id}:{first_seq}"
     try:
-        result = await call(fn, args, kwargs, timeout)
+        if resources is not None and executor is not None:
+            result = await executor.run(name, fn, args, kwargs, resources, timeout)
+        else:
+            result = await call(fn, args, kwargs, timeout)
     except ThreadOutlivedCancel as late:  # journal what the thread did, then stop
         if late.outcome is None:
             with contextlib.suppress(ActivityError):
@@ -119,13 +185,23 @@ async def _run_step(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: 
             ctx._append("step_failed", key, name, {"type": "Cancelled",
                                                     "message": "the run was cancelled"})
         raise
+    except StepLost:
+        raise
     except Exception as exc:
         error = failure(effect, exc, timeout)
         ctx._append("step_failed", key, name,
                     {"type": error.error_type, "message": error.message})
-        await ctx._after(effect, None, error, False)
-        raise error from exc
+        raise _Retryable(error) from exc
     return await _complete(ctx, effect, result)
+
+
+def _last_resources(events: list[Any], declared: Resources | None) -> Resources | None:
+    """The resources of the step's last journaled attempt (what a retry grows from)."""
+    for event in reversed(events):
+        if event.kind == "step_started" and isinstance(event.data, dict) \
+                and "resources" in event.data:
+            return Resources.from_json(event.data["resources"])
+    return declared
 
 
 async def _complete(ctx: RunView, effect: Effect, result: Any) -> Any:

@@ -31,8 +31,10 @@ from ._keys import _scope as _scope
 from ._writes import _Writes
 from .committer import GroupCommitter
 from .errors import Drain, NonDeterminismError, SignalTimeout, Suspend
+from .executors import Executor, Resources
 from .interceptors import Effect, Interceptor
 from .journal import FAMILY, Journal
+from .retry import StepRetry
 
 if TYPE_CHECKING:
     from tether.store import Event
@@ -58,12 +60,15 @@ class Context(_Writes):
         max_depth: int | None = None,
         epoch: int | None = None,
         read_only: bool = False,
+        executor: Executor | None = None,
     ) -> None:
         journal = Journal(events)
         # sets run, read_only, epoch, owner and the write path's own state
         super().__init__(run, committer, owner, last_seq=journal.last_seq, epoch=epoch,
                          read_only=read_only)
         self.store = store
+        #: where steps that declare `resources` execute (None: in this process, like the rest)
+        self.executor = executor
         self.scratch: dict[str, Any] = {}
         self.interceptors: list[Interceptor[Context]] = list(interceptors)
         # The guards this run executes under (a `tether.guards.Guards`, opaque to the runtime),
@@ -148,6 +153,8 @@ class Context(_Writes):
         timeout: float | None = None,
         meta: dict[str, Any] | None = None,
         pure: bool = False,
+        resources: Resources | None = None,
+        retry: StepRetry | None = None,
     ) -> Any:
         """Run `fn(*args)` as a journaled activity and return its (JSON) result.
 
@@ -159,9 +166,17 @@ class Context(_Writes):
 
         `pure=True` declares that fn has no side effects (a state transformation, a parser): only
         its result is journaled and nothing waits for the disk, so it costs no fsync. A crash
-        before the result reached the disk just computes it again."""
+        before the result reached the disk just computes it again.
+
+        `resources` (`Resources(num_cpus=, num_gpus=, memory=)`) marks a heavy step: a worker
+        with an executor (`Worker(executor=RayExecutor(...))`) runs it there, with those
+        resources reserved; any other worker runs it in its own process. `retry`
+        (`StepRetry`) runs a failed attempt again under the same key, e.g. with more memory
+        after an out-of-memory kill (`on_oom=grow_memory(2.0)`). Without one, only an
+        idempotent step whose executor lost it (a Ray worker died) runs again."""
         return await _steps.step(self, name, fn, args, idempotent=idempotent, timeout=timeout,
-                                 meta=meta, pure=pure)
+                                 meta=meta, pure=pure, resources=resources, retry=retry,
+                                 executor=self.executor)
 
     # -- deterministic sources -------------------------------------------------------------
     def now(self) -> dt.datetime:

@@ -30,7 +30,8 @@ Not retried: `cancelled` (someone stopped it on purpose), `succeeded`, live runs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ from tether.store import Event, RunRecord
 from tether.store import vocabulary as v
 
 from .errors import InvalidInput, TetherError
+from .executors.base import OUT_OF_MEMORY_TYPES
+from .executors.resources import Resources
 
 RETRYABLE = ("failed", "halted")
 #: events written after a failure that depend on it, and so are superseded with it
@@ -195,3 +198,67 @@ def _limits(budget: dict[str, Any] | None) -> dict[str, Any] | None:
         raise InvalidInput(f"a retry's budget must map limit names to non-negative numbers, "
                            f"e.g. {{\"steps\": 20}}; got {budget!r}")
     return dict(budget)
+
+
+# -- retrying a step within its run ------------------------------------------------------------
+#: the failures of the machinery around a step, retried when a policy names no error types
+EXECUTOR_FAILURES = frozenset({"StepLost"}) | OUT_OF_MEMORY_TYPES
+
+
+@dataclass(frozen=True)
+class StepRetry:
+    """How a failed step runs again inside the same run attempt, under the same journal key
+    (each attempt journals its start, with its resources, and its failure): `ctx.step(...,
+    retry=StepRetry(on_oom=grow_memory(2.0)))`. Attempts are counted from the journal, so a
+    worker that resumes the run continues the count and asks for what the last attempt would
+    have been followed by.
+
+    `on`: the error types (as journaled, e.g. "ConnectionError") retried; by default the
+    failures of the machinery around the step: its Ray task lost, or killed for lack of memory.
+    A lost task is retried only for an idempotent step; any other step is in doubt and waits
+    for a human, whatever the policy. `on_oom`: the next attempt's resources after an
+    out-of-memory failure (`grow_memory`)."""
+
+    max_attempts: int = 3  # in all, the first included
+    on: frozenset[str] = EXECUTOR_FAILURES
+    on_oom: Callable[[Resources | None], Resources] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidInput(f"StepRetry(max_attempts={self.max_attempts!r}): give the "
+                               "number of attempts in all, >= 1 (1: no retry)")
+        if isinstance(self.on, str):
+            raise InvalidInput(f"StepRetry(on={self.on!r}): give a set of error type names, "
+                               f"e.g. on=frozenset({{{self.on!r}}})")
+        object.__setattr__(self, "on", frozenset(self.on))
+
+    def retries(self, error_type: str, attempts_so_far: int) -> bool:
+        """Whether a step whose attempt `attempts_so_far` failed with `error_type` runs again."""
+        return error_type in self.on and attempts_so_far < self.max_attempts
+
+    def next_resources(self, resources: Resources | None, error_type: str) -> Resources | None:
+        if self.on_oom is not None and error_type in OUT_OF_MEMORY_TYPES:
+            return self.on_oom(resources)
+        return resources
+
+
+#: the policy of a step that names none: an idempotent step whose Ray task was lost runs again
+#: (as it would after its worker crashed), twice at most; nothing else is retried
+DEFAULT_STEP_RETRY = StepRetry(max_attempts=3, on=frozenset({"StepLost"}))
+
+
+def grow_memory(factor: float = 2.0, *, limit: int | None = None
+                ) -> Callable[[Resources | None], Resources]:
+    """An `on_oom` that asks for `factor` times the memory of the attempt that ran out (up to
+    `limit` bytes). The step must declare its first request: `resources=Resources(memory=...)`."""
+    if not isinstance(factor, int | float) or factor <= 1:
+        raise InvalidInput(f"grow_memory({factor!r}): the factor must be a number > 1")
+
+    def grow(resources: Resources | None) -> Resources:
+        if resources is None or resources.memory is None:
+            raise InvalidInput("grow_memory needs the step's first memory request: "
+                               "ctx.step(..., resources=Resources(memory=2 << 30), ...)")
+        memory = math.ceil(resources.memory * factor)
+        return resources.with_memory(memory if limit is None else min(memory, limit))
+
+    return grow

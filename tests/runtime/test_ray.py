@@ -1,0 +1,320 @@
+"""Ray worker mode on a real local Ray cluster: steps that declare resources run as Ray tasks,
+their outcomes journaled like any step's; a Ray worker killed under a step, a step out of
+memory and a request no node can satisfy are handled by the runtime's own rules.
+
+One local cluster (2 CPUs) serves the whole module: starting it takes 20-40 s on a loaded
+machine. Ray's workers import this module to run its step functions (pickled by reference), so
+the repository root goes on their PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether import Tether
+from tether.runtime import Context
+from tether.runtime.executors import RayExecutor, RayNotInstalled, Resources
+from tether.runtime.retry import StepRetry, grow_memory
+
+ray = pytest.importorskip("ray", reason="the ray extra: pip install 'tether[ray]'")
+
+ROOT = str(Path(__file__).resolve().parents[2])
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def executor() -> Iterator[RayExecutor]:
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ex = RayExecutor(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ex.connect()
+    yield ex
+    ray.shutdown()
+
+
+async def drive(tether: Tether, executor: RayExecutor, run_id: str,
+                deadline: float = 240.0) -> Any:
+    worker = tether.worker(executor=executor)
+    await asyncio.wait_for(worker.serve(until=lambda: _settled(tether, run_id)), deadline)
+    return tether.get(run_id)
+
+
+def _settled(tether: Tether, run_id: str) -> bool:
+    run = tether.get(run_id)
+    return run.finished or run.status == "waiting"
+
+
+def started(tether: Tether, run_id: str, name: str) -> list[dict[str, Any]]:
+    return [e.data for e in tether.events(run_id)
+            if e.kind == "step_started" and e.name == name]
+
+
+def failures(tether: Tether, run_id: str) -> list[str]:
+    return [e.data["type"] for e in tether.events(run_id) if e.kind == "step_failed"]
+
+
+# -- step functions (run in Ray's worker processes) ---------------------------------------------
+def where(idempotency_key: str) -> dict[str, Any]:
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    return {"pid": os.getpid(), "cpus": assigned.get("CPU"), "key": idempotency_key}
+
+
+def needs_memory(needed: int) -> int:
+    """Fails like a step that does not fit in the memory it was given."""
+    memory = int(ray.get_runtime_context().get_assigned_resources().get("memory", 0))
+    if memory < needed:
+        raise MemoryError(f"needed {needed} bytes, had {memory}")
+    return memory
+
+
+def die_once(marker: str, idempotency_key: str) -> str:
+    """Kills its own Ray worker the first time (as the OOM killer or a node loss would)."""
+    if not os.path.exists(marker):
+        Path(marker).write_text(idempotency_key)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+def always_die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def charge(effects_db: str, i: int, idempotency_key: str) -> int:
+    """A side effect made safe to repeat with the idempotency key: every execution is counted,
+    the effect itself only once per key."""
+    time.sleep(0.02)
+    with sqlite3.connect(effects_db, timeout=60) as db:
+        db.execute("INSERT INTO executions (key) VALUES (?)", (idempotency_key,))
+        db.execute("INSERT OR IGNORE INTO effects (key, i) VALUES (?, ?)", (idempotency_key, i))
+    return i * i
+
+
+# -- agents ----------------------------------------------------------------------------------
+async def heavy_where(ctx: Context, _: Any) -> Any:
+    return await ctx.step("heavy", where, resources=Resources(num_cpus=0.5))
+
+
+async def heavy_local(ctx: Context, _: Any) -> Any:
+    return await ctx.step("local", os.getpid, resources=Resources(num_cpus=4))
+
+
+async def oom_then_fits(ctx: Context, retry: bool) -> Any:
+    policy = StepRetry(max_attempts=4, on_oom=grow_memory(2.0)) if retry else None
+    return await ctx.step("fit", needs_memory, 200 << 20,
+                          resources=Resources(num_cpus=0.5, memory=64 << 20), retry=policy)
+
+
+async def dies_once(ctx: Context, marker: str) -> Any:
+    return await ctx.step("dies", die_once, marker, resources=Resources(num_cpus=0.5))
+
+
+async def dies_always(ctx: Context, _: Any) -> Any:
+    return await ctx.step("dies", always_die, resources=Resources(num_cpus=0.5),
+                          idempotent=True)
+
+
+async def dies_not_idempotent(ctx: Context, _: Any) -> Any:
+    return await ctx.step("dies", always_die, resources=Resources(num_cpus=0.5))
+
+
+async def wants_a_gpu(ctx: Context, _: Any) -> Any:
+    return await ctx.step("gpu", where, resources=Resources(num_gpus=1))
+
+
+async def fork_join(ctx: Context, inp: dict[str, Any]) -> Any:
+    kids = [await ctx.spawn(fork_child, {"db": inp["db"], "i": i}) for i in range(inp["n"])]
+    return await ctx.gather(*(k.result() for k in kids))
+
+
+async def fork_child(ctx: Context, inp: dict[str, Any]) -> Any:
+    return await ctx.step("heavy", charge, inp["db"], inp["i"],
+                          resources=Resources(num_cpus=0.5))
+
+
+# -- tests -----------------------------------------------------------------------------------
+async def test_a_heavy_step_runs_as_a_ray_task_with_its_resources(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(heavy_where, None)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "succeeded", run.error
+    assert run.result["pid"] != os.getpid()  # another process: a Ray worker
+    assert run.result["cpus"] == 0.5  # what the step asked for, reserved by Ray
+    assert run.result["key"].startswith(f"{run_id}:")
+    assert started(tether, run_id, "heavy") == [
+        {"attempt": 1, "idempotent": True, "resources": {"num_cpus": 0.5}, "executor": "ray"}]
+    tether.close()
+
+
+async def test_without_an_executor_a_heavy_step_runs_in_the_worker(tmp_path: Path) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run = await tether.run(heavy_local, None)
+    assert (run.status, run.result) == ("succeeded", os.getpid())
+    assert started(tether, run.id, "local") == [{"attempt": 1, "resources": {"num_cpus": 4}}]
+    tether.close()
+
+
+async def test_out_of_memory_is_retried_with_more_memory(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(oom_then_fits, True)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "succeeded", run.error
+    assert run.result == 256 << 20
+    attempts = started(tether, run_id, "fit")
+    assert [a["resources"]["memory"] for a in attempts] == [64 << 20, 128 << 20, 256 << 20]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    assert failures(tether, run_id) == ["MemoryError", "MemoryError"]
+    tether.close()
+
+
+async def test_out_of_memory_without_a_policy_fails_the_step(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(oom_then_fits, False)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "failed"
+    assert "needed 209715200 bytes, had 67108864" in (run.error or "")
+    assert len(started(tether, run_id, "fit")) == 1
+    tether.close()
+
+
+async def test_a_killed_ray_worker_is_a_retried_attempt_for_an_idempotent_step(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    marker = tmp_path / "died"
+    run_id = tether.submit(dies_once, str(marker))
+    run = await drive(tether, executor, run_id)
+    assert (run.status, run.result) == ("succeeded", "survived"), run.error
+    assert failures(tether, run_id) == ["StepLost"]
+    attempts = started(tether, run_id, "dies")
+    assert [a["attempt"] for a in attempts] == [1, 2]
+    assert marker.read_text() == f"{run_id}:{_first_start_seq(tether, run_id)}"  # same key
+    tether.close()
+
+
+def _first_start_seq(tether: Tether, run_id: str) -> int:
+    return next(e.seq for e in tether.events(run_id) if e.kind == "step_started")
+
+
+async def test_a_step_that_always_kills_its_worker_fails_after_three_attempts(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(dies_always, None)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "failed"
+    assert "StepLost" in (run.error or "") and "WorkerCrashedError" in (run.error or "")
+    assert failures(tether, run_id) == ["StepLost"] * 3
+    tether.close()
+
+
+async def test_a_lost_non_idempotent_step_is_in_doubt(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(dies_not_idempotent, None)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "waiting"
+    in_doubt = [e for e in tether.events(run_id) if e.kind == "step_in_doubt"]
+    assert len(in_doubt) == 1 and "WorkerCrashedError" in in_doubt[0].data["why"]
+    assert len(started(tether, run_id, "dies")) == 1  # never silently twice
+    tether.resolve(run_id, "skip", result="done by hand")
+    run = await drive(tether, executor, run_id)
+    assert (run.status, run.result) == ("succeeded", "done by hand")
+    tether.close()
+
+
+async def test_a_request_no_node_can_satisfy_fails_at_once(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(wants_a_gpu, None)
+    run = await drive(tether, executor, run_id, deadline=60.0)
+    assert run.status == "failed"
+    assert "StepUnschedulable" in (run.error or "")
+    assert "more than any node of the Ray cluster has (largest: CPU=2, GPU=0)" in (run.error or "")
+    tether.close()
+
+
+def test_a_missing_ray_is_named_with_the_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(RayNotInstalled, match=r"pip install 'tether\[ray\]'"):
+        RayExecutor().connect()
+
+
+def _ray_worker_running(task_name: str) -> list[int]:
+    """Pids of Ray worker processes executing a task called `task_name` (Ray titles them so)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title == f"ray::{task_name}".encode():
+                pids.append(int(entry))
+    return pids
+
+
+async def test_fork_join_of_1000_children_survives_a_killed_ray_worker(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    n = 1000
+    effects_db = str(tmp_path / "effects.db")
+    with sqlite3.connect(effects_db) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE executions (key TEXT)")
+        db.execute("CREATE TABLE effects (key TEXT PRIMARY KEY, i INTEGER)")
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(fork_join, {"db": effects_db, "n": n})
+    killed: list[int] = []
+    done = threading.Event()
+
+    def killer() -> None:
+        """Once a tenth of the children made their effect, SIGKILL a Ray worker mid-step."""
+        while not done.is_set():
+            with sqlite3.connect(effects_db, timeout=60) as db:
+                made = db.execute("SELECT count(*) FROM effects").fetchone()[0]
+            busy = _ray_worker_running("heavy") if made >= n // 10 else []
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    started_at = time.monotonic()
+    try:
+        run = await drive(tether, executor, run_id, deadline=600.0)
+    finally:
+        done.set()
+        thread.join()
+    elapsed = time.monotonic() - started_at
+    assert run.status == "succeeded", run.error
+    assert killed, "no Ray worker was seen executing a step"
+    assert run.result == [i * i for i in range(n)]  # every child's result, once, in order
+    with sqlite3.connect(effects_db) as db:
+        effects = db.execute("SELECT count(*), count(DISTINCT i) FROM effects").fetchone()
+        executions = db.execute("SELECT count(*) FROM executions").fetchone()[0]
+    assert effects == (n, n)
+    children = [r for r in tether.runs(limit=n + 10) if r.parent_id == run_id]
+    assert len(children) == n and all(r.status == "succeeded" for r in children)
+    lost = [(c.id, t) for c in children for t in failures(tether, c.id)]
+    # the killed worker was executing one child's step: that attempt failed as lost, and ran
+    # again (an execution the effect table deduplicated, or one killed before its effect)
+    assert len(lost) == 1 and lost[0][1] == "StepLost", lost
+    assert n <= executions <= n + 1
+    print(f"\n1000-child fork-join on Ray: {elapsed:.1f} s, {executions} executions, "
+          f"1 worker killed (pid {killed[0]})")
+    tether.close()
