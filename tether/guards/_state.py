@@ -84,6 +84,9 @@ class RunStates:
         )
 
 
+_UNLIMITED = BudgetLimits()
+
+
 def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
     """The run's budget scopes and what has been spent from them.
 
@@ -122,7 +125,7 @@ def budget_scopes(store: Any, run: RunRecord, default: BudgetLimits) -> list[Bud
     for r in reversed(chain):
         limits = BudgetLimits.from_json(r.options["budget"]) if "budget" in r.options \
             else default
-        if limits.to_json():
+        if limits != _UNLIMITED:  # not `to_json()`: its `asdict` copies, on every run start
             scopes.append(BudgetScope(r.id, limits, float(r.created_at or 0.0),
                                       "child run" if r.parent_id else "run"))
     return scopes
