@@ -373,3 +373,34 @@ def test_hostile_bodies_get_clear_errors(api: S.Api) -> None:
     big = api.client.post("/v1/runs", json={"agent": "echo", "input": 2**70}, headers=h)
     assert big.status_code == 422 and "input" in big.json()["message"]
     assert api.client.get("/v1/runs", headers=h).json()["runs"] == []
+
+
+def test_a_key_revoked_after_a_submit_submits_nothing_more(api: S.Api, tmp_path: Path) -> None:
+    """The submit route takes a key it has seen from memory and re-reads it in the submit's
+    own transaction: revoked by another process (`tether keys revoke`) in between, the next
+    submit is refused and creates no run."""
+    from tether.server.keys import ApiKeys
+
+    api.submit("echo", 1)  # the key is now known to the server
+    t = Tether(tmp_path / "tether.db")
+    try:
+        keys = ApiKeys(t.store)
+        [olga] = [p for p in keys.list("acme") if p.name == "olga"]
+        assert keys.revoke(olga.key_id)
+    finally:
+        t.close()
+    for _ in range(2):  # refused, and not remembered as valid afterwards
+        r = api.client.post("/v1/runs", json={"agent": "echo", "input": 2,
+                                              "idempotency_key": "after-revoke"},
+                            headers=api.as_("operator"))
+        assert r.status_code == 401 and "revoked" in r.json()["message"], r.text
+    runs = api.client.get("/v1/runs", headers=api.as_("viewer")).json()["runs"]
+    assert [r["input"] for r in runs] == [1]
+
+
+def test_an_agent_that_needs_an_input_is_refused_every_time(api: S.Api) -> None:
+    """The agent check is done once per agent; a failed check is not remembered as passed."""
+    for _ in range(2):
+        r = api.client.post("/v1/runs", json={"agent": "assistant"},
+                            headers=api.as_("operator"))
+        assert r.status_code == 422 and "needs an input" in r.json()["message"], r.text

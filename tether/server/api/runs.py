@@ -7,7 +7,7 @@ pool, so the store's blocking calls never stall the event loop the embedded work
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
@@ -16,7 +16,7 @@ from tether.runtime.client import IdempotencyConflict
 from tether.store import RunRecord, dumps
 
 from . import audit
-from .auth import Operator, Viewer
+from .auth import KeyRevoked, Operator, SubmitOperator, Viewer, recheck_of, unknown_key
 from .errors import COMMON, CONFLICT, NOT_FOUND, ApiError, from_tether, not_found
 from .models import (
     CancelIn,
@@ -62,7 +62,7 @@ def run_out(state: ServerState, run: RunRecord) -> RunOut:
              responses={**NOT_FOUND, **CONFLICT,
                         200: {"model": SubmitOut,
                               "description": "Already submitted with this idempotency key."}})
-async def submit_run(body: SubmitIn, request: Request, response: Response, who: Operator,
+async def submit_run(body: SubmitIn, request: Request, response: Response, who: SubmitOperator,
                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None
                      ) -> SubmitOut:
     """Queue a run of a catalogued agent, under the guards its catalogue entry declares.
@@ -93,10 +93,20 @@ async def submit_run(body: SubmitIn, request: Request, response: Response, who: 
         raise ApiError(422, "invalid_request", "two different idempotency keys given",
                        "Idempotency-Key header", "give the key once (header or body)")
     args = (body.input,) if "input" in body.model_fields_set else ()
+    recheck = recheck_of(request)
     try:
         run, create = state.tether.prepare(entry.ref, *args, tenant=who.tenant,
                                            idempotency_key=key, options=options, guards=guards)
-        created, record = await commit(state, lambda tx: (create(tx), tx.get_run(run.id)))
+
+        def op(tx: Any) -> tuple[bool, RunRecord]:
+            if recheck is not None:
+                recheck.verify(tx)  # the key, taken from memory, is read in this transaction
+            return create(tx), tx.get_run(run.id)
+
+        created, record = await commit(state, op)
+    except KeyRevoked as exc:
+        state.forget_key(str(exc))
+        raise unknown_key() from None
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc), "idempotency key",
                        "use a new idempotency key for a different request") from None

@@ -14,9 +14,11 @@ from fastapi import Request
 from tether.guards.approvals import KeyRegistry, load_key_registry
 from tether.runtime import Tether, Worker, resolve_guards
 from tether.runtime.committer import GroupCommitter
-from tether.server.keys import ApiKeys
+from tether.server.keys import ApiKeys, Principal
 
 from .config import AgentEntry, ServerConfig
+
+MAX_KNOWN_KEYS = 10_000
 
 
 @dataclass
@@ -33,6 +35,9 @@ class ServerState:
     #: write lock would wait in its busy handler's sleeps instead
     committer: GroupCommitter | None = None
     _guards: dict[str, Any] = field(default_factory=dict)
+    #: keys already found valid, by digest: a route that re-checks its key inside its own
+    #: write (submitting a run) need not wait for a lookup transaction first
+    _known_keys: dict[str, Principal] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: ServerConfig) -> ServerState:
@@ -68,6 +73,18 @@ class ServerState:
             return None
         path = Path(self.config.signing_keys) / f"{approver}.key"
         return path if path.is_file() else None
+
+    # -- keys seen before ----------------------------------------------------------------
+    def known_key(self, digest: str) -> Principal | None:
+        return self._known_keys.get(digest)
+
+    def remember_key(self, digest: str, principal: Principal) -> None:
+        if len(self._known_keys) >= MAX_KNOWN_KEYS:  # a flood of keys: start over
+            self._known_keys.clear()
+        self._known_keys[digest] = principal
+
+    def forget_key(self, digest: str) -> None:
+        self._known_keys.pop(digest, None)
 
     # -- telling the embedded worker, from any thread ------------------------------------
     def kick(self) -> None:
