@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import os
 from typing import Any
 
@@ -114,6 +115,17 @@ async def replay_only(t: Tether, guards: Guards, run_id: str, agent: Any) -> Any
         committer.close()
     assert t.store.count_events(run_id) == n_events and executed == A.EXECUTED
     return result
+
+
+def sent_to_model(model: ScriptedModel) -> str:
+    """Everything the model was sent (message contents and tool-call arguments), so a test can
+    prove that something, a secret or a placeholder, never reached it."""
+    parts: list[str] = []
+    for call in model.calls:
+        for m in call.messages:
+            parts.append(m.content or "")
+            parts.extend(json.dumps(tc.arguments) for tc in m.tool_calls or [])
+    return "\n".join(parts)
 
 
 def say(text: str, *calls: Any, usage: tuple[int, int] | None = None,

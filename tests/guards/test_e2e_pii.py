@@ -4,7 +4,6 @@ its policy rule grants (`pii: [...]`) and placeholders otherwise; the vault is s
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from tether.guards.pii import PiiPattern
 from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import VAULT_KEY, journal, open_tether, replay_only, say
+from .e2e_support import VAULT_KEY, journal, open_tether, replay_only, say, sent_to_model
 
 TASK = ("Tell jane.doe@corp.example (phone +1 415 555 0132) that card 4111 1111 1111 1111 "
         "was refunded; her SSN 123-45-6789 and IBAN DE89 3704 0044 0532 0130 00 are on file.")
@@ -37,11 +36,6 @@ async def mail_run(db_path: str, guards: Guards, args: dict[str, Any],
     assert run.status == "succeeded", run.error
     assert await replay_only(t, guards, run.id, A.react) == run.result
     return t, model, run
-
-
-def sent_to_model(model: ScriptedModel) -> str:
-    return "\n".join((m.content or "") + json.dumps([tc.arguments for tc in m.tool_calls or []])
-                     for c in model.calls for m in c.messages)
 
 
 # ------------------------------------------------------------------------------- granted

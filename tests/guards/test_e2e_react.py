@@ -8,7 +8,6 @@ halt the run.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,18 +16,17 @@ from tether.guards._modelcall import trim_history
 from tether.models import Message, ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import APPROVERS, STUCK, journal, make_guards, open_tether, replay_only, say
+from .e2e_support import (
+    APPROVERS,
+    STUCK,
+    journal,
+    make_guards,
+    open_tether,
+    replay_only,
+    say,
+    sent_to_model,
+)
 from .test_e2e_approvals import _decision
-
-
-def _requests_text(model: ScriptedModel) -> str:
-    """Everything the model was sent: message contents and tool-call arguments."""
-    parts: list[str] = []
-    for call in model.calls:
-        for m in call.messages:
-            parts.append(m.content or "")
-            parts.extend(json.dumps(tc.arguments) for tc in m.tool_calls or [])
-    return "\n".join(parts)
 
 
 def _live_tool_starts(t: Any, run_id: str, tool: str) -> list[Any]:
@@ -163,7 +161,7 @@ async def test_pii_from_a_tool_never_reaches_the_model_but_reaches_the_tool(db_p
     run = await t.run(A.react_under_run_guards, {"task": "Tell customer Jane her refund left."})
     assert run.status == "succeeded", run.error
     assert len(model.calls) == 3
-    text = _requests_text(model)
+    text = sent_to_model(model)
     for secret in ("jane.doe@corp.example", "4111 1111 1111 1111", "555 0134"):
         assert secret not in text
     assert placeholder.search(text)

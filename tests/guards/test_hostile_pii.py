@@ -30,7 +30,7 @@ from tether.models import ScriptedModel, tool_call
 from tether.tools import ToolRegistry, sqlite_query_tool, tool
 
 from . import agents_guarded as A
-from .e2e_support import VAULT_KEY, open_tether, replay_only, say
+from .e2e_support import VAULT_KEY, open_tether, replay_only, say, sent_to_model
 
 EMAIL = "zoe.quintana@mailhost.example"
 CARD = "4539 1488 0343 6467"
@@ -104,16 +104,6 @@ def leaks(haystack: str, value: str) -> list[str]:
         if piece in low or piece[::-1] in low or piece.encode().hex() in low:
             found.append(f"piece {piece!r}")
     return found
-
-
-def sent_to_model(model: ScriptedModel) -> str:
-    """Everything the model was sent: message contents and tool-call arguments."""
-    parts: list[str] = []
-    for call in model.calls:
-        for m in call.messages:
-            parts.append(m.content or "")
-            parts.extend(json.dumps(tc.arguments) for tc in m.tool_calls or [])
-    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------------- setup
