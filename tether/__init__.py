@@ -27,12 +27,16 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         Interceptor,
         InvalidInput,
         NonDeterminismError,
+        RayExecutor,
+        Resources,
         RunHalted,
         RunNotFound,
         SignalTimeout,
+        StepRetry,
         Tether,
         TetherError,
         Worker,
+        grow_memory,
     )
     from tether.runtime.activity import activity
     from tether.sandbox import Sandbox, SandboxUnavailable
@@ -49,7 +53,7 @@ __version__ = "0.1.0"
 _RUNTIME = ("ActivityError", "BaseInterceptor", "ChildFailed", "ChildHandle", "Context",
             "DepthLimitExceeded", "Effect", "InDoubt", "Interceptor", "InvalidInput",
             "NonDeterminismError", "RunHalted", "RunNotFound", "SignalTimeout", "Tether",
-            "TetherError", "Worker")
+            "TetherError", "Worker", "Resources", "StepRetry", "grow_memory", "RayExecutor")
 _LAZY = {
     **dict.fromkeys(_RUNTIME, "tether.runtime"),
     "activity": "tether.runtime.activity",
@@ -102,7 +106,9 @@ __all__ = [
     "ModelResponse",
     "NonDeterminismError",
     "OpenAIChatModel",
+    "RayExecutor",
     "ReActAgent",
+    "Resources",
     "RetryModel",
     "RunHalted",
     "RunNotFound",
@@ -111,6 +117,7 @@ __all__ = [
     "SandboxUnavailable",
     "ScriptedModel",
     "SignalTimeout",
+    "StepRetry",
     "Tether",
     "TetherError",
     "TetherMCPServer",
@@ -120,6 +127,7 @@ __all__ = [
     "Worker",
     "__version__",
     "activity",
+    "grow_memory",
     "load_policy",
     "open_store",
     "openapi_tools",

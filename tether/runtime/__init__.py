@@ -21,9 +21,17 @@ from .errors import (
     Suspend,
     TetherError,
 )
+from .executors import (
+    Executor,
+    RayExecutor,
+    Resources,
+    StepLost,
+    StepOutOfMemory,
+    StepUnschedulable,
+)
 from .interceptors import BaseInterceptor, Effect, Interceptor
 from .refs import agent_ref, guards_ref, resolve_agent, resolve_guards
-from .retry import RetryPlan, RunNotRetryable
+from .retry import RetryPlan, RunNotRetryable, StepRetry, grow_memory
 from .worker import Worker
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "Context",
     "DepthLimitExceeded",
     "Effect",
+    "Executor",
     "GroupCommitter",
     "InDoubt",
     "Interceptor",
@@ -44,6 +53,8 @@ __all__ = [
     "NonDeterminismError",
     "NotInDoubt",
     "NotSerializable",
+    "RayExecutor",
+    "Resources",
     "RetryPlan",
     "RunFinished",
     "RunHalted",
@@ -51,11 +62,16 @@ __all__ = [
     "RunNotRetryable",
     "ShortCircuit",
     "SignalTimeout",
+    "StepLost",
+    "StepOutOfMemory",
+    "StepRetry",
+    "StepUnschedulable",
     "Suspend",
     "Tether",
     "TetherError",
     "Worker",
     "agent_ref",
+    "grow_memory",
     "guards_ref",
     "new_run_id",
     "resolve_agent",

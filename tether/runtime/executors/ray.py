@@ -57,6 +57,7 @@ class RayExecutor:
         self.init_options = init_options
         self._lock = threading.Lock()
         self._ray: Any = None
+        self._started_here = False  # this executor called ray.init (close() shuts it down)
         self._remote: Any = None
         self._nodes: list[dict[str, float]] = []
         self._nodes_read = -_NODES_TTL_S
@@ -72,11 +73,19 @@ class RayExecutor:
                 raise RayNotInstalled(
                     "this step declares resources and the worker runs in Ray mode, but ray is "
                     "not installed here: pip install 'tether[ray]'") from exc
-            if not ray.is_initialized():
+            self._started_here = not ray.is_initialized()
+            if self._started_here:
                 ray.init(address=self.address, **self.init_options)
             self._remote = ray.remote(_invoke)
             self._ray = ray
             return ray
+
+    def close(self) -> None:
+        """Leave the cluster (and stop the local one this executor started, if it did)."""
+        with self._lock:
+            if self._ray is not None and self._started_here:
+                self._ray.shutdown()
+            self._ray = self._remote = None
 
     async def run(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...],
                   kwargs: dict[str, Any], resources: Resources, timeout: float | None) -> Any:
