@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
 from ._render import print_timeline
+
+if TYPE_CHECKING:
+    from tether.runtime.queues import WorkerQueue
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +23,19 @@ def register(app: typer.Typer) -> None:
 GUARDS_OPTION = typer.Option(
     None, "--guards", envvar="TETHER_GUARDS",
     help="MODULE:NAME of the Guards this run executes under (recorded with the run).")
+
+
+# `tether worker`'s repeatable options (module-level, as a list-typed default must be)
+TENANTS_OPTION = typer.Option(
+    None, "--tenant", help="Serve only this tenant's runs (repeat for several; default: every "
+    "tenant).")
+AGENTS_OPTION = typer.Option(
+    None, "--agent", help="Serve only run trees started by this agent, MODULE:FUNCTION or "
+    "path/to/file.py:FUNCTION; their child runs come along whatever agent they run (repeat for "
+    "several; default: every agent).")
+TENANT_LIMITS_OPTION = typer.Option(
+    None, "--tenant-limit", help="TENANT=N: at most N of the tenant's runs execute at once, "
+    "counted over every worker on the database (repeat for several tenants).")
 
 
 def run(
@@ -76,14 +92,28 @@ def worker(
         "Guards, for runs that declare none (a run's own declared guards always apply)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print a line for each journal "
                                  "event of the runs this worker executes, prefixed by run id."),
+    tenants: list[str] = TENANTS_OPTION,
+    agents: list[str] = AGENTS_OPTION,
+    tenant_limits: list[str] = TENANT_LIMITS_OPTION,
     db: str = DB_OPTION,
 ) -> None:
-    """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue)."""
+    """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue).
+
+    Several workers, on any hosts, may serve one database; --tenant and --agent keep this one
+    for some tenants or agents (a worker queue)."""
     import asyncio
     import signal as _signal
 
-    from tether.runtime import resolve_guards  # here: `tether --help` stays cheap
+    from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
 
+    limits = _tenant_limits(tenant_limits or [])
+    queue = _queue(tenants or [], agents or [])
+    for ref in agents or []:  # as given: the message names what the user typed
+        try:
+            resolve_agent(ref)  # a worker kept for an agent it cannot load would idle forever
+        except Exception as exc:
+            fail(f"--agent {ref}: this worker cannot load it ({exc}); give the reference runs "
+                 "record (see `tether runs`), importable on this host")
     tether = open_tether(db)
     if guards:
         with handle_errors():
@@ -95,8 +125,11 @@ def worker(
         for sig in (_signal.SIGINT, _signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
-                          guards=guards or None)
-        console.print(f"worker {w.owner} serving {tether.store.url}")
+                          guards=guards or None, tenants=queue.tenants, agents=queue.agents,
+                          **({"tenant_limits": limits} if limits else {}))
+        served = "" if queue.everything else f" ({queue.describe()})"
+        console.print(f"worker {w.owner} serving {tether.store.url}{served}", markup=False,
+                      soft_wrap=True)
         if not verbose:
             await w.serve(stop=stop)
         else:
@@ -152,6 +185,43 @@ def retry(
     print_timeline(record, tether.events(full))
     if record.status == "failed":
         raise typer.Exit(1)
+
+
+def _queue(tenants: list[str], agents: list[str]) -> WorkerQueue:
+    """The worker's queue from --tenant and --agent; a bad value names its flag."""
+    from tether.runtime.queues import WorkerQueue
+
+    try:
+        only_tenants = WorkerQueue.of(tenants=tenants or None).tenants
+    except ValueError as exc:
+        fail(f"--tenant: {exc}")
+    try:
+        only_agents = WorkerQueue.of(agents=agents or None).agents
+    except ValueError as exc:
+        fail(f"--agent: {exc}")
+    return WorkerQueue(only_tenants, only_agents)
+
+
+def _tenant_limits(given: list[str]) -> dict[str, int]:
+    """--tenant-limit TENANT=N values, each checked (one tenant given twice is refused)."""
+    limits: dict[str, int] = {}
+    for text in given:
+        tenant, sep, number = text.rpartition("=")
+        tenant = tenant.strip()
+        if not sep or not tenant:
+            fail(f"--tenant-limit {text!r}: expected TENANT=N, e.g. --tenant-limit acme=8")
+        try:
+            limit = int(number)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            fail(f"--tenant-limit {text!r}: N must be a whole number of runs, 1 or more "
+                 "(a tenant that must not run at all needs no worker serving it)")
+        if tenant in limits:
+            fail(f"--tenant-limit: tenant {tenant!r} is given twice ({limits[tenant]} and "
+                 f"{limit}); give it once")
+        limits[tenant] = limit
+    return limits
 
 
 def _budget(text: str | None) -> dict[str, Any] | None:
