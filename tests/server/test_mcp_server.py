@@ -1,86 +1,36 @@
 """`TetherMCPServer` in process, through the official SDK's client: the policy decides what is
 listed and what runs, every call is a journaled run, approvals wait durably, agents are MCP
-tasks, runs are resources."""
+tasks, runs are resources; what a client cannot do around the policy."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.server.mcpserver import Context as SdkContext
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel
 
 from tests.server import mcp_agents
-from tests.server.mcp_agents import POLICY, TOOLS
+from tests.server.mcp_agents import TOOLS
+from tests.server.mcp_support import calls, raw, tool_steps
 from tether.guards import (
     GuardConfig,
     Guards,
-    KeyRegistry,
-    generate_keypair,
     inbox,
-    load_private_key,
     loads_policy,
     sign_decision,
 )
 from tether.runtime import Tether
-from tether.server.mcp import AgentTool, ElicitationApprover, TetherMCPServer
+from tether.server.mcp import TetherMCPServer
 from tether.store import vocabulary as v
-from tether.tools import ToolRegistry
 
-AGENTS = {
-    "research": AgentTool("research", "tests.server.mcp_agents:research",
-                          description="Research a goal (long-running)."),
-    "forever": AgentTool("forever", "tests.server.mcp_agents:forever",
-                         task_support="required"),
-}
+#: the shared fixtures (`ran`, `keys`, `server`)
+pytest_plugins = ["tests.server.mcp_support"]
 
-
-@pytest.fixture
-def ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "ran.txt"
-    monkeypatch.setenv("MCP_TEST_RAN", str(path))
-    return path
-
-
-def calls(ran: Path) -> list[str]:
-    return ran.read_text().split() if ran.exists() else []
-
-
-@pytest.fixture
-def keys() -> dict[str, Any]:
-    private, public = generate_keypair()
-    registry = KeyRegistry()
-    registry.register("alice", public)
-    return {"private": load_private_key(private), "registry": registry}
-
-
-@pytest.fixture
-async def server(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMCPServer]:
-    guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
-                    tools=TOOLS)
-    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, agents=AGENTS)
-    async with srv.running():
-        yield srv
-    srv.close()
-
-
-async def raw(client: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A request the SDK client has no method for (tasks are not in its 2.3 API)."""
-    result: dict[str, Any] = await client.session._dispatcher.send_raw_request(
-        method, params, {})
-    return result
-
-
-def tool_steps(tether: Tether, run_id: str) -> list[Any]:
-    return [e for e in tether.events(run_id)
-            if e.kind == "step_started" and str(e.name).startswith("tool:")]
 
 
 async def test_policy_decides_what_is_listed(server: TetherMCPServer) -> None:
@@ -285,280 +235,6 @@ def test_agents_module_is_importable() -> None:
         ["add", "lookup", "refund", "delete_everything", "unlisted_write"])
 
 
-@pytest.fixture
-async def open_server(tmp_path: Path) -> AsyncIterator[TetherMCPServer]:
-    """No policy: every tool served. Adds tools that need the live request, on the SDK server,
-    and a registry tool answering MCP content blocks."""
-    registry = ToolRegistry()
-
-    @registry.tool(side_effect="read")
-    def chart() -> list[dict[str, Any]]:
-        """A chart and its caption."""
-        return [types.ImageContent(type="image", data=base64.b64encode(b"png").decode(),
-                                   mime_type="image/png").model_dump(),
-                types.TextContent(type="text", text="sales by month").model_dump()]
-
-    srv = TetherMCPServer(registry, db=tmp_path / "t.db")
-
-    @srv.sdk.tool(annotations=types.ToolAnnotations(read_only_hint=True))
-    async def count_up(steps: int, ctx: SdkContext) -> str:
-        """Reports progress and logs while it counts."""
-        for i in range(steps):
-            await ctx.report_progress(i + 1, steps)
-        await ctx.info(f"counted to {steps}")
-        return f"done {steps}"
-
-    @srv.sdk.tool()
-    async def ask_user(ctx: SdkContext) -> str:
-        """Asks the client's user a question (elicitation)."""
-        answer = await ctx.elicit("Your name?", NameForm)
-        return f"hello {answer.data.name}" if answer.action == "accept" else answer.action
-
-    async with srv.running():
-        yield srv
-    srv.close()
-
-
-class NameForm(BaseModel):
-    name: str
-
-
-async def test_content_blocks_are_answered_as_content(open_server: TetherMCPServer) -> None:
-    async with Client(open_server.sdk, mode="legacy") as client:
-        result = await client.call_tool("chart", {})
-    assert isinstance(result, types.CallToolResult) and not result.is_error
-    image, caption = result.content
-    assert isinstance(image, types.ImageContent) and image.mime_type == "image/png"
-    assert base64.b64decode(image.data) == b"png"
-    assert isinstance(caption, types.TextContent) and caption.text == "sales by month"
-
-
-async def test_sdk_tools_get_the_live_request_and_are_journaled(
-        open_server: TetherMCPServer) -> None:
-    progress: list[float] = []
-    logs: list[Any] = []
-
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-
-    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
-        logs.append(params.data)
-
-    async def on_elicit(context: Any, params: Any) -> types.ElicitResult:
-        return types.ElicitResult(action="accept", content={"name": "Ada"})
-
-    async with Client(open_server.sdk, mode="legacy", logging_callback=on_log,
-                      elicitation_callback=on_elicit) as client:
-        listed = {t.name for t in (await client.list_tools()).tools}
-        assert {"chart", "count_up", "ask_user"} <= listed
-        counted = await client.call_tool("count_up", {"steps": 3}, progress_callback=on_progress)
-        hello = await client.call_tool("ask_user", {})
-    assert isinstance(counted, types.CallToolResult) and not counted.is_error
-    assert isinstance(counted.content[0], types.TextContent)
-    assert counted.content[0].text == "done 3"
-    assert progress == [1, 2, 3] and logs == ["counted to 3"]
-    assert isinstance(hello, types.CallToolResult) and isinstance(hello.content[0],
-                                                                  types.TextContent)
-    assert hello.content[0].text == "hello Ada"
-    tools = sorted(str(r.options["mcp"]["tool"]) for r in open_server.tether.runs(tenant="mcp"))
-    assert tools == ["ask_user", "count_up"]
-    for run in open_server.tether.runs(tenant="mcp"):
-        assert run.status == "succeeded" and len(tool_steps(open_server.tether, run.id)) == 1
-
-
-async def test_sdk_tool_run_without_its_request_fails_clearly(
-        open_server: TetherMCPServer) -> None:
-    """A session-tool run a worker picks up after its request is gone (a restart) does not run
-    the tool blind."""
-    async with Client(open_server.sdk, mode="legacy") as client:
-        await client.list_tools()
-    run_id = await open_server.submit("count_up", {"steps": 1})
-    run = await open_server.worker.settled(run_id)
-    result = open_server.tether.get(run.id).result
-    assert result["ok"] is False and "request that called it" in result["error"]["message"]
-
-
-async def test_protocol_error_of_an_sdk_tool_reaches_the_client(tmp_path: Path) -> None:
-    """An SDK tool raising a JSON-RPC error (here: a capability the client did not declare) is
-    answered with that error, as the SDK's own server answers it; the run records the failure."""
-    srv = TetherMCPServer(ToolRegistry(), db=tmp_path / "t.db")
-
-    @srv.sdk.tool()
-    async def needs_sampling() -> str:
-        """Refuses clients without sampling."""
-        raise MCPError(-32021, "the client must declare sampling",
-                       {"requiredCapabilities": {"sampling": {}}})
-
-    async with srv.running(), Client(srv.sdk, mode="legacy") as client:
-        with pytest.raises(MCPError) as caught:
-            await client.call_tool("needs_sampling", {})
-    assert caught.value.code == -32021
-    (run,) = srv.tether.runs(tenant="mcp")
-    assert run.status == "succeeded" and run.result["ok"] is False
-    srv.close()
-
-
-@pytest.fixture
-async def eliciting(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMCPServer]:
-    """Approvals may be decided by the client's user: `mcp-user` is a registered approver."""
-    private, public = generate_keypair()
-    keys["registry"].register("mcp-user", public)
-    guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
-                    tools=TOOLS)
-    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, elicitation_approver=(
-        ElicitationApprover("mcp-user", load_private_key(private))))
-    async with srv.running():
-        yield srv
-    srv.close()
-
-
-@pytest.mark.parametrize("approve", [True, False])
-async def test_approval_by_elicitation(eliciting: TetherMCPServer, ran: Path,
-                                       approve: bool) -> None:
-    asked: list[str] = []
-
-    async def on_elicit(context: Any, params: Any) -> types.ElicitResult:
-        asked.append(params.message)
-        return types.ElicitResult(action="accept", content={"approve": approve,
-                                                            "reason": "checked the order"})
-
-    async with Client(eliciting.sdk, mode="legacy", elicitation_callback=on_elicit) as client:
-        result = await client.call_tool("refund", {"order_id": "o-8", "amount": 3.0})
-    assert len(asked) == 1 and "refund" in asked[0] and '"order_id":"o-8"' in asked[0]
-    assert isinstance(result, types.CallToolResult)
-    (run,) = eliciting.tether.runs(tenant="mcp")
-    logs = [e.data for e in eliciting.tether.events(run.id) if e.kind == "log"]
-    if approve:
-        assert not result.is_error and result.structured_content == {"refunded": "o-8",
-                                                                     "amount": 3.0}
-        assert calls(ran) == ["refund"]
-        assert any("approved by mcp-user" in str(entry) for entry in logs)
-    else:
-        assert result.is_error and isinstance(result.content[0], types.TextContent)
-        assert "denied by approver 'mcp-user': checked the order" in result.content[0].text
-        assert calls(ran) == []
-
-
-async def test_dismissed_elicitation_leaves_the_approval_to_others(
-        eliciting: TetherMCPServer, ran: Path, keys: dict[str, Any]) -> None:
-    async def dismiss(context: Any, params: Any) -> types.ElicitResult:
-        return types.ElicitResult(action="cancel")
-
-    async with Client(eliciting.sdk, mode="legacy", elicitation_callback=dismiss) as client:
-        call = asyncio.create_task(client.call_tool("refund", {"order_id": "o-9",
-                                                               "amount": 1.0}))
-        for _ in range(200):
-            runs = eliciting.tether.runs(tenant="mcp")
-            if runs and runs[0].status == "waiting":
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
-        assert not call.done() and calls(ran) == []  # still waiting, durably
-        approver = Tether(eliciting.tether.store.path)  # type: ignore[attr-defined]
-        request, _ = inbox.find(approver.store, f"{runs[0].id}.a1")
-        inbox.decide(approver, sign_decision(keys["private"], request.id, "approve", "alice",
-                                             request.digest), keys["registry"])
-        result = await asyncio.wait_for(call, 30)
-    assert isinstance(result, types.CallToolResult) and not result.is_error
-    assert calls(ran) == ["refund"]
-
-
-def test_elicitation_approver_must_be_registered(tmp_path: Path) -> None:
-    private, _ = generate_keypair()
-    guards = Guards(GuardConfig(policy=loads_policy(POLICY)), tools=TOOLS)
-    with pytest.raises(ValueError, match="not a registered approver"):
-        TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, elicitation_approver=(
-            ElicitationApprover("mcp-user", load_private_key(private))))
-
-
-TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
-
-
-async def test_tasks_extension_of_2026(server: TetherMCPServer) -> None:
-    """A client that declares `io.modelcontextprotocol/tasks` (SEP-2663) gets its wire: the
-    server makes an agent's call a task, `tasks/get` inlines the result, `tasks/cancel` acks."""
-    from mcp.client import advertise
-
-    async with Client(server.sdk, mode="legacy",
-                      extensions=[advertise(TASKS_EXTENSION)]) as client:
-        caps = client.session.server_capabilities
-        assert caps is not None and caps.extensions is not None
-        assert TASKS_EXTENSION in caps.extensions and caps.tasks is None  # no v1 slot
-        sync = await raw(client, "tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
-        assert "taskId" not in sync and sync["content"][0]["text"] == "3"
-        made = await raw(client, "tools/call", {"name": "research",
-                                                "arguments": {"goal": "ext", "sleep": 0}})
-        assert made["resultType"] == "task" and "task" not in made
-        assert {"taskId", "status", "createdAt", "lastUpdatedAt", "ttlMs"} <= set(made)
-        assert "ttl" not in made and "pollInterval" not in made
-        for _ in range(200):
-            got = await raw(client, "tasks/get", {"taskId": made["taskId"]})
-            if got["status"] == "completed":
-                break
-            await asyncio.sleep(0.05)
-        assert got["result"]["structuredContent"] == {"answer": "NOTES ON EXT"}
-        assert "io.modelcontextprotocol/related-task" not in (got["result"].get("_meta") or {})
-        with pytest.raises(MCPError) as no_result:
-            await raw(client, "tasks/result", {"taskId": made["taskId"]})
-        assert no_result.value.code == -32601
-        assert await raw(client, "tasks/cancel", {"taskId": made["taskId"]}) == {
-            "resultType": "complete"}  # terminal: the same acknowledgement
-        slow = await raw(client, "tools/call", {"name": "research",
-                                                "arguments": {"goal": "c", "sleep": 30}})
-        ack = await raw(client, "tasks/cancel", {"taskId": slow["taskId"]})
-        assert ack == {"resultType": "complete"}
-        after = await raw(client, "tasks/get", {"taskId": slow["taskId"]})
-        assert after["status"] == "cancelled" and "result" not in after
-
-
-async def test_tasks_extension_failed_run_is_a_protocol_error(server: TetherMCPServer,
-                                                               tmp_path: Path) -> None:
-    from mcp.client import advertise
-
-    server.add_agent(AgentTool("broken", "tests.server.mcp_agents:broken"))
-    async with Client(server.sdk, mode="legacy",
-                      extensions=[advertise(TASKS_EXTENSION)]) as client:
-        made = await raw(client, "tools/call", {"name": "broken", "arguments": {"goal": "x"}})
-        for _ in range(200):
-            got = await raw(client, "tasks/get", {"taskId": made["taskId"]})
-            if got["status"] != "working":
-                break
-            await asyncio.sleep(0.05)
-    assert got["status"] == "failed" and "result" not in got
-    assert got["error"]["code"] == -32603 and "no sources" in got["error"]["message"]
-
-
-async def test_2026_client_without_the_extension_has_no_tasks(server: TetherMCPServer) -> None:
-    async with Client(server.sdk, mode="2026-07-28") as client:
-        with pytest.raises(MCPError) as refused:
-            await raw(client, "tasks/get", {"taskId": "r123"})
-        plain = await client.call_tool("research", {"goal": "sync", "sleep": 0})
-    assert refused.value.code == -32021
-    assert isinstance(plain, types.CallToolResult)
-    assert plain.structured_content == {"answer": "NOTES ON SYNC"}  # ran, answered in the call
-
-
-async def test_agent_answering_a_tool_error(server: TetherMCPServer) -> None:
-    """An agent's MCP-shaped error result is the call's result (`isError`), not a failed run:
-    with the tasks extension the task is `completed` with that result."""
-    from mcp.client import advertise
-
-    server.add_agent(AgentTool("refusing", "tests.server.mcp_agents:refusing"))
-    async with Client(server.sdk, mode="legacy") as client:
-        plain = await client.call_tool("refusing", {"goal": "x"})
-    assert isinstance(plain, types.CallToolResult) and plain.is_error
-    assert isinstance(plain.content[0], types.TextContent)
-    assert plain.content[0].text == "cannot do x"
-    async with Client(server.sdk, mode="legacy",
-                      extensions=[advertise(TASKS_EXTENSION)]) as client:
-        made = await raw(client, "tools/call", {"name": "refusing", "arguments": {"goal": "y"}})
-        for _ in range(200):
-            got = await raw(client, "tasks/get", {"taskId": made["taskId"]})
-            if got["status"] != "working":
-                break
-            await asyncio.sleep(0.05)
-    assert got["status"] == "completed" and got["result"]["isError"] is True
-
 
 async def test_hostile_calls_around_the_policy(tmp_path: Path, ran: Path) -> None:
     """What a client cannot do: reach a denied tool through a task, through the SDK server, or
@@ -603,17 +279,3 @@ rules:
     assert isinstance(wiped, types.CallToolResult) and wiped.is_error
     assert isinstance(peeked, types.CallToolResult) and not peeked.is_error
     assert calls(ran) == [] and touched == ["peek"]
-
-
-async def test_2026_wire_details(server: TetherMCPServer) -> None:
-    """On 2026-07-28: the legacy `task` param is ignored (a plain tool answers in the call),
-    an agent that runs only as a task needs the extension (-32021), tasks/list is gone."""
-    async with Client(server.sdk, mode="2026-07-28") as client:
-        plain = await raw(client, "tools/call", {"name": "add", "arguments": {"a": 2, "b": 2},
-                                                 "task": {"ttl": 1000}})
-        with pytest.raises(MCPError) as required:
-            await raw(client, "tools/call", {"name": "forever", "arguments": {"goal": "x"}})
-        with pytest.raises(MCPError) as listed:
-            await raw(client, "tasks/list", {})
-    assert plain["content"][0]["text"] == "4" and "task" not in plain
-    assert required.value.code == -32021 and listed.value.code == -32601

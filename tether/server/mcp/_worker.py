@@ -5,15 +5,23 @@ as the run settles, without polling the database in a tight loop. `Worker.kick` 
 whenever a run of this worker finishes or is submitted, so it doubles as the wake-up: every
 waiter sleeps on the current `changed` event and re-reads its run when it fires. Runs moved by
 other processes (an approval signed with `tether approve`) are seen at the next poll.
+
+The end of a tool-call run wakes its waiter but not this worker's claim loop: such a run (one
+`tool:` step, no parent, no children) makes no other run runnable by ending, so the loop's claim
+would find nothing — one more transaction per call, on the committer's thread, that the next
+call's submission would queue behind. Only when the worker was full does its end free a slot
+worth a claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 from typing import Any
 
 from tether.runtime import Worker
+from tether.server.mcp._agent import CALL_AGENT
 from tether.store import RunRecord, Store
 
 
@@ -23,6 +31,10 @@ class NotifyingWorker(Worker):
         self._changed = asyncio.Event()
         self._writers: set[str] = set()
         self.on_claim = self._claimed
+        self.claim_listeners.append(self._watch_end)
+        self._quiet_kick = False
+        #: wake-ups of the claim loop skipped because a tool-call run ended (see module doc)
+        self.quiet_ends = 0
 
     # A request that submits a run and waits for it is a writer like a run: counted by the
     # group committer (`attach`) from its submission until this worker claims the run, so that
@@ -43,8 +55,31 @@ class NotifyingWorker(Worker):
     def _claimed(self, run_id: str) -> None:
         self.release(run_id)
 
+    def _watch_end(self, run_id: str) -> None:
+        task = self._active.get(run_id)
+        if task is not None:  # runs before the worker's own done callback (added after this)
+            task.add_done_callback(partial(self._ended, run_id))
+
+    def _ended(self, run_id: str, _: object) -> None:
+        ctx = self._contexts.get(run_id)
+        if ctx is None or ctx.run.agent != CALL_AGENT or ctx.run.parent_id is not None:
+            return
+        if len(self._active) >= self.concurrency:
+            return  # it held the last slot: the loop may have runs to claim now
+        # the worker's done callback, queued right after this one, kicks: that kick wakes the
+        # waiters only; the flag is cleared after it in any case
+        self._quiet_kick = True
+        asyncio.get_running_loop().call_soon(self._unquiet)
+
+    def _unquiet(self) -> None:
+        self._quiet_kick = False
+
     def kick(self) -> None:
-        super().kick()
+        if self._quiet_kick:
+            self._quiet_kick = False
+            self.quiet_ends += 1
+        else:
+            super().kick()
         fired, self._changed = self._changed, asyncio.Event()
         fired.set()
 
