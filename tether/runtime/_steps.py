@@ -44,6 +44,7 @@ async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any,
     attempt = 1
     first_seq: int | None = None
     policy = retry or DEFAULT_STEP_RETRY
+    policy.check(name, resources)
     if events:
         last = events[-1]
         first_seq = events[0].seq
@@ -67,7 +68,7 @@ async def step(ctx: RunView, name: str, fn: Callable[..., Any], args: tuple[Any,
                                   "an operator resolved this in-doubt step as failed", key)
             await ctx._after(effect, None, error, True)
             raise error
-        if last.kind != "step_resolved" and not idempotent:
+        if last.kind not in ("step_resolved", "step_failed") and not idempotent:
             if last.kind != "step_in_doubt":
                 await ctx._append_durable("step_in_doubt", key, name, {"attempt": attempt - 1})
             raise InDoubt(ctx.run_id, key, name, first_seq)

@@ -232,6 +232,14 @@ class StepRetry:
                                f"e.g. on=frozenset({{{self.on!r}}})")
         object.__setattr__(self, "on", frozenset(self.on))
 
+    def check(self, step: str, resources: Resources | None) -> None:
+        """Refuse, before the first attempt, a policy its step cannot follow."""
+        if self.on_oom is not None and (resources is None or resources.memory is None):
+            raise InvalidInput(
+                f"step {step!r}: retry=StepRetry(on_oom=...) changes the step's memory request "
+                "after an out-of-memory failure, but the step declares none: add "
+                "resources=Resources(memory=...) (bytes, e.g. 1 << 30)")
+
     def retries(self, error_type: str, attempts_so_far: int) -> bool:
         """Whether a step whose attempt `attempts_so_far` failed with `error_type` runs again."""
         return error_type in self.on and attempts_so_far < self.max_attempts
