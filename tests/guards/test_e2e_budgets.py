@@ -7,10 +7,9 @@ import asyncio
 import pytest
 
 from tether.guards import BudgetLimits
-from tether.models import ScriptedModel, tool_call
 
 from . import agents_guarded as A
-from .e2e_support import journal, make_guards, open_tether, say, search_forever
+from .e2e_support import journal, make_guards, open_tether, search_forever
 
 
 # ------------------------------------------------------------------------------- budgets
@@ -37,23 +36,12 @@ async def test_runaway_agent_halted_by_each_budget(db_path, embedder, budget, mo
     t.close()
 
 
-async def test_denied_proposals_are_not_free(db_path):
-    guards = make_guards(None)
-    spam = [tool_call("exec_shell", {"cmd": f"rm -rf /{i}"}) for i in range(50)]
-    A.reset(ScriptedModel([say("", *spam), "done"]), guards)
-    t = open_tether(db_path, guards)
-    run = await t.run(A.react, {"task": "x"}, options={"budget": {"tool_calls": 10}})
-    assert run.status == "halted" and A.EXECUTED == []
-    assert run.reason == "run budget 'tool_calls' exhausted: limit=10 spent=10"
-    t.close()
-
-
 async def test_wall_time_budget(db_path):
     guards = make_guards(None)
     A.reset(search_forever(), guards)
     t = open_tether(db_path, guards)
     run = await t.run(A.stepper, 10_000, options={"budget": {"wall_time_s": 0.3}})
-    assert run.status == "halted" and "'wall_time_s' exhausted: limit=0.3" in run.reason
+    assert run.status == "halted" and "'wall_time_s' exhausted: limit=0.3" in (run.reason or "")
     t.close()
 
 

@@ -173,12 +173,14 @@ async def test_denied_calls_interleaved_with_allowed_ones_are_counted(db_path):
 
 
 async def test_many_different_denied_calls_still_halt_on_the_budget_not_a_loop(db_path):
-    """The control: fifty different refused proposals are no repeat (the budget stops them)."""
+    """The control: fifty different refused proposals are no repeat; the budget stops them,
+    because a refused proposal is not free (each is charged, though none runs)."""
     guards = make_guards(None)
     spam = [tool_call("exec_shell", {"cmd": f"rm -rf /{i}"}) for i in range(50)]
     A.reset(ScriptedModel([say("", *spam), "done"]), guards)
     t = open_tether(db_path, guards)
     run = await t.run(A.react, {"task": "x"}, options={"budget": {"tool_calls": 10}})
+    assert run.status == "halted" and A.EXECUTED == []
     assert run.reason == "run budget 'tool_calls' exhausted: limit=10 spent=10"
     t.close()
 
