@@ -102,16 +102,19 @@ def report(res: dict[str, Any], m: dict[str, str], cond: dict[str, float], args:
               f"{per_run:,.0f} bytes per extra in-flight run (target <= 10 KB: "
               f"**{'met' if per_run <= 10240 else 'MISSED'}**).")
     if res["traced"]:
-        w("\n### Where a worker's memory is (tracemalloc, 1 worker, end of the window)\n")
+        w("\n### Where a worker's memory is (tracemalloc from `go`, 1 worker; module code "
+          "imported meanwhile left out)\n")
         for kind, t in res["traced"].items():
             w(f"{kind}, {t['in_flight']:,} in flight: traced {t['reports'][0]['traced_mb']:.1f} "
               f"MB, peak RSS {t['peak_rss_mb']:.0f} MB (+{t['growth_mb']:.0f}).\n")
-            w("| where | bytes | blocks |")
-            w("|---|---|---|")
-            for a in t["reports"][0]["top"]:
-                where = a["where"].replace(str(ROOT) + "/", "")
-                w(f"| `{where}` | {a['bytes']:,} | {a['count']:,} |")
-            w("")
+            for part, title in (("held", "held at the window's end"),
+                                ("grew", f"grown during the {args.measure:g} s window")):
+                w(f"| where ({title}) | bytes | blocks |")
+                w("|---|---|---|")
+                for a in t["reports"][0]["top"][part]:
+                    where = a["where"].replace(str(ROOT) + "/", "")
+                    w(f"| `{where}` | {a['bytes']:,} | {a['count']:,} |")
+                w("")
     return "\n".join(out) + "\n"
 
 

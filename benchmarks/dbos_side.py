@@ -8,7 +8,8 @@ The workload is Tether's `model_agent` (benchmarks/core/agents.py, kind "dict"):
 `steps` durable steps, each a simulated model call (`asyncio.sleep(sleep)`) returning the same
 plain-dict message. All `runs` workflows are started at once with `DBOS.start_workflow_async`
 and awaited; one workflow runs first as a warm-up. Prints one JSON object on stdout: wall and
-process CPU (all threads) from the first start to the last result, and the rows DBOS wrote.
+process CPU (all threads) and the PostgreSQL backends' CPU (benchmarks/scale/pgcpu.py) from the
+first start to the last result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import time
 from typing import Any
 
 from dbos import DBOS, DBOSConfig
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.scale.pgcpu import backend_cpu, spent
 
 _FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
 
@@ -54,6 +58,7 @@ async def bench(cfg: dict[str, Any]) -> dict[str, Any]:
     payload = {"steps": cfg["steps"], "size": cfg.get("size", 0), "sleep": cfg["sleep"]}
     warm = await DBOS.start_workflow_async(model_workflow, payload)
     assert await warm.get_result() == cfg["steps"]
+    server0 = backend_cpu(cfg["url"])
     c0, w0 = time.process_time(), time.perf_counter()
     handles = [await DBOS.start_workflow_async(model_workflow, payload)
                for _ in range(cfg["runs"])]
@@ -61,11 +66,13 @@ async def bench(cfg: dict[str, Any]) -> dict[str, Any]:
     results = await asyncio.gather(*(h.get_result() for h in handles))
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
+    server = spent(server0, backend_cpu(cfg["url"]))
     assert results == [cfg["steps"]] * cfg["runs"], set(results)
     return {"runs": cfg["runs"], "steps": cfg["steps"], "wall_s": wall, "cpu_s": cpu,
             "start_s": started - w0,
             "steps_per_s": cfg["runs"] * cfg["steps"] / wall,
             "cpu_per_step_us": cpu / (cfg["runs"] * cfg["steps"]) * 1e6,
+            "server_cpu_per_step_us": server / (cfg["runs"] * cfg["steps"]) * 1e6,
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -9,7 +9,8 @@ each way), so that its CPU and memory are its own: the driver submits runs from 
 3. mode "window": after `warm_s` (counted from its first completed step) counts completed steps and
    its CPU for `measure_s`, then stops; mode "drain": serves until the line "stop" arrives;
 4. prints one JSON line: steps (completed, not replayed) in the window or in total, CPU seconds,
-   peak RSS (VmHWM) and RSS now, and with `tracemalloc` > 0 the top allocation sites then.
+   peak RSS (VmHWM) and RSS now, and with `tracemalloc` > 0 (window mode) the sites holding the
+   most memory at the window's end and those that grew most during it.
 """
 
 from __future__ import annotations
@@ -49,11 +50,25 @@ def status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
-def top_allocations(limit: int) -> list[dict[str, Any]]:
-    stats = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)]).statistics("lineno")
-    return [{"where": f"{s.traceback[0].filename}:{s.traceback[0].lineno}",
-             "bytes": s.size, "count": s.count} for s in stats[:limit]]
+_NOT_DATA = [tracemalloc.Filter(False, tracemalloc.__file__),
+             tracemalloc.Filter(False, "<frozen *"),  # code of modules imported lazily
+             tracemalloc.Filter(False, "*/importlib/*")]
+
+
+def snapshot() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(_NOT_DATA)
+
+
+def top_allocations(end: tracemalloc.Snapshot, start: tracemalloc.Snapshot,
+                    limit: int) -> dict[str, list[dict[str, Any]]]:
+    """The sites holding the most memory at the window's end, and the sites that grew most
+    during the window (imports left out: their code objects are no per-run cost)."""
+    held = end.statistics("lineno")[:limit]
+    grew = end.compare_to(start, "lineno")[:limit]
+    return {"held": [{"where": f"{s.traceback[0].filename}:{s.traceback[0].lineno}",
+                      "bytes": s.size, "count": s.count} for s in held],
+            "grew": [{"where": f"{s.traceback[0].filename}:{s.traceback[0].lineno}",
+                      "bytes": s.size_diff, "count": s.count_diff} for s in grew]}
 
 
 async def readline() -> str:
@@ -76,17 +91,19 @@ async def serve(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg.get("mode", "window") == "window":
         await counter.first.wait()
         await asyncio.sleep(cfg["warm_s"])
+        start = snapshot() if cfg.get("tracemalloc") else None
         s1, c1, t1 = counter.steps, time.process_time(), time.perf_counter()
         await asyncio.sleep(cfg["measure_s"])
         s2, c2, t2 = counter.steps, time.process_time(), time.perf_counter()
         out.update(steps=s2 - s1, cpu_s=c2 - c1, wall_s=t2 - t1, active=len(worker.executing))
+        if start is not None:
+            out["top"] = top_allocations(snapshot(), start, cfg["tracemalloc"])
     else:
         if await readline() != "stop":
             raise SystemExit("worker_proc: expected 'stop' on stdin")
         out.update(steps=counter.steps, cpu_s=time.process_time() - c0,
                    wall_s=time.perf_counter() - w0)
     if cfg.get("tracemalloc"):
-        out["top"] = top_allocations(cfg["tracemalloc"])
         out["traced_mb"] = tracemalloc.get_traced_memory()[0] / 2**20
     stop.set()
     await serving

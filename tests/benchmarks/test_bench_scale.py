@@ -39,6 +39,8 @@ def test_worker_processes_execute_every_step_once(url: str) -> None:
     assert sum(result["per_worker_steps"]) == 40  # counted by the workers, replays excluded
     assert unfinished(url) == 0
     assert result["steps_per_s"] > 0 and len(result["peak_rss_mb"]) == 2
+    if url.startswith("postgresql://"):  # the server did the writes: its backends spent CPU
+        assert result["server_cpu_per_step_us"] > 0
 
 
 def test_growth_window_tops_up_and_reports_memory(url: str) -> None:
@@ -61,7 +63,8 @@ def test_scale_run_and_report_render(tmp_path: Path) -> None:
         schema.drop()
     assert [(r["store"], r["target"]) for r in res["rows"]] == [
         ("sqlite", 20), ("postgres", 20), ("sqlite", 40), ("postgres", 40)]
-    assert len(res["traced"]["sqlite"]["reports"][0]["top"]) == 3
+    top = res["traced"]["sqlite"]["reports"][0]["top"]
+    assert len(top["held"]) == 3 and top["grew"]
     args: Any = type("Args", (), {"warm": 0.0, "measure": 0.2})
     text = bench_scale.report(res, machine(), {"fsync_p50_ms": 1.0}, args, 1.0,
                               ["load average 1", "load average 1"], "")
@@ -80,16 +83,19 @@ def test_dbos_side_runs_every_workflow() -> None:
         schema.execute(f"DROP SCHEMA IF EXISTS {dbos_schema} CASCADE")
         schema.drop()
     assert result["runs"] == 5 and result["steps_per_s"] > 0 and result["cpu_s"] > 0
+    assert result["server_cpu_per_step_us"] >= 0
 
 
 def test_dbos_report_states_the_ratio() -> None:
     def side(rate: float) -> dict[str, Any]:
-        return {"steps_per_s": rate, "cpu_per_step_us": 1e6 / rate, "load1": 1.0}
+        return {"steps_per_s": rate, "cpu_per_step_us": 1e6 / rate, "load1": 1.0,
+                "server_cpu_per_step_us": 0.0, "total_cpu_per_step_us": 1e6 / rate}
 
     res = {"side": {"tether-postgres": [side(900.0)], "dbos": [side(300.0)],
                     "tether-sqlite": [side(1800.0)]},
            "workers": [{"store": "sqlite", "workers": 1, "steps_per_s": 10.0,
-                        "cpu_per_step_us": 5.0, "per_worker_steps": [40],
+                        "cpu_per_step_us": 5.0, "server_cpu_per_step_us": 0.0,
+                        "per_worker_steps": [40],
                         "peak_rss_mb": [50.0], "load1": 1.0}]}
     text = bench_dbos.report(res, machine(), {"fsync_p50_ms": 1.0}, 20, 2, 1, 1.0,
                              ["load average 1", "load average 1"], "")
