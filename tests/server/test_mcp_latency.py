@@ -4,6 +4,7 @@ does; the guards build their PII recognizers once per server, not per call."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,28 @@ async def test_pii_recognizers_are_built_once_per_guards(tmp_path: Path) -> None
     assert len(first) == len(second)
     assert all(a is b for a, b in zip(first, second, strict=True))  # shared, not rebuilt
     assert custom in first and {r.label for r in first} >= {"EMAIL", "PHONE", "TICKET"}
+
+
+async def test_a_fresh_call_reads_its_run_only_once_something_changed(tmp_path: Path) -> None:
+    """`settled(since=...)`: until the worker has kicked since the submission, the run cannot
+    have moved, so the waiter does not read it; the first kick (its end) wakes it."""
+    srv = guarded(tmp_path)
+    since = srv.worker.changed
+    run_id = srv.tether.submit("tests.server.mcp_agents:research", {"goal": "x"}, tenant="mcp")
+    reads: list[str] = []
+    get_run = srv.tether.store.get_run
+
+    def counted(rid: str) -> Any:
+        reads.append(rid)
+        return get_run(rid)
+
+    srv.tether.store.get_run = counted  # type: ignore[method-assign,assignment]
+    waiter = asyncio.create_task(srv.worker.settled(run_id, poll=60.0, until=lambda r: True,
+                                                        since=since))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiter.done() and reads == []  # nothing changed: not even read
+    srv.worker.kick()
+    run = await asyncio.wait_for(waiter, 60.0)
+    assert run.id == run_id and reads == [run_id]
+    srv.close()

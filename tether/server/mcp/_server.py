@@ -316,23 +316,25 @@ class TetherMCPServer:
                 raise ext.refuse_undeclared(f"tool {name!r} (it runs only as a task)")
             raise MCPError(INVALID_PARAMS, f"tool {name!r} must be called as a task "
                            "(execution.taskSupport is required): add \"task\": {} to the params")
+        since = self.worker.changed  # before the submission: see `settled`
         run_id = await self.submit(name, params.arguments or {},
                              task_ttl=(params.task.ttl if params.task else None),
                              task=params.task is not None)
         if params.task is not None:
             return {"task": task_wire(task_of(self.tether.get(run_id)))}
         try:
-            return call_result(await self._outcome(ctx, run_id))
+            return call_result(await self._outcome(ctx, run_id, since))
         finally:
             self.worker.release(run_id)  # e.g. another worker process claimed it
 
-    async def _outcome(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> RunRecord:
+    async def _outcome(self, ctx: ServerRequestContext[Any, Any], run_id: str,
+                       since: asyncio.Event) -> RunRecord:
         """Wait for the run of a plain call; while it waits for an approval, ask the client's
         user by elicitation when both sides can (once: a dismissed question is not repeated,
         the approval stays with the other approvers)."""
         elicited = self.elicited
         if elicited is None or not elicited.client_can_answer(ctx):
-            return await self.worker.settled(run_id)
+            return await self.worker.settled(run_id, since=since)
 
         def needs_decision(run: RunRecord) -> bool:
             return run.status == "waiting" and bool(elicited.pending(run.id))

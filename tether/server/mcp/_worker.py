@@ -83,12 +83,23 @@ class NotifyingWorker(Worker):
         fired, self._changed = self._changed, asyncio.Event()
         fired.set()
 
-    async def settled(self, run_id: str, *, poll: float = 0.25,
-                      until: Any = None) -> RunRecord:
+    @property
+    def changed(self) -> asyncio.Event:
+        """The event the next `kick` sets: taken before a submission, it tells `settled` whether
+        anything happened since (`since=`)."""
+        return self._changed
+
+    async def settled(self, run_id: str, *, poll: float = 0.25, until: Any = None,
+                      since: asyncio.Event | None = None) -> RunRecord:
         """Wait until `run_id` finished (or `until(run)` is true) and return it.
 
         Woken by `kick`, which this worker calls when one of its runs ends or waits; `poll` only
-        bounds how late a change made by another process is seen."""
+        bounds how late a change made by another process is seen. `since`: `changed` as taken
+        before the run was submitted; while it has not fired, this worker has not moved the run
+        (a freshly claimed run is still at its start), so the first read waits for it."""
+        if since is not None and not since.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(since.wait(), poll)
         while True:
             changed = self._changed
             run = self.store.get_run(run_id)
