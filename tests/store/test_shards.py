@@ -251,6 +251,44 @@ def test_runs_are_written_to_and_claimed_from_their_shard(two_shards: ShardMap) 
         stores.close()
 
 
+def test_during_a_rebalance_a_run_is_found_on_its_old_shard_until_moved(tmp_path: Path) -> None:
+    old = ShardMap({"s0": str(tmp_path / "s0.db"), "s1": str(tmp_path / "s1.db")})
+    new = old.with_shard("s2", str(tmp_path / "s2.db"))
+    roots = run_ids(60, seed=11)
+    moving = [root for root, _, to in old.moved_roots(new, roots)]
+    staying = [root for root in roots if root not in moving]
+    assert moving and staying
+    before = ShardedStores(old, open_store)
+    try:
+        for root in roots:
+            before.store_for(root).write(functools.partial(insert_all, [
+                queued(root, root), queued(f"{root}.1", root, root)]))
+    finally:
+        before.close()
+    during = ShardedStores(new, open_store, previous=old)
+    try:
+        for root in roots:
+            for run_id in (root, f"{root}.1"):
+                found = during.find(run_id)
+                assert found is not None and found[1].id == run_id
+                assert found[0] is during.store(old.shard_for(run_id).name)
+        # the current list alone does not see the trees that are still to move
+        alone = ShardedStores(new, open_store)
+        try:
+            assert all(alone.get_run(root) is None for root in moving)
+            assert all(alone.get_run(root) is not None for root in staying)
+        finally:
+            alone.close()
+        # once moved, the tree is found on the new shard
+        tree = [queued(moving[0], moving[0]), queued(f"{moving[0]}.1", moving[0], moving[0])]
+        during.store("s2").write(functools.partial(insert_all, tree))
+        found = during.find(f"{moving[0]}.1")
+        assert found is not None and found[0] is during.store("s2")
+        assert during.find("r0000000000000000") is None
+    finally:
+        during.close()
+
+
 async def sharded_parent(ctx: Context, fanout: int) -> list[Any]:
     kids = [await ctx.spawn(sharded_child, i) for i in range(fanout)]
     return await ctx.gather(*(k.result() for k in kids))

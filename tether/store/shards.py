@@ -208,33 +208,58 @@ class ShardedStores:
     """One open store per shard, opened on first use, and by-id reads routed to the right one.
     Workers do not need this: each serves one shard (its `--db` is that shard's URL), and the
     runs it spawns land on that same database, where their root is. This is for the callers
-    that start from a run id: submitters, the API, the CLI."""
+    that start from a run id: submitters, the API, the CLI.
 
-    def __init__(self, shard_map: ShardMap, opener: Callable[[str], Store]) -> None:
+    `previous`: the shard list before a rebalance, while trees are still being moved; a run not
+    (yet) on its new shard is looked for on its old one (docs/scaling.md, "Rebalancing")."""
+
+    def __init__(self, shard_map: ShardMap, opener: Callable[[str], Store], *,
+                 previous: ShardMap | None = None) -> None:
         """`opener`: `tether.store.open_store` (passed in: this module sits below the package
         that defines it)."""
         self.map = shard_map
+        self.previous = previous
         self._open = opener
-        self._stores: dict[str, Store] = {}
+        self._stores: dict[str, Store] = {}  # by URL: both lists may name one database
 
-    def store(self, name: str) -> Store:
-        """The store of shard `name`."""
-        shard = self.map[name]
-        store = self._stores.get(shard.name)
+    def _store_at(self, shard: Shard) -> Store:
+        store = self._stores.get(shard.url)
         if store is None:
-            store = self._stores[shard.name] = self._open(shard.url)
+            store = self._stores[shard.url] = self._open(shard.url)
         return store
 
+    def store(self, name: str) -> Store:
+        """The store of shard `name` (of the current list)."""
+        return self._store_at(self.map[name])
+
     def store_for(self, run_id: str, root_id: str | None = None) -> Store:
-        """The store that holds (or will hold) `run_id`."""
-        return self.store(self.map.shard_for(run_id, root_id).name)
+        """The store that holds (or will hold) `run_id` once every move is done: where new runs
+        are created."""
+        return self._store_at(self.map.shard_for(run_id, root_id))
+
+    def find(self, run_id: str) -> tuple[Store, RunRecord] | None:
+        """Where `run_id` is now, and its record: its shard, or during a rebalance its shard in
+        the previous list. For anything addressed to an existing run (show, signal, cancel)."""
+        shard = self.map.shard_for(run_id)
+        places = [shard]
+        if self.previous is not None:
+            old = self.previous.shard_for(run_id)
+            if old.url != shard.url:
+                places.append(old)
+        for place in places:
+            store = self._store_at(place)
+            run = store.get_run(run_id)
+            if run is not None:
+                return store, run
+        return None
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        return self.store_for(run_id).get_run(run_id)
+        found = self.find(run_id)
+        return found[1] if found is not None else None
 
     def stores(self) -> Sequence[tuple[Shard, Store]]:
         """Every shard with its store (opening them): for fan-out reads such as listing runs."""
-        return [(shard, self.store(shard.name)) for shard in self.map]
+        return [(shard, self._store_at(shard)) for shard in self.map]
 
     def close(self) -> None:
         for store in self._stores.values():
