@@ -10,9 +10,11 @@ the repository root goes on their PYTHONPATH.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ import pytest
 
 from tether import Tether
 from tether.runtime import Context
-from tether.runtime.executors import RayExecutor, RayNotInstalled, Resources
+from tether.runtime.executors import RayExecutor, RayNotInstalled, RayUnavailable, Resources
 from tether.runtime.retry import StepRetry, grow_memory
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install 'tether[ray]'")
@@ -39,9 +41,21 @@ def executor() -> Iterator[RayExecutor]:
         p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ex = RayExecutor(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ex.connect()
+    connect_patiently(ex)
     yield ex
     ray.shutdown()
+
+
+def connect_patiently(executor: RayExecutor, tries: int = 3) -> None:
+    """Ray gives a new local node a fixed 30 s to register; on a loaded machine it can take
+    longer, so the cluster is started again (RayExecutor cleans up the failed start)."""
+    for attempt in range(1, tries + 1):
+        try:
+            executor.connect()
+            return
+        except RayUnavailable:
+            if attempt == tries:
+                raise
 
 
 async def drive(tether: Tether, executor: RayExecutor, run_id: str,
@@ -116,6 +130,11 @@ async def oom_then_fits(ctx: Context, retry: bool) -> Any:
     policy = StepRetry(max_attempts=4, on_oom=grow_memory(2.0)) if retry else None
     return await ctx.step("fit", needs_memory, 200 << 20,
                           resources=Resources(num_cpus=0.5, memory=64 << 20), retry=policy)
+
+
+async def killed_for_memory(ctx: Context, _: Any) -> Any:
+    return await ctx.step("hog", time.sleep, 120, resources=Resources(memory=64 << 20),
+                          retry=StepRetry(max_attempts=3, on_oom=grow_memory(2.0)))
 
 
 async def dies_once(ctx: Context, marker: str) -> Any:
@@ -246,6 +265,49 @@ async def test_a_request_no_node_can_satisfy_fails_at_once(
     assert "StepUnschedulable" in (run.error or "")
     assert "more than any node of the Ray cluster has (largest: CPU=2, GPU=0)" in (run.error or "")
     tether.close()
+
+
+OOM_PROGRAM = """
+import asyncio, json, sys
+from tether import Tether
+from tether.runtime import RayExecutor
+from tests.runtime.test_ray import connect_patiently, killed_for_memory
+
+async def main():
+    tether = Tether(sys.argv[1])
+    executor = RayExecutor(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    connect_patiently(executor)
+    run_id = tether.submit(killed_for_memory, None)
+    worker = tether.worker(executor=executor)
+    await worker.serve(until=lambda: tether.get(run_id).finished)
+    run = tether.get(run_id)
+    events = tether.events(run_id)
+    print(json.dumps({
+        "status": run.status, "error": run.error,
+        "memory": [e.data["resources"]["memory"] for e in events if e.kind == "step_started"],
+        "failed": [e.data["type"] for e in events if e.kind == "step_failed"]}))
+    executor.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_task_ray_kills_for_memory_is_retried_with_more_memory(tmp_path: Path) -> None:
+    """Ray's memory monitor, set to kill above 1% of the node's memory, kills every attempt:
+    each is journaled as out of memory and the next asks for twice the memory, three in all.
+    A cluster of its own (this threshold would kill the module's tasks), so a process of its
+    own: one Ray cluster per process."""
+    env = {**os.environ, "RAY_memory_usage_threshold": "0.01",
+           "RAY_memory_monitor_refresh_ms": "100", "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-c", OOM_PROGRAM, str(tmp_path / "t.db")],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "failed"
+    assert "StepOutOfMemory: killed by Ray for lack of memory" in outcome["error"]
+    assert outcome["memory"] == [64 << 20, 128 << 20, 256 << 20]
+    assert outcome["failed"] == ["StepOutOfMemory"] * 3
 
 
 def test_a_missing_ray_is_named_with_the_extra_to_install(

@@ -3,7 +3,7 @@ steps that declare the resources they need (`ctx.step(..., resources=Resources(.
 `Worker(..., executor=RayExecutor(...))`)."""
 
 from .base import OUT_OF_MEMORY_TYPES, Executor, StepLost, StepOutOfMemory, StepUnschedulable
-from .ray import RayExecutor, RayNotInstalled
+from .ray import RayExecutor, RayNotInstalled, RayUnavailable
 from .resources import Resources
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Executor",
     "RayExecutor",
     "RayNotInstalled",
+    "RayUnavailable",
     "Resources",
     "StepLost",
     "StepOutOfMemory",

@@ -36,6 +36,10 @@ class RayNotInstalled(TetherError):
     """A step was sent to Ray, but this Python cannot import ray."""
 
 
+class RayUnavailable(TetherError):
+    """The Ray cluster could not be joined (or a local one started)."""
+
+
 def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The body of every Ray task: one remote function for all steps (registered with the
     cluster once), which also runs async step functions to completion."""
@@ -75,7 +79,14 @@ class RayExecutor:
                     "not installed here: pip install 'tether[ray]'") from exc
             self._started_here = not ray.is_initialized()
             if self._started_here:
-                ray.init(address=self.address, **self.init_options)
+                try:
+                    ray.init(address=self.address, **self.init_options)
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()  # what did start of a local cluster
+                    where = self.address or "a new local cluster"
+                    raise RayUnavailable(f"could not join the Ray cluster ({where}): "
+                                         f"{type(exc).__name__}: {exc}") from exc
             self._remote = ray.remote(_invoke)
             self._ray = ray
             return ray
