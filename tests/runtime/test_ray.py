@@ -26,7 +26,7 @@ import pytest
 
 from tether import Tether
 from tether.runtime import Context
-from tether.runtime.executors import RayExecutor, RayNotInstalled, RayUnavailable, Resources
+from tether.runtime.executors import RayExecutor, RayNotInstalled, Resources
 from tether.runtime.retry import StepRetry, grow_memory
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install 'tether[ray]'")
@@ -41,21 +41,9 @@ def executor() -> Iterator[RayExecutor]:
         p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ex = RayExecutor(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    connect_patiently(ex)
+    ex.connect()
     yield ex
     ray.shutdown()
-
-
-def connect_patiently(executor: RayExecutor, tries: int = 3) -> None:
-    """Ray gives a new local node a fixed 30 s to register; on a loaded machine it can take
-    longer, so the cluster is started again (RayExecutor cleans up the failed start)."""
-    for attempt in range(1, tries + 1):
-        try:
-            executor.connect()
-            return
-        except RayUnavailable:
-            if attempt == tries:
-                raise
 
 
 async def drive(tether: Tether, executor: RayExecutor, run_id: str,
@@ -271,12 +259,11 @@ OOM_PROGRAM = """
 import asyncio, json, sys
 from tether import Tether
 from tether.runtime import RayExecutor
-from tests.runtime.test_ray import connect_patiently, killed_for_memory
+from tests.runtime.test_ray import killed_for_memory
 
 async def main():
     tether = Tether(sys.argv[1])
     executor = RayExecutor(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    connect_patiently(executor)
     run_id = tether.submit(killed_for_memory, None)
     worker = tether.worker(executor=executor)
     await worker.serve(until=lambda: tether.get(run_id).finished)

@@ -30,6 +30,7 @@ from .resources import Resources
 
 #: how long the cluster's node sizes are trusted before they are read again
 _NODES_TTL_S = 10.0
+_LOCAL_START_TRIES = 3
 
 
 class RayNotInstalled(TetherError):
@@ -79,17 +80,26 @@ class RayExecutor:
                     "not installed here: pip install 'tether[ray]'") from exc
             self._started_here = not ray.is_initialized()
             if self._started_here:
-                try:
-                    ray.init(address=self.address, **self.init_options)
-                except Exception as exc:
-                    with contextlib.suppress(Exception):
-                        ray.shutdown()  # what did start of a local cluster
-                    where = self.address or "a new local cluster"
-                    raise RayUnavailable(f"could not join the Ray cluster ({where}): "
-                                         f"{type(exc).__name__}: {exc}") from exc
+                self._init(ray)
             self._remote = ray.remote(_invoke)
             self._ray = ray
             return ray
+
+    def _init(self, ray: Any) -> None:
+        # Ray gives a new local node a fixed 30 s to register; a loaded machine can take longer,
+        # so a local cluster is started again (twice at most) before giving up
+        tries = _LOCAL_START_TRIES if self.address is None else 1
+        for attempt in range(1, tries + 1):
+            try:
+                ray.init(address=self.address, **self.init_options)
+                return
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()  # what did start of a local cluster
+                if attempt == tries:
+                    where = self.address or "a new local cluster"
+                    raise RayUnavailable(f"could not join the Ray cluster ({where}): "
+                                         f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         """Leave the cluster (and stop the local one this executor started, if it did)."""
