@@ -5,9 +5,6 @@ conftest.py) — and once on the real local model."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.demo.conftest import SALES_STEP1, SALES_STEP2
+from tests.demo.demo_support import run_demo
 from tether import Tether
 from tether.demo.analysis import (
     DEFAULT_ANALYSIS_GOAL,
@@ -23,14 +21,6 @@ from tether.demo.analysis import (
     persistence,
     ungrounded_numbers,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160", "OPENAI_API_KEY": ""}
-    return subprocess.run([sys.executable, "-m", "tether.demo", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def _expected() -> tuple[str, float]:
@@ -64,8 +54,8 @@ def test_analysis_runs_the_models_code_in_the_sandbox(
 ) -> None:
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "analysis", "--model", "openai:fake-gpt", "--base-url", base_url,
-                 "--db", str(db))
+    proc = run_demo("--task", "analysis", "--model", "openai:fake-gpt", "--base-url", base_url,
+                    "--db", str(db))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     region, total = _expected()
@@ -130,7 +120,7 @@ def test_demo_runs_both_tasks_by_default(
 ) -> None:
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
-    proc = _demo("--model", "openai:fake-gpt", "--base-url", base_url, "--db", str(db))
+    proc = run_demo("--model", "openai:fake-gpt", "--base-url", base_url, "--db", str(db))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     countries = out.index("Tether demo: countries")
@@ -158,8 +148,8 @@ def test_an_answer_no_exec_printed_is_sent_back_once(
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
     goal = DEFAULT_ANALYSIS_GOAL + " HASTY"
-    proc = _demo("--task", "analysis", "--analysis-goal", goal, "--model", "openai:fake-gpt",
-                 "--base-url", base_url, "--db", str(db))
+    proc = run_demo("--task", "analysis", "--analysis-goal", goal, "--model", "openai:fake-gpt",
+                    "--base-url", base_url, "--db", str(db))
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "the answer quotes 1008.0, which no python call printed: trying again" in out
@@ -189,7 +179,7 @@ def test_ungrounded_numbers() -> None:
 
 
 def test_demo_rejects_an_unknown_task() -> None:
-    proc = _demo("--task", "poetry")
+    proc = run_demo("--task", "poetry")
     assert proc.returncode == 2
     assert "invalid choice: 'poetry'" in proc.stderr
 
@@ -212,7 +202,7 @@ def test_analysis_with_the_embedded_local_model(tmp_path: Path) -> None:
         pytest.skip("Qwen2.5-Coder-1.5B is not installed (`make models-large`); the analysis "
                     "task is tuned for it and the 0.5B model is not expected to pass")
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "analysis", "--db", str(db), timeout=840)
+    proc = run_demo("--task", "analysis", "--db", str(db), timeout=840)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     region, total = _expected()
     tether = Tether(str(db))

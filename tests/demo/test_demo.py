@@ -3,9 +3,6 @@ speaking the OpenAI chat-completions protocol (scripted, so the test is determin
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +12,7 @@ from tether import Tether
 from tether.demo import build_model, calculate, demo_tools, lookup_country
 from tether.tools import ToolArgumentError
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160", "OPENAI_API_KEY": ""}
-    return subprocess.run([sys.executable, "-m", "tether.demo", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+from .demo_support import run_demo
 
 
 def test_demo_runs_end_to_end_with_an_openai_compatible_server(
@@ -29,8 +20,8 @@ def test_demo_runs_end_to_end_with_an_openai_compatible_server(
 ) -> None:
     base_url, requests = fake_openai
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
-                 "--db", str(db), "--yes")
+    proc = run_demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                    "--db", str(db), "--yes")
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     # live progress
@@ -74,8 +65,8 @@ def test_demo_is_governed_policy_budget_approval_and_decisions(
 ) -> None:
     """Everything the demo does passes the guards, and the demo shows it."""
     base_url, _ = fake_openai
-    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
-                 "--db", str(tmp_path / "demo.db"), "--yes")
+    proc = run_demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                    "--db", str(tmp_path / "demo.db"), "--yes")
     out = " ".join(proc.stdout.split())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "id: publishing-needs-a-person" in out and "effect: approve" in out  # the policy
@@ -95,8 +86,8 @@ def test_demo_without_a_terminal_or_yes_denies_and_says_so(
 ) -> None:
     base_url, _ = fake_openai
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
-                 "--db", str(db))
+    proc = run_demo("--task", "countries", "--model", "openai:fake-gpt", "--base-url", base_url,
+                    "--db", str(db))
     out = " ".join(proc.stdout.split())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no terminal to ask in and no --yes: denied" in out
@@ -110,14 +101,14 @@ def test_demo_without_a_terminal_or_yes_denies_and_says_so(
 
 
 def test_demo_rejects_an_unknown_model() -> None:
-    proc = _demo("--model", "gpt-9")
+    proc = run_demo("--model", "gpt-9")
     assert proc.returncode == 2
     assert "unknown --model 'gpt-9'" in proc.stdout
 
 
 def test_demo_reports_failure_when_the_model_is_unreachable(tmp_path: Path) -> None:
-    proc = _demo("--task", "countries", "--model", "openai:x", "--base-url",
-                 "http://127.0.0.1:9/v1", "--db", str(tmp_path / "d.db"))
+    proc = run_demo("--task", "countries", "--model", "openai:x", "--base-url",
+                    "http://127.0.0.1:9/v1", "--db", str(tmp_path / "d.db"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "run failed" in proc.stdout
     assert "journal of run" in proc.stdout
@@ -173,7 +164,7 @@ def test_demo_tool_schemas_bound_argument_length() -> None:
 def test_demo_with_the_embedded_local_model(tmp_path: Path) -> None:
     """The default demo: the embedded local model must use both tools and get the figure right."""
     db = tmp_path / "demo.db"
-    proc = _demo("--task", "countries", "--db", str(db), timeout=840)
+    proc = run_demo("--task", "countries", "--db", str(db), timeout=840)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "→ lookup_country(country='Japan')" in proc.stdout
     assert "→ calculate(" in proc.stdout
