@@ -10,16 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from .conftest import ROOT
 from .test_api_stream import parse_sse
 
-ROOT = Path(__file__).resolve().parents[2]
 AGENTS = """\
 echo: tests.server.api_support:echo
 counter: tests.server.api_support:counter
@@ -27,19 +27,6 @@ assistant:
   ref: tests.server.api_support:assistant
   guards: tests.server.api_support:GUARDS
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tether", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _listening_on(port: int) -> list[str]:
@@ -54,35 +41,12 @@ def _listening_on(port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("serve")
-    db = tmp / "tether.db"
-    (tmp / "agents.yaml").write_text(AGENTS)
-    operator = _cli("keys", "create", "--tenant", "acme", "--role", "operator", "--db",
-                    str(db)).split()[0]
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port), "--agents",
-         str(tmp / "agents.yaml"), "--db", str(db)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TETHER_TEST_LEDGER": str(tmp / "ledger.txt")})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tether serve did not start: {proc.stdout.read()}")  # type: ignore[union-attr]
-            time.sleep(0.2)
-        yield {"base": base, "port": port, "headers": {"Authorization": f"Bearer {operator}"},
-               "proc": proc}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def server(tmp_path_factory: pytest.TempPathFactory, tether_serve: Callable[..., Any]
+           ) -> Iterator[dict[str, Any]]:
+    with tether_serve(tmp_path_factory.mktemp("serve"), AGENTS,
+                      keys={"operator": ("acme", "operator", None)}) as served:
+        yield {"base": served.base, "port": served.port, "proc": served.proc,
+               "headers": {"Authorization": f"Bearer {served.keys['operator']}"}}
 
 
 def test_binds_loopback_only_by_default(server: dict[str, Any]) -> None:
@@ -143,50 +107,36 @@ def test_concurrent_retried_posts_make_one_run(server: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_no_worker_server_and_a_separate_worker_process(tmp_path: Path) -> None:
+def test_no_worker_server_and_a_separate_worker_process(
+        tmp_path: Path, tether_serve: Callable[..., Any]) -> None:
     """`tether serve --no-worker` only queues; a `tether worker` started without any guards
     executes the run under the guards its agent declared: the destructive call is denied."""
-    db = tmp_path / "tether.db"
-    (tmp_path / "agents.yaml").write_text(AGENTS)
-    key = _cli("keys", "create", "--tenant", "acme", "--role", "operator", "--db",
-               str(db)).split()[0]
-    port = _free_port()
     env = {**os.environ, "TETHER_TEST_LEDGER": str(tmp_path / "ledger.txt")}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--no-worker", "--port", str(port),
-         "--agents", str(tmp_path / "agents.yaml"), "--db", str(db)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     worker: subprocess.Popen[bytes] | None = None
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and serve.poll() is None
-                time.sleep(0.2)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
-                          timeout=30) as c:
-            run = c.post("/v1/runs", json={"agent": "assistant", "input": "wipe prod"}).json()
-            run_id = run["run"]["id"]
-            time.sleep(1.0)
-            assert c.get(f"/v1/runs/{run_id}").json()["run"]["status"] == "queued"
-            worker = subprocess.Popen([sys.executable, "-m", "tether", "worker", "--db",
-                                       str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, env=env)
-            deadline = time.monotonic() + 60
-            while (body := c.get(f"/v1/runs/{run_id}").json())["run"]["status"] != "succeeded":
-                assert time.monotonic() < deadline, body["run"]
-                time.sleep(0.1)
-        assert any(row["decision"].startswith("deny") for row in body["timeline"])
-        assert not (tmp_path / "ledger.txt").exists()  # wipe never ran
-    finally:
-        for proc in (worker, serve):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+    with tether_serve(tmp_path, AGENTS, "--no-worker",
+                      keys={"operator": ("acme", "operator", None)}) as served:
+        try:
+            with httpx.Client(base_url=served.base, timeout=30, headers={
+                    "Authorization": f"Bearer {served.keys['operator']}"}) as c:
+                run = c.post("/v1/runs", json={"agent": "assistant", "input": "wipe prod"})
+                run_id = run.json()["run"]["id"]
+                time.sleep(1.0)
+                assert c.get(f"/v1/runs/{run_id}").json()["run"]["status"] == "queued"
+                worker = subprocess.Popen([sys.executable, "-m", "tether", "worker", "--db",
+                                           str(tmp_path / "tether.db")], cwd=ROOT,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, env=env)
+                deadline = time.monotonic() + 60
+                while (body := c.get(f"/v1/runs/{run_id}").json())["run"]["status"] \
+                        != "succeeded":
+                    assert time.monotonic() < deadline, body["run"]
+                    time.sleep(0.1)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
+    assert any(row["decision"].startswith("deny") for row in body["timeline"])
+    assert not served.ledger.exists()  # wipe never ran
 
 
 @pytest.mark.parametrize("args,message", [
@@ -196,6 +146,7 @@ def test_no_worker_server_and_a_separate_worker_process(tmp_path: Path) -> None:
     (["--agent", "x=tests.server.nowhere:agent"], "cannot start the server"),
     (["--agent", "x=tests.server.api_support:echo", "--guards", "tests.server.api_support:nope"],
      "cannot start the server"),
+    (["--agent", "x=tests.server.api_support:echo", "--concurrency", "0"], "--concurrency"),
 ])
 def test_serve_refuses_a_deployment_it_cannot_load(tmp_path: Path, args: list[str],
                                                    message: str) -> None:

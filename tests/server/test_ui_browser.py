@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import httpx
 import pytest
 
 from . import api_support as S
-from .test_api_uvicorn import ROOT, _cli, _free_port
+from .conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -45,39 +43,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def served(tmp_path_factory: pytest.TempPathFactory, tether_serve: Callable[..., Any]
+           ) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("ui-serve")
-    db = tmp / "tether.db"
-    (tmp / "agents.yaml").write_text(AGENTS)
     signing = S.write_signing_keys(tmp / "signing-keys")
-    keys = {label: _cli("keys", "create", "--tenant", tenant, "--role", role, "--name", name,
-                        "--db", str(db)).split()[0]
-            for label, (tenant, role, name) in
-            {"alice": ("acme", "approver", "alice"), "vic": ("acme", "viewer", "vic"),
-             "gina": ("globex", "admin", "gina")}.items()}
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port), "--agents",
-         str(tmp / "agents.yaml"), "--signing-keys", str(signing), "--db", str(db)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TETHER_TEST_LEDGER": str(tmp / "ledger.txt")})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/ui/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tether serve did not start: {proc.stdout.read()}")  # type: ignore[union-attr]
-            time.sleep(0.2)
-        yield {"base": base, "keys": keys, "ledger": tmp / "ledger.txt", "tmp": tmp}
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=30)
-        assert "Traceback" not in out, out
+    with tether_serve(tmp, AGENTS, "--signing-keys", str(signing), ready="/ui/login", keys={
+            "alice": ("acme", "approver", "alice"), "vic": ("acme", "viewer", "vic"),
+            "gina": ("globex", "admin", "gina")}) as s:
+        yield {"base": s.base, "keys": s.keys, "ledger": s.ledger, "tmp": tmp}
 
 
 def _shots(tmp: Path) -> Path:

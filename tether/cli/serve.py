@@ -48,6 +48,9 @@ def serve(
         "on the same database execute the runs.")] = False,
     max_body: Annotated[int, typer.Option("--max-body", help="Largest request body, in "
                                           "bytes.")] = 1 << 20,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, help="Runs the embedded worker executes at once (runs "
+        "waiting for a model or tool count; the rest wait in the queue).")] = 256,
     db: str = DB_OPTION,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json) with an embedded worker."""
@@ -72,7 +75,8 @@ def serve(
     config = ServerConfig(db=db or default_db_path(), agents=catalogue,  # type: ignore[arg-type]
                           guards=guards, approvers=approvers, signing_keys=signing_keys,
                           tool_modules=list(tools_module or []),
-                          embedded_worker=not no_worker, max_body=max_body)
+                          embedded_worker=not no_worker, max_body=max_body,
+                          worker_concurrency=concurrency)
     try:
         app = create_app(config)
     except Exception as exc:  # a deployment naming what cannot load does not start
