@@ -9,7 +9,8 @@ synchronous_commit=on; one database per store, kept across N) and 1, 2, 4 worker
 concurrency 256 each): top the store up to N unfinished runs (10 steps each, 50 ms simulated model
 call per step), serve a measurement window, report steps/s (summed over workers) and each worker's
 peak RSS. Targets: steps/s flat as N grows; <= 10 KB of worker memory per in-flight run. Then one
-worker with the smallest N under tracemalloc: where its memory is. Writes
+worker with concurrency 500 and 2,000 (memory per run it executes at once), and one worker with the
+smallest N under tracemalloc: where its memory is. Writes
 benchmarks/results/scale.md (see benchmarks/scale/growth.py for what is timed).
 """
 
@@ -36,8 +37,11 @@ STEPS, SLEEP = 10, 0.05
 
 
 def run(urls: dict[str, str], inflight: list[int], workers: list[int], warm: float,
-        measure: float, trace: int, steps: int = STEPS, sleep: float = SLEEP) -> dict[str, Any]:
-    """Every configuration, on one database per store (`urls`: store kind -> URL or path)."""
+        measure: float, trace: int, steps: int = STEPS, sleep: float = SLEEP,
+        executing: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Every configuration, on one database per store (`urls`: store kind -> URL or path);
+    then, for each `executing` count, one worker with that concurrency (what a run costs while a
+    worker executes it, as opposed to waiting in the store)."""
     rows: list[dict[str, Any]] = []
     for n in inflight:
         for kind in urls:
@@ -50,13 +54,22 @@ def run(urls: dict[str, str], inflight: list[int], workers: list[int], warm: flo
                       f"{row['cpu_per_step_us']:.0f} µs CPU/step, peak RSS "
                       f"{row['peak_rss_mb']:.0f} MB (+{row['growth_mb']:.0f}), load "
                       f"{row['load1']:.1f}", flush=True)
+    held: list[dict[str, Any]] = []
+    for c in executing:
+        for kind in urls:
+            top_up(urls[kind], 2 * c, steps, sleep)
+            row = window(urls[kind], 1, warm_s=warm, measure_s=measure, concurrency=c)
+            row.update(store=kind, concurrency=c)
+            held.append(row)
+            print(f"{kind} concurrency={c}: {row['steps_per_s']:,.0f} steps/s, peak RSS "
+                  f"{row['peak_rss_mb']:.0f} MB (+{row['growth_mb']:.0f})", flush=True)
     traced: dict[str, Any] = {}
     if trace:
         for kind in urls:
             top_up(urls[kind], inflight[0], steps, sleep)
             traced[kind] = window(urls[kind], 1, warm_s=warm, measure_s=measure, tracemalloc=trace)
             traced[kind]["target"] = inflight[0]
-    return {"rows": rows, "traced": traced}
+    return {"rows": rows, "executing": held, "traced": traced}
 
 
 def report(res: dict[str, Any], m: dict[str, str], cond: dict[str, float], args: Any,
@@ -101,6 +114,21 @@ def report(res: dict[str, Any], m: dict[str, str], cond: dict[str, float], args:
               f"{lo['growth_mb']:.0f} -> {hi['growth_mb']:.0f} MB: "
               f"{per_run:,.0f} bytes per extra in-flight run (target <= 10 KB: "
               f"**{'met' if per_run <= 10240 else 'MISSED'}**).")
+    if res.get("executing"):
+        w("\n### Memory per executing run (1 worker, concurrency = runs it executes at once)\n")
+        w("| store | concurrency | steps/s | peak RSS (growth) | load1 |")
+        w("|---|---|---|---|---|")
+        for r in res["executing"]:
+            w(f"| {r['store']} | {r['concurrency']:,} | {r['steps_per_s']:,.0f} | "
+              f"{r['peak_rss_mb']:.0f} (+{r['growth_mb']:.0f}) MB | {r['load1']:.1f} |")
+        for kind in STORES:
+            rows = [r for r in res["executing"] if r["store"] == kind]
+            if len(rows) >= 2:
+                lo, hi = rows[0], rows[-1]
+                per = (hi["growth_mb"] - lo["growth_mb"]) * 2**20 / (
+                    hi["concurrency"] - lo["concurrency"])
+                w(f"\n{kind}: {per / 1024:,.1f} KB per run a worker executes at once "
+                  f"(concurrency {lo['concurrency']:,} -> {hi['concurrency']:,}).")
     if res["traced"]:
         w("\n### Where a worker's memory is (tracemalloc from `go`, 1 worker; module code "
           "imported meanwhile left out)\n")
@@ -124,6 +152,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--warm", type=float, default=3.0)
     ap.add_argument("--measure", type=float, default=12.0)
+    ap.add_argument("--executing", default="500,2000",
+                    help="concurrency of one worker for the per-executing-run memory ('': none)")
     ap.add_argument("--trace", type=int, default=15, help="tracemalloc sites to list (0: none)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
@@ -136,7 +166,7 @@ def main() -> None:
         urls = {kind: fresh(kind, "tether_scale", work) for kind in STORES}
         res = run(urls, [int(x) for x in args.inflight.split(",")],
                   [int(x) for x in args.workers.split(",")], args.warm, args.measure,
-                  args.trace)
+                  args.trace, executing=tuple(int(x) for x in args.executing.split(",") if x))
     uptimes.append(Path("/proc/loadavg").read_text().split(" ", 3)[:3])
     text = report(res, machine(), cond, args, time.perf_counter() - t0,
                   ["load average " + ", ".join(u) for u in uptimes], f" {argv}" if argv else "")

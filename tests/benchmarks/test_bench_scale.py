@@ -58,7 +58,7 @@ def test_scale_run_and_report_render(tmp_path: Path) -> None:
     try:
         urls = {"sqlite": fresh("sqlite", "scale", tmp_path), "postgres": schema.url}
         res = bench_scale.run(urls, [20, 40], [1], warm=0.0, measure=0.2, trace=3, steps=2,
-                              sleep=0.0)
+                              sleep=0.0, executing=(2, 4))
     finally:
         schema.drop()
     assert [(r["store"], r["target"]) for r in res["rows"]] == [
@@ -70,6 +70,8 @@ def test_scale_run_and_report_render(tmp_path: Path) -> None:
                               ["load average 1", "load average 1"], "")
     assert "| sqlite | " in text and "| postgres | " in text
     assert "bytes per extra in-flight run" in text
+    assert [r["concurrency"] for r in res["executing"]] == [2, 2, 4, 4]
+    assert "KB per run a worker executes at once" in text
 
 
 @pytest.mark.skipif(not versus.DBOS_PYTHON.exists(),
