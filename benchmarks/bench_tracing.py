@@ -104,30 +104,32 @@ async def child(iterations: int, db: str) -> dict[str, Any]:
 
 def breakdown(tether: Any, run_id: str) -> dict[str, float]:
     """Where a traced run's extra CPU goes, per span, measured after the timed window on the
-    same run: building the spans from the journal, turning them into the SDK's spans, and the
-    OTLP exporter's protobuf encoding (the send itself is what remains)."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    same run: building the spans from the journal (reading it, then building), encoding them
+    to OTLP as live export does, and sending them by the exporter the environment configures
+    (the send is what remains of that)."""
+    from tether.observe._otlp_send import WireSink
+    from tether.observe.otel import BATCH_SIZE, exporter_from_env
+    from tether.observe.spans import spans_of_journal
 
-    from tether.observe import run_spans
-    from tether.observe.otel import SpanConverter, exporter_from_env
-
-    convert = SpanConverter()  # made once per exporter, not per span
+    run = tether.get(run_id)
     t0 = time.process_time()
-    spans = run_spans(tether, run_id)
+    events = tether.store.load_events(run_id)
     t1 = time.process_time()
-    sdk = [convert(s) for s in spans]
+    spans = spans_of_journal(run, events)
     t2 = time.process_time()
-    encode_spans(sdk).SerializePartialToString()
-    t3 = time.process_time()
     exporter = exporter_from_env()  # the same spans again (same ids: Phoenix keeps one copy)
-    for i in range(0, len(sdk), 512):  # the batch processor's largest batch
-        exporter.export(sdk[i:i + 512])
+    sink = WireSink(exporter)  # type: ignore[arg-type]
+    for i in range(0, len(spans), BATCH_SIZE):
+        sink._encoder.request(spans[i:i + BATCH_SIZE])
+    t3 = time.process_time()
+    for i in range(0, len(spans), BATCH_SIZE):
+        sink.send(spans[i:i + BATCH_SIZE])
     t4 = time.process_time()
     exporter.shutdown()
     n = len(spans)
-    return {"build_us": 1e6 * (t1 - t0) / n, "convert_us": 1e6 * (t2 - t1) / n,
+    return {"read_us": 1e6 * (t1 - t0) / n, "build_us": 1e6 * (t2 - t1) / n,
             "encode_us": 1e6 * (t3 - t2) / n, "send_us": 1e6 * ((t4 - t3) - (t3 - t2)) / n,
-            "attributes": sum(len(s.attributes or {}) for s in sdk) / n}
+            "attributes": 1 + sum(len(s.attributes) for s in spans) / n}
 
 
 # -- the driver -------------------------------------------------------------------------------
@@ -225,12 +227,12 @@ Median wall time of the timed run: {wall_off:.2f} s off, {wall_on:.2f} s on (the
 polls the journal every 0.25 s and the last batch is sent before the run is counted as done).
 
 Where the extra CPU goes, per span (medians over the traced rounds, measured on the timed run
-after its window): building it from the journal {part("build_us")}, converting it to the SDK's
-span {part("convert_us")}, the OTLP exporter's protobuf encoding {part("encode_us")} (spans
-carry {part("attributes", "")} attributes on average; the SDK's encoder costs per attribute),
-the HTTP POST {part("send_us")}; the per-step difference above,
-{1000 * (m_on - m_off):.0f} µs, also holds the journal polling and the batch thread's
-hand-offs.
+after its window): reading its events from the journal {part("read_us")}, building the span
+{part("build_us")}, encoding it to OTLP protobuf {part("encode_us")} (Tether's encoder, the bytes
+the SDK's would make; spans carry {part("attributes", "")} attributes on average), the HTTP POST
+by the official exporter {part("send_us")}; the per-step difference above,
+{1000 * (m_on - m_off):.0f} µs, also holds the journal polling, the export marks and the
+exporter thread's hand-offs.
 
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};
 1-minute load average {load[0]:.1f} before and {load[1]:.1f} after: the machine was {quiet}.

@@ -82,7 +82,11 @@ class WireEncoder:
                                  if resource.schema_url else b"")
         self._keys: dict[str, bytes] = {}
         self._pairs: dict[tuple[str, AttrValue], bytes] = {}
+        self._attrs: dict[tuple[str, AttrValue], bytes] = {}
         self._ids: dict[str, bytes] = {}
+        self._names: dict[tuple[str, str], bytes] = {}
+        # `tether.journal.seq` as a KeyValue's key (its value differs from span to span)
+        self._seq_key = self._key("tether.journal.seq")
 
     def request(self, spans: Sequence[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
@@ -107,11 +111,16 @@ class WireEncoder:
             if parent is None:
                 parent = ids[s.parent_id] = b"\x22\x08" + bytes.fromhex(s.parent_id)
             parts.append(parent)
-        pair = self.pair
-        parts += (_field(b"\x2a", s.name.encode()), _KIND[s.kind],
-                  b"\x39" + _pack_q(round(s.start * 1e9)), b"\x41" + _pack_q(round(s.end * 1e9)))
-        parts += [_field(b"\x4a", pair(k, val)) for k, val in s.attributes.items()]
-        parts.append(_field(b"\x4a", pair("tether.journal.seq", s.end_seq)))
+        named = self._names.get((s.name, s.kind))
+        if named is None:
+            if len(self._names) > _CACHE_MAX:
+                self._names.clear()
+            named = self._names[(s.name, s.kind)] = _field(b"\x2a", s.name.encode()) + _KIND[s.kind]
+        attribute = self.attribute
+        parts += (named, b"\x39" + _pack_q(round(s.start * 1e9)),
+                  b"\x41" + _pack_q(round(s.end * 1e9)))
+        parts += [attribute(k, val) for k, val in s.attributes.items()]
+        parts.append(_field(b"\x4a", self._seq_key + _field(b"\x12", b"\x18" + _varint(s.end_seq))))
         if s.events:
             parts += [_field(b"\x5a", self._event(e)) for e in s.events]
         status = _STATUS.get(s.status)
@@ -126,6 +135,19 @@ class WireEncoder:
         pair = self.pair
         return b"".join((b"\x09" + _pack_q(round(e.ts * 1e9)), _field(b"\x12", e.name.encode()),
                          *[_field(b"\x1a", pair(k, val)) for k, val in e.attributes.items()]))
+
+    def attribute(self, key: str, value: AttrValue) -> bytes:
+        """A span's `attributes` (9) field holding one `KeyValue`; remembered as `pair`."""
+        if not ((value.__class__ is str and len(value) <= _CACHED_LEN)
+                or value.__class__ is bool):
+            return _field(b"\x4a", self.pair(key, value))
+        known = (key, value)
+        encoded = self._attrs.get(known)
+        if encoded is None:
+            if len(self._attrs) > _CACHE_MAX:
+                self._attrs.clear()
+            encoded = self._attrs[known] = _field(b"\x4a", self.pair(key, value))
+        return encoded
 
     def pair(self, key: str, value: AttrValue) -> bytes:
         """A `KeyValue` message's body; remembered when the value is a short string or a bool."""

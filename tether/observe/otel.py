@@ -9,12 +9,13 @@ Spans are built from the journal (`tether.observe.spans`) with the journal's tim
 deterministic ids, and sent by the official OTLP exporters: encoded to OTLP by Tether
 (`_otlp_wire`, the bytes the SDK's encoder makes, at a third of its CPU), or handed as the SDK's
 finished `ReadableSpan`s to an exporter a caller passes in; there is no tracer in the runtime's
-path. Live export follows runs the way `tether worker -v` does
-(`tether.cli.follow.WorkerProgress`): from a worker's claim, poll the store for the events after
-the last one seen and turn what they closed into spans. Polling committed events, not a hook in
-the runtime, means exporting sees exactly what is durable and can neither slow nor break a run;
-a thread of its own sends them in batches from a bounded queue (`_otlp_send.Shipper`). A dead
-collector costs one warning.
+path. Live export follows the runs a worker claims: their journal is read once when taken up,
+and from then on the worker's committer hands over each run's events once they committed
+(`GroupCommitter.commit_listeners`): the journal's next entries, exactly what is durable, not
+read back (a gap in them, events another process wrote, is read from the journal). Every
+`POLL_SECONDS` the events handed over are turned into spans on the worker's loop; a thread of its
+own sends them in batches from a bounded queue (`_otlp_send.Shipper`), so a run never waits on a
+collector. A dead collector costs one warning.
 
 No duplicates after a crash, and nothing missing: a run's spans are sent in journal order, and
 once a batch is accepted the run's export mark (the journal seq up to which its spans reached
@@ -28,12 +29,15 @@ the process died before writing (one small SQLite write): it is sent again, with
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from tether.store import RunRecord, Store
+from tether.store import Event, NewEvent, RunRecord, Store, loads
+from tether.store import vocabulary as v
 
 from ._trace_marks import ExportMarks
 from .spans import SpanBuilder, SpanRecord, run_spans
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from tether.runtime import Tether, Worker
+    from tether.runtime.committer import GroupCommitter
 
 log = logging.getLogger("tether.observe")
 
@@ -155,7 +160,12 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
 
 
 class _RunTail:
-    """One followed run: its span builder and how far its journal was turned into spans."""
+    """One followed run: its span builder and how far its journal was turned into spans.
+
+    Its events come from two places: the journal, read once when the run is taken up (what
+    earlier workers and attempts wrote) and whenever the events handed over skip some; and the
+    events this process's committer just committed for it (`handed`, in commit order), which
+    are the journal's next entries without reading them back."""
 
     def __init__(self, store: Store, run: RunRecord, exported_upto: int,
                  content: bool | None) -> None:
@@ -164,19 +174,34 @@ class _RunTail:
         self.builder = SpanBuilder(run, content=content)
         self.seq = 0
         self.ended = False
+        #: filled by the committer's thread, emptied by `poll` (deque: thread-safe appends)
+        self.handed: collections.deque[Sequence[NewEvent]] = collections.deque()
         self.pending: list[SpanRecord] = []
         for e in store.load_events(run.id):  # spans already sent are not sent again
             self.pending += [s for s in self._feed(e) if s.end_seq > exported_upto]
 
-    def _feed(self, e: Any) -> list[SpanRecord]:
-        from tether.store import vocabulary as v
-
+    def _feed(self, e: Event) -> list[SpanRecord]:
         self.seq = e.seq
         self.ended = e.kind in v.RUN_ENDS
         return self.builder.feed(e)
 
     def poll(self) -> list[SpanRecord]:
+        """The spans closed by the events handed over since the last poll."""
         spans, self.pending = self.pending, []
+        handed, run_id, feed = self.handed, self.run_id, self._feed
+        while handed:
+            events = handed.popleft()
+            if events[0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
+                spans += self.read_journal()
+            for e in events:
+                if e.seq > self.seq:
+                    spans += feed(Event(run_id, e.seq, e.kind, e.key, e.name, loads(e.data),
+                                        e.ts))
+        return spans
+
+    def read_journal(self) -> list[SpanRecord]:
+        """The spans closed by the journal's events after the last one fed."""
+        spans: list[SpanRecord] = []
         for e in self.store.load_events(self.run_id, after_seq=self.seq):
             spans += self._feed(e)
         return spans
@@ -211,6 +236,7 @@ class LiveExport:
         #: `exporter.cpu_s`, what tracing costs in its own code (what it costs a process in all,
         #: cache and lock effects included, is measured by benchmarks/bench_tracing.py)
         self.tick_cpu_s = 0.0
+        self._committers: list[GroupCommitter] = []
         tether.worker_listeners.append(self.attach)
         for worker in list(tether._workers):
             self.attach(worker)
@@ -219,6 +245,16 @@ class LiveExport:
         """Follow the runs `worker` claims (done for every worker the client creates)."""
         self._workers.append(worker)
         worker.claim_listeners.append(self._claimed)
+        committer = worker.committer
+        if committer not in self._committers:
+            self._committers.append(committer)
+            committer.commit_listeners.append(self._committed)
+
+    def _committed(self, run_id: str, events: Sequence[NewEvent]) -> None:
+        """From the committer's thread: a followed run's events, just committed."""
+        tail = self._tails.get(run_id)
+        if tail is not None and events:
+            tail.handed.append(events)
 
     def _claimed(self, run_id: str) -> None:
         if self.closed:
@@ -247,13 +283,16 @@ class LiveExport:
             # a snapshot before reading: a run that ends meanwhile is read once more next tick
             executing = {r for w in self._workers for r in w.executing}
         for run_id, tail in list(self._tails.items()):
+            done = run_id not in executing
             try:
                 spans = tail.poll()
+                if done:  # what was journaled by others (or before the tail existed)
+                    spans += tail.read_journal()
             except Exception as exc:  # tracing never breaks the worker it watches
                 self.exporter.warn(f"could not read the journal of run {run_id}: {exc}")
                 spans = []
             self.exporter.put(spans)
-            if run_id not in executing:
+            if done:
                 del self._tails[run_id]
                 if not tail.ended:
                     self._watermarks[run_id] = tail.seq
@@ -270,6 +309,9 @@ class LiveExport:
         for worker in self._workers:
             if self._claimed in worker.claim_listeners:
                 worker.claim_listeners.remove(self._claimed)
+        for committer in self._committers:
+            if self._committed in committer.commit_listeners:
+                committer.commit_listeners.remove(self._committed)
         self.exporter.close(CLOSE_TIMEOUT_S, lambda: self.exporter.warn(
             f"the last spans could not be sent to {self.exporter.where} within "
             f"{CLOSE_TIMEOUT_S:.0f}s and were dropped"))

@@ -212,6 +212,12 @@ class SpanBuilder:
         """The spans `e` closed (usually none or one)."""
         self._last = e
         kind = e.kind
+        if self._attempt is not None:  # most events: the steps of a running attempt
+            if kind == v.STEP_STARTED:
+                self._step_started(e)
+                return []
+            if kind == v.STEP_COMPLETED or kind == v.STEP_FAILED:
+                return self._step_ended(e)
         if kind == v.RUN_RETRIED:  # a new attempt: its own span, opened before anything else
             self._retry_seq = e.seq
             self._open_attempt(e)

@@ -18,10 +18,10 @@ import contextlib
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
-from tether.store import Store, Tx
+from tether.store import NewEvent, Store, Tx
 
 Op = Callable[[Tx], Any]
 
@@ -50,6 +50,11 @@ class GroupCommitter:
         self.batches = 0  # transactions written by the thread
         self.inline = 0  # transactions written inline by a lone run
         self.ops = 0  # ops committed, either way
+        #: called with (run id, events) for the journal events each op appended, once the op
+        #: committed, in commit order, on the committing thread (while no other write can
+        #: commit). Live trace export follows its runs so instead of reading back what was just
+        #: written. While empty, ops are not wrapped at all.
+        self.commit_listeners: list[Callable[[str, Sequence[NewEvent]], None]] = []
         self._thread = threading.Thread(target=self._run, name="tether-committer", daemon=True)
         self._thread.start()
 
@@ -75,6 +80,8 @@ class GroupCommitter:
         if self._closed:
             raise RuntimeError("the group committer is closed")
         fut: asyncio.Future[Any] = loop.create_future()
+        if self.commit_listeners:
+            op = _Appends(op)
         if (inline and self.inline_allowed and self.producers == 1
                 and self._commit_inline(op, fut)):
             return fut
@@ -96,6 +103,7 @@ class GroupCommitter:
             ((ok, value),) = results
             self.inline += 1
             self.ops += 1
+            self._announce([op], results)
         finally:
             self._write_lock.release()
         if ok:
@@ -142,6 +150,8 @@ class GroupCommitter:
         try:
             with self._write_lock:
                 answered = self.store.write_batch([op for op, _, _ in batch])
+                if answered is not None:
+                    self._announce([op for op, _, _ in batch], answered)
             assert answered is not None  # wait=True always answers
             results = answered
         except Exception as exc:  # a broken store must fail its writers, not hang them
@@ -159,6 +169,14 @@ class GroupCommitter:
             with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
                 loop.call_soon_threadsafe(_settle, items)
 
+    def _announce(self, ops: list[Op], results: list[tuple[bool, Any]]) -> None:
+        for op, (ok, _) in zip(ops, results, strict=True):
+            if ok and isinstance(op, _Appends):
+                for run_id, events in op.appended:
+                    for listener in self.commit_listeners:
+                        with contextlib.suppress(Exception):  # never a commit's failure
+                            listener(run_id, events)
+
     def close(self) -> None:
         """Commit what was submitted, then stop the thread."""
         with self._close_lock:
@@ -167,6 +185,38 @@ class GroupCommitter:
             self._closed = True
             self._queue.put(_CLOSE)
         self._thread.join(timeout=30)
+
+
+class _Appends:
+    """An op whose journal appends are kept for `commit_listeners` (an op can run twice: a
+    refused inline attempt is queued again)."""
+
+    __slots__ = ("appended", "op")
+
+    def __init__(self, op: Op) -> None:
+        self.op = op
+        self.appended: list[tuple[str, Sequence[NewEvent]]] = []
+
+    def __call__(self, tx: Tx) -> Any:
+        self.appended = []
+        return self.op(cast(Tx, _AppendsTx(tx, self.appended)))
+
+
+class _AppendsTx:
+    """A transaction that notes the events appended through it."""
+
+    __slots__ = ("_appended", "_tx")
+
+    def __init__(self, tx: Tx, appended: list[tuple[str, Sequence[NewEvent]]]) -> None:
+        self._tx = tx
+        self._appended = appended
+
+    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None:
+        self._tx.append_events(run_id, events)
+        self._appended.append((run_id, events))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
