@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mcp.md"
 TARGET = 1.2
+BASELINE = "tether baseline"
 
 TOOLS_PY = '''
 from tether.tools import ToolRegistry
@@ -147,28 +148,63 @@ async def timed_calls(client: Any, n: int) -> list[float]:
 
 
 async def measure(sides: list[Side], transport: str, n: int, rounds: int,
-                  warmup: int) -> dict[str, list[float]]:
+                  warmup: int, cpu: dict[str, float]) -> dict[str, list[float]]:
+    """Latencies per side; `cpu` gets each server process's CPU milliseconds per timed call
+    (all its threads: the load of the machine does not inflate it the way it does latency)."""
     from contextlib import AsyncExitStack
 
     from mcp import Client, StdioServerParameters
 
     samples: dict[str, list[float]] = {s.name: [] for s in sides}
+    spent: dict[str, float] = {s.name: 0.0 for s in sides}
     async with AsyncExitStack() as stack:
         clients = {}
+        pids: dict[str, int] = {}
         for side in sides:
             if transport == "http":
                 target: Any = side.url
+                assert side.proc is not None
+                pids[side.name] = side.proc.pid
             else:
                 target = StdioServerParameters(command=side.stdio[0], args=side.stdio[1:],
                                                env=side.env, cwd=str(side.cwd))
             client = await stack.enter_async_context(Client(target, mode="legacy"))
+            if transport != "http":
+                pids[side.name] = child_pid(side.stdio, set(pids.values()))
             await timed_calls(client, warmup)
             clients[side.name] = client
         per_round = max(1, n // rounds)
         for _ in range(rounds):
             for side in sides:
+                before = cpu_seconds(pids[side.name])
                 samples[side.name] += await timed_calls(clients[side.name], per_round)
+                spent[side.name] += cpu_seconds(pids[side.name]) - before
+    for name, seconds in spent.items():
+        cpu[name] = seconds * 1000 / len(samples[name])
     return samples
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pid(argv: list[str], known: set[int]) -> int:
+    """The pid of the stdio server this process just started with `argv` (not in `known`)."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in known:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and [c.decode() for c in cmdline if c] == argv:
+            return int(entry.name)
+    raise RuntimeError(f"cannot find the server process {argv}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -181,6 +217,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="timed calls per server and transport")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--baseline", type=Path, default=None, metavar="ROOT",
+                        help="another checkout of Tether (e.g. a git worktree of an older "
+                        "commit), served the same way and measured in the same rounds")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-mcp-", dir=ROOT / ".tether"))
@@ -197,8 +236,14 @@ def main() -> None:
         Side("tether mcp serve", tether_cmd, [*tether_cmd, "--http", "--port", "{port}"],
              env, work),
     ]
+    if args.baseline is not None:
+        base_env = {**env, "PYTHONPATH": str(args.baseline.resolve()),
+                    "TETHER_DB": str(work / "baseline.db")}
+        sides.append(Side(BASELINE, tether_cmd, [*tether_cmd, "--http", "--port", "{port}"],
+                          base_env, work))
     load_start = load()
     results: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, float]] = {"streamable HTTP": {}, "stdio": {}}
     # the disk's commit latency drifts with the other work on the machine: measured before each
     # transport's calls (and at the end), so each transport's figures come with their own
     floors: dict[str, float] = {"streamable HTTP": fsync_floor(work, name="fsync-http.db")}
@@ -206,16 +251,17 @@ def main() -> None:
         side.start_http()
     try:
         results["streamable HTTP"] = asyncio.run(
-            measure(sides, "http", args.n, args.rounds, args.warmup))
+            measure(sides, "http", args.n, args.rounds, args.warmup, cpu["streamable HTTP"]))
     finally:
         for side in sides:
             side.stop()
     floors["stdio"] = fsync_floor(work, name="fsync-stdio.db")
-    results["stdio"] = asyncio.run(measure(sides, "stdio", args.n, args.rounds, args.warmup))
+    results["stdio"] = asyncio.run(measure(sides, "stdio", args.n, args.rounds, args.warmup,
+                                           cpu["stdio"]))
     load_end = load()
     floors["end"] = fsync_floor(work, name="fsync-end.db")
     journaled = _journal_check(work / "tether.db")
-    write(results, args, floors, load_start, load_end, journaled)
+    write(results, args, floors, load_start, load_end, journaled, cpu)
 
 
 def _journal_check(db: Path) -> int:
@@ -246,8 +292,34 @@ def _why_not(results: dict[str, dict[str, list[float]]], floors: dict[str, float
             "Tether does not do.")
 
 
+def _baseline_lines(results: dict[str, dict[str, list[float]]],
+                    cpu: dict[str, dict[str, float]], args: argparse.Namespace) -> list[str]:
+    """With --baseline: the other checkout's figures, from the same rounds."""
+    if args.baseline is None:
+        return []
+    lines = [f"Baseline: `tether mcp serve` from another checkout ({args.baseline}, commit "
+             f"{_commit(args.baseline)}), in the same rounds; this checkout is commit "
+             f"{_commit(ROOT)}.", "",
+             "| transport | p50 baseline | p50 now | p99 baseline | p99 now | "
+             "CPU/call baseline | CPU/call now |", "|---|---|---|---|---|---|---|"]
+    for transport, samples in results.items():
+        base, now = samples[BASELINE], samples["tether mcp serve"]
+        c = cpu[transport]
+        lines.append(f"| {transport} | {pct(base, 0.5):.2f} | {pct(now, 0.5):.2f} | "
+                     f"{pct(base, 0.99):.2f} | {pct(now, 0.99):.2f} | {c[BASELINE]:.2f} | "
+                     f"{c['tether mcp serve']:.2f} |")
+    return [*lines, ""]
+
+
+def _commit(root: Path) -> str:
+    out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
 def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace,
-          floors: dict[str, float], load_start: float, load_end: float, journaled: int) -> None:
+          floors: dict[str, float], load_start: float, load_end: float, journaled: int,
+          cpu: dict[str, dict[str, float]]) -> None:
     import mcp
 
     version = re.sub(r"[^0-9.a-z]", "", getattr(mcp, "__version__", "") or "")
@@ -277,7 +349,8 @@ def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace,
         f"{args.rounds} rounds alternating between the two servers. Milliseconds.",
         "",
         "Reproduce: `make bench-mcp` (or `.venv/bin/python benchmarks/bench_mcp.py --n "
-        f"{args.n} --rounds {args.rounds} --warmup {args.warmup}`)",
+        f"{args.n} --rounds {args.rounds} --warmup {args.warmup}"
+        + (f" --baseline {args.baseline}" if args.baseline else "") + "`)",
         "",
         f"Machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}; 1-minute load average {load_start:.2f} at start, "
@@ -287,6 +360,16 @@ def write(results: dict[str, dict[str, list[float]]], args: argparse.Namespace,
         "one durable commit |",
         "|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        *_baseline_lines(results, cpu, args),
+        "Server CPU per call: CPU milliseconds (user + system, all threads, read from /proc) "
+        "each server process spent over its timed calls, divided by their number. Unlike "
+        "latency, the other work on the machine does not inflate it.",
+        "",
+        "| transport | SDK MCPServer | tether mcp serve | ratio |",
+        "|---|---|---|---|",
+        *[f"| {t} | {c['SDK MCPServer']:.2f} | {c['tether mcp serve']:.2f} | "
+          f"{c['tether mcp serve'] / c['SDK MCPServer']:.2f}x |" for t, c in cpu.items()],
         "",
         "Where the difference goes: every Tether call is a run, and waits for three SQLite "
         "commits in sequence — the run's submission together with its claim by the server's "
