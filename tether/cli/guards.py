@@ -38,6 +38,11 @@ KeyOpt = Annotated[
     typer.Option("--key", envvar="TETHER_APPROVER_KEY",
                  help="Your Ed25519 private key: every decision must be signed with it."),
 ]
+# `approve` and `deny` take the same arguments: one decision, either way
+ApprovalIdArg = Annotated[str, typer.Argument(
+    help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")]
+ApproverOpt = Annotated[str | None, typer.Option("--approver", help="Your approver id.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -181,10 +186,9 @@ def approvals(
 
 
 def approve(
-    approval_id: Annotated[str, typer.Argument(
-        help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
-    approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
+    approval_id: ApprovalIdArg,
+    reason: ReasonOpt = "",
+    approver: ApproverOpt = None,
     key: KeyOpt = None,
     keys: KeysOpt = None,
     db: str = DB_OPTION,
@@ -194,10 +198,9 @@ def approve(
 
 
 def deny(
-    approval_id: Annotated[str, typer.Argument(
-        help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")] = "",
-    approver: Annotated[str | None, typer.Option("--approver", help="Your approver id.")] = None,
+    approval_id: ApprovalIdArg,
+    reason: ReasonOpt = "",
+    approver: ApproverOpt = None,
     key: KeyOpt = None,
     keys: KeysOpt = None,
     db: str = DB_OPTION,
