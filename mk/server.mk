@@ -1,7 +1,9 @@
 # tether serve (issue 15): the REST API. Its tests need only the `server` and `dev` extras the
 # Makefile installs (FastAPI, uvicorn[standard], schemathesis); nothing from Debian.
-#   bench-api  1,000 concurrent submits through a real `tether serve` (benchmarks/bench_api.py),
-#              against LangGraph's local API server (`langgraph dev`) on the same workload.
+#   bench-api  submits through a real `tether serve` (benchmarks/bench_api.py): (a) 1,000 fired at
+#              once, retried with their idempotency keys; (b) a steady 40/s while 1,000+ runs are
+#              in flight (the p99 <= 100 ms target's setting); against LangGraph's local API server
+#              (`langgraph dev`) on the same workload. Fails if a run is lost or duplicated.
 #              langgraph-cli[inmem] goes into its own venv, .tether/lgapi-venv (git-ignored,
 #              stamped: a second run reuses it); never a Tether dependency. If it does not
 #              install, the benchmark runs Tether alone and says so.
