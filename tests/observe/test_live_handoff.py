@@ -29,7 +29,7 @@ async def many_steps(ctx: Any, n: int) -> int:
         await ctx.step(f"s{i}", lambda i=i: i)
     live, reads = FOLLOWED["live"], FOLLOWED["reads"]
     deadline = time.monotonic() + 60
-    while live._tails[ctx.run_id].seq < 2 * n + 1 and time.monotonic() < deadline:
+    while live._tails[ctx.run_id].seq < 2 * n + 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     FOLLOWED["seq"], FOLLOWED["reads_then"] = live._tails[ctx.run_id].seq, reads[ctx.run_id]
     return n
@@ -51,10 +51,10 @@ async def test_a_followed_run_is_read_from_the_journal_once_not_per_poll(
         FOLLOWED.update(live=live, reads=reads)
         run = await t.run(many_steps, 60)
     assert run.status == "succeeded"
-    # followed up to the last step while executing (run_started, 60 x started and completed),
-    # with two reads: the worker's own when it claimed the run, the export's when it took it
-    # up; the 120 step events came from the committer
-    assert (FOLLOWED["seq"], FOLLOWED["reads_then"]) == (121, 2)
+    # followed up to the last step while executing (run_submitted, run_started, 60 steps
+    # started and completed) with two reads: the worker's own when it claimed the run, the
+    # export's when it took it up; the 120 step events came from the committer
+    assert (FOLLOWED["seq"], FOLLOWED["reads_then"]) == (122, 2)
     sent = memory.get_finished_spans()
     assert sorted(s.context.span_id for s in sent) == sorted(
         int(s.span_id, 16) for s in run_spans(t, run.id))

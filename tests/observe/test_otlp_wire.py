@@ -77,3 +77,22 @@ def test_marks_stop_below_a_span_of_the_same_event_still_waiting() -> None:
     assert marks_after(sent, waiting) == {"a": 6, "b": 5}
     assert marks_after(sent, []) == {"a": 7, "b": 5}
     assert marks_after([span("a", 1)], [span("a", 1)]) == {}  # nothing certain yet
+
+
+def test_a_batch_is_cut_into_requests_a_collector_takes() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    spans = [span("a", seq) for seq in range(1, 40)]
+    spans[5].attributes["gen_ai.output.messages"] = "x" * 5000  # larger than a request alone
+    convert = SpanConverter()
+    encoder = WireEncoder(convert.resource, convert.scope)
+    requests = encoder.requests(spans, max_bytes=1000)
+    decoded = [ExportTraceServiceRequest.FromString(r) for r in requests]
+    got = [s.span_id.hex() for d in decoded for s in d.resource_spans[0].scope_spans[0].spans]
+    assert got == [s.span_id for s in spans]  # all of them, in order, each once
+    assert 1 < len(requests) < len(spans)
+    wrapping = len(encoder.request([]))  # the resource and scope every request holds
+    assert [i for i, r in enumerate(requests) if len(r) > 1000 + wrapping + 8] == [1]  # 5
+    assert encoder.requests(spans, max_bytes=10**6) == [encoder.request(spans)]

@@ -32,6 +32,12 @@ from .spans import SEMCONV_VERSION, SpanRecord
 
 log = logging.getLogger("tether.observe")
 
+#: spans per `export` call to an exporter a caller passed in (the SDK batch processor's default)
+SDK_BATCH = 512
+#: the most a request of Tether's own encoding holds: half of what a gRPC receiver takes by
+#: default (4 MiB), so a batch of long spans (content, opted in) goes in several requests
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
 
 def resource() -> Resource:
     """The service's resource, hashed once: the SDK's encoder groups spans by resource, and
@@ -137,7 +143,11 @@ class SdkSink:
 
     def send(self, spans: Sequence[SpanRecord]) -> bool:
         convert = self._convert
-        return self.exporter.export([convert(s) for s in spans]) is SpanExportResult.SUCCESS
+        for at in range(0, len(spans), SDK_BATCH):
+            sdk = [convert(s) for s in spans[at:at + SDK_BATCH]]
+            if self.exporter.export(sdk) is not SpanExportResult.SUCCESS:
+                return False
+        return True
 
 
 class WireSink:
@@ -149,7 +159,9 @@ class WireSink:
         self._encoder = WireEncoder(made.resource, made.scope)
 
     def send(self, spans: Sequence[SpanRecord]) -> bool:
-        return self.exporter.send_encoded(self._encoder.request(spans), len(spans))
+        requests = self._encoder.requests(spans, MAX_REQUEST_BYTES)
+        share = -(-len(spans) // len(requests)) if requests else 0  # for the exporter's counts
+        return all(self.exporter.send_encoded(request, share) for request in requests)
 
 
 def sink_for(exporter: SpanExporter) -> SdkSink | WireSink:

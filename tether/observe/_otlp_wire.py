@@ -91,8 +91,28 @@ class WireEncoder:
     def request(self, spans: Sequence[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
         span = self.span
-        scope_spans = b"".join((self._scope, *[_field(b"\x12", span(s)) for s in spans],
-                                self._scope_schema))
+        return self._wrap([_field(b"\x12", span(s)) for s in spans])
+
+    def requests(self, spans: Sequence[SpanRecord], max_bytes: int) -> list[bytes]:
+        """`spans` in requests of at most about `max_bytes` each (a collector limits the size of
+        one request; a span larger than that goes alone)."""
+        span = self.span
+        out: list[bytes] = []
+        fields: list[bytes] = []
+        size = 0
+        for s in spans:
+            encoded = _field(b"\x12", span(s))
+            if fields and size + len(encoded) > max_bytes:
+                out.append(self._wrap(fields))
+                fields, size = [], 0
+            fields.append(encoded)
+            size += len(encoded)
+        if fields:
+            out.append(self._wrap(fields))
+        return out
+
+    def _wrap(self, span_fields: list[bytes]) -> bytes:
+        scope_spans = b"".join((self._scope, *span_fields, self._scope_schema))
         resource_spans = b"".join((self._resource, _field(b"\x12", scope_spans),
                                    self._resource_schema))
         return _field(b"\x0a", resource_spans)
