@@ -276,3 +276,13 @@ async def test_a_repaired_reply_is_marked_on_its_chat_span(tether: Tether) -> No
     [chat] = by_name(exported(tether, run.id), "chat scripted")
     assert (chat.attributes or {})["tether.model.repaired"] is True
     assert chat.status.status_code is StatusCode.OK
+
+
+async def test_a_step_spans_id_is_its_runs_id_and_journal_position_hashed(
+        tether: Tether) -> None:
+    from tether.observe.spans import span_id_of
+
+    run = await tether.run(typo_react, "A-7?")
+    steps = [s for s in run_spans(tether, run.id) if not s.name.startswith("invoke_agent")]
+    assert len(steps) >= 3
+    assert all(s.span_id == span_id_of(run.id, f"seq{s.start_seq}") for s in steps)

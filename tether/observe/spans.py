@@ -164,6 +164,14 @@ class SpanBuilder:
         self._tokens = [0, 0]
         self._cost: float | None = None
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
+        # `span_id_of(run.id, f"seq{n}")` for a step or a wait: the run's part hashed once
+        self._seq_hash = hashlib.sha256(f"{run.id}\x1f".encode())
+
+    def _seq_span_id(self, seq: int) -> str:
+        digest = self._seq_hash.copy()
+        digest.update(b"seq%d" % seq)
+        raw = digest.digest()[:8]
+        return raw.hex() if any(raw) else span_id_of(self.run.id, f"seq{seq}")
 
     # -- the run (one `invoke_agent` span per attempt) ------------------------------------
     def _open_attempt(self, e: Event) -> SpanRecord:
@@ -294,7 +302,7 @@ class SpanBuilder:
         if attempt > 1:  # run again after a crash or a retry (each attribute costs export time)
             attrs["tether.step.attempt"] = attempt
         span = SpanRecord(
-            shape[0], self.trace_id, span_id_of(self.run.id, f"seq{e.seq}"),
+            shape[0], self.trace_id, self._seq_span_id(e.seq),
             self._run_span(e).span_id, self.run.id, e.ts, e.ts, e.seq, e.seq, shape[1],
             attributes=attrs)
         if "policy" in meta and (decision := v.guard_decision(e)) is not None:
@@ -457,7 +465,7 @@ class SpanBuilder:
             name = f"tether.wait {e.name}"
             attrs["tether.signal"] = str(e.name)
         self._waits[str(e.key)] = SpanRecord(
-            name=name, trace_id=self.trace_id, span_id=span_id_of(self.run.id, f"seq{e.seq}"),
+            name=name, trace_id=self.trace_id, span_id=self._seq_span_id(e.seq),
             parent_id=self._run_span(e).span_id, run_id=self.run.id, start=e.ts, end=e.ts,
             start_seq=e.seq, end_seq=e.seq, attributes=attrs)
 
