@@ -1,12 +1,15 @@
 """Worker queues in the store's claim, on SQLite and on PostgreSQL: a claim limited to some
 tenants or to the trees of some agents takes only those runs, applies the filter before its
-limit, and a child run follows its root's agent (its own tenant)."""
+limit, and a child run follows its root's agent (its own tenant). Runs from before queues
+(schema 6) get their root's agent in migration 7."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from tether.store import RunRecord, Store, open_store
+from tether.store._migrations import MIGRATIONS
 
 
 def add(store: Store, run_id: str, *, tenant: str = "default", agent: str = "m:root",
@@ -94,3 +97,45 @@ def test_tenant_queues_with_a_tenant_limit_across_concurrent_workers(
     globex = got["globex"] + claim(store, 20, tenants=["globex"])  # any left by lost races
     assert sorted(globex) == [f"g{i:02d}" for i in range(20)]  # each once, only globex's
     assert len(store.list_runs(status="running", tenant="acme")) == 3
+
+
+def test_migration_7_gives_existing_runs_their_roots_agent(
+        store_url: str, raw: Callable[..., list[tuple[object, ...]]],
+        use_migrations: Callable[[list[tuple[int, str]]], None]) -> None:
+    """Runs written before worker queues (schema 6) are served by their root's queue after the
+    upgrade, as new ones are."""
+    use_migrations([m for m in MIGRATIONS if m[0] <= 6])
+    open_store(store_url).close()
+    for run_id, agent, parent, root, created in [("r1", "m:research", None, "r1", 1.0),
+                                                 ("r1.1", "m:summarise", "r1", "r1", 2.0),
+                                                 ("s1", "m:summarise", None, "s1", 3.0)]:
+        raw("INSERT INTO runs (id, agent, status, parent_id, root_id, created_at, updated_at) "
+            "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (run_id, agent, parent, root, created, created))
+    use_migrations(MIGRATIONS)
+    store = open_store(store_url)
+    try:
+        assert store.schema_version() == 7  # type: ignore[attr-defined]
+        assert sorted(raw("SELECT id, root_agent FROM runs")) == [
+            ("r1", "m:research"), ("r1.1", "m:research"), ("s1", "m:summarise")]
+        assert claim(store, agents=["m:summarise"]) == ["s1"]
+        assert claim(store, agents=["m:research"]) == ["r1", "r1.1"]
+    finally:
+        store.close()
+
+
+def test_claims_take_due_timers_and_abandoned_runs_oldest_first_with_queued_ones(
+        store: Store) -> None:
+    """The three ways a run becomes claimable are read apart and merged by age."""
+    add(store, "q3", created_at=3.0)
+    add(store, "w1", created_at=1.0)
+    add(store, "w5", created_at=5.0)
+    add(store, "a2", created_at=2.0)
+    add(store, "a4", created_at=4.0)
+    assert sorted(store.write(lambda tx: tx.claim("dead", 10, -1.0))) == [
+        "a2", "a4", "q3", "w1", "w5"]  # all taken, leases already expired
+    store.write(lambda tx: tx.update_run("w1", status="waiting", wake_at=0.0))
+    store.write(lambda tx: tx.update_run("w5", status="waiting", wake_at=0.0))
+    store.write(lambda tx: tx.update_run("q3", status="queued"))
+    store.write(lambda tx: tx.update_run("w5", wake_at=tx.now() + 3600))  # not due yet
+    assert claim(store, 2) == ["w1", "a2"]
+    assert claim(store, 10) == ["q3", "a4"]

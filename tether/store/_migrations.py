@@ -191,4 +191,21 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        """
+        -- Worker queues (tether/runtime/queues.py): a run tree is served by the workers of its
+        -- root's agent, so each run carries that agent, and a queue's claim finds its runs by
+        -- index instead of reading every runnable run. The tenant index gains created_at, the
+        -- claim's order, and replaces the one without it.
+        ALTER TABLE runs ADD COLUMN root_agent TEXT;
+        UPDATE runs SET root_agent = (SELECT p.agent FROM runs p WHERE p.id = runs.root_id);
+        CREATE INDEX runs_by_root_agent ON runs(root_agent, status, created_at);
+        CREATE INDEX runs_by_tenant_status ON runs(tenant, status, created_at);
+        DROP INDEX runs_by_tenant;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

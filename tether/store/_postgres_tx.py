@@ -22,7 +22,7 @@ import psycopg
 
 from ._codec import dumps, loads
 from ._records import NewEvent, RunRecord, Signal
-from ._sqlite_tx import _JSON_COLUMNS, _RUN_COLUMNS, _UPDATABLE, _run_from_row
+from ._sqlite_tx import _JSON_COLUMNS, _ROOT_AGENT, _RUN_COLUMNS, _UPDATABLE, _run_from_row
 from .errors import LeaseLost
 
 _RUN_VALUES = ",".join(["%s"] * len(_RUN_COLUMNS.split(",")))
@@ -66,13 +66,14 @@ class _PostgresTx:
     def insert_run(self, run: RunRecord) -> None:
         self.runnable = self.runnable or run.status == "queued"
         self.conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})",
+            f"INSERT INTO runs ({_RUN_COLUMNS}, root_agent) VALUES ({_RUN_VALUES}, "
+            f"{_ROOT_AGENT.replace('?', '%s')})",
             (
                 run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
                 dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
                 run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
                 run.updated_at or self._now, run.attempts, dumps(run.options),
-                dumps(run.flags),
+                dumps(run.flags), run.root_id or run.id, run.agent,
             ),
         )
 
@@ -112,12 +113,15 @@ class _PostgresTx:
     def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
         if (run_id, owner, epoch) in self._fenced:
             return
-        # the run's row lock (held to commit) keeps every other worker's claim off this run
+        # the run's row lock (held to commit) keeps every other worker's claim off this run.
+        # The lease row is locked too: a check that waited for a claim's commit then reads the
+        # lease that claim wrote (PostgreSQL re-reads only the rows it locks; with the run's
+        # alone it saw the old lease, and a worker whose run was just taken over still wrote:
+        # duplicate journal seqs in the PostgreSQL chaos test). No lease row: not held.
         row = self._one(
-            "SELECT l.owner, l.epoch FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
-            "WHERE r.id=%s FOR NO KEY UPDATE OF r", (run_id,))
-        if row is None or row[0] is None or row[0] != owner or (
-                epoch is not None and row[1] != epoch):
+            "SELECT l.owner, l.epoch FROM runs r JOIN leases l ON l.run_id = r.id "
+            "WHERE r.id=%s FOR NO KEY UPDATE OF r, l", (run_id,))
+        if row is None or row[0] != owner or (epoch is not None and row[1] != epoch):
             raise LeaseLost(run_id, owner, row[0] if row else None)
         self._fenced.add((run_id, owner, epoch))
 
@@ -172,17 +176,35 @@ class _PostgresTx:
         skip = set(exclude)
         # the worker's queue (Tx.claim); an empty list serves nothing (= ANY('{}') is false)
         queue, queue_params = "", list[list[str]]()
-        for column, values in (("r.tenant", tenants), ("root.agent", agents)):
+        for column, values in (("r.tenant", tenants), ("r.root_agent", agents)):
             if values is not None:
                 queue += f" AND {column} = ANY(%s)"
                 queue_params.append(sorted(set(values)))
+        wanted = (max(limit * 4, limit) if tenant_limits else limit) + len(skip)
+        # One ordered, limited, locking read per way a run becomes claimable, each on an index
+        # (queued: by status or queue, then created_at; due timers: the wake_at index; abandoned:
+        # the running runs, as many as workers execute), merged oldest first. A single query with
+        # the three ORed scanned and sorted every run: 0.47 s per claim behind 100k queued runs.
+        # Up to 3 x `wanted` rows stay locked to commit; other workers skip them meanwhile.
         locked = self._all(
-            f"""SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
-               {"JOIN runs root ON root.id = r.root_id" if agents is not None else ""}
-               WHERE ({_RUNNABLE}){queue} ORDER BY r.created_at LIMIT %s
-               FOR UPDATE OF r SKIP LOCKED""",
-            (now, now, *queue_params,
-             (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+            f"""WITH queued AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'queued'{queue} ORDER BY r.created_at LIMIT %s
+                   FOR UPDATE OF r SKIP LOCKED),
+               due AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= %s{queue}
+                   ORDER BY r.created_at LIMIT %s FOR UPDATE OF r SKIP LOCKED),
+               abandoned AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   LEFT JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s){queue}
+                   ORDER BY r.created_at LIMIT %s FOR UPDATE OF r SKIP LOCKED)
+               SELECT id, tenant FROM (SELECT * FROM queued UNION ALL SELECT * FROM due
+                                       UNION ALL SELECT * FROM abandoned) c
+               ORDER BY created_at LIMIT %s""",
+            (*queue_params, wanted, now, *queue_params, wanted, now, *queue_params, wanted,
+             wanted),
         )
         # A row another worker claimed and committed while this statement ran is locked anyway:
         # the re-check PostgreSQL does on a changed row still sees the lease as it was when the

@@ -25,15 +25,18 @@ _UPDATABLE = {
     "attempts", "options", "spec_version", "flags",
 }
 _JSON_COLUMNS = {"result", "options", "input", "flags"}
+# a new run's root_agent (the worker queues' key): its root's agent, or its own for a root (two
+# parameters: the root's id, the run's agent); kept out of _RUN_COLUMNS, which reads share
+_ROOT_AGENT = "COALESCE((SELECT agent FROM runs WHERE id=?), ?)"
 
 
 def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | None
                   ) -> tuple[str, list[str]]:
     """The claim's worker-queue conditions (see `Tx.claim`) as SQL to append to its WHERE, with
-    their parameters. The agent condition reads the root's row, joined as `root`. An empty
-    collection serves nothing (SQLite's `IN ()` is false)."""
+    their parameters (the agent condition is on the runs' `root_agent`). An empty collection
+    serves nothing (SQLite's `IN ()` is false)."""
     sql, params = "", []
-    for column, values in (("r.tenant", tenants), ("root.agent", agents)):
+    for column, values in (("r.tenant", tenants), ("r.root_agent", agents)):
         if values is not None:
             wanted = sorted(set(values))
             sql += f" AND {column} IN ({','.join('?' * len(wanted))})"
@@ -66,13 +69,14 @@ class _SQLiteTx:
 
     def insert_run(self, run: RunRecord) -> None:
         self.conn.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO runs ({_RUN_COLUMNS}, root_agent) "
+            f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{_ROOT_AGENT})",
             (
                 run.id, run.tenant, run.agent, run.spec_version, dumps(run.input), run.status,
                 dumps(run.result), run.error, run.reason, run.parent_id, run.root_id or run.id,
                 run.depth, run.wake_at, int(run.cancel_requested), run.created_at or self._now,
                 run.updated_at or self._now, run.attempts, dumps(run.options),
-                dumps(run.flags),
+                dumps(run.flags), run.root_id or run.id, run.agent,
             ),
         )
 
@@ -168,15 +172,28 @@ class _SQLiteTx:
         now = self._now
         skip = set(exclude)
         queue, queue_params = _queue_filter(tenants, agents)
+        wanted = (max(limit * 4, limit) if tenant_limits else limit) + len(skip)
+        # One ordered, limited read per way a run becomes claimable, each on an index (queued:
+        # by status or queue, then created_at; due timers: the wake_at index; abandoned: the
+        # running runs, as many as workers execute), merged oldest first. A single query with
+        # the three ORed read and sorted every runnable run: 0.6 s per claim behind 200k
+        # queued runs.
         rows = self.conn.execute(
-            f"""SELECT r.id, r.tenant FROM runs r LEFT JOIN leases l ON l.run_id = r.id
-               {"JOIN runs root ON root.id = r.root_id" if agents is not None else ""}
-               WHERE (r.status = 'queued'
-                  OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?)
-                  OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?))){queue}
-               ORDER BY r.created_at LIMIT ?""",
-            (now, now, *queue_params,
-             (max(limit * 4, limit) if tenant_limits else limit) + len(skip)),
+            f"""SELECT id, tenant FROM (
+                 SELECT * FROM (SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'queued'{queue} ORDER BY r.created_at LIMIT ?)
+                 UNION ALL
+                 SELECT * FROM (SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= ?{queue}
+                   ORDER BY r.created_at LIMIT ?)
+                 UNION ALL
+                 SELECT * FROM (SELECT r.id, r.tenant, r.created_at FROM runs r
+                   LEFT JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < ?){queue}
+                   ORDER BY r.created_at LIMIT ?))
+               ORDER BY created_at LIMIT ?""",
+            (*queue_params, wanted, now, *queue_params, wanted, now, *queue_params, wanted,
+             wanted),
         ).fetchall()
         claimed: list[str] = []
         active: dict[str, int] = {}
