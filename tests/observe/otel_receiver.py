@@ -1,8 +1,10 @@
-"""A real OTLP trace receiver on 127.0.0.1 for the export tests: HTTP/protobuf or gRPC.
+"""A real OTLP receiver on 127.0.0.1 for the export tests: traces and metrics, HTTP/protobuf
+or gRPC.
 
 It decodes what the official exporters send with the official protobuf definitions
 (`opentelemetry-proto`) and keeps every span received, so a test sees exactly what a collector
-would: ids, parents, names, attributes, and how many times each span arrived.
+would: ids, parents, names, attributes, and how many times each span arrived; and every metrics
+request with its headers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -45,8 +51,32 @@ class Received:
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
-        self.requests = 0
+        self.requests = 0  # trace requests
+        self.metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+        self.metric_headers: list[dict[str, str]] = []
+        self.metrics_got = threading.Event()
         self._lock = threading.Lock()
+
+    def add_metrics(self, body: bytes, headers: dict[str, str]) -> None:
+        request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+        with self._lock:
+            self.metric_requests.append(request)
+            self.metric_headers.append(headers)
+        self.metrics_got.set()
+
+    def metrics(self) -> dict[str, Any]:
+        """metric name -> metric (the last one sent)."""
+        with self._lock:
+            requests = list(self.metric_requests)
+        return {m.name: m for r in requests for rm in r.resource_metrics
+                for sm in rm.scope_metrics for m in sm.metrics}
+
+    def metric_resource_values(self, key: str) -> set[str]:
+        """The values the metrics' resources gave `key` (e.g. `service.name`)."""
+        with self._lock:
+            requests = list(self.metric_requests)
+        return {a.value.string_value for r in requests for rm in r.resource_metrics
+                for a in rm.resource.attributes if a.key == key}
 
     def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         got = []
@@ -87,14 +117,15 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path != "/v1/traces":
+            if self.path == "/v1/metrics":
+                received.add_metrics(body, {k.lower(): v for k, v in self.headers.items()})
+            elif self.path == "/v1/traces":
+                received.add(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+            else:
                 self.send_response(404)
                 self.end_headers()
                 return
-            request = trace_service_pb2.ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            received.add(request)
-            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            reply = b""  # an empty Export*ServiceResponse
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(reply)))
@@ -121,13 +152,20 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
 
     received = Received()
 
-    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:
             received.add(request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            received.add_metrics(request.SerializeToString(),
+                                 dict(context.invocation_metadata()))
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -8,24 +8,20 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
 
 from tether import Tether
 from tether.models import ScriptedModel
 from tether.observe import export_metrics_live
 from tether.observe.otel import otlp_destination
 
+from . import otel_receiver
 from . import test_kpis_support as S
+from .otel_receiver import Received
 
 ENV = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
        "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
@@ -39,79 +35,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class Received:
-    """What a receiver was sent: the decoded requests and their headers."""
-
-    def __init__(self) -> None:
-        self.requests: list[pb.ExportMetricsServiceRequest] = []
-        self.headers: list[dict[str, str]] = []
-        self.got = threading.Event()
-
-    def add(self, body: bytes, headers: dict[str, str]) -> None:
-        self.requests.append(pb.ExportMetricsServiceRequest.FromString(body))
-        self.headers.append(headers)
-        self.got.set()
-
-    def metrics(self) -> dict[str, Any]:
-        """metric name -> metric (the last one sent)."""
-        return {m.name: m for r in self.requests for rm in r.resource_metrics
-                for sm in rm.scope_metrics for m in sm.metrics}
-
-    def service_names(self) -> set[str]:
-        return self.resource_values("service.name")
-
-    def resource_values(self, key: str) -> set[str]:
-        return {a.value.string_value for r in self.requests for rm in r.resource_metrics
-                for a in rm.resource.attributes if a.key == key}
-
-
 @pytest.fixture
 def http_receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path == "/v1/metrics":
-                received.add(body, {k.lower(): v for k, v in self.headers.items()})
-            # traces (the live span export shares the endpoint) are taken and not looked at
-            reply = b""  # an empty Export*ServiceResponse
-            self.send_response(200 if self.path in ("/v1/metrics", "/v1/traces") else 404)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with otel_receiver.http_receiver() as got:
+        yield got
 
 
 @pytest.fixture
 def grpc_receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-
-    class Service(pb_grpc.MetricsServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:
-            received.add(request.SerializeToString(), dict(context.invocation_metadata()))
-            return pb.ExportMetricsServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    pb_grpc.add_MetricsServiceServicer_to_server(Service(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        server.stop(0)
+    with otel_receiver.grpc_receiver() as got:
+        yield got
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
@@ -133,7 +66,7 @@ async def test_runs_export_their_metrics_over_otlp(
     finally:
         live.close()  # flushes: a short-lived `tether run` sends before it exits
         t.close()
-    assert received.got.wait(10), "nothing reached the receiver"
+    assert received.metrics_got.wait(10), "nothing reached the receiver"
     metrics = received.metrics()
     assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration",
             "tether.task.runs", "tether.task.tokens"} <= set(metrics)
@@ -142,8 +75,8 @@ async def test_runs_export_their_metrics_over_otlp(
     sums = {next(a.value.string_value for a in p.attributes if a.key == "gen_ai.token.type"):
             (p.count, p.sum) for p in usage.histogram.data_points}
     assert sums == {"input": (1, 500), "output": (1, 5)}  # the one run this client ended
-    assert received.service_names() == {"shop-agents"}
-    assert all(h.get("x-team") == "agents" for h in received.headers)
+    assert received.metric_resource_values("service.name") == {"shop-agents"}
+    assert all(h.get("x-team") == "agents" for h in received.metric_headers)
 
 
 async def test_a_dead_collector_costs_one_warning_and_never_the_run(
@@ -202,14 +135,14 @@ def test_tether_run_exports_its_metrics(tmp_path: Any,
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "cli-agents"}
     tether("run", "tests.observe.test_kpis_support:answer_once", "--input", '"six times seven?"',
            "--quiet", db=tmp_path / "cli.db", env=env)
-    assert received.got.wait(10), "tether run sent no metrics"
+    assert received.metrics_got.wait(10), "tether run sent no metrics"
     usage = received.metrics()["gen_ai.client.token.usage"]
     assert sorted((p.count, p.sum) for p in usage.histogram.data_points) == [(1, 5), (1, 500)]
-    assert received.service_names() == {"cli-agents"}
+    assert received.metric_resource_values("service.name") == {"cli-agents"}
     # the process's own instance id: cumulative sums of several workers do not collide
     from opentelemetry.sdk.resources import Resource
 
-    (instance,) = received.resource_values("service.instance.id")
+    (instance,) = received.metric_resource_values("service.instance.id")
     assert instance and instance != Resource.create({}).attributes.get("service.instance.id")
 
 

@@ -10,9 +10,9 @@ Configuration is the standard OpenTelemetry environment only, as for the spans:
 imported. The environment is read by the helpers the span export uses (`otel.otlp_*`, given the
 signal).
 
-How a run's end is noticed: through the client's seam for layers that follow runs
-(`Tether.worker_listeners`, `Worker.claim_listeners`, which the live span export uses too), this
-process learns which runs its workers claim; once a worker no longer executes one, its journal is
+How a run's end is noticed: the run follower the live span export uses too (`_follow`, on the
+client's seams `Tether.worker_listeners` and `Worker.claim_listeners`) tells which runs this
+process's workers claim; once a worker no longer executes one, its journal is
 read once and, if it ended, its metrics are recorded (`MetricsRecorder.record_run`). Reading
 committed events from a task of its own, never a hook inside the run's path, means recording can
 neither slow nor break a run; the SDK exports from its own thread, and a dead collector costs one
@@ -21,12 +21,12 @@ warning line.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tether.observe._follow import RunFollower
 from tether.observe.metrics import MetricsRecorder
 from tether.observe.otel import (
     ExportError,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter
 
-    from tether.runtime import Tether, Worker
+    from tether.runtime import Tether
 
 log = logging.getLogger("tether.observe")
 
@@ -115,7 +115,7 @@ def _reporting(inner: MetricExporter, where: str) -> MetricExporter:
     return ReportingMetricExporter()
 
 
-class LiveMetrics:
+class LiveMetrics(RunFollower):
     """Records the metrics of every run the client's workers end. Made by
     `export_metrics_live`; `close()` (or leaving the `with` block) records what is left and,
     if it made the meter provider, flushes it (waiting at most `CLOSE_TIMEOUT_S`)."""
@@ -123,44 +123,26 @@ class LiveMetrics:
     def __init__(self, tether: Tether, meter_provider: MeterProvider, *, own: bool = False,
                  context_windows: Mapping[str, int] | None = None,
                  poll: float = POLL_SECONDS, where: str = "the collector") -> None:
-        self._tether = tether
         self.where = where
         self.provider = meter_provider
         self.recorder = MetricsRecorder(meter_provider)
         self.context_windows = context_windows
-        self.poll_s = poll
         self.recorded = 0  # runs whose metrics were recorded
         self._own = own
-        self._workers: list[Worker] = []
         self._followed: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-        self.closed = False
-        tether.worker_listeners.append(self.attach)
-        for worker in list(tether._workers):
-            self.attach(worker)
+        super().__init__(tether, poll=poll, name="tether-metrics")
 
-    def attach(self, worker: Worker) -> None:
-        self._workers.append(worker)
-        worker.claim_listeners.append(self._claimed)
-
-    def _claimed(self, run_id: str) -> None:
-        if self.closed:
-            return
+    def follow(self, run_id: str) -> None:
         self._followed.add(run_id)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._follow(), name="tether-metrics")
 
-    async def _follow(self) -> None:
-        while self._followed and not self.closed:
-            await asyncio.sleep(self.poll_s)
-            self.tick()
+    def following(self) -> bool:
+        return bool(self._followed)
 
     def tick(self, executing: set[str] | None = None) -> None:
         """Record the runs no worker executes any more that ended (each run's end once: a run
         that only suspended is forgotten until a worker claims it again)."""
         if executing is None:
-            executing = {r for w in self._workers for r in w.executing}
+            executing = self.executing()
         for run_id in list(self._followed - executing):
             self._followed.discard(run_id)
             try:
@@ -174,13 +156,7 @@ class LiveMetrics:
     def close(self) -> None:
         if self.closed:
             return
-        self.tick(executing=set())
-        self.closed = True
-        if self.attach in self._tether.worker_listeners:
-            self._tether.worker_listeners.remove(self.attach)
-        for worker in self._workers:
-            if self._claimed in worker.claim_listeners:
-                worker.claim_listeners.remove(self._claimed)
+        self.unhook()
         if self._own:
             done = threading.Thread(target=self.provider.shutdown, daemon=True,
                                     name="tether-metrics-close")

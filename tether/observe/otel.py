@@ -28,7 +28,6 @@ the process died before writing (one small SQLite write): it is sent again, with
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING
 from tether.store import Event, NewEvent, RunRecord, Store, loads
 from tether.store import vocabulary as v
 
+from ._follow import RunFollower
 from ._trace_marks import ExportMarks
 from .spans import SpanBuilder, SpanRecord, run_spans
 
@@ -207,7 +207,7 @@ class _RunTail:
         return spans
 
 
-class LiveExport:
+class LiveExport(RunFollower):
     """Exports the spans of every run the client's workers execute, as events commit.
 
     Made by `export_live`; `close()` (or leaving the `with` block) sends what is left, waiting
@@ -220,35 +220,30 @@ class LiveExport:
         quiet_otlp_exporters()
         self.store = tether.store
         self.content = content
-        self.poll_s = poll
         self.marks = ExportMarks(tether.store)
         #: the queue and thread that send (`sent`: spans the collector accepted)
         self.exporter = Shipper(exporter, where or type(exporter).__name__, self.marks,
                                 batch_size=BATCH_SIZE, delay_s=BATCH_DELAY_MS / 1000,
                                 queue_size=QUEUE_SIZE)
-        self._workers: list[Worker] = []
         self._tails: dict[str, _RunTail] = {}
         self._watermarks: dict[str, int] = {}  # runs followed before, not executing now
-        self._task: asyncio.Task[None] | None = None
-        self._tether = tether
-        self.closed = False
         #: CPU the worker's thread spent following journals and queueing spans (`tick`); with
         #: `exporter.cpu_s`, what tracing costs in its own code (what it costs a process in all,
         #: cache and lock effects included, is measured by benchmarks/bench_tracing.py)
         self.tick_cpu_s = 0.0
         self._committers: list[GroupCommitter] = []
-        tether.worker_listeners.append(self.attach)
-        for worker in list(tether._workers):
-            self.attach(worker)
+        super().__init__(tether, poll=poll, name="tether-trace-export")
 
-    def attach(self, worker: Worker) -> None:
-        """Follow the runs `worker` claims (done for every worker the client creates)."""
-        self._workers.append(worker)
-        worker.claim_listeners.append(self._claimed)
+    def attached(self, worker: Worker) -> None:
         committer = worker.committer
         if committer not in self._committers:
             self._committers.append(committer)
             committer.commit_listeners.append(self._committed)
+
+    def detached(self) -> None:
+        for committer in self._committers:
+            if self._committed in committer.commit_listeners:
+                committer.commit_listeners.remove(self._committed)
 
     def _committed(self, run_id: str, events: Sequence[NewEvent]) -> None:
         """From the committer's thread: a followed run's events, just committed."""
@@ -256,9 +251,7 @@ class LiveExport:
         if tail is not None and events:
             tail.handed.append(events)
 
-    def _claimed(self, run_id: str) -> None:
-        if self.closed:
-            return
+    def follow(self, run_id: str) -> None:
         if run_id not in self._tails:
             run = self.store.get_run(run_id)
             if run is None:
@@ -266,14 +259,9 @@ class LiveExport:
             # what this process queued already, or what reached a collector from any process
             upto = max(self._watermarks.pop(run_id, 0), self.marks.exported_upto(run_id))
             self._tails[run_id] = _RunTail(self.store, run, upto, self.content)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._follow(), name="tether-trace-export")
 
-    async def _follow(self) -> None:
-        while self._tails and not self.closed:
-            await asyncio.sleep(self.poll_s)
-            self.tick()
+    def following(self) -> bool:
+        return bool(self._tails)
 
     def tick(self, executing: set[str] | None = None) -> None:
         """Export what the followed runs' new events closed; stop following runs no worker
@@ -281,7 +269,7 @@ class LiveExport:
         started = time.thread_time()
         if executing is None:
             # a snapshot before reading: a run that ends meanwhile is read once more next tick
-            executing = {r for w in self._workers for r in w.executing}
+            executing = self.executing()
         for run_id, tail in list(self._tails.items()):
             done = run_id not in executing
             try:
@@ -302,16 +290,7 @@ class LiveExport:
         """Export what is left and stop; waits at most `CLOSE_TIMEOUT_S` for the collector."""
         if self.closed:
             return
-        self.tick(executing=set())
-        self.closed = True
-        if self.attach in self._tether.worker_listeners:
-            self._tether.worker_listeners.remove(self.attach)
-        for worker in self._workers:
-            if self._claimed in worker.claim_listeners:
-                worker.claim_listeners.remove(self._claimed)
-        for committer in self._committers:
-            if self._committed in committer.commit_listeners:
-                committer.commit_listeners.remove(self._committed)
+        self.unhook()
         self.exporter.close(CLOSE_TIMEOUT_S, lambda: self.exporter.warn(
             f"the last spans could not be sent to {self.exporter.where} within "
             f"{CLOSE_TIMEOUT_S:.0f}s and were dropped"))
