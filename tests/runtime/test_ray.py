@@ -97,7 +97,14 @@ def always_die() -> None:
 
 def charge(effects_db: str, i: int, idempotency_key: str) -> int:
     """A side effect made safe to repeat with the idempotency key: every execution is counted,
-    the effect itself only once per key."""
+    the effect itself only once per key. One child in a hundred is slow, and says which Ray
+    worker runs it while it is (a target the test can kill mid-step without a race)."""
+    if i % 100 == 50:
+        with sqlite3.connect(effects_db, timeout=60) as db:
+            db.execute("INSERT INTO slow (pid) VALUES (?)", (os.getpid(),))
+        time.sleep(2.0)
+        with sqlite3.connect(effects_db, timeout=60) as db:
+            db.execute("DELETE FROM slow WHERE pid = ?", (os.getpid(),))
     time.sleep(0.02)
     with sqlite3.connect(effects_db, timeout=60) as db:
         db.execute("INSERT INTO executions (key) VALUES (?)", (idempotency_key,))
@@ -304,20 +311,15 @@ def test_a_missing_ray_is_named_with_the_extra_to_install(
         RayExecutor().connect()
 
 
-def _ray_worker_running(task_name: str) -> list[int]:
-    """Pids of Ray worker processes executing a task called `task_name` (Ray titles them so)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue
-            if title == f"ray::{task_name}".encode():
-                pids.append(int(entry))
-    return pids
+def _ray_worker_title(pid: int) -> str:
+    """What Ray titles a worker process: `ray::STEP` while it executes a step's task."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
 
 
+@pytest.mark.timeout(900)
 async def test_fork_join_of_1000_children_survives_a_killed_ray_worker(
         tmp_path: Path, executor: RayExecutor) -> None:
     n = 1000
@@ -326,22 +328,24 @@ async def test_fork_join_of_1000_children_survives_a_killed_ray_worker(
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE executions (key TEXT)")
         db.execute("CREATE TABLE effects (key TEXT PRIMARY KEY, i INTEGER)")
+        db.execute("CREATE TABLE slow (pid INTEGER)")
     tether = Tether(str(tmp_path / "t.db"))
     run_id = tether.submit(fork_join, {"db": effects_db, "n": n})
     killed: list[int] = []
     done = threading.Event()
 
     def killer() -> None:
-        """Once a tenth of the children made their effect, SIGKILL a Ray worker mid-step."""
+        """Once a tenth of the children made their effect, SIGKILL the Ray worker that is
+        executing a slow child's step (it is inside its 2 s sleep)."""
         while not done.is_set():
             with sqlite3.connect(effects_db, timeout=60) as db:
                 made = db.execute("SELECT count(*) FROM effects").fetchone()[0]
-            busy = _ray_worker_running("heavy") if made >= n // 10 else []
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
+                slow = [row[0] for row in db.execute("SELECT pid FROM slow")]
+            if made >= n // 10 and slow and _ray_worker_title(slow[0]) == "ray::heavy":
+                os.kill(slow[0], signal.SIGKILL)
+                killed.append(slow[0])
                 return
-            time.sleep(0.005)
+            time.sleep(0.01)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
