@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -155,7 +156,10 @@ def run_tether(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     keys = [r.options["idempotency"]["key"] for r in runs]
     finished = [r.updated_at for r in runs if r.agent.endswith(":hold")]
-    figures.update(steady_figures(figures.pop("sent"), finished))
+    sent = figures.pop("sent")
+    if args.latencies:  # (sent at, ms) of every (b) POST, for a look at the slow ones
+        args.latencies.write_text(json.dumps([(at, ms) for at, ms, _ in sent]))
+    figures.update(steady_figures(sent, finished))
     figures.update(
         runs=len(runs), distinct=len({r.id for r in runs}), distinct_keys=len(set(keys)),
         succeeded=sum(r.status == "succeeded" for r in runs),
@@ -273,6 +277,7 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=30.0, help="seconds each (b) run lasts")
     ap.add_argument("--no-langgraph", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--latencies", type=Path, help="write (sent at, ms) of each (b) POST here")
     args = ap.parse_args()
     loads = [os.getloadavg()[0]]
     ours = run_tether(args)
