@@ -297,9 +297,10 @@ def _baseline_lines(results: dict[str, dict[str, list[float]]],
     """With --baseline: the other checkout's figures, from the same rounds."""
     if args.baseline is None:
         return []
-    lines = [f"Baseline: `tether mcp serve` from another checkout ({args.baseline}, commit "
-             f"{_commit(args.baseline)}), in the same rounds; this checkout is commit "
-             f"{_commit(ROOT)}.", "",
+    commit = _commit(args.baseline)
+    lines = [f"Baseline: `tether mcp serve` from another checkout of commit {commit} "
+             f"(`git worktree add --detach {args.baseline} {commit}`), in the same rounds; this "
+             f"checkout is commit {_commit(ROOT)}.", "",
              "| transport | p50 baseline | p50 now | p99 baseline | p99 now | "
              "CPU/call baseline | CPU/call now |", "|---|---|---|---|---|---|---|"]
     for transport, samples in results.items():
