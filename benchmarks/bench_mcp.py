@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -223,6 +224,14 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-mcp-", dir=ROOT / ".tether"))
+    try:
+        bench(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the servers' journals: not kept
+
+
+def bench(args: argparse.Namespace, work: Path) -> None:
+    """Both transports, the commit floors and the results file, in the scratch dir `work`."""
     (work / "bench_tools.py").write_text(TOOLS_PY)
     (work / "policy.yaml").write_text(POLICY)
     (work / "sdk_server.py").write_text(SDK_SERVER_PY)
