@@ -117,6 +117,17 @@ async def heavy_where(ctx: Context, _: Any) -> Any:
     return await ctx.step("heavy", where, resources=Resources(num_cpus=0.5))
 
 
+async def pid_async(wait: float) -> int:
+    await asyncio.sleep(wait)
+    return os.getpid()
+
+
+async def async_and_timed_out(ctx: Context, _: Any) -> Any:
+    pid = await ctx.step("async", pid_async, 0.0, resources=Resources(num_cpus=0.5))
+    await ctx.step("late", time.sleep, 120, resources=Resources(num_cpus=0.5), timeout=2.0)
+    return pid
+
+
 async def heavy_local(ctx: Context, _: Any) -> Any:
     return await ctx.step("local", os.getpid, resources=Resources(num_cpus=4))
 
@@ -171,6 +182,21 @@ async def test_a_heavy_step_runs_as_a_ray_task_with_its_resources(
     assert run.result["key"].startswith(f"{run_id}:")
     assert started(tether, run_id, "heavy") == [
         {"attempt": 1, "idempotent": True, "resources": {"num_cpus": 0.5}, "executor": "ray"}]
+    tether.close()
+
+
+async def test_an_async_step_runs_on_ray_and_a_timed_out_task_is_in_doubt(
+        tmp_path: Path, executor: RayExecutor) -> None:
+    """A step past its timeout is killed on Ray: whether it took effect is unknown, so a step
+    that is not idempotent waits for a human instead of failing as if nothing happened."""
+    tether = Tether(str(tmp_path / "t.db"))
+    run_id = tether.submit(async_and_timed_out, None)
+    run = await drive(tether, executor, run_id)
+    assert run.status == "waiting", run.error
+    completed = [e for e in tether.events(run_id) if e.kind == "step_completed"]
+    assert len(completed) == 1 and completed[0].data != os.getpid()
+    in_doubt = [e.data for e in tether.events(run_id) if e.kind == "step_in_doubt"]
+    assert len(in_doubt) == 1 and "did not finish within 2.0s" in in_doubt[0]["why"]
     tether.close()
 
 
