@@ -56,12 +56,13 @@ def test_every_attribute_type_encodes_as_the_sdk_does() -> None:
     values: dict[str, Any] = {
         "s": "x", "empty": "", "long": "é" * 300, "t": True, "f": False, "zero": 0,
         "int": 127, "big": 2**40, "negative": -3, "float": 0.25, "nan": float("nan"),
-        "list": ["a", "b"], "no_list": []}
+        "list": ["a", "b"], "no_list": [], "one": ["stop"], "long_one": ["é" * 300]}
     span = SpanRecord("n", "ab" * 16, "cd" * 8, None, "r1", 1.5, 2.000000001, 1, 2,
                       status="error", status_message="", attributes=values,
                       events=[SpanEvent("e", 1.75, dict(values)), SpanEvent("bare", 1.8)])
     again = SpanRecord("n2", "ab" * 16, "ef" * 8, "cd" * 8, "r1", 1.5, 1.5, 1, 2**20,
-                       status="error", status_message="ü" * 200, attributes=values)
+                       status="error", status_message="ü" * 200,
+                       attributes={**values, "one": "stop", "t": 1})  # cached keys, other types
     ours, sdk = encoded_both_ways([span, again, span])  # the second span reuses the cache
     assert ours == sdk
 

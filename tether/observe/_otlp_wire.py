@@ -82,7 +82,7 @@ class WireEncoder:
                                  if resource.schema_url else b"")
         self._keys: dict[str, bytes] = {}
         self._pairs: dict[tuple[str, AttrValue], bytes] = {}
-        self._attrs: dict[tuple[str, AttrValue], bytes] = {}
+        self._attrs: dict[tuple[str, Any], bytes] = {}
         self._ids: dict[str, bytes] = {}
         self._names: dict[tuple[str, str], bytes] = {}
         # `tether.journal.seq` as a KeyValue's key (its value differs from span to span)
@@ -158,10 +158,14 @@ class WireEncoder:
 
     def attribute(self, key: str, value: AttrValue) -> bytes:
         """A span's `attributes` (9) field holding one `KeyValue`; remembered as `pair`."""
-        if not ((value.__class__ is str and len(value) <= _CACHED_LEN)
-                or value.__class__ is bool):
+        known: tuple[str, Any]
+        if (value.__class__ is str and len(value) <= _CACHED_LEN) or value.__class__ is bool:
+            known = (key, value)
+        elif (value.__class__ is list and len(value) == 1 and value[0].__class__ is str
+              and len(value[0]) <= _CACHED_LEN):  # finish reasons: on every chat span
+            known = (key, (value[0],))  # a tuple: never equal to a string's or a bool's key
+        else:
             return _field(b"\x4a", self.pair(key, value))
-        known = (key, value)
         encoded = self._attrs.get(known)
         if encoded is None:
             if len(self._attrs) > _CACHE_MAX:
