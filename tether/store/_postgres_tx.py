@@ -113,14 +113,15 @@ class _PostgresTx:
     def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
         if (run_id, owner, epoch) in self._fenced:
             return
-        # the run's row lock (held to commit) keeps every other worker's claim off this run.
-        # The lease row is locked too: a check that waited for a claim's commit then reads the
-        # lease that claim wrote (PostgreSQL re-reads only the rows it locks; with the run's
-        # alone it saw the old lease, and a worker whose run was just taken over still wrote:
-        # duplicate journal seqs in the PostgreSQL chaos test). No lease row: not held.
-        row = self._one(
-            "SELECT l.owner, l.epoch FROM runs r JOIN leases l ON l.run_id = r.id "
-            "WHERE r.id=%s FOR NO KEY UPDATE OF r, l", (run_id,))
+        # The run's row lock (held to commit) keeps every other worker's claim off this run;
+        # the lease is read after it, in a statement of its own: its snapshot then holds the
+        # lease of a claim this check waited for. (Read in the locking statement, it was the
+        # lease as it stood before the wait, and a worker whose run had just been taken over
+        # still wrote: duplicate journal seqs in the PostgreSQL chaos test. Locking the lease
+        # row too would fix that but collide with the heartbeat's renewals.) In a pipeline
+        # both go out in one round trip. No lease row (nor run): not held.
+        self.conn.execute("SELECT 1 FROM runs WHERE id=%s FOR NO KEY UPDATE", (run_id,))
+        row = self._one("SELECT owner, epoch FROM leases WHERE run_id=%s", (run_id,))
         if row is None or row[0] != owner or (epoch is not None and row[1] != epoch):
             raise LeaseLost(run_id, owner, row[0] if row else None)
         self._fenced.add((run_id, owner, epoch))
