@@ -88,3 +88,28 @@ async def test_events_not_handed_over_are_read_from_the_journal(db_path: str) ->
     assert tail.seq == before + 2
     tail.handed.append([completed])  # handed twice (already read from the journal): once only
     assert tail.poll() == []
+
+
+async def test_a_worker_that_serves_again_still_hands_its_events_over(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = Tether(db_path)
+    reads: Counter[str] = Counter()
+    load_events = t.store.load_events
+
+    def counted(run_id: str, after_seq: int = 0) -> Any:
+        reads[run_id] += 1
+        return load_events(run_id, after_seq)
+
+    monkeypatch.setattr(t.store, "load_events", counted)
+    worker = t.worker()
+    with LiveExport(t, InMemorySpanExporter(), poll=0.001) as live:
+        FOLLOWED.update(live=live, reads=reads)
+        for _ in range(2):  # each serve() writes with a committer of its own
+            run_id = t.submit(many_steps, 10)
+
+            def finished(run_id: str = run_id) -> bool:
+                return t.get(run_id).finished
+
+            await worker.serve(until=finished)
+            assert t.get(run_id).status == "succeeded"
+            assert (FOLLOWED["seq"], FOLLOWED["reads_then"]) == (22, 2)

@@ -11,6 +11,7 @@ run and unhooks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 class RunFollower:
     """Base of a follower: subclasses say what following a run means (`follow`, `following`,
-    `tick`), and may hook a worker further (`attached`) and unhook (`detached`)."""
+    `tick`), and what else to unhook when closing (`detached`)."""
 
     def __init__(self, tether: Tether, *, poll: float, name: str) -> None:
         self._tether = tether
@@ -27,6 +28,7 @@ class RunFollower:
         self.closed = False
         self._name = name
         self._workers: list[Worker] = []
+        self._hooks: list[tuple[Worker, Callable[[str], None]]] = []
         self._task: asyncio.Task[None] | None = None
         tether.worker_listeners.append(self.attach)
         for worker in list(tether._workers):
@@ -35,16 +37,18 @@ class RunFollower:
     def attach(self, worker: Worker) -> None:
         """Follow the runs `worker` claims (done for every worker the client creates)."""
         self._workers.append(worker)
-        worker.claim_listeners.append(self._claimed)
-        self.attached(worker)
 
-    def attached(self, worker: Worker) -> None:
-        """A worker was hooked (nothing more by default)."""
+        def claimed(run_id: str) -> None:
+            self._claimed(worker, run_id)
+
+        self._hooks.append((worker, claimed))
+        worker.claim_listeners.append(claimed)
 
     def detached(self) -> None:
         """Every worker was unhooked (nothing more by default)."""
 
-    def follow(self, run_id: str) -> None:
+    def follow(self, run_id: str, worker: Worker) -> None:
+        """Follow `run_id`, which `worker` just claimed (on the worker's event loop)."""
         raise NotImplementedError
 
     def following(self) -> bool:
@@ -58,10 +62,10 @@ class RunFollower:
         """The runs a hooked worker executes now."""
         return {r for w in self._workers for r in w.executing}
 
-    def _claimed(self, run_id: str) -> None:
+    def _claimed(self, worker: Worker, run_id: str) -> None:
         if self.closed:
             return
-        self.follow(run_id)
+        self.follow(run_id, worker)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=self._name)
 
@@ -78,7 +82,7 @@ class RunFollower:
         self.closed = True
         if self.attach in self._tether.worker_listeners:
             self._tether.worker_listeners.remove(self.attach)
-        for worker in self._workers:
-            if self._claimed in worker.claim_listeners:
-                worker.claim_listeners.remove(self._claimed)
+        for worker, claimed in self._hooks:
+            if claimed in worker.claim_listeners:
+                worker.claim_listeners.remove(claimed)
         self.detached()

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter
 
-    from tether.runtime import Tether
+    from tether.runtime import Tether, Worker
 
 log = logging.getLogger("tether.observe")
 
@@ -132,7 +132,7 @@ class LiveMetrics(RunFollower):
         self._followed: set[str] = set()
         super().__init__(tether, poll=poll, name="tether-metrics")
 
-    def follow(self, run_id: str) -> None:
+    def follow(self, run_id: str, worker: Worker) -> None:
         self._followed.add(run_id)
 
     def following(self) -> bool:

@@ -32,6 +32,7 @@ import collections
 import logging
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -231,17 +232,12 @@ class LiveExport(RunFollower):
         #: `exporter.cpu_s`, what tracing costs in its own code (what it costs a process in all,
         #: cache and lock effects included, is measured by benchmarks/bench_tracing.py)
         self.tick_cpu_s = 0.0
-        self._committers: list[GroupCommitter] = []
+        #: the committers listened to (weakly: a worker's committer goes when its serving ends)
+        self._committers: weakref.WeakSet[GroupCommitter] = weakref.WeakSet()
         super().__init__(tether, poll=poll, name="tether-trace-export")
 
-    def attached(self, worker: Worker) -> None:
-        committer = worker.committer
-        if committer not in self._committers:
-            self._committers.append(committer)
-            committer.commit_listeners.append(self._committed)
-
     def detached(self) -> None:
-        for committer in self._committers:
+        for committer in list(self._committers):
             if self._committed in committer.commit_listeners:
                 committer.commit_listeners.remove(self._committed)
 
@@ -251,7 +247,12 @@ class LiveExport(RunFollower):
         if tail is not None and events:
             tail.handed.append(events)
 
-    def follow(self, run_id: str) -> None:
+    def follow(self, run_id: str, worker: Worker) -> None:
+        # the committer the worker writes with now (a worker that serves again makes another)
+        committer = worker.committer
+        if self._committed not in committer.commit_listeners:
+            committer.commit_listeners.append(self._committed)
+            self._committers.add(committer)
         if run_id not in self._tails:
             run = self.store.get_run(run_id)
             if run is None:
