@@ -280,8 +280,7 @@ class Worker:
 
             def renew(tx: Any, ids: list[str] = ids) -> tuple[list[str], list[str]]:
                 held = tx.renew(self.owner, ids, self.lease_ttl)
-                cancelled = [i for i in held if (r := tx.get_run(i)) and r.cancel_requested]
-                return held, cancelled
+                return held, tx.cancel_requested(held)
 
             try:
                 held, cancelled = await self.committer.run(renew)

@@ -66,6 +66,11 @@ class Tx(Protocol):
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...
 
+    def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
+        """Which of `run_ids` have a cancel requested, in the order given: one read of the
+        flag for all the runs a worker holds (its heartbeat), not a whole record per run."""
+        ...
+
     def count_active(self, tenant: str) -> int: ...
 
     def add_usage(self, tenant: str, day: str, amounts: dict[str, float]) -> None:

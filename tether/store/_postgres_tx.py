@@ -264,6 +264,13 @@ class _PostgresTx:
         )
         return [r[0] for r in rows]
 
+    def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
+        if not run_ids:
+            return []
+        flagged = {r[0] for r in self._all(
+            "SELECT id FROM runs WHERE cancel_requested <> 0 AND id = ANY(%s)", (list(run_ids),))}
+        return [run_id for run_id in run_ids if run_id in flagged]
+
     def count_active(self, tenant: str) -> int:
         row = self._one(
             "SELECT COUNT(*) FROM runs WHERE tenant=%s AND status='running'", (tenant,))

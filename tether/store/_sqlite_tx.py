@@ -25,6 +25,8 @@ _UPDATABLE = {
     "attempts", "options", "spec_version", "flags",
 }
 _JSON_COLUMNS = {"result", "options", "input", "flags"}
+# ids per `IN (...)` list: under the 999 host parameters older SQLite builds allow per statement
+_IN_CHUNK = 900
 # a new run's root_agent (the worker queues' key): its root's agent, or its own for a root (two
 # parameters: the root's id, the run's agent); kept out of _RUN_COLUMNS, which reads share
 _ROOT_AGENT = "COALESCE((SELECT agent FROM runs WHERE id=?), ?)"
@@ -237,6 +239,15 @@ class _SQLiteTx:
             (self._now + ttl, owner, *run_ids),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
+        flagged: set[str] = set()
+        for start in range(0, len(run_ids), _IN_CHUNK):
+            chunk = run_ids[start:start + _IN_CHUNK]
+            flagged.update(r[0] for r in self.conn.execute(
+                f"SELECT id FROM runs WHERE cancel_requested <> 0 AND id IN "
+                f"({','.join('?' * len(chunk))})", tuple(chunk)))
+        return [run_id for run_id in run_ids if run_id in flagged]
 
     def count_active(self, tenant: str) -> int:
         row = self.conn.execute(
