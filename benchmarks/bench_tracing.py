@@ -217,22 +217,24 @@ differences). These steps are the cheapest a run has (a scripted model, an in-pr
 the runtime's own cost), so the ratio is the worst case: the same {added_us:.0f} µs is under 5%
 of any step that costs {added_us / 50:.1f} ms of CPU or more (steps that heavy were not
 measured here).
-Timed inside tracing's own code instead (the worker thread's `LiveExport.tick`: reading the
-new events, building, converting and queueing the spans; the batch thread's export: the OTLP
-encoding, the HTTP POST, the export marks), tracing spends **{own_us:.0f} µs of CPU per step**
+Timed inside tracing's own code instead (the worker thread's `LiveExport.tick`: taking the
+events the committer handed over, building and queueing the spans; the exporter thread's: the
+OTLP encoding, the HTTP POST, the export marks), tracing spends **{own_us:.0f} µs of CPU per step**
 (median), {own_ratio:.1%} of the same round's untraced step: the part of the difference above
 that is tracing's own work; the rest is what running it costs the process around it (a second
 thread, the GIL's hand-offs, caches) plus the rounds' noise.
-Median wall time of the timed run: {wall_off:.2f} s off, {wall_on:.2f} s on (the live exporter
-polls the journal every 0.25 s and the last batch is sent before the run is counted as done).
+Median wall time of the timed run: {wall_off:.2f} s off, {wall_on:.2f} s on (live export turns
+the events handed over into spans every 0.25 s, and the last batch is sent before the run is
+counted as done).
 
 Where the extra CPU goes, per span (medians over the traced rounds, measured on the timed run
-after its window): reading its events from the journal {part("read_us")}, building the span
+after its window): reading its events from the journal {part("read_us")} (live export is handed
+them by the committer instead, and reads the journal once per run), building the span
 {part("build_us")}, encoding it to OTLP protobuf {part("encode_us")} (Tether's encoder, the bytes
 the SDK's would make; spans carry {part("attributes", "")} attributes on average), the HTTP POST
 by the official exporter {part("send_us")}; the per-step difference above,
-{1000 * (m_on - m_off):.0f} µs, also holds the journal polling, the export marks and the
-exporter thread's hand-offs.
+{1000 * (m_on - m_off):.0f} µs, also holds the hand-over of the committed events, the export
+marks and the exporter thread's wake-ups.
 
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};
 1-minute load average {load[0]:.1f} before and {load[1]:.1f} after: the machine was {quiet}.
