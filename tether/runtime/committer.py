@@ -103,7 +103,8 @@ class GroupCommitter:
             ((ok, value),) = results
             self.inline += 1
             self.ops += 1
-            self._announce([op], results)
+            if isinstance(op, _Appends):
+                self._announce([op], results)
         finally:
             self._write_lock.release()
         if ok:
@@ -150,7 +151,7 @@ class GroupCommitter:
         try:
             with self._write_lock:
                 answered = self.store.write_batch([op for op, _, _ in batch])
-                if answered is not None:
+                if answered is not None and self.commit_listeners:
                     self._announce([op for op, _, _ in batch], answered)
             assert answered is not None  # wait=True always answers
             results = answered
