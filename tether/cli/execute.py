@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse
 from ._render import print_timeline
 
 if TYPE_CHECKING:
+    from tether.runtime.executors import RayExecutor
     from tether.runtime.queues import WorkerQueue
 
 
@@ -33,6 +35,13 @@ AGENTS_OPTION = typer.Option(
     None, "--agent", help="Serve only run trees started by this agent, MODULE:FUNCTION or "
     "path/to/file.py:FUNCTION; their child runs come along whatever agent they run (repeat for "
     "several; default: every agent).")
+RAY_OPTION = typer.Option(
+    False, "--ray", help="Run steps that declare resources as Ray tasks: joins the cluster given "
+    "by --ray-address, else starts a local one (or joins RAY_ADDRESS's, as ray.init does). "
+    "Needs the ray extra: pip install 'tether[ray]'.")
+RAY_ADDRESS_OPTION = typer.Option(
+    None, "--ray-address", metavar="ADDRESS", help="The Ray cluster to run steps on "
+    "(ray://host:10001, host:6379 or auto); implies --ray.")
 TENANT_LIMITS_OPTION = typer.Option(
     None, "--tenant-limit", help="TENANT=N: at most N of the tenant's runs execute at once, "
     "counted over every worker on the database (repeat for several tenants).")
@@ -95,12 +104,15 @@ def worker(
     tenants: list[str] = TENANTS_OPTION,
     agents: list[str] = AGENTS_OPTION,
     tenant_limits: list[str] = TENANT_LIMITS_OPTION,
+    ray: bool = RAY_OPTION,
+    ray_address: str = RAY_ADDRESS_OPTION,
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue).
 
     Several workers, on any hosts, may serve one database; --tenant and --agent keep this one
-    for some tenants or agents (a worker queue)."""
+    for some tenants or agents (a worker queue). With --ray, steps that declare resources run
+    on a Ray cluster; the others run here as usual."""
     import asyncio
     import signal as _signal
 
@@ -114,10 +126,15 @@ def worker(
         except Exception as exc:
             fail(f"--agent {ref}: this worker cannot load it ({exc}); give the reference runs "
                  "record (see `tether runs`), importable on this host")
+    if (ray or ray_address is not None) and importlib.util.find_spec("ray") is None:
+        fail("--ray: ray is not installed in this Python; install the extra with "
+             "pip install 'tether[ray]', or start the worker without --ray")
     tether = open_tether(db)
     if guards:
         with handle_errors():
             resolve_guards(guards)  # a worker that cannot enforce its guards does not start
+    executor, cluster = (_ray_executor(ray_address) if ray or ray_address is not None
+                         else (None, ""))
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -126,10 +143,11 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
                           guards=guards or None, tenants=queue.tenants, agents=queue.agents,
-                          **({"tenant_limits": limits} if limits else {}))
+                          executor=executor, **({"tenant_limits": limits} if limits else {}))
         served = "" if queue.everything else f" ({queue.describe()})"
-        console.print(f"worker {w.owner} serving {tether.store.url}{served}", markup=False,
-                      soft_wrap=True)
+        on_ray = f", steps with resources on the Ray cluster at {cluster}" if cluster else ""
+        console.print(f"worker {w.owner} serving {tether.store.url}{served}{on_ray}",
+                      markup=False, soft_wrap=True)
         if not verbose:
             await w.serve(stop=stop)
         else:
@@ -145,8 +163,27 @@ def worker(
 
     from .trace import exporting
 
-    with handle_errors(), exporting(tether):
-        asyncio.run(serve())
+    try:
+        with handle_errors(), exporting(tether):
+            asyncio.run(serve())
+    finally:
+        if executor is not None:
+            executor.close()  # stops the local cluster it started, if it did
+
+
+def _ray_executor(address: str | None) -> tuple[RayExecutor, str]:
+    """Join (or start) the Ray cluster before serving, and say where it is: a worker that
+    cannot reach it says so at once, not at the first heavy step of some run."""
+    from tether.runtime.executors import RayExecutor
+
+    executor = RayExecutor(address or None)
+    with handle_errors():
+        ray = executor.connect()
+    try:
+        cluster = str(ray.get_runtime_context().gcs_address)
+    except Exception:  # only for the banner: the address asked for says enough
+        cluster = address or "(local)"
+    return executor, cluster
 
 
 def retry(
