@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--inflight", default="10000,50000,100000")
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--warm", type=float, default=3.0)
-    ap.add_argument("--measure", type=float, default=12.0)
+    ap.add_argument("--measure", type=float, default=10.0)
     ap.add_argument("--executing", default="500,2000",
                     help="concurrency of one worker for the per-executing-run memory ('': none)")
     ap.add_argument("--trace", type=int, default=15, help="tracemalloc sites to list (0: none)")
