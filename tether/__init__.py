@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         Tether,
         TetherError,
         Worker,
+        WorkerQueue,
         grow_memory,
     )
     from tether.runtime.activity import activity
@@ -53,7 +54,8 @@ __version__ = "0.1.0"
 _RUNTIME = ("ActivityError", "BaseInterceptor", "ChildFailed", "ChildHandle", "Context",
             "DepthLimitExceeded", "Effect", "InDoubt", "Interceptor", "InvalidInput",
             "NonDeterminismError", "RunHalted", "RunNotFound", "SignalTimeout", "Tether",
-            "TetherError", "Worker", "Resources", "StepRetry", "grow_memory", "RayExecutor")
+            "TetherError", "Worker", "WorkerQueue", "Resources", "StepRetry", "grow_memory",
+            "RayExecutor")
 _LAZY = {
     **dict.fromkeys(_RUNTIME, "tether.runtime"),
     "activity": "tether.runtime.activity",
@@ -125,6 +127,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "Worker",
+    "WorkerQueue",
     "__version__",
     "activity",
     "grow_memory",

@@ -150,6 +150,19 @@ def test_a_queue_normalises_agents_as_runs_record_them() -> None:
                                 + ", ".join(sorted(queue.agents)))
 
 
+def test_the_queue_class_is_public_where_workers_are(db_path: str) -> None:
+    import tether
+    import tether.runtime
+
+    assert tether.WorkerQueue is tether.runtime.WorkerQueue is WorkerQueue
+    assert "WorkerQueue" in tether.__all__ and "WorkerQueue" in tether.runtime.__all__
+    t = Tether(db_path)
+    try:  # what a worker's `queue` attribute holds, so users can read it with the public type
+        assert t.worker(tenants=["acme"]).queue == tether.WorkerQueue.of(tenants="acme")
+    finally:
+        t.close()
+
+
 @pytest.mark.parametrize(("queue", "message"), [
     ({"tenants": []}, r"tenants=\[\] serves no run at all; list the tenants"),
     ({"agents": ()}, r"agents=\[\] serves no run at all"),

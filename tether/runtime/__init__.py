@@ -30,6 +30,7 @@ from .executors import (
     StepUnschedulable,
 )
 from .interceptors import BaseInterceptor, Effect, Interceptor
+from .queues import WorkerQueue
 from .refs import agent_ref, guards_ref, resolve_agent, resolve_guards
 from .retry import RetryPlan, RunNotRetryable, StepRetry, grow_memory
 from .worker import Worker
@@ -70,6 +71,7 @@ __all__ = [
     "Tether",
     "TetherError",
     "Worker",
+    "WorkerQueue",
     "agent_ref",
     "grow_memory",
     "guards_ref",
