@@ -21,126 +21,46 @@ user data, and a span leaves the machine. `content=None` follows the conventions
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tether.store import Event, RunRecord
 from tether.store import vocabulary as v
 
+from ._span_parts import (
+    Proposal,
+    StepShape,
+    as_json,
+    decided,
+    exec_done,
+    provider_of,
+    short_agent,
+    step_shape,
+)
+from ._span_records import (
+    CONTENT_ENV,
+    SEMCONV_VERSION,
+    AttrValue,
+    SpanEvent,
+    SpanKind,
+    SpanRecord,
+    SpanStatus,
+    capture_content,
+    end_span,
+    run_span_id,
+    span_id_of,
+    spawn_span_id,
+    trace_id_of,
+)
+
 if TYPE_CHECKING:
     from tether.runtime import Tether
 
-#: the GenAI semantic conventions these spans follow (still "Development" upstream)
-SEMCONV_VERSION = "1.41.0"
-CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-
-SpanKind = Literal["internal", "client"]
-SpanStatus = Literal["unset", "ok", "error"]
-AttrValue = str | int | float | bool | list[str]
-
-
-@dataclass(slots=True)
-class SpanEvent:
-    """Something that happened inside a span (a guard decision, a halt, a log line)."""
-
-    name: str
-    ts: float
-    attributes: dict[str, AttrValue] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class SpanRecord:
-    """One span, ready to hand to an OpenTelemetry exporter or to draw."""
-
-    name: str
-    trace_id: str  # 32 hex digits
-    span_id: str  # 16 hex digits
-    parent_id: str | None
-    run_id: str
-    start: float  # the journal's timestamps (seconds since the epoch)
-    end: float
-    start_seq: int
-    end_seq: int  # the journal event that closed it (what a live exporter's watermark counts)
-    kind: SpanKind = "internal"
-    status: SpanStatus = "unset"
-    status_message: str = ""
-    attributes: dict[str, AttrValue] = field(default_factory=dict)
-    events: list[SpanEvent] = field(default_factory=list)
-
-    @property
-    def duration_ms(self) -> float:
-        return max(0.0, (self.end - self.start) * 1000)
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["duration_ms"] = round(self.duration_ms, 3)
-        return out
-
-
-def capture_content(content: bool | None = None) -> bool:
-    """Whether message content goes on spans: `content` if given, else the conventions' env
-    switch (`true`, case-insensitive, turns it on; anything else leaves it off)."""
-    if content is not None:
-        return content
-    return os.environ.get(CONTENT_ENV, "").strip().lower() == "true"
-
-
-def trace_id_of(root_run_id: str) -> str:
-    return _digest("trace", root_run_id, size=16)
-
-
-def span_id_of(run_id: str, what: str) -> str:
-    return _digest(run_id, what, size=8)
-
-
-def _digest(*parts: str, size: int) -> str:
-    raw = hashlib.sha256("\x1f".join(parts).encode()).digest()[:size]
-    if not any(raw):  # an all-zero id is invalid in OpenTelemetry
-        raw = b"\x01" + raw[1:]
-    return raw.hex()
-
-
-def run_span_id(run_id: str, attempt_seq: int | None = None) -> str:
-    """The `invoke_agent` span of a run's first attempt (`attempt_seq` None) or of the attempt
-    a `run_retried` event at that seq started."""
-    return span_id_of(run_id, "run" if attempt_seq is None else f"run@{attempt_seq}")
-
-
-def spawn_span_id(parent_run_id: str, child_run_id: str) -> str:
-    """A child's spawn in its parent: known from the child's record alone, so a child's spans
-    find their parent without reading the parent's journal."""
-    return span_id_of(parent_run_id, f"spawn:{child_run_id}")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _short_agent(ref: str) -> str:
-    return ref.rpartition(":")[2] or ref
-
-
-def _provider(model: str) -> tuple[str, str]:
-    """(provider, model) from Tether's `provider:model` names ("scripted" has no provider)."""
-    provider, sep, name = model.partition(":")
-    return (provider, name) if sep else ("tether", model)
-
-
-#: a step's span name, span kind, the attributes its name implies, and its family
-_Shape = tuple[str, SpanKind, dict[str, AttrValue], str]
-
-
-@dataclass
-class _Proposal:
-    """A tool call a model proposed and no tool step has answered yet (for the mind-log)."""
-
-    call_id: str
-    name: str
-    arguments: Any
-    thought: str
+__all__ = [
+    "CONTENT_ENV", "SEMCONV_VERSION", "AttrValue", "SpanBuilder", "SpanEvent", "SpanKind",
+    "SpanRecord", "SpanStatus", "capture_content", "run_span_id", "run_spans", "span_id_of",
+    "spans_of_journal", "spawn_span_id", "trace_id_of",
+]
 
 
 class SpanBuilder:
@@ -157,13 +77,13 @@ class SpanBuilder:
         self._open: dict[str, SpanRecord] = {}  # steps, by journal key
         self._waits: dict[str, SpanRecord] = {}  # timers and signals, by journal key
         self._spawns: dict[str, SpanRecord] = {}  # by child run id
-        self._proposals: list[_Proposal] = []
+        self._proposals: list[Proposal] = []
         self._last: Event | None = None
         self._retry_seq: int | None = None
         self._ended = False
         self._tokens = [0, 0]
         self._cost: float | None = None
-        self._shapes: dict[tuple[Any, ...], _Shape] = {}
+        self._shapes: dict[tuple[Any, ...], StepShape] = {}
         # `span_id_of(run.id, f"seq{n}")` for a step or a wait: the run's part hashed once
         self._seq_hash = hashlib.sha256(f"{run.id}\x1f".encode())
 
@@ -175,7 +95,7 @@ class SpanBuilder:
 
     # -- the run (one `invoke_agent` span per attempt) ------------------------------------
     def _open_attempt(self, e: Event) -> SpanRecord:
-        name = _short_agent(self.run.agent)
+        name = short_agent(self.run.agent)
         self._tokens, self._cost = [0, 0], None  # the attempt's own model calls
         span = SpanRecord(
             name=f"invoke_agent {name}", trace_id=self.trace_id,
@@ -210,7 +130,7 @@ class SpanBuilder:
         if self._cost is not None:
             span.attributes["tether.cost.usd"] = round(self._cost, 8)
         span.status = "ok" if status == "succeeded" else "error"
-        _end(span, e)
+        end_span(span, e)
         self._attempt = None
         self._ended = True
         return [*closed, span]
@@ -248,7 +168,7 @@ class SpanBuilder:
                 return self._close_steps(e, "interrupted: the worker executing it stopped")
             return []
         if kind in v.RUN_ENDS:
-            return self._run_end(e)
+            return self._runend_span(e)
         if kind == v.STEP_STARTED:
             self._step_started(e)
             return []
@@ -282,7 +202,7 @@ class SpanBuilder:
         self._attempt = None
         for span in spans:
             span.attributes["tether.open"] = True
-            _end(span, e)
+            end_span(span, e)
         return spans
 
     # -- steps --------------------------------------------------------------------------------
@@ -306,40 +226,17 @@ class SpanBuilder:
             self._run_span(e).span_id, self.run.id, e.ts, e.ts, e.seq, e.seq, shape[1],
             attributes=attrs)
         if "policy" in meta and (decision := v.guard_decision(e)) is not None:
-            _decided(span, e, decision)
+            decided(span, e, decision)
         self._open[str(e.key)] = span
 
-    def _shape(self, step: str | None, meta: dict[str, Any]) -> _Shape:
-        """A step's span name, kind and the attributes its name implies: the same for every
-        call of one model or tool, so made once per builder (a run calls a few, many times)."""
+    def _shape(self, step: str | None, meta: dict[str, Any]) -> StepShape:
+        """The same for every call of one model or tool, so made once per builder (a run calls
+        a few, many times)."""
         key = (step, meta.get("model"), meta.get("side_effect"))
         known = self._shapes.get(key)
-        if known is not None:
-            return known
-        family = v.step_family(step)
-        subject = v.step_subject(step)
-        attrs: dict[str, AttrValue] = {}
-        shape: _Shape = (f"tether.step {step}", "internal", attrs, family)
-        if family == "model":
-            provider, requested = _provider(str(meta.get("model") or subject))
-            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-                     "gen_ai.request.model": requested}
-            shape = (f"chat {requested}", "client", attrs, family)
-        elif family == "tool":
-            # no `gen_ai.tool.type` (Recommended, and always "function" here) nor the tool's
-            # version: every attribute costs the OTLP encoder ~5 µs per span, most of what
-            # tracing costs a cheap step. A side effect other than a read is worth filtering on
-            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": subject}
-            if meta.get("side_effect") not in (None, "read"):
-                attrs["tether.tool.side_effect"] = str(meta["side_effect"])
-            shape = (f"execute_tool {subject}", "internal", attrs, family)
-        elif family == "exec":
-            shape = ("tether.sandbox.exec", "internal", attrs, family)
-        elif step and step.startswith(v.APPROVAL_STEP):
-            shape = (f"tether.approval.request {step[len(v.APPROVAL_STEP):]}", "internal",
-                     attrs, "approval")
-        self._shapes[key] = shape
-        return shape
+        if known is None:
+            known = self._shapes[key] = step_shape(step, meta)
+        return known
 
     def _step_ended(self, e: Event) -> list[SpanRecord]:
         span = self._open.pop(str(e.key), None)
@@ -357,16 +254,16 @@ class SpanBuilder:
         elif family == "model" and (call := v.model_call(e)) is not None:
             self._model_done(span, call)
         elif family == "exec" and (res := v.exec_result(e)) is not None:
-            _exec_done(span, res)
+            exec_done(span, res)
         elif family == "tool" and (tool := v.tool_call(e)) is not None:
             self._tool_done(span, tool, v.exec_result(e))
         else:
             span.status = "ok"
-        _end(span, e)
+        end_span(span, e)
         return [span]
 
     def _model_done(self, span: SpanRecord, call: v.ModelCallRecord) -> None:
-        _, answered = _provider(call.model)
+        _, answered = provider_of(call.model)
         a = span.attributes
         a["gen_ai.response.model"] = answered
         a["gen_ai.usage.input_tokens"] = call.input_tokens
@@ -390,14 +287,14 @@ class SpanBuilder:
         else:
             span.status = "ok"
         if self.content:
-            a["gen_ai.output.messages"] = _json([{
+            a["gen_ai.output.messages"] = as_json([{
                 "role": "assistant", "finish_reason": call.finish_reason or "stop",
                 "parts": [*([{"type": "text", "content": call.text}] if call.text else []),
                           *({"type": "tool_call", "id": c.get("id"), "name": c.get("name"),
                              "arguments": c.get("arguments")} for c in call.tool_calls)]}])
         if not call.rejected:
             self._proposals += [
-                _Proposal(str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"),
+                Proposal(str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"),
                           call.text) for c in call.tool_calls]
 
     def _tool_done(self, span: SpanRecord, tool: v.ToolCallRecord,
@@ -408,23 +305,23 @@ class SpanBuilder:
             if proposal.call_id:
                 a["gen_ai.tool.call.id"] = proposal.call_id
             if self.content:
-                a["gen_ai.tool.call.arguments"] = _json(proposal.arguments)
+                a["gen_ai.tool.call.arguments"] = as_json(proposal.arguments)
                 if proposal.thought.strip():
                     a["tether.tool.rationale"] = proposal.thought  # the mind-log
         if tool.answered_by:
             a["tether.guard.answered_by"] = tool.answered_by
         if self.content:
-            a["gen_ai.tool.call.result"] = _json(tool.output if tool.ok else {
+            a["gen_ai.tool.call.result"] = as_json(tool.output if tool.ok else {
                 "error": tool.error_type, "message": tool.error_message})
         if sandbox is not None:
-            _exec_done(span, sandbox)
+            exec_done(span, sandbox)
         if tool.ok:
             span.status = "ok"
         else:
             span.status, span.status_message = "error", tool.error_message
             a["error.type"] = str(tool.error_type or "error")
 
-    def _proposal_for(self, tool: str) -> _Proposal | None:
+    def _proposal_for(self, tool: str) -> Proposal | None:
         for i, p in enumerate(self._proposals):
             if p.name == tool:
                 return self._proposals.pop(i)
@@ -435,7 +332,7 @@ class SpanBuilder:
         for span in self._open.values():  # a wait (in `_waits`) outlives its worker by design
             span.status, span.status_message = "error", why
             span.attributes["error.type"] = "tether.interrupted"
-            _end(span, e)
+            end_span(span, e)
             closed.append(span)
         self._open.clear()
         return closed
@@ -444,7 +341,7 @@ class SpanBuilder:
         closed = self._close_steps(e, why)
         for span in [*self._waits.values(), *self._spawns.values()]:
             span.attributes["tether.unfinished"] = why
-            _end(span, e)
+            end_span(span, e)
             closed.append(span)
         self._waits.clear()
         self._spawns.clear()
@@ -477,7 +374,7 @@ class SpanBuilder:
         if data.get("timed_out"):
             span.attributes["tether.timed_out"] = True
         span.status = "ok"
-        _end(span, e)
+        end_span(span, e)
         return [span]
 
     def _spawned(self, e: Event) -> None:
@@ -485,7 +382,7 @@ class SpanBuilder:
         child = str(data.get("child_id") or "")
         agent = str(e.name or "")
         self._spawns[child] = SpanRecord(
-            name=f"tether.spawn {_short_agent(agent)}", trace_id=self.trace_id,
+            name=f"tether.spawn {short_agent(agent)}", trace_id=self.trace_id,
             span_id=spawn_span_id(self.run.id, child), parent_id=self._run_span(e).span_id,
             run_id=self.run.id, start=e.ts, end=e.ts, start_seq=e.seq, end_seq=e.seq,
             attributes={"tether.child.run_id": child, "tether.child.agent": agent})
@@ -500,7 +397,7 @@ class SpanBuilder:
         span.status = "ok" if status == "succeeded" else "error"
         if data.get("error"):
             span.status_message = str(data["error"])
-        _end(span, e)
+        end_span(span, e)
         return [span]
 
     # -- run-level facts become events on the run's span --------------------------------------
@@ -535,7 +432,7 @@ class SpanBuilder:
     def _attempt_event(self, e: Event, name: str, attrs: dict[str, AttrValue]) -> None:
         self._run_span(e).events.append(SpanEvent(name, e.ts, attrs))
 
-    def _run_end(self, e: Event) -> list[SpanRecord]:
+    def _runend_span(self, e: Event) -> list[SpanRecord]:
         status = {v.RUN_COMPLETED: "succeeded", v.RUN_FAILED: "failed",
                   v.RUN_HALTED: "halted", v.RUN_CANCELLED: "cancelled"}[e.kind]
         run = self._run_span(e)
@@ -552,37 +449,6 @@ class SpanBuilder:
             run.status_message = str(data.get("reason") or "cancelled")
             run.attributes["error.type"] = "tether.cancelled"
         return self._close_attempt(e, status)
-
-
-def _end(span: SpanRecord, e: Event) -> None:
-    span.end = max(e.ts, span.start)
-    span.end_seq = e.seq
-
-
-def _decided(span: SpanRecord, e: Event, d: v.GuardDecision) -> None:
-    """A policy decision on a step: attributes for filtering, an event for the timeline."""
-    attrs: dict[str, AttrValue] = {"tether.guard.action": d.action,
-                                   "tether.guard.reason": d.reason}
-    if d.rule:
-        attrs["tether.guard.rule"] = d.rule
-    if d.policy:
-        attrs["tether.guard.policy"] = d.policy
-    if d.short_circuit:
-        attrs["tether.guard.answered_by"] = d.short_circuit
-    span.attributes.update(attrs)
-    span.events.append(SpanEvent("tether.guard.decision", e.ts, dict(attrs)))
-
-
-def _exec_done(span: SpanRecord, res: dict[str, Any]) -> None:
-    code = res.get("exit_code")
-    span.attributes["tether.sandbox.exit_code"] = int(code) if isinstance(code, int) else -1
-    if isinstance(res.get("duration_ms"), int | float):
-        span.attributes["tether.sandbox.duration_ms"] = float(res["duration_ms"])
-    if code == 0:
-        span.status = "ok"
-    else:
-        span.status, span.status_message = "error", f"exit code {code}"
-        span.attributes["error.type"] = "tether.sandbox.exit"
 
 
 def spans_of_journal(run: RunRecord, events: Iterable[Event], *,
