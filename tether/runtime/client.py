@@ -224,6 +224,13 @@ class Tether:
     def _new_run(self, agent: Callable[..., Any] | str, input: Any, tenant: str,
                  run_id: str | None, options: dict[str, Any] | None, max_depth: int | None,
                  spec_version: str | None, guards: str | None = None) -> RunRecord:
+        if run_id is not None and "." in run_id:
+            raise InvalidInput(
+                f"run id {run_id!r}: a run you submit may not have a '.' in its id; a child "
+                f"run's id is its parent's id + '.KEY', so this run would be taken for a child "
+                f"of {run_id.partition('.')[0]!r} (stored on that run's shard, left out of run "
+                "id prefix lookups); choose an id without '.', or leave run_id out for a "
+                "generated one")
         ref = portable_ref(agent)
         _check_agent_once(resolve_agent(ref) if isinstance(agent, str) else agent, ref,
                           input is not _NO_INPUT)
