@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -86,20 +87,43 @@ async def child(iterations: int, db: str) -> dict[str, Any]:
     with export_live(tether) or contextlib.nullcontext():  # None without OTEL_* set
         warm = await tether.run(stepper, 5)  # warm-up: imports, database, exporter, its first sends
     live = export_live(tether)  # the timed run's own: it sends that run's spans only
-    cpu, wall = time.process_time(), time.perf_counter()
+    gc_timer = GcTimer()
+    cpu, wall, main = time.process_time(), time.perf_counter(), time.thread_time()
     record = await tether.run(stepper, iterations)
     if live is not None:
         live.close()  # the last spans, sent
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    main = time.thread_time() - main
+    gc_timer.stop()
     assert record.status == "succeeded", record.error
     steps = sum(1 for e in tether.events(record.id) if e.kind == v.STEP_COMPLETED)
     return {"breakdown": breakdown(tether, record.id) if live is not None else {},
-            "cpu_s": cpu, "wall_s": wall, "steps": steps,
+            "cpu_s": cpu, "wall_s": wall, "steps": steps, "main_cpu_s": main,
+            "gc_cpu_s": gc_timer.cpu_s, "gc_full": gc_timer.full,
             "spans": len(run_spans(tether, record.id)),
             "warmup_spans": len(run_spans(tether, warm.id)),
             "sent": live.exporter.sent if live is not None else 0,
             # CPU timed inside tracing's own code paths during the window (see render)
             "own_cpu_s": live.tick_cpu_s + live.exporter.cpu_s if live is not None else 0.0}
+
+
+class GcTimer:
+    """The CPU the garbage collector took (in any thread) and its full collections, until
+    `stop`: tracing keeps spans and events alive for a while, which the collector may pay for."""
+
+    def __init__(self) -> None:
+        self.cpu_s, self.full, self._started = 0.0, 0, 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.cpu_s += time.process_time() - self._started
+            self.full += info["generation"] == 2
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._tick)
 
 
 def breakdown(tether: Any, run_id: str) -> dict[str, float]:
@@ -175,6 +199,15 @@ def render(off: list[dict[str, Any]], on: list[dict[str, Any]], args: argparse.N
     def part(key: str, unit: str = " µs") -> str:
         return f"{statistics.median(r['breakdown'][key] for r in on):.0f}{unit}"
 
+    def diff_us(key: str) -> float:  # median of the rounds' on - off, per step
+        return statistics.median(1e6 * (b[key] / b["steps"] - a[key] / a["steps"])
+                                 for a, b in zip(off, on, strict=True))
+
+    main_us, gc_us = diff_us("main_cpu_s"), diff_us("gc_cpu_s")
+    other_us = statistics.median(
+        1e6 * ((b["cpu_s"] - b["main_cpu_s"]) / b["steps"] - (a["cpu_s"] - a["main_cpu_s"])
+               / a["steps"]) for a, b in zip(off, on, strict=True))
+    full_gcs = (sum(r["gc_full"] for r in off), sum(r["gc_full"] for r in on))
     own_us = statistics.median(1e6 * r["own_cpu_s"] / r["steps"] for r in on)
     own_ratio = statistics.median(1e6 * r["own_cpu_s"] / r["steps"] / (1000 * a)
                                   for r, a in zip(on, off_ms, strict=True))
@@ -223,6 +256,11 @@ OTLP encoding, the HTTP POST, the export marks), tracing spends **{own_us:.0f} �
 (median), {own_ratio:.1%} of the same round's untraced step: the part of the difference above
 that is tracing's own work; the rest is what running it costs the process around it (a second
 thread, the GIL's hand-offs, caches) plus the rounds' noise.
+Split by thread (medians of the rounds' on - off differences, per step): the worker's main
+thread (the run, the committer's hand-over, the live export's tick) **{main_us:+.0f} µs**, the
+other threads (the exporter's, the committer's) **{other_us:+.0f} µs**; of it the garbage
+collector **{gc_us:+.0f} µs** (full collections in the timed windows: {full_gcs[0]} off,
+{full_gcs[1]} on).
 Median wall time of the timed run: {wall_off:.2f} s off, {wall_on:.2f} s on (live export turns
 the events handed over into spans every 0.25 s, and the last batch is sent before the run is
 counted as done).
