@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
@@ -47,6 +48,54 @@ def check_metadata(
         raise ToolDefinitionError(f"tool {name!r}: timeout must be > 0 seconds, not {timeout!r}")
     if not isinstance(retries, int) or retries < 0:
         raise ToolDefinitionError(f"tool {name!r}: retries must be an integer >= 0")
+
+
+#: what a tool may ask of the machine that runs it: the keywords of the runtime's ``Resources``
+RESOURCE_KEYS: tuple[str, ...] = ("num_cpus", "num_gpus", "memory", "custom")
+
+
+def _amount_ok(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
+
+
+def check_resources(name: str, resources: Any) -> dict[str, Any] | None:
+    """Validate a tool's ``resources`` at definition time and return a private copy.
+
+    The tool layer cannot import the runtime's ``Resources`` (layer 2), so a tool declares plain
+    data with the same keys; checking it here means a typo fails where the tool is written, not
+    on the first call inside a running agent.
+    """
+    if resources is None:
+        return None
+    if not isinstance(resources, dict) or not all(isinstance(k, str) for k in resources):
+        raise ToolDefinitionError(
+            f"tool {name!r}: resources must be a dict such as {{'num_cpus': 2, "
+            f"'memory': 2 << 30}}, not {resources!r}")
+    for key, value in resources.items():
+        if key not in RESOURCE_KEYS:
+            raise ToolDefinitionError(
+                f"tool {name!r}: unknown resources key {key!r}; use "
+                f"{', '.join(RESOURCE_KEYS)}")
+        if key in ("num_cpus", "num_gpus") and not _amount_ok(value):
+            raise ToolDefinitionError(
+                f"tool {name!r}: resources[{key!r}] must be a number >= 0 (fractions allowed), "
+                f"not {value!r}")
+        if key == "memory" and (not isinstance(value, int) or isinstance(value, bool)
+                                or value <= 0):
+            raise ToolDefinitionError(
+                f"tool {name!r}: resources['memory'] must be whole bytes > 0 (e.g. 2 << 30 for "
+                f"2 GiB), not {value!r}")
+        if key == "custom" and (
+                not isinstance(value, dict)
+                or not all(isinstance(k, str) and k and _amount_ok(v) for k, v in value.items())):
+            raise ToolDefinitionError(
+                f"tool {name!r}: resources['custom'] must map cluster resource names to numbers "
+                f">= 0, not {value!r}")
+    out = dict(resources)
+    if "custom" in out:
+        out["custom"] = dict(out["custom"])
+    return out
 
 
 class _DuplicateKey(Exception):
@@ -150,6 +199,9 @@ class Tool(ABC):
     requires_approval: bool
     #: approvals must be signed by two people (implies ``requires_approval``)
     critical: bool
+    #: what one call needs from the machine (keys of the runtime's ``Resources``): a worker
+    #: with a Ray executor runs the call as a Ray task with them reserved; None: in the worker
+    resources: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -166,8 +218,10 @@ class Tool(ABC):
         source: str,
         requires_approval: bool = False,
         critical: bool = False,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         check_metadata(name, version, side_effect, timeout, retries)
+        self.resources = check_resources(name, resources)
         self.name = name
         self.version = version
         self.description = description

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any, overload
@@ -92,6 +94,7 @@ class FunctionTool(Tool):
         requires_approval: bool = False,
         critical: bool = False,
         network: bool = False,
+        resources: dict[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@tool expects a function, got {fn!r}")
@@ -114,6 +117,7 @@ class FunctionTool(Tool):
             source=f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', tool_name)}",
             requires_approval=requires_approval,
             critical=critical,
+            resources=resources,
         )
         self.network = bool(network)
         self.fn = fn
@@ -123,6 +127,18 @@ class FunctionTool(Tool):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle a module-level tool by reference, as pickle does functions.
+
+        A heavy tool's call is shipped to a Ray worker, which imports the tool's module and
+        gets the very tool declared there. (Decorating replaces the function in its module, so
+        the function itself no longer pickles by reference.) Other tools pickle by value."""
+        module = str(getattr(self.fn, "__module__", "") or "")
+        qualname = str(getattr(self.fn, "__qualname__", "") or "")
+        if "<locals>" not in qualname and _lookup(sys.modules.get(module), qualname) is self:
+            return _import_tool, (module, qualname)
+        return super().__reduce_ex__(protocol)
 
     def parse(self, arguments: Any) -> BaseModel:
         """Validate into the pydantic argument model (nested models stay models)."""
@@ -161,6 +177,20 @@ class FunctionTool(Tool):
             return self.fn(**kwargs, **{HTTP_PARAM: http})
 
 
+def _lookup(module: Any, qualname: str) -> Any:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _import_tool(module: str, qualname: str) -> FunctionTool:
+    tool = _lookup(importlib.import_module(module), qualname)
+    if not isinstance(tool, FunctionTool):
+        raise TypeError(f"{module}:{qualname} is no longer a tool; it cannot be unpickled")
+    return tool
+
+
 @overload
 def tool(fn: Callable[..., Any], /) -> FunctionTool: ...
 
@@ -178,6 +208,7 @@ def tool(
     requires_approval: bool = False,
     critical: bool = False,
     network: bool = False,
+    resources: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -195,6 +226,7 @@ def tool(
     requires_approval: bool = False,
     critical: bool = False,
     network: bool = False,
+    resources: dict[str, Any] | None = None,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a typed function into a tool; usable bare (``@tool``) or with options.
 
@@ -208,6 +240,9 @@ def tool(
     its arguments against the egress policy, and a parameter named ``http`` (typed
     ``httpx.AsyncClient``, or ``httpx.Client`` for a sync tool) receives a client that checks
     every request it sends, redirect hops included (``tether.tools.network``).
+    ``resources`` (keys ``num_cpus``, ``num_gpus``, ``memory`` in bytes, ``custom``) marks a heavy
+    tool: on a worker with a Ray executor each call runs as a Ray task with them reserved;
+    elsewhere it runs in the worker as usual.
     """
 
     def wrap(f: Callable[..., Any]) -> FunctionTool:
@@ -223,6 +258,7 @@ def tool(
             requires_approval=requires_approval,
             critical=critical,
             network=network,
+            resources=resources,
         )
 
     if fn is not None:

@@ -8,12 +8,16 @@ Tool failures are *results* (``ok=False``), not exceptions: an agent shows them 
 Interceptors see ``Effect(kind="step", name="tool:<name>", args=(arguments,), meta={"kind":
 "tool", "tool", "version", "side_effect", "idempotent"[, "rejected"]})``. What the step needs to
 know about a tool (its name prefix, time bound and metadata) is the tool layer's own
-(``tether.tools.effect``); this module adds the journal.
+(``tether.tools.effect``); this module adds the journal. A tool that declares ``resources`` is
+a heavy step (``Resources(**tool.resources)``): a worker with a Ray executor runs the call as a
+Ray task, any other worker in its own process, as before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from tether.tools._base import Tool, ToolFailure, ToolResult
 from tether.tools._errors import ToolError
@@ -22,10 +26,20 @@ from tether.tools.effect import STEP_PREFIX, effect_meta, step_timeout
 
 from .._views import StepView
 from ..errors import ActivityError
+from ..executors import Resources
+
+
+class ToolStepView(StepView, Protocol):
+    """A step view whose steps may declare resources (a heavy tool's call runs on Ray)."""
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
+                   idempotent: bool | None = None, timeout: float | None = None,
+                   meta: dict[str, Any] | None = None,
+                   resources: Resources | None = None) -> Any: ...
 
 
 async def tool_effect(
-    ctx: StepView,
+    ctx: ToolStepView,
     registry_or_tool: ToolRegistry | Tool,
     name: str | None,
     arguments: Any,
@@ -90,25 +104,24 @@ async def tool_effect(
     return ToolResult.model_validate(data)
 
 
-async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
+async def _run_tool(tool: Tool, arguments: Any) -> dict[str, Any]:
+    result = await tool.run(arguments)
+    return result.model_dump(mode="json")
+
+
+async def _run_tool_with_key(tool: Tool, arguments: Any,
+                             idempotency_key: str | None = None) -> dict[str, Any]:
+    result = await tool.run(arguments, idempotency_key=idempotency_key)
+    return result.model_dump(mode="json")
+
+
+async def _live_call(ctx: ToolStepView, tool: Tool, step_name: str, args: Any,
                      extra_meta: dict[str, Any] | None) -> ToolResult:
-    if tool.accepts_idempotency_key:
-
-        async def call_with_key(
-            arguments: Any, idempotency_key: str | None = None
-        ) -> dict[str, Any]:
-            result = await tool.run(arguments, idempotency_key=idempotency_key)
-            return result.model_dump(mode="json")
-
-        fn: Any = call_with_key
-    else:
-
-        async def call(arguments: Any) -> dict[str, Any]:
-            result = await tool.run(arguments)
-            return result.model_dump(mode="json")
-
-        fn = call
-
+    # a module-level function bound to the tool (not a closure): a heavy tool's call is pickled
+    # to a Ray worker, and the step's args stay `(arguments,)` for interceptors and the journal
+    fn = functools.partial(_run_tool_with_key if tool.accepts_idempotency_key else _run_tool,
+                           tool)
+    resources = Resources(**tool.resources) if tool.resources is not None else None
     try:
         data = await ctx.step(
             step_name,
@@ -118,6 +131,7 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
             # re-run (design §3); otherwise only a declared-idempotent tool is re-run
             idempotent=tool.idempotent or tool.accepts_idempotency_key,
             timeout=step_timeout(tool),
+            resources=resources,
             meta={**effect_meta(tool), **(extra_meta or {})},
         )
     except ActivityError as e:
