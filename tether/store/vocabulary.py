@@ -107,7 +107,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init is a slow setattr per field
 class ModelCallRecord:
     """A completed model call: who answered, what it cost, what it proposed."""
 
@@ -133,20 +133,22 @@ def model_call(event: Event) -> ModelCallRecord | None:
     usage = _dict(data.get("usage"))
     response = _dict(data.get("response"))
     cost = data.get("cost_usd")
+    calls = response.get("tool_calls")  # read once per span by live tracing: no generators
+    rejected = data.get("rejected")
     return ModelCallRecord(
-        model=str(data.get("model") or step_subject(event.name)),
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cost_usd=float(cost) if isinstance(cost, int | float) else None,
-        text=str(response.get("text") or ""),
-        tool_calls=tuple(_dict(c) for c in response.get("tool_calls") or ()),
-        finish_reason=response.get("finish_reason"),
-        rejected=tuple(str(r) for r in data.get("rejected") or ()),
-        repaired=bool(data.get("repaired")),
+        str(data.get("model") or step_subject(event.name)),
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        float(cost) if isinstance(cost, int | float) else None,
+        str(response.get("text") or ""),
+        tuple([c if isinstance(c, dict) else {} for c in calls]) if calls else (),
+        response.get("finish_reason"),
+        tuple([str(r) for r in rejected]) if rejected else (),
+        bool(data.get("repaired")),
     )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init is a slow setattr per field
 class ToolCallRecord:
     """A completed tool step: its outcome, and whether the guards answered it instead."""
 
