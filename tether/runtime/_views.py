@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tether.store import Event, NewEvent, RunRecord, Store, Tx
 
+from .executors.resources import Resources
 from .interceptors import Effect
 
 
@@ -24,7 +25,8 @@ class StepView(Protocol):
 
     async def step(self, name: str, fn: Callable[..., Any], *args: Any,
                    idempotent: bool | None = None, timeout: float | None = None,
-                   meta: dict[str, Any] | None = None) -> Any: ...
+                   meta: dict[str, Any] | None = None,
+                   resources: Resources | None = None) -> Any: ...
 
 
 class RunView(Protocol):

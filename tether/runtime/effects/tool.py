@@ -16,8 +16,7 @@ Ray task, any other worker in its own process, as before.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from tether.tools._base import Tool, ToolFailure, ToolResult
 from tether.tools._errors import ToolError
@@ -29,17 +28,8 @@ from ..errors import ActivityError
 from ..executors import Resources
 
 
-class ToolStepView(StepView, Protocol):
-    """A step view whose steps may declare resources (a heavy tool's call runs on Ray)."""
-
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
-                   idempotent: bool | None = None, timeout: float | None = None,
-                   meta: dict[str, Any] | None = None,
-                   resources: Resources | None = None) -> Any: ...
-
-
 async def tool_effect(
-    ctx: ToolStepView,
+    ctx: StepView,
     registry_or_tool: ToolRegistry | Tool,
     name: str | None,
     arguments: Any,
@@ -115,7 +105,7 @@ async def _run_tool_with_key(tool: Tool, arguments: Any,
     return result.model_dump(mode="json")
 
 
-async def _live_call(ctx: ToolStepView, tool: Tool, step_name: str, args: Any,
+async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
                      extra_meta: dict[str, Any] | None) -> ToolResult:
     # a module-level function bound to the tool (not a closure): a heavy tool's call is pickled
     # to a Ray worker, and the step's args stay `(arguments,)` for interceptors and the journal
