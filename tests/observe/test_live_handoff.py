@@ -5,6 +5,7 @@ reads the journal for what it was not handed (events written by another writer).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from typing import Any
@@ -14,12 +15,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tether import Tether
 from tether.observe import LiveExport, run_spans
-from tether.observe.otel import _RunTail
-from tether.store import NewEvent, dumps
+from tether.observe.otel import _event, _RunTail
+from tether.store import Event, NewEvent, dumps
 
 from .test_spans import _no_gate, waits  # noqa: F401 - fixture
 
 FOLLOWED: dict[str, Any] = {}  # the test's live export and read counter, for the agent
+
+
+def test_the_handed_over_events_are_the_journals_own_records() -> None:
+    # live export builds them without the frozen __init__: still equal, hashable and frozen
+    fields = ("r1", 7, "step_completed", "k7", "tool:lookup", {"ok": True}, 1.25)
+    fast, made = _event(*fields), Event(*fields)
+    assert type(fast) is Event and fast == made and repr(fast) == repr(made)
+    assert hash(_event("r1", 7, "log", None, None, "x", 1.0)) == hash(
+        Event("r1", 7, "log", None, None, "x", 1.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.seq = 8  # type: ignore[misc]
 
 
 async def many_steps(ctx: Any, n: int) -> int:

@@ -67,6 +67,16 @@ def test_every_attribute_type_encodes_as_the_sdk_does() -> None:
     assert ours == sdk
 
 
+def test_ints_and_seqs_at_the_varint_byte_boundaries_encode_as_the_sdk_does() -> None:
+    # the encoder's shortcuts for token counts and journal seqs (one, two bytes, then the loop)
+    edges = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**35]
+    spans = [SpanRecord("n", "ab" * 16, f"{i + 1:016x}", None, "r1", 1.0, 2.0, 1, seq,
+                        attributes={"gen_ai.usage.input_tokens": seq, "k" * 120: seq, "i": -1})
+             for i, seq in enumerate(edges)]
+    ours, sdk = encoded_both_ways(spans)
+    assert ours == sdk
+
+
 def span(run_id: str, end_seq: int) -> SpanRecord:
     return SpanRecord("s", "ab" * 16, f"{end_seq:016x}", None, run_id, 0.0, 0.0, 1, end_seq)
 

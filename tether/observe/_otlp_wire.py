@@ -39,6 +39,8 @@ def _varint(n: int) -> bytes:
         n += 1 << 64  # int64 as protobuf writes it: ten bytes of two's complement
     if n < 0x80:
         return bytes((n,))
+    if n < 0x4000:  # journal seqs and token counts: two bytes, without the loop
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -87,6 +89,7 @@ class WireEncoder:
         self._names: dict[tuple[str, str], bytes] = {}
         # `tether.journal.seq` as a KeyValue's key (its value differs from span to span)
         self._seq_key = self._key("tether.journal.seq")
+        self._seq_len = len(self._seq_key) + 3  # and the value's tag, length and int tag
 
     def request(self, spans: Sequence[SpanRecord]) -> bytes:
         """An `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
@@ -140,7 +143,10 @@ class WireEncoder:
         parts += (named, b"\x39" + _pack_q(round(s.start * 1e9)),
                   b"\x41" + _pack_q(round(s.end * 1e9)))
         parts += [attribute(k, val) for k, val in s.attributes.items()]
-        parts.append(_field(b"\x4a", self._seq_key + _field(b"\x12", b"\x18" + _varint(s.end_seq))))
+        # KeyValue{key, AnyValue{int_value (3)}}: every length below 0x80 (a varint is <= 10 bytes)
+        seq = _varint(s.end_seq)
+        parts.append(b"".join((b"\x4a", bytes((self._seq_len + len(seq),)), self._seq_key,
+                               b"\x12", bytes((1 + len(seq),)), b"\x18", seq)))
         if s.events:
             parts += [_field(b"\x5a", self._event(e)) for e in s.events]
         status = _STATUS.get(s.status)
@@ -161,6 +167,14 @@ class WireEncoder:
         known: tuple[str, Any]
         if (value.__class__ is str and len(value) <= _CACHED_LEN) or value.__class__ is bool:
             known = (key, value)
+        elif value.__class__ is int and -1 < value < 0x4000:  # token counts: not remembered
+            n = _varint(value)
+            key_field = self._key(key)
+            body_len = len(key_field) + 3 + len(n)
+            if body_len < 0x80:
+                return b"".join((b"\x4a", bytes((body_len,)), key_field, b"\x12",
+                                 bytes((1 + len(n),)), b"\x18", n))
+            return _field(b"\x4a", self.pair(key, value))
         elif (value.__class__ is list and len(value) == 1 and value[0].__class__ is str
               and len(value[0]) <= _CACHED_LEN):  # finish reasons: on every chat span
             known = (key, (value[0],))  # a tuple: never equal to a string's or a bool's key

@@ -160,6 +160,28 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
     return len(spans)
 
 
+_new_event = object.__new__
+_EVENT_FIELDS = [Event.__dict__[name].__set__
+                 for name in ("run_id", "seq", "kind", "key", "name", "data", "ts")]
+_set_run, _set_seq, _set_kind, _set_key, _set_name, _set_data, _set_ts = _EVENT_FIELDS
+
+
+def _event(run_id: str, seq: int, kind: str, key: str | None, name: str | None, data: object,
+           ts: float) -> Event:
+    """`Event(...)` at half its cost (~1.0 µs, not ~2.1; two per step): the same frozen,
+    hashable, equal record, its slots filled directly instead of by the frozen `__init__`'s
+    `object.__setattr__` per field (tests/observe/test_live_handoff.py holds the two equal)."""
+    e: Event = _new_event(Event)
+    _set_run(e, run_id)
+    _set_seq(e, seq)
+    _set_kind(e, kind)
+    _set_key(e, key)
+    _set_name(e, name)
+    _set_data(e, data)
+    _set_ts(e, ts)
+    return e
+
+
 class _RunTail:
     """One followed run: its span builder and how far its journal was turned into spans.
 
@@ -189,15 +211,19 @@ class _RunTail:
     def poll(self) -> list[SpanRecord]:
         """The spans closed by the events handed over since the last poll."""
         spans, self.pending = self.pending, []
-        handed, run_id, feed = self.handed, self.run_id, self._feed
+        handed, run_id, feed, ends = self.handed, self.run_id, self.builder.feed, v.RUN_ENDS
         while handed:
             events = handed.popleft()
             if events[0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
                 spans += self.read_journal()
+            seq = self.seq
             for e in events:
-                if e.seq > self.seq:
-                    spans += feed(Event(run_id, e.seq, e.kind, e.key, e.name, loads(e.data),
-                                        e.ts))
+                if e.seq > seq:
+                    seq = e.seq
+                    spans += feed(_event(run_id, seq, e.kind, e.key, e.name, loads(e.data),
+                                         e.ts))
+            if seq > self.seq:
+                self.seq, self.ended = seq, events[-1].kind in ends
         return spans
 
     def read_journal(self) -> list[SpanRecord]:
