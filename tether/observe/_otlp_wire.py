@@ -142,7 +142,10 @@ class WireEncoder:
         attribute = self.attribute
         parts += (named, b"\x39" + _pack_q(round(s.start * 1e9)),
                   b"\x41" + _pack_q(round(s.end * 1e9)))
-        parts += [attribute(k, val) for k, val in s.attributes.items()]
+        remembered = self._attrs  # a short string's field straight from `attribute`'s cache
+        for k, val in s.attributes.items():
+            encoded = remembered.get((k, val)) if val.__class__ is str else None
+            parts.append(attribute(k, val) if encoded is None else encoded)
         # KeyValue{key, AnyValue{int_value (3)}}: every length below 0x80 (a varint is <= 10 bytes)
         seq = _varint(s.end_seq)
         parts.append(b"".join((b"\x4a", bytes((self._seq_len + len(seq),)), self._seq_key,

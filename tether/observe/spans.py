@@ -207,36 +207,39 @@ class SpanBuilder:
 
     # -- steps --------------------------------------------------------------------------------
     def _step_started(self, e: Event) -> None:
+        # the hottest path of live export (every step): the step's shape cache, `_run_span`
+        # and `_seq_span_id` inlined, the same results
         meta = v.step_meta(e)
-        shape = self._shape(e.name, meta)
-        attrs = dict(shape[2])
-        if shape[3] == "tool" and meta.get("rejected"):
-            attrs["tether.tool.rejected"] = str(meta["rejected"])
-        elif shape[3] == "exec":
+        data = e.data if isinstance(e.data, dict) else {}
+        step = e.name
+        key = (step, meta.get("model"), meta.get("side_effect"))
+        shape = self._shapes.get(key)  # the same for every call of one model or tool
+        if shape is None:
+            shape = self._shapes[key] = step_shape(step, meta)
+        name, span_kind, base, family = shape
+        attrs = base.copy()
+        if family == "tool":
+            if meta.get("rejected"):
+                attrs["tether.tool.rejected"] = str(meta["rejected"])
+        elif family == "exec":
             attrs = {f"tether.sandbox.{k}": str(meta[k]) for k in ("backend", "language")
                      if meta.get(k) is not None}
-        elif shape[3] == "approval" and meta.get("approval_id"):
+        elif family == "approval" and meta.get("approval_id"):
             attrs["tether.approval.id"] = str(meta["approval_id"])
-        data = e.data if isinstance(e.data, dict) else {}
         attempt = int(data.get("attempt") or 1)
         if attempt > 1:  # run again after a crash or a retry (each attribute costs export time)
             attrs["tether.step.attempt"] = attempt
+        seq = e.seq
+        digest = self._seq_hash.copy()
+        digest.update(b"seq%d" % seq)
+        raw = digest.digest()[:8]
+        run_span = self._attempt if self._attempt is not None else self._run_span(e)
         span = SpanRecord(
-            shape[0], self.trace_id, self._seq_span_id(e.seq),
-            self._run_span(e).span_id, self.run.id, e.ts, e.ts, e.seq, e.seq, shape[1],
-            attributes=attrs)
+            name, self.trace_id, raw.hex() if any(raw) else span_id_of(self.run.id, f"seq{seq}"),
+            run_span.span_id, self.run.id, e.ts, e.ts, seq, seq, span_kind, attributes=attrs)
         if "policy" in meta and (decision := v.guard_decision(e)) is not None:
             decided(span, e, decision)
         self._open[str(e.key)] = span
-
-    def _shape(self, step: str | None, meta: dict[str, Any]) -> StepShape:
-        """The same for every call of one model or tool, so made once per builder (a run calls
-        a few, many times)."""
-        key = (step, meta.get("model"), meta.get("side_effect"))
-        known = self._shapes.get(key)
-        if known is None:
-            known = self._shapes[key] = step_shape(step, meta)
-        return known
 
     def _step_ended(self, e: Event) -> list[SpanRecord]:
         span = self._open.pop(str(e.key), None)
