@@ -45,13 +45,30 @@ from .retry import replayable
 log = logging.getLogger("tether.worker")
 
 
+# How long a worker woken by LISTEN/NOTIFY sleeps at most (at least its poll_interval). It stays
+# because a NOTIFY is not durable: one sent while the listening connection was down or being
+# re-made is lost (the listener then ends silently), and nothing commits when a tenant's slot
+# frees on another worker; long enough to cost nothing idle, short enough to bound those cases.
+SAFETY_POLL_S = 5.0
+# slept past a timer or lease expiry: the claim compares strictly, and clocks tick coarsely
+_WAKE_MARGIN_S = 0.01
+
+
 def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
            tenant_limits: dict[str, int] | None, active: list[str],
-           queue: WorkerQueue) -> list[tuple[str, int]]:
-    """Claim runs and read each claim's fencing epoch in the same transaction."""
+           queue: WorkerQueue, next_wake: bool = False,
+           ) -> tuple[list[tuple[str, int]], float | None]:
+    """Claim runs and read each claim's fencing epoch in the same transaction; with
+    `next_wake`, when the claim did not fill `limit`, also when the next run of the queue
+    becomes claimable without a commit (`Tx.next_wake`), read in the same round trip."""
     ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active,
                    tenants=queue.tenants, agents=queue.agents)
-    return [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
+    claimed = [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
+    wake_at = None
+    if next_wake and len(claimed) < limit:
+        wake_at = tx.next_wake(tx.now(), owner=owner, tenants=queue.tenants,
+                               agents=queue.agents)
+    return claimed, wake_at
 
 
 def _clock(ts: float) -> str:
@@ -156,7 +173,7 @@ class Worker:
 
         def op(tx: Any) -> list[tuple[str, int]]:
             create(tx)
-            return claim(tx)
+            return claim(tx)[0]
 
         claimed: list[tuple[str, int]] = await self.committer.run(op)
         for run_id, epoch in claimed:
@@ -178,6 +195,7 @@ class Worker:
         self._kick = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(), name="tether-heartbeat")
         unlisten = self._listen(asyncio.get_running_loop())
+        listening = unlisten is not None
         try:
             while not (stop is not None and stop.is_set()):
                 if until is not None and until():
@@ -187,11 +205,13 @@ class Worker:
                 # not be lost until the next poll
                 self._kick.clear()
                 free = self.concurrency - len(self._active)
+                wake_at: float | None = None
                 if free > 0:
-                    claimed: list[tuple[str, int]] = await self.committer.run(
+                    claimed: list[tuple[str, int]]
+                    claimed, wake_at = await self.committer.run(
                         partial(_claim, owner=self.owner, limit=free, ttl=self.lease_ttl,
                                 tenant_limits=self.tenant_limits, active=list(self._active),
-                                queue=self.queue)
+                                queue=self.queue, next_wake=listening)
                     )
                     for run_id, epoch in claimed:
                         self._start(run_id, epoch)
@@ -202,7 +222,8 @@ class Worker:
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))
                 _done, pending = await asyncio.wait(
-                    waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                    waiters, timeout=self._idle_wait(listening, free > 0, wake_at),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 for w in pending:
                     w.cancel()
@@ -215,6 +236,21 @@ class Worker:
             if self._own_committer and self._committer is not None:
                 self._committer.close()
                 self._committer = None
+
+    def _idle_wait(self, listening: bool, looked: bool, wake_at: float | None) -> float:
+        """How long the serving loop sleeps when it has nothing to start. A worker that hears
+        NOTIFY (PostgreSQL) is woken by every commit that makes a run runnable or sets a timer,
+        so it sleeps until the next timer or foreign lease expiry its claim saw, capped by the
+        safety poll; a worker that does not (SQLite) polls every `poll_interval`."""
+        if not listening:
+            return self.poll_interval
+        safety = max(self.poll_interval, SAFETY_POLL_S)
+        if not looked or wake_at is None:  # full (a finishing run kicks), or nothing pending
+            return safety
+        delay = wake_at - time.time()
+        if delay <= 0:  # claimable yet not claimed (a tenant limit, another worker's lock)
+            return self.poll_interval
+        return min(delay + _WAKE_MARGIN_S, safety)
 
     async def _drain(self) -> None:
         """Shut down without harming runs: each stops before its next effect and goes back to

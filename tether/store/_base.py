@@ -64,6 +64,18 @@ class Tx(Protocol):
         runs. The filters apply before `limit`: runs the caller does not serve never fill it."""
         ...
 
+    def next_wake(
+        self, now: float, *, owner: str | None = None, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
+    ) -> float | None:
+        """When a run of this queue (see `claim`) next becomes claimable without any commit to
+        announce it: the earliest timer of a waiting run, or the earliest lease expiry of a
+        running run not held by `owner` (a dead worker's run is claimable then). `now` when
+        something is claimable already (queued, or running with no lease) and the caller did
+        not take it (tenant limits, locked by another worker); None when nothing is pending. A
+        worker woken by LISTEN/NOTIFY sleeps until then instead of polling."""
+        ...
+
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...
 
     def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:

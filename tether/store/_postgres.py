@@ -208,7 +208,7 @@ class PostgresStore:
                     except Exception as exc:
                         tx._fenced.clear()  # locks taken inside the savepoint are gone
                         results.append((False, exc))
-                if tx.runnable:  # delivered at commit, once per transaction
+                if tx.wake_workers:  # delivered at commit, once per transaction
                     conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(self._channel)))
             return results
 
@@ -216,9 +216,10 @@ class PostgresStore:
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback`, from a thread of its own, soon after any transaction on this store,
         from any process or host, made a run runnable (submitted, signalled, woken by a child,
-        resolved, handed back): a worker looks for work then instead of at its next poll.
-        Timers still need the poll (nothing commits when one falls due). Returns the function
-        that stops listening. A lost connection ends the listening silently: polling remains."""
+        resolved, handed back) or set a run's timer: a worker looks for work then, and sleeps
+        until the earliest timer or lease expiry (`Tx.next_wake`) instead of polling. Returns
+        the function that stops listening. A lost connection ends the listening silently: the
+        worker's safety poll remains."""
         conn = psycopg.connect(self._conninfo, autocommit=True)
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         stop = threading.Event()

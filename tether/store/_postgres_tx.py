@@ -43,14 +43,27 @@ _RUNNABLE = """r.status = 'queued'
       OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s))"""
 
 
+def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | None
+                  ) -> tuple[str, list[list[str]]]:
+    """The worker's queue (Tx.claim) as SQL to append to a WHERE on `runs r`, with its
+    parameters; an empty list serves nothing (= ANY('{}') is false)."""
+    queue, queue_params = "", list[list[str]]()
+    for column, values in (("r.tenant", tenants), ("r.root_agent", agents)):
+        if values is not None:
+            queue += f" AND {column} = ANY(%s)"
+            queue_params.append(sorted(set(values)))
+    return queue, queue_params
+
+
 class _PostgresTx:
     """The `Tx` primitives over one connection inside an open transaction."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._now = time.time()
-        # a run became runnable (queued): the store notifies listening workers at commit
-        self.runnable = False
+        # a run became runnable (queued) or got a timer (wake_at): the store notifies listening
+        # workers at commit, so they claim it or sleep until its timer instead of polling
+        self.wake_workers = False
         # leases verified in this transaction; valid because check_lease holds the run's row lock
         self._fenced: set[tuple[str, str, int | None]] = set()
 
@@ -64,7 +77,8 @@ class _PostgresTx:
         return self._now
 
     def insert_run(self, run: RunRecord) -> None:
-        self.runnable = self.runnable or run.status == "queued"
+        self.wake_workers = (self.wake_workers or run.status == "queued"
+                             or run.wake_at is not None)
         self.conn.execute(
             f"INSERT INTO runs ({_RUN_COLUMNS}, root_agent) VALUES ({_RUN_VALUES}, "
             f"{_ROOT_AGENT.replace('?', '%s')})",
@@ -86,7 +100,8 @@ class _PostgresTx:
         if unknown:
             raise ValueError(f"cannot update run columns {sorted(unknown)}")
         fields.setdefault("updated_at", self._now)
-        self.runnable = self.runnable or fields.get("status") == "queued"
+        self.wake_workers = (self.wake_workers or fields.get("status") == "queued"
+                             or fields.get("wake_at") is not None)
         values = [dumps(v) if k in _JSON_COLUMNS else
                   (int(v) if k == "cancel_requested" else v) for k, v in fields.items()]
         sets = ", ".join(f"{k}=%s" for k in fields)
@@ -175,12 +190,7 @@ class _PostgresTx:
     ) -> list[str]:
         now = self._now
         skip = set(exclude)
-        # the worker's queue (Tx.claim); an empty list serves nothing (= ANY('{}') is false)
-        queue, queue_params = "", list[list[str]]()
-        for column, values in (("r.tenant", tenants), ("r.root_agent", agents)):
-            if values is not None:
-                queue += f" AND {column} = ANY(%s)"
-                queue_params.append(sorted(set(values)))
+        queue, queue_params = _queue_filter(tenants, agents)
         wanted = (max(limit * 4, limit) if tenant_limits else limit) + len(skip)
         # One ordered, limited, locking read per way a run becomes claimable, each on an index
         # (queued: by status or queue, then created_at; due timers: the wake_at index; abandoned:
@@ -254,6 +264,29 @@ class _PostgresTx:
             "epoch=excluded.epoch",
             (owner, now + ttl, now, claimed, [epochs[r] for r in claimed]))
         return claimed
+
+    def next_wake(
+        self, now: float, *, owner: str | None = None, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
+    ) -> float | None:
+        queue, queue_params = _queue_filter(tenants, agents)
+        # one indexed read per way a run becomes claimable, as in `claim`; a lease held by
+        # `owner` is the caller's own (renewed by its heartbeat), never a reason to wake
+        row = self._one(
+            f"""SELECT MIN(t) FROM (
+                 SELECT MIN(r.wake_at) AS t FROM runs r
+                   WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL{queue}
+                 UNION ALL
+                 SELECT MIN(l.expires_at) FROM runs r JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND l.owner IS DISTINCT FROM %s{queue}
+                 UNION ALL
+                 SELECT %s::double precision WHERE EXISTS (SELECT 1 FROM runs r
+                   WHERE r.status = 'queued'{queue})
+                   OR EXISTS (SELECT 1 FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND l.run_id IS NULL{queue})) w""",
+            (*queue_params, owner, *queue_params, now, *queue_params, *queue_params),
+        )
+        return float(row[0]) if row and row[0] is not None else None
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
         if not run_ids:

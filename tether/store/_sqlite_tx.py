@@ -229,6 +229,29 @@ class _SQLiteTx:
             claimed.append(run_id)
         return claimed
 
+    def next_wake(
+        self, now: float, *, owner: str | None = None, tenants: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
+    ) -> float | None:
+        queue, queue_params = _queue_filter(tenants, agents)
+        # one indexed read per way a run becomes claimable, as in `claim`; a lease held by
+        # `owner` is the caller's own (renewed by its heartbeat), never a reason to wake
+        row = self.conn.execute(
+            f"""SELECT MIN(t) FROM (
+                 SELECT MIN(r.wake_at) AS t FROM runs r
+                   WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL{queue}
+                 UNION ALL
+                 SELECT MIN(l.expires_at) FROM runs r JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND l.owner IS NOT ?{queue}
+                 UNION ALL
+                 SELECT ? WHERE EXISTS (SELECT 1 FROM runs r
+                   WHERE r.status = 'queued'{queue})
+                   OR EXISTS (SELECT 1 FROM runs r LEFT JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND l.run_id IS NULL{queue}))""",
+            (*queue_params, owner, *queue_params, now, *queue_params, *queue_params),
+        ).fetchone()
+        return row[0] if row else None
+
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
         if not run_ids:
             return []
