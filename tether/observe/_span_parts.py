@@ -58,7 +58,7 @@ def step_shape(step: str | None, meta: dict[str, Any]) -> StepShape:
     return shape
 
 
-@dataclass
+@dataclass(slots=True)
 class Proposal:
     """A tool call a model proposed and no tool step has answered yet (for the mind-log)."""
 

@@ -262,7 +262,8 @@ class SpanBuilder:
             self._tool_done(span, tool, v.exec_result(e))
         else:
             span.status = "ok"
-        end_span(span, e)
+        span.end = e.ts if e.ts > span.start else span.start  # `end_span`, on every step
+        span.end_seq = e.seq
         return [span]
 
     def _model_done(self, span: SpanRecord, call: v.ModelCallRecord) -> None:
