@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tether import Context, Tether
+from tether.runtime import worker as worker_module
 
 AGENT = "tests.runtime.agents_core:sequential"
 TIMER = "tests.runtime.agents_core:long_timer"
@@ -227,3 +228,35 @@ async def test_a_timer_set_by_another_process_wakes_an_idle_worker_on_postgres(
             other.kill()
             other.wait()
         serving_side.close()
+
+
+async def test_a_worker_held_back_by_a_tenant_limit_keeps_its_short_poll_on_postgres(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queued run the worker may not take (its tenant is at its limit on another worker):
+    a slot freed elsewhere commits no NOTIFY, so the worker keeps polling every poll_interval
+    rather than sleeping until its safety poll (made 60 s here so the difference shows)."""
+    _postgres_only(db_path)
+    monkeypatch.setattr(worker_module, "SAFETY_POLL_S", 60.0)
+    other, serving_side = Tether(db_path), Tether(db_path, tenant_limits={"acme": 1})
+    held = other.submit(AGENT, 1, tenant="acme")
+    assert other.store.write(lambda tx: tx.claim("other-worker", 1, 600.0)) == [held]
+    waiting = other.submit(AGENT, 2, tenant="acme")
+    worker = serving_side.worker(poll_interval=0.2)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(stop=stop))
+    try:
+        await asyncio.sleep(1.0)  # it looked, and looked again: the limit holds the run back
+        assert other.get(waiting).status == "queued"
+
+        def finish(tx: Any) -> None:  # the other worker finishes: no run becomes runnable
+            tx.update_run(held, status="succeeded")
+            tx.release_lease(held)
+        other.store.write(finish)
+        await _wait_for(lambda: other.get(waiting).status == "succeeded",
+                        within=WELL_BEFORE_THE_POLL,
+                        why="the freed tenant slot waited for the safety poll")
+    finally:
+        stop.set()
+        await serving
+        serving_side.close()
+        other.close()

@@ -46,9 +46,11 @@ log = logging.getLogger("tether.worker")
 
 
 # How long a worker woken by LISTEN/NOTIFY sleeps at most (at least its poll_interval). It stays
-# because a NOTIFY is not durable: one sent while the listening connection was down or being
-# re-made is lost (the listener then ends silently), and nothing commits when a tenant's slot
-# frees on another worker; long enough to cost nothing idle, short enough to bound those cases.
+# because a NOTIFY is not durable: one sent while the listening connection was down is lost (the
+# listener then ends silently, and this is all the polling left), as is a wake-up for a change
+# that commits no NOTIFY; long enough to cost nothing idle, short enough to bound those cases.
+# (A worker that saw a runnable run it could not take, held back by a tenant limit, keeps its
+# poll_interval: a slot freed on another worker commits no wake-up.)
 SAFETY_POLL_S = 5.0
 # slept past a timer or lease expiry: the claim compares strictly, and clocks tick coarsely
 _WAKE_MARGIN_S = 0.01
