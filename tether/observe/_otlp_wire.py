@@ -32,6 +32,9 @@ _STATUS = {"unset": b"\x7a\x00", "ok": b"\x7a\x02\x18\x01"}  # Span.status (15):
 #: strings this long are not remembered (content, error messages): they rarely repeat
 _CACHED_LEN = 96
 _CACHE_MAX = 8192
+#: attributes whose value is new on every span (a model's tool call id): never remembered, so
+#: they neither miss in two caches per span nor fill them up (a full cache is cleared)
+_UNIQUE = frozenset({"gen_ai.tool.call.id"})
 
 
 def _varint(n: int) -> bytes:
@@ -168,6 +171,9 @@ class WireEncoder:
     def attribute(self, key: str, value: AttrValue) -> bytes:
         """A span's `attributes` (9) field holding one `KeyValue`; remembered as `pair`."""
         known: tuple[str, Any]
+        if key in _UNIQUE and value.__class__ is str:
+            return _field(b"\x4a", self._key(key) + _field(b"\x12", _field(b"\x0a",
+                                                                            value.encode())))
         if (value.__class__ is str and len(value) <= _CACHED_LEN) or value.__class__ is bool:
             known = (key, value)
         elif value.__class__ is int and -1 < value < 0x4000:  # token counts: not remembered
