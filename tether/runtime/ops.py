@@ -41,7 +41,13 @@ def create_run(run: RunRecord) -> Callable[[Tx], str]:
 
 def wake(tx: Tx, run_id: str, why: str) -> None:
     """Make a waiting run runnable (a signal arrived, a child finished). `why` replaces the
-    waiting reason, which would otherwise still say "waiting for ..." on a queued run."""
+    waiting reason, which would otherwise still say "waiting for ..." on a queued run.
+
+    The run's row is locked first: on PostgreSQL a run suspending (its `suspend` holds the row
+    and reads its children and signals) and a child finishing or a signal arriving could
+    otherwise each read the other as not yet done, and the run would wait forever (seen once in
+    the PostgreSQL chaos test: a parent "waiting for child run" whose child had succeeded)."""
+    tx.lock_run(run_id)
     run = tx.get_run(run_id)
     if run is not None and run.status == "waiting" and not run.options.get("in_doubt"):
         # a run waiting for a human decision stays put: only `resolve` wakes it

@@ -95,6 +95,11 @@ class _PostgresTx:
         row = self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
         return run_from_pg_row(row) if row else None
 
+    def lock_run(self, run_id: str) -> None:
+        # the same row lock check_lease takes: a suspend holding it finishes first, and a read
+        # after this statement sees what it committed
+        self.conn.execute("SELECT 1 FROM runs WHERE id=%s FOR NO KEY UPDATE", (run_id,))
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         unknown = set(fields) - _UPDATABLE
         if unknown:

@@ -86,6 +86,9 @@ class _SQLiteTx:
         row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
         return _run_from_row(row) if row else None
 
+    def lock_run(self, run_id: str) -> None:
+        """Nothing to do: one SQLite writer at a time already holds the database."""
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         unknown = set(fields) - _UPDATABLE
         if unknown:

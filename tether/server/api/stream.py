@@ -62,6 +62,14 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
                 yield _frame(e.seq, "event", row.to_json())
                 quiet_since = time.monotonic()
         run = await run_in_threadpool(store.get_run, run_id)
+        if run is not None and run.finished and follow:
+            # the run may have finished after the read above: its last events commit with its
+            # status, so one more read sends them before `end` (a stream never ends short)
+            for e in await run_in_threadpool(store.load_events, run_id, seen):
+                row = builder.row(e)
+                seen = e.seq
+                if e.seq > after:
+                    yield _frame(e.seq, "event", row.to_json())
         if run is None or run.finished or not follow:
             status = run.status if run is not None else "gone"
             yield _frame(None, "end", {"run_id": run_id, "status": status})
