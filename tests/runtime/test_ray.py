@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,6 @@ ray = pytest.importorskip("ray", reason="the ray extra: pip install 'tether[ray]
 
 ROOT = str(Path(__file__).resolve().parents[2])
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def executor() -> Iterator[RayExecutor]:
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ex = RayExecutor(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ex.connect()
-    yield ex
-    ray.shutdown()
 
 
 async def drive(tether: Tether, executor: RayExecutor, run_id: str,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +64,6 @@ async def call_heavy_pid(ctx: Context, label: str) -> Any:
 async def call_heavy_write(ctx: Context, marker: str) -> Any:
     result = await ctx.tool(TOOLS, "heavy_write", {"marker": marker})
     return result.model_dump(mode="json")
-
-
-@pytest.fixture(scope="module")
-def executor() -> Iterator[RayExecutor]:
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ex = RayExecutor(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ex.connect()
-    yield ex
-    ray.shutdown()
 
 
 async def drive(tether: Tether, executor: RayExecutor, run_id: str) -> Any:

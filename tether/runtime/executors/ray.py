@@ -168,15 +168,10 @@ class RayExecutor:
 
 
 def _ray_options(resources: Resources) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if resources.num_cpus is not None:
-        options["num_cpus"] = resources.num_cpus
-    if resources.num_gpus is not None:
-        options["num_gpus"] = resources.num_gpus
-    if resources.memory is not None:
-        options["memory"] = resources.memory
-    if resources.custom:
-        options["resources"] = dict(resources.custom)
+    # what was asked for, as journaled; Ray names custom resources `resources`
+    options = resources.to_json()
+    if "custom" in options:
+        options["resources"] = options.pop("custom")
     return options
 
 
