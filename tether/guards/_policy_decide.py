@@ -1,0 +1,152 @@
+"""`Policy.decide` and `PolicySet.decide`: deny by default, the most restrictive outcome wins.
+
+Precedence (most restrictive first) and why:
+1. honeypots   - a call to a bait tool must be flagged even if some rule would have denied it;
+2. read_only   - a read-only agent/tenant cannot be talked out of it by a broad allow rule;
+3. egress      - a network tool may only reach allow-listed hosts *and ports* (`egress.py`);
+4. rules       - any matching `deny` beats any matching `approve`, which beats `allow`;
+5. default     - nothing matched: deny, and say which rules nearly matched and why they did not;
+then a tool whose own metadata demands approval turns an `allow` into `approve`.
+
+Conditions judge the arguments as given; `PolicyGate` gives them the arguments the tool will
+receive (parsed, validated and coerced by the tool, paths resolved). Public through
+`tether.guards.policy`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.guards import _argchecks as ac
+from tether.guards._policy_rules import (
+    _RANK,
+    Action,
+    PolicyDecision,
+    Rule,
+    ToolInfo,
+    TraceEntry,
+)
+from tether.guards.egress import EgressPolicy
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    rules: tuple[Rule, ...] = ()
+    read_only: bool = False
+    honeypots: tuple[str, ...] = ()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)  # empty: no destination allowed
+    source: str = "<policy>"
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
+        info = tool if isinstance(tool, ToolInfo) else ToolInfo(name=tool)
+        args = {} if args is None else args
+        trace: list[TraceEntry] = []
+
+        def done(action: Action, rule: str, reason: str, line: int | None, critical: bool = False
+                 ) -> PolicyDecision:
+            trace.append(TraceEntry(rule, line, "decided", reason))
+            return PolicyDecision(action, rule, reason, info.name, self.name, line, critical,
+                            tuple(trace))
+
+        for glob in self.honeypots:
+            if fnmatch.fnmatchcase(info.name, glob):
+                return done("honeypot", f"honeypot:{glob}",
+                            "honeypot tool: simulated success, run flagged for review",
+                            self.lines.get("honeypots"))
+        if self.read_only:
+            if info.side_effect != "read":
+                effect = info.side_effect or "unknown (treated as destructive)"
+                return done("deny", "read_only", f"read-only mode blocks side effect {effect}",
+                            self.lines.get("read_only"))
+            trace.append(TraceEntry("read_only", self.lines.get("read_only"), "matched",
+                                    "tool is read-only"))
+        if info.reaches_network:
+            rule_name = self.egress.label
+            line = self.lines.get(rule_name.split(".")[0])
+            urls = ac.iter_urls(args) + ([info.base_url] if info.base_url else [])
+            if not urls:
+                trace.append(TraceEntry(rule_name, line, "skipped", "no URL in the arguments "
+                                        "(its client checks each request it sends)"))
+            for url in urls:
+                ok, why = self.egress.check(url)
+                if not ok:
+                    return done("deny", rule_name, why, line)
+            if urls:
+                trace.append(TraceEntry(rule_name, line, "matched",
+                                        "every URL's host and port is allow-listed"))
+
+        matched: dict[str, list[tuple[Rule, str]]] = {"deny": [], "approve": [], "allow": []}
+        for rule in self.rules:
+            if not rule.matches_tool(info.name):
+                continue
+            ok, why = rule.judge(args)
+            if not ok:
+                trace.append(TraceEntry(rule.id, rule.line, "no-match", why))
+                continue
+            trace.append(TraceEntry(rule.id, rule.line, "matched", f"{rule.effect}: {why}"))
+            matched[rule.effect].append((rule, why))
+
+        if matched["deny"]:
+            rule, why = matched["deny"][0]
+            return done("deny", rule.id, rule.description or why, rule.line)
+        if matched["approve"]:
+            critical = any(r.critical for r, _ in matched["approve"]) or info.critical
+            rule, why = next(((r, w) for r, w in matched["approve"] if r.critical),
+                             matched["approve"][0])
+            return done("approve", rule.id, rule.description or f"approval required ({why})",
+                        rule.line, critical)
+        if matched["allow"]:
+            rule, why = matched["allow"][0]
+            if info.requires_approval or info.critical:
+                return done("approve", f"tool:{info.name}",
+                            f"allowed by '{rule.id}' but the tool requires approval",
+                            None, info.critical)
+            return done("allow", rule.id, rule.description or why, rule.line)
+        near = [t for t in trace if t.outcome == "no-match"]
+        reason = "no rule allows this action (deny by default)"
+        if near:
+            reason += "; " + "; ".join(f"'{t.rule}' did not match: {t.note}" for t in near)
+        return done("deny", "default", reason, None)
+
+    def path_args(self, tool: str) -> set[str]:
+        """The (dotted) arguments of `tool` some rule checks with `path_under`: the gateway
+        resolves them before deciding and hands the tool the resolved paths."""
+        return {c.arg for r in self.rules if r.matches_tool(tool) for c in r.conditions
+                if c.op == "path_under"}
+
+    def egress_check(self, url: str) -> tuple[bool, str]:
+        """Whether a network tool cleared by this policy may send a request to `url`."""
+        return self.egress.check(url)
+
+
+class PolicySet:
+    """Tenant policy and agent policy together: each must agree, the most restrictive wins."""
+
+    def __init__(self, *policies: Policy) -> None:
+        if not policies:
+            raise ValueError("a PolicySet needs at least one policy (deny by default)")
+        self.policies = policies
+
+    def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
+        decisions = [p.decide(tool, args) for p in self.policies]
+        worst = max(decisions, key=lambda d: _RANK[d.action])
+        if worst.action == "approve" and any(d.critical for d in decisions):
+            worst = PolicyDecision(worst.action, worst.rule, worst.reason, worst.tool, worst.policy,
+                             worst.line, True, worst.trace)
+        return worst
+
+    def path_args(self, tool: str) -> set[str]:
+        return set().union(*(p.path_args(tool) for p in self.policies))
+
+    def egress_check(self, url: str) -> tuple[bool, str]:
+        """Every policy must allow the destination."""
+        for p in self.policies:
+            ok, why = p.egress_check(url)
+            if not ok:
+                return False, f"{why} (policy {p.name})"
+        return True, "allowed by every policy"
