@@ -10,16 +10,25 @@ LG_SPECS := "langgraph>=1.2,<1.3" langgraph-checkpoint-sqlite aiosqlite
 
 APT_PACKAGES += python3-venv
 
+# $(call competitor_venv,VENV,SPECS,DIST): the recipe of a competitor's own venv (a stamp file's
+# rule), for every benchmark fragment: create VENV, install SPECS, print DIST's version, touch the
+# stamp. A competitor's dependencies would clash with ours, so it never enters .venv; the stamp
+# makes a second run reuse the venv (the rule depends on the fragment naming its SPECS and this
+# one, so a change to either rebuilds it).
+define competitor_venv
+@test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+$(1)/bin/python -m pip install -q --upgrade pip
+$(1)/bin/python -m pip install -q $(2)
+$(1)/bin/python -c "import importlib.metadata as m; print('bench: $(3)', m.version('$(3)'))"
+@touch $@
+endef
+
 .PHONY: bench-lg-venv
 
 bench-lg-venv: $(LG_STAMP)
 
 $(LG_STAMP): mk/bench.mk
-	@test -x $(LG_VENV)/bin/python || $(PYTHON) -m venv $(LG_VENV)
-	$(LG_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LG_VENV)/bin/python -m pip install -q $(LG_SPECS)
-	$(LG_VENV)/bin/python -c "import importlib.metadata as m; print('bench: langgraph', m.version('langgraph'))"
-	@touch $@
+	$(call competitor_venv,$(LG_VENV),$(LG_SPECS),langgraph)
 
 bench-core: $(LG_STAMP)
 

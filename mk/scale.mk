@@ -20,12 +20,8 @@ BENCH_TARGETS += bench-dbos bench-scale
 
 bench-dbos-venv: $(DBOS_STAMP)
 
-$(DBOS_STAMP): mk/scale.mk
-	@test -x $(DBOS_VENV)/bin/python || $(PYTHON) -m venv $(DBOS_VENV)
-	$(DBOS_VENV)/bin/python -m pip install -q --upgrade pip
-	$(DBOS_VENV)/bin/python -m pip install -q $(DBOS_SPECS)
-	$(DBOS_VENV)/bin/python -c "import importlib.metadata as m; print('bench: dbos', m.version('dbos'))"
-	@touch $@
+$(DBOS_STAMP): mk/scale.mk mk/bench.mk  # competitor_venv (the recipe) is in mk/bench.mk
+	$(call competitor_venv,$(DBOS_VENV),$(DBOS_SPECS),dbos)
 
 bench-dbos: setup postgres $(DBOS_STAMP)
 	$(BIN)/python benchmarks/bench_dbos.py
