@@ -17,7 +17,8 @@ Two figures per shape, CPU only (the machine is shared; wall time would measure 
   `ToolGateway.call` minus the runtime's `ctx.tool` inside it, plus `GuardInterceptor.before`
   and `.after` (which the runtime calls inside `ctx.tool`). Measured by wrapping those entry
   points with `time.thread_time_ns()`; runs execute one at a time (`concurrency=1`), so
-  nothing else of ours runs on that thread in between. Best of `--rounds`.
+  nothing else of ours runs on that thread in between. The median call of a round; the best
+  round of `--rounds`.
 - process CPU per call, with guards vs the same agent calling `ctx.tool` without guards (the
   whole runtime + SQLite journal), rounds interleaved A/B; best of `--rounds`.
 Also the guards' parts in isolation (no runtime): policy prepare/judge, PII release, the loop
@@ -31,6 +32,7 @@ import asyncio
 import functools
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,31 +105,44 @@ async def plain_many(ctx: Any, n: int) -> int:
 # ------------------------------------------------------------------------ the meter
 class GuardMeter:
     """Thread CPU inside the guards' entry points, minus the runtime's `ctx.tool` nested in the
-    gateway's call (the interceptor's `before`/`after` inside it are counted back)."""
+    gateway's call (the interceptor's `before`/`after` inside it are counted back); one sample
+    per gateway call, so a call preempted or slowed by another process shows as an outlier the
+    median ignores."""
 
     def __init__(self) -> None:
         self.ns = 0
         self.on = False
+        self.samples: list[int] = []
 
     def install(self) -> None:
         meter = self
 
-        def wrap(fn: Callable[..., Awaitable[Any]], sign: int) -> Callable[..., Awaitable[Any]]:
+        def wrap(fn: Callable[..., Awaitable[Any]], sign: int,
+                 per_call: bool) -> Callable[..., Awaitable[Any]]:
             @functools.wraps(fn)
             async def timed(*args: Any, **kwargs: Any) -> Any:
                 if not meter.on:
                     return await fn(*args, **kwargs)
+                before = meter.ns
                 t0 = time.thread_time_ns()
                 try:
                     return await fn(*args, **kwargs)
                 finally:
                     meter.ns += sign * (time.thread_time_ns() - t0)
+                    if per_call:
+                        meter.samples.append(meter.ns - before)
             return timed
 
         for owner, name, sign in ((ToolGateway, "call", 1), (Context, "tool", -1),
                                   (GuardInterceptor, "before", 1),
                                   (GuardInterceptor, "after", 1)):
-            setattr(owner, name, wrap(getattr(owner, name), sign))
+            setattr(owner, name, wrap(getattr(owner, name), sign, owner is ToolGateway))
+
+    def reset(self, on: bool) -> None:
+        self.ns, self.on, self.samples = 0, on, []
+
+    def median_us(self) -> float:
+        return statistics.median(self.samples) / 1e3 if self.samples else float("nan")
 
 
 METER = GuardMeter()
@@ -148,7 +163,7 @@ async def _drive(t: Tether, run_ids: list[str]) -> None:
 
 
 async def one_round(guarded: bool, shape: str, calls: int, db_dir: str) -> tuple[float, float]:
-    """(process CPU µs per call, guard CPU µs per call) of one round."""
+    """(process CPU µs per call, median guard CPU µs per call) of one round."""
     db = os.path.join(db_dir, f"{'g' if guarded else 'p'}-{shape}-{time.monotonic_ns()}.db")
     t = Tether(db, guards=_guards() if guarded else None, concurrency=1)
     agent: Callable[[Any, int], Awaitable[int]]
@@ -161,12 +176,14 @@ async def one_round(guarded: bool, shape: str, calls: int, db_dir: str) -> tuple
             agent = guarded_many if guarded else plain_many
             await _drive(t, [t.submit(agent, 10)])
             ids = [t.submit(agent, calls)]
-        METER.ns, METER.on = 0, guarded
+        METER.reset(guarded)
         c0 = time.process_time_ns()
         await _drive(t, ids)
         cpu = time.process_time_ns() - c0
         METER.on = False
-        return cpu / calls / 1e3, METER.ns / calls / 1e3
+        if guarded and len(METER.samples) != calls:
+            raise SystemExit(f"{len(METER.samples)} gateway calls measured, {calls} made")
+        return cpu / calls / 1e3, METER.median_us()
     finally:
         t.close()
 
@@ -219,7 +236,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--parts", type=int, default=2000, help="iterations per part")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--parts-only", action="store_true",
+                    help="only the parts outside the runtime (prints, writes nothing)")
     a = ap.parse_args()
+    if a.parts_only:
+        for name, us in parts(a.parts):
+            print(f"{name}: {us:.2f} µs")
+        return
     METER.install()
     load_before = _uptime()
     best: dict[tuple[str, bool], tuple[float, float]] = {}
@@ -246,7 +269,8 @@ def main() -> None:
         "",
         f"Load before: `{load_before}`; after: `{load_after}`.",
         "",
-        "| shape | guard CPU µs/call | process CPU µs/call, guarded | unguarded | difference |",
+        "| shape | guard CPU µs/call (median) | process CPU µs/call, guarded | unguarded "
+        "| difference |",
         "|---|---:|---:|---:|---:|",
     ]
     for shape, label in (("per-run", "one call per run (MCP server)"),
@@ -258,8 +282,9 @@ def main() -> None:
     lines += [
         "",
         "Guard CPU: the event-loop thread's CPU inside `ToolGateway.call` (less the runtime's "
-        "`ctx.tool` in it) and `GuardInterceptor.before`/`.after`. Process CPU: every thread "
-        "of the process, the runtime and its journal writes included.",
+        "`ctx.tool` in it) and `GuardInterceptor.before`/`.after`, median call of the best "
+        "round. Process CPU: every thread of the process, the runtime and its journal writes "
+        "included, total of the best round over its calls.",
         "",
         f"The parts, outside the runtime (best of 5 rounds of {a.parts}; thread CPU µs "
         "per operation):",

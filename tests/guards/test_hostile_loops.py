@@ -288,6 +288,31 @@ def test_different_calls_keep_different_fingerprints(a, b):
     assert call_fingerprint("search", a) != call_fingerprint("search", b)
 
 
+def test_the_ascii_shortcut_folds_text_as_the_unicode_path_does():
+    """`canonical_text` skips the Unicode passes for ASCII text: it must give what they give,
+    control characters and every kind of ASCII whitespace included."""
+    import random
+
+    from tether.guards.loops import _canonical_unicode, canonical_text
+
+    every = "".join(chr(c) for c in range(128))
+    samples = [every, every[::-1], " \t\x1c\x1fMiXeD  Case\x0b\x0c\r\n ", ""]
+    rng = random.Random(16)
+    samples += ["".join(rng.choice(every) for _ in range(rng.randrange(1, 40)))
+                for _ in range(2000)]
+    for text in samples:
+        assert canonical_text(text) == _canonical_unicode(text), repr(text)
+    assert canonical_text("\uff37eather") == canonical_text("weather")  # non-ASCII: the full path
+
+
+def test_a_repeated_call_says_which_arguments_repeat():
+    detector = LoopDetector(None, LoopConfig(repeat_calls=2))
+    assert detector.observe_tool_call("search", {"q": "Paris"}) is None
+    iv = detector.observe_tool_call("search", {"q": "paris "})
+    assert iv is not None and iv.kind == "repeated_call"
+    assert "called 2 times" in iv.evidence and '{"q":"paris "}' in iv.evidence
+
+
 def _unit(seed: int) -> np.ndarray:
     v = np.random.default_rng(seed).normal(size=8).astype(np.float32)
     return v / np.linalg.norm(v)

@@ -108,6 +108,15 @@ def canonical_text(text: str) -> str:
     marks dropped, invisible format characters dropped (zero-width spaces and joiners,
     byte-order marks), case folded, runs of whitespace of any kind made one space, ends
     trimmed."""
+    if text.isascii():
+        # the same result without the four Unicode passes (most arguments are ASCII): ASCII is
+        # its own NFKC/NFKD form, its case folding is `lower()`, none of it is Cf or Mn
+        return " ".join(text.lower().split())
+    return _canonical_unicode(text)
+
+
+def _canonical_unicode(text: str) -> str:
+    """`canonical_text` for any text (the ASCII shortcut must agree with it: tested)."""
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     kept = "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Mn"))
     return " ".join(unicodedata.normalize("NFKC", kept).split())
@@ -143,8 +152,10 @@ class LoopDetector:
         self._calls.append(fp)
         n = sum(1 for f in self._calls if f == fp)
         fired = n >= self.config.repeat_calls
-        args_text = orjson.dumps(args, option=orjson.OPT_SORT_KEYS, default=str).decode()
-        evidence = f"tool '{tool}' called {n} times with the same arguments {args_text[:200]}"
+        evidence = ""
+        if fired:  # only a signal that fires says why (a serialization per call otherwise)
+            args_text = orjson.dumps(args, option=orjson.OPT_SORT_KEYS, default=str).decode()
+            evidence = f"tool '{tool}' called {n} times with the same arguments {args_text[:200]}"
         return self._signal("repeated_call", fired, evidence)
 
     def observe_thought(self, text: str) -> Intervention | None:
@@ -179,7 +190,7 @@ class LoopDetector:
         self._errors.append(norm)
         n = sum(1 for e in self._errors if e == norm)
         fired = n >= self.config.repeat_errors
-        evidence = f"the same error was observed {n} times: {error[:200]}"
+        evidence = f"the same error was observed {n} times: {error[:200]}" if fired else ""
         return self._signal("repeated_error", fired, evidence)
 
     def thought_similarities(self) -> list[float]:
