@@ -17,8 +17,6 @@ import asyncio
 import datetime as dt
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: import the parts as `benchmark
 from benchmarks.core.probes import conditions, machine  # noqa: E402
 from benchmarks.scale import versus  # noqa: E402
 from benchmarks.scale.dbs import fresh  # noqa: E402
+from benchmarks.scale.machine import arguments, machine_facts, session, versions  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "dbos.md"
 SLEEP = 0.05
@@ -85,10 +84,8 @@ def report(res: dict[str, Any], m: dict[str, str], cond: dict[str, float], runs:
       "DBOS's side is `.tether/dbos-venv/bin/python benchmarks/dbos_side.py`, a subprocess of "
       f"the same invocation). Whole run: {total_s:.0f} s, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
       "UTC.\n")
-    w(f"- Machine: nproc {m['nproc']}, CPU `{m['cpu']}`, {m['mem']} RAM, Linux {m['kernel']}, "
-      f"shared with other jobs: `uptime` before/after: `{uptimes[0]}` / `{uptimes[1]}`; "
-      f"4 KB fsync p50 {cond['fsync_p50_ms']:.2f} ms at the start.")
-    w(f"- Tether {m['tether']} (commit {m['commit']}), Python {m['python']}, SQLite {m['sqlite']}; "
+    w(f"- {machine_facts(m, cond, uptimes)}")
+    w(f"- {versions(m)}; "
       f"DBOS Transact {dv} (PyPI, its own venv). One PostgreSQL server (Debian's, `make "
       "postgres`), a fresh database per system and round, `synchronous_commit=on` (the default) "
       "for both; Tether's SQLite at `synchronous=FULL`.")
@@ -150,18 +147,11 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
-    argv = " ".join(sys.argv[1:])
-    uptimes = [Path("/proc/loadavg").read_text().split(" ", 3)[:3]]
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-dbos-") as tmp:
-        work = Path(tmp)
-        cond = conditions(work)
-        res = run(work, args.runs, args.steps, args.rounds,
+    with session("bench-dbos-") as s:
+        res = run(s.work, args.runs, args.steps, args.rounds,
                   [int(x) for x in args.workers.split(",") if x])
-    uptimes.append(Path("/proc/loadavg").read_text().split(" ", 3)[:3])
-    text = report(res, machine(), cond, args.runs, args.steps, args.rounds,
-                  time.perf_counter() - t0, ["load average " + ", ".join(u) for u in uptimes],
-                  f" {argv}" if argv else "")
+    text = report(res, machine(), s.cond, args.runs, args.steps, args.rounds, s.total_s,
+                  s.uptimes, arguments())
     args.out.write_text(text)
     print(text)
 

@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: import the parts as `benchmarks.*`
 
-from benchmarks.core.probes import conditions, machine  # noqa: E402
+from benchmarks.core.probes import machine  # noqa: E402
 from benchmarks.scale.dbs import fresh  # noqa: E402
 from benchmarks.scale.growth import top_up, window  # noqa: E402
+from benchmarks.scale.machine import arguments, machine_facts, session, versions  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "scale.md"
 STORES = ["sqlite", "postgres"]
@@ -79,10 +78,7 @@ def report(res: dict[str, Any], m: dict[str, str], cond: dict[str, float], args:
     w("## Concurrency growth: in-flight runs x worker processes x stores (`bench_scale.py`)\n")
     w(f"Reproduce: `make bench-scale` (runs `.venv/bin/python benchmarks/bench_scale.py{argv}`). "
       f"Whole run: {total_s:.0f} s, finished {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.\n")
-    w(f"- Machine: nproc {m['nproc']}, CPU `{m['cpu']}`, {m['mem']} RAM, Linux {m['kernel']}, "
-      f"shared with other jobs: `uptime` before/after: `{uptimes[0]}` / `{uptimes[1]}`; 4 KB "
-      f"fsync p50 {cond['fsync_p50_ms']:.2f} ms at the start. Tether {m['tether']} (commit "
-      f"{m['commit']}), Python {m['python']}, SQLite {m['sqlite']}; PostgreSQL from `make "
+    w(f"- {machine_facts(m, cond, uptimes)} {versions(m)}; PostgreSQL from `make "
       "postgres` (Debian's), `synchronous_commit=on`; SQLite `synchronous=FULL`.")
     w(f"- Workload: N runs in flight (submitted, unfinished; topped up to N before every row), "
       f"each {STEPS} durable steps of a {SLEEP * 1000:.0f} ms simulated model call; worker "
@@ -157,19 +153,12 @@ def main() -> None:
     ap.add_argument("--trace", type=int, default=15, help="tracemalloc sites to list (0: none)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
-    argv = " ".join(sys.argv[1:])
-    uptimes = [Path("/proc/loadavg").read_text().split(" ", 3)[:3]]
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        work = Path(tmp)
-        cond = conditions(work)
-        urls = {kind: fresh(kind, "tether_scale", work) for kind in STORES}
+    with session("bench-scale-") as s:
+        urls = {kind: fresh(kind, "tether_scale", s.work) for kind in STORES}
         res = run(urls, [int(x) for x in args.inflight.split(",")],
                   [int(x) for x in args.workers.split(",")], args.warm, args.measure,
                   args.trace, executing=tuple(int(x) for x in args.executing.split(",") if x))
-    uptimes.append(Path("/proc/loadavg").read_text().split(" ", 3)[:3])
-    text = report(res, machine(), cond, args, time.perf_counter() - t0,
-                  ["load average " + ", ".join(u) for u in uptimes], f" {argv}" if argv else "")
+    text = report(res, machine(), s.cond, args, s.total_s, s.uptimes, arguments())
     args.out.write_text(text)
     print(text)
 

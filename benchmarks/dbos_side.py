@@ -26,17 +26,8 @@ from typing import Any
 from dbos import DBOS, DBOSConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.core.messages import message  # the same bytes as Tether's side
 from benchmarks.scale.pgcpu import backend_cpu, spent
-
-_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
-
-
-def message(node: str, i: int, size: int) -> dict[str, Any]:
-    """Identical to benchmarks/core/agents.message (same bytes as Tether's side)."""
-    content = f"node {node}, step {i}"
-    if size > len(content):
-        content = (content + " " + _FILLER * (size // len(_FILLER) + 1))[:size]
-    return {"role": "assistant", "content": content}
 
 
 @DBOS.step()

@@ -1,8 +1,9 @@
 """The parts of the core benchmark, Tether vs LangGraph (run it with `benchmarks/bench_core.py`).
 
     config       paths, the command that reproduces the run, and the benchmark sizes
-    agents       the agents Tether runs and the message every node appends (same bytes as
-                 `lg_side.message`)
+    agents       the agents Tether runs
+    messages     the message every node appends, on every side (same bytes as
+                 `lg_side.message`; `dbos_side.py` imports it: no Tether import)
     diag         SQLite helpers: an instrumented store, file size after a WAL checkpoint, the
                  `synchronous` Tether opens a file with
     tether_side  Tether's side of the four benchmarks (cpu incl. its breakdown and the bare

@@ -13,15 +13,7 @@ from typing import Any
 
 from tether import Context, Message
 
-_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
-
-
-def message(node: str, i: int, size: int) -> dict[str, Any]:
-    """The message a node appends; identical to lg_side.message (same bytes on both sides)."""
-    content = f"node {node}, step {i}"
-    if size > len(content):
-        content = (content + " " + _FILLER * (size // len(_FILLER) + 1))[:size]
-    return {"role": "assistant", "content": content}
+from .messages import message
 
 
 def new_message(kind: str, node: str, i: int, size: int) -> dict[str, Any]:
