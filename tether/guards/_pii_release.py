@@ -66,10 +66,7 @@ def _every(sets: Iterable[frozenset[str]]) -> frozenset[str]:
 
 def candidate_kinds(policy: Policy | PolicySet | None, name: str) -> frozenset[str]:
     """The kinds some allow/approve rule for tool `name` could grant, in every policy."""
-    return _every(
-        frozenset(k for r in p.rules if r.effect in _GRANTING and r.matches_tool(name)
-                  for k in r.pii)
-        for p in _policies(policy))
+    return _every(p.for_tool(name).pii for p in _policies(policy))
 
 
 def granted_kinds(gate: PolicyGate, policy: Policy | PolicySet | None, name: str, args: Any,
@@ -123,7 +120,12 @@ def release_pii(gate: PolicyGate, policy: Policy | PolicySet | None, masker: Pii
                 registry: ToolRegistry | None = None) -> PiiRelease:
     """The arguments tool `name` receives: placeholders filled in for the kinds the policy
     grants this call, judged on those very arguments (see the module doc)."""
-    kinds = candidate_kinds(policy, name) & placeholder_kinds(proposed)
+    kinds = candidate_kinds(policy, name)
+    if not kinds or not len(vault):
+        # nothing this tool may be granted, or nothing to fill in: what the loop below returns
+        # for these, without walking the arguments
+        return PiiRelease(proposed, frozenset())
+    kinds &= placeholder_kinds(proposed)
     while True:
         args, released = vault.release(proposed, kinds)
         if not released:

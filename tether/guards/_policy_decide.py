@@ -30,6 +30,22 @@ from tether.guards._policy_rules import (
 )
 from tether.guards.egress import EgressPolicy
 
+# how many tool names a policy remembers what applies to (the names come from the model: a
+# hostile one sending new names forever must not grow memory; past this they are looked up anew)
+_MEMO_NAMES = 1024
+_GRANTING = ("allow", "approve")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRules:
+    """What of a policy applies to one tool name: it depends on the name alone, so it is worked
+    out once per name (globs matched once) instead of on every call."""
+
+    honeypot: str | None  # the first honeypot glob the name matches
+    rules: tuple[Rule, ...]  # the rules whose `tools` globs match the name, in policy order
+    path_args: frozenset[str]  # arguments those rules check with `path_under`
+    pii: frozenset[str]  # PII kinds those of them that allow or approve may grant
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -40,12 +56,36 @@ class Policy:
     egress: EgressPolicy = field(default_factory=EgressPolicy)  # empty: no destination allowed
     source: str = "<policy>"
     lines: dict[str, int] = field(default_factory=dict, compare=False)
+    _by_tool: dict[str, ToolRules] = field(default_factory=dict, init=False, repr=False,
+                                           compare=False)
+
+    def __post_init__(self) -> None:
+        # what `for_tool` remembers is derived from these: they must not change afterwards
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "honeypots", tuple(self.honeypots))
+
+    def for_tool(self, name: str) -> ToolRules:
+        """The honeypot and the rules that apply to tool `name` (remembered per name)."""
+        found = self._by_tool.get(name)
+        if found is not None:
+            return found
+        rules = tuple(r for r in self.rules if r.matches_tool(name))
+        found = ToolRules(
+            honeypot=next((g for g in self.honeypots if fnmatch.fnmatchcase(name, g)), None),
+            rules=rules,
+            path_args=frozenset(c.arg for r in rules for c in r.conditions
+                                if c.op == "path_under"),
+            pii=frozenset(k for r in rules if r.effect in _GRANTING for k in r.pii))
+        if len(self._by_tool) < _MEMO_NAMES:
+            self._by_tool[name] = found
+        return found
 
     # ------------------------------------------------------------------ decide
     def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
         info = tool if isinstance(tool, ToolInfo) else ToolInfo(name=tool)
         args = {} if args is None else args
         trace: list[TraceEntry] = []
+        applies = self.for_tool(info.name)
 
         def done(action: Action, rule: str, reason: str, line: int | None, critical: bool = False
                  ) -> PolicyDecision:
@@ -53,11 +93,10 @@ class Policy:
             return PolicyDecision(action, rule, reason, info.name, self.name, line, critical,
                             tuple(trace))
 
-        for glob in self.honeypots:
-            if fnmatch.fnmatchcase(info.name, glob):
-                return done("honeypot", f"honeypot:{glob}",
-                            "honeypot tool: simulated success, run flagged for review",
-                            self.lines.get("honeypots"))
+        if applies.honeypot is not None:
+            return done("honeypot", f"honeypot:{applies.honeypot}",
+                        "honeypot tool: simulated success, run flagged for review",
+                        self.lines.get("honeypots"))
         if self.read_only:
             if info.side_effect != "read":
                 effect = info.side_effect or "unknown (treated as destructive)"
@@ -81,9 +120,7 @@ class Policy:
                                         "every URL's host and port is allow-listed"))
 
         matched: dict[str, list[tuple[Rule, str]]] = {"deny": [], "approve": [], "allow": []}
-        for rule in self.rules:
-            if not rule.matches_tool(info.name):
-                continue
+        for rule in applies.rules:
             ok, why = rule.judge(args)
             if not ok:
                 trace.append(TraceEntry(rule.id, rule.line, "no-match", why))
@@ -113,11 +150,10 @@ class Policy:
             reason += "; " + "; ".join(f"'{t.rule}' did not match: {t.note}" for t in near)
         return done("deny", "default", reason, None)
 
-    def path_args(self, tool: str) -> set[str]:
+    def path_args(self, tool: str) -> frozenset[str]:
         """The (dotted) arguments of `tool` some rule checks with `path_under`: the gateway
         resolves them before deciding and hands the tool the resolved paths."""
-        return {c.arg for r in self.rules if r.matches_tool(tool) for c in r.conditions
-                if c.op == "path_under"}
+        return self.for_tool(tool).path_args
 
     def egress_check(self, url: str) -> tuple[bool, str]:
         """Whether a network tool cleared by this policy may send a request to `url`."""
@@ -140,8 +176,8 @@ class PolicySet:
                              worst.line, True, worst.trace)
         return worst
 
-    def path_args(self, tool: str) -> set[str]:
-        return set().union(*(p.path_args(tool) for p in self.policies))
+    def path_args(self, tool: str) -> frozenset[str]:
+        return frozenset().union(*(p.path_args(tool) for p in self.policies))
 
     def egress_check(self, url: str) -> tuple[bool, str]:
         """Every policy must allow the destination."""

@@ -123,7 +123,7 @@ class PolicyGate:
         return self.judge(policy, name, prepared, registry)
 
 
-def _resolve_paths(args: dict[str, Any], names: set[str]) -> dict[str, Any]:
+def _resolve_paths(args: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
     """`args` with each named string argument replaced by the path the tool would open; a path
     that cannot be resolved stays as it is (its `path_under` condition cannot be evaluated)."""
     out: Any = args

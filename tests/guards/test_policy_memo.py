@@ -1,0 +1,93 @@
+"""What a policy remembers per tool name (`Policy.for_tool`) must never change a decision: it
+holds only what depends on the name (globs matched), the arguments are judged on every call, and
+the memory it takes is bounded whatever names a model makes up."""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+
+from tether.guards import _policy_decide
+from tether.guards.policy import Policy, PolicySet, Rule, ToolInfo, loads_policy
+
+POLICY = """\
+name: memo
+honeypots: ["shut*", "delete_[a-c]ll"]
+rules:
+  - {id: search, tools: "search_*", effect: allow}
+  - {id: one-char, tools: "get?", effect: allow, args: {id: {max: 10}}}
+  - {id: not-x, tools: "[!x]*_file", effect: allow, args: {path: {path_under: /workspace}}}
+  - {id: secrets, tools: "*_file", effect: deny, args: {path: {regex: ".*secret.*"}}}
+  - {id: mail, tools: send_email, effect: allow, pii: [email], args: {to: {regex: '.+@corp'}}}
+  - {id: big, tools: refund, effect: approve, pii: [card], args: {amount: {min: 100.01}}}
+  - {id: small, tools: refund, effect: allow, args: {amount: {max: 100}}}
+  - {id: block-refund, tools: "refund", effect: deny, args: {amount: {min: 1000}}}
+"""
+
+NAMES = ["search_web", "search_", "SEARCH_web", "get1", "get12", "read_file", "xread_file",
+         "write_file", "send_email", "refund", "shutdown", "shut", "delete_all", "delete_dll",
+         "unknown", "", "*", "read_file\x00", "search_web "]
+
+
+def test_what_a_name_gets_is_what_matching_every_glob_gives():
+    p = loads_policy(POLICY)
+    for name in NAMES * 2:  # the second time from memory
+        got = p.for_tool(name)
+        assert got.rules == tuple(r for r in p.rules if r.matches_tool(name)), name
+        assert got.honeypot == next(
+            (g for g in p.honeypots if fnmatch.fnmatchcase(name, g)), None), name
+        assert got.path_args == {c.arg for r in got.rules for c in r.conditions
+                                 if c.op == "path_under"}
+        assert got.pii == {k for r in got.rules if r.effect != "deny" for k in r.pii}
+
+
+def test_a_remembered_name_is_decided_as_a_fresh_policy_decides_it():
+    warm = loads_policy(POLICY)
+    rng = random.Random(16)
+    calls = [(name, {"id": rng.randrange(20), "path": rng.choice(
+        ["/workspace/a", "/workspace/secret", "/etc/passwd"]), "to": rng.choice(
+        ["a@corp", "a@evil"]), "amount": rng.choice([5, 100, 500, 5000])})
+        for name in NAMES for _ in range(4)]
+    for name, args in calls * 2:
+        fresh = loads_policy(POLICY)  # nothing remembered
+        info = ToolInfo(name, side_effect="read")
+        a, b = warm.decide(info, args), fresh.decide(info, args)
+        assert (a, a.explain()) == (b, b.explain()), (name, args)
+
+
+def test_changed_arguments_are_judged_again_under_a_remembered_name():
+    p = loads_policy(POLICY)
+    info = ToolInfo("refund", side_effect="write")
+    assert p.decide(info, {"amount": 50}).action == "allow"
+    assert p.decide(info, {"amount": 500}).action == "approve"
+    assert p.decide(info, {"amount": 5000}).action == "deny"
+    assert p.decide(info, {"amount": 50}).action == "allow"
+    assert p.decide(info, {"amount": "50"}).action == "deny"  # cannot be judged: not allowed
+
+
+def test_made_up_names_do_not_grow_memory_and_are_still_decided():
+    p = loads_policy(POLICY)
+    for i in range(_policy_decide._MEMO_NAMES + 500):
+        d = p.decide(ToolInfo(f"search_{i}", side_effect="read"), {})
+        assert (d.action, d.rule) == ("allow", "search")
+    assert len(p._by_tool) == _policy_decide._MEMO_NAMES
+    d = p.decide(ToolInfo("shutdown_now", side_effect="read"), {})
+    assert d.action == "honeypot"
+
+
+def test_rules_given_as_a_list_cannot_change_under_the_memory():
+    rules = [Rule("all", ("*",), "allow")]
+    p = Policy("built", rules=rules)  # type: ignore[arg-type]
+    assert p.decide(ToolInfo("x", side_effect="read")).action == "allow"
+    rules.append(Rule("deny-x", ("x",), "deny"))
+    assert isinstance(p.rules, tuple) and len(p.rules) == 1
+    assert p.decide(ToolInfo("x", side_effect="read")).action == "allow"
+
+
+def test_a_policy_set_unions_the_path_arguments_of_its_policies():
+    tenant = loads_policy("name: t\nrules:\n  - {id: a, tools: f, effect: allow, "
+                          "args: {src: {path_under: /a}}}\n")
+    agent = loads_policy("name: g\nrules:\n  - {id: b, tools: f, effect: allow, "
+                         "args: {dst: {path_under: /b}}}\n")
+    assert PolicySet(tenant, agent).path_args("f") == {"src", "dst"}
+    assert PolicySet(tenant, agent).path_args("g") == frozenset()
