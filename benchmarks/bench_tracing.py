@@ -128,32 +128,31 @@ class GcTimer:
 
 def breakdown(tether: Any, run_id: str) -> dict[str, float]:
     """Where a traced run's extra CPU goes, per span, measured after the timed window on the
-    same run: building the spans from the journal (reading it, then building), encoding them
-    to OTLP as live export does, and sending them by the exporter the environment configures
-    (the send is what remains of that)."""
+    same run: reading its events from the journal, making the spans' OTLP bytes from them (as
+    live export does from the events handed over), and sending them by the exporter the
+    environment configures."""
     from tether.observe._otlp_send import WireSink
+    from tether.observe._otlp_wire import SpanEncoder
+    from tether.observe._wire_spans import WireSpans
     from tether.observe.otel import BATCH_SIZE, exporter_from_env
-    from tether.observe.spans import spans_of_journal
 
     run = tether.get(run_id)
     t0 = time.process_time()
     events = tether.store.load_events(run_id)
     t1 = time.process_time()
-    spans = spans_of_journal(run, events)
+    wire = WireSpans(run, SpanEncoder())
+    queued = [q for e in events for q in wire.feed_event(e)] + wire.close_open_encoded()
     t2 = time.process_time()
     exporter = exporter_from_env()  # the same spans again (same ids: Phoenix keeps one copy)
     sink = WireSink(exporter)  # type: ignore[arg-type]
-    for i in range(0, len(spans), BATCH_SIZE):
-        sink._encoder.request(spans[i:i + BATCH_SIZE])
-    t3 = time.process_time()
+    spans = [span for _, _, span in queued]
     for i in range(0, len(spans), BATCH_SIZE):
         sink.send(spans[i:i + BATCH_SIZE])
-    t4 = time.process_time()
+    t3 = time.process_time()
     exporter.shutdown()
     n = len(spans)
-    return {"read_us": 1e6 * (t1 - t0) / n, "build_us": 1e6 * (t2 - t1) / n,
-            "encode_us": 1e6 * (t3 - t2) / n, "send_us": 1e6 * ((t4 - t3) - (t3 - t2)) / n,
-            "attributes": 1 + sum(len(s.attributes) for s in spans) / n}
+    return {"read_us": 1e6 * (t1 - t0) / n, "encode_us": 1e6 * (t2 - t1) / n,
+            "send_us": 1e6 * (t3 - t2) / n, "bytes": sum(len(s) for s in spans) / n}
 
 
 # -- the driver -------------------------------------------------------------------------------
@@ -267,10 +266,10 @@ counted as done).
 
 Where the extra CPU goes, per span (medians over the traced rounds, measured on the timed run
 after its window): reading its events from the journal {part("read_us")} (live export is handed
-them by the committer instead, and reads the journal once per run), building the span
-{part("build_us")}, encoding it to OTLP protobuf {part("encode_us")} (Tether's encoder, the bytes
-the SDK's would make; spans carry {part("attributes", "")} attributes on average), the HTTP POST
-by the official exporter {part("send_us")}; the per-step difference above,
+them by the committer instead, and reads the journal once per run), making the span's OTLP
+protobuf bytes from its events {part("encode_us")} (`_wire_spans`: the bytes the SDK's encoder
+makes of the same span; {part("bytes", " bytes")} a span), the HTTP POST by the official
+exporter, with its request put together, {part("send_us")}; the per-step difference above,
 {1000 * (m_on - m_off):.0f} µs, also holds the hand-over of the committed events, the export
 marks and the exporter thread's wake-ups.
 

@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tether import Tether
 from tether.observe import LiveExport, run_spans
-from tether.observe.otel import _event, _RunTail
+from tether.observe._wire_spans import journal_event as _event
+from tether.observe.otel import _RecordSpans, _RunTail
 from tether.store import Event, NewEvent, dumps
 
 from .test_spans import _no_gate, waits  # noqa: F401 - fixture
@@ -81,7 +82,7 @@ async def test_events_not_handed_over_are_read_from_the_journal(db_path: str) ->
     t = Tether(db_path)
     run_id = t.submit(waits, None)
     assert (await t.drive(run_id)).status == "waiting"
-    tail = _RunTail(t.store, t.get(run_id), 0, None)
+    tail = _RunTail(t.store, _RecordSpans(t.get(run_id)), 0)
     before = tail.seq
 
     def step(kind: str) -> Any:
@@ -95,7 +96,7 @@ async def test_events_not_handed_over_are_read_from_the_journal(db_path: str) ->
     t.store.write(step("step_started"))  # written by another writer: never handed over
     completed = t.store.write(step("step_completed"))
     tail.handed.append([completed])
-    [span] = [s for s in tail.poll() if s.name == "tether.step elsewhere"]
+    [span] = [s for _, _, s in tail.poll() if s.name == "tether.step elsewhere"]
     assert (span.start_seq, span.end_seq) == (before + 1, before + 2)  # opened by the unseen one
     assert tail.seq == before + 2
     tail.handed.append([completed])  # handed twice (already read from the journal): once only

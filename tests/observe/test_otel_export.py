@@ -192,7 +192,7 @@ async def test_a_long_run_is_sent_in_requests_a_collector_accepts(
     t = Tether(db_path)
     run = await t.run(many_steps, 600)
     size = len(_otlp_send.WireSink(_otlp_send.wire_exporter("http/protobuf"))  # type: ignore[arg-type]
-               ._encoder.request(run_spans(t, run.id)))
+               .encoder.request(run_spans(t, run.id)))
     # a collector that takes a third of the run in one request (gRPC receivers: 4 MiB)
     monkeypatch.setattr(_otlp_send, "MAX_REQUEST_BYTES", size // 3)
     with http_receiver() as (endpoint, received):

@@ -81,13 +81,17 @@ def span(run_id: str, end_seq: int) -> SpanRecord:
     return SpanRecord("s", "ab" * 16, f"{end_seq:016x}", None, run_id, 0.0, 0.0, 1, end_seq)
 
 
+def queued(run_id: str, end_seq: int) -> tuple[str, int, bytes]:
+    return (run_id, end_seq, b"")  # as live export queues a span: run, end seq, the span
+
+
 def test_marks_stop_below_a_span_of_the_same_event_still_waiting() -> None:
-    sent = [span("a", 3), span("b", 5), span("a", 7)]
-    waiting = [span("c", 1), span("a", 7), span("b", 9), span("a", 8)]
+    sent = [queued("a", 3), queued("b", 5), queued("a", 7)]
+    waiting = [queued("c", 1), queued("a", 7), queued("b", 9), queued("a", 8)]
     # a: its next waiting span closed at 7 too, so only what 6 covers is certain; b: all of 5
     assert marks_after(sent, waiting) == {"a": 6, "b": 5}
     assert marks_after(sent, []) == {"a": 7, "b": 5}
-    assert marks_after([span("a", 1)], [span("a", 1)]) == {}  # nothing certain yet
+    assert marks_after([queued("a", 1)], [queued("a", 1)]) == {}  # nothing certain yet
 
 
 def test_a_batch_is_cut_into_requests_a_collector_takes() -> None:

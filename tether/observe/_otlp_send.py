@@ -27,7 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from ._otlp_wire import WireEncoder
-from ._trace_marks import ExportMarks, marks_after
+from ._trace_marks import ExportMarks, Queued, marks_after
 from .spans import SEMCONV_VERSION, SpanRecord
 
 log = logging.getLogger("tether.observe")
@@ -151,15 +151,17 @@ class SdkSink:
 
 
 class WireSink:
-    """An exporter of `wire_exporter`'s: the spans encoded here, sent by the exporter."""
+    """An exporter of `wire_exporter`'s: spans encoded already (`_wire_spans`), put in requests
+    here and sent by the exporter."""
 
     def __init__(self, exporter: _SendsEncoded) -> None:
         self.exporter = exporter
         made = SpanConverter()  # the same resource and scope as the SDK's spans carry
-        self._encoder = WireEncoder(made.resource, made.scope)
+        self.encoder = WireEncoder(made.resource, made.scope)
 
-    def send(self, spans: Sequence[SpanRecord]) -> bool:
-        requests = self._encoder.requests(spans, MAX_REQUEST_BYTES)
+    def send(self, spans: Sequence[bytes]) -> bool:
+        """`spans`: each a `ScopeSpans.spans` field (`SpanEncoder.span_field`)."""
+        requests = self.encoder.requests_of(spans, MAX_REQUEST_BYTES)
         share = -(-len(spans) // len(requests)) if requests else 0  # for the exporter's counts
         return all(self.exporter.send_encoded(request, share) for request in requests)
 
@@ -171,7 +173,8 @@ def sink_for(exporter: SpanExporter) -> SdkSink | WireSink:
 
 
 class Shipper:
-    """A bounded queue of finished spans and the thread that sends them in batches.
+    """A bounded queue of finished spans (`Queued`: OTLP bytes for a `WireSink`, records for an
+    `SdkSink`) and the thread that sends them in batches.
 
     `put` never blocks and never raises: a run must not wait on a collector. A batch goes out
     when `batch_size` spans are waiting or the oldest waited `delay_s`; a full queue drops
@@ -188,7 +191,7 @@ class Shipper:
         self.cpu_s = 0.0  # CPU its thread spent exporting (encoding, sending, marks)
         self._sink = sink_for(exporter)
         self._batch_size, self._delay_s, self._queue_size = batch_size, delay_s, queue_size
-        self._queue: collections.deque[SpanRecord] = collections.deque()
+        self._queue: collections.deque[Queued] = collections.deque()
         self._wake = threading.Condition(threading.Lock())
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="tether-trace-export",
@@ -200,7 +203,7 @@ class Shipper:
             self.warned = True
             log.warning("tracing: %s (further export failures are not reported)", message)
 
-    def put(self, spans: list[SpanRecord]) -> None:
+    def put(self, spans: list[Queued]) -> None:
         if not spans:
             return
         with self._wake:
@@ -213,7 +216,7 @@ class Shipper:
             if len(self._queue) >= self._batch_size:
                 self._wake.notify()
 
-    def _take(self) -> list[SpanRecord] | None:
+    def _take(self) -> list[Queued] | None:
         """The next batch, once it is due; None once closed with nothing left."""
         with self._wake:
             deadline = time.monotonic() + self._delay_s
@@ -240,9 +243,10 @@ class Shipper:
             except Exception as exc:
                 log.debug("tracing: shutting the exporter down failed: %s", exc)
 
-    def _send(self, batch: list[SpanRecord]) -> None:
+    def _send(self, batch: list[Queued]) -> None:
         try:
-            ok, why = self._sink.send(batch), "the collector did not accept them"
+            ok, why = (self._sink.send([span for _, _, span in batch]),
+                       "the collector did not accept them")
         except Exception as exc:  # an exporter bug must not kill the thread
             ok, why = False, f"{type(exc).__name__}: {exc}"
         if not ok:

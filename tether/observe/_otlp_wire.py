@@ -73,18 +73,11 @@ def _any_value(value: AttrValue) -> bytes:
     raise TypeError(f"a span attribute cannot hold {type(value).__name__} ({value!r})")
 
 
-class WireEncoder:
-    """Made once per exporter: the resource and scope, encoded once, and the attributes seen."""
+class SpanEncoder:
+    """Spans as `Span` messages (each as the `ScopeSpans.spans` field a request holds). Made
+    once per exporter or live export, on one thread: the attributes it has seen, remembered."""
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource = _field(b"\x0a", _attributes(resource.attributes))  # Resource (1)
-        self._scope = _field(b"\x0a", b"".join((  # ScopeSpans.scope (1)
-            _field(b"\x0a", scope.name.encode()),
-            _field(b"\x12", (scope.version or "").encode()) if scope.version else b"")))
-        schema = scope.schema_url or ""
-        self._scope_schema = _field(b"\x1a", schema.encode()) if schema else b""
-        self._resource_schema = (_field(b"\x1a", resource.schema_url.encode())
-                                 if resource.schema_url else b"")
+    def __init__(self) -> None:
         self._keys: dict[str, bytes] = {}
         self._pairs: dict[tuple[str, AttrValue], bytes] = {}
         self._attrs: dict[tuple[str, Any], bytes] = {}
@@ -94,34 +87,25 @@ class WireEncoder:
         self._seq_key = self._key("tether.journal.seq")
         self._seq_len = len(self._seq_key) + 3  # and the value's tag, length and int tag
 
-    def request(self, spans: Sequence[SpanRecord]) -> bytes:
-        """An `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
-        span = self.span
-        return self._wrap([_field(b"\x12", span(s)) for s in spans])
+    def span_field(self, s: SpanRecord) -> bytes:
+        """`s` as the `spans` (2) field of a `ScopeSpans`: what `WireEncoder.wrap` joins."""
+        return _field(b"\x12", self.span(s))
 
-    def requests(self, spans: Sequence[SpanRecord], max_bytes: int) -> list[bytes]:
-        """`spans` in requests of at most about `max_bytes` each (a collector limits the size of
-        one request; a span larger than that goes alone)."""
-        span = self.span
-        out: list[bytes] = []
-        fields: list[bytes] = []
-        size = 0
-        for s in spans:
-            encoded = _field(b"\x12", span(s))
-            if fields and size + len(encoded) > max_bytes:
-                out.append(self._wrap(fields))
-                fields, size = [], 0
-            fields.append(encoded)
-            size += len(encoded)
-        if fields:
-            out.append(self._wrap(fields))
-        return out
+    def named(self, name: str, kind: str) -> bytes:
+        """A span's `name` (5) and `kind` (6) fields."""
+        named = self._names.get((name, kind))
+        if named is None:
+            if len(self._names) > _CACHE_MAX:
+                self._names.clear()
+            named = self._names[(name, kind)] = _field(b"\x2a", name.encode()) + _KIND[kind]
+        return named
 
-    def _wrap(self, span_fields: list[bytes]) -> bytes:
-        scope_spans = b"".join((self._scope, *span_fields, self._scope_schema))
-        resource_spans = b"".join((self._resource, _field(b"\x12", scope_spans),
-                                   self._resource_schema))
-        return _field(b"\x0a", resource_spans)
+    def seq_attribute(self, seq: int) -> bytes:
+        """The `tether.journal.seq` attribute (9) every span carries (`SpanConverter` adds it)."""
+        # KeyValue{key, AnyValue{int_value (3)}}: every length below 0x80 (a varint is <= 10 bytes)
+        n = _varint(seq)
+        return b"".join((b"\x4a", bytes((self._seq_len + len(n),)), self._seq_key,
+                         b"\x12", bytes((1 + len(n),)), b"\x18", n))
 
     def span(self, s: SpanRecord) -> bytes:
         """One `Span` message; `tether.journal.seq` added as `SpanConverter` adds it."""
@@ -137,22 +121,14 @@ class WireEncoder:
             if parent is None:
                 parent = ids[s.parent_id] = b"\x22\x08" + bytes.fromhex(s.parent_id)
             parts.append(parent)
-        named = self._names.get((s.name, s.kind))
-        if named is None:
-            if len(self._names) > _CACHE_MAX:
-                self._names.clear()
-            named = self._names[(s.name, s.kind)] = _field(b"\x2a", s.name.encode()) + _KIND[s.kind]
         attribute = self.attribute
-        parts += (named, b"\x39" + _pack_q(round(s.start * 1e9)),
+        parts += (self.named(s.name, s.kind), b"\x39" + _pack_q(round(s.start * 1e9)),
                   b"\x41" + _pack_q(round(s.end * 1e9)))
         remembered = self._attrs  # a short string's field straight from `attribute`'s cache
         for k, val in s.attributes.items():
             encoded = remembered.get((k, val)) if val.__class__ is str else None
             parts.append(attribute(k, val) if encoded is None else encoded)
-        # KeyValue{key, AnyValue{int_value (3)}}: every length below 0x80 (a varint is <= 10 bytes)
-        seq = _varint(s.end_seq)
-        parts.append(b"".join((b"\x4a", bytes((self._seq_len + len(seq),)), self._seq_key,
-                               b"\x12", bytes((1 + len(seq),)), b"\x18", seq)))
+        parts.append(self.seq_attribute(s.end_seq))
         if s.events:
             parts += [_field(b"\x5a", self._event(e)) for e in s.events]
         status = _STATUS.get(s.status)
@@ -208,11 +184,60 @@ class WireEncoder:
             encoded = self._pairs[known] = self._key(key) + _field(b"\x12", _any_value(value))
         return encoded
 
+    def key_field(self, key: str) -> bytes:
+        """A `KeyValue`'s `key` (1) field."""
+        return self._key(key)
+
     def _key(self, key: str) -> bytes:
         encoded = self._keys.get(key)
         if encoded is None:
             encoded = self._keys[key] = _field(b"\x0a", key.encode())
         return encoded
+
+
+class WireEncoder(SpanEncoder):
+    """Whole requests: the spans under the exporter's resource and scope (encoded once)."""
+
+    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
+        super().__init__()
+        self._resource = _field(b"\x0a", _attributes(resource.attributes))  # Resource (1)
+        self._scope = _field(b"\x0a", b"".join((  # ScopeSpans.scope (1)
+            _field(b"\x0a", scope.name.encode()),
+            _field(b"\x12", (scope.version or "").encode()) if scope.version else b"")))
+        schema = scope.schema_url or ""
+        self._scope_schema = _field(b"\x1a", schema.encode()) if schema else b""
+        self._resource_schema = (_field(b"\x1a", resource.schema_url.encode())
+                                 if resource.schema_url else b"")
+
+    def request(self, spans: Sequence[SpanRecord]) -> bytes:
+        """An `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
+        return self.wrap([self.span_field(s) for s in spans])
+
+    def requests(self, spans: Sequence[SpanRecord], max_bytes: int) -> list[bytes]:
+        """`spans` in requests of at most about `max_bytes` each (a collector limits the size of
+        one request; a span larger than that goes alone)."""
+        return self.requests_of([self.span_field(s) for s in spans], max_bytes)
+
+    def requests_of(self, span_fields: Sequence[bytes], max_bytes: int) -> list[bytes]:
+        """Spans encoded already (`span_field`, `WireSpans`) in requests of at most about
+        `max_bytes` each."""
+        out: list[bytes] = []
+        at, size = 0, 0
+        for i, encoded in enumerate(span_fields):
+            if i > at and size + len(encoded) > max_bytes:
+                out.append(self.wrap(span_fields[at:i]))
+                at, size = i, 0
+            size += len(encoded)
+        if at < len(span_fields):
+            out.append(self.wrap(span_fields[at:]))
+        return out
+
+    def wrap(self, span_fields: Sequence[bytes]) -> bytes:
+        """An `ExportTraceServiceRequest` of spans encoded already."""
+        scope_spans = b"".join((self._scope, *span_fields, self._scope_schema))
+        resource_spans = b"".join((self._resource, _field(b"\x12", scope_spans),
+                                   self._resource_schema))
+        return _field(b"\x0a", resource_spans)
 
 
 def _attributes(attributes: Any) -> bytes:

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tether.store import Event
 from tether.store import vocabulary as v
 
 from ._span_records import AttrValue, SpanEvent, SpanKind, SpanRecord
@@ -68,7 +67,7 @@ class Proposal:
     thought: str
 
 
-def decided(span: SpanRecord, e: Event, d: v.GuardDecision) -> None:
+def decided(span: SpanRecord, ts: float, d: v.GuardDecision) -> None:
     """A policy decision on a step: attributes for filtering, an event for the timeline."""
     attrs: dict[str, AttrValue] = {"tether.guard.action": d.action,
                                    "tether.guard.reason": d.reason}
@@ -79,7 +78,7 @@ def decided(span: SpanRecord, e: Event, d: v.GuardDecision) -> None:
     if d.short_circuit:
         attrs["tether.guard.answered_by"] = d.short_circuit
     span.attributes.update(attrs)
-    span.events.append(SpanEvent("tether.guard.decision", e.ts, dict(attrs)))
+    span.events.append(SpanEvent("tether.guard.decision", ts, dict(attrs)))
 
 
 def exec_done(span: SpanRecord, res: dict[str, Any]) -> None:

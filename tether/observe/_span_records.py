@@ -17,6 +17,9 @@ CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 SpanKind = Literal["internal", "client"]
 SpanStatus = Literal["unset", "ok", "error"]
 AttrValue = str | int | float | bool | list[str]
+#: a step started and not ended: its `step_started` event's seq, time, step name and data, and
+#: the id of the run's span it belongs to (the span is made when the step ends)
+OpenStep = tuple[int, float, str | None, dict[str, Any], str]
 
 
 @dataclass(slots=True)

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from tether.store import Store
 
-from .spans import SpanRecord
-
 log = logging.getLogger("tether.observe")
+
+#: a span waiting to be sent: its run's id, the journal seq of the event that closed it, and the
+#: span (its OTLP bytes from `_wire_spans`, or a `SpanRecord` for an exporter passed in)
+Queued = tuple[str, int, Any]
 
 
 class ExportMarks:
@@ -46,21 +49,21 @@ class ExportMarks:
             log.debug("tracing: the export marks %s were not recorded: %s", marks, exc)
 
 
-def marks_after(sent: Iterable[SpanRecord], waiting: Iterable[SpanRecord]) -> dict[str, int]:
+def marks_after(sent: Iterable[Queued], waiting: Iterable[Queued]) -> dict[str, int]:
     """The marks a batch `sent` (just accepted) moves forward to, `waiting` being the spans
     queued behind it. Spans are queued in journal order per run (a run's `end_seq`s never go
     down), so only each run's first waiting span can hold its mark back: when it closed at the
     same event as the last one sent, the mark stays one below that event."""
     marks: dict[str, int] = {}
-    for span in sent:
-        if span.end_seq > marks.get(span.run_id, 0):
-            marks[span.run_id] = span.end_seq
+    for run_id, end_seq, _ in sent:
+        if end_seq > marks.get(run_id, 0):
+            marks[run_id] = end_seq
     unseen = set(marks)
-    for span in waiting:
+    for run_id, end_seq, _ in waiting:
         if not unseen:
             break
-        if span.run_id in unseen:
-            unseen.discard(span.run_id)
-            if span.end_seq <= marks[span.run_id]:
-                marks[span.run_id] = span.end_seq - 1
+        if run_id in unseen:
+            unseen.discard(run_id)
+            if end_seq <= marks[run_id]:
+                marks[run_id] = end_seq - 1
     return {run_id: seq for run_id, seq in marks.items() if seq > 0}

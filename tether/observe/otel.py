@@ -34,14 +34,16 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from tether.store import Event, NewEvent, RunRecord, Store, loads
+from tether.store import Event, NewEvent, Store, loads
 from tether.store import vocabulary as v
 
 from ._follow import RunFollower
-from ._trace_marks import ExportMarks
-from .spans import SpanBuilder, SpanRecord, run_spans
+from ._otlp_wire import SpanEncoder
+from ._trace_marks import ExportMarks, Queued
+from ._wire_spans import WireSpans, journal_event, run_wire_spans
+from .spans import SpanBuilder, run_spans
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -136,15 +138,19 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
     """Send the spans of a run and its tree (after the fact) and return how many were sent.
     `exporter` default: the OTLP exporter the environment configures. Raises `ExportError`
     when nothing is configured or the collector did not take them."""
-    from ._otlp_send import sink_for
+    from ._otlp_send import WireSink, sink_for
 
-    spans = run_spans(tether, run_id, content=content)
     own = exporter is None
     quiet_otlp_exporters()
     target = exporter_from_env() if exporter is None else exporter
     ok = True
     try:
         sink = sink_for(target)
+        # the spans as live export makes them: OTLP bytes for the OTLP exporters
+        spans: Sequence[Any] = (
+            [span for _, _, span in run_wire_spans(tether, run_id, sink.encoder,
+                                                   content=content)]
+            if isinstance(sink, WireSink) else run_spans(tether, run_id, content=content))
         # in the live exporter's batches (the sink cuts them into requests a collector takes)
         for at in range(0, len(spans), BATCH_SIZE):
             ok = sink.send(spans[at:at + BATCH_SIZE])
@@ -160,58 +166,48 @@ def export_run(tether: Tether, run_id: str, exporter: SpanExporter | None = None
     return len(spans)
 
 
-_new_event = object.__new__
-_EVENT_FIELDS = [Event.__dict__[name].__set__
-                 for name in ("run_id", "seq", "kind", "key", "name", "data", "ts")]
-_set_run, _set_seq, _set_kind, _set_key, _set_name, _set_data, _set_ts = _EVENT_FIELDS
+class _RecordSpans(SpanBuilder):
+    """For an exporter passed in (it takes the SDK's spans): the spans as records, queued as
+    `WireSpans` queues its bytes."""
 
+    def feed_event(self, e: Event) -> list[Queued]:
+        run_id = self.run.id
+        return [(run_id, s.end_seq, s) for s in self.feed(e)]
 
-def _event(run_id: str, seq: int, kind: str, key: str | None, name: str | None, data: object,
-           ts: float) -> Event:
-    """`Event(...)` at half its cost (~1.0 µs, not ~2.1; two per step): the same frozen,
-    hashable, equal record, its slots filled directly instead of by the frozen `__init__`'s
-    `object.__setattr__` per field (tests/observe/test_live_handoff.py holds the two equal)."""
-    e: Event = _new_event(Event)
-    _set_run(e, run_id)
-    _set_seq(e, seq)
-    _set_kind(e, kind)
-    _set_key(e, key)
-    _set_name(e, name)
-    _set_data(e, data)
-    _set_ts(e, ts)
-    return e
+    def feed_new(self, e: NewEvent) -> list[Queued]:
+        return self.feed_event(journal_event(self.run.id, e.seq, e.kind, e.key, e.name,
+                                             loads(e.data), e.ts))
 
 
 class _RunTail:
-    """One followed run: its span builder and how far its journal was turned into spans.
+    """One followed run: its spans' builder and how far its journal was turned into spans.
 
     Its events come from two places: the journal, read once when the run is taken up (what
     earlier workers and attempts wrote) and whenever the events handed over skip some; and the
     events this process's committer just committed for it (`handed`, in commit order), which
     are the journal's next entries without reading them back."""
 
-    def __init__(self, store: Store, run: RunRecord, exported_upto: int,
-                 content: bool | None) -> None:
+    def __init__(self, store: Store, spans: WireSpans | _RecordSpans, exported_upto: int) -> None:
         self.store = store
-        self.run_id = run.id
-        self.builder = SpanBuilder(run, content=content)
+        self.run_id = spans.run.id
+        self.spans = spans
         self.seq = 0
         self.ended = False
         #: filled by the committer's thread, emptied by `poll` (deque: thread-safe appends)
         self.handed: collections.deque[Sequence[NewEvent]] = collections.deque()
-        self.pending: list[SpanRecord] = []
-        for e in store.load_events(run.id):  # spans already sent are not sent again
-            self.pending += [s for s in self._feed(e) if s.end_seq > exported_upto]
+        self.pending: list[Queued] = []
+        for e in store.load_events(self.run_id):  # spans already sent are not sent again
+            self.pending += [s for s in self._feed(e) if s[1] > exported_upto]
 
-    def _feed(self, e: Event) -> list[SpanRecord]:
+    def _feed(self, e: Event) -> list[Queued]:
         self.seq = e.seq
         self.ended = e.kind in v.RUN_ENDS
-        return self.builder.feed(e)
+        return self.spans.feed_event(e)
 
-    def poll(self) -> list[SpanRecord]:
+    def poll(self) -> list[Queued]:
         """The spans closed by the events handed over since the last poll."""
         spans, self.pending = self.pending, []
-        handed, run_id, feed, ends = self.handed, self.run_id, self.builder.feed, v.RUN_ENDS
+        handed, feed, ends = self.handed, self.spans.feed_new, v.RUN_ENDS
         while handed:
             events = handed.popleft()
             if events[0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
@@ -220,15 +216,14 @@ class _RunTail:
             for e in events:
                 if e.seq > seq:
                     seq = e.seq
-                    spans += feed(_event(run_id, seq, e.kind, e.key, e.name, loads(e.data),
-                                         e.ts))
+                    spans += feed(e)
             if seq > self.seq:
                 self.seq, self.ended = seq, events[-1].kind in ends
         return spans
 
-    def read_journal(self) -> list[SpanRecord]:
+    def read_journal(self) -> list[Queued]:
         """The spans closed by the journal's events after the last one fed."""
-        spans: list[SpanRecord] = []
+        spans: list[Queued] = []
         for e in self.store.load_events(self.run_id, after_seq=self.seq):
             spans += self._feed(e)
         return spans
@@ -252,6 +247,9 @@ class LiveExport(RunFollower):
         self.exporter = Shipper(exporter, where or type(exporter).__name__, self.marks,
                                 batch_size=BATCH_SIZE, delay_s=BATCH_DELAY_MS / 1000,
                                 queue_size=QUEUE_SIZE)
+        #: the official OTLP exporters are handed the spans as OTLP bytes, encoded on this
+        #: (the worker's) thread as the steps end; an exporter passed in gets the SDK's spans
+        self._encoder = SpanEncoder() if hasattr(exporter, "send_encoded") else None
         self._tails: dict[str, _RunTail] = {}
         self._watermarks: dict[str, int] = {}  # runs followed before, not executing now
         #: CPU the worker's thread spent following journals and queueing spans (`tick`); with
@@ -285,7 +283,9 @@ class LiveExport(RunFollower):
                 return
             # what this process queued already, or what reached a collector from any process
             upto = max(self._watermarks.pop(run_id, 0), self.marks.exported_upto(run_id))
-            self._tails[run_id] = _RunTail(self.store, run, upto, self.content)
+            spans = (_RecordSpans(run, content=self.content) if self._encoder is None
+                     else WireSpans(run, self._encoder, content=self.content))
+            self._tails[run_id] = _RunTail(self.store, spans, upto)
 
     def following(self) -> bool:
         return bool(self._tails)

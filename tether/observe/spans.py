@@ -41,6 +41,7 @@ from ._span_records import (
     CONTENT_ENV,
     SEMCONV_VERSION,
     AttrValue,
+    OpenStep,
     SpanEvent,
     SpanKind,
     SpanRecord,
@@ -59,14 +60,18 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_ENV", "SEMCONV_VERSION", "AttrValue", "SpanBuilder", "SpanEvent", "SpanKind",
     "SpanRecord", "SpanStatus", "capture_content", "run_span_id", "run_spans", "span_id_of",
-    "spans_of_journal", "spawn_span_id", "trace_id_of",
+    "spans_of_journal", "spawn_span_id", "trace_id_of", "tree_runs",
 ]
 
 
 class SpanBuilder:
     """The spans of one run's journal, one event at a time: `feed` returns the spans that event
     closed, so a followed journal and a whole one yield the same spans. `close_open` ends what
-    is still open at the last event (a snapshot of a live run)."""
+    is still open at the last event (a snapshot of a live run).
+
+    A step's span is made when the step ends, from its two events (`OpenStep` keeps what the
+    first said): nothing is built for a step while it runs, and `_wire_spans.WireSpans` can
+    encode the common steps straight to OTLP bytes from the same two events."""
 
     def __init__(self, run: RunRecord, *, content: bool | None = None) -> None:
         self.run = run
@@ -74,11 +79,11 @@ class SpanBuilder:
         self.trace_id = trace_id_of(run.root_id or run.id)
         self.parent_of_run = (spawn_span_id(run.parent_id, run.id) if run.parent_id else None)
         self._attempt: SpanRecord | None = None
-        self._open: dict[str, SpanRecord] = {}  # steps, by journal key
+        self._open: dict[str, OpenStep] = {}  # steps started, not ended, by journal key
         self._waits: dict[str, SpanRecord] = {}  # timers and signals, by journal key
         self._spawns: dict[str, SpanRecord] = {}  # by child run id
         self._proposals: list[Proposal] = []
-        self._last: Event | None = None
+        self._last_seq, self._last_ts = 0, 0.0  # the last event fed (0: none yet)
         self._retry_seq: int | None = None
         self._ended = False
         self._tokens = [0, 0]
@@ -88,10 +93,14 @@ class SpanBuilder:
         self._seq_hash = hashlib.sha256(f"{run.id}\x1f".encode())
 
     def _seq_span_id(self, seq: int) -> str:
+        return self._seq_span_raw(seq).hex()
+
+    def _seq_span_raw(self, seq: int) -> bytes:
+        """`span_id_of(run.id, f"seq{seq}")` as bytes, the run's part hashed once."""
         digest = self._seq_hash.copy()
         digest.update(b"seq%d" % seq)
         raw = digest.digest()[:8]
-        return raw.hex() if any(raw) else span_id_of(self.run.id, f"seq{seq}")
+        return raw if any(raw) else bytes.fromhex(span_id_of(self.run.id, f"seq{seq}"))
 
     # -- the run (one `invoke_agent` span per attempt) ------------------------------------
     def _open_attempt(self, e: Event) -> SpanRecord:
@@ -138,7 +147,7 @@ class SpanBuilder:
     # -- feeding ----------------------------------------------------------------------------
     def feed(self, e: Event) -> list[SpanRecord]:
         """The spans `e` closed (usually none or one)."""
-        self._last = e
+        self._last_seq, self._last_ts = e.seq, e.ts
         kind = e.kind
         if self._attempt is not None:  # most events: the steps of a running attempt
             if kind == v.STEP_STARTED:
@@ -190,33 +199,42 @@ class SpanBuilder:
     def close_open(self) -> list[SpanRecord]:
         """End every span still open at the last event fed, marked `tether.open` (a live run
         drawn or exported as it is now)."""
-        if self._last is None:
+        if not self._last_seq:
             return []
-        e = self._last
-        spans = [*self._open.values(), *self._waits.values(), *self._spawns.values()]
+        spans = [*(self._open_span(key, step) for key, step in self._open.items()),
+                 *self._waits.values(), *self._spawns.values()]
         if self._attempt is not None:
             spans.append(self._attempt)
         self._open.clear()
         self._waits.clear()
         self._spawns.clear()
         self._attempt = None
+        seq, ts = self._last_seq, self._last_ts
         for span in spans:
             span.attributes["tether.open"] = True
-            end_span(span, e)
+            span.end, span.end_seq = max(ts, span.start), seq
         return spans
 
     # -- steps --------------------------------------------------------------------------------
     def _step_started(self, e: Event) -> None:
-        # the hottest path of live export (every step): the step's shape cache, `_run_span`
-        # and `_seq_span_id` inlined, the same results
-        meta = v.step_meta(e)
+        run_span = self._attempt if self._attempt is not None else self._run_span(e)
         data = e.data if isinstance(e.data, dict) else {}
-        step = e.name
+        self._open[str(e.key)] = (e.seq, e.ts, e.name, data, run_span.span_id)
+
+    def _shape(self, step: str | None, meta: dict[str, Any]) -> StepShape:
         key = (step, meta.get("model"), meta.get("side_effect"))
         shape = self._shapes.get(key)  # the same for every call of one model or tool
         if shape is None:
             shape = self._shapes[key] = step_shape(step, meta)
-        name, span_kind, base, family = shape
+        return shape
+
+    def _open_span(self, key: str, step: OpenStep) -> SpanRecord:
+        """The span of a step that started (at `step`), as it was when it started."""
+        seq, ts, name, data, parent = step
+        meta = data.get("meta")
+        if meta.__class__ is not dict:
+            meta = {}
+        step_name, span_kind, base, family = self._shape(name, meta)
         attrs = base.copy()
         if family == "tool":
             if meta.get("rejected"):
@@ -229,23 +247,19 @@ class SpanBuilder:
         attempt = int(data.get("attempt") or 1)
         if attempt > 1:  # run again after a crash or a retry (each attribute costs export time)
             attrs["tether.step.attempt"] = attempt
-        seq = e.seq
-        digest = self._seq_hash.copy()
-        digest.update(b"seq%d" % seq)
-        raw = digest.digest()[:8]
-        run_span = self._attempt if self._attempt is not None else self._run_span(e)
-        span = SpanRecord(
-            name, self.trace_id, raw.hex() if any(raw) else span_id_of(self.run.id, f"seq{seq}"),
-            run_span.span_id, self.run.id, e.ts, e.ts, seq, seq, span_kind, attributes=attrs)
-        if "policy" in meta and (decision := v.guard_decision(e)) is not None:
-            decided(span, e, decision)
-        self._open[str(e.key)] = span
+        span = SpanRecord(step_name, self.trace_id, self._seq_span_id(seq), parent, self.run.id,
+                          ts, ts, seq, seq, span_kind, attributes=attrs)
+        if "policy" in meta and (decision := v.guard_decision(
+                Event(self.run.id, seq, v.STEP_STARTED, key, name, data, ts))) is not None:
+            decided(span, ts, decision)
+        return span
 
     def _step_ended(self, e: Event) -> list[SpanRecord]:
-        span = self._open.pop(str(e.key), None)
-        if span is None:  # a pure step journals only its result: a point in time
-            self._step_started(Event(e.run_id, e.seq, v.STEP_STARTED, e.key, e.name, None, e.ts))
-            span = self._open.pop(str(e.key))
+        key = str(e.key)
+        step = self._open.pop(key, None)
+        if step is None:  # a pure step journals only its result: a point in time
+            step = (e.seq, e.ts, e.name, {}, self._run_span(e).span_id)
+        span = self._open_span(key, step)
         data = e.data if isinstance(e.data, dict) else {}
         family = v.step_family(e.name)
         if e.kind == v.STEP_FAILED:
@@ -333,7 +347,8 @@ class SpanBuilder:
 
     def _close_steps(self, e: Event, why: str) -> list[SpanRecord]:
         closed = []
-        for span in self._open.values():  # a wait (in `_waits`) outlives its worker by design
+        for key, step in self._open.items():  # a wait (in `_waits`) outlives its worker
+            span = self._open_span(key, step)
             span.status, span.status_message = "error", why
             span.attributes["error.type"] = "tether.interrupted"
             end_span(span, e)
@@ -466,12 +481,16 @@ def spans_of_journal(run: RunRecord, events: Iterable[Event], *,
     return spans + builder.close_open()
 
 
+def tree_runs(tether: Tether, run_id: str) -> list[RunRecord]:
+    """A run and its whole tree below (its children, theirs): the runs of one trace."""
+    top = tether.get(run_id)
+    return [top, *tether.store.descendants(top.id)]
+
+
 def run_spans(tether: Tether, run_id: str, *, content: bool | None = None) -> list[SpanRecord]:
     """The spans of a run and of its whole tree below (its children, theirs), from the journal
     only. The trace id is the root run's, so a child's spans are part of its root's trace."""
-    top = tether.get(run_id)
-    runs = [top, *tether.store.descendants(top.id)]
     spans: list[SpanRecord] = []
-    for r in runs:
+    for r in tree_runs(tether, run_id):
         spans += spans_of_journal(r, tether.store.load_events(r.id), content=content)
     return spans

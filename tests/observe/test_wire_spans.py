@@ -1,0 +1,142 @@
+"""Issue 14: the common steps' spans encoded straight from their two journal events
+(`_wire_spans.WireSpans`, what the OTLP exporters are sent, live and after the fact) are the
+very bytes `SpanBuilder`'s spans encode to, on real runs of every shape (guards, rejected and
+repaired replies, children, halts and retries, waits, a resumed run), whether fed the journal's
+events or the committer's (JSON not decoded yet), with content or without; and the common steps
+do take the short way."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.cli import agents_progress
+from tether import Tether
+from tether.models import ScriptedModel
+from tether.models.messages import Message, ModelResponse, ToolCall, Usage
+from tether.observe import run_spans
+from tether.observe._otlp_wire import SpanEncoder
+from tether.observe._wire_spans import WireSpans, run_wire_spans
+from tether.observe.spans import SpanBuilder
+from tether.store import NewEvent, dumps
+from tether.tools import ToolRegistry, tool
+
+from .test_spans import GUARDS, _no_gate, fenced_json, thinking_react, typo_react, waits  # noqa: F401
+from .test_spans_guards import computes
+
+
+@tool(side_effect="read")
+def lookup(order: str) -> dict[str, Any]:
+    """An order's status."""
+    return {"order": order, "status": "shipped"}
+
+
+@tool(side_effect="write")
+def note(text: str) -> str:
+    """Writes a note."""
+    return text
+
+
+def _calls(call: Any) -> Any:
+    turn = len(call.messages)
+    if turn > 7:
+        return "done"
+    calls = [ToolCall(id=f"c{turn}", name="lookup", arguments={"order": "A-7"})]
+    if turn % 3 == 1:  # two at once, answered in parallel
+        calls.append(ToolCall(id=f"n{turn}", name="note", arguments={"text": "x"}))
+    return ModelResponse(text="", finish_reason="tool_calls", tool_calls=calls,
+                         usage=Usage(input_tokens=turn * 90, output_tokens=200 + turn),
+                         cost_usd=0.001 * turn if turn % 2 else None)
+
+
+async def tool_loop(ctx: Any, _: Any) -> int:
+    """The benchmark's shape (a model proposing tool calls, the calls), ungoverned, with
+    parallel calls, costs, token counts past one varint byte, and a plain step."""
+    registry = ToolRegistry([lookup, note])
+    model = ScriptedModel(fn=_calls, name="acme:tiny-1")
+    messages = [Message.user("Where is A-7?")]
+    while True:
+        reply = await ctx.model(model, messages, tools=registry.definitions())
+        if not reply.tool_calls:
+            break
+        results = await asyncio.gather(*(ctx.tool(registry, c.name, c.arguments)
+                                         for c in reply.tool_calls))
+        messages += [reply.to_message(), *(Message.tool(c.id, r.observation())
+                                           for c, r in zip(reply.tool_calls, results,
+                                                           strict=True))]
+    return int(await ctx.step("count", lambda: len(messages)))
+
+
+def by_builder(t: Tether, run_id: str, content: bool) -> list[tuple[str, int, bytes]]:
+    encoder = SpanEncoder()
+    return [(s.run_id, s.end_seq, encoder.span_field(s))
+            for s in run_spans(t, run_id, content=content)]
+
+
+def by_committed_events(t: Tether, run_id: str, content: bool) -> list[tuple[str, int, bytes]]:
+    """The run's own journal fed as the committer hands events over (data as JSON)."""
+    spans = WireSpans(t.get(run_id), SpanEncoder(), content=content)
+    out = []
+    for e in t.store.load_events(run_id):
+        out += spans.feed_new(NewEvent(e.seq, e.kind, e.key, e.name,
+                                       None if e.data is None else dumps(e.data), e.ts))
+    return out + spans.close_open_encoded()
+
+
+async def real_runs(t: Tether, ungoverned: Tether) -> list[str]:
+    runs = [await t.run(thinking_react, "refund A-7"),  # policy decisions, the mind-log, costs
+            await t.run(typo_react, "how much did A-7 pay?"),  # a rejected reply
+            await t.run(fenced_json, "what is the answer?"),  # a repaired reply
+            await t.run(agents_progress.fans_out, 2),  # children
+            await ungoverned.run(tool_loop, None)]
+    halted = t.submit(agents_progress.gated_steps, 3, options={"budget": {"steps": 2}})
+    assert (await t.drive(halted)).status == "halted"
+    t.retry(halted, budget={"steps": 10})
+    assert (await t.drive(halted)).status == "succeeded"  # a second attempt
+    resumed = t.submit(waits, None)
+    assert (await t.drive(resumed)).status == "waiting"
+    t.signal(resumed, "go", 1)
+    assert (await t.drive(resumed)).status == "succeeded"  # claimed again: run_resumed
+    waiting = t.submit(waits, None)
+    assert (await t.drive(waiting)).status == "waiting"  # spans still open
+    assert all(r.status == "succeeded" for r in runs), [r.error for r in runs]
+    return [*(r.id for r in runs), halted, resumed, waiting]
+
+
+async def test_the_wire_spans_are_the_builders_spans_encoded(db_path: str) -> None:
+    t = Tether(db_path, guards=GUARDS)
+    compared = 0
+    for run_id in await real_runs(t, Tether(db_path)):
+        for content in (False, True):
+            expected = by_builder(t, run_id, content)
+            assert run_wire_spans(t, run_id, SpanEncoder(), content=content) == expected
+            for run in [t.get(run_id), *t.store.descendants(run_id)]:
+                assert by_committed_events(t, run.id, content) == [
+                    s for s in expected if s[0] == run.id]
+            compared += len(expected)
+    assert compared > 80
+
+
+@pytest.mark.sandbox  # executes code in bubblewrap
+async def test_a_sandbox_execs_wire_span_is_the_builders(tether: Tether) -> None:
+    run = await tether.run(computes, None)
+    assert run_wire_spans(tether, run.id, SpanEncoder()) == by_builder(tether, run.id, False)
+
+
+async def test_the_common_steps_are_encoded_without_building_a_span(
+        tether: Tether, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = await tether.run(tool_loop, None)
+    built: list[str | None] = []
+    open_span = SpanBuilder._open_span
+
+    def counted(self: SpanBuilder, key: str, step: Any) -> Any:
+        built.append(step[2])
+        return open_span(self, key, step)
+
+    monkeypatch.setattr(SpanBuilder, "_open_span", counted)
+    spans = run_wire_spans(tether, run.id, SpanEncoder())
+    assert len(spans) > 10 and built == []  # every step here is a common one
+    run_wire_spans(tether, run.id, SpanEncoder(), content=True)
+    assert len(built) == len(spans) - 1  # content: each step built as a SpanRecord
