@@ -203,6 +203,8 @@ def parts(n: int) -> list[tuple[str, float]]:
         ("PolicyGate.parse", lambda i: gate.parse("add", {"a": i, "b": 1})),
         ("PolicyGate.prepare", lambda i: gate.prepare(policy, "add", {"a": i, "b": 1}, TOOLS)),
         ("PolicyGate.judge", lambda i: gate.judge(policy, "add", {"a": i, "b": 1}, TOOLS)),
+        ("PolicyGate.decide (parse, prepare, judge)", lambda i: gate.decide(
+            policy, "add", {"a": i, "b": 1}, TOOLS)),
         ("release_pii (no placeholders)", lambda i: release_pii(
             gate, policy, masker, vault, "add", {"a": i, "b": 1}, TOOLS)),
         ("LoopDetector.observe_tool_call", lambda i: detector.observe_tool_call(

@@ -286,3 +286,29 @@ def test_an_allow_condition_that_cannot_be_evaluated_does_not_match() -> None:
     for amount in ("5", None, math.nan, math.inf, True):
         assert p.decide("pay", {"amount": amount}).action == "deny", amount
     assert p.decide("pay", {"amount": 5}).action == "allow"
+
+
+class _Float(float):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+@pytest.mark.parametrize("args,where", [
+    ({"a": 1, "b": "x", "c": None, "d": True, "e": 1.5, "f": 2**64 - 1, "g": -(2**63)}, None),
+    ({"a": math.nan}, "a"),
+    ({"a": -math.inf}, "a"),
+    ({"a": _Float("nan")}, "a"),  # a float subclass: no shortcut past the check
+    ({"a": 2**64}, "a"),
+    ({"a": -(2**63) - 1}, "a"),
+    ({"a": _Int(2**70)}, "a"),
+    ({"x": [1, {"y": math.inf}]}, "x.1.y"),
+    ({"x": {3: "v"}}, "x.3"),
+    ({"x": (0, 1, [math.nan])}, "x.2.0"),
+], ids=repr)
+def test_values_canonical_json_would_change_are_found(args, where):
+    from tether.guards._policygate import _not_canonical_json
+
+    assert _not_canonical_json(args) == where

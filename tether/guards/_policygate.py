@@ -13,7 +13,8 @@ gateway hands the tool exactly those.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tether.guards import _argchecks as ac
 from tether.guards.policy import Policy, PolicyDecision, PolicySet, ToolInfo
@@ -25,11 +26,21 @@ if TYPE_CHECKING:
 ARGUMENTS_RULE = "arguments"
 
 
+class _Lookup(Enum):
+    IN_REGISTRY = "look the tool up in the registry"
+
+
+#: `tool=` default of the gate's methods: look the tool up; a caller that has looked it up
+#: already (`PolicyGate.lookup`) passes what it found (None: no such tool), once per call
+LOOKUP: Final = _Lookup.IN_REGISTRY
+
+
 class PolicyGate:
     def __init__(self, tools: ToolRegistry | None = None) -> None:
         self.tools = tools
 
-    def _tool(self, name: str, registry: ToolRegistry | None = None) -> Tool | None:
+    def lookup(self, name: str, registry: ToolRegistry | None = None) -> Tool | None:
+        """The tool `name` of `registry` (default: the gate's), None if there is none."""
         tools = registry if registry is not None else self.tools
         if tools is None:
             return None
@@ -38,8 +49,10 @@ class PolicyGate:
         except Exception:
             return None
 
-    def tool_info(self, name: str, registry: ToolRegistry | None = None) -> ToolInfo:
-        tool = self._tool(name, registry)
+    def tool_info(self, name: str, registry: ToolRegistry | None = None, *,
+                  tool: Tool | Literal[_Lookup.IN_REGISTRY] | None = LOOKUP) -> ToolInfo:
+        if tool is LOOKUP:
+            tool = self.lookup(name, registry)
         if tool is None:
             return ToolInfo(name=name)
         kind = "openapi" if hasattr(tool, "base_url") else str(getattr(tool, "kind", "python"))
@@ -67,7 +80,8 @@ class PolicyGate:
                 "", f"arguments are not UTF-8 text ({exc.reason})")]) from None
 
     def prepare(self, policy: Policy | PolicySet | None, name: str, arguments: dict[str, Any],
-                registry: ToolRegistry | None = None) -> dict[str, Any]:
+                registry: ToolRegistry | None = None, *,
+                tool: Tool | Literal[_Lookup.IN_REGISTRY] | None = LOOKUP) -> dict[str, Any]:
         """`arguments` (parsed) exactly as the tool will receive them, which is what the policy
         must judge: validated and coerced by the tool's own schema, every path a `path_under`
         rule checks resolved (symlinks followed, `..` collapsed, relative to the working
@@ -77,7 +91,8 @@ class PolicyGate:
         represent them (NaN, infinities: the approval digest would not cover them)."""
         from tether.tools import FieldError, ToolArgumentError
 
-        tool = self._tool(name, registry)
+        if tool is LOOKUP:
+            tool = self.lookup(name, registry)
         args = tool.validate(arguments) if tool is not None else dict(arguments)
         if policy is not None:
             args = _resolve_paths(args, policy.path_args(name))
@@ -96,7 +111,8 @@ class PolicyGate:
         return args
 
     def judge(self, policy: Policy | PolicySet | None, name: str, prepared: dict[str, Any],
-              registry: ToolRegistry | None = None) -> PolicyDecision:
+              registry: ToolRegistry | None = None, *,
+              tool: Tool | Literal[_Lookup.IN_REGISTRY] | None = LOOKUP) -> PolicyDecision:
         """The decision on arguments `prepare` returned; no policy denies (deny by default).
 
         A pure decision: the egress rules a cleared call's HTTP client follows are armed by the
@@ -105,7 +121,7 @@ class PolicyGate:
         if policy is None:
             return PolicyDecision("deny", "no-policy", "no policy configured (deny by default)",
                                   name)
-        return policy.decide(self.tool_info(name, registry), prepared)
+        return policy.decide(self.tool_info(name, registry, tool=tool), prepared)
 
     def decide(self, policy: Policy | PolicySet | None, name: str, args: Any,
                registry: ToolRegistry | None = None) -> PolicyDecision:
@@ -115,12 +131,13 @@ class PolicyGate:
 
         if policy is None:
             return self.judge(policy, name, {}, registry)
+        tool = self.lookup(name, registry)
         try:
-            prepared = self.prepare(policy, name, self.parse(name, args), registry)
+            prepared = self.prepare(policy, name, self.parse(name, args), tool=tool)
         except ToolError as exc:
             return PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
                                   name)
-        return self.judge(policy, name, prepared, registry)
+        return self.judge(policy, name, prepared, tool=tool)
 
 
 def _resolve_paths(args: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
@@ -140,6 +157,13 @@ def _resolve_paths(args: dict[str, Any], names: frozenset[str]) -> dict[str, Any
 def _not_canonical_json(value: Any, where: str = "") -> str | None:
     """The dotted path of the first value canonical JSON would change (a non-finite float, an
     integer beyond 64 bits, a non-string key), or None."""
+    kind = type(value)  # the exact JSON types first (what tools' validation returns)
+    if kind is str or kind is bool or value is None:
+        return None
+    if kind is int:
+        return None if -(2**63) <= value < 2**64 else where
+    if kind is float:
+        return None if math.isfinite(value) else where
     if isinstance(value, float) and not math.isfinite(value):
         return where
     if isinstance(value, int) and not isinstance(value, bool) and \

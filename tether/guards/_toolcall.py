@@ -48,8 +48,9 @@ class ToolGateway:
         release = release_pii(self.gate, st.policy, st.masker, st.vault, name, proposed,
                               registry)
         args = release.arguments
+        tool = self.gate.lookup(name, registry)  # once for the call: prepared and judged alike
         try:
-            args = self.gate.prepare(st.policy, name, args, registry)
+            args = self.gate.prepare(st.policy, name, args, tool=tool)
         except ToolError as exc:
             return await _refuse_arguments(ctx, registry, name, args, exc)
         if st.policy is not None and st.policy.path_args(name):
@@ -57,7 +58,7 @@ class ToolGateway:
             # decides on (and hands the tool) the paths the live run judged
             resolved = args
             args = await ctx.step(f"{GUARD_STEP}paths:{name}", lambda: resolved, pure=True)
-        decision = self.gate.judge(st.policy, name, args, registry)
+        decision = self.gate.judge(st.policy, name, args, tool=tool)
         policy = decision.to_json()
         if decision.action == "deny":
             return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
