@@ -91,3 +91,58 @@ def test_a_policy_set_unions_the_path_arguments_of_its_policies():
                          "args: {dst: {path_under: /b}}}\n")
     assert PolicySet(tenant, agent).path_args("f") == {"src", "dst"}
     assert PolicySet(tenant, agent).path_args("g") == frozenset()
+
+
+NAME_ONLY = """\
+name: by-name
+read_only: false
+egress: {allow: [api.example.com]}
+rules:
+  - {id: adds, tools: add, effect: allow}
+  - {id: fetches, tools: fetch, effect: allow}
+  - {id: pays, tools: pay, effect: approve}
+  - {id: pay-ok, tools: pay, effect: allow}
+"""
+
+
+def test_a_decision_that_reads_no_argument_is_made_once_per_tool_info():
+    p = loads_policy(NAME_ONLY)
+    read, write = ToolInfo("add", side_effect="read"), ToolInfo("add", side_effect="write")
+    first = p.decide(read, {"a": 1})
+    assert first.action == "allow" and p.decide(read, {"a": "anything"}) is first
+    # another ToolInfo for the same name is another decision
+    gated = ToolInfo("add", side_effect="read", requires_approval=True)
+    assert p.decide(gated, {"a": 1}).action == "approve"
+    assert p.decide(read, {"a": 1}) is first
+    assert p.for_tool("add").decisions.keys() == {read, gated}
+    ro = loads_policy(NAME_ONLY.replace("read_only: false", "read_only: true"))
+    assert ro.decide(read).action == "allow" and ro.decide(write).action == "deny"
+    assert ro.decide(read).action == "allow"
+    pay = ToolInfo("pay", side_effect="write")
+    assert p.decide(pay).action == "approve" == p.decide(pay, {"x": 1}).action
+
+
+def test_a_network_tool_is_decided_on_its_arguments_every_time():
+    p = loads_policy(NAME_ONLY)
+    fetch = ToolInfo("fetch", side_effect="read", kind="http")
+    assert p.decide(fetch, {"url": "https://api.example.com/x"}).action == "allow"
+    evil = p.decide(fetch, {"url": "https://evil.example.net/x"})
+    assert (evil.action, evil.rule) == ("deny", "egress.allow")
+    assert p.decide(fetch, {"url": "https://api.example.com/y"}).action == "allow"
+    assert p.for_tool("fetch").decisions == {}
+
+
+def test_a_rule_with_conditions_is_never_remembered_as_a_decision():
+    p = loads_policy(POLICY)
+    info = ToolInfo("refund", side_effect="write")
+    for amount in (5, 500, 5000, 5):
+        p.decide(info, {"amount": amount})
+    assert not p.for_tool("refund").args_free and p.for_tool("refund").decisions == {}
+
+
+def test_remembered_decisions_per_name_are_bounded():
+    p = loads_policy(NAME_ONLY)
+    for i in range(_policy_decide._MEMO_DECISIONS + 10):
+        info = ToolInfo("add", side_effect="read", base_url=f"http://h{i}")
+        assert p.decide(info).action == "allow"
+    assert len(p.for_tool("add").decisions) == _policy_decide._MEMO_DECISIONS

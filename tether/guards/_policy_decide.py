@@ -33,6 +33,8 @@ from tether.guards.egress import EgressPolicy
 # how many tool names a policy remembers what applies to (the names come from the model: a
 # hostile one sending new names forever must not grow memory; past this they are looked up anew)
 _MEMO_NAMES = 1024
+# decisions remembered per name (one per distinct `ToolInfo`: a registry has few per name)
+_MEMO_DECISIONS = 16
 _GRANTING = ("allow", "approve")
 
 
@@ -45,6 +47,11 @@ class ToolRules:
     rules: tuple[Rule, ...]  # the rules whose `tools` globs match the name, in policy order
     path_args: frozenset[str]  # arguments those rules check with `path_under`
     pii: frozenset[str]  # PII kinds those of them that allow or approve may grant
+    # no rule here has an argument condition: a decision on a tool that does not reach the
+    # network (no egress check of URLs in the arguments) then reads no argument at all, and
+    # is the same for every call with the same `ToolInfo`
+    args_free: bool
+    decisions: dict[ToolInfo, PolicyDecision] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ class Policy:
             rules=rules,
             path_args=frozenset(c.arg for r in rules for c in r.conditions
                                 if c.op == "path_under"),
-            pii=frozenset(k for r in rules if r.effect in _GRANTING for k in r.pii))
+            pii=frozenset(k for r in rules if r.effect in _GRANTING for k in r.pii),
+            args_free=not any(r.conditions for r in rules))
         if len(self._by_tool) < _MEMO_NAMES:
             self._by_tool[name] = found
         return found
@@ -83,9 +91,19 @@ class Policy:
     # ------------------------------------------------------------------ decide
     def decide(self, tool: ToolInfo | str, args: Any = None) -> PolicyDecision:
         info = tool if isinstance(tool, ToolInfo) else ToolInfo(name=tool)
-        args = {} if args is None else args
-        trace: list[TraceEntry] = []
         applies = self.for_tool(info.name)
+        if not applies.args_free or info.reaches_network:
+            return self._decide(info, {} if args is None else args, applies)
+        # the decision reads no argument (see `ToolRules.args_free`): made once per `ToolInfo`
+        decision = applies.decisions.get(info)
+        if decision is None:
+            decision = self._decide(info, {} if args is None else args, applies)
+            if len(applies.decisions) < _MEMO_DECISIONS:
+                applies.decisions[info] = decision
+        return decision
+
+    def _decide(self, info: ToolInfo, args: Any, applies: ToolRules) -> PolicyDecision:
+        trace: list[TraceEntry] = []
 
         def done(action: Action, rule: str, reason: str, line: int | None, critical: bool = False
                  ) -> PolicyDecision:

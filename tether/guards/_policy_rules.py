@@ -73,6 +73,8 @@ class Rule:
     def judge(self, args: Any) -> tuple[bool, str]:
         """(matches, why). A condition that cannot be evaluated matches a `deny`/`approve` rule
         (fail closed) and fails an `allow` rule."""
+        if not self.conditions:
+            return True, "tool name matches"
         results = [c.check(args) for c in self.conditions]
         unknown_matches = self.effect != "allow"
         failures = [why for ok, why in results if ok is False or (ok is None and
