@@ -109,3 +109,24 @@ async def test_refused_proposals_and_model_tokens_are_metered(db_path):
     assert usage["tokens_in"] >= 100 and usage["tokens_out"] >= 7
     assert usage["cost_usd"] == 0.01
     t.close()
+
+
+def test_the_remembered_day_is_the_day_of_every_timestamp():
+    """`utc_day_at` keeps the day of the last timestamp: whatever order timestamps come in,
+    around midnight (where the exact conversion rounds to the microsecond) included, it gives
+    the day `datetime.fromtimestamp` gives."""
+    import random
+    from datetime import UTC, datetime
+
+    from tether.guards.budget import utc_day_at
+
+    midnight = 1_796_601_600.0  # 2026-12-07 00:00:00 UTC
+    near = [midnight + d for d in (-1.0, -0.002, -0.001, -0.0005, -0.0000006, -0.0000004,
+                                   0.0, 0.0000004, 0.0005, 0.001, 0.002, 1.0)]
+    rng = random.Random(16)
+    spread = [rng.uniform(0, 4_000_000_000) for _ in range(500)] + [0.0, 86399.9999999]
+    stamps = near + spread + near[::-1]
+    rng.shuffle(spread)
+    around = [s for t in near for s in (midnight - 43200.0, t, midnight + 43200.0, t)]
+    for ts in stamps + spread + around:
+        assert utc_day_at(ts) == utc_day(datetime.fromtimestamp(ts, UTC)), ts

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._config import GuardConfig
-from tether.guards.budget import Ledger, effect_usage, utc_day
+from tether.guards.budget import Ledger, effect_usage, utc_day_at
 
 if TYPE_CHECKING:
     from tether.runtime import Context
@@ -50,7 +49,7 @@ class TenantDays:
         if limits is None:
             return None
         now = time.time() if now is None else now
-        day = utc_day(datetime.fromtimestamp(now, UTC))
+        day = utc_day_at(now)
         key = (store_key(ctx.store), ctx.tenant)
         td = self._days.get(key)
         if td is None or td.day != day:
@@ -84,4 +83,4 @@ class TenantDays:
                 tenant.charge_usage(tokens_in, tokens_out, cost_usd)
         if self.config.record_usage:
             ctx.add_usage(effect_usage(kind, tokens_in, tokens_out, cost_usd),
-                          day=utc_day(datetime.fromtimestamp(now, UTC)))
+                          day=utc_day_at(now))

@@ -332,3 +332,24 @@ def effect_usage(kind: EffectKind | str, tokens_in: int = 0, tokens_out: int = 0
 def utc_day(when: datetime | None = None) -> str:
     """The UTC calendar day ("YYYY-MM-DD") tenant budgets and usage counters are kept per."""
     return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+
+
+_SECONDS_A_DAY = 86400  # POSIX time has no leap seconds: every UTC day is this long
+_EDGE = 0.001  # near midnight, the exact conversion (it rounds to the microsecond) decides
+# (start, end, day): the timestamps of [start, end) all fall on `day`
+_today: tuple[float, float, str] = (0.0, 0.0, "")
+
+
+def utc_day_at(timestamp: float) -> str:
+    """`utc_day(datetime.fromtimestamp(timestamp, UTC))`, without the datetime for every effect:
+    the day of the last timestamp seen is remembered (a tuple replaced whole, so threads can
+    share it)."""
+    global _today
+    start, end, day = _today
+    if start <= timestamp < end:
+        return day
+    day = utc_day(datetime.fromtimestamp(timestamp, UTC))
+    midnight = timestamp // _SECONDS_A_DAY * _SECONDS_A_DAY
+    if midnight + _EDGE <= timestamp < midnight + _SECONDS_A_DAY - _EDGE:
+        _today = (midnight + _EDGE, midnight + _SECONDS_A_DAY - _EDGE, day)
+    return day
