@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tether.guards import _argchecks as ac
 from tether.guards.policy import Policy, PolicyDecision, PolicySet, ToolInfo
+from tether.tools import FieldError, ToolArgumentError, ToolError
+from tether.tools._base import coerce_arguments
 
 if TYPE_CHECKING:
     from tether.tools import Tool, ToolRegistry
@@ -70,9 +72,6 @@ class PolicyGate:
     def parse(name: str, arguments: Any) -> dict[str, Any]:
         """The proposal as a JSON object: a JSON text is parsed strictly (no repair, no
         duplicate key), anything but an object is refused. Raises `ToolArgumentError`."""
-        from tether.tools import FieldError, ToolArgumentError
-        from tether.tools._base import coerce_arguments
-
         try:
             return coerce_arguments(name, arguments, repair=False)
         except UnicodeDecodeError as exc:
@@ -89,8 +88,6 @@ class PolicyGate:
         them, when validating them again would change them (the tool would then run on
         something else than what was judged and approved), or when canonical JSON cannot
         represent them (NaN, infinities: the approval digest would not cover them)."""
-        from tether.tools import FieldError, ToolArgumentError
-
         if tool is LOOKUP:
             tool = self.lookup(name, registry)
         args = tool.validate(arguments) if tool is not None else dict(arguments)
@@ -127,8 +124,6 @@ class PolicyGate:
                registry: ToolRegistry | None = None) -> PolicyDecision:
         """The run's policy on calling `name` with `args` as proposed (parsed and prepared
         here); arguments that cannot be prepared are denied."""
-        from tether.tools import ToolError
-
         if policy is None:
             return self.judge(policy, name, {}, registry)
         tool = self.lookup(name, registry)

@@ -22,10 +22,12 @@ from tether.guards._state import RunStates
 from tether.guards._steps import GUARD_STEP, RETRYABLE, TOOL_STEP
 from tether.guards._verdict import ToolVerdict, tool_answer
 from tether.guards.policy import PolicyDecision
+from tether.tools import ToolError, ToolResult
+from tether.tools.effect import effect_meta
 
 if TYPE_CHECKING:
     from tether.runtime import Context
-    from tether.tools import ToolRegistry, ToolResult
+    from tether.tools import ToolRegistry
 
 
 class ToolGateway:
@@ -37,8 +39,6 @@ class ToolGateway:
     async def call(self, ctx: Context, registry: ToolRegistry, name: str,
                    arguments: Any) -> ToolResult:
         """The body of `Guards.tool` (see there), once the registry is known."""
-        from tether.tools import ToolError
-
         st = self.states.of(ctx)
         try:
             proposed = self.gate.parse(name, arguments)
@@ -123,9 +123,6 @@ def _journal_form(arguments: Any) -> Any:
 async def _answer(ctx: Context, registry: ToolRegistry, args: Any,
                   verdict: ToolVerdict) -> ToolResult:
     """The proposal's tool step, answered by the guards instead of the tool."""
-    from tether.tools import ToolResult
-    from tether.tools.effect import effect_meta
-
     answer = verdict.answer
     assert answer is not None
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tether.guards._steps import ANSWERED, TOOL_STEP
 from tether.runtime.interceptors import Effect
+from tether.tools import ToolFailure, ToolResult
 
 VERDICT = "guards.verdict"  # the key of the verdict in `Effect.meta`, never journaled
 
@@ -46,8 +47,6 @@ class ToolVerdict:
 def tool_answer(name: str, guard: str, *, ok: bool, output: Any = None,
                 error_type: str = "", message: str = "") -> dict[str, Any]:
     """A tool step's result when the guards answer it (the call does not run), marked as such."""
-    from tether.tools import ToolFailure, ToolResult
-
     error = None if ok else ToolFailure(type=error_type, message=message)
     result = ToolResult(tool=name, ok=ok, output=output, error=error)
     return {**result.model_dump(mode="json"), ANSWERED: guard}

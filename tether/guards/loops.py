@@ -80,6 +80,8 @@ def canonical_args(value: Any) -> Any:
     is `canonical_text`, numbers that are equal compare equal (`1`, `1.0`, `1e0`), a JSON object
     or array sent as a string is parsed. Order within lists, booleans vs numbers and the
     characters of words are kept: "day 1" and "day 2" stay two calls."""
+    if type(value) is int:  # the commonest argument after text (a bool is not exactly an int)
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("{", "["):

@@ -107,6 +107,9 @@ class BreakerBoard:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, tool: str) -> CircuitBreaker:
+        found = self._breakers.get(tool)  # made once per name, under the lock
+        if found is not None:
+            return found
         with self._lock:
             if tool not in self._breakers:
                 threshold, cooldown = self.overrides.get(
