@@ -108,7 +108,7 @@ async def test_a_worker_woken_for_runs_it_does_not_serve_does_not_spin(db_path: 
 
     async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal claims
-        if getattr(fn, "func", None) is not None and fn.func.__name__ == "_claim":
+        if getattr(fn, "func", None) is not None and fn.func.__name__ == "claim_runs":
             claims += 1
         return await run(fn, *args, **kwargs)
 

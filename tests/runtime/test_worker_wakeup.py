@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tether import Context, Tether
-from tether.runtime import worker as worker_module
+from tether.runtime import _claiming as claiming_module
 
 AGENT = "tests.runtime.agents_core:sequential"
 TIMER = "tests.runtime.agents_core:long_timer"
@@ -73,7 +73,7 @@ async def test_a_run_submitted_during_the_claim_is_not_left_for_the_next_poll(
     async def claim_then_submit(fn: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal claims
         result = await run(fn, *args, **kwargs)
-        if getattr(fn, "func", None) is not None and fn.func.__name__ == "_claim":
+        if getattr(fn, "func", None) is not None and fn.func.__name__ == "claim_runs":
             claims += 1
             if claims == 1:  # arrives while the first claim is in flight: kicks the worker
                 late.append(t.submit(AGENT, 2))
@@ -197,7 +197,7 @@ async def test_a_timer_set_by_another_process_wakes_an_idle_worker_on_postgres(
     async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal looks
         result = await run(fn, *args, **kwargs)
-        if getattr(fn, "func", None) is not None and fn.func.__name__ == "_claim":
+        if getattr(fn, "func", None) is not None and fn.func.__name__ == "claim_runs":
             looks += 1
         return result
 
@@ -236,7 +236,7 @@ async def test_a_worker_held_back_by_a_tenant_limit_keeps_its_short_poll_on_post
     a slot freed elsewhere commits no NOTIFY, so the worker keeps polling every poll_interval
     rather than sleeping until its safety poll (made 60 s here so the difference shows)."""
     _postgres_only(db_path)
-    monkeypatch.setattr(worker_module, "SAFETY_POLL_S", 60.0)
+    monkeypatch.setattr(claiming_module, "SAFETY_POLL_S", 60.0)
     other, serving_side = Tether(db_path), Tether(db_path, tenant_limits={"acme": 1})
     held = other.submit(AGENT, 1, tenant="acme")
     assert other.store.write(lambda tx: tx.claim("other-worker", 1, 600.0)) == [held]

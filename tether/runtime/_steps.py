@@ -128,7 +128,12 @@ async def _run_step(ctx: RunView, effect: Effect, fn: Callable[..., Any], args: 
             started["resources"] = resources.to_json()
             if executor is not None:
                 started["executor"] = executor.name
-        seq = await ctx._append_durable("step_started", key, name, started)
+        if idempotent and ctx.provisional:
+            # nothing of the run is on disk yet (`provisional`): a crash loses the run and its
+            # waiting caller together, so a start that is safe to repeat goes with the outcome
+            seq = ctx._append("step_started", key, name, started)
+        else:
+            seq = await ctx._append_durable("step_started", key, name, started)
         first_seq = first_seq or seq  # every attempt of the step gets the same key
         try:
             return await _attempt(ctx, effect, fn, args, takes_key, timeout, first_seq,

@@ -47,6 +47,30 @@ class _Writes:
         self._pending: list[NewEvent] = []  # appended, not yet handed to the committer
         self._flush_scheduled = False
         self._last_yield = time.monotonic()
+        # A run created in memory by this process (`begin_unwritten`): how to create and claim
+        # it in the store, and the background writes held until its first write carries them.
+        self._unwritten: Callable[[Tx], Any] | None = None
+        self._held: list[tuple[list[NewEvent], Callable[[Tx], Any], asyncio.Future[Any]]] = []
+
+    def begin_unwritten(self, create: Callable[[Tx], Any], submitted: Any) -> None:
+        """This run exists only in memory: `create` (inserting it, claimed by this execution)
+        and its `run_submitted` event (with `submitted` as data) are written by its first
+        write, in the same transaction. See `provisional`."""
+        self._unwritten = create
+        self._pending.append(self._new_event("run_submitted", None, None, submitted))
+
+    @property
+    def provisional(self) -> bool:
+        """Nothing of this run has been handed to the committer yet.
+
+        A run a caller in this process submits and waits for (`Worker.start_new`: an MCP tool
+        call) is not written when it is created: its creation, claim and first events ride
+        with its first write — the start of a step that must be durable before it runs, or
+        else the run's end — so a one-step call is one commit instead of three. Until then a
+        crash loses the run together with the caller waiting for it, and the store has no
+        trace of either; so a step that is safe to repeat needs no durable start (`_steps`),
+        and background writes (the guards' counters) are held for the first write."""
+        return self._unwritten is not None
 
     def _new_event(self, kind: str, key: str | None, name: str | None, data: Any,
                    *, raw: bytes | None = None) -> NewEvent:
@@ -69,7 +93,18 @@ class _Writes:
         if events:
             self._check_writable(events[0])
         self._raise_background_error()
+        if self._unwritten is not None and not awaited and then is not None:
+            return self._hold(events, then)
         return self._submit_op(events, then, inline=awaited)
+
+    def _hold(self, events: list[NewEvent], then: Callable[[Tx], Any]) -> asyncio.Future[Any]:
+        """A background write of a provisional run: it goes with the run's first write, in
+        order (`_submit_op`), and its future resolves when that commits."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(self._note_background)
+        self._held.append((self._pending + events, then, fut))
+        self._pending = []
+        return fut
 
     def _submit_op(self, events: list[NewEvent], then: Callable[[Tx], Any] | None = None, *,
                    inline: bool = False) -> asyncio.Future[Any]:
@@ -77,6 +112,8 @@ class _Writes:
             events = self._pending + events
             self._pending = []
         run_id, owner, epoch = self.run.id, self.owner, self.epoch
+        if self._unwritten is not None:
+            return self._submit_first(events, then, inline=inline)
 
         def op(tx: Tx) -> Any:
             tx.check_lease(run_id, owner, epoch)
@@ -91,25 +128,72 @@ class _Writes:
             fut.add_done_callback(self._note_background)
         return fut
 
+    def _submit_first(self, events: list[NewEvent], then: Callable[[Tx], Any] | None, *,
+                      inline: bool) -> asyncio.Future[Any]:
+        """A provisional run's first write: its creation and claim, the held background writes
+        in the order they were made, then this op — one transaction, all or nothing."""
+        create, held = self._unwritten, self._held
+        assert create is not None
+        self._unwritten, self._held = None, []
+        run_id, owner, epoch = self.run.id, self.owner, self.epoch
+        results: list[Any] = []
+
+        def op(tx: Tx) -> Any:
+            results.clear()  # an op may run again (a refused inline attempt, a retried batch)
+            create(tx)
+            tx.check_lease(run_id, owner, epoch)
+            for before, held_op, _ in held:
+                if before:
+                    tx.append_events(run_id, before)
+                results.append(held_op(tx))
+            if events:
+                tx.append_events(run_id, events)
+            return then(tx) if then is not None else None
+
+        def settle_held(fut: asyncio.Future[Any]) -> None:
+            error = (asyncio.CancelledError() if fut.cancelled() else fut.exception())
+            for i, (_, _, held_fut) in enumerate(held):
+                if held_fut.done():
+                    continue
+                if error is not None:
+                    held_fut.set_exception(error)
+                else:
+                    held_fut.set_result(results[i])
+
+        fut = self._committer.submit(op, inline=inline)
+        if held:
+            if fut.done():
+                settle_held(fut)
+            else:
+                fut.add_done_callback(settle_held)
+        if fut.done():
+            self._note_background(fut)
+        else:
+            fut.add_done_callback(self._note_background)
+        return fut
+
     def _append(self, kind: str, key: str | None, name: str | None, data: Any = None,
-                *, raw: bytes | None = None) -> None:
-        """Append without waiting. The event rides along with the run's next write (typically
-        a step's completion with the next step's start: one op, one commit per step) or, if
-        none comes in this turn of the event loop, is submitted on its own. Ordering holds
+                *, raw: bytes | None = None) -> int:
+        """Append without waiting; returns the event's seq. The event rides along with the
+        run's next write (typically a step's completion with the next step's start: one op,
+        one commit per step) or, if none comes in this turn of the event loop (nor, for a
+        provisional run, before its first write), is submitted on its own. Ordering holds
         either way: the next durable write implies this event is on disk."""
         event = self._new_event(kind, key, name, data, raw=raw)
         self._check_writable(event)
         self._raise_background_error()
         self._pending.append(event)
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and self._unwritten is None:
+            # (a provisional run's events wait for its first write)
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush_pending)
+        return event.seq
 
     def flush_pending(self) -> None:
         """Submit the events appended but not yet submitted, without waiting. The worker calls
         it before any run-state write of its own, so the journal is ordered before it."""
         self._flush_scheduled = False
-        if self._pending:
+        if self._pending or self._unwritten is not None:
             self._submit_op([])
 
     def take_pending(self, kind: str, data: Any = None) -> list[NewEvent]:

@@ -31,7 +31,12 @@ async def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     if not _is_async(fn):
         return await _call_in_thread(fn, args, kwargs, timeout)
     call: Awaitable[Any] = fn(*args, **kwargs)
-    return await (asyncio.wait_for(call, timeout) if timeout else call)
+    if not timeout:
+        return await call
+    # not `wait_for`, which on Python 3.11 makes a task of every call: the step runs in the
+    # run's own task, as it does without a timeout
+    async with asyncio.timeout(timeout):
+        return await call
 
 
 class ThreadOutlivedCancel(Exception):

@@ -29,13 +29,31 @@ def _require(tx: Tx, run_id: str) -> RunRecord:
     return run
 
 
+def submitted(run: RunRecord) -> dict[str, Any]:
+    """The data of a run's `run_submitted` event."""
+    return {"agent": run.agent, "tenant": run.tenant, "parent_id": run.parent_id,
+            "depth": run.depth}
+
+
 def create_run(run: RunRecord) -> Callable[[Tx], str]:
     def op(tx: Tx) -> str:
         tx.insert_run(run)
-        tx.append_events(run.id, [_event(tx, run.id, "run_submitted", {
-            "agent": run.agent, "tenant": run.tenant, "parent_id": run.parent_id,
-            "depth": run.depth})])
+        tx.append_events(run.id, [_event(tx, run.id, "run_submitted", submitted(run))])
         return run.id
+    return op
+
+
+def create_claimed(run: RunRecord, owner: str, ttl: float) -> Callable[[Tx], None]:
+    """Insert `run` already running under `owner`'s lease (epoch 1, its first claim), never
+    queued: a run its creator executes at once (`Worker.start_new`). Its `run_submitted`
+    event is the caller's to append, in the same transaction."""
+    if run.status != "running" or run.attempts != 1:
+        raise ValueError(f"run {run.id}: created claimed means status 'running' and "
+                         f"attempts 1, not {run.status!r} and {run.attempts}")
+
+    def op(tx: Tx) -> None:
+        tx.insert_run(run)
+        tx.grant_lease(run.id, owner, ttl, 1)
     return op
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Any
 from tether.store import LeaseLost, RunRecord, Store, dumps
 
 from . import ops
+from ._claiming import claim_runs, idle_wait, listen_for_work
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
 from .errors import (
@@ -45,32 +47,9 @@ from .retry import replayable
 log = logging.getLogger("tether.worker")
 
 
-# How long a worker woken by LISTEN/NOTIFY sleeps at most (at least its poll_interval). It stays
-# because a NOTIFY is not durable: one sent while the listening connection was down is lost (the
-# listener then ends silently, and this is all the polling left), as is a wake-up for a change
-# that commits no NOTIFY; long enough to cost nothing idle, short enough to bound those cases.
-# (A worker that saw a runnable run it could not take, held back by a tenant limit, keeps its
-# poll_interval: a slot freed on another worker commits no wake-up.)
-SAFETY_POLL_S = 5.0
-# slept past a timer or lease expiry: the claim compares strictly, and clocks tick coarsely
-_WAKE_MARGIN_S = 0.01
-
-
-def _claim(tx: Any, *, owner: str, limit: int, ttl: float,
-           tenant_limits: dict[str, int] | None, active: list[str],
-           queue: WorkerQueue, next_wake: bool = False,
-           ) -> tuple[list[tuple[str, int]], float | None]:
-    """Claim runs and read each claim's fencing epoch in the same transaction; with
-    `next_wake`, when the claim did not fill `limit`, also when the next run of the queue
-    becomes claimable without a commit (`Tx.next_wake`), read in the same round trip."""
-    ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active,
-                   tenants=queue.tenants, agents=queue.agents)
-    claimed = [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
-    wake_at = None
-    if next_wake and len(claimed) < limit:
-        wake_at = tx.next_wake(tx.now(), owner=owner, tenants=queue.tenants,
-                               agents=queue.agents)
-    return claimed, wake_at
+# A run created in memory (`start_new`) is written by its first write, or after this long at
+# the latest: a one-step call is one commit, and a slow one still shows in the store.
+UNWRITTEN_AT_MOST_S = 0.5
 
 
 def _clock(ts: float) -> str:
@@ -124,6 +103,7 @@ class Worker:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._stop_reason: dict[str, str] = {}
         self._contexts: dict[str, Context] = {}
+        self._unwritten: dict[str, RunRecord] = {}  # started by `start_new`, as started
         self.drain_timeout = drain_timeout
         # see GroupCommitter(inline=...): off when this loop also serves latency-sensitive work
         self.inline_commits = inline_commits
@@ -144,6 +124,11 @@ class Worker:
         if self._committer is None:
             self._committer = GroupCommitter(self.store, inline=self.inline_commits)
         return self._committer
+
+    def started_as(self, run_id: str) -> RunRecord | None:
+        """The record of a run this worker started with `start_new`, while it executes: it may
+        not be in the store yet (for layers above that follow the runs a worker claims)."""
+        return self._unwritten.get(run_id)
 
     @property
     def executing(self) -> list[str]:
@@ -169,7 +154,7 @@ class Worker:
             self.kick()
             return False
         create = ops.create_run(run)
-        claim = partial(_claim, owner=self.owner, limit=1, ttl=self.lease_ttl,
+        claim = partial(claim_runs, owner=self.owner, limit=1, ttl=self.lease_ttl,
                         tenant_limits=self.tenant_limits, active=list(self._active),
                         queue=self.queue)
 
@@ -184,6 +169,39 @@ class Worker:
             return True
         self.kick()
         return False
+
+    def start_new(self, run: RunRecord) -> bool:
+        """Execute `run`, a run not yet in the store, here and now, created already claimed by
+        this worker; its creation is written with its first write (`Context.provisional`: a
+        one-step run is one commit). For a caller in this process that waits for the run (an
+        MCP tool call): should this process die first, run and caller are lost together.
+
+        False, with nothing done, when this worker cannot take it so: not serving, full, the
+        run's tenant is limited (the limit counts runs in the store), the run is outside this
+        worker's queue, or its guards or agent cannot be loaded here (the usual path records
+        why). The caller then submits it (`submit_and_claim`)."""
+        if self._kick is None or len(self._active) >= self.concurrency:
+            return False
+        if run.status != "queued" or run.parent_id is not None or run.id in self._active:
+            return False
+        if self.tenant_limits and run.tenant in self.tenant_limits:
+            return False
+        if not self.queue.everything and (
+                (self.queue.tenants is not None and run.tenant not in self.queue.tenants)
+                or (self.queue.agents is not None and run.agent not in self.queue.agents)):
+            return False
+        try:
+            self._guards_for(run)
+            resolve_agent(run.agent)
+        except AgentNotFound:
+            return False
+        now = time.time()
+        claimed = dataclasses.replace(run, status="running", attempts=1,
+                                      root_id=run.root_id or run.id,
+                                      created_at=run.created_at or now,
+                                      updated_at=run.updated_at or now)
+        self._start(run.id, 1, new=claimed)
+        return True
 
     # -- main loop -------------------------------------------------------------------------
     async def serve(
@@ -211,7 +229,7 @@ class Worker:
                 if free > 0:
                     claimed: list[tuple[str, int]]
                     claimed, wake_at = await self.committer.run(
-                        partial(_claim, owner=self.owner, limit=free, ttl=self.lease_ttl,
+                        partial(claim_runs, owner=self.owner, limit=free, ttl=self.lease_ttl,
                                 tenant_limits=self.tenant_limits, active=list(self._active),
                                 queue=self.queue, next_wake=listening)
                     )
@@ -224,7 +242,7 @@ class Worker:
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))
                 _done, pending = await asyncio.wait(
-                    waiters, timeout=self._idle_wait(listening, free > 0, wake_at),
+                    waiters, timeout=idle_wait(self.poll_interval, listening, free > 0, wake_at),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 for w in pending:
@@ -238,21 +256,6 @@ class Worker:
             if self._own_committer and self._committer is not None:
                 self._committer.close()
                 self._committer = None
-
-    def _idle_wait(self, listening: bool, looked: bool, wake_at: float | None) -> float:
-        """How long the serving loop sleeps when it has nothing to start. A worker that hears
-        NOTIFY (PostgreSQL) is woken by every commit that makes a run runnable or sets a timer,
-        so it sleeps until the next timer or foreign lease expiry its claim saw, capped by the
-        safety poll; a worker that does not (SQLite) polls every `poll_interval`."""
-        if not listening:
-            return self.poll_interval
-        safety = max(self.poll_interval, SAFETY_POLL_S)
-        if not looked or wake_at is None:  # full (a finishing run kicks), or nothing pending
-            return safety
-        delay = wake_at - time.time()
-        if delay <= 0:  # claimable yet not claimed (a tenant limit, another worker's lock)
-            return self.poll_interval
-        return min(delay + _WAKE_MARGIN_S, safety)
 
     async def _drain(self) -> None:
         """Shut down without harming runs: each stops before its next effect and goes back to
@@ -269,12 +272,15 @@ class Worker:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _start(self, run_id: str, epoch: int) -> None:
+    def _start(self, run_id: str, epoch: int, *, new: RunRecord | None = None) -> None:
         # attached from the claim on, not from the task's first turn: a run that finds itself
         # alone commits inline, so every claimed run must already count
         self.committer.attach()
-        task = asyncio.create_task(self._execute(run_id, epoch), name=f"tether-run-{run_id}")
+        task = asyncio.create_task(self._execute(run_id, epoch, new),
+                                   name=f"tether-run-{run_id}")
         self._active[run_id] = task
+        if new is not None:
+            self._unwritten[run_id] = new
         if self.on_claim is not None:
             self.on_claim(run_id)
         for listener in self.claim_listeners:
@@ -283,6 +289,7 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self.committer.detach()
             self._active.pop(run_id, None)
+            self._unwritten.pop(run_id, None)
             self._stop_reason.pop(run_id, None)
             self._contexts.pop(run_id, None)
             self.kick()
@@ -290,29 +297,15 @@ class Worker:
         task.add_done_callback(done)
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
-        """Wake this worker when another process or host makes a run runnable, where the store
-        can say so (PostgreSQL's LISTEN/NOTIFY); elsewhere the poll finds it. Returns the
-        function that stops listening."""
-        listen = getattr(self.store, "listen", None)
-        if not callable(listen):
-            return None
-
-        def wake() -> None:  # from the store's listener thread
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self.kick)
-
-        try:
-            stop: Callable[[], None] = listen(wake)
-        except Exception:  # listening is an optimisation: the poll still finds every run
-            log.warning("cannot listen for new work on %s; polling", self.store, exc_info=True)
-            return None
-        return stop
+        return listen_for_work(self.store, loop, self.kick)
 
     async def _heartbeat(self) -> None:
         interval = max(0.05, min(self.lease_ttl / 3, 1.0))
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._active)
+            # a provisional run has no lease to renew yet (nor a cancel flag to read)
+            ids = [run_id for run_id in self._active
+                   if not ((ctx := self._contexts.get(run_id)) is not None and ctx.provisional)]
             if not ids:
                 continue
 
@@ -360,9 +353,9 @@ class Worker:
             self._loaded_guards[declared] = resolve_guards(declared)
         return self._loaded_guards[declared]
 
-    async def _execute(self, run_id: str, epoch: int) -> None:
+    async def _execute(self, run_id: str, epoch: int, new: RunRecord | None = None) -> None:
         _scope.set(_Scope(""))
-        run = self.store.get_run(run_id)
+        run = new if new is not None else self.store.get_run(run_id)
         if run is None:
             return
         try:
@@ -378,10 +371,18 @@ class Worker:
         interceptors = list(self._interceptors_for(run))
         if guards is not None:
             interceptors += list(guards.interceptors())
-        events = replayable(self.store.load_events(run_id))  # a retried failure runs again
+        # a retried failure runs again
+        events = [] if new is not None else replayable(self.store.load_events(run_id))
         ctx = Context(run, self.store, self.committer, self.owner, events,
                       interceptors=interceptors, max_depth=self.max_depth, epoch=epoch,
                       executor=self.executor)
+        unwritten_limit: asyncio.TimerHandle | None = None
+        if new is not None:
+            ctx.begin_unwritten(ops.create_claimed(new, self.owner, self.lease_ttl),
+                                ops.submitted(new))
+            # a long step is not kept out of the store (and `tether runs`) for its whole length
+            unwritten_limit = asyncio.get_running_loop().call_later(
+                UNWRITTEN_AT_MOST_S, ctx.flush_pending)
         ctx.guards = guards
         self._contexts[run_id] = ctx
         first = not any(e.kind == "run_started" for e in events)
@@ -392,6 +393,8 @@ class Worker:
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)
         finally:
+            if unwritten_limit is not None:
+                unwritten_limit.cancel()
             self.executed += 1
 
     async def _refuse(self, run: RunRecord, epoch: int, exc: Exception, what: str,
@@ -472,9 +475,13 @@ class Worker:
                       event: tuple[str, Any]) -> None:
         if isinstance(ctx._background_error, LeaseLost):
             raise ctx._background_error
-        await self.committer.run(ops.finish(
+        finish = ops.finish(
             ctx.run_id, self.owner, status, result=result, error=error, reason=reason,
-            events=ctx.take_pending(*event), epoch=ctx.epoch))
+            events=ctx.take_pending(*event), epoch=ctx.epoch)
+        if ctx.provisional:  # its first write: created, claimed, executed and ended in one
+            await ctx.write_durable(finish)
+        else:
+            await self.committer.run(finish)
 
     async def _commit(self, ctx: Context, op: Callable[[Any], Any]) -> Any:
         ctx.flush_pending()  # the run's journal goes first, in the same order as written

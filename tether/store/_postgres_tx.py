@@ -146,6 +146,11 @@ class _PostgresTx:
             raise LeaseLost(run_id, owner, row[0] if row else None)
         self._fenced.add((run_id, owner, epoch))
 
+    def grant_lease(self, run_id: str, owner: str, ttl: float, epoch: int) -> None:
+        self.conn.execute(
+            "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
+            "VALUES (%s,%s,%s,%s,%s)", (run_id, owner, self._now + ttl, self._now, epoch))
+
     def release_lease(self, run_id: str, owner: str | None = None) -> None:
         self._fenced = {f for f in self._fenced if f[0] != run_id}
         if owner is None:

@@ -377,10 +377,12 @@ class TetherMCPServer:
                      task_ttl: int | None = None, run_id: str | None = None) -> str:
         """Queue the run that performs one call of tool or agent `name`; returns its id.
 
-        Written through the worker's group committer, not `Tether.submit`: concurrent calls
-        share one commit, and the run is claimed by this process's worker in the same
-        transaction as its submission (`Worker.submit_and_claim`: one fsync, not two, and no
-        wake-up of the worker's loop in between), so it starts executing at once."""
+        A plain tool call starts executing at once in this process's worker, and is written
+        with its first write (`Worker.start_new`). Otherwise the run is written through the
+        worker's group committer, not `Tether.submit`: concurrent calls share one commit, and
+        the run is claimed by this process's worker in the same transaction as its submission
+        (`Worker.submit_and_claim`: one fsync, not two, and no wake-up of the worker's loop in
+        between), so it starts executing at once."""
         mcp: dict[str, Any] = {"tool": name, "task": task}
         if task_ttl is not None:
             mcp["ttl"] = task_ttl
@@ -397,6 +399,10 @@ class TetherMCPServer:
         run_id = run_id or new_run_id()
         run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
                         tenant=self.tenant, root_id=run_id, options=options)
+        if not task and agent is None and self.worker.start_new(run):
+            # a plain tool call, which the caller waits for here: executed at once, and
+            # written with its first write (one commit for a call that is safe to repeat)
+            return run_id
         if not task:
             self.worker.hold(run_id)  # released when claimed (or by the waiting caller)
         try:

@@ -103,8 +103,13 @@ class NotifyingWorker(Worker):
         while True:
             changed = self._changed
             run = self.store.get_run(run_id)
-            if run is None:
-                raise LookupError(f"run {run_id} does not exist")
+            if run is None and run_id not in self._active:
+                raise LookupError(f"run {run_id} does not exist: it was never written "
+                                  "(see the server's log for why)")
+            if run is None:  # executing here, not yet written (`Worker.start_new`)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), poll)
+                continue
             if run.finished or (until is not None and until(run)):
                 return run
             with contextlib.suppress(TimeoutError):
