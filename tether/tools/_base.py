@@ -284,10 +284,10 @@ class Tool(ABC):
                 if self.timeout is None:
                     value = await self._execute(args, idempotency_key)
                 else:
+                    # a deadline on this task, not a task + timer per call (`wait_for` on 3.11)
                     try:
-                        value = await asyncio.wait_for(
-                            self._execute(args, idempotency_key), self.timeout
-                        )
+                        async with asyncio.timeout(self.timeout):
+                            value = await self._execute(args, idempotency_key)
                     except TimeoutError:
                         raise ToolTimeoutError(self.name, self.timeout) from None
                 return to_json_value(self.name, value)

@@ -1,0 +1,184 @@
+"""The tools layer's CPU per call, in-process, no runtime (issue 16).
+
+    .venv/bin/python benchmarks/bench_tool_call.py [--calls 2000] [--rounds 7] [--out FILE]
+
+Writes `benchmarks/results/tool_call.md` (or `--out`).
+
+`tether mcp serve` runs every MCP `tools/call` through the guards' policy gateway and the
+runtime's `ctx.tool`; this isolates what the tools layer itself costs on one such call, for
+the trivial tools of the MCP benchmark: `add(a: int, b: int)` sync (run on a worker thread, as
+the SDK's server runs sync tools) and async. Scenarios, each `--calls` calls in one event loop:
+- `run`: `await tool.run({"a": i, "b": 1})` (validation, the call, the `ToolResult`);
+- `governed`: what the gateway and the runtime do with the tools layer on a governed call:
+  validate the proposal, validate again (the gateway's stability check), the runtime's check,
+  `run`, and the result as the journal's JSON (`model_dump(mode="json")`). Where the tools
+  layer has `Tool.validated`, the gateway's and runtime's calls use it (the seam of issue 16)
+  and hand the tool the validated arguments, as they would once they adopt it;
+- parts: one `validate`, one `ToolResult` + `model_dump`, `to_json_value`, and the sync
+  hand-off (`asyncio.to_thread` vs `loop.run_in_executor` with a context copy).
+
+Figure: process CPU (`time.process_time_ns`, all threads: a sync tool's worker thread counts)
+per call, best of `--rounds` rounds, scenarios interleaved within each round (the machine is
+shared; CPU time is what a loaded machine does not inflate much, wall time would).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import functools
+import os
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tether.tools import Tool, ToolRegistry, ToolResult  # noqa: E402
+from tether.tools._base import to_json_value  # noqa: E402
+
+TOOLS = ToolRegistry()
+
+
+@TOOLS.tool(side_effect="read", idempotent=True)
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@TOOLS.tool(name="add_async", side_effect="read", idempotent=True)
+async def add_async(a: int, b: int) -> int:
+    """Add two integers, asynchronously."""
+    return a + b
+
+
+Scenario = Callable[[int], Awaitable[Any]]
+
+
+def _gate(tool: Tool) -> Callable[[Any], Any]:
+    """The tools layer's validating call the gateway and the runtime make (the seam if any)."""
+    return getattr(tool, "validated", tool.validate)
+
+
+def scenarios(tool: Tool) -> dict[str, Scenario]:
+    check = _gate(tool)
+
+    async def run(i: int) -> Any:
+        return await tool.run({"a": i, "b": 1})
+
+    async def governed(i: int) -> Any:
+        args = check({"a": i, "b": 1})   # PolicyGate.prepare: validate
+        again = check(args)              # ... and the stability check
+        if again != args:
+            raise AssertionError("unstable validation")
+        tool.validate(args)              # tool_effect: the runtime's check
+        result = await tool.run(args)    # the step's function
+        return result.model_dump(mode="json")  # what the step journals
+
+    async def validate(i: int) -> Any:
+        return tool.validate({"a": i, "b": 1})
+
+    return {"run": run, "governed": governed, "validate": validate}
+
+
+async def _noop() -> None:
+    return None
+
+
+def part_scenarios() -> dict[str, Scenario]:
+    def plain_add(a: int, b: int) -> int:
+        return a + b
+
+    async def result(i: int) -> Any:
+        return ToolResult(tool="add", ok=True, output=i).model_dump(mode="json")
+
+    async def json_value(i: int) -> Any:
+        return to_json_value("add", i)
+
+    async def to_thread(i: int) -> Any:
+        return await asyncio.to_thread(plain_add, i, 1)
+
+    async def in_executor(i: int) -> Any:
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(None, ctx.run, functools.partial(plain_add, i, 1))
+
+    async def timeout_ctx(i: int) -> Any:
+        async with asyncio.timeout(30.0):
+            return await _noop()
+
+    async def wait_for(i: int) -> Any:
+        return await asyncio.wait_for(_noop(), 30.0)
+
+    return {"ToolResult+dump": result, "to_json_value": json_value,
+            "asyncio.to_thread": to_thread, "run_in_executor+ctx": in_executor,
+            "asyncio.timeout": timeout_ctx, "asyncio.wait_for": wait_for}
+
+
+async def _round(fn: Scenario, calls: int) -> float:
+    """Process CPU µs per call over `calls` calls."""
+    for i in range(20):  # warm (thread pool started, caches filled)
+        await fn(i)
+    start = time.process_time_ns()
+    for i in range(calls):
+        await fn(i)
+    return (time.process_time_ns() - start) / calls / 1000
+
+
+async def measure(table: dict[str, Scenario], calls: int, rounds: int) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, fn in table.items():  # interleaved: every scenario sees the same load
+            figure = await _round(fn, calls)
+            best[name] = min(best.get(name, figure), figure)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/tool_call.md")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    table: dict[str, Scenario] = {}
+    for tool in (TOOLS.get("add"), TOOLS.get("add_async")):
+        kind = "sync" if tool.name == "add" else "async"
+        for name, fn in scenarios(tool).items():
+            table[f"{name} ({kind})"] = fn
+    for name, fn in part_scenarios().items():
+        table[f"part: {name}"] = fn
+    best = asyncio.run(measure(table, args.calls, args.rounds))
+    load_after = os.getloadavg()
+
+    seam = "yes" if hasattr(TOOLS.get("add"), "validated") else "no"
+    lines = [
+        "# The tools layer's CPU per call (issue 16)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_tool_call.py --calls {args.calls} "
+        f"--rounds {args.rounds}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after. `Tool.validated` seam present: {seam}.",
+        "",
+        "Process CPU per call (all threads), best of the rounds, scenarios interleaved:",
+        "",
+        "| scenario | CPU µs per call |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {value:.1f} |" for name, value in best.items()]
+    text = "\n".join(lines) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
