@@ -149,30 +149,42 @@ def _resolve_paths(args: dict[str, Any], names: frozenset[str]) -> dict[str, Any
     return dict(out)
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**64  # integers canonical JSON keeps: [min, max)
+
+
+def _plain(value: Any) -> bool:
+    """A scalar of an exact JSON type that canonical JSON keeps as it is (most arguments)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(_INT_MIN <= value < _INT_MAX)
+    return kind is float and math.isfinite(value)
+
+
 def _not_canonical_json(value: Any, where: str = "") -> str | None:
     """The dotted path of the first value canonical JSON would change (a non-finite float, an
     integer beyond 64 bits, a non-string key), or None."""
-    kind = type(value)  # the exact JSON types first (what tools' validation returns)
-    if kind is str or kind is bool or value is None:
+    if _plain(value):
         return None
-    if kind is int:
-        return None if -(2**63) <= value < 2**64 else where
-    if kind is float:
-        return None if math.isfinite(value) else where
     if isinstance(value, float) and not math.isfinite(value):
         return where
     if isinstance(value, int) and not isinstance(value, bool) and \
-            not -(2**63) <= value < 2**64:
+            not _INT_MIN <= value < _INT_MAX:
         return where
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"{where}.{k}" if where else str(k)
+            if _plain(v):
+                continue
             found = _not_canonical_json(v, f"{where}.{k}" if where else k)
             if found is not None:
                 return found
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
+            if _plain(v):
+                continue
             found = _not_canonical_json(v, f"{where}.{i}" if where else str(i))
             if found is not None:
                 return found
