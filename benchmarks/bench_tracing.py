@@ -70,7 +70,9 @@ async def stepper(ctx: Any, iterations: int) -> int:
     model = ScriptedModel(fn=lambda call: ToolCall(
         id=f"c{len(call.messages)}", name="lookup", arguments={"order": "A-7"}))
     messages = [Message.user("Where is A-7?")]
-    for _ in range(iterations):
+    for i in range(iterations):
+        # every request differs, as in a real conversation (so does its journaled hash)
+        messages[0] = Message.user(f"Where is A-7? (turn {i})")
         reply = await ctx.model(model, messages, tools=registry.definitions())
         (call,) = reply.tool_calls
         result = await ctx.tool(registry, call.name, call.arguments)

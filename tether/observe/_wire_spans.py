@@ -35,6 +35,7 @@ _pack_q = struct.Struct("<Q").pack
 _OK = b"\x7a\x02\x18\x01" + _FLAGS  # Span.status (15) OK, then the flags
 _EMPTY: dict[str, Any] = {}  # read only
 _FAST = frozenset({"model", "tool", "step", "guard"})  # the families encoded here
+_STARTED_KEPT = 64  # `step_started` data remembered by its JSON (a model's is new every call)
 _new_event = object.__new__
 _set_run, _set_seq, _set_kind, _set_key, _set_name, _set_data, _set_ts = (
     Event.__dict__[name].__set__ for name in ("run_id", "seq", "kind", "key", "name", "data",
@@ -74,9 +75,12 @@ class WireSpans(SpanBuilder):
         self._wire_shapes: dict[tuple[Any, ...], _WireShape | None] = {}
         self._answered: dict[str, bytes] = {}  # `gen_ai.response.model`, by the model's name
         self._finished: dict[str, bytes] = {}  # `gen_ai.response.finish_reasons`, by reason
-        self._tokens_in = _IntAttribute(encoder, "gen_ai.usage.input_tokens")
-        self._tokens_out = _IntAttribute(encoder, "gen_ai.usage.output_tokens")
-        self._journal_seq = _IntAttribute(encoder, "tether.journal.seq")
+        self._tokens_in = _int_heads(encoder, "gen_ai.usage.input_tokens")
+        self._tokens_out = _int_heads(encoder, "gen_ai.usage.output_tokens")
+        self._journal_seq = _int_heads(encoder, "tether.journal.seq")
+        self._call_id = encoder.key_field("gen_ai.tool.call.id")
+        #: a `step_started` event's data, by its JSON: a tool's is the same on every call
+        self._started_data: dict[bytes, dict[str, Any]] = {}
 
     def feed_event(self, e: Event) -> list[Queued]:
         """The spans `e` closed."""
@@ -92,9 +96,20 @@ class WireSpans(SpanBuilder):
 
     def feed_new(self, e: NewEvent) -> list[Queued]:
         """The spans `e`, just committed (its data still JSON), closed."""
-        data = loads(e.data)
+        kind = e.kind
+        if kind == v.STEP_STARTED and self._attempt is not None and e.data is not None:
+            data = self._started_data.get(e.data)
+            if data is None:  # read only: a step's span is made from it, never changes it
+                data = loads(e.data)
+                if data.__class__ is dict:
+                    if len(self._started_data) >= _STARTED_KEPT:
+                        self._started_data.clear()
+                    self._started_data[e.data] = data
+            if data.__class__ is dict:
+                return self._started(e.seq, e.key, e.name, data, e.ts)
+        else:
+            data = loads(e.data)
         if self._attempt is not None:
-            kind = e.kind
             if kind == v.STEP_STARTED and data.__class__ is dict:
                 return self._started(e.seq, e.key, e.name, data, e.ts)
             if kind == v.STEP_COMPLETED:
@@ -161,7 +176,11 @@ class WireSpans(SpanBuilder):
                     "gen_ai.response.model", provider_of(model)[1])
             tokens_in = int(usage.get("input_tokens") or 0)
             tokens_out = int(usage.get("output_tokens") or 0)
-            attrs = [fixed, answered, self._tokens_in(tokens_in), self._tokens_out(tokens_out)]
+            attrs = [fixed, answered,
+                     _small_int(self._tokens_in, tokens_in)
+                     or enc.attribute("gen_ai.usage.input_tokens", tokens_in),
+                     _small_int(self._tokens_out, tokens_out)
+                     or enc.attribute("gen_ai.usage.output_tokens", tokens_out)]
             finish = response.get("finish_reason")
             if finish:
                 finish = str(finish)
@@ -193,7 +212,8 @@ class WireSpans(SpanBuilder):
             attrs = [fixed]
             proposal = self._proposal_for(str(data.get("tool") or subject))
             if proposal is not None and proposal.call_id:
-                attrs.append(enc.attribute("gen_ai.tool.call.id", proposal.call_id))
+                attrs.append(_short_str(self._call_id, proposal.call_id)
+                             or enc.attribute("gen_ai.tool.call.id", proposal.call_id))
         else:  # a plain step, a guard's step: ended well
             attrs = [fixed]
         self._open.pop(k, None)
@@ -204,7 +224,8 @@ class WireSpans(SpanBuilder):
         body = b"".join((self._trace_field, b"\x12\x08", self._seq_span_raw(start_seq),
                          parent_field, named, b"\x39", _pack_q(round(start * 1e9)), b"\x41",
                          _pack_q(round((ts if ts > start else start) * 1e9)), *attrs,
-                         self._journal_seq(seq), _OK))
+                         _small_int(self._journal_seq, seq)
+                         or enc.attribute("tether.journal.seq", seq), _OK))
         n = len(body)  # the ScopeSpans.spans (2) field holding it
         return [(self.run.id, seq, b"".join((b"\x12", bytes(((n & 0x7F) | 0x80, n >> 7)), body))
                  if 0x80 <= n < 0x4000 else _field(b"\x12", body))]
@@ -226,27 +247,39 @@ class WireSpans(SpanBuilder):
         return shape
 
 
-class _IntAttribute:
-    """A `Span.attributes` field of one key and a small non-negative int value (token counts,
-    journal seqs), as `SpanEncoder.attribute` encodes it, without its generic path."""
+def _int_heads(encoder: SpanEncoder, key: str) -> tuple[bytes, bytes, bytes]:
+    """What precedes the value in a `Span.attributes` field of `key` and an int value of 1 and
+    of 2 varint bytes (`_small_int`)."""
+    field = encoder.key_field(key)
+    if len(field) + 5 >= 0x80:
+        raise ValueError(f"an attribute key too long for _small_int: {key!r}")
 
-    __slots__ = ("_heads", "_key", "_slow")
+    def head(size: int) -> bytes:  # KeyValue{key, AnyValue{int_value (3)}}
+        return b"\x4a" + bytes((len(field) + 3 + size,)) + field + b"\x12" + bytes(
+            (1 + size,)) + b"\x18"
 
-    def __init__(self, encoder: SpanEncoder, key: str) -> None:
-        self._key, self._slow = key, encoder.attribute
-        field = encoder.key_field(key)
-        # KeyValue{key, AnyValue{int_value (3)}} for a value of 1 and of 2 varint bytes
-        self._heads = (b"", *(b"\x4a" + bytes((len(field) + 3 + size,)) + field + b"\x12"
-                              + bytes((1 + size,)) + b"\x18" for size in (1, 2)))
-        if len(field) + 5 >= 0x80:
-            raise ValueError(f"attribute key too long for _IntAttribute: {key!r}")
+    return (b"", head(1), head(2))
 
-    def __call__(self, n: int) -> bytes:
-        if 0 <= n < 0x80:
-            return self._heads[1] + bytes((n,))
-        if 0 <= n < 0x4000:
-            return self._heads[2] + bytes(((n & 0x7F) | 0x80, n >> 7))
-        return self._slow(self._key, n)
+
+def _small_int(heads: tuple[bytes, bytes, bytes], n: int) -> bytes:
+    """An int attribute (token counts, journal seqs) as `SpanEncoder.attribute` encodes it,
+    without its generic path; b"" when `n` is not in 0..16383 (then ask the encoder)."""
+    if 0 <= n < 0x80:
+        return heads[1] + bytes((n,))
+    if 0 <= n < 0x4000:
+        return heads[2] + bytes(((n & 0x7F) | 0x80, n >> 7))
+    return b""
+
+
+def _short_str(key_field: bytes, value: str) -> bytes:
+    """A short ASCII string attribute as `SpanEncoder.attribute` encodes it (a tool call's id);
+    b"" when it is not that short or not ASCII (then ask the encoder)."""
+    n = len(value)
+    body = len(key_field) + 4 + n  # KeyValue{key, AnyValue{string_value (1)}}
+    if body >= 0x80 or not value.isascii():
+        return b""
+    return b"".join((b"\x4a", bytes((body,)), key_field, b"\x12", bytes((n + 2,)), b"\x0a",
+                     bytes((n,)), value.encode()))
 
 
 def run_wire_spans(tether: Tether, run_id: str, encoder: SpanEncoder, *,
