@@ -278,7 +278,8 @@ class LiveExport(RunFollower):
             committer.commit_listeners.append(self._committed)
             self._committers.add(committer)
         if run_id not in self._tails:
-            run = self.store.get_run(run_id)
+            # a run the worker started unwritten (`Worker.start_new`) is not in the store yet
+            run = worker.started_as(run_id) or self.store.get_run(run_id)
             if run is None:
                 return
             # what this process queued already, or what reached a collector from any process
