@@ -142,3 +142,28 @@ def test_breaker_board_per_tool():
     board.get("a").record_failure(0)
     assert board.states() == {"a": "open"}
     assert board.get("slow").failure_threshold == 5
+
+
+async def _noop(ctx, _input):  # type: ignore[no-untyped-def]
+    return None
+
+
+def test_a_run_budget_has_the_scopes_its_limits_give_whatever_default_came_before(tether):
+    """A root run without limits of its own and an unlimited default has no budget to keep
+    (mode "off", no store reads); the answer "unlimited" is remembered for the default object
+    last seen, so another default — limited, or unlimited again — is compared anew."""
+    from tether.guards._state import run_budget
+
+    plain = tether.store.get_run(tether.submit(_noop, 1))
+    own = tether.store.get_run(tether.submit(_noop, 1, options={"budget": {"steps": 5}}))
+    limited, unlimited = BudgetLimits(steps=3), BudgetLimits()
+    for default in (unlimited, limited, unlimited, BudgetLimits(), limited, limited):
+        budget = run_budget(tether.store, plain, default)
+        if default == unlimited:
+            assert (budget.mode, budget.scopes) == ("off", [])
+        else:
+            assert budget.mode == "local"
+            assert [(s.run_id, s.limits) for s in budget.scopes] == [(plain.id, limited)]
+        budget = run_budget(tether.store, own, default)
+        assert budget.mode == "local"
+        assert [s.limits for s in budget.scopes] == [BudgetLimits(steps=5)]

@@ -85,6 +85,18 @@ class RunStates:
 
 
 _UNLIMITED = BudgetLimits()
+# the deployment's default limits last compared with no limits, and the answer: the same
+# (frozen) object every run, so its fields are compared once, not on every run start
+_last_default: tuple[BudgetLimits, bool] = (_UNLIMITED, True)
+
+
+def _unlimited(limits: BudgetLimits) -> bool:
+    global _last_default
+    last, answer = _last_default
+    if limits is not last:
+        answer = limits == _UNLIMITED
+        _last_default = (limits, answer)
+    return answer
 
 
 def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
@@ -95,6 +107,8 @@ def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
     only run that can spend from its budget: it counts from its own journal and reserves in
     memory ("local"). Any other run reserves in the store's counters ("store"); a scope the
     counters do not know yet is seeded from its runs' journals."""
+    if run.parent_id is None and "budget" not in run.options and _unlimited(default):
+        return RunBudget([], mode="off")  # what the scopes below come to: none (a root's only)
     scopes = budget_scopes(store, run, default)
     if not scopes:
         return RunBudget([], mode="off")
