@@ -106,7 +106,8 @@ async def child(iterations: int, db: str) -> dict[str, Any]:
             "warmup_spans": len(run_spans(tether, warm.id)),
             "sent": live.exporter.sent if live is not None else 0,
             # CPU timed inside tracing's own code paths during the window (see render)
-            "own_cpu_s": live.tick_cpu_s + live.exporter.cpu_s if live is not None else 0.0}
+            "own_cpu_s": live.tick_cpu_s + live.exporter.cpu_s if live is not None else 0.0,
+            "tick_cpu_s": live.tick_cpu_s if live is not None else 0.0}
 
 
 class GcTimer:
@@ -210,6 +211,9 @@ def render(off: list[dict[str, Any]], on: list[dict[str, Any]], args: argparse.N
                / a["steps"]) for a, b in zip(off, on, strict=True))
     full_gcs = (sum(r["gc_full"] for r in off), sum(r["gc_full"] for r in on))
     own_us = statistics.median(1e6 * r["own_cpu_s"] / r["steps"] for r in on)
+    tick_us = statistics.median(1e6 * r["tick_cpu_s"] / r["steps"] for r in on)
+    sender_us = statistics.median(1e6 * (r["own_cpu_s"] - r["tick_cpu_s"]) / r["steps"]
+                                  for r in on)
     own_ratio = statistics.median(1e6 * r["own_cpu_s"] / r["steps"] / (1000 * a)
                                   for r, a in zip(on, off_ms, strict=True))
     wall_off = statistics.median(r["wall_s"] for r in off)
@@ -251,12 +255,13 @@ differences). These steps are the cheapest a run has (a scripted model, an in-pr
 the runtime's own cost), so the ratio is the worst case: the same {added_us:.0f} µs is under 5%
 of any step that costs {added_us / 50:.1f} ms of CPU or more (steps that heavy were not
 measured here).
-Timed inside tracing's own code instead (the worker thread's `LiveExport.tick`: taking the
-events the committer handed over, building and queueing the spans; the exporter thread's: the
-OTLP encoding, the HTTP POST, the export marks), tracing spends **{own_us:.0f} µs of CPU per step**
-(median), {own_ratio:.1%} of the same round's untraced step: the part of the difference above
-that is tracing's own work; the rest is what running it costs the process around it (a second
-thread, the GIL's hand-offs, caches) plus the rounds' noise.
+Timed inside tracing's own code instead, tracing spends **{own_us:.0f} µs of CPU per step**
+(median), {own_ratio:.1%} of the same round's untraced step: the worker thread's
+`LiveExport.tick` {tick_us:.0f} µs (taking the events the committer handed over and making
+their spans' OTLP bytes, `_wire_spans`), the exporter's thread {sender_us:.0f} µs (requests put
+together, the HTTP POST, the export marks). That is the part of the difference above that is
+tracing's own work; the rest is what running it costs the process around it (the committer's
+hand-over, a second thread, caches) plus the rounds' noise.
 Split by thread (medians of the rounds' on - off differences, per step): the worker's main
 thread (the run, the committer's hand-over, the live export's tick) **{main_us:+.0f} µs**, the
 other threads (the exporter's, the committer's) **{other_us:+.0f} µs**; of it the garbage

@@ -221,6 +221,8 @@ class WireEncoder(SpanEncoder):
     def requests_of(self, span_fields: Sequence[bytes], max_bytes: int) -> list[bytes]:
         """Spans encoded already (`span_field`, `WireSpans`) in requests of at most about
         `max_bytes` each."""
+        if sum(map(len, span_fields)) <= max_bytes:  # the usual batch: one request, no loop
+            return [self.wrap(span_fields)] if span_fields else []
         out: list[bytes] = []
         at, size = 0, 0
         for i, encoded in enumerate(span_fields):
