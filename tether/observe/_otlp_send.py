@@ -3,9 +3,10 @@ sends in batches. Imported only when export is configured (it imports the OpenTe
 
 Two ways out, one queue in front of them (`Shipper`):
 - `WireSink`, for the official OTLP exporters the environment configures (`wire_exporter`): the
-  spans are encoded by `_otlp_wire` (the same bytes the SDK's encoder makes, at a third of its
-  cost) and the exporter sends them: its endpoint, headers, compression, TLS, timeout and
-  retries, as configured by the `OTEL_EXPORTER_OTLP_*` variables.
+  spans come encoded already (`_wire_spans`: the same bytes the SDK's encoder makes, made on
+  the worker's thread as steps end), are put in requests here, and the exporter sends them: its
+  endpoint, headers, compression, TLS, timeout and retries, as configured by the
+  `OTEL_EXPORTER_OTLP_*` variables.
 - `SdkSink`, for any other `SpanExporter` a caller passes in (the SDK's in-memory exporter, a
   vendor's): the spans as the SDK's finished `ReadableSpan`s, handed to `exporter.export`.
 """

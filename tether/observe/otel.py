@@ -7,9 +7,10 @@ endpoint set nothing is exported and the OpenTelemetry SDK is not even imported.
 
 Spans are built from the journal (`tether.observe.spans`) with the journal's timestamps and
 deterministic ids, and sent by the official OTLP exporters: encoded to OTLP by Tether
-(`_otlp_wire`, the bytes the SDK's encoder makes, at a third of its CPU), or handed as the SDK's
-finished `ReadableSpan`s to an exporter a caller passes in; there is no tracer in the runtime's
-path. Live export follows the runs a worker claims: their journal is read once when taken up,
+(`_wire_spans`, `_otlp_wire`: the bytes the SDK's encoder makes; the common steps straight from
+their two journal events, with no span object in between), or handed as the SDK's finished
+`ReadableSpan`s to an exporter a caller passes in; there is no tracer in the runtime's path.
+Live export follows the runs a worker claims: their journal is read once when taken up,
 and from then on the worker's committer hands over each run's events once they committed
 (`GroupCommitter.commit_listeners`): the journal's next entries, exactly what is durable, not
 read back (a gap in them, events another process wrote, is read from the journal). Every
