@@ -35,6 +35,7 @@ from tether.tools._lock import (
 )
 from tether.tools._openapi import OpenAPITool, openapi_tools
 from tether.tools._registry import ToolRegistry
+from tether.tools._validated import ValidatedArguments
 from tether.tools.mcp import MCPServerConfig, MCPTool, MCPTools, MCPUnavailableError
 from tether.tools.sql import sqlite_query_tool
 
@@ -65,6 +66,7 @@ __all__ = [
     "ToolResult",
     "ToolSources",
     "ToolTimeoutError",
+    "ValidatedArguments",
     "check_lock",
     "diff_lock",
     "load_sources",

@@ -21,6 +21,7 @@ from tether.tools._errors import (
     ToolTimeoutError,
 )
 from tether.tools._schema import schema_hash
+from tether.tools._validated import ValidatedArguments, validated_by
 
 SideEffect = Literal["read", "write", "destructive"]
 SIDE_EFFECTS: tuple[str, ...] = ("read", "write", "destructive")
@@ -267,17 +268,31 @@ class Tool(ABC):
         Raises :class:`ToolArgumentError` whose message can be shown to the model.
         """
 
+    def validated(self, arguments: Any) -> ValidatedArguments:
+        """:meth:`validate`, as read-only arguments this tool then runs on without a second pass.
+
+        Validate once, early (the guards' policy gateway does, to judge what the tool will
+        receive), and hand the result on: the runtime's check, :meth:`invoke`, :meth:`run` and
+        another ``validated`` of *this* tool take it as it is; anything else (a plain dict, a
+        copy, another tool's) is validated in full. Raises :class:`ToolArgumentError`.
+        """
+        if validated_by(arguments, self):
+            return arguments
+        return ValidatedArguments(self, self.validate(arguments))
+
     @abstractmethod
     async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
-        """Perform the call with already validated arguments."""
+        """Perform the call with already validated arguments (a :class:`ValidatedArguments`
+        of this tool when it comes through :meth:`invoke`)."""
 
     async def invoke(self, arguments: Any, *, idempotency_key: str | None = None) -> Any:
-        """Validate, then run with the tool's timeout and retries; return a JSON value.
+        """Validate (unless :meth:`validated` already did), then run with the tool's timeout and
+        retries; return a JSON value.
 
         Retries reuse the same idempotency key: they are attempts of one logical effect.
         Argument errors are never retried (the same input would fail the same way).
         """
-        args = self.validate(arguments)
+        args = self.validated(arguments)
         attempt = 0
         while True:
             try:

@@ -18,10 +18,13 @@ from tether.tools._errors import ToolArgumentError, ToolDefinitionError
 from tether.tools._schema import (
     IDEMPOTENCY_PARAM,
     build_args_model,
+    copy_json,
+    direct_call_fields,
     field_errors,
     model_schema,
     parse_docstring,
 )
+from tether.tools._validated import validated_by
 
 #: the parameter through which a network tool receives its HTTP client (not in the schema)
 HTTP_PARAM = "http"
@@ -122,6 +125,9 @@ class FunctionTool(Tool):
         self.network = bool(network)
         self.fn = fn
         self.args_model: type[BaseModel] = args_model
+        #: plain-JSON arguments (their containers to copy): a call takes its validated
+        #: arguments without a second parse; None: the model parses them for each call
+        self._direct = direct_call_fields(args_model)
         self._is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -151,11 +157,23 @@ class FunctionTool(Tool):
             raise ToolArgumentError(self.name, field_errors(e)) from None
 
     def validate(self, arguments: Any) -> dict[str, Any]:
+        if validated_by(arguments, self):  # already this tool's normal form: a changeable copy
+            return dict(arguments)
         return self.parse(arguments).model_dump(mode="json")
 
-    async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
+    def _kwargs(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The function's keyword arguments: its own validated arguments as they are when
+        they are plain JSON (lists and objects copied), else from the model, parsed again."""
+        if self._direct is not None and validated_by(arguments, self):
+            kwargs = dict(arguments)
+            for name in self._direct:
+                kwargs[name] = copy_json(kwargs[name])
+            return kwargs
         model = self.parse(arguments)
-        kwargs = {field: getattr(model, field) for field in type(model).model_fields}
+        return {field: getattr(model, field) for field in type(model).model_fields}
+
+    async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
+        kwargs = self._kwargs(arguments)
         if self.accepts_idempotency_key:
             kwargs[IDEMPOTENCY_PARAM] = idempotency_key
         if self._http == "async":

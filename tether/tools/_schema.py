@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -207,3 +208,67 @@ def field_errors(err: ValidationError) -> list[FieldError]:
             message = e.get("msg", "invalid value")
         out.append(FieldError(_loc(loc), message, value))
     return out
+
+
+_SCALARS: tuple[type, ...] = (str, int, float, bool, type(None))
+
+
+def _plain_metadata(metadata: Any) -> bool:
+    """Constraints that only check (``Field(ge=0)``, ``pattern``, ``max_length``, ``strict``), or
+    ``StringConstraints`` (whose strip/case changes give the same value a second time); not
+    validator functions, which may change a value again each time they run."""
+    import annotated_types
+    from pydantic import StringConstraints
+
+    return all(isinstance(m, annotated_types.BaseMetadata | StringConstraints) for m in metadata)
+
+
+def _json_kind(annotation: Any) -> str | None:
+    """``"scalar"`` when a value of this type is an immutable JSON value that validating its JSON
+    form again gives back unchanged, ``"container"`` when it is a JSON list/object of such
+    values (the function could change it, so it gets a copy), else None (needs the model)."""
+    if annotation in _SCALARS:
+        return "scalar"
+    if annotation is Any or annotation in (list, dict):
+        return "container"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _json_kind(args[0]) if _plain_metadata(args[1:]) else None
+    if origin is typing.Literal:
+        return "scalar" if all(type(a) in _SCALARS for a in args) else None
+    if origin is typing.Union or origin is types.UnionType:
+        kinds = [_json_kind(a) for a in args]
+        if None in kinds:
+            return None
+        return "container" if "container" in kinds else "scalar"
+    if origin is list and len(args) == 1:
+        return "container" if _json_kind(args[0]) is not None else None
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return "container" if _json_kind(args[1]) is not None else None
+    return None
+
+
+def direct_call_fields(model: type[BaseModel]) -> frozenset[str] | None:
+    """When every argument of `model` is plain JSON (see `_json_kind`), the names of those to
+    copy before a call; the function can then take its validated, normalised arguments as they
+    are, without the model parsing them a second time. None: some argument needs the model
+    (a nested model, a date, an enum, a validator function...)."""
+    copies: set[str] = set()
+    for name, field in model.model_fields.items():
+        kind = _json_kind(field.annotation)
+        aliased = field.alias or field.validation_alias or field.serialization_alias
+        if kind is None or aliased or not _plain_metadata(field.metadata):
+            return None
+        if kind == "container":
+            copies.add(name)
+    return frozenset(copies)
+
+
+def copy_json(value: Any) -> Any:
+    """A copy of a JSON value's lists and objects (its scalars are immutable)."""
+    if type(value) is list:
+        return [copy_json(v) for v in value]
+    if type(value) is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    return value
