@@ -43,17 +43,19 @@ def _calls(call: Any) -> Any:
     turn = len(call.messages)
     if turn > 7:
         return "done"
-    calls = [ToolCall(id=f"c{turn}", name="lookup", arguments={"order": "A-7"})]
+    # call ids: ASCII, then not; token counts of one, two and three varint bytes
+    calls = [ToolCall(id=f"c{turn}" if turn < 4 else f"appel-{turn}-é", name="lookup",
+                      arguments={"order": "A-7"})]
     if turn % 3 == 1:  # two at once, answered in parallel
         calls.append(ToolCall(id=f"n{turn}", name="note", arguments={"text": "x"}))
     return ModelResponse(text="", finish_reason="tool_calls", tool_calls=calls,
-                         usage=Usage(input_tokens=turn * 90, output_tokens=200 + turn),
+                         usage=Usage(input_tokens=turn * 4000, output_tokens=100 + turn),
                          cost_usd=0.001 * turn if turn % 2 else None)
 
 
 async def tool_loop(ctx: Any, _: Any) -> int:
     """The benchmark's shape (a model proposing tool calls, the calls), ungoverned, with
-    parallel calls, costs, token counts past one varint byte, and a plain step."""
+    parallel calls, costs, token counts past one and two varint bytes, and a plain step."""
     registry = ToolRegistry([lookup, note])
     model = ScriptedModel(fn=_calls, name="acme:tiny-1")
     messages = [Message.user("Where is A-7?")]
