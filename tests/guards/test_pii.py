@@ -315,3 +315,14 @@ def test_the_recognizer_cache_does_not_change_results():
     first = masker.mask(text, Vault())
     second = masker.mask(text, Vault())
     assert first == second and first[0] == "call [PHONE_1] or mail [EMAIL_1]"
+
+
+def test_a_fresh_masker_masks_alike_with_a_cache_of_its_own():
+    from tether.guards.pii import PiiMasker, Vault
+
+    built = PiiMasker()
+    fresh = built.fresh()
+    text = "mail jane.doe@corp.example or call +1 415 555 0132, card 4111 1111 1111 1111"
+    assert fresh.recognizers is built.recognizers
+    assert fresh.mask(text, Vault()) == PiiMasker().mask(text, Vault())
+    assert text in fresh._recent and text not in built._recent

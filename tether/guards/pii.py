@@ -231,6 +231,14 @@ class PiiMasker:
         # the (phone-number, decoding) work
         self._recent: OrderedDict[str, _TextWork] = OrderedDict()
 
+    def fresh(self) -> PiiMasker:
+        """A masker with these recognizers (stateless, shared) and an empty cache of its own:
+        one per run, without sorting the recognizers again."""
+        masker = PiiMasker.__new__(PiiMasker)
+        masker.recognizers = self.recognizers
+        masker._recent = OrderedDict()
+        return masker
+
     def _work(self, text: str) -> _TextWork:
         work = self._recent.get(text)
         if work is not None:
