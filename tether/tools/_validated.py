@@ -14,10 +14,7 @@ refuses changes, so nothing can slip an unvalidated value in after the check; a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
-
-if TYPE_CHECKING:
-    from tether.tools._base import Tool
+from typing import Any, NoReturn, TypeGuard
 
 
 class ValidatedArguments(dict[str, Any]):
@@ -25,16 +22,17 @@ class ValidatedArguments(dict[str, Any]):
 
     __slots__ = ("tool",)
 
-    def __init__(self, tool: Tool, normalised: dict[str, Any]) -> None:
+    def __init__(self, tool: object, normalised: dict[str, Any]) -> None:
         super().__init__(normalised)
-        #: the tool whose validation produced these; only it skips validating them again
+        #: the tool (a `Tool`; not imported here: `_base` imports this module) whose validation
+        #: produced these; only it skips validating them again
         self.tool = tool
 
     def _read_only(self, *_: Any, **__: Any) -> NoReturn:
+        name = getattr(self.tool, "name", "?")
         raise TypeError(
-            f"validated arguments of tool {self.tool.name!r} are read-only (the tool runs on "
-            "exactly what was validated and judged); change a copy, dict(arguments), and "
-            "validate that")
+            f"validated arguments of tool {name!r} are read-only (the tool runs on exactly "
+            "what was validated and judged); change a copy, dict(arguments), and validate that")
 
     __setitem__ = __delitem__ = _read_only
     update = pop = popitem = clear = setdefault = _read_only
@@ -57,6 +55,6 @@ class ValidatedArguments(dict[str, Any]):
         return copy.deepcopy(dict(self), memo)
 
 
-def validated_by(arguments: Any, tool: Tool) -> TypeGuard[ValidatedArguments]:
+def validated_by(arguments: Any, tool: object) -> TypeGuard[ValidatedArguments]:
     """Whether `arguments` are `tool`'s own validated arguments (so need no second pass)."""
     return type(arguments) is ValidatedArguments and arguments.tool is tool
