@@ -1,9 +1,9 @@
-"""Issue 14: the common steps' spans encoded straight from their two journal events
-(`_wire_spans.WireSpans`, what the OTLP exporters are sent, live and after the fact) are the
-very bytes `SpanBuilder`'s spans encode to, on real runs of every shape (guards, rejected and
-repaired replies, children, halts and retries, waits, a resumed run), whether fed the journal's
-events or the committer's (JSON not decoded yet), with content or without; and the common steps
-do take the short way."""
+"""Issue 14: the common steps' spans (policy decisions included) encoded straight from their
+two journal events (`_wire_spans.WireSpans`, what the OTLP exporters are sent, live and after
+the fact) are the very bytes `SpanBuilder`'s spans encode to, on real runs of every shape
+(guards, rejected and repaired replies, children, halts and retries, waits, a resumed run),
+whether fed the journal's events or the committer's (JSON not decoded yet), with content or
+without; and the common steps do take the short way."""
 
 from __future__ import annotations
 
@@ -128,8 +128,10 @@ async def test_a_sandbox_execs_wire_span_is_the_builders(tether: Tether) -> None
 
 
 async def test_the_common_steps_are_encoded_without_building_a_span(
-        tether: Tether, monkeypatch: pytest.MonkeyPatch) -> None:
+        tether: Tether, db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     run = await tether.run(tool_loop, None)
+    governed = Tether(db_path, guards=GUARDS)
+    guarded = await governed.run(thinking_react, "refund A-7")
     built: list[str | None] = []
     open_span = SpanBuilder._open_span
 
@@ -142,3 +144,7 @@ async def test_the_common_steps_are_encoded_without_building_a_span(
     assert len(spans) > 10 and built == []  # every step here is a common one
     run_wire_spans(tether, run.id, SpanEncoder(), content=True)
     assert len(built) == len(spans) - 1  # content: each step built as a SpanRecord
+    built.clear()
+    # governed: a step the policy allowed too; the one it refused (answered) is built
+    assert len(run_wire_spans(governed, guarded.id, SpanEncoder())) == 6
+    assert built == ["tool:delete_all"]

@@ -2,17 +2,18 @@
 `export_run` hand the official OTLP exporters.
 
 Why: tracing's budget is per durable step, and the cheapest steps (a scripted model, an
-in-process tool: ~0.5 ms of CPU) leave it ~25 µs for 5%. Building each step's `SpanRecord` (a
-dataclass, its attribute dict, the parsed call records) and encoding that took ~28 µs a step.
+in-process tool: ~0.4 ms of CPU) leave it ~20 µs for 5%. Building each step's `SpanRecord` (a
+dataclass, its attribute dict, the parsed call records) and encoding that took ~17-28 µs a step.
 So the common steps (a model call, a tool call or a plain step that ended well, at its first
-attempt, with no policy decision on it and no content captured) are encoded here from their
-`step_started` and `step_completed` events into one `Span` message at once: the step's name,
-kind and fixed attributes are bytes made once per model or tool, the trace id once per run, the
-parent's once per attempt. Every other span (the run's, waits, children, failed steps, guard
-decisions, content) is built by `SpanBuilder` and encoded by `SpanEncoder`, and the state the
-two share (a step's start, the run's token totals, the model's proposals for the mind-log) is
-the builder's own. tests/observe/test_wire_spans.py holds the bytes equal to `SpanBuilder`'s
-spans encoded on real runs, so the two ways cannot drift apart.
+attempt, allowed or not judged by the policy, with no content captured) are encoded here from
+their `step_started` and `step_completed` events into one `Span` message at once: the step's
+name, kind and fixed attributes are bytes made once per model or tool, the trace id once per
+run, the parent's once per attempt, a policy decision's once per rule. Every other span (the
+run's, waits, children, failed steps, steps a guard answered, content) is built by
+`SpanBuilder` and encoded by `SpanEncoder`, and the state the two share (a step's start, the
+run's token totals, the model's proposals for the mind-log) is the builder's own.
+tests/observe/test_wire_spans.py holds the bytes equal to `SpanBuilder`'s spans encoded on real
+runs, so the two ways cannot drift apart.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tether.store import vocabulary as v
 from ._otlp_wire import _FLAGS, SpanEncoder, _field
 from ._span_parts import Proposal, provider_of
 from ._trace_marks import Queued
-from .spans import SpanBuilder, SpanRecord, tree_runs
+from .spans import AttrValue, SpanBuilder, SpanRecord, tree_runs
 
 if TYPE_CHECKING:
     from tether.runtime import Tether
@@ -36,6 +37,7 @@ _OK = b"\x7a\x02\x18\x01" + _FLAGS  # Span.status (15) OK, then the flags
 _EMPTY: dict[str, Any] = {}  # read only
 _FAST = frozenset({"model", "tool", "step", "guard"})  # the families encoded here
 _STARTED_KEPT = 64  # `step_started` data remembered by its JSON (a model's is new every call)
+_DECISIONS_KEPT = 256
 _new_event = object.__new__
 _set_run, _set_seq, _set_kind, _set_key, _set_name, _set_data, _set_ts = (
     Event.__dict__[name].__set__ for name in ("run_id", "seq", "kind", "key", "name", "data",
@@ -81,6 +83,8 @@ class WireSpans(SpanBuilder):
         self._call_id = encoder.key_field("gen_ai.tool.call.id")
         #: a `step_started` event's data, by its JSON: a tool's is the same on every call
         self._started_data: dict[bytes, dict[str, Any]] = {}
+        #: a policy decision's attributes and event (after its timestamp), by what it said
+        self._decisions: dict[tuple[str, str, str | None, str | None], tuple[bytes, bytes]] = {}
 
     def feed_event(self, e: Event) -> list[Queued]:
         """The spans `e` closed."""
@@ -151,13 +155,18 @@ class WireSpans(SpanBuilder):
         if meta.__class__ is not dict:
             meta = _EMPTY
         attempt = started.get("attempt")
-        if step_name != name or "policy" in meta or (attempt != 1 and int(attempt or 1) > 1):
+        if step_name != name or (attempt != 1 and int(attempt or 1) > 1):
             return None
         shape = self._wire_shape(step_name, meta)
         if shape is None:
             return None
         named, fixed, family, subject = shape
         enc = self.encoder
+        decision: tuple[bytes, bytes] | None = None
+        if "policy" in meta:  # the guards' decision: attributes, and an event at the start
+            decision = self._decision(meta["policy"], started)
+            if decision is not None and not decision[0]:
+                return None  # not one of the common decisions
         if (family == "model" or family == "tool") and data.__class__ is not dict:
             return None
         if family == "model":
@@ -216,6 +225,8 @@ class WireSpans(SpanBuilder):
                              or enc.attribute("gen_ai.tool.call.id", proposal.call_id))
         else:  # a plain step, a guard's step: ended well
             attrs = [fixed]
+        if decision is not None:  # after the step's fixed attributes, before its outcome's
+            attrs.insert(1, decision[0])
         self._open.pop(k, None)
         self._last_seq, self._last_ts = seq, ts
         parent_field = self._parent_fields.get(parent)
@@ -225,10 +236,44 @@ class WireSpans(SpanBuilder):
                          parent_field, named, b"\x39", _pack_q(round(start * 1e9)), b"\x41",
                          _pack_q(round((ts if ts > start else start) * 1e9)), *attrs,
                          _small_int(self._journal_seq, seq)
-                         or enc.attribute("tether.journal.seq", seq), _OK))
+                         or enc.attribute("tether.journal.seq", seq),
+                         b"" if decision is None else _field(b"\x5a", b"".join((
+                             b"\x09", _pack_q(round(start * 1e9)), decision[1]))),
+                         _OK))
         n = len(body)  # the ScopeSpans.spans (2) field holding it
         return [(self.run.id, seq, b"".join((b"\x12", bytes(((n & 0x7F) | 0x80, n >> 7)), body))
                  if 0x80 <= n < 0x4000 else _field(b"\x12", body))]
+
+    def _decision(self, policy: Any, started: dict[str, Any]) -> tuple[bytes, bytes] | None:
+        """A policy decision on a step (`v.guard_decision`, `_span_parts.decided`) as the
+        span's attributes and its `tether.guard.decision` event after the timestamp; None when
+        there is none, (b"", b"") when it is not a common one (a guard answered the step, a rule
+        named by something other than a string)."""
+        if policy.__class__ is not dict or not policy:
+            return None
+        short = started.get("short_circuit")
+        rule, name = policy.get("rule"), policy.get("policy")
+        if (short and short.__class__ is dict and short.get("guard")) \
+                or not (rule is None or rule.__class__ is str) \
+                or not (name is None or name.__class__ is str):
+            return b"", b""
+        key = (str(policy.get("action") or ""), str(policy.get("reason") or ""), rule, name)
+        made = self._decisions.get(key)
+        if made is None:
+            attrs: dict[str, AttrValue] = {"tether.guard.action": key[0],
+                                           "tether.guard.reason": key[1]}
+            if rule:
+                attrs["tether.guard.rule"] = rule
+            if name:
+                attrs["tether.guard.policy"] = name
+            enc = self.encoder
+            if len(self._decisions) >= _DECISIONS_KEPT:
+                self._decisions.clear()
+            made = self._decisions[key] = (
+                b"".join(enc.attribute(k, val) for k, val in attrs.items()),
+                _field(b"\x12", b"tether.guard.decision")
+                + b"".join(_field(b"\x1a", enc.pair(k, val)) for k, val in attrs.items()))
+        return made
 
     def _wire_shape(self, step: str | None, meta: dict[str, Any]) -> _WireShape | None:
         key = (step, meta.get("model"), meta.get("side_effect"))
