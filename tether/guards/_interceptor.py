@@ -270,7 +270,8 @@ class GuardInterceptor(BaseInterceptor):
         if not isinstance(hold, Hold):
             hold = None
             budget.spent.add(effect_usage(kind))
-        budget.spent.add(usage)
+        if usage:
+            budget.spent.add(usage)
         if replay:
             return  # in the journal already: the totals (and the counters) include it
         self.tenants.charge_live(ctx, kind, tokens_in, tokens_out, cost,

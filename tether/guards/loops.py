@@ -152,7 +152,7 @@ class LoopDetector:
     def observe_tool_call(self, tool: str, args: Any) -> Intervention | None:
         fp = call_fingerprint(tool, args)
         self._calls.append(fp)
-        n = sum(1 for f in self._calls if f == fp)
+        n = self._calls.count(fp)
         fired = n >= self.config.repeat_calls
         evidence = ""
         if fired:  # only a signal that fires says why (a serialization per call otherwise)
@@ -190,7 +190,7 @@ class LoopDetector:
     def observe_error(self, error: str) -> Intervention | None:
         norm = normalise_error(error)
         self._errors.append(norm)
-        n = sum(1 for e in self._errors if e == norm)
+        n = self._errors.count(norm)
         fired = n >= self.config.repeat_errors
         evidence = f"the same error was observed {n} times: {error[:200]}" if fired else ""
         return self._signal("repeated_error", fired, evidence)
