@@ -14,8 +14,9 @@ the SDK's server runs sync tools) and async. Scenarios, each `--calls` calls in 
   `run`, and the result as the journal's JSON (`model_dump(mode="json")`). Where the tools
   layer has `Tool.validated`, the gateway's and runtime's calls use it (the seam of issue 16)
   and hand the tool the validated arguments, as they would once they adopt it;
-- parts: one `validate`, one `ToolResult` + `model_dump`, `to_json_value`, and the sync
-  hand-off (`asyncio.to_thread` vs `loop.run_in_executor` with a context copy).
+- parts: one `validate`, one `ToolResult` + `model_dump`, `to_json_value`, the bound on a call
+  (`asyncio.timeout` vs `asyncio.wait_for`), and the sync hand-off (`asyncio.to_thread`,
+  `loop.run_in_executor` with a context copy, and the tools layer's own `in_thread`).
 
 Figure: process CPU (`time.process_time_ns`, all threads: a sync tool's worker thread counts)
 per call, best of `--rounds` rounds, scenarios interleaved within each round (the machine is
@@ -108,6 +109,11 @@ def part_scenarios() -> dict[str, Scenario]:
         ctx = contextvars.copy_context()
         return await loop.run_in_executor(None, ctx.run, functools.partial(plain_add, i, 1))
 
+    async def own_threads(i: int) -> Any:
+        from tether.tools._threads import in_thread
+
+        return await in_thread(plain_add, i, 1)
+
     async def timeout_ctx(i: int) -> Any:
         async with asyncio.timeout(30.0):
             return await _noop()
@@ -117,7 +123,16 @@ def part_scenarios() -> dict[str, Scenario]:
 
     return {"ToolResult+dump": result, "to_json_value": json_value,
             "asyncio.to_thread": to_thread, "run_in_executor+ctx": in_executor,
+            **({"tools in_thread": own_threads} if _has_in_thread() else {}),
             "asyncio.timeout": timeout_ctx, "asyncio.wait_for": wait_for}
+
+
+def _has_in_thread() -> bool:
+    try:
+        from tether.tools._threads import in_thread  # noqa: F401
+    except ImportError:  # an older tools layer (A/B runs against a checkout)
+        return False
+    return True
 
 
 async def _round(fn: Scenario, calls: int) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
@@ -24,6 +23,7 @@ from tether.tools._schema import (
     model_schema,
     parse_docstring,
 )
+from tether.tools._threads import in_thread
 from tether.tools._validated import validated_by
 
 #: the parameter through which a network tool receives its HTTP client (not in the schema)
@@ -182,10 +182,10 @@ class FunctionTool(Tool):
             async with async_client(timeout=self.timeout) as http:
                 return await self.fn(**kwargs, **{HTTP_PARAM: http})
         if self._http == "sync":
-            return await asyncio.to_thread(self._call_with_sync_client, kwargs)
+            return await in_thread(self._call_with_sync_client, kwargs)
         if self._is_async:
             return await self.fn(**kwargs)
-        return await asyncio.to_thread(self.fn, **kwargs)
+        return await in_thread(self.fn, **kwargs)
 
     def _call_with_sync_client(self, kwargs: dict[str, Any]) -> Any:
         """In the tool's thread, which carries the caller's context (its egress check)."""
