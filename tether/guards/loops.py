@@ -69,10 +69,14 @@ class Intervention:
 
 
 def call_fingerprint(tool: str, args: Any) -> str:
-    """The call as a repeat detector sees it: near-duplicates share a fingerprint."""
+    """The call as a repeat detector sees it: near-duplicates share a fingerprint.
+
+    BLAKE2b (128 bits: no collision to craft), not SHA-256: hashlib's SHA-256 goes through
+    OpenSSL's digest lookup on every call, several µs on a busy worker; a fingerprint only
+    lives in one detector's memory, so the function can change without migrating anything."""
     body = orjson.dumps([canonical_text(tool), canonical_args(args)],
                         option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def canonical_args(value: Any) -> Any:
