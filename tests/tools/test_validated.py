@@ -93,10 +93,11 @@ def test_the_tools_own_validated_arguments_are_not_parsed_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     v = add.validated({"a": 40, "b": 2})
 
-    def no_second_pass(*_: Any, **__: Any) -> Any:
-        raise AssertionError("validated arguments were parsed again")
+    class NoSecondPass:
+        def validate_python(self, *_: Any, **__: Any) -> Any:
+            raise AssertionError("validated arguments were parsed again")
 
-    monkeypatch.setattr(add.args_model, "model_validate", no_second_pass)
+    monkeypatch.setattr(add.args_model, "__pydantic_validator__", NoSecondPass())
     result = asyncio.run(add.run(v))
     assert result.ok and result.output == 42
     # plain arguments still go through the model: the guard above would fire

@@ -122,6 +122,8 @@ def coerce_arguments(tool: str, arguments: Any, *, repair: bool = True) -> dict[
     a key twice is refused: parsers disagree on which value wins, so a reviewer and the tool could
     read two different calls out of one text.
     """
+    if type(arguments) is dict:  # what nearly every call sends: no other check applies
+        return dict(arguments)
     if arguments is None:
         return {}
     if isinstance(arguments, BaseModel):

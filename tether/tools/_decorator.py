@@ -12,7 +12,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 
-from tether.tools._base import Tool
+from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import ToolArgumentError, ToolDefinitionError
 from tether.tools._schema import (
     IDEMPOTENCY_PARAM,
@@ -148,18 +148,21 @@ class FunctionTool(Tool):
 
     def parse(self, arguments: Any) -> BaseModel:
         """Validate into the pydantic argument model (nested models stay models)."""
-        from tether.tools._base import coerce_arguments
-
         data = coerce_arguments(self.name, arguments)
         try:
-            return self.args_model.model_validate(data)
+            # `model_validate` without its Python wrapper (the same validator and errors)
+            model: BaseModel = self.args_model.__pydantic_validator__.validate_python(data)
         except ValidationError as e:
             raise ToolArgumentError(self.name, field_errors(e)) from None
+        return model
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         if validated_by(arguments, self):  # already this tool's normal form: a changeable copy
             return dict(arguments)
-        return self.parse(arguments).model_dump(mode="json")
+        # `model_dump(mode="json")` without its Python wrapper (the same serializer)
+        normal: dict[str, Any] = self.args_model.__pydantic_serializer__.to_python(
+            self.parse(arguments), mode="json")
+        return normal
 
     def _kwargs(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The function's keyword arguments: its own validated arguments as they are when
