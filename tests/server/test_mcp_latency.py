@@ -88,8 +88,10 @@ async def test_a_fresh_call_reads_its_run_only_once_something_changed(tmp_path: 
     """`settled(since=...)`: until the worker has kicked since the submission, the run cannot
     have moved, so the waiter does not read it; the first kick (its end) wakes it."""
     srv = guarded(tmp_path)
-    since = srv.worker.changed
     run_id = srv.tether.submit("tests.server.mcp_agents:research", {"goal": "x"}, tenant="mcp")
+    # taken after the submission, whose client kicks the server's worker (adopted by it): the
+    # server submits through its worker instead, which does not
+    since = srv.worker.changed
     reads: list[str] = []
     get_run = srv.tether.store.get_run
 

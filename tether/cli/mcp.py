@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tether.cli._common import DB_OPTION, err_console, fail
+from tether.cli.trace import exporting
 
 if TYPE_CHECKING:
     from tether.guards import Guards
@@ -87,10 +88,10 @@ def serve(
             err_console.print(f"tether mcp: {served} tools at http://{host}:{bound}/mcp "
                               f"(database {where})", markup=False)
 
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), exporting(server.tether):
             asyncio.run(server.serve_http(host, port, ready=ready))
         return
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), exporting(server.tether):
         asyncio.run(server.serve_stdio())
 
 

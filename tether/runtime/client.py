@@ -327,6 +327,16 @@ class Tether:
             listener(worker)
         return worker
 
+    def adopt(self, worker: Worker) -> Worker:
+        """Make a worker built apart from `worker()` (a server's own, on this client's store)
+        one of this client's: its submissions kick it, and its listeners (live trace export,
+        live metrics) follow the runs it executes."""
+        if worker not in self._workers:
+            self._workers.append(worker)
+            for listener in self.worker_listeners:
+                listener(worker)
+        return worker
+
     def _kick(self) -> None:
         for worker in self._workers:
             worker.kick()

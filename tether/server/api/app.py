@@ -79,6 +79,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from tether.observe import export_live, export_metrics_live
         from tether.runtime import Worker
         from tether.runtime.committer import GroupCommitter
 
@@ -86,10 +87,13 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         state.committer = GroupCommitter(state.tether.store, inline=False)
         stop = asyncio.Event()
         task: asyncio.Task[Any] | None = None
+        # traces and metrics of the runs the embedded worker executes, where the OTEL
+        # environment names a collector (nothing happens, nothing is imported, otherwise)
+        exports = [export_live(state.tether), export_metrics_live(state.tether)]
         if config.embedded_worker:
-            state.worker = Worker(state.tether.store, committer=state.committer,
-                                  inline_commits=False, guards=config.guards,
-                                  concurrency=config.worker_concurrency)
+            state.worker = state.tether.adopt(Worker(
+                state.tether.store, committer=state.committer, inline_commits=False,
+                guards=config.guards, concurrency=config.worker_concurrency))
             task = asyncio.create_task(state.worker.serve(stop=stop), name="tether-server-worker")
         try:
             yield
@@ -98,6 +102,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             if task is not None:
                 await task
             state.worker = None
+            for export in exports:
+                if export is not None:  # the last spans, before the store closes
+                    await asyncio.to_thread(export.close)
             state.committer.close()
             state.committer = None
             state.tether.close()

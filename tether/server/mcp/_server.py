@@ -107,7 +107,9 @@ class TetherMCPServer:
             self.guards.tools = self.registry
         self.tenant = tenant
         self.tether = Tether(db, guards=guards, lease_ttl=lease_ttl)
+        # adopted: the client's listeners (live trace export) follow the runs it executes
         self.worker = NotifyingWorker(self.tether.store, guards=guards, lease_ttl=lease_ttl)
+        self.tether.adopt(self.worker)
         self.agents: dict[str, AgentTool] = {}
         for agent_name, spec in (agents or {}).items():
             self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
