@@ -28,7 +28,7 @@ import mcp_types as types
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel
 
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
@@ -41,7 +41,8 @@ from tether.server.mcp._listing import could_allow
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
 from tether.server.mcp._session import LIVE, SessionTool
-from tether.server.mcp._tasks import TaskIdParams, Tasks, parse, task_wire
+from tether.server.mcp._task_routes import TaskRoutes
+from tether.server.mcp._tasks import Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
 from tether.store import RunRecord
 from tether.tools import Tool, ToolRegistry
@@ -114,6 +115,7 @@ class TetherMCPServer:
         for agent_name, spec in (agents or {}).items():
             self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
         self.tasks = Tasks(self.tether, self.worker, tenant)
+        self.task_routes = TaskRoutes(self.tasks)
         self.elicited: ElicitedApprovals | None = None
         if elicitation_approver is not None:
             if self.guards is None:
@@ -131,11 +133,11 @@ class TetherMCPServer:
             "server/discover": self._discover,
             "tools/list": self._list_tools,
             "tools/call": self._call_tool,
-            "tasks/get": self._task_get,
-            "tasks/result": self._task_result,
-            "tasks/cancel": self._task_cancel,
-            "tasks/list": self._task_list,
-            "tasks/update": self._task_update,
+            "tasks/get": self.task_routes.get,
+            "tasks/result": self.task_routes.result,
+            "tasks/cancel": self.task_routes.cancel,
+            "tasks/list": self.task_routes.list,
+            "tasks/update": self.task_routes.update,
             "resources/list": self._list_resources,
             "resources/templates/list": self._list_templates,
             "resources/read": self._read_resource,
@@ -202,58 +204,6 @@ class TetherMCPServer:
             caps["extensions"] = {**(caps.get("extensions") or {}), ext.EXTENSION: {}}
             result = {**result, "capabilities": caps}
         return result
-
-    # -- tasks: the 2025-11-25 methods (`_tasks`) or the 2026-07-28 extension (`_tasks_ext`) --
-    def _task_wire(self, ctx: ServerRequestContext[Any, Any], method: str) -> bool:
-        """True for the extension's wire; refuses a 2026-07-28 client that did not declare it."""
-        if ext.speaks_extension(ctx):
-            return True
-        if ext.modern(ctx):
-            raise ext.refuse_undeclared(method)
-        return False
-
-    async def _task_get(self, ctx: ServerRequestContext[Any, Any],
-                        call_next: CallNext) -> HandlerResult:
-        if not self._task_wire(ctx, "tasks/get"):
-            return await self.tasks.get(ctx.params)
-        p = parse(TaskIdParams, ctx.params, "tasks/get")
-        ext.check_name_header(ctx, p.task_id)
-        return ext.detailed(self.tasks.run(p.task_id))
-
-    async def _task_result(self, ctx: ServerRequestContext[Any, Any],
-                           call_next: CallNext) -> HandlerResult:
-        if self._task_wire(ctx, "tasks/result"):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/result is not part of the tasks extension: "
-                           "tasks/get inlines the result of a completed task")
-        return await self.tasks.result(ctx.params)
-
-    async def _task_cancel(self, ctx: ServerRequestContext[Any, Any],
-                           call_next: CallNext) -> HandlerResult:
-        if not self._task_wire(ctx, "tasks/cancel"):
-            return await self.tasks.cancel(ctx.params)
-        p = parse(TaskIdParams, ctx.params, "tasks/cancel")
-        ext.check_name_header(ctx, p.task_id)
-        if not self.tasks.run(p.task_id).finished:  # a terminal task: the same acknowledgement
-            await self.tasks.stop(p.task_id)
-        return {"resultType": "complete"}
-
-    async def _task_list(self, ctx: ServerRequestContext[Any, Any],
-                         call_next: CallNext) -> HandlerResult:
-        if ext.speaks_extension(ctx) or ext.modern(ctx):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/list is not part of the 2026-07-28 tasks "
-                           "extension")
-        return await self.tasks.list(ctx.params)
-
-    async def _task_update(self, ctx: ServerRequestContext[Any, Any],
-                           call_next: CallNext) -> HandlerResult:
-        if not self._task_wire(ctx, "tasks/update"):
-            raise MCPError(METHOD_NOT_FOUND, "tasks/update is part of the tasks extension "
-                           f"({ext.EXTENSION}); declare it to use it")
-        p = parse(TaskIdParams, ctx.params, "tasks/update")
-        ext.check_name_header(ctx, p.task_id)
-        self.tasks.run(p.task_id)
-        raise MCPError(INVALID_PARAMS, f"task {p.task_id} does not wait for input: this server's "
-                       "tasks ask for approvals through the approvers, not tasks/update")
 
     def _tool_entry(self, tool: Tool) -> dict[str, Any]:
         hints: dict[str, Any] = {
