@@ -15,8 +15,9 @@ the SDK's server runs sync tools) and async. Scenarios, each `--calls` calls in 
   layer has `Tool.validated`, the gateway's and runtime's calls use it (the seam of issue 16)
   and hand the tool the validated arguments, as they would once they adopt it;
 - parts: one `validate`, one `ToolResult` + `model_dump`, `to_json_value`, the bound on a call
-  (`asyncio.timeout` vs `asyncio.wait_for`), and the sync hand-off (`asyncio.to_thread`,
-  `loop.run_in_executor` with a context copy, and the tools layer's own `in_thread`).
+  (`asyncio.wait_for`, `asyncio.timeout`, the tools layer's `bounded`), and the sync hand-off
+  (`asyncio.to_thread`, `loop.run_in_executor` with a context copy, the tools layer's
+  `in_thread`).
 
 Figure: process CPU (`time.process_time_ns`, all threads: a sync tool's worker thread counts)
 per call, best of `--rounds` rounds, scenarios interleaved within each round (the machine is
@@ -118,21 +119,26 @@ def part_scenarios() -> dict[str, Scenario]:
         async with asyncio.timeout(30.0):
             return await _noop()
 
+    async def own_bound(i: int) -> Any:
+        from tether.tools._deadline import bounded
+
+        return await bounded(_noop(), 30.0)
+
     async def wait_for(i: int) -> Any:
         return await asyncio.wait_for(_noop(), 30.0)
 
     return {"ToolResult+dump": result, "to_json_value": json_value,
             "asyncio.to_thread": to_thread, "run_in_executor+ctx": in_executor,
-            **({"tools in_thread": own_threads} if _has_in_thread() else {}),
-            "asyncio.timeout": timeout_ctx, "asyncio.wait_for": wait_for}
+            **({"tools in_thread": own_threads} if _has("_threads") else {}),
+            "asyncio.timeout": timeout_ctx, "asyncio.wait_for": wait_for,
+            **({"tools bounded": own_bound} if _has("_deadline") else {})}
 
 
-def _has_in_thread() -> bool:
-    try:
-        from tether.tools._threads import in_thread  # noqa: F401
-    except ImportError:  # an older tools layer (A/B runs against a checkout)
-        return False
-    return True
+def _has(module: str) -> bool:
+    """Whether the tools layer has `module` (A/B runs use older checkouts too)."""
+    import importlib.util
+
+    return importlib.util.find_spec(f"tether.tools.{module}") is not None
 
 
 async def _round(fn: Scenario, calls: int) -> float:

@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from tether.tools._deadline import bounded
 from tether.tools._errors import (
     FieldError,
     ToolArgumentError,
@@ -301,10 +302,10 @@ class Tool(ABC):
                 if self.timeout is None:
                     value = await self._execute(args, idempotency_key)
                 else:
-                    # a deadline on this task, not a task + timer per call (`wait_for` on 3.11)
+                    # a deadline on this task; one timer for all calls in flight (_deadline)
                     try:
-                        async with asyncio.timeout(self.timeout):
-                            value = await self._execute(args, idempotency_key)
+                        value = await bounded(self._execute(args, idempotency_key),
+                                              self.timeout)
                     except TimeoutError:
                         raise ToolTimeoutError(self.name, self.timeout) from None
                 return to_json_value(self.name, value)
