@@ -33,21 +33,12 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.core.messages import message  # the same bytes as Tether's side
+
 
 class DictState(TypedDict):
     messages: Annotated[list, operator.add]
-
-
-def message(node: str, i: int, size: int) -> dict[str, Any]:
-    """The message a node appends; identical to `message` in benchmarks/core/agents.py (same
-    bytes on both sides)."""
-    content = f"node {node}, step {i}"
-    if size > len(content):
-        content = (content + " " + _FILLER * (size // len(_FILLER) + 1))[:size]
-    return {"role": "assistant", "content": content}
-
-
-_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
 
 
 def _new_message(state_kind: str) -> Any:
