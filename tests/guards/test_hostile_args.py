@@ -49,6 +49,7 @@ rules:
     args: {amount: {min: 1000}}
   - {id: transfers, tools: transfer, effect: allow}
   - {id: tagging, tools: tag, effect: allow}
+  - {id: counting, tools: count_to, effect: allow}
 """
 
 STATE: dict[str, Any] = {}
@@ -85,7 +86,23 @@ def tag(label: Annotated[str, AfterValidator(lambda s: s + "!")]) -> str:
     return label
 
 
-REGISTRY = ToolRegistry([delete_user, transfer, tag])
+VALIDATIONS: list[int] = []
+
+
+def _counted(n: int) -> int:
+    VALIDATIONS.append(n)
+    return n
+
+
+@tool(side_effect="write")
+def count_to(n: Annotated[int, AfterValidator(_counted)]) -> int:
+    """A tool whose every validation is counted (stable: the value is kept)."""
+    with _db() as db:
+        db.execute("INSERT INTO payments (recipient, amount) VALUES ('count', ?)", (n,))
+    return n
+
+
+REGISTRY = ToolRegistry([delete_user, transfer, tag, count_to])
 
 
 @pytest.fixture
@@ -226,6 +243,28 @@ async def test_a_tool_whose_validation_is_not_stable_is_refused(db_path, bank):
     assert not result["ok"] and result["error"]["type"] == "invalid_arguments", result
     assert "validat" in result["error"]["message"]
     assert payments(bank) == []
+
+
+async def test_the_tool_runs_on_the_judged_arguments_without_validating_them_again(db_path,
+                                                                                   bank):
+    """The gate validates twice (to judge, then the stability check) and hands on the second
+    result as the tool's read-only `ValidatedArguments`: the runtime's check and the tool's
+    run take them as they are, so the tool runs on exactly what was judged."""
+    from tether.tools._validated import validated_by
+
+    guards = make_guards()
+    prepared = guards.gate.prepare(guards.config.policy, "count_to", {"n": "7"}, REGISTRY)
+    assert prepared == {"n": 7} and validated_by(prepared, REGISTRY.get("count_to"))
+    with pytest.raises(TypeError, match="read-only"):
+        prepared["n"] = 8
+    VALIDATIONS.clear()
+    run = await run_calls(db_path, guards, [["count_to", {"n": " 9 "}]])
+    [result] = run.result
+    assert result["ok"] and result["output"] == 9, result
+    # the gate's two, and the function's own parse (a field with a validator is not handed
+    # over as plain JSON); the runtime's check and `Tool.invoke` validated again before
+    assert VALIDATIONS[:2] == [9, 9] and set(VALIDATIONS) == {9} and len(VALIDATIONS) <= 3
+    assert payments(bank) == [("count", 9.0)]
 
 
 # ----------------------------------------------------------------- approvals

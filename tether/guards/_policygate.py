@@ -87,19 +87,24 @@ class PolicyGate:
         directory the tool opens it from). Raises `ToolArgumentError` when the tool rejects
         them, when validating them again would change them (the tool would then run on
         something else than what was judged and approved), or when canonical JSON cannot
-        represent them (NaN, infinities: the approval digest would not cover them)."""
+        represent them (NaN, infinities: the approval digest would not cover them). With a tool,
+        what it returns is the tool's `ValidatedArguments`: read-only, run on as they are."""
         if tool is LOOKUP:
             tool = self.lookup(name, registry)
         args = tool.validate(arguments) if tool is not None else dict(arguments)
         if policy is not None:
             args = _resolve_paths(args, policy.path_args(name))
         if tool is not None:
-            again = tool.validate(args)
+            # validated once more: the stability check, whose result the tool then runs on as it
+            # is (read-only `ValidatedArguments`: the runtime's check and the tool's own run take
+            # them without validating them again)
+            again = tool.validated(args)
             if again != args:
                 raise ToolArgumentError(name, [FieldError(
                     "", "the tool's validation is not stable: validating the validated "
-                    f"arguments {args!r} gives {again!r}, so the tool would not run on what was "
-                    "judged; make its validators idempotent")])
+                    f"arguments {args!r} gives {dict(again)!r}, so the tool would not run on "
+                    "what was judged; make its validators idempotent")])
+            args = again
         where = _not_canonical_json(args)
         if where is not None:
             raise ToolArgumentError(name, [FieldError(
