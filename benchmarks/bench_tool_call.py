@@ -14,6 +14,8 @@ the SDK's server runs sync tools) and async. Scenarios, each `--calls` calls in 
   `run`, and the result as the journal's JSON (`model_dump(mode="json")`). Where the tools
   layer has `Tool.validated`, the gateway's and runtime's calls use it (the seam of issue 16)
   and hand the tool the validated arguments, as they would once they adopt it;
+- `SDK Tool.run`: the same functions run by the official MCP SDK's server code (`mcp` package,
+  `mcp.server.mcpserver`), in-process: validation and the call, as `run` measures for Tether;
 - parts: one `validate`, one `ToolResult` + `model_dump`, `to_json_value`, the bound on a call
   (`asyncio.wait_for`, `asyncio.timeout`, the tools layer's `bounded`), and the sync hand-off
   (`asyncio.to_thread`, `loop.run_in_executor` with a context copy, the tools layer's
@@ -160,6 +162,25 @@ async def measure(table: dict[str, Scenario], calls: int, rounds: int) -> dict[s
     return best
 
 
+def sdk_scenarios() -> dict[str, Scenario]:
+    """The same functions as the official MCP SDK's server runs them (`mcp.server.mcpserver`'s
+    `Tool.run`: its pydantic argument model, then the function; a sync one on anyio's worker
+    thread), in-process: what `tether mcp serve` competes with, minus the protocol."""
+    try:
+        from mcp.server.mcpserver.tools.base import Tool as SdkTool
+    except ImportError:  # the `mcp` extra is not installed
+        return {}
+    table: dict[str, Scenario] = {}
+    for fn, kind in ((add.fn, "sync"), (add_async.fn, "async")):
+        sdk_tool = SdkTool.from_function(fn)
+
+        async def run(i: int, sdk_tool: Any = sdk_tool) -> Any:
+            return await sdk_tool.run({"a": i, "b": 1}, context=None)
+
+        table[f"SDK Tool.run ({kind})"] = run
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -173,6 +194,7 @@ def main() -> None:
         kind = "sync" if tool.name == "add" else "async"
         for name, fn in scenarios(tool).items():
             table[f"{name} ({kind})"] = fn
+    table.update(sdk_scenarios())
     for name, fn in part_scenarios().items():
         table[f"part: {name}"] = fn
     best = asyncio.run(measure(table, args.calls, args.rounds))
@@ -195,6 +217,13 @@ def main() -> None:
         "|---|---:|",
     ]
     lines += [f"| {name} | {value:.1f} |" for name, value in best.items()]
+    ratios = [f"- {kind}: Tether `run` {best[f'run ({kind})']:.1f} µs vs the SDK's "
+              f"{best[f'SDK Tool.run ({kind})']:.1f} µs: "
+              f"{best[f'run ({kind})'] / best[f'SDK Tool.run ({kind})']:.2f}x"
+              for kind in ("sync", "async") if f"SDK Tool.run ({kind})" in best]
+    if ratios:
+        lines += ["", "Tether's tool call against the MCP SDK's, same function, same run:", "",
+                  *ratios]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
