@@ -13,12 +13,14 @@ go with the first write; and the worker declines what it cannot take this way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.runtime.transactions import count_transactions
 from tether import Context, Tether
 from tether.runtime import Worker, new_run_id
 from tether.runtime import worker as worker_module
@@ -63,18 +65,10 @@ def _run(agent: str, gate: str, tenant: str = "default") -> RunRecord:
 
 
 def _count_transactions(worker: Worker) -> list[int]:
-    """Counts the store's write transactions from now on; the serving loop is no longer kicked
-    (its claim when a run ends would be a transaction of its own, not the run's)."""
+    """`count_transactions`, with the serving loop no longer kicked (its claim when a run ends
+    would be a transaction of its own, not the run's)."""
     worker.kick = lambda: None  # type: ignore[method-assign]
-    counted = [0]
-    write_batch = worker.store.write_batch
-
-    def counting(ops: Any, **kwargs: Any) -> Any:
-        counted[0] += 1
-        return write_batch(ops, **kwargs)
-
-    worker.store.write_batch = counting  # type: ignore[method-assign]
-    return counted
+    return count_transactions(worker)
 
 
 async def _settled(t: Tether, run_id: str) -> RunRecord:
@@ -87,25 +81,31 @@ async def _settled(t: Tether, run_id: str) -> RunRecord:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def serving(db_path: str) -> AsyncIterator[tuple[Tether, Worker]]:
+@contextlib.asynccontextmanager
+async def _serving(db_path: str, **worker: Any) -> AsyncIterator[tuple[Tether, Worker]]:
     t = Tether(db_path)
-    worker = t.worker(poll_interval=30.0, lease_ttl=30.0)
-    worker._listen = lambda loop: None  # type: ignore[method-assign]  # count our writes only
+    w = t.worker(poll_interval=30.0, **worker)
+    w._listen = lambda loop: None  # type: ignore[method-assign]  # count our writes only
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.serve(stop=stop))
-    while worker._kick is None:
+    task = asyncio.create_task(w.serve(stop=stop))
+    while w._kick is None:
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.05)  # the loop's first (empty) claim is done
     try:
-        yield t, worker
+        yield t, w
     finally:
         for gate in GATES.values():
             gate.set()
         stop.set()
-        worker.kick()
+        w.kick()
         await task
         t.close()
+
+
+@pytest.fixture
+async def serving(db_path: str) -> AsyncIterator[tuple[Tether, Worker]]:
+    async with _serving(db_path, lease_ttl=30.0) as served:
+        yield served
 
 
 async def test_a_repeatable_one_step_run_is_one_transaction(
@@ -162,13 +162,7 @@ async def test_a_long_call_is_written_after_the_limit(
 
 
 async def test_the_heartbeat_leaves_a_provisional_run_alone(db_path: str) -> None:
-    t = Tether(db_path)
-    worker = t.worker(poll_interval=30.0, lease_ttl=0.3)  # a beat every 0.1 s
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.serve(stop=stop))
-    try:
-        while worker._kick is None:
-            await asyncio.sleep(0.005)
+    async with _serving(db_path, lease_ttl=0.3) as (t, worker):  # a beat every 0.1 s
         run = _run("repeatable_step", "beats")
         assert worker.start_new(run) is True
         await ENTERED["beats"].wait()
@@ -177,11 +171,6 @@ async def test_the_heartbeat_leaves_a_provisional_run_alone(db_path: str) -> Non
         GATES["beats"].set()
         done = await _settled(t, run.id)
         assert (done.status, done.result) == ("succeeded", "beats done")
-    finally:
-        stop.set()
-        worker.kick()
-        await task
-        t.close()
 
 
 async def test_background_writes_go_with_the_first_write(

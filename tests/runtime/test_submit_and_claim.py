@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
+from tests.runtime.transactions import count_transactions
 from tether import Tether
 from tether.runtime import Worker, new_run_id
 from tether.store import RunRecord
@@ -25,19 +25,6 @@ def _run(n: int) -> RunRecord:
     run_id = new_run_id()
     return RunRecord(id=run_id, agent=AGENT, status="queued", input=n, tenant="default",
                      root_id=run_id)
-
-
-def _count_transactions(worker: Worker) -> list[int]:
-    """Counts the store's write transactions from now on (one slot, incremented)."""
-    counted = [0]
-    write_batch = worker.store.write_batch
-
-    def counting(ops: Any, **kwargs: Any) -> Any:
-        counted[0] += 1
-        return write_batch(ops, **kwargs)
-
-    worker.store.write_batch = counting  # type: ignore[method-assign]
-    return counted
 
 
 async def _settled(t: Tether, run_id: str) -> str:
@@ -65,7 +52,7 @@ async def test_the_run_is_created_and_claimed_in_one_transaction(db_path: str) -
     worker._listen = lambda loop: None  # type: ignore[method-assign]
     stop, serving = await _serving(worker)
     try:
-        counted = _count_transactions(worker)
+        counted = count_transactions(worker)
         run = _run(2)
         claimed = await worker.submit_and_claim(run)
         assert counted[0] == 1, f"{counted[0]} transactions to submit and claim one run"
