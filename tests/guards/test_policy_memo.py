@@ -146,3 +146,32 @@ def test_remembered_decisions_per_name_are_bounded():
         info = ToolInfo("add", side_effect="read", base_url=f"http://h{i}")
         assert p.decide(info).action == "allow"
     assert len(p.for_tool("add").decisions) == _policy_decide._MEMO_DECISIONS
+
+
+def test_a_tool_whose_metadata_changes_is_judged_on_its_new_metadata():
+    """The gate reads a tool's metadata on every call; only an unchanged one reuses its
+    ToolInfo (and so the policy's remembered decision)."""
+    from tether.guards._policygate import PolicyGate
+    from tether.tools import ToolRegistry, tool
+
+    @tool(side_effect="read")
+    def lookup(q: str) -> str:
+        """Look something up."""
+        return q
+
+    registry = ToolRegistry([lookup])
+    gate = PolicyGate(registry)
+    policy = loads_policy("name: ro\nread_only: true\nrules:\n  - {id: all, tools: '*', "
+                          "effect: allow}\n")
+    first = gate.tool_info("lookup")
+    assert gate.tool_info("lookup") is first
+    assert gate.judge(policy, "lookup", {"q": "x"}).action == "allow"
+    lookup.side_effect = "write"
+    assert gate.tool_info("lookup").side_effect == "write"
+    assert gate.judge(policy, "lookup", {"q": "x"}).action == "deny"
+    lookup.side_effect = "read"
+    lookup.requires_approval = True
+    assert gate.judge(policy, "lookup", {"q": "x"}).action == "approve"
+    lookup.requires_approval = False
+    assert gate.judge(policy, "lookup", {"q": "x"}).action == "allow"
+    assert gate.tool_info("missing") == ToolInfo("missing")

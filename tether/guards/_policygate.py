@@ -35,11 +35,14 @@ class _Lookup(Enum):
 #: `tool=` default of the gate's methods: look the tool up; a caller that has looked it up
 #: already (`PolicyGate.lookup`) passes what it found (None: no such tool), once per call
 LOOKUP: Final = _Lookup.IN_REGISTRY
+_MEMO_INFOS = 1024  # tool names whose last ToolInfo is kept
 
 
 class PolicyGate:
     def __init__(self, tools: ToolRegistry | None = None) -> None:
         self.tools = tools
+        # tool name -> (the metadata last read, the ToolInfo made of it); registered names only
+        self._infos: dict[str, tuple[tuple[Any, ...], ToolInfo]] = {}
 
     def lookup(self, name: str, registry: ToolRegistry | None = None) -> Tool | None:
         """The tool `name` of `registry` (default: the gate's), None if there is none."""
@@ -53,20 +56,28 @@ class PolicyGate:
 
     def tool_info(self, name: str, registry: ToolRegistry | None = None, *,
                   tool: Tool | Literal[_Lookup.IN_REGISTRY] | None = LOOKUP) -> ToolInfo:
+        """What the policy knows of tool `name`: its metadata, read from the tool every call
+        (a tool's attributes can change), made into a `ToolInfo` only when it differs from the
+        last one made for that name (a policy remembers its decisions per `ToolInfo`)."""
         if tool is LOOKUP:
             tool = self.lookup(name, registry)
         if tool is None:
             return ToolInfo(name=name)
-        kind = "openapi" if hasattr(tool, "base_url") else str(getattr(tool, "kind", "python"))
-        return ToolInfo(
-            name=name,
-            side_effect=tool.side_effect,
-            kind=kind,
-            base_url=getattr(tool, "base_url", None),
-            requires_approval=bool(getattr(tool, "requires_approval", False)),
-            critical=bool(getattr(tool, "critical", False)),
-            network=bool(getattr(tool, "network", False)),
-        )
+        facts = (tool.side_effect,
+                 "openapi" if hasattr(tool, "base_url") else str(getattr(tool, "kind", "python")),
+                 getattr(tool, "base_url", None),
+                 bool(getattr(tool, "requires_approval", False)),
+                 bool(getattr(tool, "critical", False)),
+                 bool(getattr(tool, "network", False)))
+        known = self._infos.get(name)
+        if known is not None and known[0] == facts:
+            return known[1]
+        side_effect, kind, base_url, requires_approval, critical, network = facts
+        info = ToolInfo(name=name, side_effect=side_effect, kind=kind, base_url=base_url,
+                        requires_approval=requires_approval, critical=critical, network=network)
+        if known is not None or len(self._infos) < _MEMO_INFOS:
+            self._infos[name] = (facts, info)
+        return info
 
     @staticmethod
     def parse(name: str, arguments: Any) -> dict[str, Any]:
