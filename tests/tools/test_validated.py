@@ -173,3 +173,42 @@ def test_the_function_gets_the_same_values_with_or_without_the_second_pass(
     assert direct == parsed
     assert {k: type(v) for k, v in direct.items()} == {k: type(v) for k, v in parsed.items()}
     assert mixed._direct is not None
+
+
+class _NoSchemaPass:
+    def iter_errors(self, *_: Any) -> Any:
+        raise AssertionError("validated arguments were checked against the schema again")
+
+
+def _schema_tools() -> list[Any]:
+    """An OpenAPI tool and an MCP server's tool (not connected: validation is local)."""
+    from mcp_types import Tool as RemoteTool
+
+    from tether.tools import openapi_tools
+    from tether.tools.mcp import MCPConnection, MCPTool
+
+    from .mcp_support import test_server
+
+    body = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    spec = {"openapi": "3.0.3", "info": {"title": "pets", "version": "1"}, "paths": {"/pets": {
+        "post": {"operationId": "create_pet", "responses": {"200": {"description": "ok"}},
+                 "requestBody": {"required": True,
+                                 "content": {"application/json": {"schema": body}}}}}}}
+    [openapi] = openapi_tools(spec, "http://127.0.0.1:1")
+    remote = RemoteTool.model_validate({"name": "create_pet", "inputSchema": {
+        "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}})
+    return [openapi, MCPTool(MCPConnection(test_server()), remote)]
+
+
+def test_schema_tools_take_their_own_validated_arguments_without_a_second_pass(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for schema_tool in _schema_tools():
+        with pytest.raises(ToolArgumentError, match="name: Field required"):
+            schema_tool.validated({})
+        v = schema_tool.validated({"name": "Rex"})
+        assert v == {"name": "Rex"} and schema_tool.validated(v) is v
+        monkeypatch.setattr(schema_tool, "_validator", _NoSchemaPass())
+        again = schema_tool.validate(v)  # the runtime's check
+        assert type(again) is dict and again == v
+        with pytest.raises(AssertionError, match="against the schema again"):
+            schema_tool.validate({"name": "Rex"})

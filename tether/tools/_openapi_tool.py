@@ -17,6 +17,7 @@ import jsonschema
 
 from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import FieldError, ToolArgumentError, ToolExecutionError
+from tether.tools._validated import validated_by
 from tether.tools.network import async_client, guard_client
 
 # A path parameter is one path segment. These values would not be one: HTTP clients and servers
@@ -84,6 +85,8 @@ class OpenAPITool(Tool):
         self._validator = jsonschema.Draft202012Validator(parameters)
 
     def validate(self, arguments: Any) -> dict[str, Any]:
+        if validated_by(arguments, self):  # this tool's own validated arguments: a plain copy
+            return dict(arguments)
         data = coerce_arguments(self.name, arguments)
         errors: list[FieldError] = []
         for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):

@@ -25,6 +25,7 @@ from tether.tools._errors import (
     ToolDefinitionError,
     ToolExecutionError,
 )
+from tether.tools._validated import validated_by
 from tether.tools.mcp._config import MCPServerConfig
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class MCPTool(Tool):
         self._validator = validator_cls(schema, registry=refs)
 
     def validate(self, arguments: Any) -> dict[str, Any]:
+        if validated_by(arguments, self):  # this tool's own validated arguments: a plain copy
+            return dict(arguments)
         data = coerce_arguments(self.name, arguments)
         errors: list[FieldError] = []
         try:
