@@ -23,6 +23,9 @@ Two figures per shape, CPU only (the machine is shared; wall time would measure 
   whole runtime + SQLite journal), rounds interleaved A/B; best of `--rounds`.
 Also the guards' parts in isolation (no runtime): policy prepare/judge, PII release, the loop
 fingerprint, the per-run state.
+
+`--against COMMIT`: the same, before (this tree with `tether/guards` as of COMMIT, in a temporary
+copy) and after (this tree), in `--pairs` alternating processes; medians and bests of the pairs.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import io
+import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -230,6 +237,74 @@ def parts(n: int) -> list[tuple[str, float]]:
     return out
 
 
+def measure(rounds: int, calls: int) -> dict[tuple[str, bool], tuple[float, float]]:
+    """(shape, guarded) -> best (process CPU µs/call, median guard CPU µs/call) of the rounds."""
+    best: dict[tuple[str, bool], tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(rounds):
+            for shape in ("per-run", "in-run"):
+                for guarded in (False, True):  # interleaved A/B
+                    cpu, guard = asyncio.run(one_round(guarded, shape, calls, d))
+                    old = best.get((shape, guarded), (float("inf"), float("inf")))
+                    best[(shape, guarded)] = (min(old[0], cpu), min(old[1], guard))
+    return best
+
+
+def compare(a: argparse.Namespace) -> None:
+    """Before (`tether/guards` at `a.against`) vs after (this tree), alternating processes."""
+    load_before = _uptime()
+    figures: dict[str, list[dict[str, list[float]]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "before"
+        shutil.copytree(ROOT / "tether", base / "tether",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.rmtree(base / "tether" / "guards")
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", a.against, "tether/guards"],
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(base, filter="data")
+        (base / "benchmarks").mkdir()
+        shutil.copy(Path(__file__), base / "benchmarks" / Path(__file__).name)
+        for i in range(a.pairs):
+            for side, root in (("before", base), ("after", ROOT)):
+                out = Path(tmp) / f"{side}{i}.json"
+                subprocess.run([sys.executable, str(root / "benchmarks" / Path(__file__).name),
+                                "--json-out", str(out), "--calls", str(a.calls),
+                                "--rounds", str(a.rounds)], check=True, cwd=root)
+                figures[side].append(json.loads(out.read_text()))
+    load_after = _uptime()
+    lines = [
+        "## Guards on one governed tool call: before and after",
+        "",
+        f"Guard CPU per call (median call of the best of {a.rounds} rounds of {a.calls}; see "
+        f"above) with `tether/guards` as of `{a.against}` (before) and as now (after), "
+        f"{a.pairs} alternating pairs of processes; the rest of the tree is the same.",
+        "",
+        f"Load before: `{load_before}`; after: `{load_after}`.",
+        "",
+        "| shape | before: median / best µs | after: median / best µs | after / before "
+        "(medians) |",
+        "|---|---:|---:|---:|",
+    ]
+    for shape, label in (("per-run", "one call per run (MCP server)"),
+                         ("in-run", f"{a.calls} calls in one run (agent loop)")):
+        got = {side: [f[f"{shape}/1"][1] for f in figures[side]] for side in figures}
+        med = {side: statistics.median(v) for side, v in got.items()}
+        lines.append(f"| {label} | {med['before']:.1f} / {min(got['before']):.1f} | "
+                     f"{med['after']:.1f} / {min(got['after']):.1f} | "
+                     f"{med['after'] / med['before']:.2f} |")
+    lines += ["", "Reproduce: `.venv/bin/python benchmarks/bench_guard_call.py --against "
+              f"{a.against} --pairs {a.pairs} --calls {a.calls} --rounds {a.rounds}`", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_write:
+        out = ROOT / "benchmarks" / "results" / "guard_call.md"
+        kept = out.read_text().split("## Guards on one governed tool call: before")[0] \
+            if out.exists() else ""
+        out.write_text(kept.rstrip("\n") + "\n\n" + text if kept else text)
+        print(f"wrote {out}")
+
+
 def _uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -245,22 +320,24 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--parts-only", action="store_true",
                     help="only the parts outside the runtime (prints, writes nothing)")
+    ap.add_argument("--json-out", help="write the runtime figures as JSON here, nothing else")
+    ap.add_argument("--against", metavar="COMMIT",
+                    help="compare with tether/guards as of COMMIT (appended to the results)")
+    ap.add_argument("--pairs", type=int, default=5, help="before/after pairs for --against")
     a = ap.parse_args()
     if a.parts_only:
         for name, us in parts(a.parts):
             print(f"{name}: {us:.2f} µs")
         return
+    if a.against:
+        compare(a)
+        return
     METER.install()
     load_before = _uptime()
-    best: dict[tuple[str, bool], tuple[float, float]] = {}
-    with tempfile.TemporaryDirectory() as d:
-        for _ in range(a.rounds):
-            for shape in ("per-run", "in-run"):
-                for guarded in (False, True):  # interleaved A/B
-                    cpu, guard = asyncio.run(one_round(guarded, shape, a.calls, d))
-                    key = (shape, guarded)
-                    old = best.get(key, (float("inf"), float("inf")))
-                    best[key] = (min(old[0], cpu), min(old[1], guard))
+    best = measure(a.rounds, a.calls)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps({f"{k[0]}/{int(k[1])}": v for k, v in best.items()}))
+        return
     part_rows = parts(a.parts)
     load_after = _uptime()
 
