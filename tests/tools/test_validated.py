@@ -212,3 +212,29 @@ def test_schema_tools_take_their_own_validated_arguments_without_a_second_pass(
         assert type(again) is dict and again == v
         with pytest.raises(AssertionError, match="against the schema again"):
             schema_tool.validate({"name": "Rex"})
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 0.5, -0.0, 1e308, "", "plain",
+    "tab\tand 'quotes'", "naïve", "\ud800", 2**64, -(2**63) - 1, float("nan"),
+    float("inf"), -float("inf"), 10**30, [1, "a"], {"k": (1, 2)},
+])
+def test_a_result_that_is_already_json_is_kept_and_any_other_goes_the_long_way(
+        value: Any) -> None:
+    """The shortcut for exact JSON scalars gives what the JSON round trip gives (or the same
+    error): what is journaled does not change."""
+    import orjson
+    from pydantic_core import to_jsonable_python
+
+    from tether.tools import ToolExecutionError
+    from tether.tools._base import to_json_value
+
+    try:
+        expected: Any = orjson.loads(orjson.dumps(to_jsonable_python(value)))
+    except (TypeError, orjson.JSONEncodeError):
+        with pytest.raises(ToolExecutionError, match="not JSON-serialisable"):
+            to_json_value("t", value)
+        return
+    got = to_json_value("t", value)
+    assert orjson.dumps(got) == orjson.dumps(expected)
+    assert type(got) is type(expected)

@@ -163,8 +163,27 @@ def coerce_arguments(tool: str, arguments: Any, *, repair: bool = True) -> dict[
     return dict(arguments)
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**64  # the integers orjson writes: [min, max)
+
+
+def _json_already(value: Any) -> bool:
+    """An exact JSON scalar the JSON round trip below gives back unchanged (most results of
+    small tools): not a subclass, an integer orjson writes, a finite float, an ASCII string
+    (other strings may hold lone surrogates, which JSON cannot)."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(_INT_MIN <= value < _INT_MAX)
+    if kind is str:
+        return bool(value.isascii())
+    return kind is float and math.isfinite(value)
+
+
 def to_json_value(tool: str, value: Any) -> Any:
     """Make a tool's return value JSON (the journal stores JSON; live and replay must agree)."""
+    if _json_already(value):
+        return value
     try:
         plain = to_jsonable_python(value)
         return orjson.loads(orjson.dumps(plain))
