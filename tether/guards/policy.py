@@ -4,7 +4,8 @@ Three parts, one module each, all public from here:
 - `_policy_rules`: what a policy is made of (`ToolInfo`, `Rule`, `Condition`) and what it
   decides (`PolicyDecision`, with a `TraceEntry` per rule it looked at);
 - `_policy_decide`: `Policy` and `PolicySet`, the decision and its precedence (honeypots,
-  read-only, egress, deny > approve > allow, deny by default);
+  read-only, egress, deny > approve > allow, deny by default), and `ToolRules`, what of a
+  policy applies to one tool name (worked out once per name: `Policy.for_tool`);
 - `_policy_load`: `loads_policy` / `load_policy`, the YAML reader that names the line of every
   error.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from tether.guards._policy_decide import Policy as Policy
 from tether.guards._policy_decide import PolicySet as PolicySet
+from tether.guards._policy_decide import ToolRules as ToolRules
 from tether.guards._policy_load import load_policy as load_policy
 from tether.guards._policy_load import loads_policy as loads_policy
 from tether.guards._policy_rules import Action as Action
@@ -32,6 +34,7 @@ __all__ = [
     "Rule",
     "SideEffect",
     "ToolInfo",
+    "ToolRules",
     "TraceEntry",
     "load_policy",
     "loads_policy",
