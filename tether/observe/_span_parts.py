@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tether.store import Event
 from tether.store import vocabulary as v
 
 from ._span_records import AttrValue, SpanEvent, SpanKind, SpanRecord
@@ -91,3 +92,34 @@ def exec_done(span: SpanRecord, res: dict[str, Any]) -> None:
     else:
         span.status, span.status_message = "error", f"exit code {code}"
         span.attributes["error.type"] = "tether.sandbox.exit"
+
+
+def run_level(e: Event, run: SpanRecord) -> None:
+    """A run-level fact (a loop intervention, a log line, a refused spawn, a flag, a step in
+    doubt, an annotation) as an event on the run's span."""
+    if (iv := v.loop_intervention(e)) is not None:
+        run.events.append(SpanEvent("tether.guard.intervention", e.ts, {
+            "tether.guard": "loop", "tether.intervention.kind": iv.kind,
+            "tether.intervention.evidence": iv.evidence}))
+    elif e.kind == v.LOG:
+        data = e.data if isinstance(e.data, dict) else {"message": e.data}
+        run.events.append(SpanEvent("tether.log", e.ts, {
+            "tether.message": str(data.get("message") or "")}))
+    elif e.kind == v.CHILD_REJECTED:
+        data = e.data if isinstance(e.data, dict) else {}
+        run.events.append(SpanEvent("tether.guard.decision", e.ts, {
+            "tether.guard.action": "deny", "tether.guard": "depth",
+            "tether.guard.reason": f"spawning {e.name} would pass the depth limit "
+            f"{data.get('limit')}"}))
+    elif e.kind == v.RUN_FLAGGED:
+        data = e.data if isinstance(e.data, dict) else {}
+        run.events.append(SpanEvent("tether.run.flagged", e.ts, {
+            "tether.reason": str(data.get("reason") or e.name or "")}))
+        run.attributes["tether.run.flagged"] = True
+    elif e.kind in (v.STEP_IN_DOUBT, v.STEP_RESOLVED):
+        data = e.data if isinstance(e.data, dict) else {}
+        run.events.append(SpanEvent(f"tether.{e.kind}", e.ts, {
+            "tether.step": str(e.name), "tether.step.key": str(e.key),
+            **({"tether.action": str(data["action"])} if "action" in data else {})}))
+    elif e.kind == v.ANNOTATION:  # its data may be sealed secrets (the PII vault): name only
+        run.events.append(SpanEvent("tether.annotation", e.ts, {"tether.name": str(e.name)}))

@@ -34,6 +34,7 @@ from ._span_parts import (
     decided,
     exec_done,
     provider_of,
+    run_level,
     short_agent,
     step_shape,
 )
@@ -193,7 +194,7 @@ class SpanBuilder:
             return []
         if kind == v.CHILD_COMPLETED:
             return self._joined(e)
-        self._run_level(e, run)
+        run_level(e, run)
         return []
 
     def close_open(self) -> list[SpanRecord]:
@@ -418,35 +419,6 @@ class SpanBuilder:
             span.status_message = str(data["error"])
         end_span(span, e)
         return [span]
-
-    # -- run-level facts become events on the run's span --------------------------------------
-    def _run_level(self, e: Event, run: SpanRecord) -> None:
-        if (iv := v.loop_intervention(e)) is not None:
-            run.events.append(SpanEvent("tether.guard.intervention", e.ts, {
-                "tether.guard": "loop", "tether.intervention.kind": iv.kind,
-                "tether.intervention.evidence": iv.evidence}))
-        elif e.kind == v.LOG:
-            data = e.data if isinstance(e.data, dict) else {"message": e.data}
-            run.events.append(SpanEvent("tether.log", e.ts, {
-                "tether.message": str(data.get("message") or "")}))
-        elif e.kind == v.CHILD_REJECTED:
-            data = e.data if isinstance(e.data, dict) else {}
-            run.events.append(SpanEvent("tether.guard.decision", e.ts, {
-                "tether.guard.action": "deny", "tether.guard": "depth",
-                "tether.guard.reason": f"spawning {e.name} would pass the depth limit "
-                f"{data.get('limit')}"}))
-        elif e.kind == v.RUN_FLAGGED:
-            data = e.data if isinstance(e.data, dict) else {}
-            run.events.append(SpanEvent("tether.run.flagged", e.ts, {
-                "tether.reason": str(data.get("reason") or e.name or "")}))
-            run.attributes["tether.run.flagged"] = True
-        elif e.kind in (v.STEP_IN_DOUBT, v.STEP_RESOLVED):
-            data = e.data if isinstance(e.data, dict) else {}
-            run.events.append(SpanEvent(f"tether.{e.kind}", e.ts, {
-                "tether.step": str(e.name), "tether.step.key": str(e.key),
-                **({"tether.action": str(data["action"])} if "action" in data else {})}))
-        elif e.kind == v.ANNOTATION:  # its data may be sealed secrets (the PII vault): name only
-            run.events.append(SpanEvent("tether.annotation", e.ts, {"tether.name": str(e.name)}))
 
     def _attempt_event(self, e: Event, name: str, attrs: dict[str, AttrValue]) -> None:
         self._run_span(e).events.append(SpanEvent(name, e.ts, attrs))
