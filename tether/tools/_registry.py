@@ -87,6 +87,8 @@ class ToolRegistry:
         if not versions:
             raise ToolNotFoundError(name, self.names())
         if version is None:
+            if len(versions) == 1:  # the common case, asked on every call: no version sort
+                return next(iter(versions.values()))
             return versions[max(versions, key=version_key)]
         if version not in versions:
             raise ToolNotFoundError(name, [f"{name}@{v}" for v in sorted(versions)], version)
