@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tether import Tether
 from tether.observe import LiveExport, run_spans
-from tether.observe._wire_spans import journal_event as _event
+from tether.observe._wire_spans import journal_event
 from tether.observe.otel import _RecordSpans, _RunTail
 from tether.store import Event, NewEvent, dumps
 
@@ -27,9 +27,9 @@ FOLLOWED: dict[str, Any] = {}  # the test's live export and read counter, for th
 def test_the_handed_over_events_are_the_journals_own_records() -> None:
     # live export builds them without the frozen __init__: still equal, hashable and frozen
     fields = ("r1", 7, "step_completed", "k7", "tool:lookup", {"ok": True}, 1.25)
-    fast, made = _event(*fields), Event(*fields)
+    fast, made = journal_event(*fields), Event(*fields)
     assert type(fast) is Event and fast == made and repr(fast) == repr(made)
-    assert hash(_event("r1", 7, "log", None, None, "x", 1.0)) == hash(
+    assert hash(journal_event("r1", 7, "log", None, None, "x", 1.0)) == hash(
         Event("r1", 7, "log", None, None, "x", 1.0))
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.seq = 8  # type: ignore[misc]
