@@ -93,18 +93,28 @@ class _Writes:
         if events:
             self._check_writable(events[0])
         self._raise_background_error()
-        if self._unwritten is not None and not awaited and then is not None:
+        if not awaited and then is not None:
             return self._hold(events, then)
         return self._submit_op(events, then, inline=awaited)
 
     def _hold(self, events: list[NewEvent], then: Callable[[Tx], Any]) -> asyncio.Future[Any]:
-        """A background write of a provisional run: it goes with the run's first write, in
-        order (`_submit_op`), and its future resolves when that commits."""
+        """A background write (the guards' usage counters after every effect) rides with the
+        run's next write, in order (`_submit_op`), or is submitted at the end of this turn of
+        the event loop like an appended event; its future resolves when it commits. Submitted
+        apart, it went to the committer's thread, and the run's next write queued behind it
+        there instead of committing inline."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(self._note_background)
         self._held.append((self._pending + events, then, fut))
         self._pending = []
+        self._schedule_flush()
         return fut
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._unwritten is None:
+            # (a provisional run's writes wait for its first write)
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_pending)
 
     def _submit_op(self, events: list[NewEvent], then: Callable[[Tx], Any] | None = None, *,
                    inline: bool = False) -> asyncio.Future[Any]:
@@ -112,8 +122,8 @@ class _Writes:
             events = self._pending + events
             self._pending = []
         run_id, owner, epoch = self.run.id, self.owner, self.epoch
-        if self._unwritten is not None:
-            return self._submit_first(events, then, inline=inline)
+        if self._unwritten is not None or self._held:
+            return self._submit_with_held(events, then, inline=inline)
 
         def op(tx: Tx) -> Any:
             tx.check_lease(run_id, owner, epoch)
@@ -128,19 +138,20 @@ class _Writes:
             fut.add_done_callback(self._note_background)
         return fut
 
-    def _submit_first(self, events: list[NewEvent], then: Callable[[Tx], Any] | None, *,
-                      inline: bool) -> asyncio.Future[Any]:
-        """A provisional run's first write: its creation and claim, the held background writes
-        in the order they were made, then this op — one transaction, all or nothing."""
+    def _submit_with_held(self, events: list[NewEvent], then: Callable[[Tx], Any] | None, *,
+                          inline: bool) -> asyncio.Future[Any]:
+        """One op: a provisional run's creation and claim (its first write), the held
+        background writes in the order they were made, then this write — one transaction, all
+        or nothing."""
         create, held = self._unwritten, self._held
-        assert create is not None
         self._unwritten, self._held = None, []
         run_id, owner, epoch = self.run.id, self.owner, self.epoch
         results: list[Any] = []
 
         def op(tx: Tx) -> Any:
             results.clear()  # an op may run again (a refused inline attempt, a retried batch)
-            create(tx)
+            if create is not None:
+                create(tx)
             tx.check_lease(run_id, owner, epoch)
             for before, held_op, _ in held:
                 if before:
@@ -183,18 +194,20 @@ class _Writes:
         self._check_writable(event)
         self._raise_background_error()
         self._pending.append(event)
-        if not self._flush_scheduled and self._unwritten is None:
-            # (a provisional run's events wait for its first write)
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_pending)
+        self._schedule_flush()
         return event.seq
 
     def flush_pending(self) -> None:
         """Submit the events appended but not yet submitted, without waiting. The worker calls
         it before any run-state write of its own, so the journal is ordered before it."""
         self._flush_scheduled = False
-        if self._pending or self._unwritten is not None:
+        if self._pending or self._held or self._unwritten is not None:
             self._submit_op([])
+
+    def submit_last(self, op: Callable[[Tx], Any]) -> asyncio.Future[Any]:
+        """The run's last write (`op` records its end, with `take_pending`'s events), after
+        the held background writes and, for a provisional run, its creation: one op."""
+        return self._submit_op([], op, inline=True)
 
     def take_pending(self, kind: str, data: Any = None) -> list[NewEvent]:
         """The events not yet submitted plus a run-level event, to commit together with the

@@ -478,10 +478,8 @@ class Worker:
         finish = ops.finish(
             ctx.run_id, self.owner, status, result=result, error=error, reason=reason,
             events=ctx.take_pending(*event), epoch=ctx.epoch)
-        if ctx.provisional:  # its first write: created, claimed, executed and ended in one
-            await ctx.write_durable(finish)
-        else:
-            await self.committer.run(finish)
+        # with what the run still holds (and, unwritten, its creation): one op
+        await ctx.submit_last(finish)
 
     async def _commit(self, ctx: Context, op: Callable[[Any], Any]) -> Any:
         ctx.flush_pending()  # the run's journal goes first, in the same order as written
