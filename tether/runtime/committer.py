@@ -193,7 +193,8 @@ class GroupCommitter:
 
 class _Appends:
     """An op whose journal appends are kept for `commit_listeners` (an op can run twice: a
-    refused inline attempt is queued again)."""
+    refused inline attempt is queued again). The transaction notes them itself (`Tx.appended`):
+    a proxy in front of every call the op makes cost more than the noting."""
 
     __slots__ = ("appended", "op")
 
@@ -203,24 +204,12 @@ class _Appends:
 
     def __call__(self, tx: Tx) -> Any:
         self.appended = []
-        return self.op(_AppendsTx(tx, self.appended))
-
-
-class _AppendsTx:
-    """A transaction that notes the events appended through it."""
-
-    __slots__ = ("_appended", "_tx")
-
-    def __init__(self, tx: Tx, appended: list[tuple[str, Sequence[NewEvent]]]) -> None:
-        self._tx = tx
-        self._appended = appended
-
-    def append_events(self, run_id: str, events: Sequence[NewEvent]) -> None:
-        self._tx.append_events(run_id, events)
-        self._appended.append((run_id, events))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tx, name)
+        outer = tx.appended
+        tx.appended = self.appended
+        try:
+            return self.op(tx)
+        finally:
+            tx.appended = outer
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:

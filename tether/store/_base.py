@@ -19,6 +19,10 @@ T = TypeVar("T")
 class Tx(Protocol):
     """Write primitives available inside one transaction."""
 
+    #: None, or a list in which the transaction notes every `append_events` (run id, events):
+    #: how the group committer learns what each op journaled without wrapping the transaction
+    appended: list[tuple[str, Sequence[NewEvent]]] | None
+
     def now(self) -> float: ...
 
     def insert_run(self, run: RunRecord) -> None: ...

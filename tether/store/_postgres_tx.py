@@ -66,6 +66,9 @@ class _PostgresTx:
         self.wake_workers = False
         # leases verified in this transaction; valid because check_lease holds the run's row lock
         self._fenced: set[tuple[str, str, int | None]] = set()
+        #: when a list: every `append_events` of this transaction is noted in it (the group
+        #: committer's hand-over of committed events to its listeners: live trace export)
+        self.appended: list[tuple[str, Sequence[NewEvent]]] | None = None
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, params).fetchone()
@@ -165,6 +168,8 @@ class _PostgresTx:
                 "VALUES (%s,%s,%s,%s,%s,%s,%s)",
                 [(run_id, e.seq, e.kind, e.key, e.name, e.data, e.ts) for e in events],
             )
+        if self.appended is not None:
+            self.appended.append((run_id, events))
 
     def next_seq(self, run_id: str) -> int:
         row = self._one("SELECT MAX(seq) FROM events WHERE run_id=%s", (run_id,))

@@ -65,6 +65,9 @@ class _SQLiteTx:
         # Leases verified in this transaction: nothing can take a lease while we hold the write
         # lock, so one check per run per transaction fences every write of the batch.
         self._fenced: set[tuple[str, str, int | None]] = set()
+        #: when a list: every `append_events` of this transaction is noted in it (the group
+        #: committer's hand-over of committed events to its listeners: live trace export)
+        self.appended: list[tuple[str, Sequence[NewEvent]]] | None = None
 
     def now(self) -> float:
         return self._now
@@ -145,6 +148,8 @@ class _SQLiteTx:
             "INSERT INTO events (run_id, seq, kind, key, name, data, ts) VALUES (?,?,?,?,?,?,?)",
             [(run_id, e.seq, e.kind, e.key, e.name, e.data, e.ts) for e in events],
         )
+        if self.appended is not None:
+            self.appended.append((run_id, events))
 
     def next_seq(self, run_id: str) -> int:
         row = self.conn.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)).fetchone()
