@@ -109,3 +109,27 @@ async def test_a_fresh_call_reads_its_run_only_once_something_changed(tmp_path: 
     run = await asyncio.wait_for(waiter, 60.0)
     assert run.id == run_id and reads == [run_id]
     srv.close()
+
+
+async def test_a_plain_call_is_answered_without_reading_its_run_back(tmp_path: Path) -> None:
+    """The worker hands the run it ended, as committed, to the request waiting for it: no
+    read of the run after its end (one store read less per call); every other read path is
+    unchanged (a run ended by another process is still read)."""
+    srv = guarded(tmp_path)
+    reads: list[str] = []
+    get_run = srv.tether.store.get_run
+
+    def counted(rid: str) -> Any:
+        reads.append(rid)
+        return get_run(rid)
+
+    async with srv.running(), Client(srv.sdk, mode="legacy") as client:
+        await client.call_tool("add", {"a": 0, "b": 1})  # warm: the policy's tool metadata
+        srv.tether.store.get_run = counted  # type: ignore[method-assign,assignment]
+        answers = [await client.call_tool("add", {"a": i, "b": 1}) for i in range(3)]
+    srv.close()
+    assert [text(a) for a in answers] == ["1", "2", "3"]
+    assert reads == [], f"the calls read their runs back: {reads}"
+    runs = srv.tether.runs(tenant="mcp")
+    assert len(runs) == 4 and {r.status for r in runs} == {"succeeded"}
+    assert srv.worker._ended_runs == {}  # nothing kept once answered

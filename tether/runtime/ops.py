@@ -142,12 +142,12 @@ def resolve_in_doubt(
 def finish(
     run_id: str, owner: str, status: str, *, result: Any = None, error: str | None = None,
     reason: str | None = None, events: Sequence[NewEvent] = (), epoch: int | None = None,
-) -> Callable[[Tx], None]:
+) -> Callable[[Tx], RunRecord | None]:
     """A run reached a terminal status: record it, release the lease, wake the parent, and cancel
-    any descendants still alive (a child never outlives its parent)."""
+    any descendants still alive (a child never outlives its parent). Returns the run as ended."""
     assert status in TERMINAL_STATUSES
 
-    def op(tx: Tx) -> None:
+    def op(tx: Tx) -> RunRecord | None:
         tx.check_lease(run_id, owner, epoch)
         if events:
             tx.append_events(run_id, events)
@@ -158,6 +158,7 @@ def finish(
         run = tx.get_run(run_id)
         if run is not None and run.parent_id:
             wake(tx, run.parent_id, f"child run {run_id} ended {status}")
+        return run
     return op
 
 

@@ -118,6 +118,9 @@ class Worker:
         self.on_claim: Callable[[str], None] | None = None
         #: more of the same, for layers above that follow runs (live trace export)
         self.claim_listeners: list[Callable[[str], None]] = []
+        #: called with each run this worker ended, as committed (a caller waiting for the run
+        #: in this process need not read it back: the MCP server's plain calls)
+        self.end_listeners: list[Callable[[RunRecord], None]] = []
 
     @property
     def committer(self) -> GroupCommitter:
@@ -479,7 +482,10 @@ class Worker:
             ctx.run_id, self.owner, status, result=result, error=error, reason=reason,
             events=ctx.take_pending(*event), epoch=ctx.epoch)
         # with what the run still holds (and, unwritten, its creation): one op
-        await ctx.submit_last(finish)
+        ended: RunRecord | None = await ctx.submit_last(finish)
+        if ended is not None:
+            for listener in self.end_listeners:
+                listener(ended)
 
     async def _commit(self, ctx: Context, op: Callable[[Any], Any]) -> Any:
         ctx.flush_pending()  # the run's journal goes first, in the same order as written

@@ -32,6 +32,10 @@ class NotifyingWorker(Worker):
         self._writers: set[str] = set()
         self.on_claim = self._claimed
         self.claim_listeners.append(self._watch_end)
+        self.end_listeners.append(self._note_end)
+        # runs a request waits for in `settled`, and those of them that ended, as committed
+        self._awaited: set[str] = set()
+        self._ended_runs: dict[str, RunRecord] = {}
         self._quiet_kick = False
         #: wake-ups of the claim loop skipped because a tool-call run ended (see module doc)
         self.quiet_ends = 0
@@ -71,6 +75,10 @@ class NotifyingWorker(Worker):
         self._quiet_kick = True
         asyncio.get_running_loop().call_soon(self._unquiet)
 
+    def _note_end(self, run: RunRecord) -> None:
+        if run.id in self._awaited:
+            self._ended_runs[run.id] = run
+
     def _unquiet(self) -> None:
         self._quiet_kick = False
 
@@ -97,12 +105,22 @@ class NotifyingWorker(Worker):
         bounds how late a change made by another process is seen. `since`: `changed` as taken
         before the run was submitted; while it has not fired, this worker has not moved the run
         (a freshly claimed run is still at its start), so the first read waits for it."""
+        self._awaited.add(run_id)
+        try:
+            return await self._settled(run_id, poll=poll, until=until, since=since)
+        finally:
+            self._awaited.discard(run_id)
+            self._ended_runs.pop(run_id, None)
+
+    async def _settled(self, run_id: str, *, poll: float, until: Any,
+                       since: asyncio.Event | None) -> RunRecord:
         if since is not None and not since.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(since.wait(), poll)
         while True:
             changed = self._changed
-            run = self.store.get_run(run_id)
+            # ended by this worker: as committed, without reading it back
+            run = self._ended_runs.pop(run_id, None) or self.store.get_run(run_id)
             if run is None and run_id not in self._active:
                 raise LookupError(f"run {run_id} does not exist: it was never written "
                                   "(see the server's log for why)")
