@@ -3,7 +3,8 @@
     make bench-tracing
     .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 1000]
                                                  [--collector receiver|phoenix] [--out FILE.md]
-                                                 [--pairing together|alternate]
+                                                 [--pairing alternate|together]
+                                                 [--model scripted|openai-http ...]
 
 Each measurement is a fresh process (`--child`) that runs one agent of `--iterations` model
 calls and tool calls (each a journaled `ctx.step`: a `chat` and an `execute_tool` span each),
@@ -12,12 +13,21 @@ starts the exporter: a long-lived worker pays those once. Timed: `time.process_t
 thread of the process, so the exporter's batch thread counts) from submitting the run until the
 live export is closed (its last spans sent). Tracing on means OTEL_EXPORTER_OTLP_ENDPOINT points
 at a collector on 127.0.0.1 (OTLP/HTTP), exactly as a user turns it on; off means the variables
-are unset (then the OpenTelemetry SDK is not even imported). In each round the two sides run at
-the same time, side by side (`--pairing together`, the default): on a shared machine whose load
-swings from minute to minute, a round's two processes then see the same load, which alternating
-which side goes first (`--pairing alternate`) does not give them; the child reports how many spans
-the exporter had sent, which must equal the run's span count, and the collector must then hold
-every span of every traced run.
+are unset (then the OpenTelemetry SDK is not even imported). In each round the two sides run one
+after the other, each alone, alternating which goes first (`--pairing alternate`, the default):
+neither then shares the two cores with the other, and the driver's servers serve one client at a
+time, which on a quiet machine is far less noisy than running them at the same time, side by
+side (`--pairing together`: a round's two processes see the same load, for a machine whose load
+swings from minute to minute). The child reports how many spans the exporter had sent, which must
+equal the run's span count, and the collector must then hold every span of every traced run.
+
+The model step (`--model`, repeatable; by default both, one after the other, each its own table
+and verdict): `scripted`, the in-process ScriptedModel, the cheapest step a run has and so the
+worst case for the ratio; `openai-http`, Tether's OpenAI-compatible HTTP client
+(`OpenAIChatModel`: httpx, JSON) against a minimal OpenAI-compatible server in this driver
+process (`chat_server`: stdlib, `/v1/chat/completions`, one `lookup` tool call a reply), whose
+CPU, like the collector's, is not counted; it must have answered exactly one completion per model
+step of every round.
 
 The collector (`--collector`): by default a minimal OTLP/HTTP receiver in this driver process
 (tests/observe/otel_receiver.py: decodes each request with the official protobuf definitions and
@@ -33,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -41,9 +52,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +65,38 @@ sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "benchmarks" / "results" / "tracing.md"
 TARGET = 0.05  # the issue's bound on the overhead
+HTTP_MODEL = "bench-chat"  # the model name the client asks the local chat server for
+MODELS = ("scripted", "openai-http")
 
 
 # -- the measured process ---------------------------------------------------------------------
 async def stepper(ctx: Any, iterations: int) -> int:
-    """`iterations` times (a model call proposing a tool call, then that tool call)."""
+    """`iterations` times (a model call proposing a tool call, then that tool call), with the
+    in-process ScriptedModel: the cheapest model step a run can have."""
     from tether.models import ScriptedModel
-    from tether.models.messages import Message, ToolCall
+    from tether.models.messages import ToolCall
+
+    model = ScriptedModel(fn=lambda call: ToolCall(
+        id=f"c{len(call.messages)}", name="lookup", arguments={"order": "A-7"}))
+    return await turns(ctx, model, iterations)
+
+
+async def http_stepper(ctx: Any, job: dict[str, Any]) -> int:
+    """The same turns with Tether's OpenAI-compatible HTTP client against `job["base_url"]`."""
+    return await turns(ctx, http_model(job["base_url"]), job["iterations"])
+
+
+@functools.cache
+def http_model(base_url: str) -> Any:
+    """One client per process, as a long-lived worker holds one (its connection pool, kept
+    alive across runs, and the SSL context httpx makes once per client)."""
+    from tether.models import OpenAIChatModel
+
+    return OpenAIChatModel(HTTP_MODEL, base_url=base_url, api_key="x")
+
+
+async def turns(ctx: Any, model: Any, iterations: int) -> int:
+    from tether.models.messages import Message
     from tether.tools import ToolRegistry, tool
 
     @tool(side_effect="read")
@@ -67,8 +105,6 @@ async def stepper(ctx: Any, iterations: int) -> int:
         return {"order": order, "status": "shipped"}
 
     registry = ToolRegistry([lookup])
-    model = ScriptedModel(fn=lambda call: ToolCall(
-        id=f"c{len(call.messages)}", name="lookup", arguments={"order": "A-7"}))
     messages = [Message.user("Where is A-7?")]
     for i in range(iterations):
         # every request differs, as in a real conversation (so does its journaled hash)
@@ -80,24 +116,31 @@ async def stepper(ctx: Any, iterations: int) -> int:
     return iterations
 
 
-async def child(iterations: int, db: str) -> dict[str, Any]:
+async def child(iterations: int, db: str, base_url: str | None) -> dict[str, Any]:
     from tether import Tether
     from tether.observe import export_live, run_spans
     from tether.store import vocabulary as v
 
+    def submitted(n: int) -> tuple[Any, Any]:
+        return (stepper, n) if base_url is None else (
+            http_stepper, {"iterations": n, "base_url": base_url})
+
     tether = Tether(db)
     with export_live(tether) or contextlib.nullcontext():  # None without OTEL_* set
-        warm = await tether.run(stepper, 5)  # warm-up: imports, database, exporter, its first sends
+        # warm-up: imports, database, exporter and its first sends, the model client's connection
+        warm = await tether.run(*submitted(5))
     live = export_live(tether)  # the timed run's own: it sends that run's spans only
     gc_timer = GcTimer()
     cpu, wall, main = time.process_time(), time.perf_counter(), time.thread_time()
-    record = await tether.run(stepper, iterations)
+    record = await tether.run(*submitted(iterations))
     if live is not None:
         live.close()  # the last spans, sent
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     main = time.thread_time() - main
     gc_timer.stop()
     assert record.status == "succeeded", record.error
+    if base_url is not None:
+        await http_model(base_url).aclose()
     steps = sum(1 for e in tether.events(record.id) if e.kind == v.STEP_COMPLETED)
     return {"breakdown": breakdown(tether, record.id) if live is not None else {},
             "cpu_s": cpu, "wall_s": wall, "steps": steps, "main_cpu_s": main,
@@ -159,8 +202,60 @@ def breakdown(tether: Any, run_id: str) -> dict[str, float]:
 
 
 # -- the driver -------------------------------------------------------------------------------
-def measure(sides: tuple[bool, ...], iterations: int, endpoint: str,
-            project: str) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def chat_server() -> Iterator[tuple[str, Callable[[], int]]]:
+    """A minimal OpenAI-compatible server on 127.0.0.1 in this driver process (so its CPU is not
+    the measured process's): every `/v1/chat/completions` gets one `lookup` tool call with a
+    fresh call id and a usage block. HTTP/1.1 keep-alive and TCP_NODELAY, as real servers answer
+    (without it the reply's body waits ~40 ms behind its headers for the client's delayed ACK),
+    so the client reuses its connection. Yields (base_url, how many completions it answered)."""
+    lock, answered = threading.Lock(), [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            if self.path != "/v1/chat/completions" or not body.get("messages"):
+                self.send_error(400, f"expected a chat request, not {self.path}")
+                return
+            with lock:
+                answered[0] += 1
+                n = answered[0]
+            prompt = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 20
+            reply = json.dumps({
+                "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", HTTP_MODEL),
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": None, "tool_calls": [{
+                        "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"order": "A-7"}'}}]}}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": 12,
+                          "total_tokens": prompt + 12}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", lambda: answered[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def measure(sides: tuple[bool, ...], iterations: int, endpoint: str, project: str,
+            base_url: str | None) -> list[dict[str, Any]]:
     """Run one measured process per side (traced or not), all started at once; their results
     in the order of `sides`."""
     with tempfile.TemporaryDirectory(prefix="tether-bench-tracing-") as tmp:
@@ -171,9 +266,10 @@ def measure(sides: tuple[bool, ...], iterations: int, endpoint: str,
                 env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                             "OTEL_RESOURCE_ATTRIBUTES": f"openinference.project.name={project}"})
+            model = [] if base_url is None else ["--base-url", base_url]
             procs.append(subprocess.Popen(
                 [sys.executable, __file__, "--child", "--iterations", str(iterations),
-                 "--db", str(Path(tmp) / f"t{i}.db")],
+                 "--db", str(Path(tmp) / f"t{i}.db"), *model],
                 cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True))
         results = []
@@ -191,13 +287,21 @@ def per_step_ms(results: list[dict[str, Any]]) -> list[float]:
     return [1000 * r["cpu_s"] / r["steps"] for r in results]
 
 
-def render(off: list[dict[str, Any]], on: list[dict[str, Any]], args: argparse.Namespace,
-           endpoint: str, collector: str, load: tuple[float, float], command: str) -> str:
+MODEL_TITLE = {"scripted": "scripted model (`ScriptedModel`, in-process)",
+               "openai-http": "OpenAI-compatible HTTP client (`OpenAIChatModel`, httpx, to a "
+                              "local server)"}
+
+
+def render_model(model: str, off: list[dict[str, Any]], on: list[dict[str, Any]],
+                 pairing: str, load: tuple[float, float], scripted_off: float | None) -> str:
+    """One model's table, verdict and where the difference goes; `scripted_off`: the scripted
+    model's median untraced step (ms), when it ran too."""
     off_ms, on_ms = per_step_ms(off), per_step_ms(on)
     m_off, m_on = statistics.median(off_ms), statistics.median(on_ms)
     ratios = [b / a for a, b in zip(off_ms, on_ms, strict=True)]
-    overhead = statistics.median(ratios) - 1  # paired: a round's two sides saw the same load
+    overhead = statistics.median(ratios) - 1  # paired: a round's two sides, the same conditions
     added_us = 1000 * statistics.median(b - a for a, b in zip(off_ms, on_ms, strict=True))
+
     def part(key: str, unit: str = " µs") -> str:
         return f"{statistics.median(r['breakdown'][key] for r in on):.0f}{unit}"
 
@@ -219,29 +323,34 @@ def render(off: list[dict[str, Any]], on: list[dict[str, Any]], args: argparse.N
     wall_off = statistics.median(r["wall_s"] for r in off)
     wall_on = statistics.median(r["wall_s"] for r in on)
     verdict = "within" if overhead <= TARGET else "over"
-    steps, spans = on[0]["steps"], on[0]["spans"]
-    quiet = "quiet" if load[0] < 1.5 and load[1] < 1.5 else "shared with other work"
-    together = args.pairing == "together"
 
     def order(i: int) -> str:
-        return "side by side" if together else ("off first" if i % 2 == 0 else "on first")
+        return "side by side" if pairing == "together" else (
+            "off first" if i % 2 == 0 else "on first")
 
-    pairing = ("in each round the two sides ran at the same time, side by side, so that both "
-               "saw the same load" if together else "alternating which side runs first")
     rows = "\n".join(
         f"| {i + 1} | {order(i)} | {a:.3f} ms | {b:.3f} ms | "
         f"{b / a:.3f} |" for i, (a, b) in enumerate(zip(off_ms, on_ms, strict=True)))
-    return f"""## Tracing overhead: CPU per durable step, live OTLP export on vs off
-
-One run of {args.iterations} model calls and {args.iterations} tool calls ({steps} journaled steps,
-{spans} spans: `invoke_agent`, `chat`, `execute_tool`), measured in a fresh process per round
-after an untimed warm-up run; CPU is the whole process's (`time.process_time()`, so the
-exporter's batch thread counts), from submitting the run until the live export has sent its
-last span. **On**: `OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}`, OTLP/HTTP protobuf, to
-{collector}; its CPU is not counted. Every traced round's exporter reported all {spans} spans
-sent, and the collector then held every span of every traced run (warm-ups included).
-**Off**: the variables unset (the OpenTelemetry SDK is not imported). {args.rounds} rounds;
-{pairing}.
+    if model == "scripted":
+        heavier = (f"the same {added_us:.0f} µs is under 5% of any step that costs "
+                   f"{added_us / 50:.1f} ms of CPU or more" if added_us > 0 else
+                   "here the rounds' noise hid what it adds")
+        what = f"""These steps are the cheapest a run has (a scripted model, an in-process tool:
+the runtime's own cost), so the ratio is the worst case: {heavier}."""
+    else:
+        compared = "" if scripted_off is None else (
+            f" The untraced step costs {m_off - scripted_off:+.3f} ms against the scripted "
+            "model's (medians; the model steps are half the steps, so a model call's client "
+            f"costs about {2 * (m_off - scripted_off):.2f} ms of CPU).")
+        what = f"""Here the model step is a real model client's: `OpenAIChatModel` builds the
+request JSON, POSTs it with httpx over a kept-alive connection to an OpenAI-compatible server
+(`/v1/chat/completions`, a minimal stdlib `ThreadingHTTPServer` in the benchmark's driver process
+that answers every request with one `lookup` tool call, a fresh call id and a usage block) and
+parses the reply. Everything else is as in the table above (the same tool, iterations, pairing
+and collector). The client's CPU is in both sides' steps; the server's CPU is not counted, like
+the collector's. A real provider answers slower in wall time, not with more client CPU, so this
+is the CPU a step with a real model client costs the worker.{compared}"""
+    return f"""### With the {MODEL_TITLE[model]}
 
 | round | order | off: CPU/step | on: CPU/step | on/off |
 |---|---|---|---|---|
@@ -251,10 +360,7 @@ Median CPU per step {m_off:.3f} ms off, {m_on:.3f} ms on ({m_on / m_off - 1:+.1%
 the rounds' on/off ratios (each round's two sides paired): **{overhead:+.1%}**
 ({verdict} the 5% target; rounds ranged {min(ratios) - 1:+.1%} to {max(ratios) - 1:+.1%}).
 In absolute terms tracing adds **{added_us:.0f} µs of CPU per step** (median of the rounds'
-differences). These steps are the cheapest a run has (a scripted model, an in-process tool:
-the runtime's own cost), so the ratio is the worst case: the same {added_us:.0f} µs is under 5%
-of any step that costs {added_us / 50:.1f} ms of CPU or more (steps that heavy were not
-measured here).
+differences). {what}
 Timed inside tracing's own code instead, tracing spends **{own_us:.0f} µs of CPU per step**
 (median), {own_ratio:.1%} of the same round's untraced step: the worker thread's
 `LiveExport.tick` {tick_us:.0f} µs (taking the events the committer handed over and making
@@ -278,8 +384,45 @@ protobuf bytes from its events {part("encode_us")} (`_wire_spans`: the bytes the
 makes of the same span; {part("bytes", " bytes")} a span), the HTTP POST by the official
 exporter, with its request put together, {part("send_us")}; the per-step difference above,
 {1000 * (m_on - m_off):.0f} µs, also holds the hand-over of the committed events, the export
-marks and the exporter thread's wake-ups.
+marks and the exporter thread's wake-ups. 1-minute load average {load[0]:.1f} before this
+table's rounds and {load[1]:.1f} after.
+"""
 
+
+def render(tables: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]],
+                              tuple[float, float]]], args: argparse.Namespace, endpoint: str,
+           collector: str, load: tuple[float, float], command: str) -> str:
+    """The results file: what was measured, then one table per model (`tables`: model, off, on,
+    the load around its rounds), the scripted one first."""
+    on = tables[0][2]
+    steps, spans = on[0]["steps"], on[0]["spans"]
+    quiet = "quiet" if load[0] < 1.5 and load[1] < 1.5 else "shared with other work"
+    pairing = ("in each round the two sides ran at the same time, side by side, so that both "
+               "saw the same load" if args.pairing == "together" else
+               "in each round the two sides ran one after the other, each alone (alternating "
+               "which goes first), so that neither shares the two cores with the other and the "
+               "driver's servers serve one client at a time; the default since it proved far "
+               "less noisy than side by side on a quiet machine (on a machine whose load swings "
+               "from minute to minute each side sees its own load, and the rounds' ratios "
+               "spread: `--pairing together` runs a round's two sides at the same time)")
+    scripted_off = next((statistics.median(per_step_ms(off)) for model, off, _, _ in tables
+                         if model == "scripted"), None)
+    sections = "\n".join(render_model(model, off, on_, args.pairing, model_load, scripted_off)
+                         for model, off, on_, model_load in tables)
+    names = " and then ".join(MODEL_TITLE[model].split(" (")[0] for model, *_ in tables)
+    return f"""## Tracing overhead: CPU per durable step, live OTLP export on vs off ({names})
+
+One run of {args.iterations} model calls and {args.iterations} tool calls ({steps} journaled steps,
+{spans} spans: `invoke_agent`, `chat`, `execute_tool`), measured in a fresh process per round
+after an untimed warm-up run; CPU is the whole process's (`time.process_time()`, so the
+exporter's batch thread counts), from submitting the run until the live export has sent its
+last span. **On**: `OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}`, OTLP/HTTP protobuf, to
+{collector}; its CPU is not counted. Every traced round's exporter reported all {spans} spans
+sent, and the collector then held every span of every traced run (warm-ups included).
+**Off**: the variables unset (the OpenTelemetry SDK is not imported). {args.rounds} rounds per
+table; {pairing}. One table per model step: {names}.
+
+{sections}
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};
 1-minute load average {load[0]:.1f} before and {load[1]:.1f} after: the machine was {quiet}.
 
@@ -325,52 +468,77 @@ def collector(kind: str, project: str) -> Iterator[tuple[str, str, Callable[[int
                lambda sent: len({s.span_id for s in received.snapshot()}))
 
 
+def rounds(model: str, args: argparse.Namespace, endpoint: str, project: str,
+           base_url: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`args.rounds` pairs of measured processes (untraced, traced) for one model step."""
+    off: list[dict[str, Any]] = []
+    on: list[dict[str, Any]] = []
+    for i in range(args.rounds):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        if args.pairing == "together":
+            results = list(zip(order, measure(order, args.iterations, endpoint, project,
+                                              base_url), strict=True))
+        else:
+            results = [(traced, measure((traced,), args.iterations, endpoint, project,
+                                        base_url)[0]) for traced in order]
+        for traced, result in results:
+            (on if traced else off).append(result)
+            print(f"{model} round {i + 1} tracing {'on ' if traced else 'off'}: "
+                  f"{1000 * result['cpu_s'] / result['steps']:.3f} ms CPU/step "
+                  f"({result['steps']} steps, {result['sent']} spans sent)", flush=True)
+    for r in on:
+        if r["sent"] != r["spans"] or r["warnings"]:
+            raise SystemExit(f"a traced round did not export its whole run: {r}")
+    return off, on
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--collector", choices=("receiver", "phoenix"), default="receiver")
-    parser.add_argument("--pairing", choices=("together", "alternate"), default="together")
+    parser.add_argument("--pairing", choices=("together", "alternate"), default="alternate")
+    parser.add_argument("--model", choices=MODELS, action="append",
+                        help="the model step (repeatable; default: both, scripted first)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(child(args.iterations, args.db))))
+        print(json.dumps(asyncio.run(child(args.iterations, args.db, args.base_url))))
         return 0
 
+    models = sorted(set(args.model or MODELS), key=MODELS.index)
     project = f"tether-bench-{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()[0]
-    off: list[dict[str, Any]] = []
-    on: list[dict[str, Any]] = []
-    with collector(args.collector, project) as (endpoint, what, held):
-        for i in range(args.rounds):
-            order = (False, True) if i % 2 == 0 else (True, False)
-            if args.pairing == "together":
-                results = list(zip(order, measure(order, args.iterations, endpoint, project),
-                                   strict=True))
-            else:
-                results = [(traced, measure((traced,), args.iterations, endpoint, project)[0])
-                           for traced in order]
-            for traced, result in results:
-                (on if traced else off).append(result)
-                print(f"round {i + 1} tracing {'on ' if traced else 'off'}: "
-                      f"{1000 * result['cpu_s'] / result['steps']:.3f} ms CPU/step "
-                      f"({result['steps']} steps, {result['sent']} spans sent)", flush=True)
-        for r in on:
-            if r["sent"] != r["spans"] or r["warnings"]:
-                raise SystemExit(f"a traced round did not export its whole run: {r}")
-        sent = sum(r["spans"] + r["warmup_spans"] for r in on)
+    tables = []
+    with contextlib.ExitStack() as stack:
+        endpoint, what, held = stack.enter_context(collector(args.collector, project))
+        for model in models:
+            base_url, answered = None, None
+            if model == "openai-http":
+                base_url, answered = stack.enter_context(chat_server())
+            model_load = os.getloadavg()[0]
+            off, on = rounds(model, args, endpoint, project, base_url)
+            tables.append((model, off, on, (model_load, os.getloadavg()[0])))
+            # one completion per model step, warm-ups included: no call was retried or skipped
+            expected = len(off + on) * (args.iterations + 5)
+            if answered is not None and answered() != expected:
+                raise SystemExit(f"the chat server answered {answered()} completions, not the "
+                                 f"{expected} the {model} rounds' model steps asked for")
+        sent = sum(r["spans"] + r["warmup_spans"] for _, _, on, _ in tables for r in on)
         stored = held(sent)
     if stored != sent:
         raise SystemExit(f"the collector holds {stored} spans, not the {sent} the traced rounds "
                          "sent")
     load = (load_before, os.getloadavg()[0])
-    command = "make bench-tracing" if args.out == OUT and args.rounds == 10 and \
-        args.iterations == 1000 and args.collector == "receiver" and \
-        args.pairing == "together" else " ".join(
-            [".venv/bin/python benchmarks/bench_tracing.py", *sys.argv[1:]])
-    text = render(off, on, args, endpoint, what, load, command)
+    default = (args.out == OUT and args.rounds == 10 and args.iterations == 1000
+               and args.collector == "receiver" and args.pairing == "alternate"
+               and models == list(MODELS))
+    command = "make bench-tracing" if default else " ".join(
+        [".venv/bin/python benchmarks/bench_tracing.py", *sys.argv[1:]])
+    text = render(tables, args, endpoint, what, load, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
