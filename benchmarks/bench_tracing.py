@@ -3,7 +3,7 @@
     make bench-tracing
     .venv/bin/python benchmarks/bench_tracing.py [--rounds 10] [--iterations 1000]
                                                  [--collector receiver|phoenix] [--out FILE.md]
-                                                 [--pairing alternate|together]
+                                                 [--pairing together|alternate]
                                                  [--model scripted|openai-http ...]
 
 Each measurement is a fresh process (`--child`) that runs one agent of `--iterations` model
@@ -13,13 +13,15 @@ starts the exporter: a long-lived worker pays those once. Timed: `time.process_t
 thread of the process, so the exporter's batch thread counts) from submitting the run until the
 live export is closed (its last spans sent). Tracing on means OTEL_EXPORTER_OTLP_ENDPOINT points
 at a collector on 127.0.0.1 (OTLP/HTTP), exactly as a user turns it on; off means the variables
-are unset (then the OpenTelemetry SDK is not even imported). In each round the two sides run one
-after the other, each alone, alternating which goes first (`--pairing alternate`, the default):
-neither then shares the two cores with the other, and the driver's servers serve one client at a
-time, which on a quiet machine is far less noisy than running them at the same time, side by
-side (`--pairing together`: a round's two processes see the same load, for a machine whose load
-swings from minute to minute). The child reports how many spans the exporter had sent, which must
-equal the run's span count, and the collector must then hold every span of every traced run.
+are unset (then the OpenTelemetry SDK is not even imported). In each round the two sides run at
+the same time, side by side (`--pairing together`, the default): on a machine shared with other
+work, whose load swings from minute to minute, a round's two processes then see the same load;
+`--pairing alternate` runs them one after the other, each alone, alternating which goes first, so
+that neither shares the two cores with the other and the driver's servers serve one client at a
+time, which only a quiet machine rewards (on 2026-12-06, at load ~1-3, its rounds' ratios spread
+over -39% to +61% against -4% to +6% side by side). The child reports how many spans the exporter
+had sent, which must equal the run's span count, and the collector must then hold every span of
+every traced run.
 
 The model step (`--model`, repeatable; by default both, one after the other, each its own table
 and verdict): `scripted`, the in-process ScriptedModel, the cheapest step a run has and so the
@@ -398,13 +400,13 @@ def render(tables: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]],
     steps, spans = on[0]["steps"], on[0]["spans"]
     quiet = "quiet" if load[0] < 1.5 and load[1] < 1.5 else "shared with other work"
     pairing = ("in each round the two sides ran at the same time, side by side, so that both "
-               "saw the same load" if args.pairing == "together" else
+               "saw the same load (the default: on a machine shared with other work the rounds' "
+               "ratios spread far less than with the two sides run one after the other)"
+               if args.pairing == "together" else
                "in each round the two sides ran one after the other, each alone (alternating "
                "which goes first), so that neither shares the two cores with the other and the "
-               "driver's servers serve one client at a time; the default since it proved far "
-               "less noisy than side by side on a quiet machine (on a machine whose load swings "
-               "from minute to minute each side sees its own load, and the rounds' ratios "
-               "spread: `--pairing together` runs a round's two sides at the same time)")
+               "driver's servers serve one client at a time (for a quiet machine: on a shared "
+               "one each side sees its own load)")
     scripted_off = next((statistics.median(per_step_ms(off)) for model, off, _, _ in tables
                          if model == "scripted"), None)
     sections = "\n".join(render_model(model, off, on_, args.pairing, model_load, scripted_off)
@@ -498,7 +500,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--collector", choices=("receiver", "phoenix"), default="receiver")
-    parser.add_argument("--pairing", choices=("together", "alternate"), default="alternate")
+    parser.add_argument("--pairing", choices=("together", "alternate"), default="together")
     parser.add_argument("--model", choices=MODELS, action="append",
                         help="the model step (repeatable; default: both, scripted first)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -534,7 +536,7 @@ def main() -> int:
                          "sent")
     load = (load_before, os.getloadavg()[0])
     default = (args.out == OUT and args.rounds == 10 and args.iterations == 1000
-               and args.collector == "receiver" and args.pairing == "alternate"
+               and args.collector == "receiver" and args.pairing == "together"
                and models == list(MODELS))
     command = "make bench-tracing" if default else " ".join(
         [".venv/bin/python benchmarks/bench_tracing.py", *sys.argv[1:]])
