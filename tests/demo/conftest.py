@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -92,8 +93,15 @@ def fake_openai() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append(body)
-            data = json.dumps(reply(body)).encode()
-            self.send_response(200 if self.path == "/v1/chat/completions" else 404)
+            try:
+                data, status = json.dumps(reply(body)).encode(), 200
+            except Exception:  # a script that cannot answer says why, in the demo's output
+                last = body["messages"][-1] if body.get("messages") else None
+                data = json.dumps({"error": {"message": "the fake server's script failed on "
+                                             f"the last message {last!r}:\n"
+                                             + traceback.format_exc()}}).encode()
+                status = 500
+            self.send_response(status if self.path == "/v1/chat/completions" else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -72,6 +72,16 @@ print("allocated", len(chunks) * 64, "MiB")
         assert (r.error and "memory" in r.error) or "MemoryError" in r.stderr, r
 
 
+def test_an_uncaught_memory_error_is_reported_as_out_of_memory(sb: Sandbox) -> None:
+    """Python may fail the allocation (exit 1) before the cgroup kills it: the memory bomb
+    above takes either path from run to run, and both must say why the code stopped."""
+    r = sb.run("raise MemoryError('simulated')").result
+    assert r.exit_code == 1 and not r.oom_killed
+    assert r.error and "MemoryError" in r.error and "limit" in r.error, r
+    quiet = sb.run("import sys\nprint('MemoryError is only a word here', file=sys.stderr)").result
+    assert quiet.exit_code == 0 and quiet.error is None, quiet
+
+
 def test_cpu_loop_is_stopped(sb: Sandbox) -> None:
     t = time.monotonic()
     out = sb.run("while True:\n    pass\n", limits={"cpu_seconds": 1}, timeout=20)

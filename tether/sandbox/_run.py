@@ -86,6 +86,10 @@ def execute(
         ) else f"timed out (wall-clock limit {min(req.timeout, req.limits.cpu_seconds):g} s)"
     elif oom:
         error = f"killed: out of memory (limit {req.limits.memory_bytes} bytes)"
+    elif raw.returncode and _raised_memory_error(stderr):
+        # the allocation failed inside the limit before the cgroup had to kill: Python exits 1
+        error = ("out of memory: the code raised MemoryError "
+                 f"(limit {req.limits.memory_bytes} bytes)")
     elif raw.returncode == 127 and "tether-sandbox: command not found" in stderr:
         error = stderr.strip().removeprefix("tether-sandbox: ")
     elif raw.signal is not None:
@@ -133,3 +137,12 @@ def execute(
         pooled=started.pooled,
     )
     return result, collected
+
+
+def _raised_memory_error(stderr: str) -> bool:
+    """True when the code died of an uncaught MemoryError: the traceback's last line names it.
+
+    Looking only at the last line keeps a program that merely prints the word from being
+    reported as out of memory."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return bool(lines) and lines[-1].startswith("MemoryError")
