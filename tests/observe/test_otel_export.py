@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.cli import agents_progress
 from tether import Tether
-from tether.observe import export_live, export_run, run_spans
+from tether.observe import export_live, export_run, otel, run_spans
 
 from .otel_receiver import closed_port, grpc_receiver, http_receiver
 from .test_spans import GUARDS, thinking_react, waits
@@ -97,6 +97,32 @@ async def test_otlp_http_from_the_standard_environment(
     assert tool.attributes["gen_ai.tool.call.id"] == "c1"
     lookup = next(x for x in run_spans(t, run.id) if x.name == "execute_tool lookup")
     assert tool.attributes["tether.journal.seq"] == lookup.end_seq  # the journal event behind it
+
+
+async def test_force_flush_sends_what_has_ended_now_and_keeps_exporting(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is due only every 2 s (here a minute) or at 2048 spans: force_flush sends a run
+    that just ended at once, and live export goes on for the next run."""
+    monkeypatch.setattr(otel, "BATCH_DELAY_MS", 60_000)
+    with http_receiver() as (endpoint, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        t = Tether(db_path, guards=GUARDS)
+        live = export_live(t)
+        assert live is not None
+        with live:
+            first = await t.run(thinking_react, "refund A-7")
+            assert live.force_flush(timeout_s=10)
+            held = sorted(s.span_id for s in received.snapshot())  # no wait: already there
+            assert held == sorted(x.span_id for x in run_spans(t, first.id))
+            assert live.exporter.sent == len(held)
+            second = await t.run(thinking_react, "refund B-9")
+            assert live.force_flush(timeout_s=10)
+            assert live.force_flush(timeout_s=0)  # nothing new: no wait
+            spans = received.snapshot()
+    expected = run_spans(t, first.id) + run_spans(t, second.id)
+    assert sorted(s.span_id for s in spans) == sorted(x.span_id for x in expected)
+    assert len(spans) == len(expected)  # each span once
+    assert live.force_flush()  # closed: nothing left to send
 
 
 async def test_otlp_grpc_when_the_protocol_says_so(

@@ -193,8 +193,13 @@ class Shipper:
         self._sink = sink_for(exporter)
         self._batch_size, self._delay_s, self._queue_size = batch_size, delay_s, queue_size
         self._queue: collections.deque[Queued] = collections.deque()
-        self._wake = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._wake = threading.Condition(lock)  # the sender: a batch may be due
+        self._handled = threading.Condition(lock)  # `flush` callers: a batch left
         self._closing = False
+        #: spans ever queued, taken by the sender, and sent or given up on; `flush` asks for
+        #: everything up to `_flush_upto` to be taken now
+        self._put_total = self._taken_total = self._handled_total = self._flush_upto = 0
         self._thread = threading.Thread(target=self._run, name="tether-trace-export",
                                         daemon=True)
         self._thread.start()
@@ -214,14 +219,27 @@ class Shipper:
                           f"{self._queue_size} were waiting for {self.where}")
                 spans = spans[:max(room, 0)]
             self._queue.extend(spans)
+            self._put_total += len(spans)
             if len(self._queue) >= self._batch_size:
                 self._wake.notify()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Send everything queued so far now, not when its batch is due, and wait until the
+        exporter has been handed it (accepted or not); False when that took over `timeout_s`."""
+        with self._wake:
+            target = self._put_total
+            if self._handled_total >= target:
+                return True
+            self._flush_upto = max(self._flush_upto, target)
+            self._wake.notify()
+            return self._handled.wait_for(lambda: self._handled_total >= target, timeout_s)
 
     def _take(self) -> list[Queued] | None:
         """The next batch, once it is due; None once closed with nothing left."""
         with self._wake:
             deadline = time.monotonic() + self._delay_s
-            while len(self._queue) < self._batch_size and not self._closing:
+            while len(self._queue) < self._batch_size and not self._closing \
+                    and self._flush_upto <= self._taken_total:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -229,6 +247,7 @@ class Shipper:
             if not self._queue:
                 return None if self._closing else []
             n = min(self._batch_size, len(self._queue))
+            self._taken_total += n
             return [self._queue.popleft() for _ in range(n)]
 
     def _run(self) -> None:
@@ -238,6 +257,9 @@ class Shipper:
                     started = time.thread_time()
                     self._send(batch)
                     self.cpu_s += time.thread_time() - started
+                    with self._wake:
+                        self._handled_total += len(batch)
+                        self._handled.notify_all()
         finally:
             try:
                 self.exporter.shutdown()

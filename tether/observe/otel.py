@@ -315,6 +315,16 @@ class LiveExport(RunFollower):
                     self._watermarks[run_id] = tail.seq
         self.tick_cpu_s += time.thread_time() - started
 
+    def force_flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Send the spans of everything journaled so far now, without waiting for their batch
+        to be due, and block until the exporter has been handed them: before a process is
+        frozen or its results are read elsewhere (the SDK's `TracerProvider.force_flush`).
+        Call it on the thread that runs the workers; False when `timeout_s` passed first."""
+        if self.closed:
+            return True
+        self.tick()  # a run that has ended gets its last look (its own span) now
+        return self.exporter.flush(timeout_s)
+
     def close(self) -> None:
         """Export what is left and stop; waits at most `CLOSE_TIMEOUT_S` for the collector."""
         if self.closed:
