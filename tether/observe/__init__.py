@@ -8,6 +8,7 @@ the demo print, so a guard decision or a token count looks the same everywhere. 
 
 from tether.observe._kpi_live import LiveMetrics, export_metrics_live
 from tether.observe._kpi_render import kpi_tables
+from tether.observe._run_spans import run_spans, spans_of_journal
 from tether.observe.kpis import (
     AgentKpis,
     KpiReport,
@@ -25,7 +26,7 @@ from tether.observe.otel import (
     export_run,
     otlp_configured,
 )
-from tether.observe.spans import SpanBuilder, SpanEvent, SpanRecord, run_spans, spans_of_journal
+from tether.observe.spans import SpanBuilder, SpanEvent, SpanRecord
 from tether.observe.timeline import (
     TimelineBuilder,
     TimelineRow,

@@ -25,9 +25,10 @@ from tether.store import Event, NewEvent, RunRecord, loads
 from tether.store import vocabulary as v
 
 from ._otlp_wire import _FLAGS, SpanEncoder, _field
+from ._run_spans import tree_runs
 from ._span_parts import Proposal, provider_of
 from ._trace_marks import Queued
-from .spans import AttrValue, SpanBuilder, SpanRecord, tree_runs
+from .spans import AttrValue, SpanBuilder, SpanRecord
 
 if TYPE_CHECKING:
     from tether.runtime import Tether

@@ -42,9 +42,10 @@ from tether.store import vocabulary as v
 
 from ._follow import RunFollower
 from ._otlp_wire import SpanEncoder
+from ._run_spans import run_spans
 from ._trace_marks import ExportMarks, Queued
 from ._wire_spans import WireSpans, journal_event, run_wire_spans
-from .spans import SpanBuilder, run_spans
+from .spans import SpanBuilder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

@@ -21,8 +21,7 @@ user data, and a span leaves the machine. `content=None` follows the conventions
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.store import Event, RunRecord
 from tether.store import vocabulary as v
@@ -55,13 +54,10 @@ from ._span_records import (
     trace_id_of,
 )
 
-if TYPE_CHECKING:
-    from tether.runtime import Tether
-
 __all__ = [
     "CONTENT_ENV", "SEMCONV_VERSION", "AttrValue", "SpanBuilder", "SpanEvent", "SpanKind",
-    "SpanRecord", "SpanStatus", "capture_content", "run_span_id", "run_spans", "span_id_of",
-    "spans_of_journal", "spawn_span_id", "trace_id_of", "tree_runs",
+    "SpanRecord", "SpanStatus", "capture_content", "run_span_id", "span_id_of", "spawn_span_id",
+    "trace_id_of",
 ]
 
 
@@ -440,29 +436,3 @@ class SpanBuilder:
             run.status_message = str(data.get("reason") or "cancelled")
             run.attributes["error.type"] = "tether.cancelled"
         return self._close_attempt(e, status)
-
-
-def spans_of_journal(run: RunRecord, events: Iterable[Event], *,
-                     content: bool | None = None) -> list[SpanRecord]:
-    """Every span of one run's journal (open ones ended at its last event), in the order they
-    closed."""
-    builder = SpanBuilder(run, content=content)
-    spans: list[SpanRecord] = []
-    for e in events:
-        spans += builder.feed(e)
-    return spans + builder.close_open()
-
-
-def tree_runs(tether: Tether, run_id: str) -> list[RunRecord]:
-    """A run and its whole tree below (its children, theirs): the runs of one trace."""
-    top = tether.get(run_id)
-    return [top, *tether.store.descendants(top.id)]
-
-
-def run_spans(tether: Tether, run_id: str, *, content: bool | None = None) -> list[SpanRecord]:
-    """The spans of a run and of its whole tree below (its children, theirs), from the journal
-    only. The trace id is the root run's, so a child's spans are part of its root's trace."""
-    spans: list[SpanRecord] = []
-    for r in tree_runs(tether, run_id):
-        spans += spans_of_journal(r, tether.store.load_events(r.id), content=content)
-    return spans
