@@ -121,6 +121,31 @@ def test_write_batch_isolates_a_failing_operation(store: Store) -> None:
     assert [e.seq for e in store.load_events("r1")] == [1, 3]  # bad op left nothing behind
 
 
+def test_a_lease_granted_by_an_operation_that_failed_is_not_held(store: Store) -> None:
+    """A lease granted in a transaction is held by it (a later check in the same batch need not
+    read it back), unless the operation that granted it failed and was undone."""
+    make_run(store)
+    make_run(store, "r2")
+
+    def grant_then_fail(tx):  # type: ignore[no-untyped-def]
+        tx.grant_lease("r1", "w1", 30.0, 1)
+        raise ValueError("refused")
+
+    def grant_and_check(tx):  # type: ignore[no-untyped-def]
+        tx.grant_lease("r2", "w1", 30.0, 1)
+        tx.check_lease("r2", "w1", 1)
+        tx.check_lease("r2", "w1")
+
+    results = store.write_batch([grant_then_fail, lambda tx: tx.check_lease("r1", "w1", 1),
+                                 grant_and_check, lambda tx: tx.check_lease("r2", "w1", 2)])
+    assert results is not None
+    assert [ok for ok, _ in results] == [False, False, True, False]
+    assert isinstance(results[1][1], LeaseLost)  # the grant was undone with its operation
+    assert isinstance(results[3][1], LeaseLost)  # another epoch than the one granted
+    assert store.write(lambda tx: tx.lease_holder("r1")) is None
+    assert store.write(lambda tx: tx.lease_holder("r2")) is not None
+
+
 def test_a_failing_lone_operation_leaves_nothing_behind(store: Store) -> None:
     # one op per batch runs without a savepoint: its failure rolls back the whole transaction
     make_run(store)

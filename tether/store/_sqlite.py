@@ -160,6 +160,7 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                         return [(False, failed)]
                     conn.execute("ROLLBACK TO op")
+                    tx._fenced.clear()  # a lease granted or released inside it is undone too
                     results.append((False, failed))
                 if isolate:
                     conn.execute("RELEASE op")

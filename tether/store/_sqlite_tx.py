@@ -135,6 +135,9 @@ class _SQLiteTx:
         self.conn.execute(
             "INSERT INTO leases (run_id, owner, expires_at, acquired_at, epoch) "
             "VALUES (?,?,?,?,?)", (run_id, owner, self._now + ttl, self._now, epoch))
+        # held until this transaction ends (it holds the database): a check in the same
+        # transaction (a run created claimed and finished at once) need not read it back
+        self._fenced.update(((run_id, owner, epoch), (run_id, owner, None)))
 
     def release_lease(self, run_id: str, owner: str | None = None) -> None:
         self._fenced = {f for f in self._fenced if f[0] != run_id}
