@@ -154,9 +154,9 @@ def render(tables: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]],
                f"side, {args.blocks} pairs of timed runs, an untraced and a traced one in turn "
                "(which goes first alternates), each side on a database and `Tether` of its own: "
                "a pair's two runs are a fraction of a second apart on the same threads, so the "
-               "machine's drifting load hits both alike (the default: measured in separate "
-               "processes, side by side or one after the other, pairs on this shared machine "
-               "spread by ±40%)" if interleaved else
+               "machine's drifting load hits both alike (the default; pairs of separate "
+               "processes, side by side or one after the other, spread by ±40% on this shared "
+               "machine)" if interleaved else
                "in each round the two sides ran at the same time, side by side, so that both "
                "saw the same load"
                if args.pairing == "together" else
@@ -164,8 +164,8 @@ def render(tables: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]],
                "which goes first), so that neither shares the two cores with the other and the "
                "driver's servers serve one client at a time (for a quiet machine: on a shared "
                "one each side sees its own load)")
-    off_means = ("the traced runs' live export never started: that `Tether` has none (the "
-                 "process has the OpenTelemetry SDK imported, for the other side)" if interleaved
+    off_means = ("the other `Tether` of the same process, which never has live export (the "
+                 "process has the OpenTelemetry SDK imported, for the traced side)" if interleaved
                  else "the variables unset (the OpenTelemetry SDK is not imported)")
     until = ("the live export, on throughout as in a long-lived worker, has sent the run's last "
              "span (`LiveExport.force_flush`)" if interleaved else
