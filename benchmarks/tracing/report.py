@@ -90,7 +90,7 @@ the {len(ratios)} pairs' on/off ratios (each pair's two sides measured under the
 In absolute terms tracing adds **{added_us:.0f} µs of CPU per step** (median of the pairs'
 differences). {what}
 Timed inside tracing's own code instead, tracing spends **{own_us:.0f} µs of CPU per step**
-(median), {own_ratio:.1%} of the same round's untraced step: the worker thread's
+(median), {own_ratio:.1%} of the same pair's untraced step: the worker thread's
 `LiveExport.tick` {tick_us:.0f} µs (taking the events the committer handed over and making
 their spans' OTLP bytes, `_wire_spans`), the exporter's thread {sender_us:.0f} µs (requests put
 together, the HTTP POST, the export marks). That is the part of the difference above that is
