@@ -53,7 +53,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import gc
 import json
 import os
 import statistics
@@ -70,6 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.tracing.chat_server import HTTP_MODEL, chat_server  # noqa: E402
+from benchmarks.tracing.cpu import GcTimer, breakdown  # noqa: E402
 from benchmarks.tracing.report import render  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "tracing.md"
@@ -220,54 +220,6 @@ async def timed_run(tether: Any, iterations: int, base_url: str | None, warm_id:
             "own_cpu_s": tick + exporter, "tick_cpu_s": tick}
 
 
-class GcTimer:
-    """The CPU the garbage collector took (in any thread) and its full collections, until
-    `stop`: tracing keeps spans and events alive for a while, which the collector may pay for."""
-
-    def __init__(self) -> None:
-        self.cpu_s, self.full, self._started = 0.0, 0, 0.0
-        gc.callbacks.append(self._tick)
-
-    def _tick(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.process_time()
-        else:
-            self.cpu_s += time.process_time() - self._started
-            self.full += info["generation"] == 2
-
-    def stop(self) -> None:
-        gc.callbacks.remove(self._tick)
-
-
-def breakdown(tether: Any, run_id: str) -> dict[str, float]:
-    """Where a traced run's extra CPU goes, per span, measured after the timed window on the
-    same run: reading its events from the journal, making the spans' OTLP bytes from them (as
-    live export does from the events handed over), and sending them by the exporter the
-    environment configures."""
-    from tether.observe._otlp_send import WireSink
-    from tether.observe._otlp_wire import SpanEncoder
-    from tether.observe._wire_spans import WireSpans
-    from tether.observe.otel import BATCH_SIZE, exporter_from_env
-
-    run = tether.get(run_id)
-    t0 = time.process_time()
-    events = tether.store.load_events(run_id)
-    t1 = time.process_time()
-    wire = WireSpans(run, SpanEncoder())
-    queued = [q for e in events for q in wire.feed_event(e)] + wire.close_open_encoded()
-    t2 = time.process_time()
-    exporter = exporter_from_env()  # the same spans again (same ids: Phoenix keeps one copy)
-    sink = WireSink(exporter)  # type: ignore[arg-type]
-    spans = [span for _, _, span in queued]
-    for i in range(0, len(spans), BATCH_SIZE):
-        sink.send(spans[i:i + BATCH_SIZE])
-    t3 = time.process_time()
-    exporter.shutdown()
-    n = len(spans)
-    return {"read_us": 1e6 * (t1 - t0) / n, "encode_us": 1e6 * (t2 - t1) / n,
-            "send_us": 1e6 * (t3 - t2) / n, "bytes": sum(len(s) for s in spans) / n}
-
-
 # -- the driver -------------------------------------------------------------------------------
 def measure(sides: tuple[bool, ...], iterations: int, endpoint: str, project: str,
             base_url: str | None) -> list[dict[str, Any]]:
@@ -311,9 +263,11 @@ def finished(proc: subprocess.Popen[str]) -> Any:
         raise SystemExit(f"the measured process failed:\n{err}")
     result = json.loads(out.strip().splitlines()[-1])
     warnings = [ln for ln in err.splitlines() if "tracing:" in ln]
-    for r in result if isinstance(result, list) else [result]:
-        for side in (r.values() if isinstance(result, list) else [r]):
-            side["warnings"] = warnings
+    # a list of {"off": ..., "on": ...} pairs (interleaved) or one measurement
+    sides = [side for pair in result for side in pair.values()] if isinstance(result, list) \
+        else [result]
+    for side in sides:
+        side["warnings"] = warnings
     return result
 
 
