@@ -6,8 +6,9 @@ Why: each MCP tool call is such a run. Written the usual way it cost three commi
 now one. These tests check what must still hold: nothing of the run is in the store before its
 first write and everything is after it, in journal order; a step that is not safe to repeat is
 durably started before it runs; a long call shows in the store after `UNWRITTEN_AT_MOST_S`;
-the heartbeat does not take a provisional run for one whose lease was lost; background writes
-go with the first write; and the worker declines what it cannot take this way.
+the heartbeat does not take a provisional run (nor one whose task has not run yet) for one
+whose lease was lost; background writes go with the first write; and the worker declines what
+it cannot take this way.
 """
 
 from __future__ import annotations
@@ -171,6 +172,25 @@ async def test_the_heartbeat_leaves_a_provisional_run_alone(db_path: str) -> Non
         GATES["beats"].set()
         done = await _settled(t, run.id)
         assert (done.status, done.result) == ("succeeded", "beats done")
+
+
+async def test_a_beat_before_the_run_first_executes_leaves_it_alone(
+        serving: tuple[Tether, Worker]) -> None:
+    """A heartbeat in the same turn of the event loop as `start_new`, before the run's task
+    first ran: the run has no context yet, and no lease in the store. Seen under load (a paused
+    MCP server process): the beat took it for a run whose lease was lost, stopped it, and the
+    caller got "run ... does not exist: it was never written"."""
+    t, worker = serving
+    run = _run("repeatable_step", "early")
+    assert worker.start_new(run) is True
+    await worker._beat()  # no turn of the loop in between: the run's task has not started
+    try:
+        await asyncio.wait_for(ENTERED["early"].wait(), 10)
+    except TimeoutError:
+        pytest.fail(f"the beat stopped the run before it executed: {worker.executing}")
+    GATES["early"].set()
+    done = await _settled(t, run.id)
+    assert (done.status, done.result) == ("succeeded", "early done")
 
 
 async def test_background_writes_go_with_the_first_write(
