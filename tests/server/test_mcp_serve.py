@@ -29,13 +29,18 @@ AGENTS = ["--agent", "research=tests.server.mcp_agents:research",
           "--agent", "gated=tests.server.mcp_agents:gated"]
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> dict[str, Any]:
+def make_setup(tmp_path: Path) -> dict[str, Any]:
+    """A policy file, the server's environment and its database, in `tmp_path`."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MCP_TEST_RAN": str(tmp_path / "ran.txt"),
            "TETHER_DB": str(tmp_path / "t.db")}
     return {"policy": str(policy), "env": env, "db": tmp_path / "t.db", "tmp": tmp_path}
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> dict[str, Any]:
+    return make_setup(tmp_path)
 
 
 def serve_args(setup: dict[str, Any], *extra: str) -> list[str]:
