@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tether.store import Store
+from tether.store import Store, StoreError
 
 from .queues import WorkerQueue
 
@@ -26,6 +26,8 @@ log = logging.getLogger("tether.worker")
 SAFETY_POLL_S = 5.0
 # slept past a timer or lease expiry: the claim compares strictly, and clocks tick coarsely
 _WAKE_MARGIN_S = 0.01
+#: the longest a serving loop waits between claims while the store refuses them (`ClaimRetry`)
+CLAIM_RETRY_MAX_S = 10.0
 
 
 def claim_runs(tx: Any, *, owner: str, limit: int, ttl: float,
@@ -60,6 +62,36 @@ def idle_wait(poll_interval: float, listening: bool, looked: bool,
     if delay <= 0:  # claimable yet not claimed (a tenant limit, another worker's lock)
         return poll_interval
     return min(delay + _WAKE_MARGIN_S, safety)
+
+
+class ClaimRetry:
+    """A serving loop's claims that the store refused (locked by another program for longer
+    than its busy timeout, PostgreSQL restarting): the worker keeps serving and tries again.
+
+    Why not end `serve`: the runs it executes go on either way, but a dead loop leaves queued
+    runs, timers and approvals to nobody, while an MCP or REST server around it still answers
+    and looks healthy. The wait doubles from the poll interval up to `CLAIM_RETRY_MAX_S` (a
+    kick, i.e. a run submitted here, tries at once); one warning when claims start failing,
+    one when they work again."""
+
+    def __init__(self, owner: str, poll_interval: float) -> None:
+        self.owner = owner
+        self.poll_interval = max(poll_interval, 0.1)
+        self.failures = 0
+
+    def failed(self, exc: StoreError) -> float:
+        """How long to wait before the next claim."""
+        self.failures += 1
+        if self.failures == 1:
+            log.warning("worker %s could not claim runs: %s; trying again until the store "
+                        "answers (every %gs at most)", self.owner, exc, CLAIM_RETRY_MAX_S)
+        return min(CLAIM_RETRY_MAX_S, self.poll_interval * 2 ** min(self.failures - 1, 16))
+
+    def worked(self) -> None:
+        if self.failures:
+            log.warning("worker %s claims runs again, after %d failed attempts", self.owner,
+                        self.failures)
+            self.failures = 0
 
 
 def listen_for_work(store: Store, loop: asyncio.AbstractEventLoop,

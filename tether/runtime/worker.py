@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from tether.store import LeaseLost, RunRecord, Store, dumps
+from tether.store import LeaseLost, RunRecord, Store, StoreError, dumps
 
 from . import ops
-from ._claiming import claim_runs, idle_wait, listen_for_work
+from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
 from ._starting import _CallerStarts
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
@@ -154,6 +154,7 @@ class Worker(_CallerStarts):
         handed back to the queue untouched (their journals stay valid)."""
         self._kick = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(), name="tether-heartbeat")
+        retry = ClaimRetry(self.owner, self.poll_interval)
         unlisten = self._listen(asyncio.get_running_loop())
         listening = unlisten is not None
         try:
@@ -166,13 +167,20 @@ class Worker(_CallerStarts):
                 self._kick.clear()
                 free = self.concurrency - len(self._active)
                 wake_at: float | None = None
+                idle: float | None = None
                 if free > 0:
                     claimed: list[tuple[str, int]]
-                    claimed, wake_at = await self.committer.run(
-                        partial(claim_runs, owner=self.owner, limit=free, ttl=self.lease_ttl,
-                                tenant_limits=self.tenant_limits, active=list(self._active),
-                                queue=self.queue, next_wake=listening)
-                    )
+                    try:
+                        claimed, wake_at = await self.committer.run(
+                            partial(claim_runs, owner=self.owner, limit=free, ttl=self.lease_ttl,
+                                    tenant_limits=self.tenant_limits, active=list(self._active),
+                                    queue=self.queue, next_wake=listening)
+                        )
+                    except StoreError as exc:
+                        idle = retry.failed(exc)
+                        claimed = []
+                    else:
+                        retry.worked()
                     for run_id, epoch in claimed:
                         self._start(run_id, epoch)
                     if claimed and len(claimed) == free:
@@ -181,9 +189,10 @@ class Worker(_CallerStarts):
                 waiters = [asyncio.ensure_future(self._kick.wait())]
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))
+                if idle is None:
+                    idle = idle_wait(self.poll_interval, listening, free > 0, wake_at)
                 _done, pending = await asyncio.wait(
-                    waiters, timeout=idle_wait(self.poll_interval, listening, free > 0, wake_at),
-                    return_when=asyncio.FIRST_COMPLETED,
+                    waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED,
                 )
                 for w in pending:
                     w.cancel()

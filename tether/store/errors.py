@@ -41,7 +41,7 @@ class StoreMissing(StoreError):
 class StoreLocked(StoreError):
     def __init__(self, path: str, waited: float) -> None:
         super().__init__(
-            f"database {path!r} stayed locked by another process for {waited:.0f}s. Another "
+            f"database {path!r} stayed locked by another process for {waited:g}s. Another "
             "program holds a write transaction open (a crashed editor, `sqlite3` shell, or a stuck "
             "process); close it and retry."
         )
