@@ -193,3 +193,32 @@ def test_an_exhausted_pool_is_a_clear_error_not_a_hang(schema: PgSchema) -> None
         store._pool.putconn(held)
     assert store.get_run("r1") is None
     store.close()
+
+
+def _terminate(schema: PgSchema, application: str) -> int:
+    """Close every server connection of `application` from the server's side, as a restart or
+    an idle-connection reaper does; returns how many there were."""
+    return len(schema.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name = %s", (application,)))
+
+
+def test_pooled_connections_the_server_closed_are_replaced(schema: PgSchema) -> None:
+    """A connection found dead when a batch or a read begins is replaced, and the batch or the
+    read goes on: nothing of it was committed. Before, the next write of every process whose
+    pooled connections a server restart had closed failed ("terminating connection due to
+    administrator command"), and a worker's claim loop ended on it."""
+    application = f"tether_closed_{schema.name}"
+    store = PostgresStore(f"{schema.url}&application_name={application}", min_size=2,
+                          max_size=2)
+    try:
+        store.write(lambda tx: tx.insert_run(RunRecord(id="r1", tenant="t", agent="a:b",
+                                                       input=None, status="queued")))
+        assert _terminate(schema, application) == 2
+        store.write(lambda tx: tx.insert_run(RunRecord(id="r2", tenant="t", agent="a:b",
+                                                       input=None, status="queued")))
+        assert _terminate(schema, application) >= 1
+        run = store.get_run("r2")
+        assert run is not None and run.status == "queued"
+        assert [r.id for r in store.list_runs()] == ["r2", "r1"]  # each written once
+    finally:
+        store.close()

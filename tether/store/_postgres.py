@@ -44,6 +44,16 @@ _RETRIES = 5
 _MIGRATE_LOCK = 0x7E7E_0018
 
 
+class _Reconnect(Exception):
+    """The pooled connection a batch was given turned out dead (the server restarted, or
+    closed it) before the batch's COMMIT was sent: nothing was committed, so the batch can
+    simply be tried again on a fresh connection (the pool discards the dead one)."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def redact(url: str) -> str:
     """The URL without its password (for messages and `store.url`); everything else, the
     search_path option included, stays so the URL still names the same store."""
@@ -141,7 +151,8 @@ class PostgresStore:
         `wait=False` gives way when a row this batch needs is locked by another transaction
         (lock_timeout) or no pooled connection is free, returning None with nothing applied."""
         isolate = False
-        for attempt in range(_RETRIES):
+        lost_races = dead_found = 0
+        while lost_races < _RETRIES:
             try:
                 if len(ops) > 1 and not isolate:
                     try:
@@ -152,11 +163,17 @@ class PostgresStore:
             except _RETRYABLE:
                 if not wait:
                     return None
-                time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
+                time.sleep(random.uniform(0, 0.01 * 2 ** lost_races))
+                lost_races += 1
             except pg_errors.LockNotAvailable:
                 if not wait:
                     return None
                 raise
+            except _Reconnect as dead:
+                # each try takes another pooled connection (a restart closed them all)
+                dead_found += 1
+                if dead_found > self._pool.max_size:
+                    return [(False, self._translate(dead.error)) for _ in ops]
             except _Failed as failed:
                 return [(False, failed.error)]
             except PoolTimeout:
@@ -173,8 +190,21 @@ class PostgresStore:
 
     def _write_once(self, ops: Sequence[Callable[[_PostgresTx], Any]], *, wait: bool,
                     isolate: bool) -> list[tuple[bool, Any]]:
+        given: list[psycopg.Connection[Any]] = []
+        try:
+            return self._write_on(ops, wait=wait, isolate=isolate, given=given)
+        except psycopg.OperationalError as exc:
+            if given and given[0].broken and not given[1:]:
+                raise _Reconnect(exc) from exc  # dead before its COMMIT was sent
+            raise
+
+    def _write_on(self, ops: Sequence[Callable[[_PostgresTx], Any]], *, wait: bool,
+                  isolate: bool, given: list[Any]) -> list[tuple[bool, Any]]:
+        """`_write_once`'s transaction; `given` gets the connection, and a second entry once
+        every op ran (from then on the COMMIT may have reached the server)."""
         with self._pool.connection(timeout=None if wait else 0.05) as conn, \
                 contextlib.ExitStack() as stack:
+            given.append(conn)
             results: list[tuple[bool, Any]] = []
             if not isolate and len(ops) > 1:
                 # pipelined: statements whose result nobody reads go out without a round trip
@@ -206,10 +236,13 @@ class PostgresStore:
                         tx._fenced.clear()
                         results.append((False, StoreError(f"conflicting write: {exc}")))
                     except Exception as exc:
+                        if conn.broken:
+                            raise
                         tx._fenced.clear()  # locks taken inside the savepoint are gone
                         results.append((False, exc))
                 if tx.wake_workers:  # delivered at commit, once per transaction
                     conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(self._channel)))
+                given.append(None)  # the COMMIT is sent next
             return results
 
     # -- wake-ups ------------------------------------------------------------------------------
@@ -245,13 +278,21 @@ class PostgresStore:
 
     # -- reads ---------------------------------------------------------------------------------
     def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            with self._pool.connection() as conn:
-                return conn.execute(query.encode(), params).fetchall()
-        except PoolTimeout as exc:
-            raise self._pool_exhausted() from exc
-        except psycopg.Error as exc:
-            raise self._translate(exc) from exc
+        tries = self._pool.max_size + 1  # a restart closes every pooled connection
+        for attempt in range(1, tries + 1):
+            try:
+                with self._pool.connection() as conn:
+                    try:
+                        return conn.execute(query.encode(), params).fetchall()
+                    except psycopg.OperationalError:
+                        if attempt < tries and conn.broken:  # a pooled connection found dead
+                            continue  # (the pool discards it): a read is safe to repeat
+                        raise
+            except PoolTimeout as exc:
+                raise self._pool_exhausted() from exc
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+        raise AssertionError("unreachable")
 
     def _pool_exhausted(self) -> StoreError:
         return StoreError(
