@@ -44,7 +44,7 @@ from tether.server.mcp._session import LIVE, SessionTool
 from tether.server.mcp._task_routes import TaskRoutes
 from tether.server.mcp._tasks import Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
-from tether.store import RunRecord
+from tether.store import RunRecord, Store
 from tether.tools import Tool, ToolRegistry
 
 #: what `initialize` advertises for tasks (2025-11-25): list, cancel, task-augmented tools/call
@@ -74,7 +74,7 @@ class TetherMCPServer:
         self,
         tools: ToolRegistry | None = None,
         *,
-        db: str | os.PathLike[str] | None = None,
+        db: str | os.PathLike[str] | Store | None = None,
         guards: Guards | str | None = None,
         agents: Mapping[str, AgentTool | str] | None = None,
         name: str = "tether",

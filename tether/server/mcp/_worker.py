@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from functools import partial
 from typing import Any
 
 from tether.runtime import Worker
 from tether.server.mcp._agent import CALL_AGENT
 from tether.store import RunRecord, Store
+
+log = logging.getLogger("tether.server.mcp")
 
 
 class NotifyingWorker(Worker):
@@ -36,6 +39,8 @@ class NotifyingWorker(Worker):
         # runs a request waits for in `settled`, and those of them that ended, as committed
         self._awaited: set[str] = set()
         self._ended_runs: dict[str, RunRecord] = {}
+        #: why an awaited run's execution ended in an exception (its end may not be written)
+        self._failures: dict[str, BaseException] = {}
         self._quiet_kick = False
         #: wake-ups of the claim loop skipped because a tool-call run ended (see module doc)
         self.quiet_ends = 0
@@ -64,7 +69,11 @@ class NotifyingWorker(Worker):
         if task is not None:  # runs before the worker's own done callback (added after this)
             task.add_done_callback(partial(self._ended, run_id))
 
-    def _ended(self, run_id: str, _: object) -> None:
+    def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if run_id in self._awaited and not task.cancelled() \
+                and (failure := task.exception()) is not None:
+            self._failures[run_id] = failure  # the caller is told (`settled`), and the log
+            log.error("run %s: its execution failed: %s", run_id, failure, exc_info=failure)
         ctx = self._contexts.get(run_id)
         if ctx is None or ctx.run.agent != CALL_AGENT or ctx.run.parent_id is not None:
             return
@@ -111,6 +120,7 @@ class NotifyingWorker(Worker):
         finally:
             self._awaited.discard(run_id)
             self._ended_runs.pop(run_id, None)
+            self._failures.pop(run_id, None)
 
     async def _settled(self, run_id: str, *, poll: float, until: Any,
                        since: asyncio.Event | None) -> RunRecord:
@@ -122,8 +132,10 @@ class NotifyingWorker(Worker):
             # ended by this worker: as committed, without reading it back
             run = self._ended_runs.pop(run_id, None) or self.store.get_run(run_id)
             if run is None and run_id not in self._active:
-                raise LookupError(f"run {run_id} does not exist: it was never written "
-                                  "(see the server's log for why)")
+                failure = self._failures.get(run_id)
+                why = (f"its execution failed before it could be written: {failure}"
+                       if failure is not None else "see the server's log for why")
+                raise LookupError(f"run {run_id} does not exist: it was never written ({why})")
             if run is None:  # executing here, not yet written (`Worker.start_new`)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), poll)
