@@ -57,3 +57,14 @@ async def test_claims_refused_by_a_locked_database_do_not_end_serving(
         worker.kick()
         await serving
         t.close()
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0, float("nan")])
+def test_a_lease_that_expires_at_once_is_refused(tmp_path: object, ttl: float) -> None:
+    """Every claim would be stale before its first write: every worker would take every run."""
+    t = Tether(f"{tmp_path}/tether.db")
+    try:
+        with pytest.raises(ValueError, match="lease_ttl must be more than 0 seconds"):
+            t.worker(lease_ttl=ttl)
+    finally:
+        t.close()

@@ -6,10 +6,9 @@ right result (none stuck, none waiting for a human), every step's side effect ha
 Why: a server process can stall at any point (a loaded host, a paused container, a profiler), and
 its timers (the embedded worker's heartbeat and poll, leases, the committer) then fire in orders a
 quiet machine never shows (see test_mcp_frozen.py, which found a heartbeat stopping a run).
-`tether serve` has no lease option; the second case starts the same CLI with the embedded
-worker's lease cut to 0.3 s (`python -m tests.server.test_api_frozen LEASE serve ...`), so that
-beats, and leases that expire while the process is frozen, are many (with a heartbeat that
-would not renew a lease that had expired, that case fails: runs wait for a human)."""
+The second case serves with `--lease-ttl 0.3`, so that beats, and leases that expire while the
+process is frozen, are many (with a heartbeat that would not renew a lease that had expired,
+that case fails: runs wait for a human)."""
 
 from __future__ import annotations
 
@@ -86,11 +85,11 @@ def _serve(tmp: Path, lease: float | None, *args: str, db: str | None = None
     key = tether_cli("keys", "create", "--tenant", "acme", "--role", "operator", "--db",
                      db).split()[0]
     port = free_port()
-    cli = ([sys.executable, "-m", "tests.server.test_api_frozen", str(lease)] if lease
-           else [sys.executable, "-m", "tether"])
+    leased = ["--lease-ttl", str(lease)] if lease else []
     proc = subprocess.Popen(
-        [*cli, "serve", "--port", str(port), "--agents", str(tmp / "agents.yaml"), "--db",
-         db, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "tether", "serve", "--port", str(port), "--agents",
+         str(tmp / "agents.yaml"), "--db", db, *leased, *args], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, LEDGER_ENV: str(tmp / "ledger.txt")})
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -183,18 +182,3 @@ def _attempts(db: Path) -> dict[str, int]:
         return {r.id: r.attempts for r in t.runs(limit=1000)}
     finally:
         t.close()
-
-
-def _serve_with_lease(lease: float, argv: list[str]) -> None:
-    """`tether ARGV` with every Worker's default lease cut to `lease` seconds (the embedded
-    worker of `tether serve` is built with the default)."""
-    from tether.cli import app
-    from tether.runtime.worker import Worker
-
-    assert Worker.__init__.__kwdefaults__ is not None
-    Worker.__init__.__kwdefaults__["lease_ttl"] = lease
-    app(argv, prog_name="tether")
-
-
-if __name__ == "__main__":
-    _serve_with_lease(float(sys.argv[1]), sys.argv[2:])

@@ -93,8 +93,8 @@ def run(
 
 def worker(
     concurrency: int = typer.Option(256, "--concurrency"),
-    lease_ttl: float = typer.Option(30.0, "--lease-ttl", help="Seconds before a dead worker's "
-                                    "runs may be taken over."),
+    lease_ttl: float = typer.Option(30.0, "--lease-ttl", min=0.1, help="Seconds before a dead "
+                                    "worker's runs may be taken over."),
     poll: float = typer.Option(0.2, "--poll", help="Seconds between looks for new work."),
     guards: str = typer.Option(
         None, "--guards", envvar="TETHER_GUARDS", help="MODULE:NAME of the deployment's "

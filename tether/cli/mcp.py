@@ -61,8 +61,8 @@ def serve(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant of the runs the server "
                                         "creates.")] = "mcp",
     lease_ttl: Annotated[float, typer.Option(
-        "--lease-ttl", help="Seconds before another worker may take over a run of a server "
-        "that died.")] = 30.0,
+        "--lease-ttl", min=0.1, help="Seconds before another worker may take over a run of a "
+        "server that died.")] = 30.0,
     db: str = DB_OPTION,
 ) -> None:
     """Serve the tools of a ToolRegistry (and agents, as durable tasks) over MCP.

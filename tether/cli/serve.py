@@ -51,6 +51,9 @@ def serve(
     concurrency: Annotated[int, typer.Option(
         "--concurrency", min=1, help="Runs the embedded worker executes at once (runs "
         "waiting for a model or tool count; the rest wait in the queue).")] = 256,
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", min=0.1, help="Seconds before another worker may take over a run of "
+        "the embedded worker of a server that died.")] = 30.0,
     db: str = DB_OPTION,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json) with an embedded worker."""
@@ -76,7 +79,7 @@ def serve(
                           guards=guards, approvers=approvers, signing_keys=signing_keys,
                           tool_modules=list(tools_module or []),
                           embedded_worker=not no_worker, max_body=max_body,
-                          worker_concurrency=concurrency)
+                          worker_concurrency=concurrency, worker_lease_ttl=lease_ttl)
     try:
         app = create_app(config)
     except Exception as exc:  # a deployment naming what cannot load does not start

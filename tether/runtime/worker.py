@@ -89,6 +89,8 @@ class Worker(_CallerStarts):
         these tenants, of trees whose root runs one of these agents (None: every one).
         `tenant_limits` (tenant -> most runs executing at once) count every worker on the
         database, not only this one."""
+        if not lease_ttl > 0:  # a lease expired at once would hand every run to every worker
+            raise ValueError(f"lease_ttl must be more than 0 seconds, not {lease_ttl!r}")
         self.store = store
         self.owner = owner or default_owner()
         self.concurrency = concurrency

@@ -93,7 +93,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         if config.embedded_worker:
             state.worker = state.tether.adopt(Worker(
                 state.tether.store, committer=state.committer, inline_commits=False,
-                guards=config.guards, concurrency=config.worker_concurrency))
+                guards=config.guards, concurrency=config.worker_concurrency,
+                lease_ttl=config.worker_lease_ttl))
             task = asyncio.create_task(state.worker.serve(stop=stop), name="tether-server-worker")
         try:
             yield

@@ -46,6 +46,7 @@ class ServerConfig:
     tool_modules: list[str] = field(default_factory=list)
     embedded_worker: bool = True
     worker_concurrency: int = 256
+    worker_lease_ttl: float = 30.0  # seconds (`Worker(lease_ttl=)`)
     max_body: int = DEFAULT_MAX_BODY
     sse_poll: float = 0.2  # seconds between looks at the journal of a streamed run
 
