@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from tests.freezer import Freezer
 from tether import Context, Tether
 from tether.runtime import NotInDoubt
 from tether.store import TERMINAL_STATUSES
@@ -42,7 +42,6 @@ REPO = Path(__file__).resolve().parents[2]
 AGENT = "tests.runtime.test_worker_frozen:trial"
 EFFECTS_ENV = "TETHER_TEST_EFFECTS"
 RUNS = 50
-FREEZES_S = (0.001, 0.01, 0.05, 0.3, 0.8)
 STEP_S = float(os.environ.get("TETHER_TEST_STEP_S", "0.02"))  # before and after the effect
 RECORDED = ("a", "c", "d", "e", "f")  # the steps not safe to repeat
 
@@ -89,43 +88,6 @@ def expected(n: int) -> int:
 
 
 # -- the harness ----------------------------------------------------------------------------
-class Freezer:
-    """Freezes a process for a random one of `FREEZES_S` every 0-`gap` s; `held()` keeps it
-    running (the human looks only then)."""
-
-    def __init__(self, pid: int, seed: int, gap: float = 0.02) -> None:
-        self.pid, self.freezes, self.gap = pid, 0, gap
-        self._random = random.Random(seed)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._random.uniform(0, self.gap)):
-            with self._lock:
-                os.kill(self.pid, signal.SIGSTOP)
-                try:
-                    time.sleep(self._random.choice(FREEZES_S))
-                finally:
-                    os.kill(self.pid, signal.SIGCONT)
-                self.freezes += 1
-
-    @contextlib.contextmanager
-    def held(self) -> Any:
-        with self._lock:
-            yield
-
-    def __enter__(self) -> Freezer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-
-
 def _effects(path: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     found: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if path.exists():

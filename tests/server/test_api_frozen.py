@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.freezer import Freezer
 from tests.server.conftest import ROOT, free_port, tether_cli
 from tether import Context
 from tether.tools import ToolRegistry, tool
@@ -148,7 +149,6 @@ def _client(base: str, key: str, ns: list[int], wrong: list[str], deadline: floa
 @pytest.mark.parametrize("lease", [None, 0.3], ids=["default-lease", "lease-0.3s"])
 def test_runs_submitted_to_a_server_frozen_at_random_all_succeed(
         tmp_path: Path, lease: float | None) -> None:
-    from tests.server.test_mcp_frozen import Freezer  # here: the server imports this module
 
     proc, base, key = _serve(tmp_path, lease)
     wrong: list[str] = []

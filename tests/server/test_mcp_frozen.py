@@ -9,12 +9,7 @@ before its task first ran (the client got "run ... was never written"); the leas
 
 from __future__ import annotations
 
-import os
-import random
-import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +17,11 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
+from tests.freezer import Freezer
 from tests.server.test_mcp_serve import ROOT, make_setup, serve_args
 from tether.runtime import Tether
 
 CALLS = 150
-FREEZES_S = (0.001, 0.01, 0.05, 0.3, 0.8)
 
 
 def _server_pid(setup: dict[str, Any]) -> int:
@@ -34,34 +29,6 @@ def _server_pid(setup: dict[str, Any]) -> int:
     pids = [int(p) for p in found.stdout.split()]
     assert len(pids) == 1, f"expected one server process, found {pids}"
     return pids[0]
-
-
-class Freezer:
-    """Freezes a process for a random one of `FREEZES_S` every 0-20 ms until stopped."""
-
-    def __init__(self, pid: int, seed: int) -> None:
-        self.pid, self.freezes = pid, 0
-        self._random = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._random.uniform(0, 0.02)):
-            os.kill(self.pid, signal.SIGSTOP)
-            try:
-                time.sleep(self._random.choice(FREEZES_S))
-            finally:
-                os.kill(self.pid, signal.SIGCONT)
-            self.freezes += 1
-
-    def __enter__(self) -> Freezer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        os.kill(self.pid, signal.SIGCONT)
 
 
 @pytest.mark.slow
