@@ -22,7 +22,7 @@ from typing import Any
 from tether.sandbox import _paths
 from tether.sandbox import _reaper as reaper
 from tether.sandbox._backend import STUB_ENV, Backend, Started
-from tether.sandbox._process import kill_group, spawn
+from tether.sandbox._process import dies_with_this_process, kill_group, spawn
 from tether.sandbox._rootfs import SANDBOX_GID, SANDBOX_UID, ensure_rootfs, mount_point_for
 from tether.sandbox._seccomp_gen import CLONE_NS_FLAGS, DENY_EPERM
 from tether.sandbox._types import Limits, SandboxUnavailable
@@ -196,8 +196,8 @@ class GVisorBackend(Backend):
             (bundle_dir / "config.json").write_text(
                 json.dumps(self.bundle(limits, staging, bundle_dir, io))
             )
-            proc = spawn(self._runsc("run", "--bundle", str(bundle_dir), cid), preexec=None,
-                         cwd=str(bundle_dir))
+            proc = spawn(self._runsc("run", "--bundle", str(bundle_dir), cid),
+                         preexec=dies_with_this_process(), cwd=str(bundle_dir))
         except BaseException:
             staging.destroy()
             io.destroy()

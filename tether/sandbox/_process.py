@@ -7,6 +7,7 @@ which asyncio's child watchers would swallow.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import marshal
 import os
 import selectors
@@ -42,6 +43,29 @@ class RawOutcome:
 def encode_job(job: dict[str, Any]) -> bytes:
     body = marshal.dumps(job, 4)  # the stub decodes it without importing anything
     return len(body).to_bytes(8, "big") + body
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+
+
+def dies_with_this_process() -> Callable[[], None]:
+    """A `preexec` for a sandbox runner that has no `--die-with-parent` of its own (`runsc
+    run`): the kernel SIGKILLs it when the thread that started it dies, the whole worker's
+    SIGKILL included, and gVisor's sandbox and gofer (started `--attached`) go with it.
+
+    Why: a SIGKILLed worker left its gVisor sandbox running the agent's code, reparented to
+    init, until another sandbox start in some process happened to collect it (bwrap is started
+    with `--die-with-parent`)."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            os._exit(127)
+        if os.getppid() != parent:  # it died between the fork and the prctl: no signal comes
+            os._exit(127)
+
+    return preexec
 
 
 def spawn(
