@@ -26,6 +26,7 @@ from tether.store import LeaseLost, RunRecord, Store, StoreError, dumps
 
 from . import ops
 from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
+from ._heartbeat import _Heartbeat
 from ._starting import _CallerStarts
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
@@ -60,7 +61,7 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class Worker(_CallerStarts):
+class Worker(_CallerStarts, _Heartbeat):
     def __init__(
         self,
         store: Store,
@@ -249,45 +250,6 @@ class Worker(_CallerStarts):
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         return listen_for_work(self.store, loop, self.kick)
-
-    async def _heartbeat(self) -> None:
-        interval = max(0.05, min(self.lease_ttl / 3, 1.0))
-        while True:
-            await asyncio.sleep(interval)
-            await self._beat()
-
-    def _leased(self, run_id: str) -> bool:
-        """Whether `run_id`'s lease is in the store, or ordered before any write made now.
-
-        A run started unwritten (`start_new`) has none until its first write is handed to the
-        committer (`Context.provisional`), nor before its task first runs and makes its
-        context: a beat in that turn of the event loop took it for a run whose lease was lost
-        and stopped it before it was ever written (its caller got "never written")."""
-        ctx = self._contexts.get(run_id)
-        if ctx is None:
-            return run_id not in self._unwritten
-        return not ctx.provisional
-
-    async def _beat(self) -> None:
-        """Renew the leases of the runs executing here; stop those whose lease was lost or
-        that were cancelled."""
-        ids = [run_id for run_id in self._active if self._leased(run_id)]
-        if not ids:
-            return
-
-        def renew(tx: Any) -> tuple[list[str], list[str]]:
-            held = tx.renew(self.owner, ids, self.lease_ttl)
-            return held, tx.cancel_requested(held)
-
-        try:
-            held, cancelled = await self.committer.run(renew)
-        except Exception:  # a failed renewal is retried at the next beat
-            log.exception("lease renewal failed")
-            return
-        for run_id in set(ids) - set(held):
-            self._stop(run_id, "lease")
-        for run_id in cancelled:
-            self._stop(run_id, "cancel")
 
     def _stop(self, run_id: str, reason: str) -> None:
         task = self._active.get(run_id)
