@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tether import Tether
+from tether.demo import _models as demo_models
 from tether.demo import build_model, calculate, demo_tools, lookup_country
 from tether.tools import ToolArgumentError
 
@@ -114,9 +115,15 @@ def test_demo_reports_failure_when_the_model_is_unreachable(tmp_path: Path) -> N
     assert "journal of run" in proc.stdout
 
 
-def test_build_model_choices() -> None:
+def test_build_model_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_model("openai:gpt-4o-mini", "http://h/v1").name == "openai:gpt-4o-mini"
+    # `local` is the 1.5B model where `make models-large` installed it, else the 0.5B one
+    # (`make test` alone installs only the small one): both branches, whatever this machine has
+    monkeypatch.setattr(demo_models, "_available", lambda weights: True)
     assert build_model("local", None).name.startswith("local:qwen2.5-coder-1.5b")
+    assert build_model("local:small", None).name.startswith("local:qwen2.5-coder-0.5b")
+    monkeypatch.setattr(demo_models, "_available", lambda weights: False)
+    assert build_model("local", None).name.startswith("local:qwen2.5-coder-0.5b")
     with pytest.raises(ValueError, match="unknown --model 'openai:'"):
         build_model("openai:", None)
 
