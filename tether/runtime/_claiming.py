@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.store import Store, StoreError
 
+from ._outage import StoreOutage
 from .queues import WorkerQueue
 
 log = logging.getLogger("tether.worker")
@@ -77,21 +78,17 @@ class ClaimRetry:
     def __init__(self, owner: str, poll_interval: float) -> None:
         self.owner = owner
         self.poll_interval = max(poll_interval, 0.1)
-        self.failures = 0
+        self.outage = StoreOutage(
+            f"worker {owner} could not claim runs", f"worker {owner} claims runs",
+            f"trying again until the store answers (every {CLAIM_RETRY_MAX_S:g}s at most)")
 
     def failed(self, exc: StoreError) -> float:
         """How long to wait before the next claim."""
-        self.failures += 1
-        if self.failures == 1:
-            log.warning("worker %s could not claim runs: %s; trying again until the store "
-                        "answers (every %gs at most)", self.owner, exc, CLAIM_RETRY_MAX_S)
-        return min(CLAIM_RETRY_MAX_S, self.poll_interval * 2 ** min(self.failures - 1, 16))
+        failures = self.outage.failed(exc)
+        return min(CLAIM_RETRY_MAX_S, self.poll_interval * 2 ** min(failures - 1, 16))
 
     def worked(self) -> None:
-        if self.failures:
-            log.warning("worker %s claims runs again, after %d failed attempts", self.owner,
-                        self.failures)
-            self.failures = 0
+        self.outage.worked()
 
 
 def listen_for_work(store: Store, loop: asyncio.AbstractEventLoop,

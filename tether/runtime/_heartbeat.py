@@ -8,12 +8,20 @@ import asyncio
 import logging
 from typing import Any
 
-from tether.store import RunRecord
+from tether.store import RunRecord, StoreError
 
+from ._outage import StoreOutage
 from .committer import GroupCommitter
 from .context import Context
 
 log = logging.getLogger("tether.worker")
+
+
+def renewal_outage(owner: str) -> StoreOutage:
+    return StoreOutage(
+        f"worker {owner} could not renew its leases", f"worker {owner} renews its leases",
+        "trying again at every beat (a lease that expires meanwhile lets another worker take "
+        "its run over, and this one stops it)")
 
 
 class _Heartbeat:
@@ -24,6 +32,7 @@ class _Heartbeat:
     _active: dict[str, asyncio.Task[None]]
     _contexts: dict[str, Context]
     _unwritten: dict[str, RunRecord]
+    _renewal_outage: StoreOutage
 
     @property
     def committer(self) -> GroupCommitter:
@@ -61,11 +70,16 @@ class _Heartbeat:
             held = tx.renew(self.owner, ids, self.lease_ttl)
             return held, tx.cancel_requested(held)
 
+        outage = self._renewal_outage
         try:
             held, cancelled = await self.committer.run(renew)
-        except Exception:  # a failed renewal is retried at the next beat
+        except StoreError as exc:  # tried again at the next beat
+            outage.failed(exc)
+            return
+        except Exception:  # not the store's refusal: a bug, told in full (and tried again)
             log.exception("lease renewal failed")
             return
+        outage.worked()
         for run_id in set(ids) - set(held):
             self._stop(run_id, "lease")
         for run_id in cancelled:

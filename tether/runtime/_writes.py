@@ -131,7 +131,7 @@ class _Writes:
                 tx.append_events(run_id, events)
             return then(tx) if then is not None else None
 
-        fut = self._committer.submit(op, inline=inline)
+        fut = self._committer.submit(op, inline=inline, retry=True)
         if fut.done():
             self._note_background(fut)
         else:
@@ -171,7 +171,7 @@ class _Writes:
                 else:
                     held_fut.set_result(results[i])
 
-        fut = self._committer.submit(op, inline=inline)
+        fut = self._committer.submit(op, inline=inline, retry=True)
         if held:
             if fut.done():
                 settle_held(fut)

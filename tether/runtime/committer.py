@@ -9,6 +9,12 @@ With nobody to batch with — one run executing, nothing queued — an awaited w
 inline on the caller's thread instead: the thread hand-off and the event-loop wake-up would
 cost more CPU than the commit itself, and there is no other write to share the fsync with.
 As soon as a second run is attached, every write goes through the thread again.
+
+A run's own writes (`submit(retry=True)`) outlast a store that refuses writes as a whole
+(`StoreUnavailable`: a full disk, a PostgreSQL server away): the thread tries them again, every
+`WRITE_RETRY_MAX_S` at most, until they commit, and the run goes on where it was — the failure
+was the store's, not the run's. Other writes (claims, lease renewals) fail at once meanwhile:
+their callers have their own retry, and must stay free to see a stop.
 """
 
 from __future__ import annotations
@@ -21,9 +27,15 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.store import NewEvent, Store, Tx
+from tether.store import NewEvent, Store, StoreUnavailable, Tx
+
+from ._outage import StoreOutage
 
 Op = Callable[[Tx], Any]
+#: the longest a run's write that the store refused waits before it is tried again
+WRITE_RETRY_MAX_S = 2.0
+_WRITE_RETRY_FIRST_S = 0.05
+_Item = tuple[Op, "asyncio.Future[Any]", asyncio.AbstractEventLoop, bool]
 
 
 _CLOSE = object()
@@ -55,6 +67,14 @@ class GroupCommitter:
         #: commit). Live trace export follows its runs so instead of reading back what was just
         #: written. While empty, ops are not wrapped at all.
         self.commit_listeners: list[Callable[[str, Sequence[NewEvent]], None]] = []
+        #: set by `close`: writes waiting for the store give up
+        self._giving_up = threading.Event()
+        #: the store's refusal, while the thread waits for it with a run's writes
+        self._retrying: StoreUnavailable | None = None
+        self.outage = StoreOutage(
+            "the store refuses writes", "the store accepts writes",
+            "the runs executing here wait for it, their writes tried again every "
+            f"{WRITE_RETRY_MAX_S:g}s at most (other writes fail meanwhile)")
         self._thread = threading.Thread(target=self._run, name="tether-committer", daemon=True)
         self._thread.start()
 
@@ -67,7 +87,8 @@ class GroupCommitter:
         with self._count_lock:
             self.producers -= 1
 
-    def submit(self, op: Op, *, inline: bool = False) -> asyncio.Future[Any]:
+    def submit(self, op: Op, *, inline: bool = False, retry: bool = False
+               ) -> asyncio.Future[Any]:
         """Queue `op`; the future resolves once the op's transaction is durable. Ops are applied
         in submission order, so a caller need not await every write: awaiting a later one implies
         the earlier ones are durable too.
@@ -75,22 +96,31 @@ class GroupCommitter:
         `inline=True` (for a caller about to await the future anyway): when exactly one run is
         attached (`attach`) and nothing is queued or being written, commit right here and return
         a done future. Callers that never attach (a batch of writers of their own) always get
-        the thread, so their writes share transactions."""
+        the thread, so their writes share transactions.
+
+        `retry=True` (a run's own writes): a refusal by the store as a whole
+        (`StoreUnavailable`) is not an answer; the op waits and is tried again until it
+        commits or the committer closes. Without it, such an op fails at once while the store
+        refuses writes."""
         loop = asyncio.get_running_loop()
         if self._closed:
             raise RuntimeError("the group committer is closed")
         fut: asyncio.Future[Any] = loop.create_future()
+        refusing = self._retrying
+        if refusing is not None and not retry:
+            fut.set_exception(refusing)
+            return fut
         if self.commit_listeners:
             op = _Appends(op)
-        if (inline and self.inline_allowed and self.producers == 1
-                and self._commit_inline(op, fut)):
+        if (inline and refusing is None and self.inline_allowed and self.producers == 1
+                and self._commit_inline(op, fut, retry)):
             return fut
         with self._count_lock:
             self._inflight += 1
-        self._queue.put((op, fut, loop))
+        self._queue.put((op, fut, loop, retry))
         return fut
 
-    def _commit_inline(self, op: Op, fut: asyncio.Future[Any]) -> bool:
+    def _commit_inline(self, op: Op, fut: asyncio.Future[Any], retry: bool) -> bool:
         if not self._write_lock.acquire(blocking=False):
             return False  # the thread is writing a batch: join the next one
         try:
@@ -101,6 +131,8 @@ class GroupCommitter:
             if results is None:
                 return False  # another process is writing: queue rather than block the loop
             ((ok, value),) = results
+            if not ok and retry and isinstance(value, StoreUnavailable):
+                return False  # the thread waits for the store and tries it again
             self.inline += 1
             self.ops += 1
             if isinstance(op, _Appends):
@@ -113,14 +145,14 @@ class GroupCommitter:
             fut.set_exception(value)
         return True
 
-    async def run(self, op: Op) -> Any:
-        return await self.submit(op, inline=True)
+    async def run(self, op: Op, *, retry: bool = False) -> Any:
+        return await self.submit(op, inline=True, retry=retry)
 
     def _run(self) -> None:
         closing = False
         while not closing:
             item = self._queue.get()
-            batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+            batch: list[_Item] = []
             while True:
                 if item is _CLOSE:
                     closing = True
@@ -141,30 +173,74 @@ class GroupCommitter:
             except queue.Empty:
                 return
             if item is not _CLOSE:
-                _, fut, loop = item
+                _, fut, loop, _ = item
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, [(fut, (False, RuntimeError(
                         "the group committer is closed")))])
 
-    def _commit(self, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]
-                ) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
+        results = self._write(batch)
+        delay = _WRITE_RETRY_FIRST_S
+        while (refused := _refusal(results)) is not None:
+            waiting = [item for item in batch if item[3]]
+            self._settle([item for item in batch if not item[3]], [(False, refused)])
+            if not waiting:
+                return
+            self._retrying = refused
+            self.outage.failed(refused)
+            if self._giving_up.wait(delay):
+                self._retrying = None
+                self._settle(waiting, [(False, refused)])
+                return
+            delay = min(delay * 2, WRITE_RETRY_MAX_S)
+            batch = self._joining(waiting, refused)
+            results = self._write(batch)
+        self._retrying = None
+        self.outage.worked()
+        self.batches += 1
+        self._settle(batch, results)
+
+    def _joining(self, waiting: list[_Item], refused: StoreUnavailable) -> list[_Item]:
+        """The ops waiting for the store and, behind them in order, those queued meanwhile
+        that wait too; the others fail now. Stops at `_CLOSE`, which it puts back."""
+        while len(waiting) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _CLOSE:
+                self._queue.put(_CLOSE)
+                break
+            if item[3]:
+                waiting.append(item)
+            else:
+                self._settle([item], [(False, refused)])
+        return waiting
+
+    def _write(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         try:
             with self._write_lock:
-                answered = self.store.write_batch([op for op, _, _ in batch])
+                answered = self.store.write_batch([op for op, _, _, _ in batch])
                 if answered is not None and self.commit_listeners:
-                    self._announce([op for op, _, _ in batch], answered)
+                    self._announce([op for op, _, _, _ in batch], answered)
             assert answered is not None  # wait=True always answers
-            results = answered
+            return answered
         except Exception as exc:  # a broken store must fail its writers, not hang them
-            results = [(False, exc)] * len(batch)
+            return [(False, exc)] * len(batch)
+
+    def _settle(self, batch: list[_Item], results: list[tuple[bool, Any]]) -> None:
+        """Hand `batch` its results (one result: the same for all) on their loops."""
+        if not batch:
+            return
+        if len(results) == 1 and len(batch) > 1:
+            results = results * len(batch)
         with self._count_lock:
             self._inflight -= len(batch)
-        self.batches += 1
         self.ops += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, tuple[bool, Any]]]] = (
             defaultdict(list)
         )
-        for (_, fut, loop), result in zip(batch, results, strict=True):
+        for (_, fut, loop, _), result in zip(batch, results, strict=True):
             by_loop[loop].append((fut, result))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
@@ -187,6 +263,7 @@ class GroupCommitter:
             if self._closed:
                 return
             self._closed = True
+            self._giving_up.set()
             self._queue.put(_CLOSE)
         self._thread.join(timeout=30)
 
@@ -210,6 +287,14 @@ class _Appends:
             return self.op(tx)
         finally:
             tx.appended = outer
+
+
+def _refusal(results: list[tuple[bool, Any]]) -> StoreUnavailable | None:
+    """The store's refusal of a whole batch (every op failed with `StoreUnavailable`)."""
+    if not results or any(ok or not isinstance(v, StoreUnavailable) for ok, v in results):
+        return None
+    refused: StoreUnavailable = results[0][1]
+    return refused
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:

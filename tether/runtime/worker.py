@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from tether.store import LeaseLost, RunRecord, Store, StoreError, dumps
+from tether.store import LeaseLost, RunRecord, Store, StoreError, StoreUnavailable, dumps
 
 from . import ops
 from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
-from ._heartbeat import _Heartbeat
+from ._heartbeat import _Heartbeat, renewal_outage
 from ._starting import _CallerStarts
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
@@ -94,6 +94,7 @@ class Worker(_CallerStarts, _Heartbeat):
             raise ValueError(f"lease_ttl must be more than 0 seconds, not {lease_ttl!r}")
         self.store = store
         self.owner = owner or default_owner()
+        self._renewal_outage = renewal_outage(self.owner)
         self.concurrency = concurrency
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
@@ -320,6 +321,10 @@ class Worker(_CallerStarts, _Heartbeat):
             await self._drive(ctx, run, agent)
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)
+        except StoreError as exc:
+            # its journal says where it is: any worker takes it up from there at lease expiry
+            log.warning("run %s: stopped here, its journal could not be written (%s); it is "
+                        "resumed from its journal when its lease expires", run_id, exc)
         finally:
             if unwritten_limit is not None:
                 unwritten_limit.cancel()
@@ -341,7 +346,7 @@ class Worker(_CallerStarts, _Heartbeat):
         try:
             await self.committer.run(ops.suspend(
                 run.id, self.owner, reason=reason, wake_at=wake_at, children=(), signals=(),
-                epoch=epoch))
+                epoch=epoch), retry=True)
         except LeaseLost:
             log.info("run %s: lease lost while refusing it", run.id)
         finally:
@@ -367,7 +372,7 @@ class Worker(_CallerStarts, _Heartbeat):
                 run_id, self.owner, reason=str(d), wake_at=None, children=(), signals=(),
                 options=options, epoch=ctx.epoch))
         except Drain:
-            await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch))
+            await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch), retry=False)
         except RunHalted as h:
             await self._finish(ctx, "halted", reason=h.reason,
                                event=("run_halted", {"reason": h.reason, "details": h.details}))
@@ -380,7 +385,7 @@ class Worker(_CallerStarts, _Heartbeat):
                                    event=("run_cancelled", {"reason": reason}))
             elif why == "shutdown":
                 with contextlib.suppress(Exception):
-                    await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch))
+                    await self._commit(ctx, ops.abandon(run_id, self.owner, ctx.epoch), retry=False)
             # "lease": another worker owns the run now; write nothing.
         except LeaseLost:
             raise
@@ -389,7 +394,8 @@ class Worker(_CallerStarts, _Heartbeat):
                                event=("run_failed", {"type": type(exc).__name__,
                                                      "message": str(exc)}))
         except Exception as exc:
-            if isinstance(ctx._background_error, LeaseLost):
+            if isinstance(ctx._background_error, LeaseLost | StoreUnavailable):
+                # the run did nothing wrong: it stops, and is resumed from its journal
                 raise ctx._background_error from exc
             message = f"{type(exc).__name__}: {exc}"
             await self._finish(ctx, "failed", error=message, event=("run_failed", {
@@ -401,8 +407,8 @@ class Worker(_CallerStarts, _Heartbeat):
     async def _finish(self, ctx: Context, status: str, *, result: Any = None,
                       error: str | None = None, reason: str | None = None,
                       event: tuple[str, Any]) -> None:
-        if isinstance(ctx._background_error, LeaseLost):
-            raise ctx._background_error
+        if isinstance(ctx._background_error, LeaseLost | StoreUnavailable):
+            raise ctx._background_error  # its end cannot follow a write that is missing
         finish = ops.finish(
             ctx.run_id, self.owner, status, result=result, error=error, reason=reason,
             events=ctx.take_pending(*event), epoch=ctx.epoch)
@@ -412,6 +418,10 @@ class Worker(_CallerStarts, _Heartbeat):
             for listener in self.end_listeners:
                 listener(ended)
 
-    async def _commit(self, ctx: Context, op: Callable[[Any], Any]) -> Any:
+    async def _commit(self, ctx: Context, op: Callable[[Any], Any], *, retry: bool = True
+                      ) -> Any:
+        """A run-state write of the run's. `retry`: it waits out a store that refuses writes
+        (a suspension must be written for the run to go on); handing the run back does not
+        (any worker takes it up at lease expiry anyway, and a stopping worker must stop)."""
         ctx.flush_pending()  # the run's journal goes first, in the same order as written
-        return await self.committer.run(op)
+        return await self.committer.run(op, retry=retry)

@@ -20,6 +20,7 @@ from .errors import (
     StoreError,
     StoreLocked,
     StoreMissing,
+    StoreUnavailable,
 )
 from .shards import SHARDS_ENV, Shard, ShardConfigError, ShardedStores, ShardMap, root_key
 
@@ -87,6 +88,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreMissing",
+    "StoreUnavailable",
     "Tx",
     "default_db_path",
     "dumps",

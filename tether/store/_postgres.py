@@ -32,7 +32,7 @@ from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS
-from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreMissing
+from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreMissing, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -42,6 +42,14 @@ _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _RETRIES = 5
 # advisory lock key held while migrating, so workers starting together migrate once
 _MIGRATE_LOCK = 0x7E7E_0018
+
+
+def _unavailable(exc: psycopg.Error) -> bool:
+    """The server refused for want of resources (class 53: disk full, out of memory, too
+    many connections) or because it is starting up (57P03): it answered, so the transaction
+    was rolled back, and the same write can work later."""
+    state = exc.sqlstate or ""
+    return state.startswith("53") or state == "57P03"
 
 
 class _Reconnect(Exception):
@@ -173,7 +181,10 @@ class PostgresStore:
                 # each try takes another pooled connection (a restart closed them all)
                 dead_found += 1
                 if dead_found > self._pool.max_size:
-                    return [(False, self._translate(dead.error)) for _ in ops]
+                    gone = StoreUnavailable(f"database {self.url!r}: {dead.error} (every "
+                                            "connection tried was closed before the write's "
+                                            "COMMIT: nothing was applied)")
+                    return [(False, gone) for _ in ops]
             except _Failed as failed:
                 return [(False, failed.error)]
             except PoolTimeout:
@@ -236,8 +247,8 @@ class PostgresStore:
                         tx._fenced.clear()
                         results.append((False, StoreError(f"conflicting write: {exc}")))
                     except Exception as exc:
-                        if conn.broken:
-                            raise
+                        if conn.broken or (isinstance(exc, psycopg.Error) and _unavailable(exc)):
+                            raise  # not this op's fault: the whole batch is refused
                         tx._fenced.clear()  # locks taken inside the savepoint are gone
                         results.append((False, exc))
                 if tx.wake_workers:  # delivered at commit, once per transaction
@@ -295,7 +306,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _pool_exhausted(self) -> StoreError:
-        return StoreError(
+        return StoreUnavailable(
             f"database {self.url!r}: no free connection within {self.busy_timeout:g}s (all "
             f"{self._pool.max_size} of this process's pooled connections stayed busy, or the "
             "server stopped answering); check the server's load and max_connections")
@@ -303,6 +314,9 @@ class PostgresStore:
     def _translate(self, exc: psycopg.Error) -> StoreError:
         if isinstance(exc, psycopg.errors.DataCorrupted):
             return StoreCorrupt(self.url, str(exc))
+        if _unavailable(exc):
+            return StoreUnavailable(f"database {self.url!r}: {exc} (nothing of the write was "
+                                    "applied; it can be tried again once the server has room)")
         return StoreError(f"database {self.url!r}: {exc}")
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -22,7 +22,14 @@ from ._codec import loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx
-from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked, StoreMissing
+from .errors import (
+    SchemaTooNew,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+    StoreMissing,
+    StoreUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -84,6 +91,10 @@ class SQLiteStore:
         text = str(exc)
         if "locked" in text or "busy" in text:
             return StoreLocked(self.path, self.busy_timeout)
+        if _unavailable(exc):
+            return StoreUnavailable(
+                f"database {self.path!r}: {text}. Nothing of the write was applied; free "
+                "space on its disk (or fix the device) and writes go on")
         if isinstance(exc, sqlite3.DatabaseError) and (
             "not a database" in text or "malformed" in text or "corrupt" in text
         ):
@@ -154,6 +165,8 @@ class SQLiteStore:
                 try:
                     results.append((True, op(tx)))
                 except Exception as exc:
+                    if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                        raise  # not this op's fault: the whole batch is refused (below)
                     failed = (StoreError(f"conflicting write: {exc}")
                               if isinstance(exc, sqlite3.IntegrityError) else exc)
                     if not isolate:
@@ -167,7 +180,8 @@ class SQLiteStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a full disk may refuse it too
+                    conn.execute("ROLLBACK")
             err = self._translate(exc)
             return [(False, err) for _ in ops]
         return results
@@ -306,3 +320,12 @@ class SQLiteStore:
                     conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+#: SQLite's primary result codes that say the disk, not the write, is at fault (full, I/O)
+_UNAVAILABLE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+
+
+def _unavailable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _UNAVAILABLE_CODES

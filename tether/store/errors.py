@@ -38,7 +38,17 @@ class StoreMissing(StoreError):
         self.path = path
 
 
-class StoreLocked(StoreError):
+class StoreUnavailable(StoreError):
+    """The store could not take a write now and applied none of it: the disk is full, an I/O
+    error, the database stayed locked, the server cannot be reached or is short of resources.
+
+    Why its own class: it says nothing about the write itself, so trying the same write again
+    later can work, and a run whose write met it was not wrong: a worker waits for the store
+    instead of failing the run (`GroupCommitter`). Every other `StoreError` from a write is
+    about the write (or its outcome is unknown: a connection lost after its COMMIT was sent)."""
+
+
+class StoreLocked(StoreUnavailable):
     def __init__(self, path: str, waited: float) -> None:
         super().__init__(
             f"database {path!r} stayed locked by another process for {waited:g}s. Another "
