@@ -171,7 +171,9 @@ class _Writes:
                 else:
                     held_fut.set_result(results[i])
 
-        fut = self._committer.submit(op, inline=inline, retry=True)
+        # a run not yet written does not wait for a store that refuses writes: nothing is lost
+        # by failing it, and its caller, waiting here, is told now (an MCP client)
+        fut = self._committer.submit(op, inline=inline, retry=create is None)
         if held:
             if fut.done():
                 settle_held(fut)

@@ -239,8 +239,9 @@ class Worker(_CallerStarts, _Heartbeat):
         for listener in self.claim_listeners:
             listener(run_id)
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(ended: asyncio.Task[None]) -> None:
             self.committer.detach()
+            self._report_failure(run_id, ended)
             self._active.pop(run_id, None)
             self._unwritten.pop(run_id, None)
             self._stop_reason.pop(run_id, None)
@@ -248,6 +249,23 @@ class Worker(_CallerStarts, _Heartbeat):
             self.kick()
 
         task.add_done_callback(done)
+
+    def _report_failure(self, run_id: str, task: asyncio.Task[None]) -> None:
+        """Say why a run's execution ended in an exception (its end is not written), in one
+        line when the store refused a write; without this asyncio says it, later, as "Task
+        exception was never retrieved" and a traceback."""
+        failure = None if task.cancelled() else task.exception()
+        if failure is None:
+            return
+        ctx = self._contexts.get(run_id)
+        if not isinstance(failure, StoreError):
+            log.error("run %s: its execution failed: %s", run_id, failure, exc_info=failure)
+        elif ctx is None or ctx.provisional:
+            log.warning("run %s: not executed, it could not be written (%s); nothing of it "
+                        "was stored", run_id, failure)
+        else:  # its journal says where it is: any worker takes it up from there
+            log.warning("run %s: stopped, its journal could not be written (%s); it is "
+                        "resumed from its journal when its lease expires", run_id, failure)
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         return listen_for_work(self.store, loop, self.kick)
@@ -321,10 +339,6 @@ class Worker(_CallerStarts, _Heartbeat):
             await self._drive(ctx, run, agent)
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)
-        except StoreError as exc:
-            # its journal says where it is: any worker takes it up from there at lease expiry
-            log.warning("run %s: stopped here, its journal could not be written (%s); it is "
-                        "resumed from its journal when its lease expires", run_id, exc)
         finally:
             if unwritten_limit is not None:
                 unwritten_limit.cancel()

@@ -72,8 +72,8 @@ class NotifyingWorker(Worker):
     def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
         if run_id in self._awaited and not task.cancelled() \
                 and (failure := task.exception()) is not None:
-            self._failures[run_id] = failure  # the caller is told (`settled`), and the log
-            log.error("run %s: its execution failed: %s", run_id, failure, exc_info=failure)
+            self._failures[run_id] = failure  # the caller is told (`settled`); the log is
+            # told by the worker's own callback
         ctx = self._contexts.get(run_id)
         if ctx is None or ctx.run.agent != CALL_AGENT or ctx.run.parent_id is not None:
             return
