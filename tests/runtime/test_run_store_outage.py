@@ -184,3 +184,48 @@ async def test_a_worker_asked_to_stop_while_the_store_refuses_writes_stops_and_i
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 15)
         t.close()
+
+
+@pytest.mark.service
+async def test_a_run_on_postgres_outlasts_its_server_going_away(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every connection dropped and new ones refused for 2 s (through `TcpCut`, in front of
+    the suite's real server): the run goes on once the server is back. A connection lost just
+    after a COMMIT was sent leaves that write's outcome unknown: the execution then stops and
+    the run is resumed from its journal (a second attempt), never failed."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.store.pg_support import PgSchema
+    from tests.tcp_cut import TcpCut
+    from tether.store._postgres import PostgresStore
+
+    caplog.set_level(logging.WARNING)
+    schema = PgSchema()
+    parts = urlsplit(schema.url)
+    link = TcpCut(parts.port or 5432)
+    url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{link.port}"))
+    t = Tether(PostgresStore(url, busy_timeout=0.5), lease_ttl=3)
+    try:
+        n = 150
+        running = asyncio.create_task(t.run(chatty, n))
+        await _until(lambda: _stepped(t, 10), "the run's first steps")
+        link.cut()
+        await asyncio.sleep(2.0)
+        assert not running.done()
+        link.restore()
+        record = await asyncio.wait_for(running, 60)
+        run = t.get(record.id)
+        assert (run.status, run.result) == ("succeeded", expected(n)), run
+        assert run.attempts in (1, 2), run
+        events = t.store.load_events(run.id)
+        assert "run_failed" not in [e.kind for e in events]
+        assert [e.name for e in events if e.kind == "step_completed"] == [
+            f"s{i}" for i in range(n)]
+        messages = _store_messages(caplog)
+        assert run.attempts == 2 or any("the store refuses writes" in m for m in messages), \
+            messages
+        assert not _never_retrieved(caplog)
+    finally:
+        link.close()
+        t.close()
+        schema.drop()

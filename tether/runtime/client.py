@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tether.store import Event, RunRecord, Store, Tx, dumps, open_store
+from tether.store import Event, RunRecord, Store, StoreUnavailable, Tx, dumps, open_store
 from tether.store import vocabulary as v
 
 from . import ops
@@ -263,7 +263,14 @@ class Tether:
         seconds away (any worker resumes it then; the run is a row meanwhile)."""
         self.get(run_id)
         worker = self.worker()
-        await worker.serve(until=lambda: self._settled(run_id, timer_horizon))
+
+        def settled() -> bool:
+            try:
+                return self._settled(run_id, timer_horizon)
+            except StoreUnavailable:  # the run waits for the store too: look again later
+                return False
+
+        await worker.serve(until=settled)
         return self.get(run_id)
 
     def _settled(self, run_id: str, timer_horizon: float = 30.0) -> bool:

@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from tether.store import LeaseLost, RunRecord, Store, StoreError, StoreUnavailable, dumps
+from tether.store import (
+    LeaseLost,
+    RunRecord,
+    Store,
+    StoreError,
+    StoreOutcomeUnknown,
+    StoreUnavailable,
+    dumps,
+)
 
 from . import ops
 from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
@@ -46,6 +54,9 @@ from .refs import resolve_agent, resolve_guards
 from .retry import replayable
 
 log = logging.getLogger("tether.worker")
+#: what a run's own write may meet that is not the run's fault: its execution stops (nothing
+#: more is written for it) and the run is resumed from its journal, never failed for it
+_STOPS_THE_EXECUTION = (LeaseLost, StoreUnavailable, StoreOutcomeUnknown)
 
 
 # A run created in memory (`start_new`) is written by its first write, or after this long at
@@ -408,7 +419,7 @@ class Worker(_CallerStarts, _Heartbeat):
                                event=("run_failed", {"type": type(exc).__name__,
                                                      "message": str(exc)}))
         except Exception as exc:
-            if isinstance(ctx._background_error, LeaseLost | StoreUnavailable):
+            if isinstance(ctx._background_error, _STOPS_THE_EXECUTION):
                 # the run did nothing wrong: it stops, and is resumed from its journal
                 raise ctx._background_error from exc
             message = f"{type(exc).__name__}: {exc}"
@@ -421,7 +432,7 @@ class Worker(_CallerStarts, _Heartbeat):
     async def _finish(self, ctx: Context, status: str, *, result: Any = None,
                       error: str | None = None, reason: str | None = None,
                       event: tuple[str, Any]) -> None:
-        if isinstance(ctx._background_error, LeaseLost | StoreUnavailable):
+        if isinstance(ctx._background_error, _STOPS_THE_EXECUTION):
             raise ctx._background_error  # its end cannot follow a write that is missing
         finish = ops.finish(
             ctx.run_id, self.owner, status, result=result, error=error, reason=reason,

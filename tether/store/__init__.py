@@ -20,6 +20,7 @@ from .errors import (
     StoreError,
     StoreLocked,
     StoreMissing,
+    StoreOutcomeUnknown,
     StoreUnavailable,
 )
 from .shards import SHARDS_ENV, Shard, ShardConfigError, ShardedStores, ShardMap, root_key
@@ -88,6 +89,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StoreMissing",
+    "StoreOutcomeUnknown",
     "StoreUnavailable",
     "Tx",
     "default_db_path",

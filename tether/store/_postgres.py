@@ -32,7 +32,14 @@ from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS
-from .errors import SchemaTooNew, StoreCorrupt, StoreError, StoreMissing, StoreUnavailable
+from .errors import (
+    SchemaTooNew,
+    StoreCorrupt,
+    StoreError,
+    StoreMissing,
+    StoreOutcomeUnknown,
+    StoreUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -187,6 +194,8 @@ class PostgresStore:
                     return [(False, gone) for _ in ops]
             except _Failed as failed:
                 return [(False, failed.error)]
+            except StoreOutcomeUnknown as unknown:
+                return [(False, unknown) for _ in ops]
             except PoolTimeout:
                 if not wait:
                     return None
@@ -205,8 +214,12 @@ class PostgresStore:
         try:
             return self._write_on(ops, wait=wait, isolate=isolate, given=given)
         except psycopg.OperationalError as exc:
-            if given and given[0].broken and not given[1:]:
-                raise _Reconnect(exc) from exc  # dead before its COMMIT was sent
+            if given and given[0].broken:
+                if not given[1:]:
+                    raise _Reconnect(exc) from exc  # dead before its COMMIT was sent
+                raise StoreOutcomeUnknown(
+                    f"database {self.url!r}: the connection was lost after the COMMIT was sent "
+                    f"({exc}); the write may or may not have been applied") from exc
             raise
 
     def _write_on(self, ops: Sequence[Callable[[_PostgresTx], Any]], *, wait: bool,

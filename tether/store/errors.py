@@ -48,6 +48,13 @@ class StoreUnavailable(StoreError):
     about the write (or its outcome is unknown: a connection lost after its COMMIT was sent)."""
 
 
+class StoreOutcomeUnknown(StoreError):
+    """The connection was lost after the write's COMMIT was sent: it may or may not have been
+    applied. Nothing can tell but reading the store again, so a worker stops the run's execution
+    (its journal, read at resume, says what was written) instead of failing the run or trying
+    the write again."""
+
+
 class StoreLocked(StoreUnavailable):
     def __init__(self, path: str, waited: float) -> None:
         super().__init__(
