@@ -14,16 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.small_disk import fill, small_disk
 from tether import Context, Tether
 from tether.store import SQLiteStore
 
@@ -102,33 +99,15 @@ def _stepped(t: Tether, n: int) -> bool:
         e.kind == "step_completed" for e in t.store.load_events(runs[0].id)) >= n
 
 
-@contextlib.contextmanager
-def _small_disk(where: Path, size: str = "16m") -> Iterator[Path]:
-    """A real filesystem of `size` (tmpfs), mounted for the test."""
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(where)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here (needs root): {mounted.stderr}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None,
-                    reason="mounting a small filesystem needs root (CI runs as root)")
 async def test_a_run_waits_out_a_full_disk_and_goes_on_when_space_is_freed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    with _small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk") as disk:
         t = Tether(str(disk / "tether.db"), lease_ttl=60)
         try:
             t.store.list_runs()  # the database exists before the disk fills
-            st = os.statvfs(disk)
-            ballast = disk / "ballast"  # leaves ~0.4 MB: the run's journal needs more
-            ballast.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 400_000))
+            ballast = fill(disk, leave=400_000)  # the run's journal needs more
             running = asyncio.create_task(t.run(chatty, STEPS))
             await _until(lambda: any("the store refuses writes" in m
                                      for m in _store_messages(caplog)), "the disk to fill")

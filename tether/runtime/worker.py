@@ -275,7 +275,7 @@ class Worker(_CallerStarts, _Heartbeat):
             log.warning("run %s: not executed, it could not be written (%s); nothing of it "
                         "was stored", run_id, failure)
         else:  # its journal says where it is: any worker takes it up from there
-            log.warning("run %s: stopped, its journal could not be written (%s); it is "
+            log.warning("run %s: stopped, the store failed it (%s); it is "
                         "resumed from its journal when its lease expires", run_id, failure)
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:

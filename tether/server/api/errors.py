@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.guards.errors import ApprovalError, KeyFormatError
 from tether.runtime import AgentNotFound, InvalidInput, RunFinished, RunNotFound, TetherError
 from tether.runtime.errors import NotInDoubt
-from tether.store import StoreError, StoreLocked
+from tether.store import StoreError, StoreLocked, StoreUnavailable
 
 log = logging.getLogger("tether.server")
 
@@ -76,6 +76,9 @@ def from_tether(exc: Exception, where: str) -> ApiError:
         return ApiError(422, "invalid_request", str(exc), where, "correct the request")
     if isinstance(exc, StoreLocked):
         return ApiError(503, "busy", "the database is busy", where, "retry in a moment")
+    if isinstance(exc, StoreUnavailable):  # a full disk, a server away: nothing was written
+        return ApiError(503, "unavailable", f"the database cannot take this now: {exc}", where,
+                        "retry later; runs already executing wait for the database and go on")
     raise exc
 
 

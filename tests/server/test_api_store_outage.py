@@ -1,0 +1,33 @@
+"""The REST API while its database cannot take writes (a real full filesystem): a request that
+needs a write gets 503 and says why, nothing half-written; once space is freed, the same request
+works. Before, it got 500 "internal" and the reason only in the server's log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.small_disk import fill, small_disk
+
+from . import api_support as S
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_503_with_the_reason_then_requests_work_again(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk, S.running(disk) as api:
+        first = api.submit("echo", "ada")
+        api.wait(first["id"], "succeeded")
+        listed = len(api.client.get("/v1/runs", headers=api.as_("viewer")).json()["runs"])
+        ballast = fill(disk, leave=0)
+        refused = api.client.post("/v1/runs", json={"agent": "echo",
+                                                     "input": "bob"}, headers=api.as_("operator"))
+        assert refused.status_code == 503, refused.text
+        body = refused.json()
+        assert body["error"] == "unavailable" and "disk is full" in body["message"], body
+        assert "retry later" in body["fix"], body
+        ballast.unlink()
+        runs = api.client.get("/v1/runs", headers=api.as_("viewer")).json()["runs"]
+        assert len(runs) == listed  # the refused submission left nothing behind
+        again = api.submit("echo", "bob")
+        assert api.wait(again["id"], "succeeded")["run"]["result"]
