@@ -21,6 +21,9 @@ PG_BIN = $$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 PG_AS = $$(if [ "$$(id -u)" = "0" ]; then echo "runuser -u postgres --"; fi)
 
 APT_PACKAGES += postgresql
+# libfaketime's `faketime`: a worker process whose host clock is skewed, for
+# tests/runtime/test_clock_skew.py (leases and timers go by the server's clock)
+APT_PACKAGES += faketime
 SERVICES += postgres
 
 .PHONY: postgres postgres-stop

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +48,7 @@ def claim_runs(tx: Any, *, owner: str, limit: int, ttl: float,
 
 
 def idle_wait(poll_interval: float, listening: bool, looked: bool,
-              wake_at: float | None) -> float:
+              wake_at: float | None, *, now: float) -> float:
     """How long the serving loop sleeps when it has nothing to start. A worker that hears
     NOTIFY (PostgreSQL) is woken by every commit that makes a run runnable or sets a timer,
     so it sleeps until the next timer or foreign lease expiry its claim saw, capped by the
@@ -59,7 +58,7 @@ def idle_wait(poll_interval: float, listening: bool, looked: bool,
     safety = max(poll_interval, SAFETY_POLL_S)
     if not looked or wake_at is None:  # full (a finishing run kicks), or nothing pending
         return safety
-    delay = wake_at - time.time()
+    delay = wake_at - now  # both by the store's clock
     if delay <= 0:  # claimable yet not claimed (a tenant limit, another worker's lock)
         return poll_interval
     return min(delay + _WAKE_MARGIN_S, safety)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from functools import partial
 from typing import Any
 
-from tether.store import RunRecord
+from tether.store import RunRecord, Store
 
 from . import ops
 from ._claiming import claim_runs
@@ -25,6 +24,7 @@ class _CallerStarts:
 
     _kick: asyncio.Event | None
     _active: dict[str, asyncio.Task[None]]
+    store: Store
     concurrency: int
     owner: str
     lease_ttl: float
@@ -99,7 +99,7 @@ class _CallerStarts:
             resolve_agent(run.agent)
         except AgentNotFound:
             return False
-        now = time.time()
+        now = self.store.now()
         claimed = dataclasses.replace(run, status="running", attempts=1,
                                       root_id=run.root_id or run.id,
                                       created_at=run.created_at or now,

@@ -10,7 +10,6 @@ import contextvars
 import functools
 import hashlib
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -277,7 +276,7 @@ class Tether:
         run = self.store.get_run(run_id)
         if run is None or run.finished:
             return True
-        horizon = time.time() + timer_horizon
+        horizon = self.store.now() + timer_horizon
 
         def idle(r: RunRecord) -> bool:
             return r.status == "waiting" and (r.wake_at is None or r.wake_at > horizon)

@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import logging
 import random as _random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -186,7 +185,7 @@ class Context(_Writes):
         if events:
             value = float(events[0].data)
         else:
-            value = time.time()
+            value = self.store.now()
             self._append("now", key, None, value)
         return dt.datetime.fromtimestamp(value, dt.UTC)
 
@@ -253,9 +252,9 @@ class Context(_Writes):
         if events:
             fire_at = float(events[0].data["fire_at"])
         else:
-            fire_at = time.time() + max(0.0, float(seconds))
+            fire_at = self.store.now() + max(0.0, float(seconds))
             self._append("timer_started", key, None, {"seconds": seconds, "fire_at": fire_at})
-        remaining = fire_at - time.time()
+        remaining = fire_at - self.store.now()
         if remaining > INLINE_SLEEP_SECONDS:
             raise Suspend(f"timer {key} fires at {_iso(fire_at)}", wake_at=fire_at)
         if remaining > 0:
@@ -275,7 +274,7 @@ class Context(_Writes):
                 return last.data.get("payload")
             deadline = events[0].data.get("deadline")
         else:
-            deadline = time.time() + timeout if timeout is not None else None
+            deadline = self.store.now() + timeout if timeout is not None else None
             self._append("signal_waiting", key, signal, {"deadline": deadline})
         received = self._new_event("signal_received", key, signal, None)
         run_id = self.run_id
@@ -293,7 +292,7 @@ class Context(_Writes):
         got = await self._write_durable([], consume)
         if got is not None:
             return got["payload"]
-        if deadline is not None and time.time() >= deadline:
+        if deadline is not None and self.store.now() >= deadline:
             self._append("signal_received", key, signal, {"timed_out": True})
             raise SignalTimeout(signal, float(timeout or 0))
         raise Suspend(f"waiting for signal {signal!r}", signals=(signal,), wake_at=deadline)

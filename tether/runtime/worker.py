@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -205,7 +204,8 @@ class Worker(_CallerStarts, _Heartbeat):
                 if stop is not None:
                     waiters.append(asyncio.ensure_future(stop.wait()))
                 if idle is None:
-                    idle = idle_wait(self.poll_interval, listening, free > 0, wake_at)
+                    idle = idle_wait(self.poll_interval, listening, free > 0, wake_at,
+                                     now=self.store.now())
                 _done, pending = await asyncio.wait(
                     waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED,
                 )
@@ -363,7 +363,7 @@ class Worker(_CallerStarts, _Heartbeat):
         Running it without them would break the run's contract; failing it would lose a run
         that a correctly deployed worker can finish. So it waits (nothing in its journal changes)
         and any worker tries again at `wake_at`."""
-        wake_at = time.time() + self.guards_retry_s
+        wake_at = self.store.now() + self.guards_retry_s
         reason = (f"not executed: worker {self.owner} cannot load the run's {what} "
                   f"{ref!r} ({exc}); deploy a worker that can import it (any worker tries "
                   f"again at {_clock(wake_at)})")

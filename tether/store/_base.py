@@ -138,6 +138,11 @@ class Store(Protocol):
 
     url: str
 
+    def now(self) -> float:
+        """The time (a Unix timestamp) by the store's clock: what every host compares lease
+        expiries and timers in. Workers on several hosts must not each trust their own."""
+        ...
+
     def write(self, op: Callable[[Tx], T]) -> T:
         """Run one operation in its own transaction."""
         ...

@@ -49,6 +49,8 @@ _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _RETRIES = 5
 # advisory lock key held while migrating, so workers starting together migrate once
 _MIGRATE_LOCK = 0x7E7E_0018
+#: how often the server's clock is read again (`PostgresStore.now`)
+CLOCK_REFRESH_S = 10.0
 
 
 def _unavailable(exc: psycopg.Error) -> bool:
@@ -102,16 +104,40 @@ class PostgresStore:
                 f"cannot connect to PostgreSQL at {self.url!r}: no connection within "
                 f"{min(busy_timeout, 10.0):.0f}s. Is the server running and the URL right "
                 "(host, port, user, database)? `make postgres` starts a local one.") from exc
+        #: the server's clock minus this host's, and when it was measured (`now`)
+        self._clock_offset = 0.0
+        self._clock_read_at = -CLOCK_REFRESH_S
         shared = _SHARED_MIGRATIONS if migrations is None else migrations
         self._latest = shared[-1][0]
         try:
             self._migrate(postgres_migrations(shared), must_exist=must_exist)
             schema = self._query("SELECT current_schema()")[0][0]
+            with self._pool.connection() as conn:
+                self._read_clock(conn)
         except BaseException:
             self._pool.close()
             raise
         # notifications reach every session of the database: one channel per store (schema)
         self._channel = f"tether_runnable_{schema}"[:63]
+
+    def now(self) -> float:
+        """The time by the server's clock (as a Unix timestamp), without asking it: this
+        host's clock plus the offset last measured (`_read_clock`, every `CLOCK_REFRESH_S`).
+
+        Why: workers on many hosts compare lease expiries and timers that other hosts wrote.
+        By each host's own clock, one running ahead by more than a lease took live runs from
+        healthy workers (a non-idempotent step then stopped, in doubt) and fired timers early;
+        by the server's, every host agrees whatever its clock says."""
+        return time.time() + self._clock_offset
+
+    def _read_clock(self, conn: psycopg.Connection[Any]) -> None:
+        """Measure the server's clock against this host's (midpoint of the round trip)."""
+        before = time.time()
+        row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        after = time.time()
+        if row is not None:
+            self._clock_offset = float(row[0]) - (before + after) / 2
+        self._clock_read_at = time.monotonic()
 
     def _check_reachable(self, conninfo: str, *, timeout: float) -> None:
         """One plain connection first: a wrong host, port, user or database is then one clear
@@ -229,6 +255,8 @@ class PostgresStore:
         with self._pool.connection(timeout=None if wait else 0.05) as conn, \
                 contextlib.ExitStack() as stack:
             given.append(conn)
+            if time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
+                self._read_clock(conn)
             results: list[tuple[bool, Any]] = []
             if not isolate and len(ops) > 1:
                 # pipelined: statements whose result nobody reads go out without a round trip
@@ -238,7 +266,7 @@ class PostgresStore:
             with conn.transaction():
                 if not wait:
                     conn.execute("SET LOCAL lock_timeout = '20ms'")
-                tx = _PostgresTx(conn)
+                tx = _PostgresTx(conn, now=self.now())
                 for op in ops:
                     if not isolate:
                         try:
@@ -410,7 +438,7 @@ class PostgresStore:
 
     def descendants(self, run_id: str) -> list[RunRecord]:
         with self._pool.connection() as conn:
-            return _PostgresTx(conn).descendants(run_id)
+            return _PostgresTx(conn, now=self.now()).descendants(run_id)
 
     def get_usage(self, tenant: str, day: str) -> dict[str, float]:
         rows = self._query("SELECT metric, amount FROM usage WHERE tenant=%s AND day=%s",

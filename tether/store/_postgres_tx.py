@@ -14,7 +14,6 @@ both see room for the last slot.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -58,9 +57,11 @@ def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | Non
 class _PostgresTx:
     """The `Tx` primitives over one connection inside an open transaction."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, now: float) -> None:
+        """`now`: the transaction's time by the server's clock (`PostgresStore.now`): every
+        lease, timer and timestamp it writes or compares, whichever host it runs on."""
         self.conn = conn
-        self._now = time.time()
+        self._now = now
         # a run became runnable (queued) or got a timer (wake_at): the store notifies listening
         # workers at commit, so they claim it or sleep until its timer instead of polling
         self.wake_workers = False

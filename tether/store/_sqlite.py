@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +131,11 @@ class SQLiteStore:
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0])
+
+    def now(self) -> float:
+        """The time leases, timers and timestamps are written and compared in: this host's
+        clock, the only one a file on it has (`PostgresStore.now` reads its server's)."""
+        return time.time()
 
     # -- writes ------------------------------------------------------------------------------
     def write(self, op: Callable[[_SQLiteTx], T]) -> T:
