@@ -35,8 +35,11 @@ class _Writes:
         last_seq: int,
         epoch: int | None,
         read_only: bool,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock`: the store's (`Store.now`), which event times are written in."""
         self.run = run
+        self._clock = clock
         # replay-only execution (Tether.replay): any write means the code went past its journal
         self.read_only = read_only
         self.epoch = epoch  # the claim this execution holds; every write is fenced by it
@@ -76,7 +79,7 @@ class _Writes:
                    *, raw: bytes | None = None) -> NewEvent:
         self._seq += 1
         payload = raw if raw is not None else (dumps(data) if data is not None else None)
-        return NewEvent(self._seq, kind, key, name, payload, time.time())
+        return NewEvent(self._seq, kind, key, name, payload, self._clock())
 
     def _check_writable(self, event: NewEvent) -> None:
         if self.read_only:

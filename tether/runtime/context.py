@@ -64,7 +64,7 @@ class Context(_Writes):
         journal = Journal(events)
         # sets run, read_only, epoch, owner and the write path's own state
         super().__init__(run, committer, owner, last_seq=journal.last_seq, epoch=epoch,
-                         read_only=read_only)
+                         read_only=read_only, clock=store.now)
         self.store = store
         #: where steps that declare `resources` execute (None: in this process, like the rest)
         self.executor = executor
