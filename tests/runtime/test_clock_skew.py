@@ -21,6 +21,7 @@ import pytest
 
 from tests.store.pg_support import PgSchema
 from tether import Context, Tether
+from tether.guards import GuardConfig, Guards
 
 pytestmark = pytest.mark.service
 
@@ -44,6 +45,17 @@ async def napper(ctx: Context, seconds: float) -> float:
     started = ctx.now().timestamp()
     await ctx.sleep(seconds)
     return ctx.now().timestamp() - started
+
+
+#: the guards of `budgeted` runs: a wall-time budget is measured from the run's creation
+GUARDS = Guards(GuardConfig())
+
+
+async def budgeted(ctx: Context, seconds: float) -> str:
+    await ctx.step("before", lambda: "ok")
+    await ctx.sleep(seconds)
+    result: str = await ctx.step("after", lambda: "done")
+    return result
 
 
 @pytest.fixture
@@ -127,4 +139,26 @@ def test_a_timer_set_by_a_worker_whose_clock_runs_behind_fires_on_time(
         assert 4.9 <= run.result < 30, run.result  # and the run saw the time it slept
     finally:
         _stop(*(p for p in (behind, healthy) if p is not None))
+        t.close()
+
+
+def test_a_wall_time_budget_is_not_spent_by_a_clock_that_runs_ahead(schema: PgSchema,
+                                                                   tmp_path: Path) -> None:
+    """A run created by a healthy worker goes on, after a timer, on one whose clock runs 60 s
+    ahead: its 30 s wall-time budget has 2 s spent, not 62."""
+    ledger = tmp_path / "ledger.txt"
+    t = Tether(schema.url)
+    healthy = ahead = None
+    try:
+        run_id = t.submit(f"{HERE}:budgeted", 2.0, guards=f"{HERE}:GUARDS",
+                          options={"budget": {"wall_time_s": 30}})
+        healthy = _worker(schema.url, ledger, None, tmp_path / "healthy.log")
+        _wait(lambda: t.get(run_id).status == "waiting", "the timer to be set")
+        _stop(healthy)
+        ahead = _worker(schema.url, ledger, "+60s", tmp_path / "ahead.log")
+        _wait(lambda: t.get(run_id).finished, "the run to end")
+        run = t.get(run_id)
+        assert (run.status, run.result) == ("succeeded", "done"), run
+    finally:
+        _stop(*(p for p in (healthy, ahead) if p is not None))
         t.close()

@@ -77,7 +77,7 @@ class GuardInterceptor(BaseInterceptor):
         kind = effect_kind(effect)
         if kind == "guard":
             return
-        now = time.time()
+        now = ctx.store.now()  # the clock run.created_at was written in (wall-time budgets)
         totals = await self._reserve(ctx, st, effect, kind, now)
         try:
             if effect.kind == "spawn":

@@ -9,7 +9,6 @@ hold every worker's committed usage; they are re-read when a run starts and at m
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,7 @@ class TenantDays:
         limits = self.config.tenant_limits.get(ctx.tenant)
         if limits is None:
             return None
-        now = time.time() if now is None else now
+        now = ctx.store.now() if now is None else now  # every host counts in the same day
         day = utc_day_at(now)
         key = (store_key(ctx.store), ctx.tenant)
         td = self._days.get(key)
@@ -74,7 +73,7 @@ class TenantDays:
         """Tenant-day accounting of one live effect: this process's ledger (its counters unless
         `reserve` took them already), then the store's counters (read before the increment is
         submitted, so it is never counted twice)."""
-        now = time.time()
+        now = ctx.store.now()
         tenant = self.ledger(ctx, now=now)
         if tenant is not None:
             if not reserved:
