@@ -9,6 +9,7 @@ behind set timers that fired a minute early."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,4 +162,26 @@ def test_a_wall_time_budget_is_not_spent_by_a_clock_that_runs_ahead(schema: PgSc
         assert (run.status, run.result) == ("succeeded", "done"), run
     finally:
         _stop(*(p for p in (healthy, ahead) if p is not None))
+        t.close()
+
+
+def test_tether_runs_on_a_host_whose_clock_runs_ahead_shows_a_live_lease_alive(
+        schema: PgSchema, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    ledger.touch()
+    t = Tether(schema.url)
+    healthy = None
+    try:
+        run_id = t.submit(f"{HERE}:unrepeatable", "shown")
+        healthy = _worker(schema.url, ledger, None, tmp_path / "healthy.log")
+        _wait(lambda: ledger.read_text(), "the step to start")
+        shown = subprocess.run(
+            ["faketime", "-f", "+60s", sys.executable, "-m", "tether", "runs", "--json",
+             "--db", schema.url], cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert shown.returncode == 0, shown.stderr
+        (run,) = [r for r in json.loads(shown.stdout) if r["id"] == run_id]
+        assert run["status"] == "running" and run["lease"]["expired"] is False, run
+    finally:
+        _stop(*(p for p in (healthy,) if p is not None))
         t.close()

@@ -26,14 +26,17 @@ STATUS_STYLE = {
 Lease = tuple[str, float]  # (worker, expires_at)
 
 
-def run_dict(r: RunRecord, lease: Lease | None = None) -> dict[str, Any]:
+def run_dict(r: RunRecord, lease: Lease | None = None, *, now: float | None = None
+             ) -> dict[str, Any]:
+    """`now`: the store's clock (`Store.now`), which lease expiries are written in."""
+    now = time.time() if now is None else now
     return {"id": r.id, "agent": r.agent, "status": r.status, "tenant": r.tenant,
             "parent_id": r.parent_id, "root_id": r.root_id or r.id, "depth": r.depth,
             "created_at": r.created_at, "updated_at": r.updated_at, "attempts": r.attempts,
             "wake_at": r.wake_at, "result": r.result, "error": r.error, "reason": r.reason,
             "flags": r.flags, "guards": (r.options or {}).get("guards"),
             "lease": None if lease is None else {"worker": lease[0], "expires_at": lease[1],
-                                                  "expired": lease[1] <= time.time()}}
+                                                  "expired": lease[1] <= now}}
 
 
 def status_style(status: str) -> str:
@@ -64,14 +67,14 @@ def lease_text(r: RunRecord, lease: Lease | None, now: float | None = None) -> s
             "another worker will take it over")
 
 
-def run_note(r: RunRecord, lease: Lease | None) -> str:
+def run_note(r: RunRecord, lease: Lease | None, *, now: float | None = None) -> str:
     """One line of why a run is where it is: error, reason, lease."""
-    parts = [p for p in (r.error, r.reason, lease_text(r, lease)) if p]
+    parts = [p for p in (r.error, r.reason, lease_text(r, lease, now)) if p]
     return "; ".join(parts)
 
 
 def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False,
-                   lease: Lease | None = None) -> None:
+                   lease: Lease | None = None, now: float | None = None) -> None:
     from tether.observe import timeline_table
     from tether.store import vocabulary as v
 
@@ -93,5 +96,5 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
     if record.reason and not record.finished:
         label = "waiting" if record.status == "waiting" else "note"
         console.print(f"[cyan]{label}:[/] {escape(record.reason)}")
-    if (held := lease_text(record, lease)):
+    if (held := lease_text(record, lease, now)):
         console.print(f"[blue]lease:[/] {escape(held)}")

@@ -103,12 +103,12 @@ async def drive_with_progress(tether: Tether, run_id: str, *, stream: TextIO | N
     return drive.result()
 
 
-def _settled(run: RunRecord | None, horizon_s: float) -> bool:
+def _settled(run: RunRecord | None, horizon_s: float, now: float) -> bool:
     if run is None or run.finished:
         return True
     if run.status != "waiting":
         return False
-    return run.wake_at is None or run.wake_at > time.time() + horizon_s
+    return run.wake_at is None or run.wake_at > now + horizon_s
 
 
 def follow(store: Store, run_id: str, *, stream: TextIO = sys.stdout,
@@ -121,7 +121,7 @@ def follow(store: Store, run_id: str, *, stream: TextIO = sys.stdout,
     while True:
         run = store.get_run(run_id)
         emit(tail.poll(), stream)
-        if _settled(run, timer_horizon_s):
+        if _settled(run, timer_horizon_s, store.now()):
             assert run is not None  # the caller resolved the id; runs are never deleted
             return run
         time.sleep(poll)

@@ -46,16 +46,18 @@ def runs(
     with handle_errors():
         records = store.list_runs(status=status, tenant=tenant, limit=limit)
         leases = store.leases([r.id for r in records if r.status == "running"])
+        now = store.now()  # the clock the leases were written in, not this host's
     if flagged:
         records = [r for r in records if r.flags]
     if as_json:
-        print(json.dumps([run_dict(r, leases.get(r.id)) for r in records], default=str))
+        print(json.dumps([run_dict(r, leases.get(r.id), now=now) for r in records],
+                         default=str))
         return
     from ._grid import Cell, grid_lines
 
     rows = []
     for r in records:
-        note = [Cell(run_note(r, leases.get(r.id)))]
+        note = [Cell(run_note(r, leases.get(r.id), now=now))]
         if r.flags:
             note.insert(0, Cell(f"flagged: {r.flags[-1].get('reason')}", "magenta"))
         rows.append([Cell(r.id), Cell(r.agent), Cell(r.status, status_style(r.status)),
@@ -88,12 +90,13 @@ def show(
         record = tether.get(run_id)
         events = tether.events(run_id)
         lease = tether.leases([run_id]).get(run_id)
+        now = tether.store.now()
     if as_json:
         from tether.observe import timeline_rows
 
         print(json.dumps({
-            "run": run_dict(record, lease),
+            "run": run_dict(record, lease, now=now),
             "timeline": [row.to_json() for row in timeline_rows(events)],
         }, default=str, ensure_ascii=False, indent=2))
         return
-    print_timeline(record, events, full=full, lease=lease)
+    print_timeline(record, events, full=full, lease=lease, now=now)
