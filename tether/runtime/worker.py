@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from tether.store import (
+    JournalCorrupt,
     LeaseLost,
     RunRecord,
     Store,
@@ -316,21 +317,28 @@ class Worker(_CallerStarts, _Heartbeat):
         run = new if new is not None else self.store.get_run(run_id)
         if run is None:
             return
+        deploy = "deploy a worker that can import it"
         try:
             guards = self._guards_for(run)
         except AgentNotFound as exc:
-            await self._refuse(run, epoch, exc, "guards", run.options.get("guards", self.guards))
+            what = f"guards {run.options.get('guards', self.guards)!r}"
+            await self._refuse(run, epoch, f"cannot load the run's {what} ({exc})", deploy)
             return
         try:
             agent = resolve_agent(run.agent)
         except AgentNotFound as exc:
-            await self._refuse(run, epoch, exc, "agent", run.agent)
+            await self._refuse(run, epoch, f"cannot load the run's agent {run.agent!r} ({exc})",
+                               deploy)
+            return
+        try:  # a retried failure runs again
+            events = [] if new is not None else replayable(self.store.load_events(run_id))
+        except JournalCorrupt as exc:
+            await self._refuse(run, epoch, f"cannot read the run's journal: {exc}",
+                               "it waits for that")
             return
         interceptors = list(self._interceptors_for(run))
         if guards is not None:
             interceptors += list(guards.interceptors())
-        # a retried failure runs again
-        events = [] if new is not None else replayable(self.store.load_events(run_id))
         ctx = Context(run, self.store, self.committer, self.owner, events,
                       interceptors=interceptors, max_depth=self.max_depth, epoch=epoch,
                       executor=self.executor)
@@ -355,18 +363,17 @@ class Worker(_CallerStarts, _Heartbeat):
                 unwritten_limit.cancel()
             self.executed += 1
 
-    async def _refuse(self, run: RunRecord, epoch: int, exc: Exception, what: str,
-                      ref: object) -> None:
-        """Guards or an agent that cannot be loaded here: execute nothing, leave the run waiting
-        with why.
+    async def _refuse(self, run: RunRecord, epoch: int, why: str, fix: str) -> None:
+        """Guards or an agent that cannot be loaded here, a journal that cannot be read:
+        execute nothing, leave the run waiting with why (`why`) and what to do (`fix`).
 
         Running it without them would break the run's contract; failing it would lose a run
-        that a correctly deployed worker can finish. So it waits (nothing in its journal changes)
-        and any worker tries again at `wake_at`."""
+        that a correctly deployed worker (or a repaired journal) can finish; taking it up at
+        every lease expiry, each time with a traceback, would say nothing more. So it waits
+        (nothing in its journal changes) and any worker tries again at `wake_at`."""
         wake_at = self.store.now() + self.guards_retry_s
-        reason = (f"not executed: worker {self.owner} cannot load the run's {what} "
-                  f"{ref!r} ({exc}); deploy a worker that can import it (any worker tries "
-                  f"again at {_clock(wake_at)})")
+        reason = (f"not executed: worker {self.owner} {why}; {fix} (any worker tries again at "
+                  f"{_clock(wake_at)})")
         log.warning("run %s: %s", run.id, reason)
         try:
             await self.committer.run(ops.suspend(

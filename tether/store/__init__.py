@@ -14,6 +14,7 @@ from ._migrations import LATEST_VERSION
 from ._records import ALL_STATUSES, TERMINAL_STATUSES, Event, NewEvent, RunRecord, Signal
 from ._sqlite import SQLiteStore
 from .errors import (
+    JournalCorrupt,
     LeaseLost,
     SchemaTooNew,
     StoreCorrupt,
@@ -74,6 +75,7 @@ __all__ = [
     "SHARDS_ENV",
     "TERMINAL_STATUSES",
     "Event",
+    "JournalCorrupt",
     "LeaseLost",
     "NewEvent",
     "RunRecord",

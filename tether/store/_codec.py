@@ -3,9 +3,13 @@ byte-for-byte the same."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from ._records import Event
+from .errors import JournalCorrupt
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -34,3 +38,20 @@ def _default(value: Any) -> Any:
             "bytes are not JSON; store them with ctx.store.put_artifact and keep the digest"
         )
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def decoded_events(run_id: str, rows: list[Any], where: str,
+                   data: Callable[[Any], Any] | None = None) -> list[Event]:
+    """`Event`s from `(seq, kind, key, name, data, ts)` rows; `data(raw)` gives the JSON bytes
+    of a row's data column. A row whose data does not decode raises `JournalCorrupt` naming
+    it (one bad row must not read as a crash of whoever loads the journal)."""
+    raw = data or (lambda d: d)
+    try:
+        return [Event(run_id, r[0], r[1], r[2], r[3], loads(raw(r[4])), r[5]) for r in rows]
+    except orjson.JSONDecodeError:
+        for r in rows:
+            try:
+                loads(raw(r[4]))
+            except orjson.JSONDecodeError as exc:
+                raise JournalCorrupt(where, run_id, r[0], r[1], str(exc)) from exc
+        raise

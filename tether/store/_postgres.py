@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ._codec import loads
+from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
@@ -394,7 +394,7 @@ class PostgresStore:
         rows = self._query(
             "SELECT seq, kind, key, name, data, ts FROM events WHERE run_id=%s AND seq>%s "
             "ORDER BY seq", (run_id, after_seq))
-        return [Event(run_id, r[0], r[1], r[2], r[3], loads(_bytes(r[4])), r[5]) for r in rows]
+        return decoded_events(run_id, rows, self.url, _bytes)
 
     def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
                             outermost: bool = False) -> list[str]:

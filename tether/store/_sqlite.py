@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._codec import loads
+from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
 from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx
@@ -236,7 +236,7 @@ class SQLiteStore:
             "ORDER BY seq",
             (run_id, after_seq),
         )
-        return [Event(run_id, r[0], r[1], r[2], r[3], loads(r[4]), r[5]) for r in rows]
+        return decoded_events(run_id, rows, self.path)
 
     def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
                             outermost: bool = False) -> list[str]:

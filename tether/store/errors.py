@@ -26,6 +26,19 @@ class StoreCorrupt(StoreError):
         )
 
 
+class JournalCorrupt(StoreError):
+    """An event of a run's journal cannot be read back (its data is not the JSON Tether wrote):
+    the database was changed outside Tether. Nothing can replay the run until it is fixed."""
+
+    def __init__(self, where: str, run_id: str, seq: int, kind: str, detail: str) -> None:
+        super().__init__(
+            f"event {seq} ({kind}) of run {run_id} in {where!r} cannot be read: its data is not "
+            f"valid JSON ({detail}). The journal was changed outside Tether: restore the "
+            "database from a backup, or correct that row; the run cannot be replayed until then")
+        self.run_id = run_id
+        self.seq = seq
+
+
 class StoreMissing(StoreError):
     """A read-only use named a database that does not exist: creating an empty one would hide
     the typo behind "no runs"."""

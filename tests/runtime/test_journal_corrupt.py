@@ -1,0 +1,71 @@
+"""A run whose journal holds an event that cannot be read back (its data changed outside Tether)
+waits with the reason — which event of which run, and what to do — instead of being taken up at
+every lease expiry, each time dying with a bare `JSONDecodeError` traceback; `tether show` says
+the same in one line. On both store backends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.store.pg_support import raw_sql
+from tether import Context, Tether
+from tether.store import JournalCorrupt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def two_steps(ctx: Context, x: int) -> int:
+    a: int = await ctx.step("a", lambda: x + 1)
+    await ctx.sleep(1.5)
+    b: int = await ctx.step("b", lambda: a * 2)
+    return b
+
+
+async def test_a_run_whose_journal_cannot_be_read_waits_saying_which_event(
+        tether: Tether, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    run_id = tether.submit(two_steps, 1)
+    await tether.worker(poll_interval=0.05).serve(
+        until=lambda: tether.get(run_id).status == "waiting")  # on its timer
+    first = tether.get(run_id)
+    (done,) = [e for e in tether.events(first.id) if e.kind == "step_completed"]
+    raw_sql(tether.store, "UPDATE events SET data=? WHERE run_id=? AND seq=?",
+            (b"{not json", first.id, done.seq))
+    with pytest.raises(JournalCorrupt, match=rf"event {done.seq} \(step_completed\) of run "
+                       rf"{first.id} .* is not valid JSON"):
+        tether.events(first.id)
+    worker = tether.worker(poll_interval=0.05, lease_ttl=0.5)
+    await asyncio.sleep(1.6)  # the timer is due
+    await asyncio.wait_for(worker.serve(until=lambda: bool(tether.get(first.id).reason or "")
+                                        and "journal" in (tether.get(first.id).reason or "")),
+                           30)
+    await asyncio.sleep(1.5)  # a few more lease periods: nobody takes it up again meanwhile
+    run = tether.get(first.id)
+    assert run.status == "waiting" and run.attempts == 2, run
+    assert f"cannot read the run's journal: event {done.seq} (step_completed)" in run.reason
+    assert "restore the database from a backup" in run.reason
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "its execution failed" in m], messages
+
+
+def test_tether_show_names_the_unreadable_event(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    t = Tether(db)
+    try:
+        run = asyncio.run(t.run(two_steps, 1))
+        raw_sql(t.store, "UPDATE events SET data=? WHERE run_id=? AND kind='step_completed'",
+                (b"[1, 2", run.id))
+    finally:
+        t.close()
+    shown = subprocess.run([sys.executable, "-m", "tether", "show", run.id, "--db", db],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert shown.returncode != 0
+    out = shown.stdout + shown.stderr
+    assert "(step_completed) of run" in out and "is not valid JSON" in out, out
+    assert "Traceback" not in out, out
