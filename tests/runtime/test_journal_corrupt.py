@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ async def test_a_run_whose_journal_cannot_be_read_waits_saying_which_event(
     run = tether.get(first.id)
     assert run.status == "waiting" and run.attempts == 2, run
     assert f"cannot read the run's journal: event {done.seq} (step_completed)" in run.reason
-    assert "restore the database from a backup" in run.reason
+    assert "restore it from a backup" in run.reason
     messages = [r.getMessage() for r in caplog.records]
     assert not [m for m in messages if "its execution failed" in m], messages
 
@@ -69,3 +70,43 @@ def test_tether_show_names_the_unreadable_event(tmp_path: Path) -> None:
     out = shown.stdout + shown.stderr
     assert "(step_completed) of run" in out and "is not valid JSON" in out, out
     assert "Traceback" not in out, out
+
+
+async def one_step(ctx: Context, x: int) -> int:
+    result: int = await ctx.step("a", lambda: x + 1)
+    return result
+
+
+async def test_a_run_whose_record_cannot_be_read_stops_no_worker_and_no_other_run(
+        tether: Tether) -> None:
+    """Before, its claim raised `JSONDecodeError` out of `Worker.serve`: `tether worker`
+    exited, on every restart again, and no other run of the database was executed."""
+    bad = tether.submit(one_step, 1)
+    good = tether.submit(one_step, 2)
+    raw_sql(tether.store, "UPDATE runs SET input=? WHERE id=?", (b"{oops", bad))
+    worker = tether.worker(poll_interval=0.05, lease_ttl=0.5)
+    await asyncio.wait_for(worker.serve(until=lambda: tether.get(good).finished), 30)
+    assert (tether.get(good).status, tether.get(good).result) == ("succeeded", 3)
+    with pytest.raises(JournalCorrupt, match=rf"the input of run {bad} .*not valid JSON"):
+        tether.get(bad)
+    status, reason = _status_and_reason(tether, bad)  # read around the unreadable column
+    assert status == "waiting" and f"cannot read the run: the input of run {bad}" in reason
+
+
+def _status_and_reason(t: Tether, run_id: str) -> tuple[str, str]:
+    url = getattr(t.store, "url", "")
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT status, reason FROM runs WHERE id=%s",
+                               (run_id,)).fetchone()
+    else:
+        conn = sqlite3.connect(t.store.path)  # type: ignore[attr-defined]
+        try:
+            row = conn.execute("SELECT status, reason FROM runs WHERE id=?",
+                               (run_id,)).fetchone()
+        finally:
+            conn.close()
+    assert row is not None
+    return str(row[0]), str(row[1])

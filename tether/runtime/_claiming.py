@@ -39,7 +39,7 @@ def claim_runs(tx: Any, *, owner: str, limit: int, ttl: float,
     becomes claimable without a commit (`Tx.next_wake`), read in the same round trip."""
     ids = tx.claim(owner, limit, ttl, tenant_limits, exclude=active,
                    tenants=queue.tenants, agents=queue.agents)
-    claimed = [(run_id, tx.get_run(run_id).attempts) for run_id in ids]
+    claimed = [(run_id, tx.attempts(run_id)) for run_id in ids]
     wake_at = None
     if next_wake and len(claimed) < limit:
         wake_at = tx.next_wake(tx.now(), owner=owner, tenants=queue.tenants,

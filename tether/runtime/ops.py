@@ -202,6 +202,19 @@ def suspend(
     return op
 
 
+def set_aside(run_id: str, owner: str, *, reason: str, wake_at: float,
+              epoch: int | None = None) -> Callable[[Tx], None]:
+    """Leave a run whose record cannot be read (`JournalCorrupt`) waiting, with why, until
+    `wake_at`: `suspend` without reading the run (it cannot be), so no cancel or signal is
+    looked at; any worker looks again at `wake_at`."""
+
+    def op(tx: Tx) -> None:
+        tx.check_lease(run_id, owner, epoch)
+        tx.update_run(run_id, status="waiting", reason=reason, wake_at=wake_at)
+        tx.release_lease(run_id, owner)
+    return op
+
+
 def retry(run_id: str, plan: RetryPlan) -> Callable[[Tx], None]:
     """Queue a new attempt of a failed or halted run (`tether.runtime.retry` explains how).
     The journal gets a `run_retried` event, nothing is removed; refused if the run changed

@@ -314,7 +314,12 @@ class Worker(_CallerStarts, _Heartbeat):
 
     async def _execute(self, run_id: str, epoch: int, new: RunRecord | None = None) -> None:
         _scope.set(_Scope(""))
-        run = new if new is not None else self.store.get_run(run_id)
+        try:
+            run = new if new is not None else self.store.get_run(run_id)
+        except JournalCorrupt as exc:
+            await self._refuse(run_id, epoch, f"cannot read the run: {exc}", "it waits",
+                               readable=False)
+            return
         if run is None:
             return
         deploy = "deploy a worker that can import it"
@@ -322,19 +327,19 @@ class Worker(_CallerStarts, _Heartbeat):
             guards = self._guards_for(run)
         except AgentNotFound as exc:
             what = f"guards {run.options.get('guards', self.guards)!r}"
-            await self._refuse(run, epoch, f"cannot load the run's {what} ({exc})", deploy)
+            await self._refuse(run_id, epoch, f"cannot load the run's {what} ({exc})", deploy)
             return
         try:
             agent = resolve_agent(run.agent)
         except AgentNotFound as exc:
-            await self._refuse(run, epoch, f"cannot load the run's agent {run.agent!r} ({exc})",
-                               deploy)
+            await self._refuse(run_id, epoch,
+                               f"cannot load the run's agent {run.agent!r} ({exc})", deploy)
             return
         try:  # a retried failure runs again
             events = [] if new is not None else replayable(self.store.load_events(run_id))
         except JournalCorrupt as exc:
-            await self._refuse(run, epoch, f"cannot read the run's journal: {exc}",
-                               "it waits for that")
+            await self._refuse(run_id, epoch, f"cannot read the run's journal: {exc}",
+                               "it waits")
             return
         interceptors = list(self._interceptors_for(run))
         if guards is not None:
@@ -363,24 +368,28 @@ class Worker(_CallerStarts, _Heartbeat):
                 unwritten_limit.cancel()
             self.executed += 1
 
-    async def _refuse(self, run: RunRecord, epoch: int, why: str, fix: str) -> None:
+    async def _refuse(self, run_id: str, epoch: int, why: str, fix: str, *,
+                      readable: bool = True) -> None:
         """Guards or an agent that cannot be loaded here, a journal that cannot be read:
         execute nothing, leave the run waiting with why (`why`) and what to do (`fix`).
 
         Running it without them would break the run's contract; failing it would lose a run
         that a correctly deployed worker (or a repaired journal) can finish; taking it up at
         every lease expiry, each time with a traceback, would say nothing more. So it waits
-        (nothing in its journal changes) and any worker tries again at `wake_at`."""
+        (nothing in its journal changes) and any worker tries again at `wake_at`. `readable`:
+        the run's record can be read (a suspension re-checks its cancel flag and signals)."""
         wake_at = self.store.now() + self.guards_retry_s
         reason = (f"not executed: worker {self.owner} {why}; {fix} (any worker tries again at "
                   f"{_clock(wake_at)})")
-        log.warning("run %s: %s", run.id, reason)
+        log.warning("run %s: %s", run_id, reason)
+        wait = (ops.suspend(run_id, self.owner, reason=reason, wake_at=wake_at, children=(),
+                            signals=(), epoch=epoch) if readable
+                else ops.set_aside(run_id, self.owner, reason=reason, wake_at=wake_at,
+                                   epoch=epoch))
         try:
-            await self.committer.run(ops.suspend(
-                run.id, self.owner, reason=reason, wake_at=wake_at, children=(), signals=(),
-                epoch=epoch), retry=True)
+            await self.committer.run(wait, retry=True)
         except LeaseLost:
-            log.info("run %s: lease lost while refusing it", run.id)
+            log.info("run %s: lease lost while refusing it", run_id)
         finally:
             self.executed += 1
 

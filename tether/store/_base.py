@@ -29,6 +29,11 @@ class Tx(Protocol):
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
+    def attempts(self, run_id: str) -> int:
+        """How many times the run was claimed (its fencing epoch), without decoding the rest
+        of its record: a claim must not fail for a run whose record is unreadable."""
+        ...
+
     def lock_run(self, run_id: str) -> None:
         """Hold the run's row until commit before reading it to decide a change another
         transaction may be deciding too (a child waking its parent while the parent suspends).

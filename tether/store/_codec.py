@@ -53,5 +53,14 @@ def decoded_events(run_id: str, rows: list[Any], where: str,
             try:
                 loads(raw(r[4]))
             except orjson.JSONDecodeError as exc:
-                raise JournalCorrupt(where, run_id, r[0], r[1], str(exc)) from exc
+                raise JournalCorrupt(where, run_id, f"event {r[0]} ({r[1]})",
+                                     str(exc)) from exc
         raise
+
+
+def decoded(run_id: str, part: str, data: Any) -> Any:
+    """`loads(data)`, a failure raising `JournalCorrupt` for `part` of run `run_id`."""
+    try:
+        return loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise JournalCorrupt("", run_id, part, str(exc)) from exc

@@ -99,6 +99,10 @@ class _PostgresTx:
         row = self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
         return run_from_pg_row(row) if row else None
 
+    def attempts(self, run_id: str) -> int:
+        row = self._one("SELECT attempts FROM runs WHERE id=%s", (run_id,))
+        return int(row[0]) if row else 0
+
     def lock_run(self, run_id: str) -> None:
         # the same row lock check_lease takes: a suspend holding it finishes first, and a read
         # after this statement sees what it committed

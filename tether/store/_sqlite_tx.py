@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._codec import dumps, loads
+from ._codec import decoded, dumps, loads
 from ._records import NewEvent, RunRecord, Signal
 from .errors import LeaseLost
 
@@ -47,12 +47,15 @@ def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | Non
 
 
 def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    run_id = row[0]
     return RunRecord(
-        id=row[0], tenant=row[1], agent=row[2], spec_version=row[3], input=loads(row[4]),
-        status=row[5], result=loads(row[6]), error=row[7], reason=row[8], parent_id=row[9],
-        root_id=row[10], depth=row[11], wake_at=row[12], cancel_requested=bool(row[13]),
-        created_at=row[14], updated_at=row[15], attempts=row[16], options=loads(row[17]) or {},
-        flags=loads(row[18]) or [],
+        id=run_id, tenant=row[1], agent=row[2], spec_version=row[3],
+        input=decoded(run_id, "the input", row[4]), status=row[5],
+        result=decoded(run_id, "the result", row[6]), error=row[7], reason=row[8],
+        parent_id=row[9], root_id=row[10], depth=row[11], wake_at=row[12],
+        cancel_requested=bool(row[13]), created_at=row[14], updated_at=row[15],
+        attempts=row[16], options=decoded(run_id, "the options", row[17]) or {},
+        flags=decoded(run_id, "the flags", row[18]) or [],
     )
 
 
@@ -88,6 +91,10 @@ class _SQLiteTx:
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
         return _run_from_row(row) if row else None
+
+    def attempts(self, run_id: str) -> int:
+        row = self.conn.execute("SELECT attempts FROM runs WHERE id=?", (run_id,)).fetchone()
+        return int(row[0]) if row else 0
 
     def lock_run(self, run_id: str) -> None:
         """Nothing to do: one SQLite writer at a time already holds the database."""

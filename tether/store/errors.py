@@ -27,16 +27,18 @@ class StoreCorrupt(StoreError):
 
 
 class JournalCorrupt(StoreError):
-    """An event of a run's journal cannot be read back (its data is not the JSON Tether wrote):
-    the database was changed outside Tether. Nothing can replay the run until it is fixed."""
+    """Part of a run's record (an event of its journal, its input, result, options or flags)
+    cannot be read back: its data is not the JSON Tether wrote, so the database was changed
+    outside Tether. Nothing can execute (or replay) the run until it is repaired; nothing else
+    need stop for it."""
 
-    def __init__(self, where: str, run_id: str, seq: int, kind: str, detail: str) -> None:
+    def __init__(self, where: str, run_id: str, part: str, detail: str) -> None:
+        place = f" in {where!r}" if where else ""
         super().__init__(
-            f"event {seq} ({kind}) of run {run_id} in {where!r} cannot be read: its data is not "
-            f"valid JSON ({detail}). The journal was changed outside Tether: restore the "
-            "database from a backup, or correct that row; the run cannot be replayed until then")
+            f"{part} of run {run_id}{place} cannot be read: it is not valid JSON ({detail}). "
+            "The database was changed outside Tether: restore it from a backup, or correct "
+            "that row; the run cannot be executed until then")
         self.run_id = run_id
-        self.seq = seq
 
 
 class StoreMissing(StoreError):
