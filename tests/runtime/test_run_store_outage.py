@@ -16,6 +16,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,17 @@ STEPS = 300
 PAYLOAD = 2000  # bytes per step result: 300 steps need ~0.6 MB of journal
 
 
+#: `chatty` waits at its 10th step while this is set up and not yet opened: the test takes the
+#: store away at a known point, however fast the machine steps (see `_paused_at_10`)
+GATE: dict[str, asyncio.Event] = {}
+
+
 async def chatty(ctx: Context, n: int) -> int:
     total = 0
     for i in range(n):
+        if i == 10 and "open" in GATE:
+            GATE["reached"].set()
+            await GATE["open"].wait()
         out: str = await ctx.step(f"s{i}", lambda i=i: "x" * PAYLOAD + str(i), idempotent=True)
         total += len(out)
     return total
@@ -86,12 +95,14 @@ async def test_a_run_waits_out_a_database_locked_past_its_busy_timeout(
     t = Tether(SQLiteStore(path, busy_timeout=0.2), lease_ttl=60)
     lock = sqlite3.connect(path, isolation_level=None)
     try:
-        running = asyncio.create_task(t.run(chatty, STEPS))
-        await _until(lambda: _stepped(t, 10), "the run's first steps")
-        lock.execute("BEGIN IMMEDIATE")  # another program holds the write lock for 1.5 s:
-        await asyncio.sleep(1.5)  # every write of the run's meanwhile is refused after 0.2 s
-        assert not running.done()
-        lock.execute("ROLLBACK")
+        async with _paused_at_10() as go_on:
+            running = asyncio.create_task(t.run(chatty, STEPS))
+            await asyncio.wait_for(GATE["reached"].wait(), 30)
+            lock.execute("BEGIN IMMEDIATE")  # another program holds the write lock for 1.5 s:
+            go_on()
+            await asyncio.sleep(1.5)  # every write of the run's meanwhile is refused after 0.2 s
+            assert not running.done()
+            lock.execute("ROLLBACK")
         record = await asyncio.wait_for(running, 60)
         _check_waited_out(t, record.id, caplog, "stayed locked by another process")
     finally:
@@ -99,10 +110,16 @@ async def test_a_run_waits_out_a_database_locked_past_its_busy_timeout(
         t.close()
 
 
-def _stepped(t: Tether, n: int) -> bool:
-    runs = t.store.list_runs()
-    return bool(runs) and sum(
-        e.kind == "step_completed" for e in t.store.load_events(runs[0].id)) >= n
+@contextlib.asynccontextmanager
+async def _paused_at_10() -> AsyncIterator[Callable[[], None]]:
+    """Runs of `chatty` started inside wait at their 10th step until the yielded function is
+    called."""
+    GATE.update(reached=asyncio.Event(), open=asyncio.Event())
+    try:
+        yield GATE["open"].set
+    finally:
+        GATE["open"].set()
+        GATE.clear()
 
 
 @pytest.mark.slow
@@ -135,34 +152,36 @@ async def test_a_worker_asked_to_stop_while_the_store_refuses_writes_stops_and_i
     run_id = t.submit(chatty, STEPS)
     worker = t.worker(poll_interval=0.05, lease_ttl=1.0, drain_timeout=0.5)
     stop = asyncio.Event()
-    serving = asyncio.create_task(worker.serve(stop=stop))
     lock = sqlite3.connect(path, isolation_level=None)
-    try:
-        await _until(lambda: _stepped(t, 10), "the run's first steps")
-        lock.execute("BEGIN IMMEDIATE")
-        await asyncio.sleep(1.0)  # the run's writes are refused meanwhile
-        # a write that is not the run's own fails at once meanwhile (the claim loop's,
-        # the heartbeat's): they must stay free to see the stop
-        with pytest.raises(Exception, match="stayed locked"):
-            await worker.committer.run(lambda tx: tx.now())
-        stop.set()
-        worker.kick()
-        await asyncio.wait_for(serving, 15)  # drained: the waiting write gave up
-        lock.execute("ROLLBACK")
-        run = t.get(run_id)
-        assert run.status == "running", run  # not failed: resumed at lease expiry
-        assert "run_failed" not in [e.kind for e in t.store.load_events(run_id)]
-        assert not _never_retrieved(caplog)
-        second = t.worker(poll_interval=0.05, lease_ttl=1.0)
-        await asyncio.wait_for(second.serve(until=lambda: t.get(run_id).finished), 60)
-        run = t.get(run_id)
-        assert (run.status, run.result) == ("succeeded", expected(STEPS)), run
-    finally:
-        lock.close()
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(serving, 15)
-        t.close()
+    async with _paused_at_10() as go_on:
+        serving = asyncio.create_task(worker.serve(stop=stop))
+        try:
+            await asyncio.wait_for(GATE["reached"].wait(), 30)
+            lock.execute("BEGIN IMMEDIATE")
+            go_on()
+            await asyncio.sleep(1.0)  # the run's writes are refused meanwhile
+            # a write that is not the run's own fails at once meanwhile (the claim loop's,
+            # the heartbeat's): they must stay free to see the stop
+            with pytest.raises(Exception, match="stayed locked"):
+                await worker.committer.run(lambda tx: tx.now())
+            stop.set()
+            worker.kick()
+            await asyncio.wait_for(serving, 15)  # drained: the waiting write gave up
+            lock.execute("ROLLBACK")
+            run = t.get(run_id)
+            assert run.status == "running", run  # not failed: resumed at lease expiry
+            assert "run_failed" not in [e.kind for e in t.store.load_events(run_id)]
+            assert not _never_retrieved(caplog)
+            second = t.worker(poll_interval=0.05, lease_ttl=1.0)
+            await asyncio.wait_for(second.serve(until=lambda: t.get(run_id).finished), 60)
+            run = t.get(run_id)
+            assert (run.status, run.result) == ("succeeded", expected(STEPS)), run
+        finally:
+            lock.close()
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, 15)
+            t.close()
 
 
 @pytest.mark.service
@@ -186,12 +205,14 @@ async def test_a_run_on_postgres_outlasts_its_server_going_away(
     t = Tether(PostgresStore(url, busy_timeout=0.5), lease_ttl=3)
     try:
         n = 150
-        running = asyncio.create_task(t.run(chatty, n))
-        await _until(lambda: _stepped(t, 10), "the run's first steps")
-        link.cut()
-        await asyncio.sleep(2.0)
-        assert not running.done()
-        link.restore()
+        async with _paused_at_10() as go_on:
+            running = asyncio.create_task(t.run(chatty, n))
+            await asyncio.wait_for(GATE["reached"].wait(), 30)
+            link.cut()
+            go_on()
+            await asyncio.sleep(2.0)
+            assert not running.done()
+            link.restore()
         record = await asyncio.wait_for(running, 60)
         run = t.get(record.id)
         assert (run.status, run.result) == ("succeeded", expected(n)), run
