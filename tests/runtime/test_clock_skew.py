@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _effect(tag: str) -> str:
     with open(os.environ["SKEW_LEDGER"], "a", encoding="utf-8") as fh:
         fh.write(f"{tag} by {os.getpid()}\n")
-    time.sleep(4)
+    time.sleep(6)
     return tag
 
 
@@ -75,8 +75,13 @@ def _worker(url: str, ledger: Path, skew: str | None, log: Path) -> subprocess.P
         cmd = ["faketime", "-f", skew, *cmd]
     env = {**os.environ, "SKEW_LEDGER": str(ledger),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+def _serving(log: Path) -> bool:
+    """The worker printed its banner: it claims from now on."""
+    return "serving" in log.read_text(errors="replace")
 
 
 def _wait(check: object, what: str, timeout: float = 60.0) -> None:
@@ -108,6 +113,9 @@ def test_a_worker_whose_clock_runs_ahead_takes_no_live_run(schema: PgSchema,
         healthy = _worker(schema.url, ledger, None, tmp_path / "healthy.log")
         _wait(lambda: ledger.read_text(), "the healthy worker to start the step")
         ahead = _worker(schema.url, ledger, "+60s", tmp_path / "ahead.log")
+        _wait(lambda: _serving(tmp_path / "ahead.log"), "the second worker to serve")
+        time.sleep(1.0)  # it claims every 0.1 s: by its clock the healthy lease is long gone
+        assert t.get(run_id).status == "running"  # the step is still under way
         _wait(lambda: t.get(run_id).finished or t.get(run_id).status == "waiting",
               "the run to end")
         run = t.get(run_id)
