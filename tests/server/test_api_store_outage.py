@@ -4,11 +4,13 @@ works. Before, it got 500 "internal" and the reason only in the server's log."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from tests.small_disk import fill, small_disk
+from tests.store.pg_support import raw_sql
 
 from . import api_support as S
 
@@ -31,3 +33,23 @@ def test_a_full_disk_is_503_with_the_reason_then_requests_work_again(tmp_path: P
         assert len(runs) == listed  # the refused submission left nothing behind
         again = api.submit("echo", "bob")
         assert api.wait(again["id"], "succeeded")["run"]["result"]
+
+
+def test_a_run_whose_record_cannot_be_read_is_named_and_the_others_are_served(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: 500 "internal", "the server failed to handle this request"."""
+    with S.running(tmp_path) as api:
+        good = api.submit("echo", "ada")
+        bad = api.submit("echo", "bob")
+        api.wait(bad["id"], "succeeded")
+        raw_sql(api.app.state.tether.tether.store, "UPDATE runs SET result=? WHERE id=?",
+                (b"{oops", bad["id"]))
+        caplog.set_level(logging.ERROR, logger="tether.server")
+        r = api.client.get(f"/v1/runs/{bad['id']}", headers=api.as_("viewer"))
+        assert r.status_code == 500, r.text
+        body = r.json()
+        assert body["error"] == "corrupt_record" and bad["id"] in body["message"], body
+        assert str(tmp_path) not in r.text  # where the database lives is the operator's
+        assert any(f"the result of run {bad['id']}" in m.getMessage()
+                   for m in caplog.records), "the server's log names the row"
+        assert api.wait(good["id"], "succeeded")["run"]["result"] == "ada"

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.guards.errors import ApprovalError, KeyFormatError
 from tether.runtime import AgentNotFound, InvalidInput, RunFinished, RunNotFound, TetherError
 from tether.runtime.errors import NotInDoubt
-from tether.store import StoreError, StoreLocked, StoreUnavailable
+from tether.store import JournalCorrupt, StoreError, StoreLocked, StoreUnavailable
 
 log = logging.getLogger("tether.server")
 
@@ -76,6 +76,12 @@ def from_tether(exc: Exception, where: str) -> ApiError:
         return ApiError(422, "invalid_request", str(exc), where, "correct the request")
     if isinstance(exc, StoreLocked):
         return ApiError(503, "busy", "the database is busy", where, "retry in a moment")
+    if isinstance(exc, JournalCorrupt):  # the operator's to repair; the client is told whose
+        return ApiError(500, "corrupt_record",
+                        f"the record of run {exc.run_id} cannot be read: the database was "
+                        "changed outside Tether", where,
+                        "ask the server's operator to repair or restore it (its log names the "
+                        "row); other runs are not affected")
     if isinstance(exc, StoreUnavailable):  # a full disk, a server away: nothing was written
         return ApiError(503, "unavailable", f"the database cannot take this now: {exc}", where,
                         "retry later; runs already executing wait for the database and go on")
@@ -126,6 +132,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        if isinstance(exc, JournalCorrupt):  # which row, for the operator (not the client)
+            log.error("%s %s: %s", request.method, request.url.path, exc)
         try:
             return from_tether(exc, request.url.path).response()
         except StoreError:
