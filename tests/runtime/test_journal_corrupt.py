@@ -91,6 +91,10 @@ async def test_a_run_whose_record_cannot_be_read_stops_no_worker_and_no_other_ru
         tether.get(bad)
     status, reason = _status_and_reason(tether, bad)  # read around the unreadable column
     assert status == "waiting" and f"cannot read the run: the input of run {bad}" in reason
+    # a listing shows it, with why, beside the others (before: one bad row, no listing at all)
+    listed = {r.id: r for r in tether.store.list_runs()}
+    assert listed[good].result == 3 and listed[bad].status == "waiting"
+    assert f"the input of run {bad} cannot be read" in (listed[bad].error or "")
 
 
 def _status_and_reason(t: Tether, run_id: str) -> tuple[str, str]:
@@ -110,3 +114,21 @@ def _status_and_reason(t: Tether, run_id: str) -> tuple[str, str]:
             conn.close()
     assert row is not None
     return str(row[0]), str(row[1])
+
+
+def test_tether_runs_lists_a_run_whose_record_cannot_be_read_beside_the_others(
+        tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    t = Tether(db)
+    try:
+        good = asyncio.run(t.run(one_step, 1))
+        bad = asyncio.run(t.run(one_step, 2))
+        raw_sql(t.store, "UPDATE runs SET options=? WHERE id=?", (b"{oops", bad.id))
+    finally:
+        t.close()
+    shown = subprocess.run([sys.executable, "-m", "tether", "runs", "--db", db],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60,
+                           env={"COLUMNS": "400", "PATH": "/usr/bin:/bin"})
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert good.id in shown.stdout and bad.id in shown.stdout, shown.stdout
+    assert "the options of run" in shown.stdout and "cannot be read" in shown.stdout

@@ -53,3 +53,7 @@ def test_a_run_whose_record_cannot_be_read_is_named_and_the_others_are_served(
         assert any(f"the result of run {bad['id']}" in m.getMessage()
                    for m in caplog.records), "the server's log names the row"
         assert api.wait(good["id"], "succeeded")["run"]["result"] == "ada"
+        listed = api.client.get("/v1/runs", headers=api.as_("viewer"))
+        assert listed.status_code == 200, listed.text  # one bad row hides no other run
+        runs = {r["id"]: r for r in listed.json()["runs"]}
+        assert runs[good["id"]]["status"] == runs[bad["id"]]["status"] == "succeeded"

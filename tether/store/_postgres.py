@@ -31,7 +31,7 @@ from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import _RUN_COLUMNS
+from ._sqlite_tx import _RUN_COLUMNS, listed_run_from_row
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -388,7 +388,7 @@ class PostgresStore:
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT %s",
             (*params, limit),
         )
-        return [run_from_pg_row(r) for r in rows]
+        return [listed_run_from_row([_bytes(v) for v in r]) for r in rows]
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         rows = self._query(

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx
+from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx, listed_run_from_row
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -228,7 +228,7 @@ class SQLiteStore:
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT ?",
             (*params, limit),
         )
-        return [_run_from_row(r) for r in rows]
+        return [listed_run_from_row(r) for r in rows]
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         rows = self._query(

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._codec import decoded, dumps, loads
 from ._records import NewEvent, RunRecord, Signal
-from .errors import LeaseLost
+from .errors import JournalCorrupt, LeaseLost
 
 _RUN_COLUMNS = (
     "id, tenant, agent, spec_version, input, status, result, error, reason, parent_id, root_id, "
@@ -57,6 +57,20 @@ def _run_from_row(row: Sequence[Any]) -> RunRecord:
         attempts=row[16], options=decoded(run_id, "the options", row[17]) or {},
         flags=decoded(run_id, "the flags", row[18]) or [],
     )
+
+
+def listed_run_from_row(row: Sequence[Any]) -> RunRecord:
+    """A run for a listing: one whose record cannot be read is listed all the same — its
+    status, why in `error`, its unreadable parts empty — so one bad row hides no other run
+    (read alone, `get_run`, it still raises `JournalCorrupt`)."""
+    try:
+        return _run_from_row(row)
+    except JournalCorrupt as exc:
+        return RunRecord(
+            id=row[0], tenant=row[1], agent=row[2], spec_version=row[3], input=None,
+            status=row[5], result=None, error=str(exc), reason=row[8], parent_id=row[9],
+            root_id=row[10], depth=row[11], wake_at=row[12], cancel_requested=bool(row[13]),
+            created_at=row[14], updated_at=row[15], attempts=row[16], options={}, flags=[])
 
 
 class _SQLiteTx:
