@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from tether.store import (
 from . import ops
 from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
 from ._heartbeat import _Heartbeat, renewal_outage
+from ._refusals import _Refusals
 from ._starting import _CallerStarts
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
@@ -64,15 +64,11 @@ _STOPS_THE_EXECUTION = (LeaseLost, StoreUnavailable, StoreOutcomeUnknown)
 UNWRITTEN_AT_MOST_S = 0.5
 
 
-def _clock(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class Worker(_CallerStarts, _Heartbeat):
+class Worker(_CallerStarts, _Heartbeat, _Refusals):
     def __init__(
         self,
         store: Store,
@@ -262,23 +258,6 @@ class Worker(_CallerStarts, _Heartbeat):
 
         task.add_done_callback(done)
 
-    def _report_failure(self, run_id: str, task: asyncio.Task[None]) -> None:
-        """Say why a run's execution ended in an exception (its end is not written), in one
-        line when the store refused a write; without this asyncio says it, later, as "Task
-        exception was never retrieved" and a traceback."""
-        failure = None if task.cancelled() else task.exception()
-        if failure is None:
-            return
-        ctx = self._contexts.get(run_id)
-        if not isinstance(failure, StoreError):
-            log.error("run %s: its execution failed: %s", run_id, failure, exc_info=failure)
-        elif ctx is None or ctx.provisional:
-            log.warning("run %s: not executed, it could not be written (%s); nothing of it "
-                        "was stored", run_id, failure)
-        else:  # its journal says where it is: any worker takes it up from there
-            log.warning("run %s: stopped, the store failed it (%s); it is "
-                        "resumed from its journal when its lease expires", run_id, failure)
-
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         return listen_for_work(self.store, loop, self.kick)
 
@@ -366,31 +345,6 @@ class Worker(_CallerStarts, _Heartbeat):
         finally:
             if unwritten_limit is not None:
                 unwritten_limit.cancel()
-            self.executed += 1
-
-    async def _refuse(self, run_id: str, epoch: int, why: str, fix: str, *,
-                      readable: bool = True) -> None:
-        """Guards or an agent that cannot be loaded here, a journal that cannot be read:
-        execute nothing, leave the run waiting with why (`why`) and what to do (`fix`).
-
-        Running it without them would break the run's contract; failing it would lose a run
-        that a correctly deployed worker (or a repaired journal) can finish; taking it up at
-        every lease expiry, each time with a traceback, would say nothing more. So it waits
-        (nothing in its journal changes) and any worker tries again at `wake_at`. `readable`:
-        the run's record can be read (a suspension re-checks its cancel flag and signals)."""
-        wake_at = self.store.now() + self.guards_retry_s
-        reason = (f"not executed: worker {self.owner} {why}; {fix} (any worker tries again at "
-                  f"{_clock(wake_at)})")
-        log.warning("run %s: %s", run_id, reason)
-        wait = (ops.suspend(run_id, self.owner, reason=reason, wake_at=wake_at, children=(),
-                            signals=(), epoch=epoch) if readable
-                else ops.set_aside(run_id, self.owner, reason=reason, wake_at=wake_at,
-                                   epoch=epoch))
-        try:
-            await self.committer.run(wait, retry=True)
-        except LeaseLost:
-            log.info("run %s: lease lost while refusing it", run_id)
-        finally:
             self.executed += 1
 
     async def _drive(self, ctx: Context, run: RunRecord, agent: Callable[..., Any]) -> None:

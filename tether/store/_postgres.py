@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -28,6 +27,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
+from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
+from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
@@ -43,32 +44,10 @@ from .errors import (
 
 T = TypeVar("T")
 
-# errors after which the whole batch is simply tried again: another transaction won a row lock
-# race (a deadlock PostgreSQL broke by aborting us, or a serialization failure)
-_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-_RETRIES = 5
 # advisory lock key held while migrating, so workers starting together migrate once
 _MIGRATE_LOCK = 0x7E7E_0018
 #: how often the server's clock is read again (`PostgresStore.now`)
 CLOCK_REFRESH_S = 10.0
-
-
-def _unavailable(exc: psycopg.Error) -> bool:
-    """The server refused for want of resources (class 53: disk full, out of memory, too
-    many connections) or because it is starting up (57P03): it answered, so the transaction
-    was rolled back, and the same write can work later."""
-    state = exc.sqlstate or ""
-    return state.startswith("53") or state == "57P03"
-
-
-class _Reconnect(Exception):
-    """The pooled connection a batch was given turned out dead (the server restarted, or
-    closed it) before the batch's COMMIT was sent: nothing was committed, so the batch can
-    simply be tried again on a fresh connection (the pool discards the dead one)."""
-
-    def __init__(self, error: psycopg.OperationalError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def redact(url: str) -> str:
@@ -305,28 +284,7 @@ class PostgresStore:
         until the earliest timer or lease expiry (`Tx.next_wake`) instead of polling. Returns
         the function that stops listening. A lost connection ends the listening silently: the
         worker's safety poll remains."""
-        conn = psycopg.connect(self._conninfo, autocommit=True)
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-        stop = threading.Event()
-
-        def loop() -> None:
-            try:
-                while not stop.is_set():
-                    for _ in conn.notifies(timeout=0.2):
-                        callback()
-            except psycopg.Error:
-                pass
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=loop, name="tether-pg-listen", daemon=True)
-        thread.start()
-
-        def close() -> None:
-            stop.set()
-            thread.join(timeout=2.0)
-
-        return close
+        return listen(self._conninfo, self._channel, callback)
 
     # -- reads ---------------------------------------------------------------------------------
     def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -483,11 +441,3 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close()
-
-
-class _Failed(Exception):
-    """A lone op's failure, carried out of the transaction block so it is rolled back."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
