@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.pg_support import PgSchema
-from tether import Context, Tether
+from tether import Context, RunRecord, Tether
 from tether.guards import GuardConfig, Guards
 
 pytestmark = pytest.mark.service
@@ -102,6 +102,23 @@ def _stop(*procs: subprocess.Popen[bytes]) -> None:
             p.wait()
 
 
+def _handed_over_at_its_timer(t: Tether, run_id: str, url: str, tmp_path: Path, *,
+                              first: str | None, then: str | None) -> RunRecord:
+    """A worker with clock skew `first` executes the run until its timer is set and stops; one
+    with skew `then` (None: the real clock) takes it from there. The run, once it ended."""
+    ledger = tmp_path / "ledger.txt"
+    second = None
+    setter = _worker(url, ledger, first, tmp_path / "first.log")
+    try:
+        _wait(lambda: t.get(run_id).status == "waiting", "the timer to be set")
+        _stop(setter)
+        second = _worker(url, ledger, then, tmp_path / "then.log")
+        _wait(lambda: t.get(run_id).finished, "the run to end")
+        return t.get(run_id)
+    finally:
+        _stop(*(p for p in (setter, second) if p is not None))
+
+
 def test_a_worker_whose_clock_runs_ahead_takes_no_live_run(schema: PgSchema,
                                                            tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
@@ -131,23 +148,15 @@ def test_a_worker_whose_clock_runs_ahead_takes_no_live_run(schema: PgSchema,
 def test_a_timer_set_by_a_worker_whose_clock_runs_behind_fires_on_time(
         schema: PgSchema, tmp_path: Path) -> None:
     """The worker that sets the timer stops; a healthy one fires it (by the real time)."""
-    ledger = tmp_path / "ledger.txt"
     t = Tether(schema.url)
-    behind = healthy = None
     try:
         started = time.time()
-        run_id = t.submit(f"{HERE}:napper", 5.0)
-        behind = _worker(schema.url, ledger, "-60s", tmp_path / "behind.log")
-        _wait(lambda: t.get(run_id).status == "waiting", "the timer to be set")
-        _stop(behind)
-        healthy = _worker(schema.url, ledger, None, tmp_path / "healthy.log")
-        _wait(lambda: t.get(run_id).finished, "the run to end")
-        run = t.get(run_id)
+        run = _handed_over_at_its_timer(t, t.submit(f"{HERE}:napper", 5.0), schema.url,
+                                        tmp_path, first="-60s", then=None)
         assert run.status == "succeeded", run
         assert time.time() - started >= 5.0  # by the real clock, not a minute early
         assert 4.9 <= run.result < 30, run.result  # and the run saw the time it slept
     finally:
-        _stop(*(p for p in (behind, healthy) if p is not None))
         t.close()
 
 
@@ -155,21 +164,14 @@ def test_a_wall_time_budget_is_not_spent_by_a_clock_that_runs_ahead(schema: PgSc
                                                                    tmp_path: Path) -> None:
     """A run created by a healthy worker goes on, after a timer, on one whose clock runs 60 s
     ahead: its 30 s wall-time budget has 2 s spent, not 62."""
-    ledger = tmp_path / "ledger.txt"
     t = Tether(schema.url)
-    healthy = ahead = None
     try:
         run_id = t.submit(f"{HERE}:budgeted", 2.0, guards=f"{HERE}:GUARDS",
                           options={"budget": {"wall_time_s": 30}})
-        healthy = _worker(schema.url, ledger, None, tmp_path / "healthy.log")
-        _wait(lambda: t.get(run_id).status == "waiting", "the timer to be set")
-        _stop(healthy)
-        ahead = _worker(schema.url, ledger, "+60s", tmp_path / "ahead.log")
-        _wait(lambda: t.get(run_id).finished, "the run to end")
-        run = t.get(run_id)
+        run = _handed_over_at_its_timer(t, run_id, schema.url, tmp_path, first=None,
+                                        then="+60s")
         assert (run.status, run.result) == ("succeeded", "done"), run
     finally:
-        _stop(*(p for p in (healthy, ahead) if p is not None))
         t.close()
 
 
