@@ -221,16 +221,17 @@ def test_schema_tools_take_their_own_validated_arguments_without_a_second_pass(
 ])
 def test_a_result_that_is_already_json_is_kept_and_any_other_goes_the_long_way(
         value: Any) -> None:
-    """The shortcut for exact JSON scalars gives what the JSON round trip gives (or the same
-    error): what is journaled does not change."""
+    """The shortcut for exact JSON scalars gives what the journal's JSON round trip gives (or
+    the same error): what is journaled does not change."""
     import orjson
     from pydantic_core import to_jsonable_python
 
+    from tether.store import dumps, loads
     from tether.tools import ToolExecutionError
     from tether.tools._base import to_json_value
 
     try:
-        expected: Any = orjson.loads(orjson.dumps(to_jsonable_python(value)))
+        expected: Any = loads(dumps(to_jsonable_python(value)))
     except (TypeError, orjson.JSONEncodeError):
         with pytest.raises(ToolExecutionError, match="not JSON-serialisable"):
             to_json_value("t", value)

@@ -3,6 +3,7 @@ byte-for-byte the same."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +16,51 @@ _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def dumps(value: Any) -> bytes:
+    """JSON bytes of `value`; a string holding lone surrogates (which UTF-8, and so JSON, cannot
+    hold) is written with them as backslash escapes of their bytes (`text_safe`)."""
     # orjson >= 3.12 returns its whole output buffer: a 47-byte result holds a ~4 KB allocation
     # for as long as the bytes live (journal events, inputs, results held by executing runs: ~4 KB
     # of RSS each, measured). The copy right-sizes it, and costs less than the page faults it saves.
-    return bytes(memoryview(orjson.dumps(value, option=_OPTS, default=_default)))
+    try:
+        return bytes(memoryview(orjson.dumps(value, option=_OPTS, default=_default)))
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+    return bytes(memoryview(orjson.dumps(text_safe(value), option=_OPTS, default=_default)))
+
+
+def text_safe(value: Any) -> Any:
+    """`value` with every string that holds lone surrogates made valid text.
+
+    Why: such strings are ordinary in Python (a file name that is not UTF-8 comes back from
+    `os.listdir` as `'caf\\udce9'`, `surrogateescape`), but JSON cannot hold them, and a tool or
+    step whose result could not be journaled would fail after its side effect happened (and
+    its retry repeat it). A surrogate that stands for a byte becomes that byte (so bytes that
+    were UTF-8 read as the text they were), any other byte that is not UTF-8 a `\\xNN` escape:
+    what a reader (a model, a person) can still make sense of. Live and replayed values agree,
+    as both are read back from the same JSON."""
+    kind = type(value)
+    if kind is str or isinstance(value, str):
+        return _valid_text(str(value))
+    if kind is dict or isinstance(value, dict):
+        return {text_safe(k): text_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [text_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(text_safe(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return text_safe(dataclasses.asdict(value))
+    if callable(getattr(value, "model_dump", None)):
+        return text_safe(value.model_dump(mode="json"))
+    return value
+
+
+def _valid_text(text: str) -> str:
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate not from `surrogateescape`: its own UTF-8 bytes
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def loads(data: bytes | str | None) -> Any:

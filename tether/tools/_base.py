@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from tether.store import dumps, loads
 from tether.tools._deadline import bounded
 from tether.tools._errors import (
     FieldError,
@@ -186,7 +187,7 @@ def to_json_value(tool: str, value: Any) -> Any:
         return value
     try:
         plain = to_jsonable_python(value)
-        return orjson.loads(orjson.dumps(plain))
+        return loads(dumps(plain))  # the journal's codec: what replay reads back
     except (PydanticSerializationError, TypeError, orjson.JSONEncodeError) as e:
         raise ToolExecutionError(
             tool, f"tool {tool!r} returned a value that is not JSON-serialisable: {e}"

@@ -1,0 +1,32 @@
+"""The journal's JSON codec: what it writes for values JSON cannot hold as they are."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tether.store import dumps, loads
+
+
+@dataclasses.dataclass
+class Named:
+    name: str
+
+
+def test_lone_surrogates_become_valid_text_everywhere_in_a_value() -> None:
+    value = {"k\udcff": ["caf\udcc3\udca9", ("\ud800",)], 3: Named("x\udc80"), "ok": "héllo"}
+    assert loads(dumps(value)) == {"k\\xff": ["café", ["\\xed\\xa0\\x80"]],
+                                   "3": {"name": "x\\x80"}, "ok": "héllo"}
+
+
+def test_values_without_surrogates_are_written_as_before() -> None:
+    value = {"a": [1, 2.5, None, True], "b": "héllo", 7: "seven"}
+    assert dumps(value) == b'{"a":[1,2.5,null,true],"b":"h\xc3\xa9llo","7":"seven"}'
+
+
+def test_other_encoding_errors_still_raise() -> None:
+    with pytest.raises(TypeError, match="64-bit"):
+        dumps({"n": 2**70, "s": "x\udcff"})
+    with pytest.raises(TypeError, match=r"not JSON.serializable"):
+        dumps(["x\udcff", object()])
