@@ -68,3 +68,43 @@ def test_a_lease_that_expires_at_once_is_refused(tmp_path: object, ttl: float) -
             t.worker(lease_ttl=ttl)
     finally:
         t.close()
+
+
+async def test_a_claim_that_fails_unexpectedly_does_not_end_serving(
+        tmp_path: object, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim that raised something other than the store's refusal (a bug) ended `serve`:
+    an MCP or REST server around it went on answering while nobody executed its queue."""
+    import tether.runtime.worker as worker_module
+
+    real = worker_module.claim_runs
+    broken = {"left": 3}
+
+    def claim_runs(tx: object, **kwargs: object) -> object:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise KeyError("a bug in the claim")
+        return real(tx, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module, "claim_runs", claim_runs)
+    caplog.set_level(logging.WARNING, logger="tether.worker")
+    t = Tether(f"{tmp_path}/tether.db")
+    worker = t.worker(poll_interval=0.05)
+    run_id = t.submit(f"{__name__}:double", 4)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(stop=stop))
+    try:
+        deadline = time.monotonic() + 20
+        while not (run := t.get(run_id)).finished:
+            assert not serving.done(), f"serving ended: {serving.exception()}"
+            assert time.monotonic() < deadline, f"the run was never claimed: {run}"
+            await asyncio.sleep(0.05)
+        assert (run.status, run.result) == ("succeeded", 8) and broken["left"] == 0
+        refused = [r for r in caplog.records if "could not claim runs" in r.getMessage()]
+        assert len(refused) == 1 and "a bug in the claim" in refused[0].getMessage()
+        assert refused[0].exc_info is not None  # not the store's refusal: its traceback
+    finally:
+        stop.set()
+        worker.kick()
+        await serving
+        t.close()

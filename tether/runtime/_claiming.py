@@ -81,9 +81,11 @@ class ClaimRetry:
             f"worker {owner} could not claim runs", f"worker {owner} claims runs",
             f"trying again until the store answers (every {CLAIM_RETRY_MAX_S:g}s at most)")
 
-    def failed(self, exc: StoreError) -> float:
-        """How long to wait before the next claim."""
-        failures = self.outage.failed(exc)
+    def failed(self, exc: Exception) -> float:
+        """How long to wait before the next claim. Not only the store's refusals: whatever
+        made a claim fail (a bug included) must not silently end the loop that serves the
+        queue; what is not the store's refusal is logged with its traceback."""
+        failures = self.outage.failed(exc, traceback=not isinstance(exc, StoreError))
         return min(CLAIM_RETRY_MAX_S, self.poll_interval * 2 ** min(failures - 1, 16))
 
     def worked(self) -> None:

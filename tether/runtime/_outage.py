@@ -27,12 +27,14 @@ class StoreOutage:
     def active(self) -> bool:
         return self.failures > 0
 
-    def failed(self, exc: BaseException) -> int:
-        """Count one refusal (warning at the first); returns how many in a row."""
+    def failed(self, exc: BaseException, *, traceback: bool = False) -> int:
+        """Count one refusal (warning at the first, with `exc`'s traceback if asked);
+        returns how many in a row."""
         self.failures += 1
         if self.failures == 1:
             self._since = time.monotonic()
-            log.warning("%s: %s; %s", self.failing, exc, self.then)
+            log.warning("%s: %s; %s", self.failing, str(exc) or type(exc).__name__, self.then,
+                        exc_info=exc if traceback else None)
         return self.failures
 
     def worked(self) -> None:

@@ -25,7 +25,6 @@ from tether.store import (
     LeaseLost,
     RunRecord,
     Store,
-    StoreError,
     StoreOutcomeUnknown,
     StoreUnavailable,
     dumps,
@@ -187,7 +186,7 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
                                     tenant_limits=self.tenant_limits, active=list(self._active),
                                     queue=self.queue, next_wake=listening)
                         )
-                    except StoreError as exc:
+                    except Exception as exc:  # see ClaimRetry: serving goes on
                         idle = retry.failed(exc)
                         claimed = []
                     else:
