@@ -12,6 +12,7 @@ from ._base import Store, Tx
 from ._codec import dumps, loads
 from ._migrations import LATEST_VERSION
 from ._records import ALL_STATUSES, TERMINAL_STATUSES, Event, NewEvent, RunRecord, Signal
+from ._report import store_report
 from ._sqlite import SQLiteStore
 from .errors import (
     JournalCorrupt,
@@ -99,4 +100,5 @@ __all__ = [
     "loads",
     "open_store",
     "root_key",
+    "store_report",
 ]

@@ -109,6 +109,12 @@ class PostgresStore:
         by the server's, every host agrees whatever its clock says."""
         return time.time() + self._clock_offset
 
+    def clock_offset(self) -> float:
+        """The server's clock minus this host's, in seconds, measured now (`tether doctor`)."""
+        with self._pool.connection() as conn:
+            self._read_clock(conn)
+        return self._clock_offset
+
     def _read_clock(self, conn: psycopg.Connection[Any]) -> None:
         """Measure the server's clock against this host's (midpoint of the round trip)."""
         before = time.time()
