@@ -30,3 +30,15 @@ def test_other_encoding_errors_still_raise() -> None:
         dumps({"n": 2**70, "s": "x\udcff"})
     with pytest.raises(TypeError, match=r"not JSON.serializable"):
         dumps(["x\udcff", object()])
+
+
+def test_a_value_nested_too_deep_is_a_clear_error() -> None:
+    deep: list[object] = []
+    inner = deep
+    for _ in range(253):  # 254 lists, one in the other
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    assert loads(dumps(deep)) == deep  # the deepest the journal writes
+    inner.append([])
+    with pytest.raises(TypeError, match=r"nested deeper than 254 levels.*put_artifact"):
+        dumps(deep)

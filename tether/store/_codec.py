@@ -13,6 +13,8 @@ from ._records import Event
 from .errors import JournalCorrupt
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: how deep lists and objects may nest in a journaled value (orjson's limit)
+MAX_DEPTH = 254
 
 
 def dumps(value: Any) -> bytes:
@@ -24,6 +26,11 @@ def dumps(value: Any) -> bytes:
     try:
         return bytes(memoryview(orjson.dumps(value, option=_OPTS, default=_default)))
     except orjson.JSONEncodeError as exc:
+        if "Recursion limit" in str(exc):
+            raise orjson.JSONEncodeError(
+                f"it is nested deeper than {MAX_DEPTH} levels (lists and objects within each "
+                "other), more than the journal's JSON encoder writes; flatten it, or store it "
+                "as an artifact (ctx.store.put_artifact) and keep the digest") from None
         if "surrogates" not in str(exc):
             raise
     return bytes(memoryview(orjson.dumps(text_safe(value), option=_OPTS, default=_default)))
