@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         ChildFailed,
         ChildHandle,
         Context,
+        Deleted,
         DepthLimitExceeded,
         Effect,
         InDoubt,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         RayExecutor,
         Resources,
         RunHalted,
+        RunNotDeletable,
         RunNotFound,
         SignalTimeout,
         StepRetry,
@@ -53,7 +55,8 @@ __version__ = "0.1.0"
 # not need (`tether --help` imports none of them).
 _RUNTIME = ("ActivityError", "BaseInterceptor", "ChildFailed", "ChildHandle", "Context",
             "DepthLimitExceeded", "Effect", "InDoubt", "Interceptor", "InvalidInput",
-            "NonDeterminismError", "RunHalted", "RunNotFound", "SignalTimeout", "Tether",
+            "NonDeterminismError", "RunHalted", "RunNotDeletable", "RunNotFound",
+            "SignalTimeout", "Tether", "Deleted",
             "TetherError", "Worker", "WorkerQueue", "Resources", "StepRetry", "grow_memory",
             "RayExecutor")
 _LAZY = {
@@ -92,6 +95,7 @@ __all__ = [
     "ChildFailed",
     "ChildHandle",
     "Context",
+    "Deleted",
     "DepthLimitExceeded",
     "Effect",
     "FallbackModel",
@@ -113,6 +117,7 @@ __all__ = [
     "Resources",
     "RetryModel",
     "RunHalted",
+    "RunNotDeletable",
     "RunNotFound",
     "RunRecord",
     "Sandbox",

@@ -114,7 +114,7 @@ def test_migration_7_gives_existing_runs_their_roots_agent(
     use_migrations(MIGRATIONS)
     store = open_store(store_url)
     try:
-        assert store.schema_version() == 7  # type: ignore[attr-defined]
+        assert store.schema_version() == MIGRATIONS[-1][0] >= 7
         assert sorted(raw("SELECT id, root_agent FROM runs")) == [
             ("r1", "m:research"), ("r1.1", "m:research"), ("s1", "m:summarise")]
         assert claim(store, agents=["m:summarise"]) == ["s1"]

@@ -79,7 +79,8 @@ def _root(
     """Durable, sandboxed, governed runtime for LLM agents."""
 
 
-_AREAS = ("sandbox", "tools", "guards", "doctor", "mcp", "serve", "stats", "trace")
+_AREAS = ("sandbox", "tools", "guards", "doctor", "mcp", "serve", "stats", "trace",
+          "retention")
 
 _register_core(app)
 for _area in _AREAS:

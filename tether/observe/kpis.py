@@ -242,9 +242,10 @@ class SinceError(ValueError):
     """A `--since` value that is neither a duration nor a date."""
 
 
-def parse_since(text: str, now: float) -> float:
-    """`--since`: a duration back from `now` (`90s`, `15m`, `1h`, `7d`, `2w`) or an ISO date or
-    time (`2026-12-01`, `2026-12-01T08:00`, `2026-12-01T08:00+01:00`; UTC when no zone)."""
+def parse_since(text: str, now: float, flag: str = "--since") -> float:
+    """`--since` (or another `flag` that names a moment, e.g. `tether prune --before`): a
+    duration back from `now` (`90s`, `15m`, `1h`, `7d`, `2w`) or an ISO date or time
+    (`2026-12-01`, `2026-12-01T08:00`, `2026-12-01T08:00+01:00`; UTC when no zone)."""
     match = _AGO.match(text)
     if match:
         return now - float(match.group(1)) * _UNIT_S[match.group(2)]
@@ -252,7 +253,7 @@ def parse_since(text: str, now: float) -> float:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise SinceError(
-            f"--since {text!r} is neither a duration nor a date: give e.g. 1h, 30m, 7d, "
+            f"{flag} {text!r} is neither a duration nor a date: give e.g. 1h, 30m, 7d, "
             "2026-12-01 or 2026-12-01T08:00 (UTC unless a zone is given)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

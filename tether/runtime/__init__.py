@@ -1,5 +1,6 @@
 """The durable core: journal, run context, replay and workers."""
 
+from ._retention import Deleted
 from .client import AmbiguousRunId, NoRunWithPrefix, Tether, new_run_id
 from .committer import GroupCommitter
 from .context import ChildHandle, Context
@@ -15,6 +16,7 @@ from .errors import (
     NotSerializable,
     RunFinished,
     RunHalted,
+    RunNotDeletable,
     RunNotFound,
     ShortCircuit,
     SignalTimeout,
@@ -43,6 +45,7 @@ __all__ = [
     "ChildFailed",
     "ChildHandle",
     "Context",
+    "Deleted",
     "DepthLimitExceeded",
     "Effect",
     "Executor",
@@ -59,6 +62,7 @@ __all__ = [
     "RetryPlan",
     "RunFinished",
     "RunHalted",
+    "RunNotDeletable",
     "RunNotFound",
     "RunNotRetryable",
     "ShortCircuit",

@@ -20,6 +20,7 @@ from tether.store import Event, RunRecord, Store, StoreUnavailable, Tx, dumps, o
 from tether.store import vocabulary as v
 
 from . import ops
+from ._retention import Deleted, delete_tree, prune
 from .committer import GroupCommitter
 from .context import Context
 from .errors import InvalidInput, RunNotFound
@@ -427,6 +428,20 @@ class Tether:
         self.store.write(ops.retry(run_id, plan))
         self._kick()
         return plan
+
+    def delete(self, run_id: str) -> Deleted:
+        """Delete a finished run tree, `run_id` being its root, with its whole journal and
+        everything kept for it (`tether.runtime._retention`). Refused (`RunNotDeletable`) for
+        a run with a parent, or while anything in the tree has not finished."""
+        return delete_tree(self.store, run_id)
+
+    def prune(self, *, finished_before: float, tenant: str | None = None,
+              statuses: Iterable[str] | None = None, dry_run: bool = False) -> Deleted:
+        """Delete every run tree whose root ended before `finished_before` (a Unix time, by
+        the store's clock; `statuses`: only those ends, e.g. `["succeeded"]`); trees with a
+        run still going are kept and listed in the result's `kept`. `dry_run`: count only."""
+        return prune(self.store, finished_before=finished_before, tenant=tenant,
+                     statuses=None if statuses is None else list(statuses), dry_run=dry_run)
 
     def close(self) -> None:
         self.store.close()

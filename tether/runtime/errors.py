@@ -31,6 +31,15 @@ class AgentNotFound(TetherError):
     """An agent reference `module:function` (or `path.py:function`) cannot be resolved."""
 
 
+class RunNotDeletable(TetherError):
+    """`Tether.delete` of a run that is not the root of a finished tree: a tree is deleted
+    whole (a parent's journal names its children) and only once nothing in it can change."""
+
+    def __init__(self, run_id: str, why: str) -> None:
+        super().__init__(f"run {run_id!r} cannot be deleted: {why}")
+        self.run_id = run_id
+
+
 class RunFinished(TetherError):
     """An operation that needs a live run (signal, resolve) was aimed at a finished run."""
 

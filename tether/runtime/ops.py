@@ -12,7 +12,7 @@ from typing import Any
 
 from tether.store import TERMINAL_STATUSES, LeaseLost, NewEvent, RunRecord, Tx, dumps
 
-from .errors import NotInDoubt, RunFinished, RunNotFound
+from .errors import NotInDoubt, RunFinished, RunNotDeletable, RunNotFound
 from .retry import RetryPlan, RunNotRetryable
 
 
@@ -245,4 +245,29 @@ def abandon(run_id: str, owner: str, epoch: int | None = None) -> Callable[[Tx],
             return
         tx.release_lease(run_id, owner)
         tx.update_run(run_id, status="queued")
+    return op
+
+
+def delete_tree(run_id: str) -> Callable[[Tx], tuple[list[str], int]]:
+    """Delete a finished run tree (`run_id`, its root, and everything below it) with all that
+    is kept for it; returns the ids deleted and how many events. Refused, with nothing done,
+    for a run with a parent or a tree in which anything has not finished."""
+
+    def op(tx: Tx) -> tuple[list[str], int]:
+        rows = tx.tree(run_id)
+        if not rows:
+            raise RunNotFound(run_id)
+        parent = next(p for i, _, p in rows if i == run_id)
+        if parent is not None:
+            raise RunNotDeletable(run_id, f"it is a child of run {parent!r}; a run tree is "
+                                  "deleted whole, from its root")
+        live = sorted((i, status) for i, status, _ in rows if status not in TERMINAL_STATUSES)
+        if live:
+            named = ", ".join(f"{i} is {status}" for i, status in live[:3])
+            more = f" and {len(live) - 3} more" if len(live) > 3 else ""
+            raise RunNotDeletable(run_id, f"{len(live)} run(s) of its tree have not finished "
+                                  f"({named}{more}); cancel it (`tether cancel {run_id}`) or "
+                                  "wait for it to end")
+        ids = [i for i, _, _ in rows]
+        return ids, tx.delete_runs(ids)
     return op

@@ -128,6 +128,17 @@ class Tx(Protocol):
 
     def put_artifact(self, digest: str, data: bytes) -> None: ...
 
+    def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
+        """`(id, status, parent_id)` of `run_id` and every run below it (none: no such run),
+        locked against change by others until the transaction ends."""
+        ...
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete runs and all that is kept for them: journal, signals, leases, budget holds
+        and counters, span export marks (the tenant's usage counters and the audit log stay).
+        Returns how many events were deleted."""
+        ...
+
     def mark_spans_exported(self, marks: dict[str, int]) -> None:
         """Record, per run id, the journal seq up to which its spans were exported (a mark
         only moves forward)."""
@@ -166,6 +177,13 @@ class Store(Protocol):
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def finished_roots(self, *, before: float, after: tuple[float, str] | None = None,
+                       tenant: str | None = None, statuses: Collection[str] = (),
+                       limit: int = 100) -> list[tuple[str, float]]:
+        """`(id, updated_at)` of runs without a parent that ended (one of `statuses`) before
+        `before`, oldest first, from just after `after` (a previous page's last pair)."""
+        ...
 
     def list_runs(
         self,

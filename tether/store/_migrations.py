@@ -208,4 +208,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        8,
+        """
+        -- Deleting finished runs (Tether.delete, Tether.prune): a run's signals, consumed or
+        -- not, are found by run, not only the pending ones.
+        CREATE INDEX signals_by_run ON signals(run_id);
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -16,7 +16,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,7 +32,7 @@ from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import _RUN_COLUMNS, listed_run_from_row
+from ._sqlite_tx import _RUN_COLUMNS, _finished_roots_query, listed_run_from_row
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -353,6 +353,12 @@ class PostgresStore:
             (*params, limit),
         )
         return [listed_run_from_row([_bytes(v) for v in r]) for r in rows]
+
+    def finished_roots(self, *, before: float, after: tuple[float, str] | None = None,
+                       tenant: str | None = None, statuses: Collection[str] = (),
+                       limit: int = 100) -> list[tuple[str, float]]:
+        sql, params = _finished_roots_query(before, after, tenant, statuses, limit, "%s")
+        return [(r[0], r[1]) for r in self._query(sql, params)]
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         rows = self._query(

@@ -21,7 +21,14 @@ import psycopg
 
 from ._codec import dumps, loads
 from ._records import NewEvent, RunRecord, Signal
-from ._sqlite_tx import _JSON_COLUMNS, _ROOT_AGENT, _RUN_COLUMNS, _UPDATABLE, _run_from_row
+from ._sqlite_tx import (
+    _JSON_COLUMNS,
+    _KEPT_FOR_A_RUN,
+    _ROOT_AGENT,
+    _RUN_COLUMNS,
+    _UPDATABLE,
+    _run_from_row,
+)
 from .errors import LeaseLost
 
 _RUN_VALUES = ",".join(["%s"] * len(_RUN_COLUMNS.split(",")))
@@ -375,6 +382,29 @@ class _PostgresTx:
             "ON CONFLICT DO NOTHING",
             (digest, len(data), data, self._now),
         )
+
+    def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
+        ids = [r[0] for r in self.conn.execute(
+            """WITH RECURSIVE tree(id) AS (
+                   SELECT id FROM runs WHERE id=%s
+                   UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)
+               SELECT id FROM tree""", (run_id,)).fetchall()]
+        # locked in one order (no deadlock between two deleters), and read again under the
+        # lock: a status that changed since the walk (a retry) is the committed one
+        rows = self.conn.execute(
+            "SELECT id, status, parent_id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            (ids,)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        ids = list(run_ids)
+        # counted by a query, not `rowcount`: a batch runs in pipeline mode, where it is -1
+        row = self.conn.execute("WITH gone AS (DELETE FROM events WHERE run_id = ANY(%s) "
+                                "RETURNING 1) SELECT count(*) FROM gone", (ids,)).fetchone()
+        events = row[0] if row is not None else 0
+        for table, column in _KEPT_FOR_A_RUN:
+            self.conn.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (ids,))
+        return int(events)
 
     def mark_spans_exported(self, marks: dict[str, int]) -> None:
         with self.conn.cursor() as cur:

@@ -15,14 +15,20 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import _RUN_COLUMNS, _run_from_row, _SQLiteTx, listed_run_from_row
+from ._sqlite_tx import (
+    _RUN_COLUMNS,
+    _finished_roots_query,
+    _run_from_row,
+    _SQLiteTx,
+    listed_run_from_row,
+)
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -229,6 +235,12 @@ class SQLiteStore:
             (*params, limit),
         )
         return [listed_run_from_row(r) for r in rows]
+
+    def finished_roots(self, *, before: float, after: tuple[float, str] | None = None,
+                       tenant: str | None = None, statuses: Collection[str] = (),
+                       limit: int = 100) -> list[tuple[str, float]]:
+        sql, params = _finished_roots_query(before, after, tenant, statuses, limit, "?")
+        return [(r[0], r[1]) for r in self._query(sql, params)]
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         rows = self._query(

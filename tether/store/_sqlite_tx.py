@@ -27,6 +27,9 @@ _UPDATABLE = {
 _JSON_COLUMNS = {"result", "options", "input", "flags"}
 # ids per `IN (...)` list: under the 999 host parameters older SQLite builds allow per statement
 _IN_CHUNK = 900
+# what is kept for a run besides its journal (table, column holding the run's id), its row last
+_KEPT_FOR_A_RUN = (("signals", "run_id"), ("leases", "run_id"), ("budget_holds", "run_id"),
+                   ("budget_spend", "scope"), ("span_exports", "run_id"), ("runs", "id"))
 # a new run's root_agent (the worker queues' key): its root's agent, or its own for a root (two
 # parameters: the root's id, the run's agent); kept out of _RUN_COLUMNS, which reads share
 _ROOT_AGENT = "COALESCE((SELECT agent FROM runs WHERE id=?), ?)"
@@ -44,6 +47,23 @@ def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | Non
             sql += f" AND {column} IN ({','.join('?' * len(wanted))})"
             params += wanted
     return sql, params
+
+
+def _finished_roots_query(before: float, after: tuple[float, str] | None, tenant: str | None,
+                          statuses: Collection[str], limit: int, mark: str
+                          ) -> tuple[str, list[Any]]:
+    """`Store.finished_roots` as SQL for either backend (`mark`: its placeholder)."""
+    wanted = sorted(set(statuses))
+    sql = (f"SELECT id, updated_at FROM runs WHERE parent_id IS NULL AND updated_at < {mark} "
+           f"AND status IN ({','.join([mark] * len(wanted))})")
+    params: list[Any] = [before, *wanted]
+    if tenant is not None:
+        sql += f" AND tenant = {mark}"
+        params.append(tenant)
+    if after is not None:
+        sql += f" AND (updated_at, id) > ({mark}, {mark})"
+        params += [after[0], after[1]]
+    return sql + f" ORDER BY updated_at, id LIMIT {mark}", [*params, limit]
 
 
 def _run_from_row(row: Sequence[Any]) -> RunRecord:
@@ -356,6 +376,29 @@ class _SQLiteTx:
             "INSERT OR IGNORE INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?)",
             (digest, len(data), data, self._now),
         )
+
+    def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
+        # SQLite's one write lock already keeps every other writer out until the commit
+        rows = self.conn.execute(
+            """WITH RECURSIVE tree(id) AS (
+                   SELECT id FROM runs WHERE id=?
+                   UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)
+               SELECT id, status, parent_id FROM runs WHERE id IN (SELECT id FROM tree)""",
+            (run_id,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        ids = list(run_ids)
+        events = 0
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start:start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            events += self.conn.execute(
+                f"DELETE FROM events WHERE run_id IN ({marks})", chunk).rowcount
+            for table, column in _KEPT_FOR_A_RUN:
+                self.conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)
+        return events
 
     def mark_spans_exported(self, marks: dict[str, int]) -> None:
         self.conn.executemany(

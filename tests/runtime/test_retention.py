@@ -1,0 +1,178 @@
+"""Deleting finished runs (`Tether.delete`, `Tether.prune`): a tree goes whole, with everything
+kept for it, in one transaction, and only once nothing in it can change; shared records (the
+tenant's usage, the audit log, artifacts) stay. On both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from tests.store.pg_support import raw_connection, raw_sql
+from tether import Context, RunNotDeletable, RunNotFound, Tether
+from tether.runtime import _retention
+
+# every table that keeps something for a run, and the column naming the run
+PER_RUN = (("runs", "id"), ("events", "run_id"), ("signals", "run_id"), ("leases", "run_id"),
+           ("budget_holds", "run_id"), ("budget_spend", "scope"), ("span_exports", "run_id"))
+
+
+async def family(ctx: Context, inp: dict[str, Any]) -> list[Any]:
+    """A parent, `inp["kids"]` children, a grandchild under the first; waits for "go" first
+    when asked (a signal journaled and stored)."""
+    if inp.get("wait"):
+        await ctx.wait_for("go")
+    kids = [await ctx.spawn(kid, {"i": i, "deeper": i == 0}) for i in range(inp["kids"])]
+    return [await k for k in kids]
+
+
+async def kid(ctx: Context, inp: dict[str, Any]) -> Any:
+    if inp["deeper"]:
+        grandchild = await ctx.spawn(kid, {"i": 99, "deeper": False})
+        return [inp["i"], await grandchild]
+    if inp.get("block"):
+        return await ctx.wait_for("never")
+    return await ctx.step("twice", lambda: inp["i"] * 2)
+
+
+async def stuck_kid(ctx: Context, inp: Any) -> Any:
+    child = await ctx.spawn(kid, {"i": 1, "deeper": False, "block": True})
+    return await child
+
+
+def _rows(db: str, run_ids: list[str]) -> dict[str, int]:
+    conn: Any = raw_connection(db)
+    try:
+        counts = {}
+        for table, column in PER_RUN:
+            marks = ",".join("?" * len(run_ids))
+            counts[table] = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})",
+                tuple(run_ids)).fetchone()[0]
+        return counts
+    finally:
+        conn.close()
+
+
+def _tree(t: Tether, root: str) -> list[str]:
+    return [root] + [r.id for r in t.store.descendants(root)]
+
+
+async def _finished_family(t: Tether, kids: int = 2, tenant: str = "default") -> str:
+    rec = await t.run(family, {"kids": kids, "wait": True}, tenant=tenant)
+    t.signal(rec.id, "go", {"ok": True})
+    done = await t.drive(rec.id)
+    assert done.status == "succeeded", done.error
+    # marks a worker's budget and trace export leave behind, on every run of the tree
+    ids = _tree(t, rec.id)
+    t.store.write(lambda tx: [tx.add_budget_spend([i], {"tokens": 5.0}) for i in ids]
+                  and tx.mark_spans_exported(dict.fromkeys(ids, 3)))
+    return rec.id
+
+
+async def test_delete_removes_a_finished_tree_and_all_kept_for_it(db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        root = await _finished_family(t)
+        other = await _finished_family(t)
+        ids, others = _tree(t, root), _tree(t, other)
+        assert len(ids) == 4  # the parent, two children, a grandchild
+        before = _rows(db_path, ids)
+        assert all(before[table] for table in ("runs", "events", "signals", "budget_spend",
+                                               "span_exports")), before
+        digest = t.store.put_artifact(b"shared by content")
+        today = dt.datetime.fromtimestamp(t.store.now(), dt.UTC).strftime("%Y-%m-%d")
+        t.store.write(lambda tx: tx.add_usage("default", today, {"widgets": 2.0}))
+
+        deleted = t.delete(root)
+
+        assert sorted(deleted.runs) == sorted(ids) and deleted.roots == [root]
+        assert deleted.events == before["events"] > 0
+        assert _rows(db_path, ids) == dict.fromkeys(before, 0)
+        assert _rows(db_path, others)["events"] > 0 and t.get(other).status == "succeeded"
+        with pytest.raises(RunNotFound):
+            t.get(root)
+        assert t.store.get_artifact(digest) == b"shared by content"  # artifacts stay
+        assert t.store.get_usage("default", today) == {"widgets": 2.0}  # the tenant's stays
+    finally:
+        t.close()
+
+
+async def test_delete_refuses_a_child_a_live_tree_and_an_unknown_run(db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        root = await _finished_family(t)
+        child = t.store.descendants(root)[0].id
+        with pytest.raises(RunNotDeletable, match=f"child of run '{root}'.*from its root"):
+            t.delete(child)
+        stuck = await t.run(stuck_kid, None)
+        assert stuck.status == "waiting"
+        with pytest.raises(RunNotDeletable,
+                           match=r"2 run\(s\) of its tree have not finished .* is waiting"):
+            t.delete(stuck.id)  # its child waits: the parent waits for it too
+        with pytest.raises(RunNotFound):
+            t.delete("r-no-such-run")
+        assert _rows(db_path, _tree(t, root))["events"] > 0  # nothing was deleted
+        assert t.get(stuck.id).status == "waiting"
+    finally:
+        t.close()
+
+
+async def test_prune_deletes_trees_that_ended_before_the_cutoff(db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        old = [await _finished_family(t, kids=1) for _ in range(5)]
+        old_other_tenant = await _finished_family(t, kids=1, tenant="acme")
+        failed = await t.run(kid, {"i": 1, "deeper": False})
+        raw_sql(t.store, "UPDATE runs SET status='failed', error='planted' WHERE id=?",
+                (failed.id,))
+        stuck = await t.run(stuck_kid, None)
+        cutoff = t.store.now()
+        recent = await _finished_family(t, kids=1)
+        # the old ones ended a month ago, by the store's clock (the stuck one started then)
+        month = 30 * 86400
+        for run_id in [*old, old_other_tenant, failed.id, stuck.id]:
+            raw_sql(t.store, "UPDATE runs SET updated_at = updated_at - ? WHERE id=?",
+                    (month, run_id))
+        before = {r: _rows(db_path, _tree(t, r)) for r in [*old, old_other_tenant, recent]}
+
+        only_failed = t.prune(finished_before=cutoff, statuses=["failed"])
+        assert only_failed.roots == [failed.id] and only_failed.runs == [failed.id]
+
+        dry = t.prune(finished_before=cutoff, tenant="default", dry_run=True)
+        assert sorted(dry.roots) == sorted(old) and len(dry.runs) == 5 * 3
+        assert dry.events == sum(before[r]["events"] for r in old)
+        assert _rows(db_path, _tree(t, old[0])) == before[old[0]]  # a dry run deletes nothing
+
+        real = t.prune(finished_before=cutoff, tenant="default")
+        assert (sorted(real.roots), real.events) == (sorted(dry.roots), dry.events)
+        assert real.kept == {}  # the stuck tree is not finished: never a candidate
+        for r in old:
+            with pytest.raises(RunNotFound):
+                t.get(r)
+        for r in (old_other_tenant, recent):
+            assert _rows(db_path, _tree(t, r)) == before[r]
+        assert t.get(stuck.id).status == "waiting"
+        assert t.prune(finished_before=cutoff, tenant="default").roots == []
+        with pytest.raises(ValueError, match="only finished runs are pruned"):
+            t.prune(finished_before=cutoff, statuses=["waiting"])
+    finally:
+        t.close()
+
+
+async def test_prune_pages_through_many_trees_and_keeps_trees_not_finished(
+        db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        roots = [await _finished_family(t, kids=1) for _ in range(12)]
+        # a root that ended while a child of it still runs (planted: its child made live again)
+        odd = roots[3]
+        raw_sql(t.store, "UPDATE runs SET status='running' WHERE parent_id=?", (odd,))
+        deleted = _retention.prune(t.store, finished_before=t.store.now() + 1, batch=5)
+        assert sorted(deleted.roots) == sorted(r for r in roots if r != odd)
+        assert list(deleted.kept) == [odd] and "have not finished" in deleted.kept[odd]
+        assert t.get(odd).status == "succeeded"
+        assert len(deleted.runs) == 11 * 3
+    finally:
+        t.close()

@@ -1,0 +1,94 @@
+"""Deleting finished runs: one tree on request (`Tether.delete`), or every tree that ended
+before a cutoff (`Tether.prune`).
+
+Why: the journal keeps everything a run did, and a deployment that runs agents for months
+grows it without bound; some of it must go when its owner says so (retention rules, a user's
+request to erase their data). A tree goes whole and only once nothing in it can change, each
+in one transaction with everything kept for it (`ops.delete_tree`): a reader never sees half a
+run. What is shared is kept: the tenant's usage counters, the audit log, and artifacts (stored
+once by content, possibly for other runs too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from tether.store import TERMINAL_STATUSES, Store, Tx
+
+from . import ops
+from .errors import RunNotDeletable, RunNotFound
+
+#: trees deleted per transaction while pruning: large enough to be quick, small enough that a
+#: worker's writes are never held up for long
+PRUNE_BATCH = 50
+
+
+@dataclass
+class Deleted:
+    """What one deletion or prune removed (or, dry, would remove)."""
+
+    runs: list[str] = field(default_factory=list)  # every run deleted, roots and descendants
+    roots: list[str] = field(default_factory=list)
+    events: int = 0
+    #: roots that qualified by age but were not deleted, and why (a descendant still running)
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+def delete_tree(store: Store, run_id: str) -> Deleted:
+    ids, events = store.write(ops.delete_tree(run_id))
+    return Deleted(runs=ids, roots=[run_id], events=events)
+
+
+def prune(store: Store, *, finished_before: float, tenant: str | None = None,
+          statuses: Collection[str] | None = None, dry_run: bool = False,
+          batch: int = PRUNE_BATCH) -> Deleted:
+    """Delete every run tree whose root ended (in one of `statuses`, by default any end)
+    before `finished_before`, by the store's clock. `dry_run`: count what would go, delete
+    nothing."""
+    wanted = set(TERMINAL_STATUSES if statuses is None else statuses)
+    unknown = wanted - TERMINAL_STATUSES
+    if unknown:
+        raise ValueError(f"only finished runs are pruned: {sorted(unknown)} is not one of "
+                         f"{sorted(TERMINAL_STATUSES)}")
+    done = Deleted()
+    after: tuple[float, str] | None = None
+    while True:
+        page = store.finished_roots(before=finished_before, after=after, tenant=tenant,
+                                    statuses=wanted, limit=batch)
+        if not page:
+            return done
+        after = (page[-1][1], page[-1][0])
+        roots = [run_id for run_id, _ in page]
+        delete = _dry if dry_run else ops.delete_tree
+        results = store.write_batch([delete(r) for r in roots])
+        assert results is not None  # waited for
+        for run_id, (ok, value) in zip(roots, results, strict=True):
+            if isinstance(value, _WouldDelete):
+                ok, value = True, value.deleted
+            if ok:
+                ids, events = value
+                done.runs += ids
+                done.roots.append(run_id)
+                done.events += events
+            elif isinstance(value, RunNotDeletable):
+                done.kept[run_id] = str(value)
+            elif not isinstance(value, RunNotFound):  # deleted meanwhile: nothing to do
+                raise value
+
+
+class _WouldDelete(Exception):
+    """Raised by a dry run's operation after deleting, so that its savepoint rolls back: the
+    dry run counts by the same checks and statements as the real one."""
+
+    def __init__(self, deleted: tuple[list[str], int]) -> None:
+        super().__init__("dry run")
+        self.deleted = deleted
+
+
+def _dry(run_id: str) -> Callable[[Tx], None]:
+    delete = ops.delete_tree(run_id)
+
+    def op(tx: Tx) -> None:
+        raise _WouldDelete(delete(tx))
+    return op
