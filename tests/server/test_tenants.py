@@ -1,5 +1,5 @@
 """Tenant isolation, endpoint by endpoint: tenant B's keys (up to admin) never read, signal,
-cancel, resolve or decide tenant A's runs — a run id or approval id of A answers 404 exactly
+cancel, resolve, delete or decide tenant A's runs — a run id or approval id of A answers 404 exactly
 like one that does not exist — and B's lists never contain A's data. The test enumerates the
 app's routes, so an endpoint added without a case here fails it."""
 
@@ -51,6 +51,7 @@ def _by_route(api: S.Api, ids: dict[str, Any], label: str) -> dict[tuple[str, st
             f"/v1/runs/{run}/signals", json={"name": "go", "payload": "from B"}, headers=h),
         ("POST", "/v1/runs/{run_id}/cancel"): lambda: c.post(
             f"/v1/runs/{run}/cancel", json={"reason": "B"}, headers=h),
+        ("DELETE", "/v1/runs/{run_id}"): lambda: c.delete(f"/v1/runs/{ids['done']}", headers=h),
         ("POST", "/v1/runs/{run_id}/resolve"): lambda: c.post(
             f"/v1/runs/{run}/resolve", json={"action": "fail"}, headers=h),
         ("GET", "/v1/approvals"): lambda: c.get("/v1/approvals", headers=h),
@@ -93,6 +94,8 @@ def test_tenant_b_gets_nothing_of_tenant_a(world: tuple[S.Api, dict[str, Any]],
     h = api.as_("viewer")
     assert api.client.get(f"/v1/runs/{ids['waiting']}", headers=h).json()["run"]["status"] == (
         "waiting")
+    assert api.client.get(f"/v1/runs/{ids['done']}", headers=h).json()["run"]["status"] == (
+        "succeeded")  # not deleted
     [p] = api.client.get("/v1/approvals", headers=h).json()["approvals"]
     assert p["decided_by"] == []
     audit = api.client.get("/v1/audit", headers=api.as_("admin")).json()["entries"]

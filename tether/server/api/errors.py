@@ -17,7 +17,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.guards.errors import ApprovalError, KeyFormatError
-from tether.runtime import AgentNotFound, InvalidInput, RunFinished, RunNotFound, TetherError
+from tether.runtime import (
+    AgentNotFound,
+    InvalidInput,
+    RunFinished,
+    RunNotDeletable,
+    RunNotFound,
+    TetherError,
+)
 from tether.runtime.errors import NotInDoubt
 from tether.store import JournalCorrupt, StoreError, StoreLocked, StoreUnavailable
 
@@ -66,6 +73,10 @@ def from_tether(exc: Exception, where: str) -> ApiError:
     if isinstance(exc, (RunFinished, NotInDoubt)):
         return ApiError(409, "conflict", str(exc), where,
                         "look at the run's state (GET /v1/runs/{run_id}) before acting on it")
+    if isinstance(exc, RunNotDeletable):
+        return ApiError(409, "conflict", str(exc), where,
+                        "delete the root of a finished tree: cancel it first "
+                        "(POST /v1/runs/{run_id}/cancel) or wait for it to end")
     if isinstance(exc, KeyFormatError):
         return ApiError(422, "invalid_request", str(exc), where, "send a well-formed decision")
     if isinstance(exc, ApprovalError):

@@ -124,6 +124,12 @@ class CancelOut(BaseModel):
     cancelled: list[str]
 
 
+class DeleteOut(BaseModel):
+    run_id: str
+    deleted: list[str]  # the run and every run below it
+    events: int
+
+
 class ResolveIn(_In):
     action: Literal["retry", "skip", "fail"]
     result: Any = Field(default=None, description="With skip: what the step returns.")

@@ -1,4 +1,4 @@
-"""Runs: submit, list, read with the timeline, signal, cancel, resolve.
+"""Runs: submit, list, read with the timeline, signal, cancel, resolve, delete.
 
 Every lookup goes through `_own_run`, which answers 404 for a run of another tenant exactly as
 for a run that does not exist. Handlers are plain functions: FastAPI runs them in its thread
@@ -16,11 +16,12 @@ from tether.runtime.client import IdempotencyConflict
 from tether.store import RunRecord, dumps
 
 from . import audit
-from .auth import KeyRevoked, Operator, SubmitOperator, Viewer, recheck_of, unknown_key
+from .auth import Admin, KeyRevoked, Operator, SubmitOperator, Viewer, recheck_of, unknown_key
 from .errors import COMMON, CONFLICT, NOT_FOUND, ApiError, from_tether, not_found
 from .models import (
     CancelIn,
     CancelOut,
+    DeleteOut,
     ResolveIn,
     ResolveOut,
     RunDetail,
@@ -190,6 +191,22 @@ def cancel_run(run_id: str, request: Request, who: Operator,
     audit.record(state.tether.store, who, "cancel", run.id,
                  {"reason": reason, "cancelled": touched})
     return CancelOut(run_id=run.id, cancelled=touched)
+
+
+@router.delete("/runs/{run_id}", response_model=DeleteOut, responses={**NOT_FOUND, **CONFLICT})
+def delete_run(run_id: str, request: Request, who: Admin) -> DeleteOut:
+    """Delete a finished run and every run below it, journal and all (retention, erasure).
+    Admins only; 409 while anything in the tree has not finished, or for a child run (a tree
+    goes whole). The audit log keeps who deleted what."""
+    state = state_of(request)
+    run = own_run(state, who.tenant, run_id)
+    try:
+        deleted = state.tether.delete(run.id)
+    except Exception as exc:
+        raise from_tether(exc, "run_id") from None
+    audit.record(state.tether.store, who, "delete", run.id,
+                 {"deleted": deleted.runs, "events": deleted.events})
+    return DeleteOut(run_id=run.id, deleted=deleted.runs, events=deleted.events)
 
 
 @router.post("/runs/{run_id}/resolve", response_model=ResolveOut,
