@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.pg_support import raw_connection, raw_sql
+from tests.store.pg_support import PgSchema, raw_connection, raw_sql
 from tether import Context, RunNotDeletable, RunNotFound, Tether
 from tether.runtime import _retention
 
@@ -176,3 +176,51 @@ async def test_prune_pages_through_many_trees_and_keeps_trees_not_finished(
         assert len(deleted.runs) == 11 * 3
     finally:
         t.close()
+
+
+async def fails(ctx: Context, inp: Any) -> Any:
+    return await ctx.step("boom", _boom)
+
+
+def _boom() -> None:
+    raise RuntimeError("planted failure")
+
+
+async def test_a_retry_racing_a_deletion_leaves_no_journal_without_its_run() -> None:
+    """On PostgreSQL (SQLite runs one writer at a time: the two cannot overlap) a retry read
+    the failed run, the deletion (holding the tree's rows) removed it, and the retry's events
+    were written for a run that was gone."""
+    import threading
+
+    schema = PgSchema()
+    db_path = schema.url
+    t = Tether(db_path)
+    try:
+        rec = await t.run(fails, None)
+        assert rec.status == "failed"
+        deleter: Any = raw_connection(db_path)  # another process, deleting it: rows locked
+        deleter._conn.autocommit = False
+        deleter.execute("SELECT id FROM runs WHERE id=? FOR UPDATE", (rec.id,))
+        outcome: list[BaseException | None] = []
+
+        def retry() -> None:
+            try:
+                t.retry(rec.id)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        racing = threading.Thread(target=retry)
+        racing.start()
+        racing.join(0.5)
+        assert racing.is_alive()  # waits for the deleter's lock
+        deleter.execute("DELETE FROM events WHERE run_id=?", (rec.id,))
+        deleter.execute("DELETE FROM runs WHERE id=?", (rec.id,))
+        deleter._conn.commit()
+        deleter.close()
+        racing.join(30)
+        assert isinstance(outcome[0], RunNotFound), outcome
+        assert _rows(db_path, [rec.id]) == dict.fromkeys(_rows(db_path, [rec.id]), 0)
+    finally:
+        t.close()
+        schema.drop()

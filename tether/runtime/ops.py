@@ -221,6 +221,9 @@ def retry(run_id: str, plan: RetryPlan) -> Callable[[Tx], None]:
     since the plan was made (another retry, a status change)."""
 
     def op(tx: Tx) -> None:
+        # locked before it is read: a run deleted meanwhile (`delete_tree`, which locks the
+        # tree) is then not found, rather than found, journaled to and left without its row
+        tx.lock_run(run_id)
         run = _require(tx, run_id)
         if run.status != plan.previous_status or tx.next_seq(run_id) != plan.last_seq + 1:
             raise RunNotRetryable(f"run {run_id!r} changed while its retry was planned (now "
