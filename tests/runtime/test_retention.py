@@ -224,3 +224,56 @@ async def test_a_retry_racing_a_deletion_leaves_no_journal_without_its_run() -> 
     finally:
         t.close()
         schema.drop()
+
+
+async def keeps(ctx: Context, inp: dict[str, Any]) -> Any:
+    """Journals an artifact's digest (as a sandbox's file manifest does), then maybe waits."""
+    kept = await ctx.step("keep", lambda: {"report.csv": inp["digest"]})
+    if inp.get("wait"):
+        await ctx.wait_for("go")
+    return kept
+
+
+async def test_prune_sweeps_the_artifacts_nothing_mentions_any_more(db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        store = t.store
+        live_one, pruned_one, orphan, fresh, put_again = (
+            store.put_artifact(f"artifact {i}".encode()) for i in range(5))
+        live = await t.run(keeps, {"digest": live_one, "wait": True})
+        assert live.status == "waiting"
+        old = await t.run(keeps, {"digest": pruned_one})
+        assert old.status == "succeeded"
+        two_hours = 2 * 3600
+        for digest in (live_one, pruned_one, orphan, put_again):
+            raw_sql(store, "UPDATE artifacts SET created_at = created_at - ? WHERE digest=?",
+                    (two_hours, digest))
+        assert store.put_artifact(b"artifact 4") == put_again  # put again: its time renewed
+        assert store.mentioned_artifacts({live_one, pruned_one, orphan}) == {live_one,
+                                                                            pruned_one}
+        dry = t.prune(finished_before=store.now() + 1, dry_run=True)
+        assert dry.artifacts == 1  # the orphan; the pruned run's is still mentioned
+
+        deleted = t.prune(finished_before=store.now() + 1)
+
+        assert deleted.roots == [old.id] and deleted.artifacts == 2
+        for gone in (pruned_one, orphan):
+            assert not store.has_artifact(gone)
+        for kept in (live_one, fresh, put_again):
+            assert store.has_artifact(kept)
+    finally:
+        t.close()
+
+
+async def test_the_sweeps_second_look_sees_only_what_was_written_since(db_path: str) -> None:
+    t = Tether(db_path)
+    try:
+        early, late = (t.store.put_artifact(f"artifact {i}".encode()) for i in range(2))
+        await t.run(keeps, {"digest": early})
+        began = t.store.now()
+        await t.run(keeps, {"digest": late})
+        seen = t.store.write(lambda tx: tx.mentioned_artifacts({early, late}, since=began))
+        assert seen == {late}
+        assert t.store.mentioned_artifacts({early, late}) == {early, late}
+    finally:
+        t.close()

@@ -25,7 +25,8 @@ def delete(
     db: str = DB_OPTION,
 ) -> None:
     """Delete a finished run and everything below it: journal, signals, leases, budget and
-    trace marks. The tenant's usage, the audit log and artifacts stay."""
+    trace marks. The tenant's usage and the audit log stay; `tether prune` sweeps the
+    artifacts nothing mentions any more."""
     tether = open_tether(db, must_exist=True)
     run_id = full_run_id(tether, run_id)
     if not yes and not typer.confirm(f"delete run {run_id} and its whole tree for good?"):
@@ -49,8 +50,9 @@ def prune(
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete (required unless --dry-run)."),
     db: str = DB_OPTION,
 ) -> None:
-    """Delete every finished run tree that ended before a moment (retention). Trees with a run
-    still going are kept, and listed."""
+    """Delete every finished run tree that ended before a moment (retention), then the
+    artifacts nothing stored mentions any more. Trees with a run still going are kept, and
+    listed."""
     from tether.observe.kpis import SinceError, parse_since
 
     if not (yes or dry_run):
@@ -72,6 +74,7 @@ def prune(
     ended = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cutoff))
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{verb} {len(deleted.roots)} run tree(s), {len(deleted.runs)} run(s), "
-                  f"{deleted.events} events: those that ended before {ended}", markup=False)
+                  f"{deleted.events} events: those that ended before {ended}; "
+                  f"{deleted.artifacts} artifact(s) nothing mentions any more", markup=False)
     for run_id, why in deleted.kept.items():
         console.print(f"kept {run_id}: {why}", markup=False)

@@ -5,8 +5,9 @@ Why: the journal keeps everything a run did, and a deployment that runs agents f
 grows it without bound; some of it must go when its owner says so (retention rules, a user's
 request to erase their data). A tree goes whole and only once nothing in it can change, each
 in one transaction with everything kept for it (`ops.delete_tree`): a reader never sees half a
-run. What is shared is kept: the tenant's usage counters, the audit log, and artifacts (stored
-once by content, possibly for other runs too).
+run. The tenant's usage counters and the audit log are kept. Artifacts are stored once by
+content and referenced by digest from any run's data, so they go separately: after pruning,
+those nothing stored mentions any more are swept (`sweep_artifacts`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from .errors import RunNotDeletable, RunNotFound
 #: trees deleted per transaction while pruning: large enough to be quick, small enough that a
 #: worker's writes are never held up for long
 PRUNE_BATCH = 50
+#: an artifact put within this long (less `ARTIFACT_RENEW_S`) is never swept: a run that put
+#: one and has not journaled its digest yet keeps it
+ARTIFACT_GRACE_S = 3600.0
+#: how far back the sweep's own transaction looks again for blobs written while it read: those
+#: committed by a transaction that took its time longer than this are not seen
+RECHECK_S = 300.0
 
 
 @dataclass
@@ -33,6 +40,9 @@ class Deleted:
     events: int = 0
     #: roots that qualified by age but were not deleted, and why (a descendant still running)
     kept: dict[str, str] = field(default_factory=dict)
+    #: artifacts swept because nothing stored mentions them any more (`prune`; a dry run
+    #: counts those unmentioned now)
+    artifacts: int = 0
 
 
 def delete_tree(store: Store, run_id: str) -> Deleted:
@@ -57,6 +67,7 @@ def prune(store: Store, *, finished_before: float, tenant: str | None = None,
         page = store.finished_roots(before=finished_before, after=after, tenant=tenant,
                                     statuses=wanted, limit=batch)
         if not page:
+            done.artifacts = sweep_artifacts(store, dry_run=dry_run)
             return done
         after = (page[-1][1], page[-1][0])
         roots = [run_id for run_id, _ in page]
@@ -75,6 +86,28 @@ def prune(store: Store, *, finished_before: float, tenant: str | None = None,
                 done.kept[run_id] = str(value)
             elif not isinstance(value, RunNotFound):  # deleted meanwhile: nothing to do
                 raise value
+
+
+def sweep_artifacts(store: Store, *, grace_s: float = ARTIFACT_GRACE_S,
+                    dry_run: bool = False) -> int:
+    """Delete the artifacts that no stored blob mentions and that were not put within
+    `grace_s`; returns how many (dry: how many would go).
+
+    The full read runs outside any transaction (workers go on writing); the deleting
+    transaction then reads again what was written since shortly before the read began
+    (`RECHECK_S`) and spares what that mentions. `put_artifact` renews an artifact's time, so
+    one put again since the cutoff is spared as well."""
+    began = store.now()
+    cutoff = began - grace_s
+    candidates = set(store.artifacts_before(cutoff))
+    unmentioned = candidates - store.mentioned_artifacts(candidates)
+    if dry_run or not unmentioned:
+        return len(unmentioned)
+
+    def op(tx: Tx) -> int:
+        recent = tx.mentioned_artifacts(unmentioned, since=began - RECHECK_S)
+        return tx.delete_artifacts(unmentioned - recent, created_before=cutoff)
+    return int(store.write(op))
 
 
 class _WouldDelete(Exception):

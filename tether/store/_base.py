@@ -128,6 +128,16 @@ class Tx(Protocol):
 
     def put_artifact(self, digest: str, data: bytes) -> None: ...
 
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        """Those of `digests` that a stored blob (an event, a run, a signal) mentions; with
+        `since`, only among blobs written since then (`_artifact_refs`)."""
+        ...
+
+    def delete_artifacts(self, digests: Collection[str], *, created_before: float) -> int:
+        """Delete those of `digests` stored (or last put) before `created_before`; how many."""
+        ...
+
     def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
         """`(id, status, parent_id)` of `run_id` and every run below it (none: no such run),
         locked against change by others until the transaction ends."""
@@ -177,6 +187,15 @@ class Store(Protocol):
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def artifacts_before(self, created_before: float) -> list[str]:
+        """Digests of the artifacts stored (or last put) before `created_before`."""
+        ...
+
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        """As `Tx.mentioned_artifacts`, outside a transaction (a long read)."""
+        ...
 
     def finished_roots(self, *, before: float, after: tuple[float, str] | None = None,
                        tenant: str | None = None, statuses: Collection[str] = (),

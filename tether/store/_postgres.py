@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
@@ -421,8 +422,9 @@ class PostgresStore:
 
     def put_artifact(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.has_artifact(digest):
-            self.write(lambda tx: tx.put_artifact(digest, data))
+        stored = self._query("SELECT created_at FROM artifacts WHERE digest=%s", (digest,))
+        if not stored or stored[0][0] < self.now() - ARTIFACT_RENEW_S:
+            self.write(lambda tx: tx.put_artifact(digest, data))  # new, or its time renewed
         return digest
 
     def get_artifact(self, digest: str) -> bytes:
@@ -433,6 +435,15 @@ class PostgresStore:
         if hashlib.sha256(data).hexdigest() != digest:
             raise StoreCorrupt(self.url, f"artifact {digest} does not match its digest")
         return data
+
+    def artifacts_before(self, created_before: float) -> list[str]:
+        return [r[0] for r in self._query(
+            "SELECT digest FROM artifacts WHERE created_at < %s", (created_before,))]
+
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        return mentioned(lambda sql, params: self._query(sql.replace("?", "%s"), params),
+                         digests, since=since)
 
     def has_artifact(self, digest: str) -> bool:
         return bool(self._query("SELECT 1 FROM artifacts WHERE digest=%s", (digest,)))

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from ._artifact_refs import mentioned
 from ._codec import dumps, loads
 from ._records import NewEvent, RunRecord, Signal
 from ._sqlite_tx import (
@@ -377,11 +378,24 @@ class _PostgresTx:
         return cur.rowcount == 1
 
     def put_artifact(self, digest: str, data: bytes) -> None:
+        # put again: its time is renewed, so that a sweep (`Tether.prune`) spares it
         self.conn.execute(
             "INSERT INTO artifacts (digest, size, data, created_at) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT DO NOTHING",
+            "ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at",
             (digest, len(data), data, self._now),
         )
+
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        return mentioned(lambda sql, params: self.conn.execute(
+            sql.replace("?", "%s").encode(), params).fetchall(), digests, since=since)
+
+    def delete_artifacts(self, digests: Collection[str], *, created_before: float) -> int:
+        row = self.conn.execute(
+            "WITH gone AS (DELETE FROM artifacts WHERE digest = ANY(%s) AND created_at < %s "
+            "RETURNING 1) SELECT count(*) FROM gone", (sorted(digests), created_before)
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
 
     def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
         ids = [r[0] for r in self.conn.execute(

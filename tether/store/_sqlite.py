@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
@@ -309,8 +310,9 @@ class SQLiteStore:
 
     def put_artifact(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.has_artifact(digest):
-            self.write(lambda tx: tx.put_artifact(digest, data))
+        stored = self._query("SELECT created_at FROM artifacts WHERE digest=?", (digest,))
+        if not stored or stored[0][0] < self.now() - ARTIFACT_RENEW_S:
+            self.write(lambda tx: tx.put_artifact(digest, data))  # new, or its time renewed
         return digest
 
     def get_artifact(self, digest: str) -> bytes:
@@ -321,6 +323,14 @@ class SQLiteStore:
         if hashlib.sha256(data).hexdigest() != digest:
             raise StoreCorrupt(self.path, f"artifact {digest} does not match its digest")
         return data
+
+    def artifacts_before(self, created_before: float) -> list[str]:
+        return [r[0] for r in self._query(
+            "SELECT digest FROM artifacts WHERE created_at < ?", (created_before,))]
+
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        return mentioned(self._query, digests, since=since)
 
     def has_artifact(self, digest: str) -> bool:
         return bool(self._query("SELECT 1 FROM artifacts WHERE digest=?", (digest,)))

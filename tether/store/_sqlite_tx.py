@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from ._artifact_refs import mentioned
 from ._codec import decoded, dumps, loads
 from ._records import NewEvent, RunRecord, Signal
 from .errors import JournalCorrupt, LeaseLost
@@ -372,10 +373,27 @@ class _SQLiteTx:
         return cur.rowcount == 1
 
     def put_artifact(self, digest: str, data: bytes) -> None:
+        # put again: its time is renewed, so that a sweep (`Tether.prune`) spares it
         self.conn.execute(
-            "INSERT OR IGNORE INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?)",
+            "INSERT INTO artifacts (digest, size, data, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at",
             (digest, len(data), data, self._now),
         )
+
+    def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
+                            ) -> set[str]:
+        return mentioned(lambda sql, params: self.conn.execute(sql, params).fetchall(),
+                         digests, since=since)
+
+    def delete_artifacts(self, digests: Collection[str], *, created_before: float) -> int:
+        ids = sorted(digests)
+        deleted = 0
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start:start + _IN_CHUNK]
+            deleted += self.conn.execute(
+                f"DELETE FROM artifacts WHERE digest IN ({','.join('?' * len(chunk))}) "
+                "AND created_at < ?", (*chunk, created_before)).rowcount
+        return deleted
 
     def tree(self, run_id: str) -> list[tuple[str, str, str | None]]:
         # SQLite's one write lock already keeps every other writer out until the commit
