@@ -54,8 +54,8 @@ def test_side_effect_class_from_annotations(hints: dict[str, Any] | None, truste
 
 # ---------------------------------------------------------------- the registry
 async def test_tools_join_the_registry_with_schemas_classes_and_tags() -> None:
-    async with MCPTools([test_server(tags=("demo-tag",), side_effects={"mystery": "read"})]
-                        ) as mcp:
+    async with MCPTools([test_server(tags=("demo-tag",), side_effects={"mystery": "read"},
+                                     trust_annotations=True)]) as mcp:
         by_name = {t.name: t for t in mcp.tools}
         assert set(by_name) == {"lookup", "record", "wipe", "mystery", "fail", "die", "slow",
                                  "big"}
@@ -110,7 +110,7 @@ async def record_then_wait(ctx: Any, note: str) -> Any:
 async def test_an_mcp_call_is_one_journaled_step_never_repeated_on_replay(
         db_path: str, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
-    async with MCPTools([test_server(ledger=ledger)]) as mcp:
+    async with MCPTools([test_server(ledger=ledger, trust_annotations=True)]) as mcp:
         STATE["registry"] = mcp.registry()
         t = Tether(db_path, lease_ttl=5.0)
         run = await t.run(record_then_wait, "n1")

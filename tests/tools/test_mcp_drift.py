@@ -29,13 +29,15 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_add_mcp_then_lock_then_check_names_the_drifted_tool_and_field(project: Path) -> None:
-    added = tether(project, "tools", "add-mcp", "demo", "--tag", "test", "--",
+    added = tether(project, "tools", "add-mcp", "demo", "--tag", "test", "--trust-annotations",
+                   "--",
                    sys.executable, str(TEST_SERVER), "stdio", "--variant-file", "variant")
     assert added.returncode == 0, added.stderr
     assert "added MCP server 'demo'" in added.stdout
     config = yaml.safe_load((project / "mcp.yaml").read_text())
     assert config["servers"]["demo"]["command"][-3:] == ["stdio", "--variant-file", "variant"]
     assert config["servers"]["demo"]["tags"] == ["test"]
+    assert config["servers"]["demo"]["trust_annotations"] is True
 
     locked = tether(project, "tools", "lock")  # no flags, no lock yet: the mcp.yaml here
     assert locked.returncode == 0, locked.stderr
@@ -60,7 +62,8 @@ def test_check_catches_a_rug_pull(project: Path) -> None:
     """A reviewed server later marks a writing tool read-only and slips instructions into its
     description (tool poisoning): same name, same parameters; check still fails on it."""
     (project / "mcp.yaml").write_text(yaml.safe_dump({"servers": {"demo": {"command": [
-        sys.executable, str(TEST_SERVER), "stdio", "--variant-file", "variant"]}}}))
+        sys.executable, str(TEST_SERVER), "stdio", "--variant-file", "variant"],
+        "trust_annotations": True}}}))  # reviewed, and trusted: its hints count
     assert tether(project, "tools", "lock", "--mcp", "mcp.yaml").returncode == 0
     (project / "variant").write_text("v3")
     drifted = tether(project, "tools", "check")

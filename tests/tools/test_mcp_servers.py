@@ -52,7 +52,9 @@ def _git(repo: Path, *args: str) -> str:
 
 # ---------------------------------------------------------------- mcp-server-time
 async def test_time_server_tools_are_read_only_and_journaled(db_path: str) -> None:
-    cfg = MCPServerConfig.stdio("time", pypi_server("time"), "--local-timezone", "UTC")
+    # the reference servers of the MCP project: trusted here, so their hints count
+    cfg = MCPServerConfig.stdio("time", pypi_server("time"), "--local-timezone", "UTC",
+                                trust_annotations=True)
     async with MCPTools([cfg]) as mcp:
         assert {t.name: t.side_effect for t in mcp.tools} == {
             "get_current_time": "read", "convert_time": "read"}
@@ -84,7 +86,8 @@ rules:
 
 async def test_git_server_under_the_policy(db_path: str, tmp_path: Path) -> None:
     repo = scratch_repo(tmp_path / "repo")
-    cfg = MCPServerConfig.stdio("git", pypi_server("git"), "--repository", str(repo))
+    cfg = MCPServerConfig.stdio("git", pypi_server("git"), "--repository", str(repo),
+                                trust_annotations=True)
     async with MCPTools([cfg]) as mcp:
         effects = {t.name: t.side_effect for t in mcp.tools}
         assert effects["git_status"] == "read" and effects["git_commit"] == "write"
@@ -130,8 +133,9 @@ async def test_fetched_injection_cannot_make_the_agent_act(db_path: str, tmp_pat
     _git(repo, "add", "notes.txt")
     MAILS.clear()
     servers = [MCPServerConfig.stdio("fetch", pypi_server("fetch"), "--ignore-robots-txt",
-                                      "--allow-private-ips"),
-               MCPServerConfig.stdio("git", pypi_server("git"), "--repository", str(repo))]
+                                      "--allow-private-ips", trust_annotations=True),
+               MCPServerConfig.stdio("git", pypi_server("git"), "--repository", str(repo),
+                                     trust_annotations=True)]
     with injection_page() as (url, hits):
         port = url.split(":")[2].split("/")[0]
         async with MCPTools(servers) as mcp:

@@ -241,6 +241,11 @@ def register(app: typer.Typer) -> None:
         replace: Annotated[
             bool, typer.Option("--replace", help="Overwrite a server of the same name.")
         ] = False,
+        trust_annotations: Annotated[
+            bool, typer.Option("--trust-annotations", help="Take the server's hints "
+                               "(readOnlyHint, idempotentHint...) as its tools' side effects: "
+                               "only for a server you trust.")
+        ] = False,
     ) -> None:
         """Add an MCP server to the config: `tether tools add-mcp NAME -- CMD ARGS...` (stdio)
         or `tether tools add-mcp NAME --url http://host:port/mcp` (streamable HTTP)."""
@@ -257,7 +262,8 @@ def register(app: typer.Typer) -> None:
         try:
             server = MCPServerConfig(
                 name=name, command=tuple(command), url=url, tags=tuple(tag or ()),
-                tools=tuple(only or ()), prefix=prefix, env={k: v for k, _, v in pairs})
+                tools=tuple(only or ()), prefix=prefix, env={k: v for k, _, v in pairs},
+                trust_annotations=trust_annotations)
             add_mcp_server(config, server, replace=replace)
         except ToolError as e:
             raise _fail(str(e)) from None

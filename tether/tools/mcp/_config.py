@@ -30,7 +30,7 @@ from tether.tools._errors import ToolDefinitionError
 DEFAULT_MCP_CONFIG = "mcp.yaml"
 _KEYS = frozenset({"command", "url", "env", "cwd", "headers", "tags", "tools", "exclude",
                    "prefix", "timeout", "side_effects", "trust_annotations", "tool_tags",
-                   "protocol", "max_output_chars"})
+                   "protocol", "max_output_chars", "max_message_bytes"})
 _PROTOCOLS = ("auto", "legacy")
 #: what a server may ask of the client while a call runs, passed to the SDK's `Client`
 CALLBACKS = frozenset({"elicitation_callback", "sampling_callback", "list_roots_callback",
@@ -47,9 +47,12 @@ class MCPConfigError(ToolDefinitionError):
 class MCPServerConfig:
     """One MCP server as a tool source.
 
-    ``trust_annotations=False`` ignores the server's ``readOnlyHint``/``destructiveHint``/
-    ``idempotentHint`` (the spec calls them untrusted hints): every tool is then ``destructive``
-    and not idempotent unless ``side_effects`` says otherwise.
+    A server's ``readOnlyHint``/``destructiveHint``/``idempotentHint``/``openWorldHint`` are
+    hints from whoever wrote the server, and the spec says to treat them as untrusted unless
+    the server is: by default every tool is ``destructive``, not idempotent and open-world
+    unless ``side_effects`` says otherwise. ``trust_annotations=True`` takes the hints of a
+    server you trust (your own): a lying "read-only" would otherwise pass a read-only policy,
+    and a lying "idempotent" be sent again after a crash.
     """
 
     name: str
@@ -71,9 +74,12 @@ class MCPServerConfig:
     timeout: float = 60.0
     #: side effect per tool name, over the server's annotations
     side_effects: dict[str, str] = field(default_factory=dict)
-    trust_annotations: bool = True
+    trust_annotations: bool = False
     #: longest result kept (the journal stores every result; a server must not flood it)
     max_output_chars: int = 200_000
+    #: longest line a stdio server may write (one JSON-RPC message): a longer one ends the
+    #: session and fails the calls in flight, instead of being read into memory whole
+    max_message_bytes: int = 32 << 20
     #: ``auto`` (discover the server's protocol, fall back to the initialize handshake),
     #: ``legacy`` (the handshake only) or a protocol version to adopt directly
     protocol: str = "auto"
@@ -95,6 +101,8 @@ class MCPServerConfig:
             raise MCPConfigError(f"{where}: url {self.url!r} must start with http:// or https://")
         if not self.max_output_chars > 0:
             raise MCPConfigError(f"{where}: max_output_chars must be > 0")
+        if not self.max_message_bytes > 0:
+            raise MCPConfigError(f"{where}: max_message_bytes must be > 0")
         if not self.timeout > 0:
             raise MCPConfigError(f"{where}: timeout must be > 0 seconds, not {self.timeout!r}")
         if self.protocol not in _PROTOCOLS and not self.protocol[:4].isdigit():
@@ -186,9 +194,10 @@ class MCPServerConfig:
                 prefix=str(data.get("prefix") or ""),
                 timeout=float(data.get("timeout", 60.0)),
                 side_effects={str(k): str(v) for k, v in (data.get("side_effects") or {}).items()},
-                trust_annotations=bool(data.get("trust_annotations", True)),
+                trust_annotations=bool(data.get("trust_annotations", False)),
                 protocol=str(data.get("protocol", "auto")),
                 max_output_chars=int(data.get("max_output_chars", 200_000)),
+                max_message_bytes=int(data.get("max_message_bytes", 32 << 20)),
             )
         except MCPConfigError as e:
             raise MCPConfigError(f"{at}{e}") from None

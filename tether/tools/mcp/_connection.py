@@ -8,6 +8,12 @@ outlives its owner, and callers in any task only send requests over it.
 
 A server that died is reconnected on the next call (a stdio server is started again); one that
 cannot be reached makes the call fail with `MCPUnavailableError`, a message the model reads.
+
+The server is not trusted: every text of its that reaches an error message (a refusal, an
+unreadable result) is cut to ``max_output_chars``, as results are, and no message of its is
+read past ``max_message_bytes``: a stdio server writing a longer line is stopped by the bounded
+transport (`_stdio`) and the calls in flight fail saying so; over HTTP, a longer JSON answer
+fails its call (`_bounded_http_transport`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from anyio.abc import TaskStatus
 
 from tether.tools._errors import ToolExecutionError
 from tether.tools.mcp._config import MCPServerConfig
+from tether.tools.mcp._stdio import bounded_stdio_client
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -72,6 +79,8 @@ class MCPConnection:
         self._changed = anyio.Event()
         self._stderr: TextIO | None = None
         self._stderr_path = ""
+        #: how the current session's server broke the protocol (it was stopped for it)
+        self._violation: str | None = None
 
     # -- the supervisor ---------------------------------------------------------------------
 
@@ -106,7 +115,16 @@ class MCPConnection:
     def _connected(self, client: Client, serving: int) -> None:
         self._client = client
         self._error = None
+        self._violation = None
         self._answer(serving)
+
+    def _violated(self, reason: str) -> None:
+        """The transport found the server breaking the protocol: drop the session (the calls
+        in flight fail with ``reason``; the next call starts the server again)."""
+        self._violation = reason
+        self._error = reason
+        self._client = None
+        self._drop.set()
 
     def _answer(self, serving: int) -> None:
         self._answered = max(self._answered, serving)
@@ -116,23 +134,20 @@ class MCPConnection:
     @asynccontextmanager
     async def _new_client(self) -> AsyncIterator[Client]:
         from mcp import Client, StdioServerParameters
-        from mcp.client.stdio import stdio_client
         from mcp.client.streamable_http import streamable_http_client
 
         cfg = self.config
         options: dict[str, Any] = {"read_timeout_seconds": cfg.timeout, "mode": cfg.protocol,
                                    **cfg.callbacks}
         if cfg.url is not None:
-            if not cfg.headers and cfg.auth is None:
-                async with Client(cfg.url, **options) as client:
-                    yield client
-                return
             import httpx2  # the SDK's HTTP client
 
-            # the SDK's own timeouts: a response stream may stay open for minutes
+            # the SDK's own timeouts (a response stream may stay open for minutes); its client
+            # would read a JSON response whole, however long: this transport bounds it
             timeout = httpx2.Timeout(30.0, read=300.0)
-            async with httpx2.AsyncClient(headers=cfg.headers, auth=cfg.auth, timeout=timeout
-                                          ) as http, Client(
+            bounded = _bounded_http_transport(cfg.max_message_bytes)
+            async with httpx2.AsyncClient(headers=cfg.headers, auth=cfg.auth, timeout=timeout,
+                                          transport=bounded) as http, Client(
                 streamable_http_client(cfg.url, http_client=http), **options
             ) as client:
                 yield client
@@ -146,7 +161,9 @@ class MCPConnection:
         self._stderr_start = os.path.getsize(self._stderr_path)
         params = StdioServerParameters(command=cfg.command[0], args=list(cfg.command[1:]),
                                        env=cfg.env or None, cwd=cfg.cwd)
-        async with Client(stdio_client(params, errlog=self._stderr), **options) as client:
+        transport = bounded_stdio_client(params, self._stderr, max_line=cfg.max_message_bytes,
+                                         on_violation=self._violated)
+        async with Client(transport, **options) as client:
             yield client
 
     def _reason(self, exc: BaseException) -> str:
@@ -221,8 +238,10 @@ class MCPConnection:
                 return self._lost(client, tool, e)
             if _timed_out(e):
                 raise self._timeout(tool) from None
-            raise ToolExecutionError(
-                tool, f"{self.config.label} refused the call to {tool!r}: {e}") from None
+            if getattr(e, "code", None) == _PARSE_ERROR:  # the client could not read the answer
+                raise self._unusable(tool, e) from None
+            raise ToolExecutionError(tool, f"{self.config.label} refused the call to {tool!r}: "
+                                     f"{self.clip(str(e))}") from None
         except TimeoutError:
             raise self._timeout(tool) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
@@ -231,7 +250,26 @@ class MCPConnection:
         except Exception as e:
             if _is_transport_error(e):
                 return self._lost(client, tool, e)
-            raise
+            # the server answered, but not with a result of the protocol (a malformed result,
+            # structured content against its own outputSchema): the SDK's error names neither
+            # the server nor what to do, and may quote the whole answer
+            raise self._unusable(tool, e) from None
+
+    def _unusable(self, tool: str, exc: Exception) -> ToolExecutionError:
+        return ToolExecutionError(
+            tool, f"{self.config.label} answered the call to {tool!r} with a result that "
+            f"breaks the MCP protocol, so Tether cannot use it ({self.clip(describe(exc))}). "
+            "The call may have taken effect, so it was not sent again; treat this tool as "
+            "broken.")
+
+    def clip(self, text: str) -> str:
+        """A server's text cut to ``max_output_chars``, with a note saying so (it goes into an
+        error message, the model's context and the journal)."""
+        limit = self.config.max_output_chars
+        if len(text) <= limit:
+            return text
+        return (text[:limit] + f" [... cut: {len(text)} characters; Tether keeps {limit} "
+                "(max_output_chars)]")
 
     def _timeout(self, tool: str) -> ToolExecutionError:
         return ToolExecutionError(
@@ -240,12 +278,55 @@ class MCPConnection:
 
     def _lost(self, client: Client, tool: str, exc: BaseException) -> Any:
         self.broken(client)
+        if self._violation is not None:
+            raise ToolExecutionError(
+                tool, f"{self.config.label} broke the protocol during the call to {tool!r}: "
+                f"{self._violation}. It was stopped; the call may or may not have taken effect. "
+                "Its tools start it again on the next call.") from None
         raise ToolExecutionError(
             tool,
             f"{self.config.label} went away during the call to {tool!r} "
-            f"({describe(exc)}); the call may or may not have taken effect. "
+            f"({self.clip(describe(exc))}); the call may or may not have taken effect. "
             "Its tools reconnect on the next call.",
         ) from None
+
+
+_PARSE_ERROR = -32700  # JSON-RPC: what the SDK's HTTP transport answers for a body it cannot read
+
+
+def _bounded_http_transport(limit: int) -> Any:
+    """An ``httpx2`` transport whose non-streaming responses (a JSON answer) stop at ``limit``
+    bytes: the SDK reads such a body whole before parsing it, so a server answering 100 MB
+    would have it all in memory. An event stream is left alone (the SDK bounds each event).
+    Past the limit the body raises ``httpx2.StreamError``, which the SDK turns into a parse
+    error of that one request. (Built here: importing this module must not load httpx2.)"""
+    import httpx2
+
+    class LimitedBody(httpx2.AsyncByteStream):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self.inner:
+                seen += len(chunk)
+                if seen > limit:
+                    raise httpx2.StreamError(
+                        f"the server's response is longer than {limit:,} bytes "
+                        "(max_message_bytes), which Tether does not read")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class BoundedTransport(httpx2.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            response = await super().handle_async_request(request)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                response.stream = LimitedBody(response.stream)
+            return response
+
+    return BoundedTransport()
 
 
 def _connection_lost(exc: Exception) -> bool:

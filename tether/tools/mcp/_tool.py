@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from tether.tools.mcp._connection import MCPConnection
 
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+#: the longest definition (description and input schema, as JSON) a server's tool may have: it
+#: is sent to the model with every model call, so a server must not spend the run's tokens
+MAX_DEFINITION_CHARS = 100_000
 
 
 def classify(annotations: mcp_types.ToolAnnotations | None, *, trusted: bool = True
@@ -68,6 +71,17 @@ class MCPTool(Tool):
         schema = dict(remote.input_schema) if isinstance(remote.input_schema, dict) else (
             remote.input_schema.model_dump(mode="json", by_alias=True, exclude_none=True))
         schema.setdefault("type", "object")
+        size = len(orjson.dumps([remote.description or remote.title or "", schema]))
+        if size > MAX_DEFINITION_CHARS:
+            raise ToolDefinitionError(
+                f"{config.label}: tool {remote.name!r} has a definition of {size:,} characters "
+                f"(description and input schema); Tether takes at most {MAX_DEFINITION_CHARS:,}, "
+                "since every model call carries it")
+        cycle = _ref_cycle(schema)
+        if cycle:
+            raise ToolDefinitionError(
+                f"{config.label}: tool {remote.name!r} has an invalid input schema: $ref "
+                f"{' -> '.join(cycle)} refers to itself without describing a value")
         try:
             validator_cls = jsonschema.validators.validator_for(
                 schema, default=jsonschema.Draft202012Validator)
@@ -116,6 +130,11 @@ class MCPTool(Tool):
             raise ToolArgumentError(self.name, [FieldError(
                 "", f"the tool's schema refers to {e.ref!r}, which Tether does not fetch; "
                 "leave out the argument that uses it")]) from None
+        except RecursionError:  # a schema (or arguments) nested past what validation can walk
+            raise ToolArgumentError(self.name, [FieldError(
+                "", f"the arguments cannot be checked against the schema of tool "
+                f"{self.remote_name!r} of {self.connection.config.label}: it nests too deeply; "
+                "send flatter arguments or do without this tool")]) from None
         for err in found:
             path = ".".join(str(p) for p in err.absolute_path)
             if err.validator == "required" and isinstance(err.instance, dict):
@@ -129,13 +148,59 @@ class MCPTool(Tool):
 
     async def _execute(self, arguments: dict[str, Any], idempotency_key: str | None) -> Any:
         result = await self.connection.call(self.remote_name, arguments)
-        if result.is_error:
+        if result.is_error:  # the server's message, cut like a result: it reaches the journal
+            message = self.connection.clip(_text(result.content)) or "(no message)"
             raise ToolExecutionError(
                 self.name, f"tool {self.remote_name!r} of {self.connection.config.label} "
-                f"reported an error: {_text(result.content) or '(no message)'}")
+                f"reported an error: {message}")
         value = (result.structured_content if result.structured_content is not None
                  else _content(result.content))
         return _bounded(value, self.connection.config.max_output_chars)
+
+
+def _ref_cycle(schema: dict[str, Any]) -> list[str]:
+    """A chain of same-document ``$ref``s that comes back to where it started without any
+    keyword in between (``a -> b -> a``): validating against it recurses until Python's stack
+    ends. Empty when there is none; a recursive schema that describes values is fine."""
+
+    def target(ref: str) -> Any:
+        node: Any = schema
+        for part in ref[2:].split("/") if ref.startswith("#/") else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
+        return node if ref.startswith("#/") or ref == "#" else None
+
+    def refs(node: Any) -> list[str]:
+        found: list[str] = []
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str):
+                    found.append(value)
+                elif key not in ("const", "enum", "default", "examples"):
+                    found.extend(refs(value))
+        elif isinstance(node, list):
+            for value in node:
+                found.extend(refs(value))
+        return found
+
+    for start in dict.fromkeys(refs(schema)):
+        chain, ref = [start], start
+        while True:
+            node = target(ref)
+            # only a bare reference (nothing else to check there) passes straight through
+            if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)
+                    and set(node) <= {"$ref", "$comment", "description", "title"}):
+                break
+            ref = node["$ref"]
+            if ref in chain:
+                return [*chain, ref]
+            chain.append(ref)
+    return []
 
 
 def _no_fetch(uri: str) -> referencing.Resource[Any]:

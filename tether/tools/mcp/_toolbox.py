@@ -19,10 +19,10 @@ from typing import Any
 
 import anyio
 
-from tether.tools._errors import ToolDefinitionError
+from tether.tools._errors import ToolConflictError, ToolDefinitionError
 from tether.tools._registry import ToolRegistry
 from tether.tools.mcp._config import MCPConfigError, MCPServerConfig
-from tether.tools.mcp._connection import MCPConnection, MCPUnavailableError
+from tether.tools.mcp._connection import MCPConnection, MCPUnavailableError, describe
 from tether.tools.mcp._tool import MCPTool, local_name
 
 
@@ -73,30 +73,43 @@ class MCPTools:
         cfg = conn.config
         try:
             client = await conn.client()
-            listed = await _list_all(client)
         except MCPUnavailableError as e:
             if self.required:
                 return (f"{cfg.label} cannot be reached: {conn.error or e}. Check its command "
                         "or URL (pass required=False to go on without it)")
             self.unavailable[cfg.name] = conn.error or str(e)
             return None
+        try:
+            listed = await _list_all(client)
+        except Exception as e:  # a listing the protocol does not allow, a refusal, no answer
+            why = (f"its tools/list answer cannot be used ({conn.clip(describe(e))}); "
+                   "none of its tools is taken")
+            if self.required:
+                return (f"{cfg.label}: {why}. Fix or update the server (pass required=False "
+                        "to go on without it)")
+            self.unavailable[cfg.name] = why
+            return None
         version = (client.server_info.version if client.server_info else None) or None
-        taken = {t.name for t in self.tools}
+        taken = {t.name: t.source for t in self.tools}
         for remote in listed:
             if not cfg.wants(remote.name):
                 continue
             key = f"{cfg.name}#{remote.name}"
             name = local_name(cfg, remote.name)
             if name in taken:
-                self.skipped[key] = (f"another server's tool is already named {name!r}; give "
-                                     f"server {cfg.name!r} a `prefix`")
+                if taken[name].startswith(f"mcp:{cfg.name}#"):  # two of its names made safe
+                    self.skipped[key] = (f"its tool {taken[name].split('#', 1)[1]!r} is "
+                                         f"already named {name!r} here")
+                else:
+                    self.skipped[key] = (f"another server's tool is already named {name!r}; "
+                                         f"give server {cfg.name!r} a `prefix`")
                 continue
             try:
                 tool = MCPTool(conn, remote, server_version=version)
             except ToolDefinitionError as e:
                 self.skipped[key] = str(e)
                 continue
-            taken.add(name)
+            taken[name] = tool.source
             self.tools.append(tool)
         return None
 
@@ -113,9 +126,24 @@ class MCPTools:
 
     def registry(self, names: Sequence[str] | None = None, tags: Sequence[str] | None = None,
                  *, into: ToolRegistry | None = None) -> ToolRegistry:
-        """A registry (new, or ``into``) with the selected tools (see :meth:`select`)."""
+        """A registry (new, or ``into``) with the selected tools (see :meth:`select`).
+
+        A name ``into`` already has, from another tool, is refused (`ToolConflictError`): the
+        registry keeps versions side by side and serves the highest, so a server whose
+        version string is higher would otherwise replace a local tool of the same name for
+        every caller, silently. Nothing is added then; give the server a ``prefix``.
+        """
         registry = into if into is not None else ToolRegistry()
-        for t in self.select(names, tags):
+        chosen = self.select(names, tags)
+        for t in chosen:
+            held = [registry.get(t.name, v) for v in registry.versions(t.name)]
+            other = next((h for h in held if h is not t), None)
+            if other is not None:
+                raise ToolConflictError(
+                    f"tool {t.name!r} of MCP server {t.server!r} would shadow the registry's "
+                    f"tool {t.name!r} (from {other.source}); give server {t.server!r} a "
+                    "`prefix` or leave the tool out (`exclude`)")
+        for t in chosen:
             registry.register(t)
         return registry
 
