@@ -397,3 +397,30 @@ async def test_odd_names_are_made_safe_and_clashes_within_a_server_explained() -
         assert mcp.skipped["hostile#read_file"] == \
             "its tool 'read file' is already named 'read_file' here"
         assert "already named 'nnnn" in mcp.skipped["hostile#" + "n" * 10_000 + "2"]
+
+
+async def test_with_a_lock_a_tool_changed_after_review_is_left_out_when_listed(
+        tmp_path: Path) -> None:
+    """`tether tools check` catches a rug pull when it runs; an agent that opens the servers
+    between two checks took the changed tool (its new description, orders included) as it
+    was. With the lock given, the changed tool and one the lock does not know are left out."""
+    variant, lock = tmp_path / "variant", tmp_path / "tools.lock.json"
+    variant.write_text("v1")
+    cfg = hostile("--variant-file", str(variant), trust_annotations=True)
+    async with MCPTools([cfg]) as mcp:
+        write_lock(mcp.registry(), lock)
+    data = json.loads(lock.read_text())
+    del data["tools"]["echo"]  # as if the server added `echo` after the review
+    lock.write_text(json.dumps(data))
+    variant.write_text("v2")
+
+    async with MCPTools([cfg], lock=lock) as mcp:
+        names = {t.name for t in mcp.tools}
+        reasons = dict(mcp.skipped)
+    assert "tidy" not in names and "echo" not in names and "hang" in names
+    assert reasons["hostile#tidy"].startswith(
+        "it changed since the lock (side_effect 'read' -> 'destructive'; idempotent True -> "
+        "False; description changed): review it, then `tether tools lock` again")
+    assert reasons["hostile#echo"].startswith("the lock does not know it")
+    async with MCPTools([cfg]) as mcp:  # without the lock: taken as listed
+        assert "tidy" in {t.name for t in mcp.tools}

@@ -8,6 +8,7 @@ are validated against the tool's schema; failures are messages the model can act
 
 from tether.tools._base import SIDE_EFFECTS, SideEffect, Tool, ToolFailure, ToolResult
 from tether.tools._decorator import FunctionTool, tool
+from tether.tools._drift import Drift, diff_lock, read_lock
 from tether.tools._errors import (
     FieldError,
     LockError,
@@ -22,14 +23,11 @@ from tether.tools._errors import (
 )
 from tether.tools._lock import (
     DEFAULT_LOCK,
-    Drift,
     OpenAPISource,
     ToolSources,
     check_lock,
-    diff_lock,
     load_sources,
     lock_entries,
-    read_lock,
     tools_from_module,
     write_lock,
 )

@@ -15,10 +15,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
 
+from tether.tools._drift import diff_entry, lock_entry, read_lock
 from tether.tools._errors import ToolConflictError, ToolDefinitionError
 from tether.tools._registry import ToolRegistry
 from tether.tools.mcp._config import MCPConfigError, MCPServerConfig
@@ -30,8 +32,15 @@ class MCPTools:
     """Connections to MCP servers and their tools (an async context manager)."""
 
     def __init__(self, servers: Iterable[MCPServerConfig], *, required: bool = True,
-                 connect_timeout: float = 30.0) -> None:
+                 connect_timeout: float = 30.0, lock: str | Path | None = None) -> None:
+        """``lock``: a ``tools.lock.json`` (`tether tools lock`) the servers' tools are held to
+        when listed: a tool that drifted since (a changed description or schema: a rug pull
+        after review) or that the lock does not know is left out, with why in
+        :attr:`skipped`. Without it, what the servers list is taken as it is."""
         self.servers = list(servers)
+        self.locked: dict[str, dict[str, Any]] | None = (
+            None if lock is None else read_lock(lock)["tools"])
+        self.lock_path = None if lock is None else str(lock)
         names = [s.name for s in self.servers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -109,9 +118,31 @@ class MCPTools:
             except ToolDefinitionError as e:
                 self.skipped[key] = str(e)
                 continue
+            unreviewed = self._unreviewed(tool)
+            if unreviewed:
+                self.skipped[key] = unreviewed
+                continue
             taken[name] = tool.source
             self.tools.append(tool)
         return None
+
+    def _unreviewed(self, tool: MCPTool) -> str | None:
+        """Why ``tool`` is not what the lock recorded (None: it is, or there is no lock)."""
+        if self.locked is None:
+            return None
+        again = f"review it, then `tether tools lock` again ({self.lock_path})"
+        entry = self.locked.get(tool.name)
+        if entry is None:
+            return f"the lock does not know it: {again}"
+        live = lock_entry(tool)
+        if entry.get("source") != live["source"]:
+            return (f"the lock has a tool of this name from {entry.get('source')!r}, not "
+                    f"{live['source']!r}: {again}")
+        if entry.get("hash") == live["hash"]:
+            return None
+        drifts = "; ".join(d.detail if d.parameter is None else f"{d.parameter}: {d.detail}"
+                           for d in diff_entry(tool.name, entry, live)) or "its schema hash"
+        return f"it changed since the lock ({drifts}): {again}"
 
     def select(self, names: Sequence[str] | None = None, tags: Sequence[str] | None = None
                ) -> list[MCPTool]:
