@@ -55,6 +55,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(proc: subprocess.Popen[Any], port: int, failure: str,
+                   timeout: float = 30.0) -> None:
+    """Until `proc` accepts connections on 127.0.0.1:`port`; RuntimeError(`failure`) if it
+    exits or the time is up first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(failure) from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def http_test_server(port: int, ledger: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """The test server over streamable HTTP on 127.0.0.1:port, stopped on exit."""
@@ -63,15 +78,7 @@ def http_test_server(port: int, ledger: Path | None = None) -> Iterator[subproce
         cmd += ["--ledger", str(ledger)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"no HTTP test MCP server on port {port}") from None
-                time.sleep(0.1)
+        wait_listening(proc, port, f"no HTTP test MCP server on port {port}")
         yield proc
     finally:
         proc.terminate()

@@ -11,7 +11,6 @@ call must never be sent again, and the server's words must never widen what the 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from tether.models import ScriptedModel, tool_call
 from tether.tools import ToolArgumentError, ToolConflictError, ToolRegistry, check_lock, write_lock
 from tether.tools.mcp import MCPConfigError, MCPServerConfig, MCPTools, read_mcp_config
 
-from .mcp_support import free_port
+from .mcp_support import free_port, wait_listening
 
 HOSTILE = Path(__file__).with_name("mcp_hostile_server.py")
 STATE: dict[str, Any] = {}
@@ -86,15 +85,7 @@ def hostile_over_http() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(HOSTILE), "--http", str(port)])
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the hostile HTTP server did not start") from None
-                time.sleep(0.05)
+        wait_listening(proc, port, "the hostile HTTP server did not start")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
