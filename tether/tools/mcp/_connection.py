@@ -13,7 +13,7 @@ The server is not trusted: every text of its that reaches an error message (a re
 unreadable result) is cut to ``max_output_chars``, as results are, and no message of its is
 read past ``max_message_bytes``: a stdio server writing a longer line is stopped by the bounded
 transport (`_stdio`) and the calls in flight fail saying so; over HTTP, a longer JSON answer
-fails its call (`_bounded_http_transport`).
+fails its call (`_bounding_hook`).
 """
 
 from __future__ import annotations
@@ -145,9 +145,9 @@ class MCPConnection:
             # the SDK's own timeouts (a response stream may stay open for minutes); its client
             # would read a JSON response whole, however long: this transport bounds it
             timeout = httpx2.Timeout(30.0, read=300.0)
-            bounded = _bounded_http_transport(cfg.max_message_bytes)
+            bounded = _bounding_hook(cfg.max_message_bytes)
             async with httpx2.AsyncClient(headers=cfg.headers, auth=cfg.auth, timeout=timeout,
-                                          transport=bounded) as http, Client(
+                                          event_hooks={"response": [bounded]}) as http, Client(
                 streamable_http_client(cfg.url, http_client=http), **options
             ) as client:
                 yield client
@@ -294,12 +294,14 @@ class MCPConnection:
 _PARSE_ERROR = -32700  # JSON-RPC: what the SDK's HTTP transport answers for a body it cannot read
 
 
-def _bounded_http_transport(limit: int) -> Any:
-    """An ``httpx2`` transport whose non-streaming responses (a JSON answer) stop at ``limit``
-    bytes: the SDK reads such a body whole before parsing it, so a server answering 100 MB
-    would have it all in memory. An event stream is left alone (the SDK bounds each event).
-    Past the limit the body raises ``httpx2.StreamError``, which the SDK turns into a parse
-    error of that one request. (Built here: importing this module must not load httpx2.)"""
+def _bounding_hook(limit: int) -> Any:
+    """An ``httpx2`` response hook that makes a non-streaming body (a JSON answer) stop at
+    ``limit`` bytes: the SDK reads such a body whole before parsing it, so a server answering
+    100 MB would have it all in memory. An event stream is left alone (the SDK bounds each
+    event). Past the limit the body raises ``httpx2.StreamError``, which the SDK turns into a
+    parse error of that one request. A hook, not a transport: it applies whichever transport
+    answers (a proxy's, from the environment, included). (Built here: importing this module
+    must not load httpx2.)"""
     import httpx2
 
     class LimitedBody(httpx2.AsyncByteStream):
@@ -319,14 +321,11 @@ def _bounded_http_transport(limit: int) -> Any:
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    class BoundedTransport(httpx2.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-            response = await super().handle_async_request(request)
-            if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                response.stream = LimitedBody(response.stream)
-            return response
+    async def bound(response: httpx2.Response) -> None:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.stream = LimitedBody(response.stream)
 
-    return BoundedTransport()
+    return bound
 
 
 def _connection_lost(exc: Exception) -> bool:
