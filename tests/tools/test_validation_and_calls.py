@@ -178,3 +178,33 @@ async def test_non_json_return_value_is_an_execution_error() -> None:
 
     with pytest.raises(ToolExecutionError, match="not JSON-serialisable"):
         await weird.invoke({})
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("result", "why"), [
+    (_nested(300), "nested too deeply"),
+    (2**100, "Integer exceeds 64-bit range"),
+])
+async def test_a_result_the_journal_cannot_hold_is_not_a_reason_to_run_again(
+        result: object, why: str) -> None:
+    """The retries were for the call's failures; the result's conversion failing counted as
+    one, so a `write` tool with retries=2 paid three times."""
+    paid: list[int] = []
+
+    @tool(side_effect="write", retries=2)
+    def pay(amount: int) -> object:
+        paid.append(amount)
+        return result
+
+    outcome = await pay.run({"amount": 5})
+    assert paid == [5]
+    assert not outcome.ok and outcome.error is not None
+    assert why in outcome.error.message
+    assert "its effect took place" in outcome.error.message
+    assert "do not call it again" in outcome.error.message

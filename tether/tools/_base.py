@@ -181,16 +181,22 @@ def _json_already(value: Any) -> bool:
     return kind is float and math.isfinite(value)
 
 
-def to_json_value(tool: str, value: Any) -> Any:
-    """Make a tool's return value JSON (the journal stores JSON; live and replay must agree)."""
+def to_json_value(tool: str, value: Any, *, ran: bool = False) -> Any:
+    """Make a tool's return value JSON (the journal stores JSON; live and replay must agree).
+    `ran`: the tool has run, so the error says its effect took place."""
     if _json_already(value):
         return value
     try:
         plain = to_jsonable_python(value)
         return loads(dumps(plain))  # the journal's codec: what replay reads back
-    except (PydanticSerializationError, TypeError, orjson.JSONEncodeError) as e:
+    except (PydanticSerializationError, TypeError, ValueError, orjson.JSONEncodeError) as e:
+        why = str(e)
+        if "serialization depth" in why:  # pydantic's own limit, before the journal's
+            why = "it is nested too deeply (lists and objects within each other)"
+        done = (" The tool ran and its effect took place; only its result is lost: do not "
+                "call it again for the same purpose." if ran else "")
         raise ToolExecutionError(
-            tool, f"tool {tool!r} returned a value that is not JSON-serialisable: {e}"
+            tool, f"tool {tool!r} returned a value that is not JSON-serialisable: {why}.{done}"
         ) from e
 
 
@@ -328,7 +334,7 @@ class Tool(ABC):
                                               self.timeout)
                     except TimeoutError:
                         raise ToolTimeoutError(self.name, self.timeout) from None
-                return to_json_value(self.name, value)
+                break
             except ToolArgumentError:
                 raise
             except Exception:
@@ -336,6 +342,9 @@ class Tool(ABC):
                     raise
                 attempt += 1
                 await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+        # outside the retries: the tool ran, its effect took place; a result the journal
+        # cannot hold is no reason to run it again
+        return to_json_value(self.name, value, ran=True)
 
     async def run(self, arguments: Any, *, idempotency_key: str | None = None) -> ToolResult:
         """Like :meth:`invoke` but never raises for tool failures: returns a :class:`ToolResult`.
