@@ -42,3 +42,20 @@ def test_a_value_nested_too_deep_is_a_clear_error() -> None:
     inner.append([])
     with pytest.raises(TypeError, match=r"nested deeper than 254 levels.*put_artifact"):
         dumps(deep)
+
+
+def test_a_value_over_the_journal_limit_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from tether.store import _codec
+
+    monkeypatch.setattr(_codec, "MAX_VALUE_BYTES", 1000)
+    assert len(dumps("x" * 990)) == 992  # up to the limit
+    with pytest.raises(TypeError, match=r"it is 1,203 bytes as JSON, over the journal's "
+                       r"1,000 bytes per value; store it as an artifact"):
+        dumps({"report": "x" * 1190})
+
+
+def test_errors_of_the_default_hook_keep_their_explanation() -> None:
+    with pytest.raises(TypeError, match="bytes are not JSON; store them with ctx.store"):
+        dumps({"blob": b"raw"})
+    assert loads(dumps({1, "a", 2.5})) == ["a", 1, 2.5]  # members that do not compare

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import ActivityError
+from .errors import ActivityError, clipped
 from .interceptors import Effect
 
 _CO_COROUTINE = inspect.CO_COROUTINE
@@ -92,7 +92,7 @@ def failure(effect: Effect, exc: Exception, timeout: float | None) -> ActivityEr
     if isinstance(exc, TimeoutError):
         return ActivityError(effect.name, "Timeout",
                              str(exc) or f"did not finish within {timeout}s", effect.key)
-    return ActivityError(effect.name, type(exc).__name__, str(exc), effect.key)
+    return ActivityError(effect.name, type(exc).__name__, clipped(str(exc)), effect.key)
 
 
 def accepts_idempotency_key(fn: Callable[..., Any]) -> bool:

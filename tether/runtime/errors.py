@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+#: the longest error text (an exception's message, a traceback) a run keeps: an HTTP error
+#: body of megabytes as a message made every `tether runs` print it, and `run_failed` held it
+#: three times over
+ERROR_TEXT_MAX = 16_384
+
+
+def clipped(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    """`text` cut to `limit` characters (its start and end: where a message and a traceback
+    say the most), with a note saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 4
+    return (f"{text[:head]} [... cut: {len(text) - head - tail:,} of {len(text):,} characters; "
+            f"the run keeps {limit:,} ...] {text[-tail:]}")
+
 
 class TetherError(Exception):
     """Base class for errors a Tether user is expected to handle or read."""

@@ -38,6 +38,7 @@ from ._starting import _CallerStarts
 from .committer import GroupCommitter
 from .context import Context, _Scope, _scope
 from .errors import (
+    ERROR_TEXT_MAX,
     AgentNotFound,
     Drain,
     InDoubt,
@@ -45,6 +46,7 @@ from .errors import (
     NotSerializable,
     RunHalted,
     Suspend,
+    clipped,
 )
 from .executors import Executor
 from .interceptors import Interceptor
@@ -391,10 +393,10 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
             if isinstance(ctx._background_error, _STOPS_THE_EXECUTION):
                 # the run did nothing wrong: it stops, and is resumed from its journal
                 raise ctx._background_error from exc
-            message = f"{type(exc).__name__}: {exc}"
+            message = clipped(f"{type(exc).__name__}: {exc}")
             await self._finish(ctx, "failed", error=message, event=("run_failed", {
-                "type": type(exc).__name__, "message": str(exc),
-                "traceback": traceback.format_exc(limit=20)}))
+                "type": type(exc).__name__, "message": clipped(str(exc)),
+                "traceback": clipped(traceback.format_exc(limit=20), 2 * ERROR_TEXT_MAX)}))
         else:
             await self._finish(ctx, "succeeded", result=result, event=("run_completed", None))
 

@@ -15,6 +15,10 @@ from .errors import JournalCorrupt
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 #: how deep lists and objects may nest in a journaled value (orjson's limit)
 MAX_DEPTH = 254
+#: the largest value journaled, as JSON: well under what a field holds (SQLite's 1e9 bytes by
+#: default, PostgreSQL's 1 GB), so that a step's result never fails the write itself — that
+#: failure came after the step had run, and its run went round again at every lease expiry
+MAX_VALUE_BYTES = 256 << 20
 
 
 def dumps(value: Any) -> bytes:
@@ -24,8 +28,10 @@ def dumps(value: Any) -> bytes:
     # for as long as the bytes live (journal events, inputs, results held by executing runs: ~4 KB
     # of RSS each, measured). The copy right-sizes it, and costs less than the page faults it saves.
     try:
-        return bytes(memoryview(orjson.dumps(value, option=_OPTS, default=_default)))
+        return _bounded(orjson.dumps(value, option=_OPTS, default=_default))
     except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, TypeError):  # `_default`'s explanation, not orjson's
+            raise orjson.JSONEncodeError(str(exc.__cause__)) from exc.__cause__
         if "Recursion limit" in str(exc):
             raise orjson.JSONEncodeError(
                 f"it is nested deeper than {MAX_DEPTH} levels (lists and objects within each "
@@ -33,7 +39,24 @@ def dumps(value: Any) -> bytes:
                 "as an artifact (ctx.store.put_artifact) and keep the digest") from None
         if "surrogates" not in str(exc):
             raise
-    return bytes(memoryview(orjson.dumps(text_safe(value), option=_OPTS, default=_default)))
+    return _bounded(orjson.dumps(text_safe(value), option=_OPTS, default=_default))
+
+
+def _bounded(encoded: bytes) -> bytes:
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise ValueTooLarge(
+            f"it is {_size(len(encoded))} as JSON, over the journal's {_size(MAX_VALUE_BYTES)} "
+            "per value; store it as an artifact (ctx.store.put_artifact) and keep the digest")
+    return bytes(memoryview(encoded))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+class ValueTooLarge(TypeError):
+    """A value over `MAX_VALUE_BYTES` as JSON (a TypeError like every value the journal
+    cannot hold, so each caller's "not JSON-serializable" path explains it)."""
 
 
 def text_safe(value: Any) -> Any:
@@ -81,7 +104,10 @@ def _default(value: Any) -> Any:
     if callable(dump):
         return dump(mode="json")
     if isinstance(value, (set, frozenset)):
-        return sorted(value)
+        try:
+            return sorted(value)
+        except TypeError:  # members that do not compare (1 and "a"): ordered by their JSON
+            return sorted(value, key=dumps)
     if isinstance(value, bytes):
         raise TypeError(
             "bytes are not JSON; store them with ctx.store.put_artifact and keep the digest"
