@@ -67,9 +67,16 @@ def lease_text(r: RunRecord, lease: Lease | None, now: float | None = None) -> s
             "another worker will take it over")
 
 
+#: the longest result `tether show --full` prints (the whole value: `--json`)
+FULL_RESULT_MAX = 200_000
+#: the longest error or reason a listing line shows (`tether show RUN` has them whole)
+NOTE_MAX = 300
+
+
 def run_note(r: RunRecord, lease: Lease | None, *, now: float | None = None) -> str:
     """One line of why a run is where it is: error, reason, lease."""
-    parts = [p for p in (r.error, r.reason, lease_text(r, lease, now)) if p]
+    parts = [p if len(p) <= NOTE_MAX else p[:NOTE_MAX - 1] + "…"
+             for p in (r.error, r.reason, lease_text(r, lease, now)) if p]
     return "; ".join(parts)
 
 
@@ -84,6 +91,9 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
         result = json.dumps(record.result, default=str, ensure_ascii=False)
         if not full and len(result) > 2000:
             result = result[:2000] + f"… ({len(result) - 2000} more characters: --full)"
+        elif len(result) > FULL_RESULT_MAX:
+            result = (result[:FULL_RESULT_MAX] + f"… ({len(result) - FULL_RESULT_MAX} more "
+                      "characters: tether show RUN --json)")
         console.print(f"result: {escape(result)}")
     if record.error:
         console.print(f"[red]error:[/] {escape(record.error)}")

@@ -205,7 +205,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+#: the longest detail `full` puts in a table cell: a terminal table of a 300 MB event took
+#: gigabytes and minutes; past this the whole value is in `--json`
+FULL_DETAIL_MAX = 20_000
+
+
 def _cut(text: str, width: int | None) -> str:
+    if width is None and len(text) > FULL_DETAIL_MAX:
+        return (" ".join(text[:FULL_DETAIL_MAX].split()) + f"… ({len(text) - FULL_DETAIL_MAX:,}"
+                " more characters: tether show RUN --json)")
     text = " ".join(text.split())
     if width is None or len(text) <= width:
         return text
@@ -214,7 +222,8 @@ def _cut(text: str, width: int | None) -> str:
 
 def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False,
                    detail_width: int = 90) -> Table:
-    """The run's journal as a table; `full` shows every detail whole (nothing is cut)."""
+    """The run's journal as a table; `full` shows every detail whole, up to `FULL_DETAIL_MAX`
+    characters a cell (the whole value: `tether show RUN --json`)."""
     width = None if full else detail_width
     table = Table(title=f"journal of run {record.id} · {record.agent} · {record.status}",
                   title_justify="left")
