@@ -93,3 +93,13 @@ def test_long_details_are_cut_visibly_and_full_keeps_them(tmp_path: Path) -> Non
 
     assert "…" in render(False) and text not in render(False)
     assert text in render(True) and '"approver": "alice"' in render(True)
+
+
+def test_a_full_detail_is_cut_past_its_limit_saying_where_the_rest_is() -> None:
+    from tether.observe import clip_detail
+    from tether.observe.timeline import FULL_DETAIL_MAX
+
+    short = "x" * FULL_DETAIL_MAX
+    assert clip_detail(short) == short
+    cut = clip_detail("y" * (FULL_DETAIL_MAX + 500), "GET /v1/runs/R/events")
+    assert cut == "y" * FULL_DETAIL_MAX + "… (500 more characters: GET /v1/runs/R/events)"

@@ -348,3 +348,19 @@ def test_a_conflict_in_the_last_operation_fails_only_that_operation(store: Store
     assert "conflicting write" in str(results[2][1])
     assert [e.seq for e in store.load_events("r1")] == [1]
     assert [s.name for s in store.pending_signals("r1")] == ["go"]  # counted once
+
+
+def test_a_listing_leaves_out_big_values_and_says_so(store: Store) -> None:
+    from tether.store._sqlite_tx import LISTED_VALUE_MAX
+
+    big = "x" * (LISTED_VALUE_MAX + 10)
+    store.write(lambda tx: tx.insert_run(RunRecord(
+        id="big", agent="m:f", status="queued", input={"doc": big}, root_id="big")))
+    store.write(lambda tx: tx.update_run("big", status="succeeded", result="small"))
+    make_run(store, "small", created_at=0.0)
+    listed = {r.id: r for r in store.list_runs()}
+    assert (listed["big"].input, listed["big"].result, listed["big"].omitted) == (
+        None, "small", ("input",))
+    assert listed["small"].omitted == () and listed["small"].input == {"n": 1}
+    whole = store.get_run("big")
+    assert whole is not None and whole.input == {"doc": big} and whole.omitted == ()

@@ -35,6 +35,7 @@ def run_dict(r: RunRecord, lease: Lease | None = None, *, now: float | None = No
             "created_at": r.created_at, "updated_at": r.updated_at, "attempts": r.attempts,
             "wake_at": r.wake_at, "result": r.result, "error": r.error, "reason": r.reason,
             "flags": r.flags, "guards": (r.options or {}).get("guards"),
+            **({"omitted": list(r.omitted)} if r.omitted else {}),
             "lease": None if lease is None else {"worker": lease[0], "expires_at": lease[1],
                                                   "expired": lease[1] <= now}}
 

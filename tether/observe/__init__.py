@@ -31,6 +31,7 @@ from tether.observe.timeline import (
     TimelineBuilder,
     TimelineRow,
     TimelineTotals,
+    clip_detail,
     event_line,
     timeline_rows,
     timeline_table,
@@ -41,7 +42,7 @@ __all__ = [  # noqa: RUF022 - grouped by concern (traces first)
     "ExportError", "LiveExport", "SpanBuilder", "SpanEvent", "SpanRecord", "export_live",
     "export_run", "otlp_configured", "run_spans", "spans_of_journal",
     "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
-    "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis", "timeline_rows",
-    "timeline_table", "timeline_totals",
+    "clip_detail", "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis",
+    "timeline_rows", "timeline_table", "timeline_totals",
     "LiveMetrics", "MetricsRecorder", "export_metrics_live", "kpi_tables", "record_run_metrics",
 ]

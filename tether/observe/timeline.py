@@ -210,10 +210,17 @@ def _json(value: Any) -> str:
 FULL_DETAIL_MAX = 20_000
 
 
+def clip_detail(text: str, whole: str = "tether show RUN --json") -> str:
+    """A row's detail for a full view: whole up to `FULL_DETAIL_MAX` characters, then cut
+    with a note naming where the whole value is (`whole`)."""
+    if len(text) <= FULL_DETAIL_MAX:
+        return text
+    return f"{text[:FULL_DETAIL_MAX]}… ({len(text) - FULL_DETAIL_MAX:,} more characters: {whole})"
+
+
 def _cut(text: str, width: int | None) -> str:
-    if width is None and len(text) > FULL_DETAIL_MAX:
-        return (" ".join(text[:FULL_DETAIL_MAX].split()) + f"… ({len(text) - FULL_DETAIL_MAX:,}"
-                " more characters: tether show RUN --json)")
+    if width is None:
+        return " ".join(clip_detail(text).split())
     text = " ".join(text.split())
     if width is None or len(text) <= width:
         return text

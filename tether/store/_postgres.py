@@ -33,7 +33,12 @@ from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import _RUN_COLUMNS, _finished_roots_query, listed_run_from_row
+from ._sqlite_tx import (
+    _RUN_COLUMNS,
+    _finished_roots_query,
+    listed_columns,
+    listed_run_from_row,
+)
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
@@ -49,6 +54,7 @@ T = TypeVar("T")
 _MIGRATE_LOCK = 0x7E7E_0018
 #: how often the server's clock is read again (`PostgresStore.now`)
 CLOCK_REFRESH_S = 10.0
+_LISTED = listed_columns("octet_length")
 
 
 def redact(url: str) -> str:
@@ -350,7 +356,7 @@ class PostgresStore:
             params.append(parent_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT %s",
+            f"SELECT {_LISTED} FROM runs {where} ORDER BY created_at DESC LIMIT %s",
             (*params, limit),
         )
         return [listed_run_from_row([_bytes(v) for v in r]) for r in rows]

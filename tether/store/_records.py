@@ -34,6 +34,9 @@ class RunRecord:
     attempts: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
+    #: in a listing (`Store.list_runs`): the values left out for their size ("input",
+    #: "result"; `LISTED_VALUE_MAX`), None here; `get_run` reads them whole
+    omitted: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:

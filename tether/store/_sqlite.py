@@ -28,6 +28,7 @@ from ._sqlite_tx import (
     _finished_roots_query,
     _run_from_row,
     _SQLiteTx,
+    listed_columns,
     listed_run_from_row,
 )
 from .errors import (
@@ -40,6 +41,7 @@ from .errors import (
 )
 
 T = TypeVar("T")
+_LISTED = listed_columns("length")
 
 
 class SQLiteStore:
@@ -232,7 +234,7 @@ class SQLiteStore:
             params.append(parent_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC LIMIT ?",
+            f"SELECT {_LISTED} FROM runs {where} ORDER BY created_at DESC LIMIT ?",
             (*params, limit),
         )
         return [listed_run_from_row(r) for r in rows]

@@ -7,6 +7,7 @@ store's reads share.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
@@ -80,12 +81,31 @@ def _run_from_row(row: Sequence[Any]) -> RunRecord:
     )
 
 
+#: the largest input or result a listing carries (as stored JSON); a bigger one is left out
+#: (`RunRecord.omitted`): a list of 100 runs carried every value whole, so one run with a
+#: 50 MB result made `tether runs` take 350 MB and a viewer's `GET /v1/runs` 105 MB
+LISTED_VALUE_MAX = 64 * 1024
+
+
+def listed_columns(length: str) -> str:
+    """`_RUN_COLUMNS` for a listing: input and result NULL when over `LISTED_VALUE_MAX`, then
+    the two sizes (`length`: the backend's byte-length function)."""
+    cut = {c: f"CASE WHEN {length}({c}) > {LISTED_VALUE_MAX} THEN NULL ELSE {c} END"
+           for c in ("input", "result")}
+    columns = ", ".join(cut.get(c.strip(), c.strip()) for c in _RUN_COLUMNS.split(","))
+    return f"{columns}, {length}(input), {length}(result)"
+
+
 def listed_run_from_row(row: Sequence[Any]) -> RunRecord:
-    """A run for a listing: one whose record cannot be read is listed all the same — its
-    status, why in `error`, its unreadable parts empty — so one bad row hides no other run
-    (read alone, `get_run`, it still raises `JournalCorrupt`)."""
+    """A run for a listing (a row of `listed_columns`): one whose record cannot be read is
+    listed all the same — its status, why in `error`, its unreadable parts empty — so one bad
+    row hides no other run (read alone, `get_run`, it still raises `JournalCorrupt`)."""
+    sizes, row = row[-2:], row[:-2]
+    omitted = tuple(name for name, size in zip(("input", "result"), sizes, strict=True)
+                    if size is not None and size > LISTED_VALUE_MAX)
     try:
-        return _run_from_row(row)
+        run = _run_from_row(row)
+        return dataclasses.replace(run, omitted=omitted) if omitted else run
     except JournalCorrupt as exc:
         return RunRecord(
             id=row[0], tenant=row[1], agent=row[2], spec_version=row[3], input=None,

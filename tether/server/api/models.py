@@ -50,6 +50,9 @@ class RunOut(BaseModel):
     guards: str | None = None
     budget: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    omitted: list[str] = Field(default_factory=list, description=(
+        "In a list of runs: the values left out for their size (`input`, `result`: over 64 "
+        "KiB as JSON), null here; GET /v1/runs/{run_id} has them whole."))
 
     @classmethod
     def of(cls, run: RunRecord, agent_name: str | None) -> RunOut:
@@ -62,7 +65,8 @@ class RunOut(BaseModel):
             wake_at=run.wake_at, cancel_requested=run.cancel_requested,
             flags=list(run.flags or []), guards=run.options.get("guards"),
             budget=run.options.get("budget"),
-            idempotency_key=(run.options.get("idempotency") or {}).get("key"))
+            idempotency_key=(run.options.get("idempotency") or {}).get("key"),
+            omitted=list(run.omitted))
 
 
 class SubmitOut(BaseModel):

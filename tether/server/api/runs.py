@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from tether.observe import timeline_rows, timeline_totals
+from tether.observe import clip_detail, timeline_rows, timeline_totals
 from tether.runtime.client import IdempotencyConflict
 from tether.store import RunRecord, dumps
 
@@ -153,7 +153,9 @@ def get_run(run_id: str, request: Request, who: Viewer) -> RunDetail:
     totals = timeline_totals(events)
     return RunDetail(
         run=run_out(state, run),
-        timeline=[TimelineRowOut(**r.to_json()) for r in timeline_rows(events)],
+        timeline=[TimelineRowOut(**{**r.to_json(), "detail": clip_detail(
+            r.detail, "the run's events, GET /v1/runs/{run_id}/events")})
+            for r in timeline_rows(events)],
         totals=TotalsOut(tokens_in=totals.tokens_in, tokens_out=totals.tokens_out,
                          cost_usd=totals.cost_usd, model_calls=totals.model_calls,
                          tool_calls=totals.tool_calls, decisions=totals.decisions),

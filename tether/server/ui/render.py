@@ -8,6 +8,7 @@ exactly what the API does without a second set of rules.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -47,10 +48,25 @@ def _cost(value: float | None) -> str:
     return "" if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
 
 
+#: the most of a run's input or result a page shows (the whole value: the API's run)
+PAGE_VALUE_MAX = 10_000
+
+
+def _json_clip(value: Any) -> str:
+    """A value as JSON for a page, cut at `PAGE_VALUE_MAX` characters (a plain string: the
+    template escapes it). A page of a run with a 300 MB result was 314 MB of HTML."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= PAGE_VALUE_MAX:
+        return text
+    return (f"{text[:PAGE_VALUE_MAX]}… ({len(text) - PAGE_VALUE_MAX:,} more characters: "
+            "GET /v1/runs/{id} has it whole)")
+
+
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
 _env.filters["when"] = _when
 _env.filters["cost"] = _cost
+_env.filters["json_clip"] = _json_clip
 
 
 def page(name: str, code: int = 200, **context: Any) -> HTMLResponse:
