@@ -59,3 +59,26 @@ async def test_an_error_of_megabytes_is_kept_cut(db_path: str) -> None:
         assert len(event.data["traceback"]) < 2 * ERROR_TEXT_MAX + 200
     finally:
         t.close()
+
+
+def _pay_and_answer_too_much() -> dict[str, Any]:
+    RAN.append("pay")
+    return {"receipt": 2**70}  # the payment went through; its receipt cannot be journaled
+
+
+async def pays(ctx: Context, inp: Any) -> Any:
+    return await ctx.step("pay", _pay_and_answer_too_much)
+
+
+async def test_a_retry_says_a_step_whose_result_was_lost_took_effect(db_path: str) -> None:
+    RAN.clear()
+    t = Tether(db_path)
+    try:
+        rec = await t.run(pays, None)
+        assert rec.status == "failed" and RAN == ["pay"]
+        plan = t.retry(rec.id)
+        assert [s.name for s in plan.rerun] == ["pay"] and plan.rerun[0].ran
+        assert "  warning: pay ran and its effect took place; only its result could not be " \
+            "recorded: it takes place again" in plan.explain()
+    finally:
+        t.close()

@@ -217,8 +217,9 @@ async def _complete(ctx: RunView, effect: Effect, result: Any) -> Any:
         error = ActivityError(
             effect.name, "NotSerializable",
             str(NotSerializable(f"the result of step {effect.name!r}", str(exc))), effect.key)
+        # `ran`: it returned, its effect took place (a retry of the run says so)
         ctx._append("step_failed", effect.key, effect.name,
-                    {"type": "NotSerializable", "message": error.message})
+                    {"type": "NotSerializable", "message": error.message, "ran": True})
         await ctx._after(effect, None, error, False)
         raise error from exc
     ctx._append("step_completed", effect.key, effect.name, raw=encoded)

@@ -58,10 +58,12 @@ class RerunStep:
     name: str
     why: str  # the failure recorded for it ("ConnectionError: ...", "Cancelled: ...")
     idempotent: bool = False  # declared safe to repeat (journaled with its start)
+    #: it returned (its effect took place) and only its result could not be recorded
+    ran: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "why": self.why,
-                "idempotent": self.idempotent}
+                "idempotent": self.idempotent, "ran": self.ran}
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,10 @@ class RetryPlan:
         if self.rerun:
             for step in self.rerun:
                 lines.append(f"executes again: step {step.key} {step.name} (was {step.why})")
-                if not step.idempotent:
+                if step.ran:
+                    lines.append(f"  warning: {step.name} ran and its effect took place; only "
+                                 "its result could not be recorded: it takes place again")
+                elif not step.idempotent:
                     lines.append(f"  warning: {step.name} is not declared idempotent: if its "
                                  "effect took place before it failed, it takes place again")
             lines.append("then the agent continues live after them")
@@ -181,7 +186,9 @@ def plan_retry(run: RunRecord, events: Sequence[Event], *,
     names = {e.key: e.name for e in keyed}
     safe = {e.key for e in keyed if e.kind == v.STEP_STARTED and isinstance(e.data, dict)
             and e.data.get("idempotent")}
-    rerun = tuple(RerunStep(k, names.get(k) or "", failed[k], k in safe)
+    ran = {e.key for e in keyed if e.kind == v.STEP_FAILED and isinstance(e.data, dict)
+           and e.data.get("ran")}
+    rerun = tuple(RerunStep(k, names.get(k) or "", failed[k], k in safe, k in ran)
                   for k in sorted(failed, key=lambda k: first_of[k]))
     last_seq = events[-1].seq if events else 0
     return RetryPlan(run.id, attempt + 1, run.status, run.error or run.reason, last_seq, since,
