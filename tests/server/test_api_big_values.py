@@ -1,6 +1,7 @@
 """Runs with values of megabytes through the API and the web UI: a list of runs leaves big
-values out and says so, a run's page shows a bounded part, the run itself (GET /v1/runs/{id}) still has its values whole. Before, one run with a
-300 MB result made the list 105 MB and its page 314 MB of HTML."""
+values out and says so, a run's page shows a bounded part, the run itself (GET
+/v1/runs/{id}) still has its values whole. Before, one run with a 300 MB result made the list
+105 MB and its page 314 MB of HTML."""
 
 from __future__ import annotations
 

@@ -56,6 +56,6 @@ def test_a_value_over_the_journal_limit_is_a_clear_error(monkeypatch: pytest.Mon
 
 
 def test_errors_of_the_default_hook_keep_their_explanation() -> None:
-    with pytest.raises(TypeError, match="bytes are not JSON; store them with ctx.store"):
+    with pytest.raises(TypeError, match=r"bytes are not JSON; store them with ctx\.store"):
         dumps({"blob": b"raw"})
     assert loads(dumps({1, "a", 2.5})) == ["a", 1, 2.5]  # members that do not compare
