@@ -39,3 +39,25 @@ def test_show_full_and_runs_stay_bounded_on_big_values(tmp_path: Path) -> None:
 
     listed = tether("runs", db=db)
     assert len(listed.stdout) < 5_000 and "RuntimeError: the service said: no no" in listed.stdout
+
+
+async def many_steps(ctx: Context, n: int) -> int:
+    for i in range(n):
+        await ctx.step(f"s{i}", lambda i=i: i, pure=True)
+    return n
+
+
+def test_show_draws_the_ends_of_a_long_journal_unless_all(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    t = Tether(db)
+    try:
+        run = asyncio.run(t.run(f"{__name__}:many_steps", 1000))
+        events = len(t.events(run.id))
+    finally:
+        t.close()
+    shown = tether("show", run.id, db=db)
+    assert f"{events - 250:,} events not shown (--all)" in shown.stdout
+    assert " s0 " in shown.stdout and " s999 " in shown.stdout and " s500 " not in shown.stdout
+    assert "status: succeeded" in shown.stdout
+    every = tether("show", run.id, "--all", db=db)
+    assert " s500 " in every.stdout and "not shown" not in every.stdout

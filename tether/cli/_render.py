@@ -81,12 +81,18 @@ def run_note(r: RunRecord, lease: Lease | None, *, now: float | None = None) -> 
     return "; ".join(parts)
 
 
+#: the rows `tether show` draws of a long journal without `--all`: the first, the last
+SHOW_WINDOW = (50, 200)
+
+
 def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False,
-                   lease: Lease | None = None, now: float | None = None) -> None:
+                   lease: Lease | None = None, now: float | None = None,
+                   every_row: bool = False) -> None:
     from tether.observe import timeline_table
     from tether.store import vocabulary as v
 
-    console.print(timeline_table(record, events, full=full))
+    console.print(timeline_table(record, events, full=full,
+                                 window=None if every_row else SHOW_WINDOW))
     console.print(f"status: {status_text(record.status)}")
     if record.result is not None:
         result = json.dumps(record.result, default=str, ensure_ascii=False)

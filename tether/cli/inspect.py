@@ -77,6 +77,8 @@ def show(
                                  "JSON (fields documented in docs/cli.md)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Print each event as it is "
                                 "committed until the run ends or waits (exit code by status)."),
+    every_row: bool = typer.Option(False, "--all", help="Every event of a long journal (by "
+                                   "default the first 50 and the last 200)."),
     db: str = DB_OPTION,
 ) -> None:
     """Show a run's timeline: every journaled event with durations, tokens and guard decisions."""
@@ -99,4 +101,4 @@ def show(
             "timeline": [row.to_json() for row in timeline_rows(events)],
         }, default=str, ensure_ascii=False, indent=2))
         return
-    print_timeline(record, events, full=full, lease=lease, now=now)
+    print_timeline(record, events, full=full, lease=lease, now=now, every_row=every_row)

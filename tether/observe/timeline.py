@@ -228,9 +228,11 @@ def _cut(text: str, width: int | None) -> str:
 
 
 def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False,
-                   detail_width: int = 90) -> Table:
+                   detail_width: int = 90, window: tuple[int, int] | None = None) -> Table:
     """The run's journal as a table; `full` shows every detail whole, up to `FULL_DETAIL_MAX`
-    characters a cell (the whole value: `tether show RUN --json`)."""
+    characters a cell (the whole value: `tether show RUN --json`). `window`: only the first
+    and the last rows of a long journal (a run of 100,000 events took 236 s to draw), with
+    a row saying how many are not shown; the caption's totals count every event."""
     width = None if full else detail_width
     table = Table(title=f"journal of run {record.id} · {record.agent} · {record.status}",
                   title_justify="left")
@@ -241,7 +243,14 @@ def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False
     table.add_column("took", justify="right", no_wrap=True)
     table.add_column("tokens", justify="right", no_wrap=True)
     table.add_column("detail (guard decisions first)", ratio=1, min_width=24, overflow="fold")
-    for r in timeline_rows(events):
+    rows: list[TimelineRow | None] = list(timeline_rows(events))
+    if window is not None and len(rows) > sum(window) + 1:
+        hidden = len(rows) - sum(window)
+        rows = [*rows[:window[0]], None, *rows[-window[1]:]]
+    for r in rows:
+        if r is None:
+            table.add_row("…", "", "", "", "", "", f"{hidden:,} events not shown (--all)")
+            continue
         tokens = f"{r.tokens_in}→{r.tokens_out}" if (r.tokens_in or r.tokens_out) else ""
         detail = escape(_cut(r.detail, width))
         if r.decision:
