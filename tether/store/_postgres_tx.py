@@ -14,8 +14,7 @@ both see room for the last slot.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -49,30 +48,6 @@ def run_from_pg_row(row: Sequence[Any]) -> RunRecord:
 _RUNNABLE = """r.status = 'queued'
       OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= %s)
       OR (r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s))"""
-
-
-def claim_candidates(queue: str, queue_params: list[list[str]], wanted: int, now: float
-                     ) -> tuple[str, tuple[Any, ...]]:
-    """The claim's locking read of candidates (SQL and parameters; see `_PostgresTx.claim`),
-    to run under `index_order`."""
-    sql = f"""WITH queued AS (
-               SELECT r.id, r.tenant, r.created_at FROM runs r
-               WHERE r.status = 'queued'{queue} ORDER BY r.created_at LIMIT %s
-               FOR UPDATE OF r SKIP LOCKED),
-           due AS (
-               SELECT r.id, r.tenant, r.created_at FROM runs r
-               WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= %s{queue}
-               ORDER BY r.wake_at LIMIT %s FOR UPDATE OF r SKIP LOCKED),
-           abandoned AS (
-               SELECT r.id, r.tenant, r.created_at FROM runs r
-               LEFT JOIN leases l ON l.run_id = r.id
-               WHERE r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s){queue}
-               ORDER BY r.created_at LIMIT %s FOR UPDATE OF r SKIP LOCKED)
-           SELECT id, tenant FROM (SELECT * FROM queued UNION ALL SELECT * FROM due
-                                   UNION ALL SELECT * FROM abandoned) c
-           ORDER BY created_at LIMIT %s"""
-    return sql, (*queue_params, wanted, now, *queue_params, wanted, now, *queue_params, wanted,
-                 wanted)
 
 
 def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | None
@@ -109,27 +84,6 @@ class _PostgresTx:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()
-
-    @contextlib.contextmanager
-    def index_order(self) -> Iterator[None]:
-        """The statements inside read in index order (no bitmap scan and sort): the claim's.
-
-        Why: its reads are "the oldest N of this status", which an index on (status,
-        created_at) answers by reading N entries, whatever the table holds. The planner only
-        sees it when its statistics say the status is common: on a table never analyzed, or
-        one whose statistics say queued runs are rare (most runs ended) while a burst of them
-        waits, it chose a bitmap scan of every queued run and a sort: 4.5 ms a claim behind
-        10,000 queued runs, 0.07 ms in index order, measured on a fresh table. Autovacuum
-        analyzes a table only after 10% of it changed."""
-        # one statement each: a batch runs pipelined, where a string of two is refused (and
-        # the whole batch with it)
-        self.conn.execute("SET LOCAL enable_bitmapscan = off")
-        self.conn.execute("SET LOCAL enable_sort = off")
-        try:
-            yield
-        finally:
-            self.conn.execute("SET LOCAL enable_bitmapscan = on")
-            self.conn.execute("SET LOCAL enable_sort = on")
 
     def now(self) -> float:
         return self._now
@@ -266,14 +220,31 @@ class _PostgresTx:
         skip = set(exclude)
         queue, queue_params = _queue_filter(tenants, agents)
         wanted = (max(limit * 4, limit) if tenant_limits else limit) + len(skip)
-        # One ordered, limited, locking read per way a run becomes claimable, each in the order
-        # of an index (queued: by status or queue, then created_at; due timers: the wake_at
-        # index, earliest due first; abandoned: the running runs, as many as workers execute),
-        # merged oldest first (`index_order`). A single query with
+        # One ordered, limited, locking read per way a run becomes claimable, each on an index
+        # (queued: by status or queue, then created_at; due timers: the wake_at index; abandoned:
+        # the running runs, as many as workers execute), merged oldest first. A single query with
         # the three ORed scanned and sorted every run: 0.47 s per claim behind 100k queued runs.
         # Up to 3 x `wanted` rows stay locked to commit; other workers skip them meanwhile.
-        with self.index_order():
-            locked = self._all(*claim_candidates(queue, queue_params, wanted, now))
+        locked = self._all(
+            f"""WITH queued AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'queued'{queue} ORDER BY r.created_at LIMIT %s
+                   FOR UPDATE OF r SKIP LOCKED),
+               due AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   WHERE r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at <= %s{queue}
+                   ORDER BY r.created_at LIMIT %s FOR UPDATE OF r SKIP LOCKED),
+               abandoned AS (
+                   SELECT r.id, r.tenant, r.created_at FROM runs r
+                   LEFT JOIN leases l ON l.run_id = r.id
+                   WHERE r.status = 'running' AND (l.run_id IS NULL OR l.expires_at < %s){queue}
+                   ORDER BY r.created_at LIMIT %s FOR UPDATE OF r SKIP LOCKED)
+               SELECT id, tenant FROM (SELECT * FROM queued UNION ALL SELECT * FROM due
+                                       UNION ALL SELECT * FROM abandoned) c
+               ORDER BY created_at LIMIT %s""",
+            (*queue_params, wanted, now, *queue_params, wanted, now, *queue_params, wanted,
+             wanted),
+        )
         # A row another worker claimed and committed while this statement ran is locked anyway:
         # the re-check PostgreSQL does on a changed row still sees the lease as it was when the
         # statement began. Ask again in a new statement (a fresh snapshot); the rows stay
