@@ -157,6 +157,8 @@ async def test_prune_deletes_trees_that_ended_before_the_cutoff(db_path: str) ->
         assert t.prune(finished_before=cutoff, tenant="default").roots == []
         with pytest.raises(ValueError, match="only finished runs are pruned"):
             t.prune(finished_before=cutoff, statuses=["waiting"])
+        with pytest.raises(ValueError, match="statuses is empty"):
+            t.prune(finished_before=cutoff, statuses=[])
     finally:
         t.close()
 

@@ -58,6 +58,9 @@ def prune(store: Store, *, finished_before: float, tenant: str | None = None,
     nothing."""
     wanted = set(TERMINAL_STATUSES if statuses is None else statuses)
     unknown = wanted - TERMINAL_STATUSES
+    if not wanted:
+        raise ValueError(f"statuses is empty: give at least one of {sorted(TERMINAL_STATUSES)}, "
+                         "or None for every end")
     if unknown:
         raise ValueError(f"only finished runs are pruned: {sorted(unknown)} is not one of "
                          f"{sorted(TERMINAL_STATUSES)}")
