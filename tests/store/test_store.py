@@ -351,7 +351,7 @@ def test_a_conflict_in_the_last_operation_fails_only_that_operation(store: Store
 
 
 def test_a_listing_leaves_out_big_values_and_says_so(store: Store) -> None:
-    from tether.store._sqlite_tx import LISTED_VALUE_MAX
+    from tether.store._rows import LISTED_VALUE_MAX
 
     big = "x" * (LISTED_VALUE_MAX + 10)
     store.write(lambda tx: tx.insert_run(RunRecord(

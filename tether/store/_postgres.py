@@ -33,7 +33,7 @@ from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import (
+from ._rows import (
     _RUN_COLUMNS,
     _finished_roots_query,
     listed_columns,

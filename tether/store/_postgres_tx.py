@@ -22,7 +22,7 @@ import psycopg
 from ._artifact_refs import mentioned
 from ._codec import dumps, loads
 from ._records import NewEvent, RunRecord, Signal
-from ._sqlite_tx import (
+from ._rows import (
     _JSON_COLUMNS,
     _KEPT_FOR_A_RUN,
     _ROOT_AGENT,

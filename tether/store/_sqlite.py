@@ -23,14 +23,14 @@ from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
-from ._sqlite_tx import (
+from ._rows import (
     _RUN_COLUMNS,
     _finished_roots_query,
     _run_from_row,
-    _SQLiteTx,
     listed_columns,
     listed_run_from_row,
 )
+from ._sqlite_tx import _SQLiteTx
 from .errors import (
     SchemaTooNew,
     StoreCorrupt,
