@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 
 from . import api_support as S
-from .ui_support import UiUser
-
-
-def user(api: S.Api, label: str) -> UiUser:
-    u = UiUser.of(api.app)
-    assert u.login(api.keys[label]).status_code == 303
-    return u
+from .ui_support import user
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tether.server.keys import ApiKeys
 
 from . import api_support as S
 from .test_api_stream import parse_sse
-from .ui_support import UiUser, csrf_of
+from .ui_support import UiUser, csrf_of, user
 
 STATIC = Path(__file__).resolve().parents[2] / "tether" / "server" / "ui" / "static"
 
@@ -29,12 +29,6 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S.Api]:
     monkeypatch.setenv("TETHER_TEST_LEDGER", str(tmp_path / "ledger.txt"))
     with S.running(tmp_path) as api:
         yield api
-
-
-def user(api: S.Api, label: str) -> UiUser:
-    u = UiUser.of(api.app)
-    assert u.login(api.keys[label]).status_code == 303
-    return u
 
 
 def pending(api: S.Api, run_id: str) -> list[dict[str, Any]]:

@@ -82,3 +82,10 @@ async def sandboxed(ctx: Any, _: Any = None) -> int:
                           "open('/workspace/out.txt', 'w').write('x')",
                           language="python", backend="bwrap")
     return int(done["exit_code"])
+
+
+def user(api: Any, label: str) -> UiUser:
+    """A browser session of the app under test, logged in with key `label` of `api`."""
+    u = UiUser.of(api.app)
+    assert u.login(api.keys[label]).status_code == 303
+    return u
