@@ -222,3 +222,28 @@ def test_pooled_connections_the_server_closed_are_replaced(schema: PgSchema) -> 
         assert [r.id for r in store.list_runs()] == ["r2", "r1"]  # each written once
     finally:
         store.close()
+
+
+def test_no_statement_is_jit_compiled(schema: PgSchema) -> None:
+    """A backlog submitted to a fresh table, not analyzed yet, made the planner estimate
+    millions of rows for the runs-tree query every finishing run makes: over `jit_above_cost`,
+    so each one was JIT-compiled (~10-18 ms for a 0.05 ms query) and a worker draining 10,000
+    queued runs crawled until autovacuum's analyze. Here a session's `jit_above_cost=0` makes
+    every statement of a session with JIT on compiled; the store's sessions must not be."""
+    from urllib.parse import quote
+
+    url = schema.url + quote(" -cjit_above_cost=0")
+    query = ("EXPLAIN (ANALYZE) WITH RECURSIVE tree(id) AS (SELECT id FROM runs WHERE "
+             "parent_id='r1' UNION ALL SELECT r.id FROM runs r JOIN tree t ON "
+             "r.parent_id = t.id) SELECT id FROM runs WHERE id IN (SELECT id FROM tree)")
+    store = PostgresStore(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as plain:  # the premise: JIT would happen
+            if plain.execute("SELECT pg_jit_available()").fetchone() == (True,):
+                plan = "\n".join(r[0] for r in plain.execute(query.encode()).fetchall())
+                assert "JIT:" in plan
+        plan = "\n".join(r[0] for r in store._query(query))
+        assert "JIT:" not in plan and "Execution Time" in plan
+        assert store._query("SHOW jit") == [("off",)]
+    finally:
+        store.close()

@@ -63,6 +63,16 @@ def redact(url: str) -> str:
     return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1@", url)
 
 
+def _session_settings(conn: psycopg.Connection[Any]) -> None:
+    """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
+    fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
+    it) make the planner estimate millions of rows for some of them — over `jit_above_cost`,
+    so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A worker draining
+    10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
+    (tests/store/test_postgres.py holds the setting)."""
+    conn.execute("SET jit = off")
+
+
 class PostgresStore:
     """A Tether database on a PostgreSQL server. `must_exist`: refuse (StoreMissing) a database
     whose Tether schema was never created, instead of creating it (read-only uses)."""
@@ -81,7 +91,7 @@ class PostgresStore:
         self._conninfo = conninfo
         self._pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
-            kwargs={"autocommit": True}, timeout=busy_timeout)
+            kwargs={"autocommit": True}, timeout=busy_timeout, configure=_session_settings)
         try:
             self._pool.open(wait=True, timeout=min(busy_timeout, 10.0))
         except PoolTimeout as exc:
