@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
@@ -22,12 +21,12 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
+from ._postgres_connect import migrate, open_pool, redact
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
 from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
@@ -40,37 +39,17 @@ from ._rows import (
     listed_run_from_row,
 )
 from .errors import (
-    SchemaTooNew,
     StoreCorrupt,
     StoreError,
-    StoreMissing,
     StoreOutcomeUnknown,
     StoreUnavailable,
 )
 
 T = TypeVar("T")
 
-# advisory lock key held while migrating, so workers starting together migrate once
-_MIGRATE_LOCK = 0x7E7E_0018
 #: how often the server's clock is read again (`PostgresStore.now`)
 CLOCK_REFRESH_S = 10.0
 _LISTED = listed_columns("octet_length")
-
-
-def redact(url: str) -> str:
-    """The URL without its password (for messages and `store.url`); everything else, the
-    search_path option included, stays so the URL still names the same store."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1@", url)
-
-
-def _session_settings(conn: psycopg.Connection[Any]) -> None:
-    """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
-    fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
-    it) make the planner estimate millions of rows for some of them — over `jit_above_cost`,
-    so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A worker draining
-    10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
-    (tests/store/test_postgres.py holds the setting)."""
-    conn.execute("SET jit = off")
 
 
 class PostgresStore:
@@ -83,30 +62,16 @@ class PostgresStore:
         self.url = redact(url)
         self.path = self.url  # what messages name (SQLiteStore's file path)
         self.busy_timeout = busy_timeout
-        try:
-            conninfo = make_conninfo(url)
-        except psycopg.ProgrammingError as exc:
-            raise StoreError(f"invalid PostgreSQL URL {self.url!r}: {exc}") from exc
-        self._check_reachable(conninfo, timeout=min(busy_timeout, 10.0))
-        self._conninfo = conninfo
-        self._pool = ConnectionPool(
-            conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
-            kwargs={"autocommit": True}, timeout=busy_timeout, configure=_session_settings)
-        try:
-            self._pool.open(wait=True, timeout=min(busy_timeout, 10.0))
-        except PoolTimeout as exc:
-            self._pool.close()
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self.url!r}: no connection within "
-                f"{min(busy_timeout, 10.0):.0f}s. Is the server running and the URL right "
-                "(host, port, user, database)? `make postgres` starts a local one.") from exc
+        self._conninfo, self._pool = open_pool(url, min_size=min_size, max_size=max_size,
+                                               busy_timeout=busy_timeout)
         #: the server's clock minus this host's, and when it was measured (`now`)
         self._clock_offset = 0.0
         self._clock_read_at = -CLOCK_REFRESH_S
         shared = _SHARED_MIGRATIONS if migrations is None else migrations
         self._latest = shared[-1][0]
         try:
-            self._migrate(postgres_migrations(shared), must_exist=must_exist)
+            migrate(self._pool, self.url, postgres_migrations(shared), latest=self._latest,
+                    must_exist=must_exist)
             schema = self._query("SELECT current_schema()")[0][0]
             with self._pool.connection() as conn:
                 self._read_clock(conn)
@@ -140,39 +105,6 @@ class PostgresStore:
         if row is not None:
             self._clock_offset = float(row[0]) - (before + after) / 2
         self._clock_read_at = time.monotonic()
-
-    def _check_reachable(self, conninfo: str, *, timeout: float) -> None:
-        """One plain connection first: a wrong host, port, user or database is then one clear
-        error at once, not a pool retrying (and logging) until its timeout."""
-        try:
-            psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
-        except psycopg.Error as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {self.url!r} ({reason}). Is the server running "
-                "and the URL right (host, port, user, database)? `make postgres` starts a "
-                "local one for development.") from exc
-
-    # -- schema --------------------------------------------------------------------------------
-    def _migrate(self, migrations: list[tuple[int, list[str]]], *, must_exist: bool) -> None:
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
-            if not (exists and exists[0]):
-                if must_exist:
-                    raise StoreMissing(self.url)
-                conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            current = int(row[0]) if row else 0
-            if current > self._latest:
-                raise SchemaTooNew(self.url, current, self._latest)
-            for version, statements in migrations:
-                if version > current:
-                    for statement in statements:
-                        conn.execute(statement.encode())  # DDL text, never user input
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
-                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(version),))
 
     def schema_version(self) -> int:
         return int(self._query("SELECT value FROM meta WHERE key='schema_version'")[0][0])

@@ -1,0 +1,91 @@
+"""Opening a PostgreSQL store: its URL checked and redacted, the pool of sessions and their
+settings, and the schema brought up to date. Apart from `_postgres.py`, which reads and writes
+through what this opens."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .errors import SchemaTooNew, StoreError, StoreMissing
+
+# advisory lock key held while migrating, so workers starting together migrate once
+_MIGRATE_LOCK = 0x7E7E_0018
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and `store.url`); everything else, the
+    search_path option included, stays so the URL still names the same store."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1@", url)
+
+
+def session_settings(conn: psycopg.Connection[Any]) -> None:
+    """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
+    fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
+    it) make the planner estimate millions of rows for some of them — over `jit_above_cost`,
+    so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A worker draining
+    10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
+    (tests/store/test_postgres.py holds the setting)."""
+    conn.execute("SET jit = off")
+
+
+def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float
+              ) -> tuple[str, ConnectionPool[Any]]:
+    """The conninfo of `url` and an open pool of autocommit sessions (`write_batch` opens
+    the transactions). A wrong host, port, user or database is one clear error at once, from
+    one plain connection first, not a pool retrying (and logging) until its timeout."""
+    shown = redact(url)
+    try:
+        conninfo = make_conninfo(url)
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(f"invalid PostgreSQL URL {shown!r}: {exc}") from exc
+    timeout = min(busy_timeout, 10.0)
+    try:
+        psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(
+            f"cannot connect to PostgreSQL at {shown!r} ({reason}). Is the server running "
+            "and the URL right (host, port, user, database)? `make postgres` starts a "
+            "local one for development.") from exc
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
+        kwargs={"autocommit": True}, timeout=busy_timeout, configure=session_settings)
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except PoolTimeout as exc:
+        pool.close()
+        raise StoreError(
+            f"cannot connect to PostgreSQL at {shown!r}: no connection within "
+            f"{timeout:.0f}s. Is the server running and the URL right "
+            "(host, port, user, database)? `make postgres` starts a local one.") from exc
+    return conninfo, pool
+
+
+def migrate(pool: ConnectionPool[Any], url: str, migrations: list[tuple[int, list[str]]], *,
+            latest: int, must_exist: bool) -> None:
+    """Bring the schema named by the sessions' search_path up to `latest`, under an advisory
+    lock (workers starting together migrate once). `must_exist`: refuse a database whose
+    Tether schema was never created (StoreMissing) instead of creating it."""
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            if must_exist:
+                raise StoreMissing(url)
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        current = int(row[0]) if row else 0
+        if current > latest:
+            raise SchemaTooNew(url, current, latest)
+        for version, statements in migrations:
+            if version > current:
+                for statement in statements:
+                    conn.execute(statement.encode())  # DDL text, never user input
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(version),))
