@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what `_LAZY` resolves to, so type checkers see the real typ
         Tether,
         TetherError,
         Worker,
+        WorkerHealth,
         WorkerQueue,
         grow_memory,
     )
@@ -57,8 +58,8 @@ _RUNTIME = ("ActivityError", "BaseInterceptor", "ChildFailed", "ChildHandle", "C
             "DepthLimitExceeded", "Effect", "InDoubt", "Interceptor", "InvalidInput",
             "NonDeterminismError", "RunHalted", "RunNotDeletable", "RunNotFound",
             "SignalTimeout", "Tether", "Deleted",
-            "TetherError", "Worker", "WorkerQueue", "Resources", "StepRetry", "grow_memory",
-            "RayExecutor")
+            "TetherError", "Worker", "WorkerHealth", "WorkerQueue", "Resources", "StepRetry",
+            "grow_memory", "RayExecutor")
 _LAZY = {
     **dict.fromkeys(_RUNTIME, "tether.runtime"),
     "activity": "tether.runtime.activity",
@@ -132,6 +133,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "Worker",
+    "WorkerHealth",
     "WorkerQueue",
     "__version__",
     "activity",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,12 @@ from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse
 from ._render import print_timeline
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from tether.runtime import Worker
     from tether.runtime.executors import RayExecutor
     from tether.runtime.queues import WorkerQueue
+    from tether.server.health import HealthServer
 
 
 def register(app: typer.Typer) -> None:
@@ -106,13 +111,23 @@ def worker(
     tenant_limits: list[str] = TENANT_LIMITS_OPTION,
     ray: bool = RAY_OPTION,
     ray_address: str = RAY_ADDRESS_OPTION,
+    health_port: int = typer.Option(
+        None, "--health-port", min=0, max=65535, help="Serve GET /healthz (liveness: the "
+        "worker's event loop runs) and GET /readyz (readiness: the store takes its claims and "
+        "lease renewals) on this port, for a supervisor's probes; 0 picks a free port."),
+    health_host: str = typer.Option("127.0.0.1", "--health-host", help="Address the probes "
+                                    "bind to (0.0.0.0 for a probe from outside the host)."),
+    health_stall: float = typer.Option(10.0, "--health-stall", min=0.5, help="Seconds the "
+                                       "event loop may stay silent before /healthz says the "
+                                       "worker stalled."),
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue).
 
     Several workers, on any hosts, may serve one database; --tenant and --agent keep this one
     for some tenants or agents (a worker queue). With --ray, steps that declare resources run
-    on a Ray cluster; the others run here as usual."""
+    on a Ray cluster; the others run here as usual. With --health-port, a supervisor can ask
+    whether it is alive and ready (see docs/server.md)."""
     import asyncio
     import signal as _signal
 
@@ -146,19 +161,12 @@ def worker(
                           executor=executor, **({"tenant_limits": limits} if limits else {}))
         served = "" if queue.everything else f" ({queue.describe()})"
         on_ray = f", steps with resources on the Ray cluster at {cluster}" if cluster else ""
-        console.print(f"worker {w.owner} serving {tether.store.url}{served}{on_ray}",
-                      markup=False, soft_wrap=True)
-        if not verbose:
-            await w.serve(stop=stop)
-        else:
-            from .follow import WorkerProgress
-
-            progress = WorkerProgress(w, sys.stdout, poll=poll)
-            w.on_claim = progress.claimed
-            printer = asyncio.create_task(progress.run(stop=stop.is_set))
-            await w.serve(stop=stop)
-            stop.set()
-            await printer  # the last events of the runs it handed back or finished
+        with contextlib.ExitStack() as probes:
+            if health_port is not None:
+                probes.enter_context(_health_server(w, health_host, health_port, health_stall))
+            console.print(f"worker {w.owner} serving {tether.store.url}{served}{on_ray}",
+                          markup=False, soft_wrap=True)
+            await _serve(w, stop, verbose, poll)
         console.print(f"worker {w.owner} stopped after {w.executed} executions")
 
     from .trace import exporting
@@ -169,6 +177,35 @@ def worker(
     finally:
         if executor is not None:
             executor.close()  # stops the local cluster it started, if it did
+
+
+def _health_server(w: Worker, host: str, port: int, stall_after: float) -> HealthServer:
+    """The worker's probe server, started (`--health-port`); a port that cannot be bound is a
+    clear error before any run is claimed."""
+    from tether.server.health import HealthServer
+
+    try:
+        server = HealthServer(w.health, host=host, port=port, stall_after=stall_after)
+    except OSError as exc:
+        fail(f"--health-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+             "choose a free port, or 0 for any")
+    console.print(f"worker {w.owner}: probes at http://{host}:{server.port}/healthz and "
+                  "/readyz", markup=False, soft_wrap=True)
+    return server
+
+
+async def _serve(w: Worker, stop: asyncio.Event, verbose: bool, poll: float) -> None:
+    if not verbose:
+        await w.serve(stop=stop)
+        return
+    from .follow import WorkerProgress
+
+    progress = WorkerProgress(w, sys.stdout, poll=poll)
+    w.on_claim = progress.claimed
+    printer = asyncio.create_task(progress.run(stop=stop.is_set))
+    await w.serve(stop=stop)
+    stop.set()
+    await printer  # the last events of the runs it handed back or finished
 
 
 def _ray_executor(address: str | None) -> tuple[RayExecutor, str]:

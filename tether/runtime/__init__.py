@@ -1,5 +1,6 @@
 """The durable core: journal, run context, replay and workers."""
 
+from ._health import WorkerHealth
 from ._retention import Deleted
 from .client import AmbiguousRunId, NoRunWithPrefix, Tether, new_run_id
 from .committer import GroupCommitter
@@ -75,6 +76,7 @@ __all__ = [
     "Tether",
     "TetherError",
     "Worker",
+    "WorkerHealth",
     "WorkerQueue",
     "agent_ref",
     "grow_memory",

@@ -27,6 +27,10 @@ class StoreOutage:
     def active(self) -> bool:
         return self.failures > 0
 
+    def failing_for(self) -> float:
+        """Seconds since the first refusal of this run of them (0 when none)."""
+        return time.monotonic() - self._since if self.failures else 0.0
+
     def failed(self, exc: BaseException, *, traceback: bool = False) -> int:
         """Count one refusal (warning at the first, with `exc`'s traceback if asked);
         returns how many in a row."""

@@ -32,6 +32,7 @@ from tether.store import (
 
 from . import ops
 from ._claiming import ClaimRetry, claim_runs, idle_wait, listen_for_work
+from ._health import LoopPulse, WorkerHealth, outage_state
 from ._heartbeat import _Heartbeat, renewal_outage
 from ._refusals import _Refusals
 from ._starting import _CallerStarts
@@ -120,6 +121,8 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         # see GroupCommitter(inline=...): off when this loop also serves latency-sensitive work
         self.inline_commits = inline_commits
         self._kick: asyncio.Event | None = None
+        self._pulse = LoopPulse()
+        self._claims: ClaimRetry | None = None  # while serving
         self.executed = 0
         self.guards = guards
         self.guards_retry_s = guards_retry_s
@@ -150,6 +153,18 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         """The runs this worker executes now (claimed, not yet written back)."""
         return list(self._active)
 
+    def health(self) -> WorkerHealth:
+        """A snapshot of this worker's health (`WorkerHealth.problems` judges it); safe to
+        call from any thread: what a health endpoint answers while the loop is blocked."""
+        claims = self._claims
+        claim_failures, claims_s = outage_state(claims.outage if claims else None)
+        renewal_failures, renewals_s = outage_state(self._renewal_outage)
+        return WorkerHealth(
+            owner=self.owner, serving=claims is not None, loop_silent_s=self._pulse.silent_s(),
+            claim_failures=claim_failures, claims_failing_s=claims_s,
+            renewal_failures=renewal_failures, renewals_failing_s=renewals_s,
+            executing=len(self._active), concurrency=self.concurrency, executed=self.executed)
+
     def kick(self) -> None:
         """Look for work now instead of at the next poll (something became runnable)."""
         if self._kick is not None:
@@ -166,7 +181,8 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         handed back to the queue untouched (their journals stay valid)."""
         self._kick = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(), name="tether-heartbeat")
-        retry = ClaimRetry(self.owner, self.poll_interval)
+        retry = self._claims = ClaimRetry(self.owner, self.poll_interval)
+        self._pulse.start(asyncio.get_running_loop())
         unlisten = self._listen(asyncio.get_running_loop())
         listening = unlisten is not None
         try:
@@ -210,6 +226,8 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
                 for w in pending:
                     w.cancel()
         finally:
+            self._claims = None
+            self._pulse.stop()
             if unlisten is not None:
                 await asyncio.to_thread(unlisten)
             await self._drain()

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether import __version__
 
-from . import approvals, errors, info, runs, stream
+from . import approvals, errors, health, info, runs, stream
 from .config import ServerConfig
 from .errors import ApiError
 from .state import ServerState
@@ -116,7 +116,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                   "(`tether keys create`); every query is scoped to the key's tenant.")
     app.state.tether = state
     errors.install(app)
-    for module in (runs, stream, approvals, info):
+    for module in (runs, stream, approvals, info, health):
         app.include_router(module.router)
     from tether.server.ui import install as install_ui  # the web UI at /ui (imports this)
 

@@ -1,0 +1,67 @@
+"""`GET /healthz` and `GET /readyz` of `tether serve`: asked without a key, they say whether the
+server is alive and whether it can do its job, and nothing of any tenant's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.store.pg_support import PgSchema
+
+from . import api_support as S
+
+
+def test_probes_answer_without_a_key_and_are_not_api_routes(tmp_path: Path) -> None:
+    with S.running(tmp_path) as api:
+        done = api.submit("echo", "ada")
+        api.wait(done["id"], "succeeded")
+        for path in ("/healthz", "/readyz"):
+            r = api.client.get(path)  # no Authorization header
+            assert r.status_code == 200, r.text
+            assert r.json() == {"status": "ok"}
+            assert r.headers["cache-control"] == "no-store"
+        paths = api.client.get("/openapi.json").json()["paths"]
+        assert "/healthz" not in paths and "/readyz" not in paths
+        # the API itself still wants a key
+        assert api.client.get("/v1/runs").status_code == 401
+
+
+def test_readyz_is_503_while_the_store_does_not_answer_and_healthz_stays_200() -> None:
+    """A table the readiness read needs, locked by another session (as a migration holds
+    it): the check waits 2 s, then says so; probes meanwhile do not pile up checks."""
+    schema = PgSchema()
+    try:
+        keys = S.make_keys(schema.url)
+        from fastapi.testclient import TestClient
+
+        from tether.server.api import create_app
+
+        app = create_app(S.config(schema.url))
+        with TestClient(app) as client, psycopg.connect(schema.url) as locker:
+            assert client.get("/readyz").status_code == 200
+            locker.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            r = client.get("/readyz")
+            assert r.status_code == 503, r.text
+            body = r.json()
+            assert body["status"] == "not ready"
+            assert "the store has not answered a read started" in body["problems"][0], body
+            again = client.get("/readyz")  # the same check, still waiting: not a second one
+            assert again.status_code == 503
+            assert time.monotonic() - started >= 3.5
+            waiting = schema.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'meta'::regclass "
+                "AND NOT granted")
+            assert waiting == [(1,)], waiting
+            assert client.get("/healthz").status_code == 200  # alive: do not restart it
+            locker.rollback()
+            deadline = time.monotonic() + 10
+            while (r := client.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.1)
+            assert r.json() == {"status": "ok"}
+            assert keys  # the keys exist: the probes never needed one
+    finally:
+        schema.drop()
