@@ -14,13 +14,14 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from tether.observe import TimelineBuilder
+from tether.observe import TimelineBuilder, TimelineRow, clip_detail
+from tether.server.keys import Principal
 
 from .auth import Viewer
 from .errors import COMMON, NOT_FOUND, ApiError
@@ -46,8 +47,17 @@ def _frame(seq: int | None, event: str, data: object) -> bytes:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
+def _row(row: TimelineRow, clip: bool) -> dict[str, Any]:
+    """A frame's data: the row whole (the API's stream is where a whole value is read), or,
+    for a page that shows it, its detail cut as the run's detail view cuts it."""
+    data = row.to_json()
+    if clip:
+        data["detail"] = clip_detail(data["detail"], "GET /v1/runs/{run_id}/events")
+    return data
+
+
 async def _events(state: ServerState, request: Request, run_id: str, after: int,
-                  follow: bool) -> AsyncIterator[bytes]:
+                  follow: bool, clip: bool) -> AsyncIterator[bytes]:
     store = state.tether.store
     builder = TimelineBuilder()
     seen = 0
@@ -59,7 +69,7 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
             row = builder.row(e)  # every event feeds the builder: durations need the openers
             seen = e.seq
             if e.seq > after:
-                yield _frame(e.seq, "event", row.to_json())
+                yield _frame(e.seq, "event", _row(row, clip))
                 quiet_since = time.monotonic()
         run = await run_in_threadpool(store.get_run, run_id)
         if run is not None and run.finished and follow:
@@ -69,7 +79,7 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
                 row = builder.row(e)
                 seen = e.seq
                 if e.seq > after:
-                    yield _frame(e.seq, "event", row.to_json())
+                    yield _frame(e.seq, "event", _row(row, clip))
         if run is None or run.finished or not follow:
             status = run.status if run is not None else "gone"
             yield _frame(None, "end", {"run_id": run_id, "status": status})
@@ -96,6 +106,16 @@ async def stream_events(
     = True,
 ) -> StreamingResponse:
     """Stream the run's journal events as they commit."""
+    return await event_response(run_id, request, who, last_event_id=last_event_id,
+                                after=after, follow=follow)
+
+
+async def event_response(run_id: str, request: Request, who: Principal, *,
+                         last_event_id: str | None, after: int | None, follow: bool,
+                         clip: bool = False) -> StreamingResponse:
+    """The stream of `stream_events`; `clip`: each row's detail cut at `FULL_DETAIL_MAX`
+    characters (the web UI's run page, which shows it: a 3 MB log line was a 3 MB frame put
+    whole into the page)."""
     state = state_of(request)
     await run_in_threadpool(own_run, state, who.tenant, run_id)
     start = after or 0
@@ -105,6 +125,6 @@ async def stream_events(
                            f"Last-Event-ID {last_event_id!r} is not an event seq",
                            "Last-Event-ID header", "send the id of the last event received")
         start = int(last_event_id)
-    return StreamingResponse(_events(state, request, run_id, start, follow),
+    return StreamingResponse(_events(state, request, run_id, start, follow, clip),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -2,7 +2,8 @@
 
 `install(app)` adds it to the API's FastAPI app: its routes, its static files (htmx, a
 stylesheet, the run page's event-stream script — committed, no build step) and the session
-middleware that turns a browser's cookie into the API key it logged in with.
+middleware that turns a browser's cookie into the API key it logged in with, and the one that
+puts the UI's security headers on every response under /ui.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from .render import HERE
+from .render import HERE, UiHeaders
 from .routes import router
 from .session import PREFIX, SessionAuth, Sessions
 
@@ -23,3 +24,4 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_middleware(SessionAuth, sessions=sessions)
+    app.add_middleware(UiHeaders)

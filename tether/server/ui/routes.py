@@ -14,6 +14,7 @@ from typing import Annotated, Any, get_args
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tether.server.keys import KeyLookup, Principal, Role
@@ -24,8 +25,8 @@ from ..api.errors import ApiError
 from ..api.models import DecisionIn, RunStatus, SubmitIn
 from ..api.state import commit, state_of
 from . import views
-from .render import HtmlRoute, page, redirect
-from .session import COOKIE, LOGIN_COOKIE, PREFIX, Sessions, same_token
+from .render import PAGE_VALUE_MAX, HtmlRoute, args_json, page, redirect
+from .session import COOKIE, LOGIN_COOKIE, PREFIX, Session, Sessions, same_token
 
 router = APIRouter(prefix=PREFIX, route_class=HtmlRoute, include_in_schema=False)
 STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -37,8 +38,12 @@ def sessions_of(request: Request) -> Sessions:
     return found
 
 
+def _session(request: Request) -> Session | None:
+    return sessions_of(request).get(request.cookies.get(COOKIE))
+
+
 def _csrf(request: Request) -> str:
-    found = sessions_of(request).get(request.cookies.get(COOKIE))
+    found = _session(request)
     return found.csrf if found is not None else ""
 
 
@@ -112,6 +117,7 @@ async def login(request: Request) -> Response:
         await commit(state_of(request), found.rows))
     if who is None:
         return _login(request, "Unknown or revoked API key.", 401)
+    sessions_of(request).close(request.cookies.get(COOKIE))  # this browser's previous one
     sid, _ = sessions_of(request).open(key)
     response = redirect(f"{PREFIX}/runs")
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path=PREFIX,
@@ -168,7 +174,17 @@ async def submit(request: Request, who: Operator) -> Response:
         value: Any = json.loads(text) if text else None
     except ValueError:
         value = text  # not JSON: the text itself is the input
-    body = SubmitIn(agent=form.get("agent", ""), input=value)
+    except RecursionError:
+        raise ApiError(422, "invalid_request", "input: JSON nested too deeply", "form.input",
+                       "send a flatter value") from None
+    try:
+        body = SubmitIn(agent=form.get("agent", ""), input=value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}",
+                       f"form.{where}", "choose an agent from the list and try again"
+                       ) from None
     out = await runs.submit_run(body, request, Response(), who, None)
     return redirect(f"{PREFIX}/runs/{out.run.id}")
 
@@ -192,7 +208,7 @@ def _run_view(request: Request, who: Principal, detail: Any) -> dict[str, Any]:
     pending = [a for a in approvals.list_approvals(request, who).approvals
                if a.run_id == run_id]
     return {"run": detail.run, "timeline": detail.timeline, "totals": detail.totals,
-            "children": detail.children, "trace": views.trace_tree(state, run_id),
+            "children": detail.children, "trace": views.trace_tree(state, run_id, who.tenant),
             "sandbox": views.sandbox_outputs(state, run_id),
             "decisions": [r for r in detail.timeline if r.decision], "pending": pending}
 
@@ -203,8 +219,8 @@ async def run_events(run_id: str, request: Request, who: Viewer,
     """The API's event stream of the run, for the page's EventSource (which resumes with
     Last-Event-ID by itself after a cut)."""
     last = request.headers.get("last-event-id")
-    return await stream.stream_events(run_id, request, who, last_event_id=last, after=None,
-                                      follow=follow)
+    return await stream.event_response(run_id, request, who, last_event_id=last, after=None,
+                                       follow=follow, clip=True)
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -218,8 +234,10 @@ async def cancel(run_id: str, request: Request, who: Operator) -> Response:
 @router.get("/approvals")
 def approvals_page(request: Request, who: Viewer) -> Response:
     listed = approvals.list_approvals(request, who)
-    return page("approvals.html", **_base(request, who, approvals=listed.approvals,
-                                          done=request.query_params.get("done", "")))
+    done, found = request.query_params.get("done", ""), _session(request)
+    return page("approvals.html", **_base(
+        request, who, approvals=listed.approvals,
+        done=done if found is not None and same_token(done, found.done) else ""))
 
 
 @router.post("/approvals/{approval_id}/{verdict}")
@@ -231,11 +249,27 @@ async def decide(approval_id: str, verdict: str, request: Request, who: Approver
     if verdict not in ("approve", "deny"):
         raise ApiError(404, "not_found", f"no decision {verdict!r}", "path",
                        "approve or deny")
+    if verdict == "approve":
+        _shown_whole(request, who, approval_id)
     handler = approvals.approve if verdict == "approve" else approvals.deny
     body = DecisionIn(reason=form.get("reason", "")[:2000])
     out = await run_in_threadpool(handler, approval_id, body, request, who)
-    return redirect(f"{PREFIX}/approvals?" + urlencode(
-        {"done": f"{out.verdict} {out.approval_id}: {out.status}"}))
+    done = f"{out.verdict} {out.approval_id}: {out.status}"
+    found = _session(request)
+    if found is not None:
+        found.done = done
+    return redirect(f"{PREFIX}/approvals?" + urlencode({"done": done}))
+
+
+def _shown_whole(request: Request, who: Principal, approval_id: str) -> None:
+    """The inbox cuts a pending action's arguments at `PAGE_VALUE_MAX` and offers no Approve
+    for it then: nobody approves from here what this page could not show them."""
+    for a in approvals.list_approvals(request, who).approvals:
+        if a.id == approval_id and len(args_json(a.args)) > PAGE_VALUE_MAX:
+            raise ApiError(409, "too_long_to_show",
+                           f"the arguments of {approval_id} are too long for this page to "
+                           "show whole", "path", "read them with GET /v1/approvals and decide "
+                           "with `tether approve` or POST /v1/approvals/{id}/approve")
 
 
 # ------------------------------------------------------------------------------ usage

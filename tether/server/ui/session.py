@@ -27,6 +27,9 @@ LOGIN_COOKIE = "tether_login"  # the login form's own CSRF token (no session yet
 PREFIX = "/ui"
 TTL_S = 8 * 3600.0
 MAX_SESSIONS = 10_000
+#: sessions one API key may hold at once (browsers, tabs after logging in again); more drop
+#: that key's oldest, so one key logging in in a loop cannot push anyone else's out
+MAX_PER_KEY = 20
 
 
 @dataclass
@@ -34,13 +37,17 @@ class Session:
     key: str
     csrf: str
     expires: float
+    #: the outcome of this session's last decision: the inbox shows its `?done=` only when it
+    #: is this, so a link cannot put words in the inbox's success box
+    done: str = ""
 
 
 class Sessions:
     """Session id -> the API key it stands for, with expiry; safe to use from any thread."""
 
-    def __init__(self, ttl_s: float = TTL_S, limit: int = MAX_SESSIONS) -> None:
-        self.ttl_s, self.limit = ttl_s, limit
+    def __init__(self, ttl_s: float = TTL_S, limit: int = MAX_SESSIONS,
+                 per_key: int = MAX_PER_KEY) -> None:
+        self.ttl_s, self.limit, self.per_key = ttl_s, limit, per_key
         self._by_id: dict[str, Session] = {}
         self._lock = threading.Lock()
 
@@ -48,6 +55,9 @@ class Sessions:
         now = time.time()
         with self._lock:
             self._drop_expired(now)
+            own = [sid for sid, v in self._by_id.items() if v.key == key]  # oldest first
+            for sid in own[:max(0, len(own) - self.per_key + 1)]:
+                del self._by_id[sid]
             while len(self._by_id) >= self.limit:  # the oldest goes first
                 self._by_id.pop(next(iter(self._by_id)))
             sid = secrets.token_urlsafe(32)

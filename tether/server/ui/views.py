@@ -25,10 +25,14 @@ class TraceNode:
     children: int = 0
 
 
-def trace_tree(state: ServerState, run_id: str) -> list[TraceNode]:
+def trace_tree(state: ServerState, run_id: str, tenant: str) -> list[TraceNode]:
     """The run's spans (and its children's) depth-first, each with its tokens, cost and the
-    guards' decision, ordered by start time among siblings."""
-    spans = run_spans(state.tether, run_id)
+    guards' decision, ordered by start time among siblings.
+
+    Only the spans of runs of `tenant`: a run may spawn a child into another tenant, and the
+    store's tree of runs crosses tenants where the API (a run's `children`) does not."""
+    own = {run_id, *(r.id for r in state.tether.store.descendants(run_id) if r.tenant == tenant)}
+    spans = [s for s in run_spans(state.tether, run_id) if s.run_id in own]
     ids = {s.span_id for s in spans}
     below: dict[str | None, list[SpanRecord]] = {}
     for s in spans:
