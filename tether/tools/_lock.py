@@ -173,18 +173,10 @@ def load_sources(sources: ToolSources, base_dir: Path | None = None) -> ToolRegi
 
 
 def _fetch_spec(url: str) -> dict[str, Any]:
-    """An OpenAPI document served by a live service (JSON or YAML)."""
-    import httpx
-    import yaml
+    """An OpenAPI document served by a live service (JSON or YAML), read within a bound."""
+    from tether.tools._openapi_fetch import fetch_spec
 
-    try:
-        response = httpx.get(url, timeout=30.0, follow_redirects=True)
-        response.raise_for_status()
-        doc = yaml.safe_load(response.text)
-    except httpx.HTTPError as e:
-        raise OpenAPIError(f"cannot fetch OpenAPI spec {url!r}: {e}") from None
-    except yaml.YAMLError as e:
-        raise OpenAPIError(f"OpenAPI spec at {url!r} is not valid JSON/YAML: {e}") from None
+    doc = fetch_spec(url)
     if not isinstance(doc, dict):
         raise OpenAPIError(f"OpenAPI spec at {url!r} must be a mapping at the top level")
     return doc

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from tether.tools._errors import OpenAPIError
+from tether.tools._openapi_limits import check_document
+from tether.tools._openapi_yaml import load_yaml
 
 _OPENAPI_ONLY_KEYS = frozenset({"nullable", "xml", "externalDocs", "example", "discriminator"})
 
@@ -22,29 +24,82 @@ _OPENAPI_ONLY_KEYS = frozenset({"nullable", "xml", "externalDocs", "example", "d
 def load_spec(spec: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Read a spec (YAML or JSON file, or an already-parsed dict); return (doc, label)."""
     if isinstance(spec, dict):
-        doc, label = spec, str(spec.get("info", {}).get("title", "openapi"))
+        info = spec.get("info")
+        title = info.get("title") if isinstance(info, dict) else None
+        doc, label = spec, str(title or "openapi")
+    elif isinstance(spec, str | Path):
+        doc, label = _read(Path(spec))
     else:
-        path = Path(spec)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise OpenAPIError(f"cannot read OpenAPI spec {str(path)!r}: {e}") from e
-        try:
-            doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as e:
-            raise OpenAPIError(f"OpenAPI spec {str(path)!r} is not valid YAML/JSON: {e}") from e
-        label = path.name
+        raise OpenAPIError(
+            f"an OpenAPI spec is a file path or a parsed mapping, not {type(spec).__name__}"
+        )
     if not isinstance(doc, dict):
-        raise OpenAPIError(f"OpenAPI spec {label!r} must be a mapping at the top level")
+        raise OpenAPIError(
+            f"OpenAPI spec {label!r} must be a mapping at the top level, not "
+            f"{type(doc).__name__}"
+        )
+    check_document(doc, label)
     version = str(doc.get("openapi", ""))
     if not version.startswith("3."):
+        if "swagger" in doc:
+            raise OpenAPIError(
+                f"OpenAPI spec {label!r} is a Swagger {doc['swagger']} document; only OpenAPI "
+                "3.x is supported: convert it first (e.g. `npx swagger2openapi spec.yaml`)"
+            )
         found = f"'openapi: {version}'" if version else "no 'openapi' field"
         raise OpenAPIError(
             f"OpenAPI spec {label!r}: only OpenAPI 3.x is supported, found {found}"
         )
     if not isinstance(doc.get("paths"), dict):
         raise OpenAPIError(f"OpenAPI spec {label!r} has no 'paths' mapping")
+    if not isinstance(doc.get("info", {}), dict):
+        raise OpenAPIError(f"OpenAPI spec {label!r}: 'info' must be a mapping")
     return doc, label
+
+
+def _read(path: Path) -> tuple[Any, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise OpenAPIError(f"cannot read OpenAPI spec {str(path)!r}: {e}") from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise OpenAPIError(
+            f"OpenAPI spec {str(path)!r} is not UTF-8 text (byte {e.start}: "
+            f"{data[e.start:e.start + 1]!r}); save it as UTF-8"
+        ) from e
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise OpenAPIError(f"OpenAPI spec {str(path)!r} is not valid YAML/JSON: {e}") from e
+    except RecursionError:
+        raise OpenAPIError(
+            f"OpenAPI spec {str(path)!r} nests too deeply to parse (thousands of levels); "
+            "it is not an API description"
+        ) from None
+    return doc, path.name
+
+
+# Keywords whose values are schemas. Every one is converted, so that every `$ref` in the result
+# is one this module wrote: jsonschema fetches a remote `$ref` it meets over the network, with no
+# egress check, on every validation; data keywords (`enum`, `const`, `default`, `examples`) are
+# copied as they are, since a `$ref` key there is data
+_ONE_SCHEMA = frozenset({
+    "items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else",
+    "unevaluatedItems", "unevaluatedProperties", "additionalItems", "contentSchema",
+})
+_SCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SCHEMA_MAP = frozenset({"properties", "patternProperties", "dependentSchemas", "dependencies"})
+# keywords that would make the validator resolve references this module does not control
+_REFUSED = frozenset({
+    "$id", "$dynamicRef", "$recursiveRef", "$defs", "definitions",
+})
+_COMPONENTS = "#/components/schemas/"
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
 
 
 class _Converter:
@@ -54,6 +109,8 @@ class _Converter:
         self.doc = doc
         self.label = label
         self.defs: dict[str, Any] = {}
+        # non-component $refs being inlined right now: meeting one again is a cycle
+        self._inlining: list[str] = []
 
     def resolve(self, obj: Any, seen: frozenset[str] = frozenset()) -> Any:
         """Follow a top-level ``$ref`` (parameters, request bodies, schemas)."""
@@ -65,18 +122,32 @@ class _Converter:
             obj = self._pointer(ref)
         return obj
 
-    def _pointer(self, ref: str) -> Any:
+    def _pointer(self, ref: Any) -> Any:
         if not isinstance(ref, str) or not ref.startswith("#/"):
             raise OpenAPIError(
-                f"{self.label}: only local $refs ('#/...') are supported, found {ref!r}"
+                f"{self.label}: only local $refs ('#/...') are supported, found {ref!r}; "
+                "external files and URLs are never fetched: inline the referenced schema or "
+                "bundle the spec (e.g. `npx @redocly/cli bundle`)"
             )
         node: Any = self.doc
         for raw in ref[2:].split("/"):
-            part = raw.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, dict) or part not in node:
+            part = _unescape(raw)
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
                 raise OpenAPIError(f"{self.label}: $ref {ref!r} points to nothing")
-            node = node[part]
         return node
+
+    def lookup(self, schema: Any) -> Any:
+        """The `$defs` entry a converted ``{"$ref": ...}`` stands for (itself otherwise)."""
+        if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+            ref: str = schema["$ref"]
+            if ref.startswith("#/$defs/"):
+                name = _unescape(ref[len("#/$defs/"):].replace("%25", "%"))
+                return self.defs.get(name, schema)
+        return schema
 
     def schema(self, s: Any) -> Any:
         """Convert one schema; component schemas become ``$defs`` (recursion stays finite)."""
@@ -85,22 +156,20 @@ class _Converter:
         if not isinstance(s, dict):
             return s
         if "$ref" in s:
-            ref = s["$ref"]
-            prefix = "#/components/schemas/"
-            if isinstance(ref, str) and ref.startswith(prefix):
-                name = ref[len(prefix):]
-                if name not in self.defs:
-                    self.defs[name] = {}  # placeholder breaks cycles
-                    self.defs[name] = self.schema(self._pointer(ref))
-                return {"$ref": f"#/$defs/{name}"}
-            return self.schema(self.resolve(s))
+            return self._ref(s["$ref"])
         out: dict[str, Any] = {}
         for key, value in s.items():
             if key in _OPENAPI_ONLY_KEYS or key.startswith("x-"):
                 continue
-            if key in ("properties", "patternProperties") and isinstance(value, dict):
+            if key in _REFUSED:
+                raise OpenAPIError(
+                    f"{self.label}: schema keyword {key!r} is not supported in OpenAPI specs "
+                    "here (it would make the validator resolve references on its own); put "
+                    "shared schemas in '#/components/schemas' and $ref them"
+                )
+            if key in _SCHEMA_MAP and isinstance(value, dict):
                 out[key] = {k: self.schema(v) for k, v in value.items()}
-            elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            elif key in _ONE_SCHEMA or key in _SCHEMA_LIST:
                 out[key] = self.schema(value)
             else:
                 out[key] = copy.deepcopy(value)
@@ -118,3 +187,24 @@ class _Converter:
         if "example" in s and "examples" not in out:
             out["examples"] = [copy.deepcopy(s["example"])]
         return out
+
+    def _ref(self, ref: Any) -> Any:
+        if isinstance(ref, str) and ref.startswith(_COMPONENTS):
+            name = _unescape(ref[len(_COMPONENTS):])
+            if name not in self.defs:
+                self.defs[name] = {}  # placeholder breaks cycles
+                self.defs[name] = self.schema(self._pointer(ref))
+            # a JSON pointer in a URI fragment: `~` and `/` escaped, `%` percent-encoded
+            escaped = name.replace("~", "~0").replace("/", "~1").replace("%", "%25")
+            return {"$ref": f"#/$defs/{escaped}"}
+        if ref in self._inlining:
+            chain = " -> ".join([*self._inlining[self._inlining.index(ref):], ref])
+            raise OpenAPIError(
+                f"{self.label}: circular $ref {chain}; only schemas under "
+                "'#/components/schemas/' may refer to themselves: move it there"
+            )
+        self._inlining.append(ref)
+        try:
+            return self.schema(self.resolve({"$ref": ref}))
+        finally:
+            self._inlining.pop()

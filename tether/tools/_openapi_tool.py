@@ -14,11 +14,16 @@ from urllib.parse import quote
 
 import httpx
 import jsonschema
+from referencing import Registry
 
 from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import FieldError, ToolArgumentError, ToolExecutionError
+from tether.tools._openapi_http import MAX_RESPONSE_BYTES, decode, send
+from tether.tools._openapi_wire import MAX_ARGUMENT_DEPTH, too_deep, wire_problem
 from tether.tools._validated import validated_by
 from tether.tools.network import async_client, guard_client
+
+_NO_RETRIEVAL: Registry[Any] = Registry()
 
 # A path parameter is one path segment. These values would not be one: HTTP clients and servers
 # resolve dot segments (`/users/..` becomes `/`, an endpoint the spec does not have), and an
@@ -52,6 +57,7 @@ class OpenAPITool(Tool):
         idempotency_header: str | None = None,
         requires_approval: bool = False,
         critical: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         super().__init__(
             name=name,
@@ -81,13 +87,20 @@ class OpenAPITool(Tool):
         # a client passed in follows the egress policy too (each request and redirect hop)
         self.client = guard_client(client) if client is not None else None
         self.idempotency_header = idempotency_header
+        self.max_response_bytes = max_response_bytes
         jsonschema.Draft202012Validator.check_schema(parameters)
-        self._validator = jsonschema.Draft202012Validator(parameters)
+        # an empty registry that retrieves nothing: jsonschema would otherwise fetch any remote
+        # `$ref` over the network on each validation (the converter leaves none; this makes sure)
+        self._validator = jsonschema.Draft202012Validator(parameters, registry=_NO_RETRIEVAL)
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         if validated_by(arguments, self):  # this tool's own validated arguments: a plain copy
             return dict(arguments)
         data = coerce_arguments(self.name, arguments)
+        if too_deep(data):
+            raise ToolArgumentError(self.name, [FieldError("", (
+                f"the arguments nest more than {MAX_ARGUMENT_DEPTH} levels deep; no operation "
+                "takes that"))])
         errors: list[FieldError] = []
         for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
             path = ".".join(str(p) for p in err.absolute_path)
@@ -109,10 +122,15 @@ class OpenAPITool(Tool):
                 continue
             errors.append(FieldError(path, err.message, err.instance))
         for key, value in data.items():
-            if self.locations.get(key) == "path" and _scalar(value) in _NOT_A_SEGMENT:
+            where = self.locations.get(key)
+            if where == "path" and _scalar(value) in _NOT_A_SEGMENT:
                 errors.append(FieldError(key, (
                     "a path parameter cannot be empty, '.' or '..': it would change the "
                     "endpoint; send the resource's identifier"), value))
+            elif where in ("header", "cookie") and value is not None:
+                problem = wire_problem(where, _scalar(value))
+                if problem:
+                    errors.append(FieldError(key, problem, value))
         if errors:
             raise ToolArgumentError(self.name, errors)
         return data
@@ -134,18 +152,22 @@ class OpenAPITool(Tool):
                 items = value if isinstance(value, list) else [value]
                 query.extend((key, _scalar(v)) for v in items if v is not None)
             elif where == "header":
-                headers[key] = _scalar(value)
+                if value is not None:
+                    headers[key] = _scalar(value)
             elif where == "cookie":
-                cookies[key] = _scalar(value)
+                if value is not None:
+                    cookies[key] = _scalar(value)
             elif self.body_mode == "body" and key == "body":
                 raw_body = value
             else:
                 body[key] = value
         if idempotency_key is not None and self.idempotency_header:
             headers[self.idempotency_header] = idempotency_key
+        if cookies:  # one header, built here: values were checked to be single cookie values
+            pairs = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            old = headers.pop("Cookie", None) or headers.pop("cookie", None)
+            headers["Cookie"] = f"{old}; {pairs}" if old else pairs
         kwargs: dict[str, Any] = {"params": query, "headers": headers}
-        if cookies:
-            kwargs["cookies"] = cookies
         if self.body_mode == "flat" and (body or self.method in ("POST", "PUT", "PATCH")):
             kwargs["json"] = body
         elif self.body_mode == "body" and raw_body is not None:
@@ -164,29 +186,33 @@ class OpenAPITool(Tool):
                 f"operation's path {self.path!r}"))
         try:
             if self.client is not None:
-                response = await self.client.request(self.method, full, **kwargs)
+                response, body = await send(
+                    self.name, self.client, self.method, full, follow=self.client.follow_redirects,
+                    max_bytes=self.max_response_bytes, **kwargs)
             else:
                 async with async_client(timeout=self.timeout, follow_redirects=False) as client:
-                    response = await client.request(self.method, full, **kwargs)
+                    response, body = await send(
+                        self.name, client, self.method, full, follow=False,
+                        max_bytes=self.max_response_bytes, **kwargs)
         except httpx.HTTPError as e:
             raise ToolExecutionError(
                 self.name, f"{self.method} {full} failed: {type(e).__name__}: {e}"
             ) from e
-        if response.status_code >= 400:
-            text = response.text
+        status = response.status_code
+        if status >= 400:
+            text = body.decode("utf-8", errors="replace")
             if len(text) > 1000:
                 text = text[:1000] + "..."
             raise ToolExecutionError(
-                self.name,
-                f"HTTP {response.status_code} from {self.method} {self.path}: {text}",
-                status=response.status_code,
+                self.name, f"HTTP {status} from {self.method} {self.path}: {text}", status=status
             )
-        if not response.content:
-            return None
-        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "application/json" or ctype.endswith("+json"):
-            return response.json()
-        return response.text
+        if 300 <= status < 400 and status != 304:
+            # not followed (redirects are off for this client): nothing says the operation ran
+            raise ToolExecutionError(self.name, (
+                f"HTTP {status} from {self.method} {self.path}: the server redirects to "
+                f"{response.headers.get('location', '(no Location)')!r}, which this tool does "
+                "not follow; the operation may not have taken place"), status=status)
+        return decode(self.name, self.method, self.path, response, body)
 
 
 def _scalar(value: Any) -> str:
