@@ -37,6 +37,16 @@ def test_an_sqlite_store_reports_its_schema_and_free_disk(tmp_path: Path) -> Non
     assert store["free_bytes"] > 0 and store["warnings"] == []
 
 
+def test_an_sqlite_store_other_users_can_read_is_a_warning(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    Tether(str(db)).close()
+    os.chmod(db, 0o644)  # as a database made before Tether made them private
+    code, report = _doctor("--db", str(db))
+    [warning] = report["store"]["warnings"]
+    assert code == 0 and "is readable by other users (mode 0644)" in warning
+    assert f"chmod 600 {db}" in warning
+
+
 def test_a_store_named_that_does_not_exist_fails_and_is_not_created(tmp_path: Path) -> None:
     db = tmp_path / "typo.db"
     code, report = _doctor("--db", str(db))

@@ -111,3 +111,36 @@ def test_write_batch_without_waiting_gives_way_to_another_writer(tmp_path: Path)
     assert store.write_batch([lambda tx: tx.append_events("r1", [ev])], wait=False) == [
         (True, None)]
     assert [e.seq for e in store.load_events("r1")] == [1]
+
+
+def test_a_new_database_and_its_folder_are_private_to_their_owner(tmp_path: Path) -> None:
+    """The journal holds what tools returned and models said; made with the usual umask it
+    was 0644, readable by every local user."""
+    import os
+    import stat
+
+    db = tmp_path / "made" / "here.db"
+    store = SQLiteStore(db)
+    try:
+        store.write(lambda tx: tx.insert_run(RunRecord(
+            id="r1", agent="m:f", status="queued", input={"card": "4111 1111 1111 1111"},
+            root_id="r1")))
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        modes = {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in files}
+        assert modes == dict.fromkeys(modes, 0o600), modes
+        assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
+    finally:
+        store.close()
+
+
+def test_an_existing_database_keeps_its_permissions(tmp_path: Path) -> None:
+    """Shared on purpose (a group of users, a worker running as another user): not ours to
+    tighten; `tether doctor` says so instead (tests/cli/test_doctor_store.py)."""
+    import os
+    import stat
+
+    db = tmp_path / "shared.db"
+    SQLiteStore(db).close()
+    os.chmod(db, 0o660)
+    SQLiteStore(db).close()
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o660

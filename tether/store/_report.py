@@ -2,14 +2,18 @@
 
 Why: the two conditions that degrade a healthy deployment without any error at first are a
 disk filling up under an SQLite journal (writes then fail, and runs pause until there is room)
+(or a journal file other users can read: it was created so before Tether made it private),
 and a host whose clock is far off the PostgreSQL server's (runs stay safe, as leases and timers
 are read by the server's clock, but what the host logs and shows will not line up with the
 journal). Both are cheaper to catch before a run trips over them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
+import stat
 from typing import Any
 
 from ._base import Store
@@ -39,6 +43,14 @@ def store_report(store: Store) -> dict[str, Any]:
         directory = os.path.dirname(os.path.abspath(str(getattr(store, "path", "."))))
         free = shutil.disk_usage(directory).free
         report.update(backend="sqlite", free_bytes=free)
+        path = str(getattr(store, "path", ""))
+        with contextlib.suppress(OSError):
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o077:
+                warnings.append(
+                    f"{path} is readable by other users (mode {mode:04o}): the journal holds "
+                    "what tools returned and models said; make it private with "
+                    f"`chmod 600 {shlex.quote(path)}` (its -wal and -shm files too)")
         if free < LOW_DISK_BYTES:
             warnings.append(
                 f"only {free / 2**20:.0f} MiB free in {directory}: when the disk fills, writes "

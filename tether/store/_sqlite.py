@@ -58,7 +58,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._migrate()
 
     # -- connections -------------------------------------------------------------------------
@@ -354,6 +354,19 @@ class SQLiteStore:
 
 #: SQLite's primary result codes that say the disk, not the write, is at fault (full, I/O)
 _UNAVAILABLE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600; its folder, when created
+    here, 0700), unless it exists. Why: the journal holds what tools returned and models
+    said — personal data before masking included — and a file made with the usual umask
+    (0644) let every local user read it. SQLite gives the -wal and -shm files the database
+    file's permissions. An existing file is left as it is (`tether doctor` warns)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _unavailable(exc: sqlite3.Error) -> bool:
