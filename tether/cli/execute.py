@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
+from ._logging import LogFormat, LogLevel, configure_logging
 from ._render import print_timeline
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ def worker(
     health_stall: float = typer.Option(10.0, "--health-stall", min=0.5, help="Seconds the "
                                        "event loop may stay silent before /healthz says the "
                                        "worker stalled."),
+    log_level: LogLevel = "warning",
+    log_format: LogFormat = "text",
     db: str = DB_OPTION,
 ) -> None:
     """Execute queued runs until interrupted (Ctrl-C hands running runs back to the queue).
@@ -133,6 +136,7 @@ def worker(
 
     from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
 
+    configure_logging(log_level, log_format)
     limits = _tenant_limits(tenant_limits or [])
     queue = _queue(tenants or [], agents or [])
     for ref in agents or []:  # as given: the message names what the user typed

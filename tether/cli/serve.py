@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from tether.cli._common import DB_OPTION, console, fail
+from tether.cli._logging import LogFormat, LogLevel, configure_logging
 
 keys_app = typer.Typer(help="API keys of `tether serve`: one per caller, per tenant, with a "
                        "role.", no_args_is_help=True)
@@ -54,10 +55,14 @@ def serve(
     lease_ttl: Annotated[float, typer.Option(
         "--lease-ttl", min=0.1, help="Seconds before another worker may take over a run of "
         "the embedded worker of a server that died.")] = 30.0,
+    log_level: LogLevel = "warning",
+    log_format: LogFormat = "text",
     db: str = DB_OPTION,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json) with an embedded worker."""
     import uvicorn
+
+    configure_logging(log_level, log_format)
 
     from tether.server.api import ServerConfig, create_app, load_agents_file
     from tether.store import default_db_path
@@ -89,7 +94,9 @@ def serve(
                   f"{len(catalogue)} agent(s), {worker}, database {config.db}")
     console.print(f"web UI: http://{host}:{port}/ui (log in with a key from `tether keys "
                   "create`)", soft_wrap=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # log_config=None: uvicorn's records go to the handler above, in the same format
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                log_config=None)
 
 
 @keys_app.command("create")
