@@ -55,6 +55,10 @@ def test_probes_of_a_worker_say_live_ready_then_stalled_while_a_step_blocks_its_
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert _get(base + "/healthz") == (200, {"status": "ok"})
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert "tether_store_up 1" in metrics and 'tether_runs{status="queued"} 0' in metrics
+        assert re.search(r'tether_worker_serving\{worker="[^"]+"\} 1', metrics), metrics
         run_id = tether("run", f"{__name__}:blocks_the_loop", "-i", "4", "--detach",
                     db=db).stdout.strip()
         deadline = time.monotonic() + 20

@@ -3,6 +3,7 @@ server is alive and whether it can do its job, and nothing of any tenant's."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -65,3 +66,52 @@ def test_readyz_is_503_while_the_store_does_not_answer_and_healthz_stays_200() -
             assert keys  # the keys exist: the probes never needed one
     finally:
         schema.drop()
+
+
+def _samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of a Prometheus text exposition (comments left out)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_count_the_queue_and_show_the_embedded_worker(tmp_path: Path) -> None:
+    with S.running(tmp_path) as api:
+        done = api.submit("echo", "ada")
+        api.wait(done["id"], "succeeded")
+        api.submit("waiter", None)
+        r = api.client.get("/metrics")  # no key
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        samples = _samples(r.text)
+        assert samples["tether_store_up"] == 1
+        assert samples['tether_runs{status="succeeded"}'] == 1
+        assert samples['tether_runs{status="queued"}'] + samples[
+            'tether_runs{status="running"}'] + samples['tether_runs{status="waiting"}'] == 1
+        assert samples['tether_runs{status="halted"}'] == 0  # every status, 0 included
+        worker = api.app.state.tether.worker.owner
+        assert samples[f'tether_worker_serving{{worker="{worker}"}}'] == 1
+        assert samples[f'tether_worker_concurrency{{worker="{worker}"}}'] == 256
+        assert samples[f'tether_worker_loop_silent_seconds{{worker="{worker}"}}'] < 5
+        assert "acme" not in r.text and "globex" not in r.text  # no tenant is named
+        assert "# TYPE tether_worker_executions_total counter" in r.text
+
+
+def test_a_store_that_cannot_be_read_is_store_up_0_not_a_failed_scrape(tmp_path: Path) -> None:
+    from tether.server.prometheus import QueueCounts, exposition
+    from tether.store import SQLiteStore
+
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db)
+    try:
+        counts = QueueCounts(store, every=0.0)
+        assert counts.get() == {}
+        with sqlite3.connect(db) as other:  # changed outside Tether: the count cannot run
+            other.execute("DROP TABLE runs")
+        assert counts.get() is None
+        samples = _samples(exposition(None, counts.get()))
+        assert samples == {"tether_store_up": 0.0}
+    finally:
+        store.close()

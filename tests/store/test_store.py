@@ -364,3 +364,14 @@ def test_a_listing_leaves_out_big_values_and_says_so(store: Store) -> None:
     assert listed["small"].omitted == () and listed["small"].input == {"n": 1}
     whole = store.get_run("big")
     assert whole is not None and whole.input == {"doc": big} and whole.omitted == ()
+
+
+def test_runs_are_counted_by_status_per_tenant_or_all(store: Store) -> None:
+    assert store.count_runs() == {}
+    for i in range(3):
+        make_run(store, f"a{i}", tenant="acme")
+    make_run(store, "g0", tenant="globex")
+    store.write(lambda tx: tx.update_run("a0", status="succeeded", result=1))
+    assert store.count_runs() == {"queued": 3, "succeeded": 1}
+    assert store.count_runs(tenant="acme") == {"queued": 2, "succeeded": 1}
+    assert store.count_runs(tenant="nobody") == {}

@@ -114,8 +114,9 @@ def worker(
     ray_address: str = RAY_ADDRESS_OPTION,
     health_port: int = typer.Option(
         None, "--health-port", min=0, max=65535, help="Serve GET /healthz (liveness: the "
-        "worker's event loop runs) and GET /readyz (readiness: the store takes its claims and "
-        "lease renewals) on this port, for a supervisor's probes; 0 picks a free port."),
+        "worker's event loop runs), GET /readyz (readiness: the store takes its claims and "
+        "lease renewals) and GET /metrics (Prometheus: the queue's depth, the worker's "
+        "state) on this port; 0 picks a free port."),
     health_host: str = typer.Option("127.0.0.1", "--health-host", help="Address the probes "
                                     "bind to (0.0.0.0 for a probe from outside the host)."),
     health_stall: float = typer.Option(10.0, "--health-stall", min=0.5, help="Seconds the "
@@ -189,12 +190,13 @@ def _health_server(w: Worker, host: str, port: int, stall_after: float) -> Healt
     from tether.server.health import HealthServer
 
     try:
-        server = HealthServer(w.health, host=host, port=port, stall_after=stall_after)
+        server = HealthServer(w.health, host=host, port=port, stall_after=stall_after,
+                              store=w.store)
     except OSError as exc:
         fail(f"--health-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
              "choose a free port, or 0 for any")
     console.print(f"worker {w.owner}: probes at http://{host}:{server.port}/healthz and "
-                  "/readyz", markup=False, soft_wrap=True)
+                  "/readyz, metrics at /metrics", markup=False, soft_wrap=True)
     return server
 
 

@@ -1,5 +1,5 @@
 """Liveness and readiness probes: `GET /healthz` and `GET /readyz`, on `tether serve` and, with
-`--health-port`, on `tether worker`.
+`--health-port`, on `tether worker` (with `GET /metrics` beside them, `prometheus.py`).
 
 Why: a supervisor (a Kubernetes probe, a load balancer, systemd) restarts what is dead and
 sends no work to what is not ready, and it asks over HTTP without an API key. `/healthz` says
@@ -22,6 +22,9 @@ from typing import Any
 
 from tether.runtime import WorkerHealth
 from tether.store import Store
+
+from .prometheus import CONTENT_TYPE as PROMETHEUS_TYPE
+from .prometheus import QueueCounts, exposition
 
 #: seconds the event loop may stay silent before a worker counts as stalled (`--health-stall`)
 STALL_AFTER_S = 10.0
@@ -71,20 +74,26 @@ class StoreCheck:
 
 
 class HealthServer:
-    """`/healthz` and `/readyz` for a worker process, on a thread of their own."""
+    """`/healthz`, `/readyz` and (given the store) `/metrics` for a worker process, on a thread
+    of their own."""
 
     def __init__(self, health: Callable[[], WorkerHealth], *, host: str = "127.0.0.1",
-                 port: int = 0, stall_after: float = STALL_AFTER_S) -> None:
+                 port: int = 0, stall_after: float = STALL_AFTER_S,
+                 store: Store | None = None) -> None:
         answer = self._answer
         self._health = health
         self.stall_after = stall_after
+        self._counts = QueueCounts(store) if store is not None else None
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 status, body = answer(self.path.split("?", 1)[0])
-                data = json.dumps(body).encode()
+                if isinstance(body, str):
+                    data, ctype = body.encode(), PROMETHEUS_TYPE
+                else:
+                    data, ctype = json.dumps(body).encode(), "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
@@ -102,10 +111,13 @@ class HealthServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def _answer(self, path: str) -> tuple[int, dict[str, Any]]:
+    def _answer(self, path: str) -> tuple[int, dict[str, Any] | str]:
+        if path == "/metrics" and self._counts is not None:
+            return 200, exposition(self._health(), self._counts.get())
         if path not in ("/healthz", "/readyz"):
             return 404, {"status": "not found", "problems": [
-                f"no probe at {path[:100]!r}: ask /healthz (liveness) or /readyz (readiness)"]}
+                f"nothing at {path[:100]!r}: ask /healthz (liveness), /readyz (readiness) or "
+                "/metrics (Prometheus)"]}
         return probe_answer(path, self._health(), stall_after=self.stall_after)
 
     def __enter__(self) -> HealthServer:

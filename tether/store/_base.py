@@ -217,6 +217,11 @@ class Store(Protocol):
 
     def count_events(self, run_id: str) -> int: ...
 
+    def count_runs(self, *, tenant: str | None = None) -> dict[str, int]:
+        """How many runs there are in each status (of `tenant`, or all): a queue's depth and a
+        tenant's usage page, counted by the database, whatever their number."""
+        ...
+
     def run_ids_with_prefix(self, prefix: str, limit: int = 10, *,
                             outermost: bool = False) -> list[str]:
         """Run ids starting with `prefix`, sorted, at most `limit`. `outermost`: only ids with

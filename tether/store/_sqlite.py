@@ -282,6 +282,11 @@ class SQLiteStore:
             f"({','.join('?' * len(run_ids))})", tuple(run_ids))
         return {r[0]: int(r[1]) for r in rows}
 
+    def count_runs(self, *, tenant: str | None = None) -> dict[str, int]:
+        where, params = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
+        return {str(status): int(n) for status, n in self._query(
+            f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status", params)}
+
     def count_events(self, run_id: str) -> int:
         return int(self._query("SELECT COUNT(*) FROM events WHERE run_id=?", (run_id,))[0][0])
 

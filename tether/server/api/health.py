@@ -1,12 +1,15 @@
-"""`GET /healthz` and `GET /readyz` of `tether serve`, for supervisors and load balancers:
-no API key, no tenant's data (see `tether.server.health`, which renders both answers)."""
+"""`GET /healthz`, `GET /readyz` and `GET /metrics` of `tether serve`, for supervisors, load
+balancers and Prometheus: no API key, no tenant's data (`tether.server.health` renders the
+probes' answers, `tether.server.prometheus` the metrics)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from tether.server.health import StoreCheck, probe_answer
+from tether.server.prometheus import CONTENT_TYPE, QueueCounts, exposition
 
 from .state import state_of
 
@@ -34,3 +37,16 @@ async def readyz(request: Request) -> JSONResponse:
     status, body = probe_answer("/readyz", worker.health() if worker else None,
                                 store_problem=await check.problem())
     return JSONResponse(body, status, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus' text format: runs by status (the queue's depth) and the embedded worker's
+    health (see `tether.server.prometheus`); no key, no tenant's data."""
+    state = state_of(request)
+    counts: QueueCounts | None = getattr(request.app.state, "queue_counts", None)
+    if counts is None:
+        counts = request.app.state.queue_counts = QueueCounts(state.tether.store)
+    worker = state.worker
+    text = exposition(worker.health() if worker else None, await run_in_threadpool(counts.get))
+    return Response(text, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
