@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,76 @@ def test_an_existing_database_keeps_its_permissions(tmp_path: Path) -> None:
     os.chmod(db, 0o660)
     SQLiteStore(db).close()
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o660
+
+
+def test_a_backup_taken_while_a_writer_commits_is_one_consistent_moment(tmp_path: Path) -> None:
+    """Every copy is a database that checks out and holds each run with all its events (a
+    run's events commit together): no run half there, whatever the writer was doing."""
+    import os
+    import stat
+    import threading
+
+    db = tmp_path / "live.db"
+    store = SQLiteStore(db)
+    stop = threading.Event()
+
+    def writer() -> None:
+        other = SQLiteStore(db)
+        i = 0
+        try:
+            while not stop.is_set():
+                run_id = f"w{i}"
+
+                def op(tx: Any, run_id: str = run_id) -> None:
+                    tx.insert_run(RunRecord(id=run_id, agent="m:f", status="queued",
+                                            input={"pad": "p" * 2000}, root_id=run_id))
+                    tx.append_events(run_id, [
+                        NewEvent(seq=j + 1, kind="log", key=f"k{j}", name=None,
+                                 data=dumps({"j": j}), ts=time.time()) for j in range(5)])
+                other.write(op)
+                i += 1
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        copies = []
+        for n in range(5):
+            time.sleep(0.05)
+            target = tmp_path / f"copy{n}.db"
+            assert store.backup(target) == target.stat().st_size > 0
+            copies.append(target)
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    sizes = []
+    for target in copies:
+        assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+        copy = SQLiteStore(target)
+        try:
+            assert copy.integrity_check() == []
+            runs = copy.list_runs(limit=100_000)
+            assert runs and all(copy.count_events(r.id) == 5 for r in runs)
+            sizes.append(len(runs))
+        finally:
+            copy.close()
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]  # taken while it grew
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_a_backup_never_overwrites_and_leaves_nothing_when_refused(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "live.db")
+    try:
+        make_run(store)
+        target = tmp_path / "keep.db"
+        target.write_text("precious")
+        with pytest.raises(StoreError, match="exists; give a new file name"):
+            store.backup(target)
+        assert target.read_text() == "precious"
+        with pytest.raises(StoreError, match=r"folder .* does not exist"):
+            store.backup(tmp_path / "nowhere" / "b.db")
+        assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+    finally:
+        store.close()

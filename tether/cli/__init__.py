@@ -80,7 +80,7 @@ def _root(
 
 
 _AREAS = ("sandbox", "tools", "guards", "doctor", "mcp", "serve", "stats", "trace",
-          "retention")
+          "retention", "backup")
 
 _register_core(app)
 for _area in _AREAS:
