@@ -44,21 +44,28 @@ def _stop(worker: subprocess.Popen[str]) -> str:
     return err
 
 
-def test_json_logs_are_one_object_per_line_with_level_source_and_agent_fields(
-        tmp_path: Path) -> None:
+def _serve_two_runs(tmp_path: Path, *args: str) -> tuple[str, str]:
+    """A worker's stderr over two runs: one it executes (its agent logs with ctx.log) and one
+    whose agent file is gone (a warning); returns (stderr, the lost run's id)."""
     db = tmp_path / "t.db"
     agent_file = tmp_path / "gone.py"
     agent_file.write_text(AGENT)
     lost = tether("run", f"{agent_file}:talks", "--detach", db=db).stdout.strip()
     agent_file.unlink()  # this worker cannot load it: a warning
     good = tether("run", f"{__name__}:talks", "--detach", db=db).stdout.strip()
-    worker = _worker(db, "--log-format", "json", "--log-level", "info")
+    worker = _worker(db, *args)
     try:
         wait_status(db, good, "succeeded")
         wait_status(db, lost, "waiting")
         time.sleep(0.3)
     finally:
         err = _stop(worker)
+    return err, lost
+
+
+def test_json_logs_are_one_object_per_line_with_level_source_and_agent_fields(
+        tmp_path: Path) -> None:
+    err, lost = _serve_two_runs(tmp_path, "--log-format", "json", "--log-level", "info")
     records = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert records, err
     for r in records:
@@ -72,19 +79,7 @@ def test_json_logs_are_one_object_per_line_with_level_source_and_agent_fields(
 
 def test_text_logs_carry_time_level_and_source_and_info_is_off_by_default(
         tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    agent_file = tmp_path / "gone.py"
-    agent_file.write_text(AGENT)
-    lost = tether("run", f"{agent_file}:talks", "--detach", db=db).stdout.strip()
-    agent_file.unlink()
-    good = tether("run", f"{__name__}:talks", "--detach", db=db).stdout.strip()
-    worker = _worker(db)
-    try:
-        wait_status(db, good, "succeeded")
-        wait_status(db, lost, "waiting")
-        time.sleep(0.3)
-    finally:
-        err = _stop(worker)
+    err, lost = _serve_two_runs(tmp_path)
     line = next(ln for ln in err.splitlines() if lost in ln)
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING tether\.worker: ", line), line
     assert "charged the card" not in err  # ctx.log lines are info: in the journal, not here
