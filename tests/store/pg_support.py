@@ -130,3 +130,39 @@ def raw_connection(db: str | Path) -> object:
     if text.startswith("postgresql://"):
         return _PgMonitor(text)
     return sqlite3.connect(text, timeout=30)
+
+
+PGBOUNCER_PORT = 56432
+
+
+class PooledDatabase:
+    """A database of its own on the test server, reached through PgBouncer in transaction mode
+    (`make pgbouncer`), dropped afterwards. Not a schema: a pooler passes no startup options
+    (the search_path a schema needs), so a store behind one has its database to itself."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.server = server_url()
+        host = self.server.rsplit("/", 1)[0]
+        self.name = f"tether_pgb_{uuid.uuid4().hex[:12]}"
+        self.admin = f"{host}/postgres"
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.name}".encode())
+        self.direct = f"{host}/{self.name}"
+        pooled_host = host.rsplit(":", 1)[0] + f":{PGBOUNCER_PORT}"
+        self.url = f"{pooled_host}/{self.name}"
+        if _reachable(self.url) is not None:
+            done = subprocess.run(["make", "-s", "pgbouncer"], cwd=REPO, capture_output=True,
+                                  text=True, timeout=300)
+            why = _reachable(self.url)
+            if why is not None:
+                self.drop()
+                pytest.fail(f"no PgBouncer at {self.url} ({why}); `make pgbouncer`: "
+                            f"{(done.stderr or done.stdout)[-1000:]}", pytrace=False)
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as conn:  # the pooler's sessions too
+            conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)".encode())

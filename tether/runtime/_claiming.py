@@ -107,7 +107,10 @@ def listen_for_work(store: Store, loop: asyncio.AbstractEventLoop,
 
     try:
         stop: Callable[[], None] = listen(wake)
-    except Exception:  # listening is an optimisation: the poll still finds every run
-        log.warning("cannot listen for new work on %s; polling", store, exc_info=True)
+    except Exception as exc:  # listening is an optimisation: the poll still finds every run
+        # the store's own refusal (no notifications through a pooler) needs no traceback
+        log.warning("cannot listen for new work on %s (%s); polling every poll interval",
+                    getattr(store, "url", store), exc,
+                    exc_info=not isinstance(exc, StoreError))
         return None
     return stop

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -26,7 +27,7 @@ from psycopg_pool import PoolTimeout
 from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
-from ._postgres_connect import migrate, open_pool, redact
+from ._postgres_connect import migrate, open_pool, pooled_away, redact
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
 from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
@@ -46,6 +47,7 @@ from .errors import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("tether.store")
 
 #: how often the server's clock is read again (`PostgresStore.now`)
 CLOCK_REFRESH_S = 10.0
@@ -64,6 +66,8 @@ class PostgresStore:
         self.busy_timeout = busy_timeout
         self._conninfo, self._pool = open_pool(url, min_size=min_size, max_size=max_size,
                                                busy_timeout=busy_timeout)
+        #: whether psycopg may prepare statements (off once a transaction pooler shows)
+        self.prepares = True
         #: the server's clock minus this host's, and when it was measured (`now`)
         self._clock_offset = 0.0
         self._clock_read_at = -CLOCK_REFRESH_S
@@ -126,7 +130,7 @@ class PostgresStore:
         `wait=False` gives way when a row this batch needs is locked by another transaction
         (lock_timeout) or no pooled connection is free, returning None with nothing applied."""
         isolate = False
-        lost_races = dead_found = 0
+        lost_races = dead_found = pooled = 0
         while lost_races < _RETRIES:
             try:
                 if len(ops) > 1 and not isolate:
@@ -162,6 +166,12 @@ class PostgresStore:
                 err: StoreError = self._pool_exhausted()
                 return [(False, err) for _ in ops]
             except psycopg.Error as exc:
+                if pooled_away(exc) and pooled < self._pool.max_size:
+                    # nothing was applied: the same batch again, unprepared (a connection that
+                    # prepared before another one found out fails once more, at most)
+                    pooled += 1
+                    self._stop_preparing(exc)
+                    continue
                 err = self._translate(exc)
                 return [(False, err) for _ in ops]
         err = StoreError(f"database {self.url!r}: the batch kept losing lock races "
@@ -189,6 +199,8 @@ class PostgresStore:
         with self._pool.connection(timeout=None if wait else 0.05) as conn, \
                 contextlib.ExitStack() as stack:
             given.append(conn)
+            if not self.prepares:
+                conn.prepare_threshold = None
             if time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
                 self._read_clock(conn)
             results: list[tuple[bool, Any]] = []
@@ -211,6 +223,8 @@ class PostgresStore:
                         except (psycopg.errors.OperationalError, *_RETRYABLE):
                             raise
                         except Exception as exc:
+                            if pooled_away(exc):
+                                raise  # not the op's failure: write_batch runs it again
                             raise _Failed(exc) from exc
                         continue
                     try:
@@ -222,7 +236,8 @@ class PostgresStore:
                         tx._fenced.clear()
                         results.append((False, StoreError(f"conflicting write: {exc}")))
                     except Exception as exc:
-                        if conn.broken or (isinstance(exc, psycopg.Error) and _unavailable(exc)):
+                        if conn.broken or pooled_away(exc) or (
+                                isinstance(exc, psycopg.Error) and _unavailable(exc)):
                             raise  # not this op's fault: the whole batch is refused
                         tx._fenced.clear()  # locks taken inside the savepoint are gone
                         results.append((False, exc))
@@ -247,6 +262,8 @@ class PostgresStore:
         for attempt in range(1, tries + 1):
             try:
                 with self._pool.connection() as conn:
+                    if not self.prepares:
+                        conn.prepare_threshold = None
                     try:
                         return conn.execute(query.encode(), params).fetchall()
                     except psycopg.OperationalError:
@@ -256,8 +273,23 @@ class PostgresStore:
             except PoolTimeout as exc:
                 raise self._pool_exhausted() from exc
             except psycopg.Error as exc:
+                if pooled_away(exc) and attempt < tries:
+                    self._stop_preparing(exc)
+                    continue  # a read is safe to repeat
                 raise self._translate(exc) from exc
         raise AssertionError("unreachable")
+
+    def _stop_preparing(self, exc: psycopg.Error) -> None:
+        """Turn psycopg's prepared statements off for good, on every connection from now on
+        (`pooled_away`); warns the first time."""
+        if not self.prepares:
+            return
+        self.prepares = False
+        if isinstance(self._pool.kwargs, dict):  # the pool's own copy (`open_pool`)
+            self._pool.kwargs["prepare_threshold"] = None  # its connections from now on
+        log.warning("database %s: a prepared statement was missing or doubled on the server "
+                    "(%s): a transaction pooler (PgBouncer in transaction mode?) is in between; "
+                    "Tether goes on without prepared statements", self.url, exc.sqlstate)
 
     def _pool_exhausted(self) -> StoreError:
         return StoreUnavailable(

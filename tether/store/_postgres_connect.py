@@ -23,6 +23,22 @@ def redact(url: str) -> str:
     return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1@", url)
 
 
+#: every connection's options (`write_batch` opens the transactions)
+SESSION_KWARGS: dict[str, Any] = {"autocommit": True}
+#: what the server answers when a transaction pooler sits in between and psycopg's prepared
+#: statements (made after a statement ran 5 times) were made on another server session:
+#: "prepared statement ... already exists" (42P05), "... does not exist" (26000)
+POOLED_AWAY = frozenset({"42P05", "26000"})
+
+
+def pooled_away(exc: BaseException) -> bool:
+    """`exc` says a prepared statement went missing or doubled: a transaction pooler (PgBouncer
+    in transaction mode, as managed PostgreSQL services put in front) handed this client's
+    transactions to different server sessions. The statement failed before anything was
+    applied, so the same transaction can run again without prepared statements."""
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "") in POOLED_AWAY
+
+
 def session_settings(conn: psycopg.Connection[Any]) -> None:
     """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
     fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
@@ -30,7 +46,7 @@ def session_settings(conn: psycopg.Connection[Any]) -> None:
     so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A worker draining
     10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
     (tests/store/test_postgres.py holds the setting)."""
-    conn.execute("SET jit = off")
+    conn.execute("SET jit = off")  # behind a transaction pooler it may not hold (scaling.md)
 
 
 def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float
@@ -54,7 +70,7 @@ def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float
             "local one for development.") from exc
     pool: ConnectionPool[Any] = ConnectionPool(
         conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
-        kwargs={"autocommit": True}, timeout=busy_timeout, configure=session_settings)
+        kwargs=dict(SESSION_KWARGS), timeout=busy_timeout, configure=session_settings)
     try:
         pool.open(wait=True, timeout=timeout)
     except PoolTimeout as exc:

@@ -4,17 +4,47 @@ that call back on every notification of the store's channel."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
 
+from .errors import StoreError
+
+#: how long the first notification, sent to itself, may take to arrive
+CHECK_S = 2.0
+
+
+class ListenUnavailable(StoreError):
+    """Notifications do not reach this connection (see `listen`)."""
+
 
 def listen(conninfo: str, channel: str, callback: Callable[[], None]) -> Callable[[], None]:
     """Call `callback` from a thread on every NOTIFY on `channel`; returns the function that
-    stops. A lost connection ends the listening silently (a worker's safety poll remains)."""
-    conn = psycopg.connect(conninfo, autocommit=True)
-    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+    stops. A lost connection ends the listening silently (a worker's safety poll remains).
+
+    Before it returns, one notification is sent from another connection and must arrive:
+    behind a transaction pooler (PgBouncer in transaction mode) LISTEN registers on whichever
+    server session ran it, and nothing ever reaches this client, so a worker relying on it
+    slept through new runs until its 5 s safety poll. Then `ListenUnavailable` is raised, and
+    the worker polls every poll interval instead."""
+    conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+    try:
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        token = f"tether-listen-check-{uuid.uuid4().hex}"
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as other:
+            other.execute("SELECT pg_notify(%s, %s)", (channel, token))
+        if not any(n.payload == token for n in conn.notifies(timeout=CHECK_S, stop_after=8)):
+            raise ListenUnavailable(
+                f"a notification sent on channel {channel!r} did not arrive within "
+                f"{CHECK_S:g}s: a transaction pooler (PgBouncer in transaction mode?) is in "
+                "between, and LISTEN does not work through it; polling instead")
+    except BaseException:
+        conn.close()
+        raise
+    # a wake-up another process sent during the check is not passed on: the worker claims
+    # right after it starts listening, and sees what was committed before
     stop = threading.Event()
 
     def loop() -> None:

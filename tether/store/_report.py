@@ -1,11 +1,11 @@
 """`store_report`: what `tether doctor` says about a store, beyond "it opens".
 
-Why: the two conditions that degrade a healthy deployment without any error at first are a
-disk filling up under an SQLite journal (writes then fail, and runs pause until there is room)
-(or a journal file other users can read: it was created so before Tether made it private),
-and a host whose clock is far off the PostgreSQL server's (runs stay safe, as leases and timers
-are read by the server's clock, but what the host logs and shows will not line up with the
-journal). Both are cheaper to catch before a run trips over them."""
+Why: the conditions that degrade a healthy deployment without any error at first are cheaper
+to catch before a run trips over them: a disk filling up under an SQLite journal (writes then
+fail, and runs pause until there is room), a journal file other users can read (made before
+Tether made new ones private), a host whose clock is far off the PostgreSQL server's (runs stay
+safe, as leases and timers are read by the server's clock, but what the host logs and shows
+will not line up with the journal)."""
 
 from __future__ import annotations
 
