@@ -204,6 +204,8 @@ async def _serve(w: Worker, stop: asyncio.Event, verbose: bool, poll: float) -> 
     if not verbose:
         await w.serve(stop=stop)
         return
+    import asyncio
+
     from .follow import WorkerProgress
 
     progress = WorkerProgress(w, sys.stdout, poll=poll)
