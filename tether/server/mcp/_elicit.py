@@ -13,12 +13,13 @@ question leaves the approval pending for the others.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tether.guards import inbox, sign_decision
+from tether.guards import ApprovalError, inbox, sign_decision
 from tether.store.vocabulary import APPROVAL_SIGNAL
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
     from tether.guards import KeyRegistry
     from tether.runtime import Tether
+
+log = logging.getLogger("tether.server.mcp")
 
 _SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -70,7 +73,8 @@ class ElicitedApprovals:
 
     async def ask(self, ctx: ServerRequestContext[Any, Any], run_id: str) -> bool:
         """Ask the client's user about each approval the run waits for; True if one was
-        decided (approved or denied), False if the user dismissed every question."""
+        decided (approved or denied), False if the user dismissed every question or every
+        answer came too late (another approver decided first)."""
         decided = False
         for approval_id in self.pending(run_id):
             request, _ = inbox.find(self.tether.store, approval_id)
@@ -89,6 +93,14 @@ class ElicitedApprovals:
                          ("declined in the MCP client" if verdict == "deny" else ""))
             decision = sign_decision(self.approver.key, approval_id, verdict,  # type: ignore[arg-type]
                                      self.approver.name, request.digest, reason)
-            inbox.decide(self.tether, decision, self.approvers)
+            try:
+                inbox.decide(self.tether, decision, self.approvers)
+            except ApprovalError as exc:
+                # decided meanwhile by another approver (`tether approve` while the question
+                # was open), or the run ended: the call's answer is the run's outcome, not this
+                # refusal — an error here told the client its call failed while it ran
+                log.warning("approval %s: the MCP client's answer was not delivered: %s",
+                            approval_id, exc)
+                continue
             decided = True
         return decided

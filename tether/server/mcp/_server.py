@@ -34,9 +34,12 @@ from pydantic import BaseModel
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
 from tether.runtime import Tether, new_run_id, resolve_agent, resolve_guards
 from tether.runtime.refs import check_agent
+from tether.server.mcp import _stdio
 from tether.server.mcp import _tasks_ext as ext
 from tether.server.mcp._agent import CALL_AGENT, SERVED
+from tether.server.mcp._call_checks import check_call
 from tether.server.mcp._elicit import ElicitationApprover, ElicitedApprovals
+from tether.server.mcp._handshake import check_handshake
 from tether.server.mcp._listing import could_allow
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
@@ -178,6 +181,7 @@ class TetherMCPServer:
         route = self._routes.get(ctx.method) if ctx.request_id is not None else None
         if route is None:
             return await call_next(ctx)
+        check_handshake(ctx)
         result: HandlerResult = await route(ctx, call_next)
         return result
 
@@ -256,7 +260,9 @@ class TetherMCPServer:
             if params.task is not None:
                 raise MCPError(INVALID_PARAMS, f"tool {name!r} does not support task-augmented "
                                "calls (execution.taskSupport is forbidden)")
+            check_call(name, params.arguments or {}, None)
             return await self._call_session_tool(ctx, call_next, name, params.arguments or {})
+        check_call(name, params.arguments or {}, params.task.ttl if params.task else None)
         agent = self.agents.get(name)
         if agent is not None and ext.speaks_extension(ctx):
             # the extension's wire: the server decides; an agent's call becomes a task
@@ -400,8 +406,10 @@ class TetherMCPServer:
             await task
 
     async def serve_stdio(self) -> None:
+        """Like the SDK's `run_stdio_async`, but a line it cannot read is answered and the
+        client's unanswered requests are bounded (`_stdio`)."""
         async with self.running():
-            await self.sdk.run_stdio_async()
+            await _stdio.serve(self.sdk._lowlevel_server)
 
     async def serve_http(self, host: str = "127.0.0.1", port: int = 8000, *,
                          path: str = "/mcp", ready: Callable[[int], None] | None = None) -> None:
