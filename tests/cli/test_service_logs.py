@@ -90,3 +90,10 @@ def test_a_bad_log_format_is_a_usage_error_before_anything_starts(tmp_path: Path
     assert proc.returncode == 2
     assert "--log-format 'xml': use one of text, json" in proc.stderr
     assert not (tmp_path / "t.db").exists()
+
+
+def test_mcp_serve_takes_the_same_log_options(tmp_path: Path) -> None:
+    proc = tether("mcp", "serve", "--tools", "tests.server.mcp_support:TOOLS", "--no-policy",
+                  "--log-level", "loud", db=tmp_path / "t.db", check=False)
+    assert proc.returncode == 2
+    assert "--log-level 'loud': use one of debug, info, warning, error" in proc.stderr

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tether.cli._common import DB_OPTION, err_console, fail
+from tether.cli._logging import LogFormat, LogLevel, configure_logging
 from tether.cli.trace import exporting
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ def serve(
     lease_ttl: Annotated[float, typer.Option(
         "--lease-ttl", min=0.1, help="Seconds before another worker may take over a run of a "
         "server that died.")] = 30.0,
+    log_level: LogLevel = "warning",
+    log_format: LogFormat = "text",
     db: str = DB_OPTION,
 ) -> None:
     """Serve the tools of a ToolRegistry (and agents, as durable tasks) over MCP.
@@ -71,6 +74,7 @@ def serve(
     """
     import asyncio
 
+    configure_logging(log_level, log_format)  # on stderr: stdout is the protocol's over stdio
     if stdio and http:
         fail("choose one transport: --stdio or --http", 2)
     if policy is not None and guards is not None:

@@ -417,7 +417,9 @@ class TetherMCPServer:
         import uvicorn
 
         app = self.sdk.streamable_http_app(streamable_http_path=path, host=host)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        # log_config=None: uvicorn's records go to the process's handler (`--log-format`)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                log_config=None)
         server = uvicorn.Server(config)
         async with self.running():
             serving = asyncio.create_task(server.serve())
