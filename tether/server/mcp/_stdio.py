@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 from mcp_types import (
     INVALID_REQUEST,
@@ -50,23 +49,55 @@ TOO_MANY_REQUESTS = -32029
 async def serve(lowlevel: Server[Any]) -> None:
     """Serve `lowlevel` (the SDK's low-level `Server`) on stdin/stdout until stdin closes."""
     async with stdio_server() as (read, stdout):
-        send, receive = create_context_streams[SessionMessage | Exception](0)
         write = _Answers(stdout)
+        await lowlevel.run(_Admitted(read, write), write,
+                           lowlevel.create_initialization_options())
 
-        async def pump() -> None:
-            async with send:
-                async for item in read:
-                    if isinstance(item, Exception):
-                        await write.send(SessionMessage(rejection(item)))
-                    elif (refusal := write.admit(item.message)) is not None:
-                        await write.send(SessionMessage(refusal))
-                    else:
-                        await send.send(item)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            await lowlevel.run(receive, write, lowlevel.create_initialization_options())
-            tg.cancel_scope.cancel()
+class _Admitted:
+    """The reader's stream as the server reads it: a line it refused, or a request over the
+    limit, is answered here and skipped. A filter in the reading call, not a task and a stream
+    of its own in between: that hand-off cost every message a switch (stdio CPU per call +5%
+    in `make bench-mcp`)."""
+
+    def __init__(self, inner: Any, write: _Answers) -> None:
+        self.inner = inner
+        self.write = write
+
+    @property
+    def last_context(self) -> Any:  # the sender's context, for the SDK's dispatcher
+        return getattr(self.inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage:
+        while True:
+            item = await self.inner.receive()
+            if isinstance(item, Exception):
+                await self.write.send(SessionMessage(rejection(item)))
+            elif (refusal := self.write.admit(item.message)) is not None:
+                await self.write.send(SessionMessage(refusal))
+            else:
+                return item
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __aiter__(self) -> _Admitted:
+        return self
+
+    async def __anext__(self) -> SessionMessage:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:  # as the SDK's own stream ends an iteration
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _Admitted:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def rejection(exc: Exception) -> JSONRPCError:
