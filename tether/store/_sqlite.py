@@ -400,14 +400,16 @@ _UNAVAILABLE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 
 
 def _create_private(path: str) -> None:
-    """Create the database file readable by its owner only (0600; its folder, when created
-    here, 0700), unless it exists. Why: the journal holds what tools returned and models
-    said — personal data before masking included — and a file made with the usual umask
-    (0644) let every local user read it. SQLite gives the -wal and -shm files the database
-    file's permissions. An existing file is left as it is (`tether doctor` warns)."""
+    """Create the database file readable by its owner only (0600), unless it exists. Why:
+    the journal holds what tools returned and models said — personal data before masking
+    included — and a file made with the usual umask (0644) let every local user read it.
+    SQLite gives the -wal and -shm files the database file's permissions. An existing file
+    is left as it is (`tether doctor` warns). Its folder keeps the usual mode: `.tether/`
+    also holds what other users' processes must reach (a PostgreSQL data directory there
+    is run by the `postgres` user)."""
     if path == ":memory:" or path.startswith("file:"):
         return
-    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
