@@ -41,6 +41,7 @@ from tether.server.mcp._call_checks import check_call
 from tether.server.mcp._elicit import ElicitationApprover, ElicitedApprovals
 from tether.server.mcp._handshake import check_handshake
 from tether.server.mcp._listing import could_allow
+from tether.server.mcp._probes import add_probes
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
 from tether.server.mcp._session import LIVE, SessionTool
@@ -413,10 +414,12 @@ class TetherMCPServer:
 
     async def serve_http(self, host: str = "127.0.0.1", port: int = 8000, *,
                          path: str = "/mcp", ready: Callable[[int], None] | None = None) -> None:
-        """Streamable HTTP on `host:port` (port 0: any free port, passed to `ready`)."""
+        """Streamable HTTP on `host:port` (port 0: any free port, passed to `ready`), with the
+        supervisor's probes and metrics beside `path` (`_probes`)."""
         import uvicorn
 
         app = self.sdk.streamable_http_app(streamable_http_path=path, host=host)
+        add_probes(app, self.worker, self.tether.store)  # /healthz, /readyz, /metrics
         # log_config=None: uvicorn's records go to the process's handler (`--log-format`)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                                 log_config=None)
