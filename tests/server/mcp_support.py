@@ -21,7 +21,7 @@ from tether.guards import (
     loads_policy,
 )
 from tether.runtime import Tether
-from tether.server.mcp import AgentTool, TetherMCPServer
+from tether.server.mcp import AgentTool, ElicitationApprover, TetherMCPServer
 
 AGENTS = {
     "research": AgentTool("research", "tests.server.mcp_agents:research",
@@ -55,6 +55,20 @@ async def server(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMC
     guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
                     tools=TOOLS)
     srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, agents=AGENTS)
+    async with srv.running():
+        yield srv
+    srv.close()
+
+
+@pytest.fixture
+async def eliciting(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMCPServer]:
+    """Approvals may be decided by the client's user: `mcp-user` is a registered approver."""
+    private, public = generate_keypair()
+    keys["registry"].register("mcp-user", public)
+    guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
+                    tools=TOOLS)
+    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, elicitation_approver=(
+        ElicitationApprover("mcp-user", load_private_key(private))))
     async with srv.running():
         yield srv
     srv.close()

@@ -4,7 +4,6 @@ for approval; a dismissed question leaves it to the other approvers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,6 @@ from tether.server.mcp import ElicitationApprover, TetherMCPServer
 
 #: the shared fixtures (`ran`, `keys`, `server`)
 pytest_plugins = ["tests.server.mcp_support"]
-
-
-@pytest.fixture
-async def eliciting(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMCPServer]:
-    """Approvals may be decided by the client's user: `mcp-user` is a registered approver."""
-    private, public = generate_keypair()
-    keys["registry"].register("mcp-user", public)
-    guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
-                    tools=TOOLS)
-    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, elicitation_approver=(
-        ElicitationApprover("mcp-user", load_private_key(private))))
-    async with srv.running():
-        yield srv
-    srv.close()
 
 
 @pytest.mark.parametrize("approve", [True, False])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,15 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
-from tests.server.mcp_agents import POLICY, TOOLS
+from tests.server.mcp_agents import POLICY
 from tests.server.mcp_hostile_support import RawStdio
 from tests.server.mcp_support import calls, raw
 from tether.guards import (
-    GuardConfig,
-    Guards,
-    generate_keypair,
     inbox,
-    load_private_key,
-    loads_policy,
     sign_decision,
 )
 from tether.runtime import Tether
-from tether.server.mcp import ElicitationApprover, TetherMCPServer
+from tether.server.mcp import TetherMCPServer
 
 #: the server error answering a request over the stdio server's bound (`_stdio`), and the bound;
 #: written out, not imported: the tests must run (and fail) against a server without them
@@ -160,20 +154,6 @@ def test_no_call_runs_before_the_handshake(tmp_path: Path) -> None:
     assert ping == {"jsonrpc": "2.0", "id": 4, "result": {}}
     assert not (tmp_path / "ran.txt").exists()  # the tool never ran
     assert Tether(tmp_path / "t.db").runs() == []  # and no run was written
-
-
-@pytest.fixture
-async def eliciting(tmp_path: Path, keys: dict[str, Any]) -> AsyncIterator[TetherMCPServer]:
-    """Approvals may also be decided by the client's user (`mcp-user`, a registered approver)."""
-    private, public = generate_keypair()
-    keys["registry"].register("mcp-user", public)
-    guards = Guards(GuardConfig(policy=loads_policy(POLICY), approvers=keys["registry"]),
-                    tools=TOOLS)
-    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, elicitation_approver=(
-        ElicitationApprover("mcp-user", load_private_key(private))))
-    async with srv.running():
-        yield srv
-    srv.close()
 
 
 async def test_an_elicited_answer_that_comes_too_late_does_not_fail_the_call(

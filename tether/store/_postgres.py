@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -27,7 +26,7 @@ from psycopg_pool import PoolTimeout
 from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
-from ._postgres_connect import migrate, open_pool, pooled_away, redact
+from ._postgres_connect import migrate, open_pool, pooled_away, redact, stop_preparing
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
 from ._postgres_listen import listen
 from ._postgres_schema import postgres_migrations
@@ -47,7 +46,6 @@ from .errors import (
 )
 
 T = TypeVar("T")
-log = logging.getLogger("tether.store")
 
 #: how often the server's clock is read again (`PostgresStore.now`)
 CLOCK_REFRESH_S = 10.0
@@ -280,16 +278,10 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _stop_preparing(self, exc: psycopg.Error) -> None:
-        """Turn psycopg's prepared statements off for good, on every connection from now on
-        (`pooled_away`); warns the first time."""
-        if not self.prepares:
-            return
-        self.prepares = False
-        if isinstance(self._pool.kwargs, dict):  # the pool's own copy (`open_pool`)
-            self._pool.kwargs["prepare_threshold"] = None  # its connections from now on
-        log.warning("database %s: a prepared statement was missing or doubled on the server "
-                    "(%s): a transaction pooler (PgBouncer in transaction mode?) is in between; "
-                    "Tether goes on without prepared statements", self.url, exc.sqlstate)
+        """Prepared statements off for good (`pooled_away`); warns the first time."""
+        if self.prepares:
+            self.prepares = False
+            stop_preparing(self._pool, self.url, exc)
 
     def _pool_exhausted(self) -> StoreError:
         return StoreUnavailable(

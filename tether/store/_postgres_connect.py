@@ -4,6 +4,7 @@ through what this opens."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .errors import SchemaTooNew, StoreError, StoreMissing
 
+log = logging.getLogger("tether.store")
 # advisory lock key held while migrating, so workers starting together migrate once
 _MIGRATE_LOCK = 0x7E7E_0018
 
@@ -37,6 +39,16 @@ def pooled_away(exc: BaseException) -> bool:
     transactions to different server sessions. The statement failed before anything was
     applied, so the same transaction can run again without prepared statements."""
     return isinstance(exc, psycopg.Error) and (exc.sqlstate or "") in POOLED_AWAY
+
+
+def stop_preparing(pool: ConnectionPool[Any], url: str, exc: psycopg.Error) -> None:
+    """No prepared statements on `pool`'s connections from now on (`pooled_away`), said once
+    in the log; connections already open are told by the store as it takes them."""
+    if isinstance(pool.kwargs, dict):  # the pool's own copy (`open_pool`)
+        pool.kwargs["prepare_threshold"] = None
+    log.warning("database %s: a prepared statement was missing or doubled on the server (%s): "
+                "a transaction pooler (PgBouncer in transaction mode?) is in between; Tether "
+                "goes on without prepared statements", url, exc.sqlstate)
 
 
 def session_settings(conn: psycopg.Connection[Any]) -> None:
