@@ -82,6 +82,13 @@ async def research(ctx: Context, goal: dict[str, Any]) -> dict[str, Any]:
     return {"answer": str(notes).upper()}
 
 
+async def report(ctx: Context, goal: dict[str, Any]) -> dict[str, Any]:
+    """An agent that produces an artifact (a report's bytes) and names it in its result."""
+    digest = await ctx.step("write-report", lambda: ctx.store.put_artifact(
+        b"\x00report on " + str(goal["goal"]).encode()))
+    return {"report": digest}
+
+
 def _wait_for_gate(gate: str) -> str:
     """Blocks until the file `gate` exists (the test kills the server meanwhile)."""
     _ran("gate-step")

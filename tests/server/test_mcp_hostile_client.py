@@ -179,13 +179,6 @@ async def test_an_elicited_answer_that_comes_too_late_does_not_fail_the_call(
     assert run.status == "succeeded"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an artifact is readable through any run whose journal names its digest, and the client "
-    "writes the journal: a digest sent as a call's argument makes the artifact readable "
-    "(content addressing alone, which _resources says must not be enough). Fixing it in "
-    "_resources.read (refuse a digest the run's input holds) breaks "
-    "test_mcp_server.py::test_artifact_named_by_the_run_is_readable, which reads an artifact "
-    "exactly so: that test's owner decides"))
 async def test_a_digest_the_client_sent_does_not_open_an_artifact(
         server: TetherMCPServer) -> None:
     secret = server.tether.store.put_artifact(b"another tenant's payroll")
@@ -203,13 +196,6 @@ async def test_a_digest_the_client_sent_does_not_open_an_artifact(
     assert leaked is None, f"read {leaked!r} by naming its digest in a call"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "without an authorization context the server binds tasks to nothing: tasks/list and "
-    "resources/list show every client every task of the tenant, whose ids then open "
-    "tasks/result and tasks/cancel (MCP 2025-11-25: a receiver that cannot identify "
-    "requestors should not offer tasks/list). Scoping the lists to the session breaks "
-    "test_mcp_serve.py::test_tasks_survive_a_server_crash, which lists tasks a previous "
-    "server's session created: the product decision is the founders'"))
 async def test_a_client_cannot_enumerate_another_clients_tasks(
         server: TetherMCPServer) -> None:
     async with Client(server.sdk, mode="legacy") as alice:
@@ -221,3 +207,15 @@ async def test_a_client_cannot_enumerate_another_clients_tasks(
         resources = [str(r.uri) for r in (await mallory.list_resources()).resources]
     assert task_id not in listed
     assert f"tether://runs/{task_id}" not in resources
+
+
+@pytest.mark.parametrize("method", ["tasks/get", "tasks/result", "tasks/cancel"])
+async def test_a_huge_task_id_is_refused_without_being_echoed(
+        server: TetherMCPServer, method: str) -> None:
+    """Before: a 100 KB `taskId` came back whole in the error message ("no task '...'")."""
+    async with Client(server.sdk, mode="legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await raw(client, method, {"taskId": "x" * 100_000})
+    assert refused.value.error.code == INVALID_PARAMS
+    assert "taskId" in refused.value.error.message and "at most 256" in refused.value.error.message
+    assert len(str(refused.value.error.model_dump())) < 2_000

@@ -25,7 +25,7 @@ from tether.guards import (
     sign_decision,
 )
 from tether.runtime import Tether
-from tether.server.mcp import TetherMCPServer
+from tether.server.mcp import AgentTool, TetherMCPServer
 from tether.store import vocabulary as v
 
 #: the shared fixtures (`ran`, `keys`, `server`)
@@ -210,15 +210,17 @@ async def test_runs_are_resources(server: TetherMCPServer) -> None:
                 await client.read_resource(uri)
 
 
-async def test_artifact_named_by_the_run_is_readable(server: TetherMCPServer) -> None:
-    digest = server.tether.store.put_artifact(b"\x00report bytes")
+async def test_artifact_the_run_produced_is_readable(server: TetherMCPServer) -> None:
+    server.add_agent(AgentTool("report", "tests.server.mcp_agents:report"))
     async with Client(server.sdk, mode="legacy") as client:
-        await client.call_tool("lookup", {"order_id": digest})  # the journal now names it
+        answer = await client.call_tool("report", {"goal": "q3"})
+        assert isinstance(answer.structured_content, dict)
+        digest = answer.structured_content["report"]
         (run,) = server.tether.runs(tenant="mcp")
         body = await client.read_resource(f"tether://runs/{run.id}/artifacts/{digest}")
     blob = body.contents[0]
     assert isinstance(blob, types.BlobResourceContents)
-    assert base64.b64decode(blob.blob) == b"\x00report bytes"
+    assert base64.b64decode(blob.blob) == b"\x00report on q3"
 
 
 def test_agents_are_checked_when_exposed(tmp_path: Path) -> None:

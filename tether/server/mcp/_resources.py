@@ -4,8 +4,10 @@
 
 Only runs this server created (its tenant, marked `options["mcp"]`) are readable: a client must
 not read other tenants' runs by guessing ids, and an artifact is readable only through a run
-whose journal names its digest (content addressing alone would let anyone who learns a digest
-read any artifact of the database).
+whose journal names its digest in what the run produced, not in the call's own arguments
+(content addressing alone would let anyone who learns a digest read any artifact of the
+database, and a client that sends a digest as an argument would make the journal name it).
+`resources/list` shows a connection only the runs it created (`SessionRuns`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ class RunResources:
         return run is not None and run.tenant == self.tenant and \
             isinstance(run.options.get(MCP_OPTION), dict)
 
-    def listing(self) -> list[dict[str, Any]]:
-        runs = [r for r in self.store.list_runs(tenant=self.tenant, limit=_LISTED * 2)
-                if self._mine(r)][:_LISTED]
+    def listing(self, created: list[str]) -> list[dict[str, Any]]:
+        """The most recent of `created`, the runs the asking connection made (`SessionRuns`):
+        a client is not shown the runs of the server's other clients."""
+        runs = [r for r in map(self.store.get_run, created[:_LISTED])
+                if r is not None and self._mine(r)]
         return [{"uri": f"{SCHEME}runs/{r.id}", "name": f"run {r.id}",
                  "title": f"{r.options[MCP_OPTION].get('tool', r.agent)} ({r.status})",
                  "mimeType": "application/json"} for r in runs]
@@ -76,13 +80,14 @@ class RunResources:
         events = self.store.load_events(run.id)
         if match.group(2) == "/timeline":
             return _text(uri, [row.to_json() for row in timeline_rows(events)])
-        digest = match.group(3)
+        digest = match.group(3).encode()
         journal = orjson.dumps([e.data for e in events], default=str)
-        if digest.encode() not in journal:
-            raise MCPError(INVALID_PARAMS, f"resource not found: {uri} (run {run.id}'s journal "
-                           "does not refer to that artifact)", {"uri": uri})
+        if digest not in journal or digest in orjson.dumps(run.input, default=str):
+            # a digest the client itself sent in the call names nothing the run produced
+            raise MCPError(INVALID_PARAMS, f"resource not found: {uri} (what run {run.id} "
+                           "produced does not refer to that artifact)", {"uri": uri})
         try:
-            data = self.store.get_artifact(digest)
+            data = self.store.get_artifact(digest.decode())
         except KeyError:
             raise MCPError(INVALID_PARAMS, f"resource not found: {uri} (no such artifact)",
                            {"uri": uri}) from None

@@ -45,6 +45,7 @@ from tether.server.mcp._probes import add_probes
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
 from tether.server.mcp._session import LIVE, SessionTool
+from tether.server.mcp._session_runs import SessionRuns
 from tether.server.mcp._task_routes import TaskRoutes
 from tether.server.mcp._tasks import Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
@@ -119,7 +120,8 @@ class TetherMCPServer:
         for agent_name, spec in (agents or {}).items():
             self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
         self.tasks = Tasks(self.tether, self.worker, tenant)
-        self.task_routes = TaskRoutes(self.tasks)
+        self.created = SessionRuns()  # what each connection may list
+        self.task_routes = TaskRoutes(self.tasks, self.created)
         self.elicited: ElicitedApprovals | None = None
         if elicitation_approver is not None:
             if self.guards is None:
@@ -268,7 +270,8 @@ class TetherMCPServer:
         if agent is not None and ext.speaks_extension(ctx):
             # the extension's wire: the server decides; an agent's call becomes a task
             ttl = params.task.ttl if params.task else None
-            run_id = await self.submit(name, params.arguments or {}, task=True, task_ttl=ttl)
+            run_id = await self.submit(name, params.arguments or {}, task=True, task_ttl=ttl,
+                                       session=ctx.session)
             return ext.created(self.tether.get(run_id))
         if agent is not None and agent.task_support == "required" and params.task is None:
             if ext.modern(ctx):
@@ -278,7 +281,7 @@ class TetherMCPServer:
         since = self.worker.changed  # before the submission: see `settled`
         run_id = await self.submit(name, params.arguments or {},
                              task_ttl=(params.task.ttl if params.task else None),
-                             task=params.task is not None)
+                             task=params.task is not None, session=ctx.session)
         if params.task is not None:
             return {"task": task_wire(task_of(self.tether.get(run_id)))}
         try:
@@ -321,7 +324,7 @@ class TetherMCPServer:
 
         LIVE[run_id] = perform
         try:
-            await self.submit(name, arguments, run_id=run_id)
+            await self.submit(name, arguments, run_id=run_id, session=ctx.session)
             run = await self.worker.settled(run_id)
         finally:
             LIVE.pop(run_id, None)
@@ -333,8 +336,10 @@ class TetherMCPServer:
         return call_result(run)
 
     async def submit(self, name: str, arguments: dict[str, Any], *, task: bool = False,
-                     task_ttl: int | None = None, run_id: str | None = None) -> str:
+                     task_ttl: int | None = None, run_id: str | None = None,
+                     session: Any = None) -> str:
         """Queue the run that performs one call of tool or agent `name`; returns its id.
+        `session`: the connection that asked, which may then list the run (`SessionRuns`).
 
         A plain tool call starts executing at once in this process's worker, and is written
         with its first write (`Worker.start_new`). Otherwise the run is written through the
@@ -356,6 +361,8 @@ class TetherMCPServer:
         if isinstance(self._guards_ref, str):
             options["guards"] = self._guards_ref  # every worker that takes the run enforces it
         run_id = run_id or new_run_id()
+        if session is not None:
+            self.created.add(session, run_id)
         run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
                         tenant=self.tenant, root_id=run_id, options=options)
         if not task and agent is None and self.worker.start_new(run):
@@ -376,7 +383,8 @@ class TetherMCPServer:
                               call_next: CallNext) -> HandlerResult:
         sdk = await call_next(ctx)
         base = sdk if isinstance(sdk, dict) else {}
-        return {**base, "resources": list(base.get("resources", [])) + self.resources.listing()}
+        mine = self.resources.listing(self.created.of(ctx.session))
+        return {**base, "resources": list(base.get("resources", [])) + mine}
 
     async def _list_templates(self, ctx: ServerRequestContext[Any, Any],
                               call_next: CallNext) -> HandlerResult:

@@ -11,14 +11,16 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from tether.server.mcp import _tasks_ext as ext
+from tether.server.mcp._session_runs import SessionRuns
 from tether.server.mcp._tasks import TaskIdParams, Tasks, parse
 
 
 class TaskRoutes:
     """The middleware's handlers for the task methods; `tasks` reads and moves the runs."""
 
-    def __init__(self, tasks: Tasks) -> None:
+    def __init__(self, tasks: Tasks, created: SessionRuns) -> None:
         self.tasks = tasks
+        self.created = created
 
     def _wire(self, ctx: ServerRequestContext[Any, Any], method: str) -> bool:
         """True for the extension's wire; refuses a 2026-07-28 client that did not declare it."""
@@ -58,7 +60,7 @@ class TaskRoutes:
         if ext.speaks_extension(ctx) or ext.modern(ctx):
             raise MCPError(METHOD_NOT_FOUND, "tasks/list is not part of the 2026-07-28 tasks "
                            "extension")
-        return await self.tasks.list(ctx.params)
+        return await self.tasks.list(ctx.params, self.created.of(ctx.session))
 
     async def update(self, ctx: ServerRequestContext[Any, Any],
                      call_next: CallNext) -> HandlerResult:

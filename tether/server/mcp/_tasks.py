@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 class TaskIdParams(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
-    task_id: str = Field(alias="taskId", min_length=1)
+    #: a run id is 16 characters; the bound keeps a hostile id out of every error that names it
+    task_id: str = Field(alias="taskId", min_length=1, max_length=256)
 
 
 class ListParams(BaseModel):
@@ -108,14 +109,15 @@ class Tasks:
             except TimeoutError:
                 continue
 
-    async def list(self, params: Any) -> dict[str, Any]:
+    async def list(self, params: Any, created: builtins.list[str]) -> dict[str, Any]:
+        """The tasks among `created`, the runs the asking connection made (`SessionRuns`)."""
         parse(ListParams, params, "tasks/list")
-        return {"tasks": [task_wire(task_of(r)) for r in self.mine()]}
+        return {"tasks": [task_wire(task_of(r)) for r in self.among(created)]}
 
-    def mine(self) -> builtins.list[RunRecord]:
-        """The tasks of this server, newest first (the most recent 1000)."""
-        return [r for r in self.tether.store.list_runs(tenant=self.tenant, limit=1000)
-                if _is_task(r)]
+    def among(self, run_ids: builtins.list[str]) -> builtins.list[RunRecord]:
+        """The tasks of this server among `run_ids`, in their order."""
+        runs = (self.tether.store.get_run(run_id) for run_id in run_ids)
+        return [r for r in runs if r is not None and r.tenant == self.tenant and _is_task(r)]
 
 
 def _is_task(run: RunRecord) -> bool:
