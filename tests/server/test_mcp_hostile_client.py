@@ -16,13 +16,10 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
-from tests.server.mcp_agents import POLICY
+from tests.server.mcp_agents import POLICY, TOOLS
 from tests.server.mcp_hostile_support import RawStdio
-from tests.server.mcp_support import calls, raw
-from tether.guards import (
-    inbox,
-    sign_decision,
-)
+from tests.server.mcp_support import AGENTS, calls, raw
+from tether.guards import GuardConfig, Guards, inbox, loads_policy, sign_decision
 from tether.runtime import Tether
 from tether.server.mcp import TetherMCPServer
 
@@ -219,3 +216,33 @@ async def test_a_huge_task_id_is_refused_without_being_echoed(
     assert refused.value.error.code == INVALID_PARAMS
     assert "taskId" in refused.value.error.message and "at most 256" in refused.value.error.message
     assert len(str(refused.value.error.model_dump())) < 2_000
+
+
+async def test_a_connection_cannot_queue_tasks_without_bound(tmp_path: Path) -> None:
+    """Before: a task answers at once, so a client could queue agent runs as fast as it could
+    send tools/call; now a connection holds at most `max_open_tasks` unfinished ones."""
+    guards = Guards(GuardConfig(policy=loads_policy(POLICY)), tools=TOOLS)
+    srv = TetherMCPServer(TOOLS, db=tmp_path / "t.db", guards=guards, agents=AGENTS,
+                          max_open_tasks=2)
+    async with srv.running(), Client(srv.sdk, mode="legacy") as greedy:
+        made = [(await raw(greedy, "tools/call", {"name": "forever", "task": {},
+                                                  "arguments": {"goal": str(i)}}))
+                ["task"]["taskId"] for i in range(2)]
+        with pytest.raises(MCPError) as refused:
+            await raw(greedy, "tools/call", {"name": "forever", "task": {},
+                                             "arguments": {"goal": "3"}})
+        assert refused.value.error.code == TOO_MANY_REQUESTS
+        assert "2 unfinished tasks" in refused.value.error.message
+        assert "tasks/cancel" in refused.value.error.message
+        async with Client(srv.sdk, mode="legacy") as other:  # its own bound
+            third = await raw(other, "tools/call", {"name": "forever", "task": {},
+                                                    "arguments": {"goal": "other"}})
+            await raw(other, "tasks/cancel", {"taskId": third["task"]["taskId"]})
+        await raw(greedy, "tasks/cancel", {"taskId": made[0]})  # one ended: room for one
+        again = await raw(greedy, "tools/call", {"name": "forever", "task": {},
+                                                 "arguments": {"goal": "4"}})
+        for task_id in (made[1], again["task"]["taskId"]):
+            await raw(greedy, "tasks/cancel", {"taskId": task_id})
+    runs = srv.tether.runs(tenant="mcp")
+    srv.close()
+    assert len(runs) == 4 and {r.status for r in runs} == {"cancelled"}  # never the refused

@@ -17,11 +17,13 @@ import re
 from typing import Any
 
 import orjson
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from tether.observe.timeline import timeline_rows
 from tether.server.mcp._results import MCP_OPTION, task_of
+from tether.server.mcp._session_runs import SessionRuns
 from tether.store import RunRecord, Store
 
 SCHEME = "tether://"
@@ -30,9 +32,34 @@ _LISTED = 50  # the most recent runs resources/list shows (templates reach the o
 
 
 class RunResources:
-    def __init__(self, store: Store, tenant: str) -> None:
+    """The resources and the server middleware's routes for them (the SDK's own resources,
+    if any, come first)."""
+
+    def __init__(self, store: Store, tenant: str, created: SessionRuns) -> None:
         self.store = store
         self.tenant = tenant
+        self.created = created
+
+    async def list_route(self, ctx: ServerRequestContext[Any, Any],
+                         call_next: CallNext) -> HandlerResult:
+        sdk = await call_next(ctx)
+        base = sdk if isinstance(sdk, dict) else {}
+        mine = self.listing(self.created.of(ctx.session))
+        return {**base, "resources": [*base.get("resources", []), *mine]}
+
+    async def templates_route(self, ctx: ServerRequestContext[Any, Any],
+                              call_next: CallNext) -> HandlerResult:
+        sdk = await call_next(ctx)
+        base = sdk if isinstance(sdk, dict) else {}
+        return {**base, "resourceTemplates": [*base.get("resourceTemplates", []),
+                                              *self.templates()]}
+
+    async def read_route(self, ctx: ServerRequestContext[Any, Any],
+                         call_next: CallNext) -> HandlerResult:
+        uri = str((ctx.params or {}).get("uri", ""))
+        if not self.owns(uri):
+            return await call_next(ctx)
+        return self.read(uri)
 
     def _mine(self, run: RunRecord | None) -> bool:
         return run is not None and run.tenant == self.tenant and \

@@ -45,7 +45,7 @@ from tether.server.mcp._probes import add_probes
 from tether.server.mcp._resources import RunResources
 from tether.server.mcp._results import MCP_OPTION, call_result, task_of
 from tether.server.mcp._session import LIVE, SessionTool
-from tether.server.mcp._session_runs import SessionRuns
+from tether.server.mcp._session_runs import MAX_OPEN_TASKS, SessionRuns
 from tether.server.mcp._task_routes import TaskRoutes
 from tether.server.mcp._tasks import Tasks, parse, task_wire
 from tether.server.mcp._worker import NotifyingWorker
@@ -88,6 +88,7 @@ class TetherMCPServer:
         registry_ref: str | None = None,
         lease_ttl: float = 30.0,
         elicitation_approver: ElicitationApprover | None = None,
+        max_open_tasks: int = MAX_OPEN_TASKS,
     ) -> None:
         """`tools`: the registry to serve. `guards`: a `Guards` object (applies to the runs
         this process executes) or a `module:NAME` reference (recorded with every run, so any
@@ -97,7 +98,8 @@ class TetherMCPServer:
         every run this server creates (budgets, `tether runs --tenant`).
         `elicitation_approver`: who signs what a client's user decides when the server asks
         them to approve a waiting call by elicitation (`_elicit`); it must be one of the
-        guards' approvers."""
+        guards' approvers. `max_open_tasks`: the unfinished tasks one client connection may
+        have; one more task is refused (`SessionRuns.admit_task`)."""
         from importlib.metadata import version  # not `tether.__version__`: tether re-exports us
 
         self.registry = tools if tools is not None else ToolRegistry()
@@ -120,7 +122,7 @@ class TetherMCPServer:
         for agent_name, spec in (agents or {}).items():
             self.add_agent(spec if isinstance(spec, AgentTool) else AgentTool(agent_name, spec))
         self.tasks = Tasks(self.tether, self.worker, tenant)
-        self.created = SessionRuns()  # what each connection may list
+        self.created = SessionRuns(max_open_tasks)  # what each connection may list
         self.task_routes = TaskRoutes(self.tasks, self.created)
         self.elicited: ElicitedApprovals | None = None
         if elicitation_approver is not None:
@@ -129,7 +131,7 @@ class TetherMCPServer:
                                  "for approvals, and the approvers' keys)")
             self.elicited = ElicitedApprovals(self.tether, elicitation_approver,
                                               self.guards.config.approvers)
-        self.resources = RunResources(self.tether.store, tenant)
+        self.resources = RunResources(self.tether.store, tenant, self.created)
         self.sdk: MCPServer[Any] = MCPServer(
             name, version=version("tether"), instructions=instructions, log_level="WARNING",
             middleware=[self._middleware])
@@ -144,9 +146,9 @@ class TetherMCPServer:
             "tasks/cancel": self.task_routes.cancel,
             "tasks/list": self.task_routes.list,
             "tasks/update": self.task_routes.update,
-            "resources/list": self._list_resources,
-            "resources/templates/list": self._list_templates,
-            "resources/read": self._read_resource,
+            "resources/list": self.resources.list_route,
+            "resources/templates/list": self.resources.templates_route,
+            "resources/read": self.resources.read_route,
         }
 
     # -- configuration ---------------------------------------------------------------------
@@ -362,6 +364,9 @@ class TetherMCPServer:
             options["guards"] = self._guards_ref  # every worker that takes the run enforces it
         run_id = run_id or new_run_id()
         if session is not None:
+            if task:
+                self.created.admit_task(session, self.tasks.unfinished)
+                self.created.add_task(session, run_id)
             self.created.add(session, run_id)
         run = RunRecord(id=run_id, agent=ref, status="queued", input=run_input,
                         tenant=self.tenant, root_id=run_id, options=options)
@@ -377,28 +382,6 @@ class TetherMCPServer:
             self.worker.release(run_id)
             raise
         return run_id
-
-    # -- resources -------------------------------------------------------------------------
-    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
-                              call_next: CallNext) -> HandlerResult:
-        sdk = await call_next(ctx)
-        base = sdk if isinstance(sdk, dict) else {}
-        mine = self.resources.listing(self.created.of(ctx.session))
-        return {**base, "resources": list(base.get("resources", [])) + mine}
-
-    async def _list_templates(self, ctx: ServerRequestContext[Any, Any],
-                              call_next: CallNext) -> HandlerResult:
-        sdk = await call_next(ctx)
-        base = sdk if isinstance(sdk, dict) else {}
-        return {**base, "resourceTemplates": list(base.get("resourceTemplates", []))
-                + self.resources.templates()}
-
-    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
-                             call_next: CallNext) -> HandlerResult:
-        uri = str((ctx.params or {}).get("uri", ""))
-        if not self.resources.owns(uri):
-            return await call_next(ctx)
-        return self.resources.read(uri)
 
     # -- running ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager

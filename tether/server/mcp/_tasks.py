@@ -72,6 +72,10 @@ class Tasks:
                            "the ids tools/call returned in CreateTaskResult)")
         return run
 
+    def unfinished(self, run_id: str) -> bool:
+        run = self.tether.store.get_run(run_id)
+        return run is not None and not run.finished
+
     async def get(self, params: Any) -> dict[str, Any]:
         p = parse(TaskIdParams, params, "tasks/get")
         return task_wire(task_of(self.run(p.task_id)))
