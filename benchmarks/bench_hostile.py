@@ -25,6 +25,7 @@ CLASSES = {
     "test_hostile_paths.py": "paths resolved as the tool opens them (§5)",
     "test_hostile_approvals.py": "approvals need a registered, signed approver (§5)",
     "test_hostile_pii.py": "PII laundering through tools (§5)",
+    "test_hostile_more_*.py": "tool identity, child runs, parallel calls (§6)",
     "test_e2e_hostile.py": "earlier attack suite (tool names, forged approvals, honeypots, ...)",
 }
 

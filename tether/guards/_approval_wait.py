@@ -23,17 +23,23 @@ log = logging.getLogger(__name__)
 
 
 async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState, name: str,
-                         args: Any, decision: PolicyDecision) -> str | None:
+                         args: Any, decision: PolicyDecision,
+                         version: str | None = None) -> str | None:
     """Journal the request and wait durably (no worker held). None = approved, else the
     denial message.
 
     `args` are the arguments the tool will receive (validated, canonical): the request shows
-    them to the approvers and its digest, which every decision signs, covers them."""
+    them to the approvers and its digest, which every decision signs, covers them. `version`
+    is the version of the tool they approve: journaled with the request, so a run resumed
+    after another version of the tool was deployed does not run that one on an approval given
+    for the other (the digest covers the tool's name and arguments, not its code)."""
     st.approvals += 1
     request = ApprovalRequest(
         id=f"{ctx.run_id}.a{st.approvals}", run_id=ctx.run_id, tool=name, args=args,
         rule=decision.rule, critical=decision.critical, reason=decision.reason)
     body = request.to_json()
+    if version is not None:
+        body["version"] = version
 
     def propose() -> dict[str, Any]:
         return body
@@ -46,6 +52,12 @@ async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState
         # tool: what the approvers sign could not be what runs
         return (f"approval {request.id} was requested for other arguments than the tool would "
                 "now receive; propose the call again")
+    stale = None
+    if isinstance(recorded, dict) and "version" in recorded and recorded["version"] != version:
+        # the decisions journaled for it are replayed as before (the same waits, the same
+        # digest): only the outcome changes, the call does not run
+        stale = (f"approval {request.id} was requested for version {recorded['version']!r} of "
+                 f"tool '{name}', which is now version {version!r}; propose the call again")
     if not approvers.approvers():
         log.warning("approval %s waits, but GuardConfig.approvers has no registered approver: "
                     "no decision can be accepted", request.id)
@@ -64,5 +76,5 @@ async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState
             approval_id=request.id, status=state.status,
             approvers=[d.approver for d in state.decisions])
     if state.status == "approved":
-        return None
+        return stale
     return f"denied by approver '{last.approver}': {last.reason or 'no reason given'}"

@@ -30,7 +30,7 @@ from tether.guards._tenant import TenantDays
 from tether.guards._verdict import ToolVerdict, tool_answer
 from tether.guards.budget import BudgetLimits, Ledger, Spend, child_budget, effect_usage
 from tether.guards.errors import ActionDenied, BudgetExceeded, LoopHalt, ToolUnavailable
-from tether.guards.loops import Intervention
+from tether.guards.loops import Intervention, call_fingerprint
 from tether.guards.retry import BreakerBoard
 from tether.runtime.errors import RunHalted, ShortCircuit
 from tether.runtime.interceptors import BaseInterceptor, Effect
@@ -64,6 +64,55 @@ class Hold:
     where: Literal["local", "store", ""]
 
 
+def _keep_child_governed(ctx: Context, effect: Effect) -> None:
+    """A child runs under its parent's guards and within its parent's depth limit.
+
+    The runtime gives a child its parent's options overridden by the spawn's: a spawn asking
+    `options={"guards": "app:LAX"}` (or `None`, which falls back to whatever the worker runs
+    by default) ran its child under other guards, where a honeypot really executed; and
+    `options={"max_depth": 50}` let a tree grow far past the deployment's `max_depth`. So the
+    guards reference cannot change (a `ValueError` from `ctx.spawn` naming it), and a
+    `max_depth` asked higher than the parent's is narrowed to it (journaled with the spawn's
+    meta, like the budget)."""
+    options = dict(effect.meta.get("options") or {})
+    if "guards" in options and options["guards"] != ctx.options.get("guards"):
+        raise ValueError(
+            f"ctx.spawn(options={{'guards': {options['guards']!r}}}): a child runs under its "
+            f"parent's guards ({ctx.options.get('guards')!r}); it cannot declare others")
+    if "max_depth" in options:
+        asked = options["max_depth"]
+        if isinstance(asked, bool) or not isinstance(asked, int) or asked < 0:
+            raise ValueError(f"ctx.spawn(options={{'max_depth': {asked!r}}}): max_depth must be "
+                             "a non-negative integer")
+        limit = int(getattr(ctx, "max_depth", asked))
+        if asked > limit:
+            options["max_depth"] = limit
+            effect.meta["options"] = options
+            effect.meta["max_depth"] = {"requested": asked, "granted": limit}
+
+
+def _start_call(st: RunGuardState, effect: Effect, name: str, args: Any) -> None:
+    """A tool call about to run, unless identical calls already running would take it past
+    what the loop detector lets run one after another.
+
+    The detector counts a call when it has run: one after another, the same call runs
+    `repeat_calls` times (intervention) and once more (halt). One reply with eight identical
+    `wire` calls ran all eight in parallel before the detector saw the first. A call made while
+    identical ones are still running is answered `loop_refused` (guard `loop`) once the
+    observed and running copies reach that bound; calls made one at a time never are."""
+    fingerprint = call_fingerprint(name, args)
+    running = sum(1 for f in st.in_flight.values() if f == fingerprint)
+    observed = st.detector.repeats(fingerprint)
+    if running and observed + running >= st.detector.config.repeat_calls + 1:
+        answer = tool_answer(
+            name, "loop", ok=False, error_type="loop_refused",
+            message=f"not run: the same call to '{name}' is already running {running} time(s) "
+                    f"and was made {observed} time(s) before; repeating it will not give a "
+                    "different result")
+        raise ShortCircuit(answer, {"guard": "loop", "running": running, "observed": observed})
+    st.in_flight[effect.key] = fingerprint
+
+
 class GuardInterceptor(BaseInterceptor):
     def __init__(self, states: RunStates, tenants: TenantDays, gate: PolicyGate,
                  breakers: BreakerBoard) -> None:
@@ -81,6 +130,7 @@ class GuardInterceptor(BaseInterceptor):
         totals = await self._reserve(ctx, st, effect, kind, now)
         try:
             if effect.kind == "spawn":
+                _keep_child_governed(ctx, effect)
                 self._narrow_child_budget(ctx, st, effect, totals, now)
             elif effect.kind == "step" and effect.name.startswith(TOOL_STEP):
                 # the tool runs next, in this task: its HTTP client checks every request it
@@ -176,7 +226,7 @@ class GuardInterceptor(BaseInterceptor):
         """A tool step: the gateway's verdict, or the policy for a direct call."""
         name = effect.name[len(TOOL_STEP):]
         args = effect.args[0] if effect.args else {}
-        verdict = ToolVerdict.take(effect)
+        verdict = ToolVerdict.take(effect, st.verdicts)
         if verdict is not None:  # the gateway decided (and waited for approvals)
             effect.meta["policy"] = verdict.policy
             if verdict.answer is not None:
@@ -189,8 +239,11 @@ class GuardInterceptor(BaseInterceptor):
                                      message=str(exc))
                 raise ShortCircuit(answer, {"guard": "breaker",
                                             "failures": exc.failures}) from None
+            _start_call(st, effect, name, args)
             return
-        decision = self.gate.decide(st.policy, name, args)
+        # judged on the tool the step runs (its version, its metadata), not on the newest
+        # version of the guards' registry
+        decision = self.gate.decide_direct(st.policy, name, args, effect.meta)
         effect.meta["policy"] = decision.to_json()
         if decision.action != "allow":
             # agent code bypassed the gateway: refuse, and leave the refusal in the journal
@@ -198,6 +251,7 @@ class GuardInterceptor(BaseInterceptor):
                     policy=decision.to_json())
             raise ActionDenied(name, decision.rule, decision.reason if decision.action ==
                                "deny" else f"{decision.action} required; use Guards.tool")
+        _start_call(st, effect, name, args)
 
     async def after(self, ctx: Context, effect: Effect, result: Any,
                     error: BaseException | None, replay: bool) -> None:
@@ -206,6 +260,8 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "guard" or (effect.kind == "spawn" and error is not None):
             return  # a spawn refused at the depth limit created no child
         tool_step = kind == "tool" and effect.kind == "step"
+        if tool_step and not replay:
+            st.in_flight.pop(effect.key, None)
         tokens_in = tokens_out = 0
         cost = 0.0
         if kind == "model" and isinstance(result, dict):
@@ -219,7 +275,7 @@ class GuardInterceptor(BaseInterceptor):
         if tool_step and isinstance(result, dict) and ANSWERED in result:
             # answered by the guards: the call did not happen (no breaker, no error), but a
             # proposal made again and again — refused each time — is a loop all the same
-            if not st.retrying:
+            if not st.retrying and result.get(ANSWERED) != "loop":  # counted when refused
                 args = effect.args[0] if effect.args else {}
                 self._observe(st, replay, lambda: st.detector.observe_tool_call(
                     effect.name[len(TOOL_STEP):], args))

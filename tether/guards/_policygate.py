@@ -13,6 +13,7 @@ gateway hands the tool exactly those.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -44,13 +45,15 @@ class PolicyGate:
         # tool name -> (the metadata last read, the ToolInfo made of it); registered names only
         self._infos: dict[str, tuple[tuple[Any, ...], ToolInfo]] = {}
 
-    def lookup(self, name: str, registry: ToolRegistry | None = None) -> Tool | None:
-        """The tool `name` of `registry` (default: the gate's), None if there is none."""
+    def lookup(self, name: str, registry: ToolRegistry | None = None,
+               version: str | None = None) -> Tool | None:
+        """The tool `name` of `registry` (default: the gate's) — its newest version, or exactly
+        `version` — None if there is none."""
         tools = registry if registry is not None else self.tools
         if tools is None:
             return None
         try:
-            return tools.get(name)
+            return tools.get(name, version)
         except Exception:
             return None
 
@@ -149,6 +152,44 @@ class PolicyGate:
             return PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
                                   name)
         return self.judge(policy, name, prepared, tool=tool)
+
+
+    def decide_direct(self, policy: Policy | PolicySet | None, name: str, args: Any,
+                      meta: Mapping[str, Any]) -> PolicyDecision:
+        """The policy on a tool step agent code made without the gateway (`ctx.tool`), judged
+        on the tool the step *runs*, which its meta describes (`tether.tools.effect`).
+
+        `decide` would judge the newest version in the guards' registry, while `ctx.tool(...,
+        version="1")` or another registry's tool of the same name runs something else: an old
+        destructive version passed a read-only policy as its harmless successor, and a version
+        that requires approval ran as the newer one that does not. So the exact version the
+        step names is looked up; if the guards' registry does not hold it, or holds a tool of
+        that name and version with other facts (another registry's tool), the call is judged as
+        an unknown tool (side effect unknown, treated as destructive; the approvals the step
+        says it needs; arguments as proposed)."""
+        if policy is None or not isinstance(meta.get("version"), str):
+            return self.decide(policy, name, args)  # a step that names no tool version
+        tool = self.lookup(name, version=meta["version"])
+        if tool is not None and not _same_facts(tool, meta):
+            tool = None
+        if tool is None:
+            info = ToolInfo(name=name, requires_approval=bool(meta.get("requires_approval")),
+                            critical=bool(meta.get("critical")))
+        else:
+            info = self.tool_info(name, tool=tool)
+        try:
+            prepared = self.prepare(policy, name, self.parse(name, args), tool=tool)
+        except ToolError as exc:
+            return PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
+                                  name)
+        return policy.decide(info, prepared)
+
+
+def _same_facts(tool: Tool, meta: Mapping[str, Any]) -> bool:
+    """Whether the tool step's meta describes `tool` (not another tool of that name)."""
+    return (meta.get("side_effect") == tool.side_effect
+            and bool(meta.get("requires_approval")) == bool(tool.requires_approval)
+            and bool(meta.get("critical")) == bool(tool.critical))
 
 
 def _resolve_paths(args: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:

@@ -37,6 +37,12 @@ class RunGuardState:
     temperature_bump: float = 0.0
     sealed_entries: int = 0
     retrying: bool = False  # a retry is not a loop: the detector skips it
+    # the gateway's verdicts not yet taken by the interceptor (id -> ToolVerdict): only these
+    # clear a tool step (`ToolVerdict.take`), so agent code cannot forge one
+    verdicts: dict[int, Any] = field(default_factory=dict)
+    # live tool steps running now (journal key -> call fingerprint): identical calls made at
+    # once (one reply's parallel calls) count for the loop detector before they run
+    in_flight: dict[str, str] = field(default_factory=dict)
 
 
 class RunStates:
@@ -71,11 +77,14 @@ class RunStates:
         # A run starting picks up what the tenant's runs on other workers spent today.
         self.tenants.ledger(ctx, refresh=True)
         policy = cfg.policy
-        if run.tenant in cfg.tenant_policies:
-            tenant_policy = cfg.tenant_policies[run.tenant]
+        tenants = [run.tenant]
+        if cfg.tenant_policies and run.parent_id:
+            tenants = _tree_tenants(ctx.store, run)
+        bound = [cfg.tenant_policies[t] for t in tenants if t in cfg.tenant_policies]
+        if bound:
             base = list(policy.policies) if isinstance(policy, PolicySet) else (
                 [policy] if policy else [])
-            policy = PolicySet(tenant_policy, *base)
+            policy = PolicySet(*bound, *base)
         return RunGuardState(
             budget=run_budget(ctx.store, run, cfg.run_limits),
             detector=LoopDetector(cfg.embedder, cfg.loops),
@@ -83,6 +92,24 @@ class RunStates:
             masker=self._pii_masker().fresh(),
             policy=policy,
         )
+
+
+def _tree_tenants(store: Any, run: RunRecord) -> list[str]:
+    """The tenants of `run` and of every run above it, each once, the run's own first.
+
+    `ctx.spawn(..., tenant="other")` creates a child in another tenant: judged by that tenant's
+    policy alone, a child of a locked-down tenant ran the tool its tenant denies. A run is
+    bound by the tenant policy of every run it descends from as well as its own."""
+    tenants = [run.tenant]
+    parent_id = run.parent_id
+    while parent_id:
+        parent = store.get_run(parent_id)
+        if parent is None:
+            break
+        if parent.tenant not in tenants:
+            tenants.append(parent.tenant)
+        parent_id = parent.parent_id
+    return tenants
 
 
 _UNLIMITED = BudgetLimits()

@@ -43,7 +43,8 @@ class ToolGateway:
         try:
             proposed = self.gate.parse(name, arguments)
         except ToolError as exc:
-            return await _refuse_arguments(ctx, registry, name, _journal_form(arguments), exc)
+            return await _refuse_arguments(ctx, registry, name, _journal_form(arguments), exc,
+                                           st.verdicts)
         # the tool gets the real values of the PII kinds the policy grants it; the model never
         release = release_pii(self.gate, st.policy, st.masker, st.vault, name, proposed,
                               registry)
@@ -52,7 +53,7 @@ class ToolGateway:
         try:
             args = self.gate.prepare(st.policy, name, args, tool=tool)
         except ToolError as exc:
-            return await _refuse_arguments(ctx, registry, name, args, exc)
+            return await _refuse_arguments(ctx, registry, name, args, exc, st.verdicts)
         if st.policy is not None and st.policy.path_args(name):
             # resolved paths depend on the filesystem of the moment: journaled, so a replay
             # decides on (and hands the tool) the paths the live run judged
@@ -64,21 +65,22 @@ class ToolGateway:
             return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
                 name, "policy", ok=False, error_type="policy_denied",
                 message=f"denied by policy rule '{decision.rule}': {decision.reason}"),
-                "policy"))
+                "policy"), st.verdicts)
         if decision.action == "honeypot":
             result = await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
-                name, "honeypot", ok=True, output={"status": "ok"}), "honeypot"))
+                name, "honeypot", ok=True, output={"status": "ok"}), "honeypot"), st.verdicts)
             flag = {"flag": "honeypot", "tool": name, "rule": decision.rule}
             reason = f"honeypot tool '{name}' was called"
             st.flags.append({"reason": reason, **flag})
             ctx.flag(reason, **flag)  # `tether runs --flagged` lists the run
             return result
         if decision.action == "approve":
-            denied = await await_approval(ctx, self.config.approvers, st, name, args, decision)
+            denied = await await_approval(ctx, self.config.approvers, st, name, args, decision,
+                                          tool.version if tool is not None else None)
             if denied is not None:
                 return await _answer(ctx, registry, args, ToolVerdict(name, policy, tool_answer(
                     name, "approval", ok=False, error_type="approval_denied", message=denied),
-                    "approval"))
+                    "approval"), st.verdicts)
         retry = self.config.retry
         attempt = 0
         while True:
@@ -87,11 +89,16 @@ class ToolGateway:
             # circuit breaker: while it is open, the step is answered `tool_unavailable`
             verdict = ToolVerdict(name, {**policy, "via": "gateway", "attempt": attempt})
             st.retrying = attempt > 1
+            meta = verdict.attach(None, st.verdicts)
             try:
                 # the verdict rides in the step's own meta (the interceptor takes it out)
-                result = await ctx.tool(registry, name, args or {}, meta=verdict.attach(None))
+                # exactly the version judged (and approved), even if the registry has gained a
+                # newer one since
+                result = await ctx.tool(registry, name, args or {}, meta=meta,
+                                        version=tool.version if tool is not None else None)
             finally:
                 st.retrying = False
+                ToolVerdict.withdraw(st.verdicts, meta)
             failed = not result.ok and result.error is not None and \
                 result.error.type in RETRYABLE
             if not failed or retry is None or not retry.should_retry(attempt):
@@ -101,14 +108,14 @@ class ToolGateway:
 
 
 async def _refuse_arguments(ctx: Context, registry: ToolRegistry, name: str, args: Any,
-                            exc: Exception) -> ToolResult:
+                            exc: Exception, issued: dict[int, Any]) -> ToolResult:
     """Arguments the policy cannot judge as the tool would receive them: the step is answered
     `invalid_arguments` with the reason, so the model can correct the call."""
     decision = PolicyDecision("deny", ARGUMENTS_RULE, f"the arguments cannot be judged: {exc}",
                               name)
     return await _answer(ctx, registry, args, ToolVerdict(name, decision.to_json(), tool_answer(
         name, "arguments", ok=False, error_type="invalid_arguments", message=str(exc)),
-        "arguments"))
+        "arguments"), issued)
 
 
 def _journal_form(arguments: Any) -> Any:
@@ -120,9 +127,10 @@ def _journal_form(arguments: Any) -> Any:
     return repr(arguments)
 
 
-async def _answer(ctx: Context, registry: ToolRegistry, args: Any,
-                  verdict: ToolVerdict) -> ToolResult:
-    """The proposal's tool step, answered by the guards instead of the tool."""
+async def _answer(ctx: Context, registry: ToolRegistry, args: Any, verdict: ToolVerdict,
+                  issued: dict[int, Any]) -> ToolResult:
+    """The proposal's tool step, answered by the guards instead of the tool (`issued`: the
+    run's `RunGuardState.verdicts`)."""
     answer = verdict.answer
     assert answer is not None
     try:
@@ -134,6 +142,10 @@ async def _answer(ctx: Context, registry: ToolRegistry, args: Any,
         # never the tool: runs only if no GuardInterceptor answered (fails closed)
         return answer
 
-    data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
-                          meta=verdict.attach(meta))
+    attached = verdict.attach(meta, issued)
+    try:
+        data = await ctx.step(TOOL_STEP + verdict.tool, answered, args, idempotent=True,
+                              meta=attached)
+    finally:
+        ToolVerdict.withdraw(issued, attached)
     return ToolResult.model_validate(data)

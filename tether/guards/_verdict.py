@@ -6,6 +6,12 @@ acts on the decision in that step's `before`. The verdict travels in the step's 
 decision it carries is journaled instead). Since it belongs to that one effect, it cannot clear
 any other call — a later direct `ctx.tool`, a concurrent `ctx.gather` branch proposing the same
 call — live or replayed.
+
+A verdict is honoured only if the gateway *issued* it for the run (`attach` records it in the
+run's guard state, `take` consumes it): agent code that builds its own `ToolVerdict` with an
+`allow` and passes it as `ctx.tool(..., meta=...)` ran a honeypot and a denied tool, since the
+interceptor took any `ToolVerdict` object in the meta for the gateway's. A verdict not issued is
+ignored: the call is judged like any direct call.
 """
 
 from __future__ import annotations
@@ -30,18 +36,34 @@ class ToolVerdict:
     answer: dict[str, Any] | None = None
     guard: str = ""
 
-    def attach(self, meta: dict[str, Any] | None) -> dict[str, Any]:
-        """`meta` for the call's step, carrying this verdict."""
+    def attach(self, meta: dict[str, Any] | None, issued: dict[int, Any]) -> dict[str, Any]:
+        """`meta` for the call's step, carrying this verdict, which is recorded as issued in
+        `issued` (the run's `RunGuardState.verdicts`) until the interceptor takes it."""
+        issued[id(self)] = self
         return {**(meta or {}), VERDICT: self}
 
     @staticmethod
-    def take(effect: Effect) -> ToolVerdict | None:
-        """The verdict the gateway attached to this tool step (removed from its meta), or None
-        when agent code made the call without the gateway."""
+    def take(effect: Effect, issued: dict[int, Any]) -> ToolVerdict | None:
+        """The verdict the gateway issued for this tool step (removed from its meta and from
+        `issued`: it clears one step), or None when agent code made the call without the
+        gateway — or passed a verdict the gateway did not issue."""
         verdict = effect.meta.pop(VERDICT, None)
-        if not isinstance(verdict, ToolVerdict) or effect.name != TOOL_STEP + verdict.tool:
+        if not isinstance(verdict, ToolVerdict):
             return None
-        return verdict
+        known: object = issued.pop(id(verdict), None)
+        if known is not verdict:
+            if known is not None:  # another object's id: not this verdict's to consume
+                issued[id(verdict)] = known
+            return None
+        return verdict if effect.name == TOOL_STEP + verdict.tool else None
+
+    @staticmethod
+    def withdraw(issued: dict[int, Any], meta: dict[str, Any]) -> None:
+        """Forget the verdict `meta` carries if its step never reached the interceptor (an
+        exception before `before`): an issued verdict must not outlive its call."""
+        verdict = meta.get(VERDICT)
+        if verdict is not None:
+            issued.pop(id(verdict), None)
 
 
 def tool_answer(name: str, guard: str, *, ok: bool, output: Any = None,

@@ -164,6 +164,11 @@ class LoopDetector:
             evidence = f"tool '{tool}' called {n} times with the same arguments {args_text[:200]}"
         return self._signal("repeated_call", fired, evidence)
 
+    def repeats(self, fingerprint: str) -> int:
+        """How many times the call with this `call_fingerprint` is in the recent window (read
+        only: nothing is observed)."""
+        return self._calls.count(fingerprint)
+
     def observe_thought(self, text: str) -> Intervention | None:
         if self.embedder is None or not text.strip():
             return None
