@@ -159,9 +159,11 @@ class FunctionTool(Tool):
     def validate(self, arguments: Any) -> dict[str, Any]:
         if validated_by(arguments, self):  # already this tool's normal form: a changeable copy
             return dict(arguments)
-        # `model_dump(mode="json")` without its Python wrapper (the same serializer)
+        # `model_dump(mode="json", by_alias=True)` without its Python wrapper (the same
+        # serializer): by alias, the names the schema gives (what the model proposes and the
+        # policy judges); by field name, an aliased argument failed its own second validation
         normal: dict[str, Any] = self.args_model.__pydantic_serializer__.to_python(
-            self.parse(arguments), mode="json")
+            self.parse(arguments), mode="json", by_alias=True)
         return normal
 
     def _kwargs(self, arguments: dict[str, Any]) -> dict[str, Any]:
