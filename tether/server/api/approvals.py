@@ -21,6 +21,7 @@ from tether.guards.approvals import (
     sign_decision,
 )
 from tether.guards.errors import ApprovalError
+from tether.runtime import RunFinished
 from tether.server.keys import Principal
 
 from . import audit
@@ -62,7 +63,18 @@ def _decide(state: ServerState, who: Principal, approval_id: str,
     run_id, sep, n = approval_id.rpartition(".a")
     if not sep or not n.isdigit() or not run_id:
         raise not_found("such approval", "approval_id")
-    own_run(state, who.tenant, run_id)  # another tenant's approval: 404 like a missing one
+    try:  # another tenant's approval: 404 like a missing one, in the same words
+        own_run(state, who.tenant, run_id)
+    except ApiError:
+        raise not_found("such approval", "approval_id") from None
+    # one decision on a run at a time, in this process: `inbox.decide` reads, checks and
+    # sends in three store calls, and two answers interleaved there were both accepted
+    with state.deciding.held(run_id):
+        return _decide_alone(state, who, approval_id, run_id, verdict, body)
+
+
+def _decide_alone(state: ServerState, who: Principal, approval_id: str, run_id: str,
+                  verdict: Literal["approve", "deny"], body: DecisionIn) -> DecisionOut:
     try:
         request, _ = inbox.find(state.tether.store, approval_id)
     except ApprovalError:
@@ -70,7 +82,7 @@ def _decide(state: ServerState, who: Principal, approval_id: str,
     decision = _decision(state, who, approval_id, verdict, body, request.digest)
     try:
         status = inbox.decide(state.tether, decision, state.approvers)
-    except ApprovalError as exc:
+    except (ApprovalError, RunFinished) as exc:  # finished meanwhile (cancelled): refused too
         audit.record(state.tether.store, who, f"{verdict}_refused", run_id,
                      {"approval_id": approval_id, "why": str(exc)})
         raise from_tether(exc, "body") from None

@@ -55,14 +55,28 @@ def recheck_of(request: Request) -> KeyRecheck | None:
     return found
 
 
+def _one_authorization(request: Request) -> None:
+    """Two Authorization headers are refused, not resolved: the first one won, while a proxy
+    or log in front of the server may read the last — one request, two identities."""
+    count = len(request.headers.getlist("authorization"))
+    if count > 1:
+        raise ApiError(400, "invalid_request",
+                       f"the request has {count} Authorization headers; which key is meant "
+                       "cannot be decided", "Authorization header",
+                       "send exactly one 'Authorization: Bearer <key>'")
+
+
 def _require(role: Role, *, rechecked: bool = False) -> Callable[..., object]:
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        _one_authorization(request)
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise ApiError(401, "unauthenticated", "no API key in the request",
-                           "Authorization header",
+            sent = request.headers.get("authorization")
+            raise ApiError(401, "unauthenticated", "no API key in the request" if not sent
+                           else "the Authorization header is not 'Bearer <key>' (another "
+                           "scheme, or no key after it)", "Authorization header",
                            "send 'Authorization: Bearer <key>'; create a key with "
                            "`tether keys create --tenant T --role R`")
         found = KeyLookup.of(credentials.credentials)

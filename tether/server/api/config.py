@@ -49,6 +49,11 @@ class ServerConfig:
     worker_lease_ttl: float = 30.0  # seconds (`Worker(lease_ttl=)`)
     max_body: int = DEFAULT_MAX_BODY
     sse_poll: float = 0.2  # seconds between looks at the journal of a streamed run
+    #: event streams one key may hold open at once (each polls the store): one viewer key
+    #: with 1,500 streams made every other tenant's requests ~100x slower
+    max_streams_per_key: int = 32
+    #: seconds between re-reads of a streaming key: a revoked key's open streams end
+    stream_key_recheck: float = 5.0
 
     def catalogue(self) -> dict[str, AgentEntry]:
         out: dict[str, AgentEntry] = {}

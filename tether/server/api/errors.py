@@ -61,7 +61,7 @@ def _responses(codes: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
 
 
 #: error statuses every authenticated route may answer
-COMMON = _responses((400, 401, 403, 413, 422, 503))
+COMMON = _responses((400, 401, 403, 413, 415, 422, 503))
 NOT_FOUND = _responses((404,))
 CONFLICT = _responses((409,))
 
@@ -106,9 +106,12 @@ def install(app: FastAPI) -> None:
         return exc.response(headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
+        not_json = _not_json(request, first)
+        if not_json is not None:
+            return not_json.response()
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         message = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5])
@@ -153,6 +156,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _internal(request, exc)
+
+
+def _not_json(request: Request, first: Any) -> ApiError | None:
+    """A body sent as another media type than JSON is not parsed at all, and pydantic's word
+    for that ("Input should be a valid dictionary or object") names no cause: say which
+    Content-Type came and which one is needed."""
+    if tuple(first.get("loc", ())) != ("body",) or first.get("type") not in (
+            "model_attributes_type", "dict_type"):
+        return None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    said = f"Content-Type {media[:60]!r}" if media else "no Content-Type"
+    return ApiError(415, "unsupported_media_type",
+                    f"the body must be JSON, and the request has {said}", "Content-Type header",
+                    "send the body as JSON with 'Content-Type: application/json'")
 
 
 def _internal(request: Request, exc: BaseException) -> JSONResponse:

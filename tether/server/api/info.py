@@ -3,6 +3,7 @@ usage and KPIs, and (admin) the audit log."""
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import re
 from typing import Annotated, Any
@@ -78,9 +79,9 @@ def usage(request: Request, who: Viewer,
     agent KPIs of `tether stats` over its newest runs."""
     from tether.guards.budget import utc_day
 
-    if day is not None and not _DAY.fullmatch(day):
-        raise ApiError(422, "invalid_request", f"day {day!r} is not YYYY-MM-DD", "query.day",
-                       "give a UTC day such as 2026-01-31")
+    if day is not None and not _is_day(day):
+        raise ApiError(422, "invalid_request", f"day {day!r} is not a date as YYYY-MM-DD",
+                       "query.day", "give a UTC day such as 2026-01-31")
     state = state_of(request)
     store = state.tether.store
     the_day = day or utc_day()
@@ -91,6 +92,18 @@ def usage(request: Request, who: Viewer,
                     source="usage counters from the store; KPIs from tether.observe.kpis"
                     if kpis is not None else "usage counters from the store (tether.observe."
                     "kpis is not available in this build)")
+
+
+def _is_day(text: str) -> bool:
+    """YYYY-MM-DD and a day of the calendar: 2026-13-45 was answered 200 with no counters,
+    as if that day had been a quiet one."""
+    if not _DAY.fullmatch(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _kpis(store: Any, who: Principal) -> dict[str, Any] | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tether.store import RunRecord
+
+from .values import storable
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "cancelled", "halted"]
 
@@ -15,11 +17,17 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
 
+#: any JSON the journal keeps exactly as sent (no NaN, no lone surrogate: see values.py)
+Storable = Annotated[Any, AfterValidator(storable)]
+#: a budget limit: NaN or Infinity would be stored as null, i.e. no limit at all
+Limit = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class SubmitIn(_In):
     agent: str = Field(min_length=1, max_length=200,
                        description="A name from GET /v1/agents.")
-    input: Any = Field(default=None, description="The agent's input (any JSON).")
-    budget: dict[str, float] | None = Field(
+    input: Storable = Field(default=None, description="The agent's input (any JSON).")
+    budget: dict[str, Limit] | None = Field(
         default=None, description="Run limits enforced by the agent's guards, e.g. "
         '{"steps": 20, "cost_usd": 0.5}.')
     idempotency_key: str | None = Field(
@@ -111,7 +119,7 @@ class RunDetail(BaseModel):
 
 class SignalIn(_In):
     name: str = Field(min_length=1, max_length=200)
-    payload: Any = None
+    payload: Storable = None
 
 
 class SignalOut(BaseModel):
@@ -136,7 +144,7 @@ class DeleteOut(BaseModel):
 
 class ResolveIn(_In):
     action: Literal["retry", "skip", "fail"]
-    result: Any = Field(default=None, description="With skip: what the step returns.")
+    result: Storable = Field(default=None, description="With skip: what the step returns.")
     key: str | None = Field(default=None, max_length=200,
                             description="The in-doubt step's key when the run has several.")
 

@@ -12,8 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from tether.observe import clip_detail, timeline_rows, timeline_totals
+from tether.runtime import ops
 from tether.runtime.client import IdempotencyConflict
 from tether.store import RunRecord, dumps
+from tether.store.vocabulary import APPROVAL_SIGNAL
 
 from . import audit
 from .auth import Admin, KeyRevoked, Operator, SubmitOperator, Viewer, recheck_of, unknown_key
@@ -166,9 +168,18 @@ def get_run(run_id: str, request: Request, who: Viewer) -> RunDetail:
 @router.post("/runs/{run_id}/signals", status_code=202, response_model=SignalOut,
              responses={**NOT_FOUND, **CONFLICT})
 def signal_run(run_id: str, body: SignalIn, request: Request, who: Operator) -> SignalOut:
-    """Deliver a signal the run waits for (`ctx.wait_for(name)`)."""
+    """Deliver a signal the run waits for (`ctx.wait_for(name)`). Not a decision on an
+    approval (`approval:<id>`): those go through POST /v1/approvals/{id}/approve or deny, which
+    need the approver role, bind the decision to the key's approver and audit it."""
     state = state_of(request)
     run = own_run(state, who.tenant, run_id)
+    if body.name.startswith(APPROVAL_SIGNAL):
+        approval_id = body.name[len(APPROVAL_SIGNAL):]
+        raise ApiError(403, "forbidden",
+                       f"signal {body.name[:120]!r} would deliver a decision on an approval; "
+                       "decisions are not sent as signals", "body.name",
+                       f"approve or deny through POST /v1/approvals/{approval_id[:100]}/approve "
+                       "(or /deny) with an approver's key")
     try:
         signal_id = state.tether.signal(run.id, body.name, body.payload)
     except Exception as exc:
@@ -185,14 +196,14 @@ def cancel_run(run_id: str, request: Request, who: Operator,
     state = state_of(request)
     run = own_run(state, who.tenant, run_id)
     reason = (body.reason if body else "") or f"cancelled by {who.name} through the API"
-    try:
-        touched = state.tether.cancel(run.id, reason)
+    try:  # the cancel and its audit entry commit together, or neither does
+        touched: list[str] = state.tether.store.write(audit.with_entry(
+            ops.request_cancel(run.id, reason), who, "cancel", run.id,
+            lambda done: {"reason": reason, "cancelled": done}))
     except Exception as exc:
         raise from_tether(exc, "run_id") from None
     state.cancelled(touched)
-    audit.record(state.tether.store, who, "cancel", run.id,
-                 {"reason": reason, "cancelled": touched})
-    return CancelOut(run_id=run.id, cancelled=touched)
+    return CancelOut(run_id=run.id, cancelled=list(touched))
 
 
 @router.delete("/runs/{run_id}", response_model=DeleteOut, responses={**NOT_FOUND, **CONFLICT})
@@ -223,10 +234,11 @@ def resolve_run(run_id: str, body: ResolveIn, request: Request, who: Operator) -
     except TypeError as exc:  # what the store cannot hold (an integer over 64 bits, ...)
         raise ApiError(422, "invalid_request", f"result cannot be stored: {exc}",
                        "body.result", "give a JSON value the journal can hold") from None
-    try:
-        target = state.tether.resolve(run.id, body.action, result=body.result, key=body.key)
+    try:  # the resolution and its audit entry commit together, or neither does
+        target = str(state.tether.store.write(audit.with_entry(
+            ops.resolve_in_doubt(run.id, body.action, body.result, body.key), who,
+            f"resolve:{body.action}", run.id, lambda done: {"key": done})))
     except Exception as exc:
         raise from_tether(exc, "run_id") from None
     state.kick()
-    audit.record(state.tether.store, who, f"resolve:{body.action}", run.id, {"key": target})
     return ResolveOut(run_id=run.id, resolved=target)

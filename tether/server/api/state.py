@@ -17,6 +17,8 @@ from tether.runtime.committer import GroupCommitter
 from tether.server.keys import ApiKeys, Principal
 
 from .config import AgentEntry, ServerConfig
+from .locks import KeyedLocks
+from .stream_limits import StreamSlots
 
 MAX_KNOWN_KEYS = 10_000
 
@@ -38,6 +40,10 @@ class ServerState:
     #: keys already found valid, by digest: a route that re-checks its key inside its own
     #: write (submitting a run) need not wait for a lookup transaction first
     _known_keys: dict[str, Principal] = field(default_factory=dict)
+    #: per run: one approval decision at a time (read-check-send must not interleave)
+    deciding: KeyedLocks = field(default_factory=KeyedLocks)
+    #: event streams open per key (bounded by `config.max_streams_per_key`)
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(0))
 
     @classmethod
     def build(cls, config: ServerConfig) -> ServerState:
@@ -60,7 +66,8 @@ class ServerState:
             for name in known.approvers() if known is not None else ():
                 if name not in registry:
                     registry.register(name, known.get(name))  # type: ignore[union-attr]
-        return cls(config, tether, ApiKeys(tether.store), catalogue, registry, _guards=guards)
+        return cls(config, tether, ApiKeys(tether.store), catalogue, registry, _guards=guards,
+                   streams=StreamSlots(config.max_streams_per_key))
 
     def guards_of(self, entry: AgentEntry) -> str | None:
         return entry.guards or self.config.guards

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -21,12 +22,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from tether.observe import TimelineBuilder, TimelineRow, clip_detail
-from tether.server.keys import Principal
+from tether.server.keys import KeyLookup, Principal
 
 from .auth import Viewer
-from .errors import COMMON, NOT_FOUND, ApiError
+from .errors import COMMON, NOT_FOUND, ApiError, ErrorBody
 from .runs import own_run
-from .state import ServerState, state_of
+from .state import ServerState, commit, state_of
+from .stream_limits import guarded
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=COMMON)
 _EVENT = {  # one frame of the stream
@@ -40,6 +42,9 @@ _EVENT = {  # one frame of the stream
     },
 }
 _KEEPALIVE_S = 15.0
+TOO_MANY: dict[int | str, dict[str, Any]] = {429: {
+    "model": ErrorBody, "description": "The key holds its most open event streams."}}
+_SEQ = re.compile(r"[ \t]*[0-9]{1,18}[ \t]*")
 
 
 def _frame(seq: int | None, event: str, data: object) -> bytes:
@@ -57,7 +62,7 @@ def _row(row: TimelineRow, clip: bool) -> dict[str, Any]:
 
 
 async def _events(state: ServerState, request: Request, run_id: str, after: int,
-                  follow: bool, clip: bool) -> AsyncIterator[bytes]:
+                  follow: bool, clip: bool, key: KeyWatch) -> AsyncIterator[bytes]:
     store = state.tether.store
     builder = TimelineBuilder()
     seen = 0
@@ -86,6 +91,9 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
             return
         if await request.is_disconnected():
             return
+        if not await key.still_valid():  # revoked since the stream opened: nothing more
+            yield b": the API key was revoked\n\n"
+            return
         if time.monotonic() - quiet_since > _KEEPALIVE_S:
             yield b": keep-alive\n\n"
             quiet_since = time.monotonic()
@@ -93,7 +101,7 @@ async def _events(state: ServerState, request: Request, run_id: str, after: int,
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
-            responses={**NOT_FOUND, 200: {
+            responses={**NOT_FOUND, **TOO_MANY, 200: {
                 "description": "Server-sent events: `event` frames (id = journal seq, data = "
                 "a timeline row), then one `end` frame when the run finished.",
                 "content": {"text/event-stream": {"schema": _EVENT}}}})
@@ -120,11 +128,34 @@ async def event_response(run_id: str, request: Request, who: Principal, *,
     await run_in_threadpool(own_run, state, who.tenant, run_id)
     start = after or 0
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        # ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() refuses (a 500)
+        if not _SEQ.fullmatch(last_event_id):
             raise ApiError(422, "invalid_request",
-                           f"Last-Event-ID {last_event_id!r} is not an event seq",
+                           f"Last-Event-ID {last_event_id[:40]!r} is not an event seq (a "
+                           "number of 1 to 18 digits)",
                            "Last-Event-ID header", "send the id of the last event received")
         start = int(last_event_id)
-    return StreamingResponse(_events(state, request, run_id, start, follow, clip),
+    slot = state.streams.take(who)  # 429 past the key's share of open streams
+    events = _events(state, request, run_id, start, follow, clip,
+                     KeyWatch(state, who, state.config.stream_key_recheck))
+    return StreamingResponse(guarded(events, slot),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+class KeyWatch:
+    """Whether the key a stream was opened with is still valid, read at most every `every`
+    seconds (the read goes through the server's shared transactions)."""
+
+    def __init__(self, state: ServerState, who: Principal, every: float) -> None:
+        self.state, self.who, self.every = state, who, every
+        self.checked = time.monotonic()
+
+    async def still_valid(self) -> bool:
+        if time.monotonic() - self.checked < self.every:
+            return True
+        self.checked = time.monotonic()
+        who = self.who
+        rows = await commit(self.state, lambda tx: tx.api_keys(tenant=who.tenant))
+        now = KeyLookup.principal([r for r in rows if r[0] == who.key_id])
+        return now is not None and (now.tenant, now.role) == (who.tenant, who.role)
