@@ -101,6 +101,11 @@ class ToolGateway:
                 ToolVerdict.withdraw(st.verdicts, meta)
             failed = not result.ok and result.error is not None and \
                 result.error.type in RETRYABLE
+            if failed and result.error is not None and result.error.type == "timeout" and \
+                    not (tool is not None and (tool.idempotent or tool.accepts_idempotency_key)):
+                # a timed-out call may still act (a thread cannot be stopped): calling a tool
+                # that is not safe to repeat again could act twice
+                failed = False
             if not failed or retry is None or not retry.should_retry(attempt):
                 return release.mask_output(result)  # what the call saw unmasked stays hidden
             # each attempt and each back-off timer is journaled: after a crash the count goes on

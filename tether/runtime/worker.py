@@ -358,6 +358,13 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         ctx._append("run_started" if first else "run_resumed", None, None,
                     {"worker": self.owner, "attempt": run.attempts})
         try:
+            if run.cancel_requested:
+                # cancelled while no worker executed it (its worker died holding the lease):
+                # only a live worker's heartbeat reads the flag, so nothing more of it may run
+                reason = run.reason or "cancelled by request"
+                await self._finish(ctx, "cancelled", reason=reason,
+                                   event=("run_cancelled", {"reason": reason}))
+                return
             await self._drive(ctx, run, agent)
         except LeaseLost:
             log.info("run %s: lease lost, leaving it to its new owner", run_id)

@@ -337,8 +337,11 @@ class Tool(ABC):
                 break
             except ToolArgumentError:
                 raise
-            except Exception:
-                if attempt >= self.retries:
+            except Exception as exc:
+                if attempt >= self.retries or (isinstance(exc, ToolTimeoutError) and not (
+                        self.idempotent or self.accepts_idempotency_key)):
+                    # a call that timed out may have acted (or still act: a sync tool's thread
+                    # runs on): another attempt of a tool not safe to repeat could act twice
                     raise
                 attempt += 1
                 await asyncio.sleep(min(0.05 * 2**attempt, 2.0))

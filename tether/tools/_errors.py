@@ -89,7 +89,10 @@ class ToolTimeoutError(ToolError, TimeoutError):
     def __init__(self, tool: str, timeout: float) -> None:
         self.tool = tool
         self.timeout = timeout
-        super().__init__(f"tool {tool!r} timed out after {timeout:g}s")
+        # a call cannot be taken back once made (a sync tool's thread cannot even be stopped):
+        # the caller, the journal and the model are told its effect is unknown, not absent
+        super().__init__(f"tool {tool!r} timed out after {timeout:g}s; whether it took effect "
+                         "(or still will) is unknown")
 
 
 class ToolExecutionError(ToolError):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from pydantic import ValidationError
+
 from tether.tools._base import Tool, ToolFailure, ToolResult
 from tether.tools._errors import ToolError
 from tether.tools._registry import ToolRegistry
@@ -133,7 +135,13 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
             ok=False,
             error=ToolFailure(type=kind, message=e.message, exception=e.error_type),
         )
-    return ToolResult.model_validate(data)
+    try:
+        return ToolResult.model_validate(data)
+    except ValidationError:
+        # not what a call journals: an operator's `tether resolve --skip --result VALUE` of an
+        # in-doubt call, VALUE being what the tool returned (its output). Read as a failure it
+        # failed the run, and neither a retry (which replays it) nor resolve could mend it
+        return ToolResult(tool=tool.name, ok=True, output=data)
 
 
 def _plain(arguments: Any) -> Any:
