@@ -9,6 +9,7 @@ so `tether --help` and `tether runs` do not pay for what they do not use (benchm
 from __future__ import annotations
 
 import importlib
+from inspect import cleandoc
 from typing import Any
 
 import typer
@@ -26,7 +27,20 @@ def _as_flag(param: Parameter) -> None:
         param.metavar = ""
 
 
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs as flowing text. In rich markup mode typer keeps every line
+    break of a help text (in `tether --help`'s list, and after the first paragraph of a
+    command's help), so the source's 100-column lines came out ragged in any terminal. A
+    paragraph of `-`/`*` items, or one marked `\\b`, keeps its lines."""
+    paragraphs = cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") or p.lstrip().startswith(("-", "*"))
+                       else " ".join(line.strip() for line in p.splitlines())
+                       for p in paragraphs)
+
+
 def _flags_as_flags(command: Command, ctx: Context) -> None:
+    if command.help:
+        command.help = _reflow(command.help)
     for param in command.params:
         _as_flag(param)
     help_option = command.get_help_option(ctx)

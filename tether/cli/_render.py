@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from rich.markup import escape
 from ._common import console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from tether.store import Event, RunRecord
 
 STATUS_STYLE = {
@@ -81,8 +84,69 @@ def run_note(r: RunRecord, lease: Lease | None, *, now: float | None = None) -> 
     return "; ".join(parts)
 
 
+#: the reason of a run that waits in `ctx.wait_for(NAME)`; NAME `approval:ID` is a tool call
+#: waiting for a person's approval (docs/guards.md)
+_SIGNAL_WAIT = re.compile(r"^waiting for signal '([^']+)'$")
+
+
+def _print_next_step(run_id: str, reason: str) -> None:
+    """What a person does about a run waiting for a signal: the command, not just its name."""
+    waits = _SIGNAL_WAIT.match(reason)
+    if waits is None:
+        return
+    name = waits[1]
+    if name.startswith("approval:"):
+        console.print(f"decide it: tether approve {name.removeprefix('approval:')} --key "
+                      "YOUR.key --keys approvers.yaml (or tether deny …); a worker then "
+                      "resumes the run", markup=False, soft_wrap=True)
+    else:
+        console.print(f"send it: tether signal {run_id} {name} 'JSON'; a worker then resumes "
+                      "the run", markup=False, soft_wrap=True)
+
+
 #: the rows `tether show` draws of a long journal without `--all`: the first, the last
 SHOW_WINDOW = (50, 200)
+
+
+#: the least width rich shrinks a folding column of the timeline to (its `min_width`)
+_FOLDED_MIN = 24
+
+
+def table_min_width(table: Table) -> int:
+    """The narrowest console the timeline table fits without rich cutting its right side off:
+    the columns that never wrap at their widest cell, the folding ones at their least width,
+    plus padding and borders (an 80-column terminal, or output piped to a file, is narrower
+    than a journal with tokens and durations)."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    total = 3 * len(table.columns) + 1  # a space either side of each cell, and the borders
+    for column in table.columns:
+        cells = [cell_len(Text.from_markup(str(c)).plain) for c in column.cells]
+        widest = max([cell_len(str(column.header)), *cells])
+        total += widest if column.no_wrap else min(widest, _FOLDED_MIN)
+    return total
+
+
+def print_event_lines(table: Table, events: list[Event], *, full: bool,
+                      every_row: bool) -> None:
+    """The timeline as `tether run` prints it live, one line per event, for a console too
+    narrow for the table: the lines wrap, nothing is cut."""
+    from tether.observe import event_line, timeline_rows
+
+    rows = timeline_rows(events)
+    head, tail = SHOW_WINDOW
+    hidden = 0 if every_row or len(rows) <= head + tail + 1 else len(rows) - head - tail
+    console.print(f"{table.title} (one line per event: the table needs a console "
+                  f"{table_min_width(table)} columns wide)", markup=False, soft_wrap=True)
+    for i, row in enumerate(rows):
+        if hidden and i == head:
+            console.print(f"… {hidden:,} events not shown (--all)", markup=False)
+        if hidden and head <= i < len(rows) - tail:
+            continue
+        console.print(event_line(row, width=None if full else 90), markup=False,
+                      soft_wrap=True)
+    console.print(str(table.caption), markup=False, soft_wrap=True)
 
 
 def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False,
@@ -91,8 +155,12 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
     from tether.observe import timeline_table
     from tether.store import vocabulary as v
 
-    console.print(timeline_table(record, events, full=full,
-                                 window=None if every_row else SHOW_WINDOW))
+    table = timeline_table(record, events, full=full,
+                           window=None if every_row else SHOW_WINDOW)
+    if console.width >= table_min_width(table):
+        console.print(table)
+    else:  # rich would cut the table's right side (detail, totals): one line per event instead
+        print_event_lines(table, events, full=full, every_row=every_row)
     console.print(f"status: {status_text(record.status)}")
     if record.result is not None:
         result = json.dumps(record.result, default=str, ensure_ascii=False)
@@ -101,17 +169,19 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
         elif len(result) > FULL_RESULT_MAX:
             result = (result[:FULL_RESULT_MAX] + f"… ({len(result) - FULL_RESULT_MAX} more "
                       "characters: tether show RUN --json)")
-        console.print(f"result: {escape(result)}")
+        console.print(f"result: {escape(result)}", soft_wrap=True)
     if record.error:
-        console.print(f"[red]error:[/] {escape(record.error)}")
+        console.print(f"[red]error:[/] {escape(record.error)}", soft_wrap=True)
         trace = next((e.data.get("traceback") for e in reversed(events)
                       if e.kind == v.RUN_FAILED and isinstance(e.data, dict)), None)
         if trace and full:
             console.print(escape(str(trace)), markup=True)
         elif trace:
-            console.print("[dim]traceback stored: tether show RUN --full[/dim]")
+            console.print(f"[dim]traceback stored: tether show {record.id} --full[/dim]")
     if record.reason and not record.finished:
         label = "waiting" if record.status == "waiting" else "note"
-        console.print(f"[cyan]{label}:[/] {escape(record.reason)}")
+        console.print(f"[cyan]{label}:[/] {escape(record.reason)}", soft_wrap=True)
+        if record.status == "waiting":
+            _print_next_step(record.id, record.reason)
     if (held := lease_text(record, lease, now)):
-        console.print(f"[blue]lease:[/] {escape(held)}")
+        console.print(f"[blue]lease:[/] {escape(held)}", soft_wrap=True)

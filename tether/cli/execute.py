@@ -57,7 +57,9 @@ def run(
     agent: str = typer.Argument(..., help="MODULE:FUNCTION or path/to/file.py:FUNCTION"),
     input: str = typer.Option(None, "--input", "-i", help="JSON input (or @file.json)."),
     detach: bool = typer.Option(False, "--detach", help="Only queue the run; a worker runs it."),
-    tenant: str = typer.Option("default", "--tenant"),
+    tenant: str = typer.Option("default", "--tenant", help=(
+        "The tenant the run belongs to: its budgets, worker queues and `tether serve` API "
+        "keys are per tenant.")),
     max_depth: int = typer.Option(None, "--max-depth", help="Maximum child-run depth."),
     guards: str = GUARDS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines while it runs."),
@@ -98,7 +100,9 @@ def run(
 
 
 def worker(
-    concurrency: int = typer.Option(256, "--concurrency"),
+    concurrency: int = typer.Option(256, "--concurrency", min=1, help=(
+        "Runs this worker executes at once (runs waiting for a model or tool count; the rest "
+        "wait in the queue).")),
     lease_ttl: float = typer.Option(30.0, "--lease-ttl", min=0.1, help="Seconds before a dead "
                                     "worker's runs may be taken over."),
     poll: float = typer.Option(0.2, "--poll", help="Seconds between looks for new work."),

@@ -21,6 +21,8 @@ import typer
 from tether.cli._common import DB_OPTION, console, err_console, fail, full_run_id, open_tether
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from tether.guards.approvals import KeyRegistry
     from tether.runtime import Tether
 
@@ -42,7 +44,10 @@ KeyOpt = Annotated[
 ApprovalIdArg = Annotated[str, typer.Argument(
     help="Approval id RUN.aN (see `tether approvals`); RUN may be a unique prefix.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")]
-ApproverOpt = Annotated[str | None, typer.Option("--approver", help="Your approver id.")]
+ApproverOpt = Annotated[str | None, typer.Option(
+    "--approver", envvar="TETHER_APPROVER",
+    help="Your approver id (default: the approver --keys registers --key's public key to, "
+         "else your user name).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +68,8 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]
     try:
         p = load_policy(file)
     except PolicyLoadError as exc:
-        err_console.print(f"[bold red]invalid policy[/] {exc}")
+        err_console.print("[bold red]invalid policy[/] ", end="")
+        err_console.print(str(exc), markup=False, soft_wrap=True)  # `[`: a regex, not markup
         raise typer.Exit(1) from None
     console.print(f"ok: policy '{p.name}' — {len(p.rules)} rule(s), "
                   f"{len(p.honeypots)} honeypot(s), read_only={str(p.read_only).lower()}")
@@ -162,12 +168,21 @@ def approvals(
     if keygen:
         priv, pub = generate_keypair()
         key_path, pub_path = Path(keygen + ".key"), Path(keygen + ".pub")
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        for path in (key_path, pub_path):  # never overwrite a key someone may be using
+            if path.exists():
+                fail(f"--keygen {keygen}: {path} already exists; keep that key pair, or give "
+                     "another NAME (or move the old files away first)")
+        try:
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            fail(f"--keygen {keygen}: cannot create {key_path}: {exc.strerror}")
         with os.fdopen(fd, "w") as fh:
             fh.write(priv)
         pub_path.write_text(pub)
         console.print(f"wrote {key_path} (private, keep it secret) and {pub_path}; register the "
-                      "public key in the approvers file (--keys)")
+                      "public key in the approvers file (--keys), the same file the workers' "
+                      "GuardConfig.approvers is loaded from, with this line:", soft_wrap=True)
+        console.print(f"{Path(keygen).name}: {_one_line(pub)}", markup=False, soft_wrap=True)
         return
     registry = _registry(keys)  # a bad approvers file is bad usage (2), found before the db
     tether = open_tether(db, must_exist=True)
@@ -230,7 +245,28 @@ def _full_approval_id(tether: Tether, given: str) -> str:
     return f"{full_run_id(tether, run_part)}.{suffix}"
 
 
-def _hint(key_path: Path | None, registry: KeyRegistry) -> str:
+def _one_line(public_pem: str) -> str:
+    """A public key as one `ssh-ed25519 ...` line: what an approvers file entry holds (a PEM
+    key spans lines, and pasted after `alice: ` it is not valid YAML)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tether.guards.approvals import load_public_key
+
+    return load_public_key(public_pem).public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+def _approver_of(private: Ed25519PrivateKey, registry: KeyRegistry) -> str | None:
+    """The approver the registry registers this private key's public half to, if any."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    mine = private.public_key().public_bytes(*raw)
+    return next((name for name in registry.approvers()
+                 if registry.get(name).public_bytes(*raw) == mine), None)
+
+
+def _hint(key_path: Path | None, registry: KeyRegistry, who: str = "") -> str:
     """What the operator is missing when a decision is refused."""
     if key_path is None:
         return (" — sign it: pass --key YOUR_PRIVATE_KEY (or set TETHER_APPROVER_KEY); create a "
@@ -240,6 +276,9 @@ def _hint(key_path: Path | None, registry: KeyRegistry) -> str:
         return (" — no approvers file given: pass --keys approvers.yaml (or set "
                 "TETHER_APPROVERS), the same file the workers' GuardConfig.approvers is loaded "
                 "from")
+    if who and who not in registry:
+        return (f" — {who!r} is not in the approvers file: pass --approver NAME, one of "
+                f"{', '.join(registry.approvers())}, with that approver's --key")
     return ""
 
 
@@ -255,7 +294,7 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
     from tether.guards.errors import ApprovalError, KeyFormatError
 
     registry = _registry(keys)
-    who = approver or os.environ.get("TETHER_APPROVER") or getpass.getuser()
+    who = approver or getpass.getuser()
     tether = open_tether(db, must_exist=True)
     approval_id = _full_approval_id(tether, approval_id)
     try:
@@ -265,6 +304,8 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
                 private = load_private_key(key_path.read_bytes())
             except OSError as exc:
                 fail(f"cannot read key {str(key_path)!r}: {exc.strerror}", 2)
+            if approver is None:  # the key says who signs, when the approvers file knows it
+                who = _approver_of(private, registry) or who
             decision = sign_decision(private, approval_id, verdict, who,  # type: ignore[arg-type]
                                      request.digest, reason)
         else:
@@ -274,6 +315,8 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
     except KeyFormatError as exc:
         fail(str(exc), 2)
     except ApprovalError as exc:
-        fail(str(exc) + _hint(key_path, registry), 1)
-    more = " (one more distinct approver needed)" if status == "pending" else ""
-    console.print(f"{approval_id}: {verdict} recorded by {who}; status {status}{more}")
+        fail(str(exc) + _hint(key_path, registry, who), 1)
+    more = (" (one more distinct approver needed)" if status == "pending" else
+            f"; run {request.run_id} resumes on the next worker that is free (`tether worker`)")
+    console.print(f"{approval_id}: {verdict} recorded by {who}; status {status}{more}",
+                  markup=False, soft_wrap=True)

@@ -53,6 +53,12 @@ def runs(
         print(json.dumps([run_dict(r, leases.get(r.id), now=now) for r in records],
                          default=str))
         return
+    if not records:  # a header alone reads like a broken table, and says nothing of the filters
+        given = [f"{flag} {value}" for flag, value in (("--status", status), ("--tenant", tenant))
+                 if value] + (["--flagged"] if flagged else [])
+        console.print(f"no runs{' matching ' + ' '.join(given) if given else ''} in {store.url}",
+                      markup=False, soft_wrap=True)
+        return
     from ._grid import Cell, grid_lines
 
     rows = []

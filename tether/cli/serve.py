@@ -85,18 +85,38 @@ def serve(
                           tool_modules=list(tools_module or []),
                           embedded_worker=not no_worker, max_body=max_body,
                           worker_concurrency=concurrency, worker_lease_ttl=lease_ttl)
+    _check_port(host, port)
     try:
         app = create_app(config)
     except Exception as exc:  # a deployment naming what cannot load does not start
         fail(f"cannot start the server: {exc}", 2)
     worker = "no worker (run `tether worker`)" if no_worker else "an embedded worker"
     console.print(f"tether serve: http://{host}:{port}/v1 (OpenAPI at /openapi.json), "
-                  f"{len(catalogue)} agent(s), {worker}, database {config.db}")
+                  f"{len(catalogue)} agent(s), {worker}, database {config.db}", soft_wrap=True)
     console.print(f"web UI: http://{host}:{port}/ui (log in with a key from `tether keys "
                   "create`)", soft_wrap=True)
     # log_config=None: uvicorn's records go to the handler above, in the same format
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
                 log_config=None)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port something already listens on before saying where the server serves:
+    uvicorn found it only after the banner, logged the errno and exited 3."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as exc:
+        fail(f"--host {host}: not an address to listen on ({exc.strerror or exc}); "
+             "127.0.0.1 serves this machine, 0.0.0.0 every interface")
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+             "choose a free port with --port, or stop the server that holds it")
 
 
 @keys_app.command("create")

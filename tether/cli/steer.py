@@ -47,6 +47,16 @@ def signal(
         names = ", ".join(repr(n) for n in waiting)
         warn(f"run {run_id} is waiting for signal {names}, not {name!r}; {name!r} is kept in "
              "case the run asks for it later. A typo? Send the name it waits for.")
+    if name.startswith("approval:") and not _signed(value):
+        warn(f"the guards take only signed decisions: the run rejects this one and keeps "
+             f"waiting. Decide it with `tether approve {name.removeprefix('approval:')} --key "
+             "YOUR.key --keys approvers.yaml` (or `tether deny`).")
+
+
+def _signed(value: object) -> bool:
+    """Whether a payload looks like a signed approval decision (what `tether approve` and
+    `tether.guards.sign_decision` make), which an approval's signal may carry."""
+    return isinstance(value, dict) and bool(value.get("signature"))
 
 
 def cancel(run_id: str = typer.Argument(..., help=RUN_ID_HELP), db: str = DB_OPTION) -> None:

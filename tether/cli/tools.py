@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from tether.cli._common import err_console
+
 if TYPE_CHECKING:
     from tether.tools import ToolRegistry, ToolSources
 
@@ -77,7 +79,10 @@ def _source_text(source: str) -> str:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    # as every command reports an error: one line, never wrapped, and a bracket in a path or
+    # spec name (`spec.yaml[=BASE_URL]`) is text, not rich markup
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(message, markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 

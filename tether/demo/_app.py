@@ -132,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="sampling seed (local model, OpenAI)")
     p.add_argument("--backend", default=None,
                    help="sandbox backend for the analysis task: bwrap (default) or gvisor")
-    p.add_argument("--db", default=None, help="SQLite file for the journal (default: temporary)")
+    p.add_argument("--db", default=None,
+                   help="SQLite file for the journal (default: a new one in a temporary folder, "
+                        "kept after the demo)")
     p.add_argument("--yes", action="store_true",
                    help="approve the action that needs a person without asking (for scripts "
                         "and CI); without it the demo asks in the terminal, and denies when "
@@ -183,7 +185,8 @@ async def _decide(args: argparse.Namespace, console: Console, tether: Tether,
         f"[bold]tool[/bold]   {escape(req.tool)}\n[bold]args[/bold]   "
         f"{escape(json.dumps(req.args, ensure_ascii=False)[:300])}\n"
         f"[bold]rule[/bold]   {escape(req.rule)} ({escape(req.reason)})\n"
-        f"[bold]id[/bold]     {escape(req.id)}  (or: tether approve {escape(req.id)})",
+        f"[bold]id[/bold]     {escape(req.id)}  (outside the demo, whose approver key lives in "
+        f"this process only: tether approve {escape(req.id)} --key KEY --keys approvers.yaml)",
         title="approval needed — the run waits as a row, no process is held",
         border_style="yellow"))
     if args.yes:
@@ -255,7 +258,8 @@ def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
         console.print(Panel(escape(str(record.error or record.reason)),
                             title=f"run {record.status}", border_style="red"))
     console.print(timeline_table(record, tether.events(record.id)))
-    console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]")
+    console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]",
+                  soft_wrap=True)  # a command to copy: never broken across lines
     return bool(record.status == "succeeded")
 
 
@@ -296,8 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     if args.db:
         return _served(args, console, args.db)
-    with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp:
-        return _served(args, console, str(Path(tmp) / "demo.db"))
+    # kept after the demo (it used to be deleted on exit, so the "inspect later: tether show"
+    # the demo prints failed): the journal is what a newcomer explores next
+    db = str(Path(tempfile.mkdtemp(prefix="tether-demo-")) / "demo.db")
+    try:
+        return _served(args, console, db)
+    finally:
+        console.print(f"[dim]the journal stays in {escape(db)}: tether runs --db {escape(db)} "
+                      "(--db FILE puts it elsewhere)[/dim]", soft_wrap=True)
 
 
 def _served(args: argparse.Namespace, console: Console, db: str) -> int:
