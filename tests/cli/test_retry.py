@@ -100,10 +100,11 @@ async def test_a_handled_failure_is_not_rerun(tether: Tether, ledger: Path) -> N
 async def test_only_failed_or_halted_root_runs_can_be_retried(tether: Tether,
                                                               ledger: Path) -> None:
     ok = await tether.run("tests.runtime.agents_core:sequential", 2)
-    with pytest.raises(RunNotRetryable, match="succeeded: it succeeded; start a new run"):
+    with pytest.raises(RunNotRetryable,
+                       match="has status 'succeeded': nothing to retry; start a new run"):
         tether.retry(ok.id)
     queued = tether.submit("tests.runtime.agents_core:sequential", 1)
-    with pytest.raises(RunNotRetryable, match="is queued: only a failed or halted run"):
+    with pytest.raises(RunNotRetryable, match="has status 'queued': only a failed or halted run"):
         tether.retry(queued)
     waiting = await tether.run("tests.runtime.agents_core:waits_then_steps", None)
     tether.cancel(waiting.id)
@@ -123,7 +124,7 @@ async def test_a_failed_run_retried_twice_concurrently_queues_once(tether: Tethe
                                                                    ledger: Path) -> None:
     first = await tether.run(agents.flaky_step, "D-1")
     plan = tether.retry(first.id)
-    with pytest.raises(RunNotRetryable, match="is queued"):
+    with pytest.raises(RunNotRetryable, match="has status 'queued'"):
         tether.retry(first.id)
     assert plan.attempt == 2 and kinds(tether, first.id).count("run_retried") == 1
 
@@ -144,7 +145,7 @@ def test_cli_retry_explains_then_executes(env: dict[str, str]) -> None:
     ledger = Path(env["TETHER_TEST_LEDGER"]).read_text().split("\n")
     assert ledger.count("reserve") == 1 and ledger.count("charge") == 1
     again = cli(env, "retry", run_id)
-    assert again.returncode == 1 and "is succeeded: it succeeded" in again.stderr
+    assert again.returncode == 1 and "has status 'succeeded': nothing to retry" in again.stderr
     assert "Traceback" not in again.stderr
 
 

@@ -103,3 +103,22 @@ def test_a_full_detail_is_cut_past_its_limit_saying_where_the_rest_is() -> None:
     assert clip_detail(short) == short
     cut = clip_detail("y" * (FULL_DETAIL_MAX + 500), "GET /v1/runs/R/events")
     assert cut == "y" * FULL_DETAIL_MAX + "… (500 more characters: GET /v1/runs/R/events)"
+
+
+def test_a_step_run_again_after_a_crash_is_timed_from_its_own_start() -> None:
+    """Before: a 2 s step whose first attempt's worker died 30 s earlier showed as 32,000 ms
+    (timed from the dead attempt's start); a wait keeps its first start (it went on meanwhile)."""
+    from tether.store import Event
+
+    events = [Event("r1", 1, v.RUN_SUBMITTED, None, None, {}, 100.0),
+              Event("r1", 2, v.STEP_STARTED, "1", "work", {"attempt": 1}, 100.0),
+              Event("r1", 3, v.RUN_RESUMED, None, None, {}, 130.0),  # the worker died
+              Event("r1", 4, v.STEP_STARTED, "1", "work", {"attempt": 1}, 130.0),
+              Event("r1", 5, v.STEP_COMPLETED, "1", "work", 1, 132.0),
+              Event("r1", 6, v.TIMER_STARTED, "2", "sleep", {"wake_at": 200.0}, 140.0),
+              Event("r1", 7, v.RUN_RESUMED, None, None, {}, 170.0),
+              Event("r1", 8, v.TIMER_STARTED, "2", "sleep", {"wake_at": 200.0}, 170.0),
+              Event("r1", 9, v.TIMER_FIRED, "2", "sleep", None, 200.0)]
+    took = {row.seq: row.took_ms for row in timeline_rows(events)}
+    assert took[5] == pytest.approx(2000.0)
+    assert took[9] == pytest.approx(60_000.0)

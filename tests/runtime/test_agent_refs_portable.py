@@ -204,3 +204,16 @@ def test_library_submit_checks_objects_too(tmp_path: Path) -> None:
         t.submit(_Callable)
     assert len(t.runs()) == 2
     t.close()
+
+
+def test_an_agent_file_with_a_syntax_error_is_named_by_line_and_column(tmp_path: Path) -> None:
+    """Before: `... failed: SyntaxError("expected ':'", ('/.../bad.py', 1, 20, ...))`."""
+    from tether.runtime.refs import resolve_agent
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("async def agent(ctx, x)\n    return x\n")
+    with pytest.raises(AgentNotFound) as refused:
+        resolve_agent(f"{bad}:agent")
+    message = str(refused.value)
+    assert f"{bad}:1:" in message and "syntax error: expected ':'" in message, message
+    assert "SyntaxError(" not in message

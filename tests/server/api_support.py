@@ -145,7 +145,8 @@ def _add(i: int) -> int:
 
 
 def config(db: str | os.PathLike[str], *, signing_keys: Path | None = None,
-           embedded_worker: bool = True, **kwargs: Any) -> ServerConfig:
+           embedded_worker: bool = True, extra_agents: dict[str, Any] | None = None,
+           **kwargs: Any) -> ServerConfig:
     here = "tests.server.api_support"
     return ServerConfig(
         db=db,
@@ -156,6 +157,7 @@ def config(db: str | os.PathLike[str], *, signing_keys: Path | None = None,
             "slow": f"{here}:slow",
             "assistant": AgentEntry("assistant", f"{here}:assistant", guards=f"{here}:GUARDS",
                                     description="pays, refunds and wipes, under guards"),
+            **(extra_agents or {}),
         },
         signing_keys=signing_keys, embedded_worker=embedded_worker, sse_poll=0.05, **kwargs)
 

@@ -404,3 +404,19 @@ def test_an_agent_that_needs_an_input_is_refused_every_time(api: S.Api) -> None:
         r = api.client.post("/v1/runs", json={"agent": "assistant"},
                             headers=api.as_("operator"))
         assert r.status_code == 422 and "needs an input" in r.json()["message"], r.text
+
+
+def test_an_agent_from_a_file_keeps_its_name(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a catalogue entry `shop.py:support` and the absolute reference its runs record
+    were compared as written, so its runs had no `agent_name` and `?agent=support` found none."""
+    (tmp_path / "shop.py").write_text("async def support(ctx, goal):\n    return goal\n")
+    monkeypatch.chdir(tmp_path)
+    with S.running(tmp_path, extra_agents={"support": "shop.py:support"}) as api:
+        run = api.submit("support", {"q": 1})
+        assert run["agent_name"] == "support"
+        api.wait(run["id"], "succeeded")
+        api.submit("echo", 2)
+        listed = api.client.get("/v1/runs", params={"agent": "support"},
+                                headers=api.as_("viewer")).json()["runs"]
+    assert [(r["id"], r["agent_name"]) for r in listed] == [(run["id"], "support")]

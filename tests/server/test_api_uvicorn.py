@@ -155,3 +155,19 @@ def test_serve_refuses_a_deployment_it_cannot_load(tmp_path: Path, args: list[st
                           cwd=ROOT, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_bounds_the_streams_of_a_key_as_told(tmp_path: Path,
+                                                   tether_serve: Callable[..., Any]) -> None:
+    """`--max-streams-per-key`: the CLI's way to the bound (`ServerConfig.max_streams_per_key`)."""
+    agents = "waiter: tests.server.api_support:waiter\n"
+    with tether_serve(tmp_path, agents, "--max-streams-per-key", "1",
+                      keys={"operator": ("acme", "operator", None)}) as served, \
+            httpx.Client(base_url=served.base, timeout=30, headers={
+                "Authorization": f"Bearer {served.keys['operator']}"}) as c:
+        run = c.post("/v1/runs", json={"agent": "waiter"}).json()["run"]
+        with c.stream("GET", f"/v1/runs/{run['id']}/events") as first:
+            assert first.status_code == 200
+            second = c.get(f"/v1/runs/{run['id']}/events")
+            assert second.status_code == 429, second.text
+            assert second.json()["error"] == "too_many_streams"

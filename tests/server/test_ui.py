@@ -320,3 +320,10 @@ def test_an_unexpected_failure_is_a_page_without_internals(api: S.Api,
     assert reply.status_code == 500 and "Server error" in reply.text
     assert "secret internal detail" not in reply.text and "Traceback" not in reply.text
     assert "secret internal detail" in caplog.text  # the operator's log has it
+
+
+def test_the_servers_root_leads_a_browser_to_the_ui(api: S.Api) -> None:
+    """Before: opening http://127.0.0.1:8000/ answered a JSON 404."""
+    reply = UiUser.of(api.app).get("/")
+    assert reply.status_code == 307 and reply.headers["location"] == "/ui"
+    assert "/" not in api.client.get("/openapi.json").json()["paths"]

@@ -375,3 +375,15 @@ def test_runs_are_counted_by_status_per_tenant_or_all(store: Store) -> None:
     assert store.count_runs() == {"queued": 3, "succeeded": 1}
     assert store.count_runs(tenant="acme") == {"queued": 2, "succeeded": 1}
     assert store.count_runs(tenant="nobody") == {}
+
+
+def test_runs_are_listed_by_agent_in_the_database(store: Store) -> None:
+    for i, agent in enumerate(["m:a", "m:b", "m:a", "/abs/shop.py:a"]):
+        store.write(lambda tx, i=i, agent=agent: tx.insert_run(RunRecord(
+            id=f"r{i}", agent=agent, status="queued", input=None, tenant="acme", root_id=f"r{i}",
+            created_at=float(i))))
+    assert sorted(r.id for r in store.list_runs(agent="m:a", tenant="acme")) == ["r0", "r2"]
+    [one] = store.list_runs(agent="m:a", limit=1)  # the limit counts the agent's runs only
+    assert one.agent == "m:a"
+    assert [r.id for r in store.list_runs(agent="/abs/shop.py:a")] == ["r3"]
+    assert store.list_runs(agent="m:a", tenant="other") == []

@@ -55,6 +55,9 @@ def serve(
     lease_ttl: Annotated[float, typer.Option(
         "--lease-ttl", min=0.1, help="Seconds before another worker may take over a run of "
         "the embedded worker of a server that died.")] = 30.0,
+    max_streams: Annotated[int, typer.Option(
+        "--max-streams-per-key", min=1, help="Event streams one API key may hold open at "
+        "once; the next is refused with 429.")] = 32,
     log_level: LogLevel = "warning",
     log_format: LogFormat = "text",
     db: str = DB_OPTION,
@@ -84,7 +87,8 @@ def serve(
                           guards=guards, approvers=approvers, signing_keys=signing_keys,
                           tool_modules=list(tools_module or []),
                           embedded_worker=not no_worker, max_body=max_body,
-                          worker_concurrency=concurrency, worker_lease_ttl=lease_ttl)
+                          worker_concurrency=concurrency, worker_lease_ttl=lease_ttl,
+                          max_streams_per_key=max_streams)
     _check_port(host, port)
     try:
         app = create_app(config)

@@ -61,7 +61,13 @@ class TimelineBuilder:
         if self._t0 is None:
             self._t0 = e.ts
         took = None
-        if e.kind in v.OPENS and e.key is not None:
+        if e.kind == v.STEP_STARTED and e.key is not None:
+            # an attempt: a step run again after a crash is timed from its own start, not from
+            # that of the attempt its dead worker never finished (a 2 s step showed as 33 s)
+            self._opened[e.key] = e.ts
+        elif e.kind in v.OPENS and e.key is not None:
+            # a wait (timer, signal, child) journaled again by a resumed run is timed from its
+            # first start: the wait went on while no worker ran
             self._opened.setdefault(e.key, e.ts)
         elif e.kind in v.CLOSES and e.key in self._opened:
             took = (e.ts - self._opened.pop(e.key or "")) * 1000

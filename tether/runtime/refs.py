@@ -134,6 +134,10 @@ def _lookup(ref: str, what: str) -> Any:
         module = _load_file(target) if target.endswith(".py") else _import(target)
     except AgentNotFound:
         raise
+    except SyntaxError as exc:  # where, as an editor reads it, not the exception's tuple
+        where = f"{exc.filename}:{exc.lineno}:{exc.offset}" if exc.filename else target
+        raise AgentNotFound(f"importing {target!r} for {what} {ref!r} failed: {where}: "
+                            f"syntax error: {exc.msg}") from exc
     except Exception as exc:  # an import error inside the user's module
         raise AgentNotFound(f"importing {target!r} for {what} {ref!r} failed: {exc!r}") from exc
     obj: Any = module

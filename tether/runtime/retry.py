@@ -158,9 +158,9 @@ def plan_retry(run: RunRecord, events: Sequence[Event], *,
     `budget`: limits to raise for the new attempt (merged into the run's own)."""
     if run.status not in RETRYABLE:
         hint = {"cancelled": "it was cancelled on purpose; start a new run instead",
-                "succeeded": "it succeeded; start a new run to do it again"}.get(
+                "succeeded": "nothing to retry; start a new run to do it again"}.get(
             run.status, "only a failed or halted run can be retried; wait for it to end")
-        raise RunNotRetryable(f"run {run.id!r} is {run.status}: {hint}")
+        raise RunNotRetryable(f"run {run.id!r} has status {run.status!r}: {hint}")
     if run.parent_id:
         raise RunNotRetryable(
             f"run {run.id!r} is a child of run {run.parent_id!r}, whose journal already holds "

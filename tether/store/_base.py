@@ -210,8 +210,12 @@ class Store(Protocol):
         status: str | Iterable[str] | None = None,
         tenant: str | None = None,
         parent_id: str | None = None,
+        agent: str | None = None,
         limit: int = 100,
-    ) -> list[RunRecord]: ...
+    ) -> list[RunRecord]:
+        """Newest first; `agent`: the reference the runs record (`RunRecord.agent`), filtered
+        by the database, not after loading every run."""
+        ...
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
 

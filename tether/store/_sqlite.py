@@ -218,6 +218,7 @@ class SQLiteStore:
         status: str | Iterable[str] | None = None,
         tenant: str | None = None,
         parent_id: str | None = None,
+        agent: str | None = None,
         limit: int = 100,
     ) -> list[RunRecord]:
         clauses: list[str] = []
@@ -232,6 +233,9 @@ class SQLiteStore:
         if parent_id is not None:
             clauses.append("parent_id=?")
             params.append(parent_id)
+        if agent is not None:
+            clauses.append("agent=?")
+            params.append(agent)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(
             f"SELECT {_LISTED} FROM runs {where} ORDER BY created_at DESC LIMIT ?",

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from tether.observe import clip_detail, timeline_rows, timeline_totals
 from tether.runtime import ops
 from tether.runtime.client import IdempotencyConflict
+from tether.runtime.refs import portable_ref
 from tether.store import RunRecord, dumps
 from tether.store.vocabulary import APPROVAL_SIGNAL
 
@@ -51,8 +52,10 @@ def own_run(state: ServerState, tenant: str, run_id: str) -> RunRecord:
 
 
 def _name_of(state: ServerState, ref: str) -> str | None:
+    # a run records its agent as `portable_ref` made it (a file reference absolute), and the
+    # catalogue may say `shop.py:support`: compared as written, such runs had no name
     for name, entry in state.catalogue.items():
-        if entry.ref == ref:
+        if entry.ref == ref or portable_ref(entry.ref) == ref:
             return name
     return None
 
@@ -136,12 +139,9 @@ def list_runs(request: Request, who: Viewer,
         entry = state.catalogue.get(agent)
         if entry is None:
             return RunList(runs=[])
-        ref = entry.ref
+        ref = portable_ref(entry.ref)  # as the runs record it
     runs = state.tether.store.list_runs(status=status or None, tenant=who.tenant,
-                                        parent_id=parent_id,
-                                        limit=limit if ref is None else 100_000)
-    if ref is not None:
-        runs = [r for r in runs if r.agent == ref][:limit]
+                                        parent_id=parent_id, agent=ref, limit=limit)
     return RunList(runs=[run_out(state, r) for r in runs])
 
 

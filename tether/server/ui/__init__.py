@@ -9,6 +9,7 @@ puts the UI's security headers on every response under /ui.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from .render import HERE, UiHeaders
@@ -22,6 +23,9 @@ def install(app: FastAPI) -> None:
     sessions = Sessions()
     app.state.tether_ui_sessions = sessions
     app.include_router(router)
+    # a person who opens the server's address in a browser gets the UI, not a JSON 404
+    app.add_api_route("/", lambda: RedirectResponse(PREFIX, status_code=307),
+                      include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.add_middleware(SessionAuth, sessions=sessions)
     app.add_middleware(UiHeaders)
