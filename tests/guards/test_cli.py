@@ -170,3 +170,7 @@ async def test_honeypot_run_is_listed_by_runs_flagged(db_path: str):
     assert {row["id"] for row in json.loads(r.raw)} == {flagged.id, clean.id}
     r = invoke("runs", "--flagged", "--db", db_path)
     assert r.exit_code == 0 and "flagged" in r.output and clean.id not in r.output
+    # older than the newest --limit runs, it is listed all the same (before: the filter looked
+    # only at those, so a flagged run was hidden by any later ones)
+    r = invoke("runs", "--flagged", "--limit", "1", "--json", "--db", db_path)
+    assert [row["id"] for row in json.loads(r.raw)] == [flagged.id]

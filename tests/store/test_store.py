@@ -387,3 +387,13 @@ def test_runs_are_listed_by_agent_in_the_database(store: Store) -> None:
     assert one.agent == "m:a"
     assert [r.id for r in store.list_runs(agent="/abs/shop.py:a")] == ["r3"]
     assert store.list_runs(agent="m:a", tenant="other") == []
+
+
+def test_flagged_runs_are_listed_by_the_database(store: Store) -> None:
+    for i, flags in enumerate([[{"flag": "honeypot"}], [], [], []]):
+        store.write(lambda tx, i=i, flags=flags: tx.insert_run(RunRecord(
+            id=f"r{i}", agent="m:f", status="succeeded", input=None, root_id=f"r{i}",
+            flags=flags)))
+    [run] = store.list_runs(flagged=True, limit=1)
+    assert run.id == "r0" and run.flags == [{"flag": "honeypot"}]
+    assert len(store.list_runs(limit=10)) == 4

@@ -44,11 +44,9 @@ def runs(
         fail(f"unknown status {status!r}; choose one of {', '.join(ALL_STATUSES)}", 2)
     store = open_reader(db)
     with handle_errors():
-        records = store.list_runs(status=status, tenant=tenant, limit=limit)
+        records = store.list_runs(status=status, tenant=tenant, flagged=flagged, limit=limit)
         leases = store.leases([r.id for r in records if r.status == "running"])
         now = store.now()  # the clock the leases were written in, not this host's
-    if flagged:
-        records = [r for r in records if r.flags]
     if as_json:
         print(json.dumps([run_dict(r, leases.get(r.id), now=now) for r in records],
                          default=str))

@@ -211,10 +211,12 @@ class Store(Protocol):
         tenant: str | None = None,
         parent_id: str | None = None,
         agent: str | None = None,
+        flagged: bool = False,
         limit: int = 100,
     ) -> list[RunRecord]:
-        """Newest first; `agent`: the reference the runs record (`RunRecord.agent`), filtered
-        by the database, not after loading every run."""
+        """Newest first; `agent`: the reference the runs record (`RunRecord.agent`);
+        `flagged`: only runs flagged for review. Filtered by the database, not after loading
+        the newest `limit` runs (which hid every flagged run older than those)."""
         ...
 
     def load_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...

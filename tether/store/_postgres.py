@@ -308,9 +308,10 @@ class PostgresStore:
         tenant: str | None = None,
         parent_id: str | None = None,
         agent: str | None = None,
+        flagged: bool = False,
         limit: int = 100,
     ) -> list[RunRecord]:
-        clauses: list[str] = []
+        clauses: list[str] = ["octet_length(flags) > 2"] if flagged else []  # more than `[]`
         params: list[Any] = []
         if status is not None:
             clauses.append("status = ANY(%s)")

@@ -219,9 +219,10 @@ class SQLiteStore:
         tenant: str | None = None,
         parent_id: str | None = None,
         agent: str | None = None,
+        flagged: bool = False,
         limit: int = 100,
     ) -> list[RunRecord]:
-        clauses: list[str] = []
+        clauses: list[str] = ["length(flags) > 2"] if flagged else []  # more than `[]`
         params: list[Any] = []
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
