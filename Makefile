@@ -52,7 +52,11 @@ services: setup $(SERVICES)
 # for scripts and CI (without a terminal and without --yes it is denied, and the demo says so).
 DEMO_ARGS ?=
 
-demo: setup models-large
+# what the demo runs on (the embedder, the local model, the sandbox), not what only the tests
+# use (the MCP conformance tools and servers): a new user's first command installs less
+DEMO_SETUP := apt $(STAMP) guards-setup models-setup models-large sandbox-setup
+
+demo: $(DEMO_SETUP)
 	$(BIN)/python -m tether.demo $(DEMO_ARGS)
 
 test: services
