@@ -6,6 +6,7 @@ has no response-format switch), and the tool's input comes back as the response 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether.models._protocol import Model, ToolChoice
+from tether.models._wire import MAX_TOOL_CALLS, Wire, unique_ids
 from tether.models.errors import (
     ModelConnectionError,
     ModelResponseError,
@@ -114,9 +116,11 @@ class AnthropicModel(Model):
         self.model = model
         self.name = f"anthropic:{model}"
         self.max_tokens = max_tokens
+        self.timeout = timeout
         self._anthropic = _import_anthropic()
+        self._api_key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
         self._client = client or self._anthropic.AsyncAnthropic(
-            api_key=api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", ""),
+            api_key=self._api_key,
             base_url=base_url,
             timeout=timeout,
             max_retries=0,
@@ -171,32 +175,42 @@ class AnthropicModel(Model):
         body.update(params)
         return body
 
-    def parse_response(self, data: dict[str, Any], *, output_tool: bool) -> ModelResponse:
-        blocks = data.get("content")
-        if blocks is None:
+    def parse_response(
+        self, data: dict[str, Any], *, output_tool: bool, url: str = "Anthropic"
+    ) -> ModelResponse:
+        """The Messages API body to a `ModelResponse`, every field checked (see `_wire`): the
+        SDK builds its objects without validating them, so wrong types pass straight through."""
+        w = Wire(url, self.name)
+        if data.get("content") is None:
             raise ModelResponseError(
                 f"Anthropic returned no content: {data!r:.300}", model=self.name
             )
         texts: list[str] = []
-        calls: list[ToolCall] = []
-        for b in blocks:
+        raw: list[tuple[str, str, Any]] = []
+        for i, b in enumerate(w.items(data.get("content"), "content")):
+            b = w.obj(b, f"content[{i}]")
             if b.get("type") == "text":
-                texts.append(b.get("text", ""))
+                texts.append(w.text(b.get("text"), f"content[{i}].text") or "")
             elif b.get("type") == "tool_use":
-                if output_tool and b.get("name") == OUTPUT_TOOL:
+                name = w.ident(b.get("name"), f"content[{i}].name")
+                if output_tool and name == OUTPUT_TOOL:
                     texts = [json.dumps(b.get("input") or {}, ensure_ascii=False)]
                     continue
-                inp = b.get("input")
-                calls.append(
-                    ToolCall(
-                        id=b.get("id", ""),
-                        name=b.get("name", ""),
-                        arguments=inp if isinstance(inp, dict) else {},
-                        raw_arguments=None if isinstance(inp, dict) else json.dumps(inp),
-                    )
-                )
-        usage = data.get("usage") or {}
-        finish = _FINISH.get(data.get("stop_reason") or "", "unknown")
+                raw.append((w.ident(b.get("id"), f"content[{i}].id"), name, b.get("input")))
+        if len(raw) > MAX_TOOL_CALLS:
+            raise w.bad("content", f"has {len(raw)} tool calls, more than {MAX_TOOL_CALLS}")
+        ids = unique_ids([cid or f"toolu_{i}" for i, (cid, _, _) in enumerate(raw)])
+        calls = [
+            ToolCall(
+                id=cid,
+                name=name,
+                arguments=inp if isinstance(inp, dict) else {},
+                raw_arguments=None if isinstance(inp, dict) else json.dumps(inp),
+            )
+            for cid, (_, name, inp) in zip(ids, raw, strict=True)
+        ]
+        usage = w.obj(data.get("usage"), "usage")
+        finish = _FINISH.get(w.text(data.get("stop_reason"), "stop_reason") or "", "unknown")
         if calls:
             finish = "tool_calls"
         elif output_tool and finish == "tool_calls":
@@ -206,10 +220,10 @@ class AnthropicModel(Model):
             tool_calls=calls,
             finish_reason=finish,
             usage=Usage(
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
+                input_tokens=w.tokens(usage.get("input_tokens"), "usage.input_tokens"),
+                output_tokens=w.tokens(usage.get("output_tokens"), "usage.output_tokens"),
             ),
-            model=data.get("model") or self.model,
+            model=w.text(data.get("model"), "model") or self.model,
         )
 
     async def complete(
@@ -238,7 +252,16 @@ class AnthropicModel(Model):
             # reach the API, in the request body.
             body["extra_body"] = {**body.get("extra_body", {}), **extra}
         try:
-            result = await self._client.messages.create(**body)
+            # the SDK's timeout bounds each read; this bounds the whole call (a server dripping
+            # one byte a second would otherwise hold the worker indefinitely)
+            async with asyncio.timeout(self.timeout):
+                result = await self._client.messages.create(**body)
+        except TimeoutError as exc:
+            raise ModelTimeoutError(
+                f"{url} did not finish its reply within the {self.timeout:g} s timeout; "
+                "raise `timeout` or check the server's load",
+                model=self.name,
+            ) from exc
         except a.APITimeoutError as exc:
             raise ModelTimeoutError(
                 f"{url} did not answer in time; raise `timeout`", model=self.name
@@ -248,13 +271,23 @@ class AnthropicModel(Model):
                 f"could not reach {url}: {exc}; check the network and base URL", model=self.name
             ) from exc
         except a.APIStatusError as exc:
-            raise http_error(exc.status_code, exc.response.text, url=url, model=self.name) from exc
-        except a.APIResponseValidationError as exc:
-            raise ModelResponseError(
-                f"{url} returned an unusable body: {exc}", model=self.name
+            raise http_error(
+                exc.status_code, exc.response.text, url=url, model=self.name,
+                headers=exc.response.headers, secrets=[self._api_key],
             ) from exc
-        data = result.model_dump(mode="json") if hasattr(result, "model_dump") else dict(result)
-        return self.parse_response(data, output_tool=output_schema is not None)
+        except (a.APIResponseValidationError, ValueError) as exc:
+            # ValueError: the SDK's JSON decoding of a body that is not JSON (an HTML page)
+            raise ModelResponseError(
+                f"{url} returned an unusable body ({type(exc).__name__}): {str(exc)[:300]}",
+                model=self.name,
+            ) from exc
+        if hasattr(result, "model_dump"):
+            data = result.model_dump(mode="json", warnings=False)
+        else:
+            data = dict(result)
+        if not isinstance(data, dict):
+            raise ModelResponseError(f"{url} returned {type(data).__name__}", model=self.name)
+        return self.parse_response(data, output_tool=output_schema is not None, url=url)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -5,6 +5,11 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -33,10 +38,20 @@ class ModelTimeoutError(ModelError):
 class ModelHTTPError(ModelError):
     """The endpoint answered with an HTTP error status."""
 
-    def __init__(self, message: str, *, status_code: int, body: str = "", model: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        model: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message, model=model)
         self.status_code = status_code
         self.body = body
+        # seconds the server asked us to wait (`Retry-After`), already checked to be sane
+        self.retry_after = retry_after
         self.transient = status_code in (408, 409, 425, 429) or status_code >= 500
 
 
@@ -101,7 +116,58 @@ class WeightsHashMismatchError(WeightsError):
         self.source = source
 
 
-def http_error(status_code: int, body: str, *, url: str, model: str | None) -> ModelHTTPError:
+# What an echoed credential looks like in an error body: bearer tokens and provider key formats.
+_SECRET_PATTERNS = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}|\bsk-ant-[A-Za-z0-9_-]{8,}"
+)
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` with the given secrets and anything shaped like an API key replaced.
+
+    A provider that echoes the caller's key in an error body (a 401 saying "incorrect API key
+    sk-...") must not put it in exception messages, which end up in the journal, logs and the
+    UI that viewers read."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_PATTERNS.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None when absent
+    or absurd (negative, not finite, unparseable). Callers still cap it at their own maximum."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def http_error(
+    status_code: int,
+    body: str,
+    *,
+    url: str,
+    model: str | None,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> ModelHTTPError:
+    """The error for an HTTP error status; the body is redacted (see `redact`) before it is
+    kept, and `Retry-After` is parsed for the retry wrapper."""
+    body = redact(body, secrets)
     snippet = body[:500]
     kind: type[ModelHTTPError]
     if status_code == 429:
@@ -122,6 +188,7 @@ def http_error(status_code: int, body: str, *, url: str, model: str | None) -> M
         status_code=status_code,
         body=body,
         model=model,
+        retry_after=parse_retry_after((headers or {}).get("retry-after")),
     )
 
 

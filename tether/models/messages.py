@@ -70,8 +70,10 @@ class ToolDefinition(BaseModel):
 
 
 class Usage(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
+    """Token counts; never negative, since a negative count would refund a budget."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
 
     @property
     def total_tokens(self) -> int:
@@ -91,7 +93,8 @@ class ModelResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
-    cost_usd: float | None = None
+    # finite and non-negative: a NaN or negative cost would silently defeat every budget check
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     model: str = ""
     # Parsed structured output, filled in by the validation layer when an output schema was given.
     output: Any = None

@@ -15,35 +15,27 @@ from typing import Any
 import httpx
 import orjson
 
+from tether.models._openai_wire import StreamAssembler, parse_completion
 from tether.models._protocol import Model, ToolChoice
+from tether.models._wire import MAX_RESPONSE_BYTES, Deadline, Wire, read_body, sse_data
 from tether.models.errors import (
+    ModelClientError,
     ModelConnectionError,
     ModelError,
     ModelResponseError,
     ModelTimeoutError,
     http_error,
+    redact,
 )
 from tether.models.messages import (
-    FinishReason,
     Message,
     MessageLike,
     ModelResponse,
     StreamEvent,
-    ToolCall,
     ToolDefinition,
     ToolLike,
-    Usage,
     as_request,
 )
-from tether.models.validation import parse_tool_arguments
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
 
 
 def message_to_openai(m: Message) -> dict[str, Any]:
@@ -99,10 +91,13 @@ class OpenAIChatModel(Model):
         json_schema_mode: str = "json_schema",
         stream_usage: bool = True,
         default_params: dict[str, Any] | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         """`json_schema_mode`: "json_schema" (OpenAI, vLLM, llama.cpp) or "json_object" (the older
         `{"type": "json_object", "schema": ...}` form some servers need). `api_key` defaults to
-        `$OPENAI_API_KEY`; local servers need none.
+        `$OPENAI_API_KEY`; local servers need none. `timeout` bounds the whole call (a server
+        that drips bytes or never ends a stream is cut off), not just each read;
+        `max_response_bytes` bounds the decompressed reply.
         """
         self.model = model
         self.name = f"openai:{model}"
@@ -114,6 +109,9 @@ class OpenAIChatModel(Model):
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         if self.api_key:
             self._headers["Authorization"] = f"Bearer {self.api_key}"
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self._wire = Wire(self.url, self.name)
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=transport
@@ -153,52 +151,21 @@ class OpenAIChatModel(Model):
         return body
 
     def parse_response(self, data: Any) -> ModelResponse:
-        if not isinstance(data, dict):
-            raise ModelResponseError(
-                f"{self.url} returned {type(data).__name__}, expected a JSON object",
-                model=self.name,
-            )
-        choices = data.get("choices")
-        if not choices:
-            raise ModelResponseError(
-                f"{self.url} returned no choices (model {self.model!r}): "
-                f"{orjson.dumps(data)[:300].decode(errors='replace')}",
-                model=self.name,
-            )
-        choice = choices[0]
-        msg = choice.get("message") or {}
-        calls = []
-        for i, tc in enumerate(msg.get("tool_calls") or []):
-            fn = tc.get("function") or {}
-            args, raw = parse_tool_arguments(fn.get("arguments"))
-            calls.append(
-                ToolCall(
-                    id=tc.get("id") or f"call_{i}",
-                    name=fn.get("name", ""),
-                    arguments=args,
-                    raw_arguments=raw,
-                )
-            )
-        finish = _FINISH.get(choice.get("finish_reason") or "", "unknown")
-        if calls:
-            finish = "tool_calls"
-        usage = data.get("usage") or {}
-        return ModelResponse(
-            text=msg.get("content") or None,
-            tool_calls=calls,
-            finish_reason=finish,
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens") or 0),
-                output_tokens=int(usage.get("completion_tokens") or 0),
-            ),
-            model=data.get("model") or self.model,
-        )
+        return parse_completion(self._wire, data, self.model)
 
     def _transport_error(self, exc: httpx.HTTPError) -> ModelError:
         if isinstance(exc, httpx.TimeoutException):
             return ModelTimeoutError(
                 f"{self.url} did not answer in time ({type(exc).__name__}); "
                 "raise `timeout` or check the server's load",
+                model=self.name,
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.DecodingError):
+            # reached, but the reply broke off or was garbled: "is the server running?" would
+            # send the operator looking in the wrong place
+            return ModelConnectionError(
+                f"{self.url} broke off or garbled its reply: {type(exc).__name__}: {exc}; "
+                "the server or a proxy in between cut the connection; a retry may help",
                 model=self.name,
             )
         return ModelConnectionError(
@@ -224,22 +191,45 @@ class OpenAIChatModel(Model):
             tool_choice=tool_choice,
             params=params,
         )
+        deadline = Deadline(self.timeout, self._wire)
         try:
-            resp = await self._client.post(
-                self.url, content=orjson.dumps(body), headers=self._headers
-            )
+            async with self._client.stream(
+                "POST", self.url, content=orjson.dumps(body), headers=self._headers
+            ) as resp:
+                raw = await read_body(resp, deadline, self.max_response_bytes)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        if resp.status_code >= 400:
-            raise http_error(resp.status_code, resp.text, url=self.url, model=self.name)
+        self._check_status(resp, raw)
         try:
-            data = resp.json()
-        except ValueError as exc:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            snippet = raw[:200].decode("utf-8", errors="replace")
             raise ModelResponseError(
-                f"{self.url} returned a body that is not JSON: {resp.text[:200]!r}",
+                f"{self.url} returned a body that is not JSON "
+                f"(content-type {resp.headers.get('content-type', 'none')!r}): {snippet!r}",
                 model=self.name,
             ) from exc
         return self.parse_response(data)
+
+    def _check_status(self, resp: httpx.Response, raw: bytes) -> None:
+        """Raise for an error status (redacted body, `Retry-After`) or a redirect, which is
+        never followed: the request carries the API key, and another host must not get it."""
+        text = raw.decode("utf-8", errors="replace")
+        if 300 <= resp.status_code < 400:
+            where = redact(resp.headers.get("location", "nowhere"), [self.api_key])
+            raise ModelClientError(
+                f"HTTP {resp.status_code} from {self.url}: a redirect to {where[:200]}, which "
+                "is not followed (the request carries the API key); set base_url to the "
+                "server's real /v1 root",
+                status_code=resp.status_code,
+                body=redact(text, [self.api_key]),
+                model=self.name,
+            )
+        if resp.status_code >= 400:
+            raise http_error(
+                resp.status_code, text, url=self.url, model=self.name,
+                headers=resp.headers, secrets=[self.api_key],
+            )
 
     async def stream(
         self,
@@ -262,76 +252,26 @@ class OpenAIChatModel(Model):
         body["stream"] = True
         if self.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        text: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        finish: str | None = None
-        usage: dict[str, Any] = {}
-        model_name = self.model
+        acc = StreamAssembler(self._wire, self.model)
+        deadline = Deadline(self.timeout, self._wire)
         try:
             async with self._client.stream(
                 "POST", self.url, content=orjson.dumps(body), headers=self._headers
             ) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise http_error(resp.status_code, resp.text, url=self.url, model=self.name)
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
+                if resp.status_code >= 300:
+                    self._check_status(
+                        resp, await read_body(resp, deadline, self.max_response_bytes)
+                    )
+                async for payload in sse_data(resp, deadline, self.max_response_bytes):
                     if payload == "[DONE]":
+                        acc.done = True
                         break
-                    try:
-                        chunk = orjson.loads(payload)
-                    except orjson.JSONDecodeError as exc:
-                        raise ModelResponseError(
-                            f"{self.url} sent a malformed stream event: {payload[:200]!r}",
-                            model=self.name,
-                        ) from exc
-                    model_name = chunk.get("model") or model_name
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        if delta.get("content"):
-                            text.append(delta["content"])
-                            yield StreamEvent(text_delta=delta["content"])
-                        for tc in delta.get("tool_calls") or []:
-                            slot = calls.setdefault(
-                                int(tc.get("index", 0)), {"id": "", "name": "", "arguments": ""}
-                            )
-                            slot["id"] = tc.get("id") or slot["id"]
-                            fn = tc.get("function") or {}
-                            slot["name"] += fn.get("name") or ""
-                            slot["arguments"] += fn.get("arguments") or ""
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                    delta = acc.feed(payload)
+                    if delta:
+                        yield StreamEvent(text_delta=delta)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        if finish is None and not text and not calls:
-            raise ModelResponseError(f"{self.url} stream ended with no choices", model=self.name)
-        tool_calls = []
-        for i in sorted(calls):
-            args, raw = parse_tool_arguments(calls[i]["arguments"])
-            tool_calls.append(
-                ToolCall(
-                    id=calls[i]["id"] or f"call_{i}",
-                    name=calls[i]["name"],
-                    arguments=args,
-                    raw_arguments=raw,
-                )
-            )
-        yield StreamEvent(
-            response=ModelResponse(
-                text="".join(text) or None,
-                tool_calls=tool_calls,
-                finish_reason="tool_calls" if tool_calls else _FINISH.get(finish or "", "unknown"),
-                usage=Usage(
-                    input_tokens=int(usage.get("prompt_tokens") or 0),
-                    output_tokens=int(usage.get("completion_tokens") or 0),
-                ),
-                model=model_name,
-            )
-        )
+        yield StreamEvent(response=acc.response())
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -35,6 +35,9 @@ from tether.models.messages import (
     as_request,
 )
 
+# json_repair is super-linear: ~0.6 s at 100 KB, hours at 10 MB. Longer text is parsed strictly
+# only (a hostile provider must not be able to stall a worker with one huge argument string).
+MAX_REPAIR_CHARS = 64 * 1024
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -77,6 +80,11 @@ def parse_json(text: str, schema: dict[str, Any] | None = None) -> ParsedJSON:
             pass
     if "{" not in candidate and "[" not in candidate:
         raise JSONParseError(f"not JSON: {_snippet(text)}")
+    if len(candidate) > MAX_REPAIR_CHARS:
+        raise JSONParseError(
+            f"not valid JSON, and at {len(candidate)} characters too long to repair "
+            f"(limit {MAX_REPAIR_CHARS}): {_snippet(text)}"
+        )
     try:
         value = json_repair.loads(candidate)
     except Exception as exc:  # json_repair is best-effort; any failure means "not repairable"

@@ -46,6 +46,8 @@ class RetryModel(WrapperModel):
 
     Delay before retry n (1-based) is `min(max_delay, initial_delay * multiplier**(n-1))`, and with
     jitter a uniform draw from [delay/2, delay] so that many clients do not retry in lock-step.
+    A `Retry-After` the server sent (`ModelHTTPError.retry_after`) lengthens the delay, capped at
+    `max_delay`.
     """
 
     def __init__(
@@ -103,6 +105,11 @@ class RetryModel(WrapperModel):
                 if attempt == self.max_attempts or not self.retry_on(exc):
                     raise
                 delay = self.delay_for(attempt)
+                asked = getattr(exc, "retry_after", None)
+                if isinstance(asked, int | float) and asked >= 0:
+                    # the server's Retry-After, but never past max_delay (a hostile 1e9 must
+                    # not park the worker for 30 years)
+                    delay = max(delay, min(float(asked), self.max_delay))
                 self.delays.append(delay)
                 await self._sleep(delay)
         raise AssertionError("unreachable")
