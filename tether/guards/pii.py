@@ -17,8 +17,10 @@ for the kinds the policy grants the tool being called (`_pii_release`).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -309,3 +311,52 @@ def replace_spans(text: str, spans: Sequence[tuple[str, int, int]],
         pos = e
     out.append(text[pos:])
     return "".join(out), findings
+
+
+
+_SHARED: list[PiiMasker] = []
+_LOCK = threading.Lock()
+
+
+def _default_masker() -> PiiMasker:
+    """The default recognizers, built once per process (building them sorts and compiles them;
+    each scrubber takes a `fresh` copy with a cache of its own)."""
+    with _LOCK:
+        if not _SHARED:
+            _SHARED.append(PiiMasker())
+        return _SHARED[0].fresh()
+
+
+class Scrubber:
+    """Masks PII and secrets in free text and JSON values, with stable placeholders: for text
+    that leaves the run for a reader the policy does not cover (an exported span, a viewer
+    key's timeline, the web UI below the operator role).
+
+    Why not the run's vault: the guards mask what the *model* reads, but the journal keeps what
+    tools really returned and raised (a CRM row, a bearer token quoted by an HTTP error), and
+    every view derived from the journal would copy it out. A scrubber masks such text with the
+    default recognizers into placeholders of its own numbering (`[EMAIL_1]` is the first
+    address *this* scrubber saw, not necessarily the model's): it never maps one back, so it
+    needs no vault of the run's. One scrubber per reader of a run keeps a value's placeholder
+    stable across that run's spans or rows."""
+
+    __slots__ = ("_masker", "_vault")
+
+    def __init__(self, masker: PiiMasker | None = None) -> None:
+        self._masker = masker if masker is not None else _default_masker()
+        self._vault = Vault()
+
+    def text(self, text: str) -> str:
+        """`text` with every value the recognizers (or this scrubber's earlier texts) find
+        replaced by its placeholder."""
+        if not text:
+            return text
+        return self._masker.mask(text, self._vault)[0]
+
+    def value(self, value: Any) -> Any:
+        """Every string inside a JSON value masked (keys are names, not data: kept)."""
+        return self._masker.mask_value(value, self._vault)
+
+    def json(self, value: Any) -> str:
+        """A JSON value masked, as JSON text (what a span attribute holds)."""
+        return json.dumps(self.value(value), default=str, ensure_ascii=False)

@@ -15,11 +15,11 @@ if TYPE_CHECKING:
     from tether.runtime import Tether
 
 
-def spans_of_journal(run: RunRecord, events: Iterable[Event], *,
-                     content: bool | None = None) -> list[SpanRecord]:
+def spans_of_journal(run: RunRecord, events: Iterable[Event], *, content: bool | None = None,
+                     redact: bool = True) -> list[SpanRecord]:
     """Every span of one run's journal (open ones ended at its last event), in the order they
-    closed."""
-    builder = SpanBuilder(run, content=content)
+    closed; `redact=False` keeps PII in their text (for an operator's own terminal only)."""
+    builder = SpanBuilder(run, content=content, redact=redact)
     spans: list[SpanRecord] = []
     for e in events:
         spans += builder.feed(e)
@@ -32,10 +32,12 @@ def tree_runs(tether: Tether, run_id: str) -> list[RunRecord]:
     return [top, *tether.store.descendants(top.id)]
 
 
-def run_spans(tether: Tether, run_id: str, *, content: bool | None = None) -> list[SpanRecord]:
+def run_spans(tether: Tether, run_id: str, *, content: bool | None = None,
+              redact: bool = True) -> list[SpanRecord]:
     """The spans of a run and of its whole tree below (its children, theirs), from the journal
     only. The trace id is the root run's, so a child's spans are part of its root's trace."""
     spans: list[SpanRecord] = []
     for r in tree_runs(tether, run_id):
-        spans += spans_of_journal(r, tether.store.load_events(r.id), content=content)
+        spans += spans_of_journal(r, tether.store.load_events(r.id), content=content,
+                                  redact=redact)
     return spans

@@ -261,8 +261,9 @@ class WireSpans(SpanBuilder):
         key = (str(policy.get("action") or ""), str(policy.get("reason") or ""), rule, name)
         made = self._decisions.get(key)
         if made is None:
-            attrs: dict[str, AttrValue] = {"tether.guard.action": key[0],
-                                           "tether.guard.reason": key[1]}
+            reason = key[1]  # quotes the arguments judged: masked once per decision
+            attrs: dict[str, AttrValue] = {"tether.guard.action": key[0], "tether.guard.reason":
+                                           self._scrub.text(reason) if self._scrub else reason}
             if rule:
                 attrs["tether.guard.rule"] = rule
             if name:

@@ -15,7 +15,8 @@ span with `end_seq <= N`, which is how a resumed run exports nothing twice.
 Message content (model replies, tool arguments and results, the model's rationale for a tool
 call) is attached only when asked for: the conventions make content opt-in because it may hold
 user data, and a span leaves the machine. `content=None` follows the conventions' switch, the
-`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` environment variable.
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` environment variable. Either way, PII
+and secrets in a span's text are masked (`_span_scrub`; `redact=False` for an operator's view).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ._span_records import (
     spawn_span_id,
     trace_id_of,
 )
+from ._span_scrub import SpanScrub
 
 __all__ = [
     "CONTENT_ENV", "SEMCONV_VERSION", "AttrValue", "SpanBuilder", "SpanEvent", "SpanKind",
@@ -70,9 +72,11 @@ class SpanBuilder:
     first said): nothing is built for a step while it runs, and `_wire_spans.WireSpans` can
     encode the common steps straight to OTLP bytes from the same two events."""
 
-    def __init__(self, run: RunRecord, *, content: bool | None = None) -> None:
+    def __init__(self, run: RunRecord, *, content: bool | None = None,
+                 redact: bool = True) -> None:
         self.run = run
         self.content = capture_content(content)
+        self._scrub = SpanScrub() if redact else None  # PII out of free text (_span_scrub)
         self.trace_id = trace_id_of(run.root_id or run.id)
         self.parent_of_run = (spawn_span_id(run.parent_id, run.id) if run.parent_id else None)
         self._attempt: SpanRecord | None = None
@@ -143,7 +147,11 @@ class SpanBuilder:
 
     # -- feeding ----------------------------------------------------------------------------
     def feed(self, e: Event) -> list[SpanRecord]:
-        """The spans `e` closed (usually none or one)."""
+        """The spans `e` closed (usually none or one), PII masked in their text (`redact`)."""
+        spans = self._feed(e)
+        return self._scrub.spans(spans) if spans and self._scrub is not None else spans
+
+    def _feed(self, e: Event) -> list[SpanRecord]:
         self._last_seq, self._last_ts = e.seq, e.ts
         kind = e.kind
         if self._attempt is not None:  # most events: the steps of a running attempt
@@ -210,7 +218,7 @@ class SpanBuilder:
         for span in spans:
             span.attributes["tether.open"] = True
             span.end, span.end_seq = max(ts, span.start), seq
-        return spans
+        return self._scrub.spans(spans) if self._scrub is not None else spans
 
     # -- steps --------------------------------------------------------------------------------
     def _step_started(self, e: Event) -> None:

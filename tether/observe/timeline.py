@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from tether.store import Event, RunRecord
 from tether.store import vocabulary as v
+
+if TYPE_CHECKING:
+    from tether.guards.pii import Scrubber
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ class TimelineBuilder:
     --follow`, `tether worker -v`) gets the same rows as a whole one, and the run's token totals
     so far. Durations need the event that opened an operation: feed every event, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, redact: bool = False) -> None:
+        """`redact`: PII and secrets in the details masked (`tether.guards.pii.Scrubber`), for
+        a reader the policy does not cover (a viewer key); operators read the journal as it
+        is (`tether show`)."""
+        self._scrub = _scrubber() if redact else None
         self._t0: float | None = None
         self._opened: dict[str, float] = {}
         self.tokens_in = 0
@@ -77,7 +84,7 @@ class TimelineBuilder:
             self.tokens_out += call.output_tokens
         return TimelineRow(
             seq=e.seq, t_ms=(e.ts - self._t0) * 1000, kind=e.kind, key=e.key, name=e.name,
-            took_ms=took, detail=describe(e),
+            took_ms=took, detail=self._scrub.text(describe(e)) if self._scrub else describe(e),
             tokens_in=call.input_tokens if call else 0,
             tokens_out=call.output_tokens if call else 0,
             cost_usd=call.cost_usd if call else None,
@@ -85,9 +92,15 @@ class TimelineBuilder:
         )
 
 
-def timeline_rows(events: list[Event]) -> list[TimelineRow]:
-    builder = TimelineBuilder()
+def timeline_rows(events: list[Event], *, redact: bool = False) -> list[TimelineRow]:
+    builder = TimelineBuilder(redact=redact)
     return [builder.row(e) for e in events]
+
+
+def _scrubber() -> Scrubber:
+    from tether.guards.pii import Scrubber  # the recognizers: only for a redacted view
+
+    return Scrubber()
 
 
 def event_line(row: TimelineRow, *, tokens_so_far: tuple[int, int] | None = None,

@@ -21,8 +21,9 @@ from tether.guards.approvals import (
     sign_decision,
 )
 from tether.guards.errors import ApprovalError
+from tether.guards.pii import Scrubber
 from tether.runtime import RunFinished
-from tether.server.keys import Principal
+from tether.server.keys import Principal, Role
 
 from . import audit
 from .auth import Approver, Viewer
@@ -39,8 +40,12 @@ def list_approvals(request: Request, who: Viewer) -> ApprovalList:
     """Actions of the tenant's runs waiting for a decision, oldest first."""
     state = state_of(request)
     pending = inbox.list_pending(state.tether.store, state.approvers, who.tenant)
-    return ApprovalList(approvals=[ApprovalOut(**p.to_json(), created_at=p.created_at)
-                                   for p in pending])
+    out = [ApprovalOut(**p.to_json(), created_at=p.created_at) for p in pending]
+    if not who.may(Role.approver):  # approvers sign the real arguments; others read masked
+        scrub = Scrubber()
+        out = [a.model_copy(update={"args": scrub.value(a.args),
+                                    "reason": scrub.text(a.reason)}) for a in out]
+    return ApprovalList(approvals=out)
 
 
 @router.post("/approvals/{approval_id}/approve", response_model=DecisionOut,

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from tether.guards.pii import Scrubber
 from tether.observe import clip_detail, timeline_rows, timeline_totals
 from tether.runtime import ops
 from tether.runtime.client import IdempotencyConflict
 from tether.runtime.refs import portable_ref
+from tether.server.keys import Role
 from tether.store import RunRecord, dumps
 from tether.store.vocabulary import APPROVAL_SIGNAL
 
@@ -60,8 +62,17 @@ def _name_of(state: ServerState, ref: str) -> str | None:
     return None
 
 
-def run_out(state: ServerState, run: RunRecord) -> RunOut:
-    return RunOut.of(run, _name_of(state, run.agent))
+def run_out(state: ServerState, run: RunRecord, *, redact: bool = False) -> RunOut:
+    """`redact`: PII and secrets in the input, result, error and reason masked (a viewer key
+    reads no more than the run's model did; operators read the journal as it is)."""
+    out = RunOut.of(run, _name_of(state, run.agent))
+    if not redact:
+        return out
+    scrub = Scrubber()
+    return out.model_copy(update={
+        "input": scrub.value(out.input), "result": scrub.value(out.result),
+        "error": scrub.text(out.error) if out.error else out.error,
+        "reason": scrub.text(out.reason) if out.reason else out.reason})
 
 
 @router.post("/runs", status_code=201, response_model=SubmitOut,
@@ -142,7 +153,8 @@ def list_runs(request: Request, who: Viewer,
         ref = portable_ref(entry.ref)  # as the runs record it
     runs = state.tether.store.list_runs(status=status or None, tenant=who.tenant,
                                         parent_id=parent_id, agent=ref, limit=limit)
-    return RunList(runs=[run_out(state, r) for r in runs])
+    viewer = not who.may(Role.operator)
+    return RunList(runs=[run_out(state, r, redact=viewer) for r in runs])
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=NOT_FOUND)
@@ -153,11 +165,12 @@ def get_run(run_id: str, request: Request, who: Viewer) -> RunDetail:
     run = own_run(state, who.tenant, run_id)
     events = state.tether.store.load_events(run.id)
     totals = timeline_totals(events)
+    viewer = not who.may(Role.operator)  # reads no more than the model: PII masked
     return RunDetail(
-        run=run_out(state, run),
+        run=run_out(state, run, redact=viewer),
         timeline=[TimelineRowOut(**{**r.to_json(), "detail": clip_detail(
             r.detail, "the run's events, GET /v1/runs/{run_id}/events")})
-            for r in timeline_rows(events)],
+            for r in timeline_rows(events, redact=viewer)],
         totals=TotalsOut(tokens_in=totals.tokens_in, tokens_out=totals.tokens_out,
                          cost_usd=totals.cost_usd, model_calls=totals.model_calls,
                          tool_calls=totals.tool_calls, decisions=totals.decisions),

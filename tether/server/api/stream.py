@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from tether.observe import TimelineBuilder, TimelineRow, clip_detail
-from tether.server.keys import KeyLookup, Principal
+from tether.server.keys import KeyLookup, Principal, Role
 
 from .auth import Viewer
 from .errors import COMMON, NOT_FOUND, ApiError, ErrorBody
@@ -64,7 +64,8 @@ def _row(row: TimelineRow, clip: bool) -> dict[str, Any]:
 async def _events(state: ServerState, request: Request, run_id: str, after: int,
                   follow: bool, clip: bool, key: KeyWatch) -> AsyncIterator[bytes]:
     store = state.tether.store
-    builder = TimelineBuilder()
+    # a viewer reads no more than the model: the rows' PII masked (operators: as journaled)
+    builder = TimelineBuilder(redact=not key.who.may(Role.operator))
     seen = 0
     quiet_since = time.monotonic()
     yield b"retry: 1000\n\n"

@@ -106,7 +106,8 @@ class RunResources:
             return _text(uri, body)
         events = self.store.load_events(run.id)
         if match.group(2) == "/timeline":
-            return _text(uri, [row.to_json() for row in timeline_rows(events)])
+            # an MCP client (often a model) reads no more than the run's model: PII masked
+            return _text(uri, [row.to_json() for row in timeline_rows(events, redact=True)])
         digest = match.group(3).encode()
         journal = orjson.dumps([e.data for e in events], default=str)
         if digest not in journal or digest in orjson.dumps(run.input, default=str):

@@ -207,9 +207,14 @@ def _run_view(request: Request, who: Principal, detail: Any) -> dict[str, Any]:
     run_id = detail.run.id
     pending = [a for a in approvals.list_approvals(request, who).approvals
                if a.run_id == run_id]
+    if not who.may(Role.approver):
+        pending = views.approvals_for_viewer(pending)
+    sandbox = views.sandbox_outputs(state, run_id)
+    if not who.may(Role.operator):  # a viewer reads no more than the model (views.for_viewer)
+        detail, sandbox = views.for_viewer(detail, sandbox)
     return {"run": detail.run, "timeline": detail.timeline, "totals": detail.totals,
             "children": detail.children, "trace": views.trace_tree(state, run_id, who.tenant),
-            "sandbox": views.sandbox_outputs(state, run_id),
+            "sandbox": sandbox,
             "decisions": [r for r in detail.timeline if r.decision], "pending": pending}
 
 
@@ -233,10 +238,12 @@ async def cancel(run_id: str, request: Request, who: Operator) -> Response:
 # ------------------------------------------------------------------------------ approvals
 @router.get("/approvals")
 def approvals_page(request: Request, who: Viewer) -> Response:
-    listed = approvals.list_approvals(request, who)
+    listed = approvals.list_approvals(request, who).approvals
+    if not who.may(Role.approver):  # what they would sign is the approvers' to read
+        listed = views.approvals_for_viewer(listed)
     done, found = request.query_params.get("done", ""), _session(request)
     return page("approvals.html", **_base(
-        request, who, approvals=listed.approvals,
+        request, who, approvals=listed,
         done=done if found is not None and same_token(done, found.done) else ""))
 
 

@@ -111,3 +111,37 @@ def budget_lines(state: ServerState, tenant: str, counters: dict[str, float]) ->
             if limit is not None:
                 limits[metric] = min(limits.get(metric, limit), limit)
     return [BudgetLine(m, float(counters.get(m, 0.0)), limits.get(m)) for m in USAGE_METRICS]
+
+
+def for_viewer(detail: Any, sandbox: list[SandboxOutput]) -> tuple[Any, list[SandboxOutput]]:
+    """A run's page as a viewer key may read it: PII and secrets masked in its input, result,
+    error, timeline details and sandbox output (`tether.guards.pii.Scrubber`, one scrubber so a
+    value keeps its placeholder across the page).
+
+    Why: the journal keeps what tools really returned and raised (the guards mask only what the
+    model reads), and a viewer is granted no more than the model: an operator (who can cancel,
+    resolve and retry the run) reads it as journaled, as `tether show` does."""
+    from tether.guards.pii import Scrubber
+
+    scrub = Scrubber()
+    run = detail.run
+    run = run.model_copy(update={
+        "input": scrub.value(run.input), "result": scrub.value(run.result),
+        "error": scrub.text(run.error) if run.error else run.error,
+        "reason": scrub.text(run.reason) if run.reason else run.reason})
+    timeline = [r.model_copy(update={"detail": scrub.text(r.detail)}) for r in detail.timeline]
+    outputs = [SandboxOutput(o.seq, o.step, o.exit_code, o.duration_ms, scrub.text(o.stdout),
+                             scrub.text(o.stderr), o.files) for o in sandbox]
+    return detail.model_copy(update={"run": run, "timeline": timeline}), outputs
+
+
+def approvals_for_viewer(pending: list[Any]) -> list[Any]:
+    """Pending approvals as a key below the approver role may read them: arguments and reason
+    masked. An approver sees them as the tool will receive them, real values included: that
+    is what they sign (the action digest), and approving `[EMAIL_1]` would hide who is paid; a
+    viewer is granted no more than the model."""
+    from tether.guards.pii import Scrubber
+
+    scrub = Scrubber()
+    return [a.model_copy(update={"args": scrub.value(a.args), "reason": scrub.text(a.reason)})
+            for a in pending]
