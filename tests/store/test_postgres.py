@@ -247,3 +247,21 @@ def test_no_statement_is_jit_compiled(schema: PgSchema) -> None:
         assert store._query("SHOW jit") == [("off",)]
     finally:
         store.close()
+
+
+def test_a_stalled_transaction_is_ended_unless_the_deployment_says_otherwise(
+        schema: PgSchema) -> None:
+    """A worker frozen inside a write transaction (SIGSTOP, a paused VM) kept its runs' rows
+    locked past its lease, and every claim skipped them (tests/store/test_pg_crash_hunt_stall.py
+    shows the takeover once the server ends such a session). Each session ends one after 45 s;
+    a value the URL (or the database) gives is kept."""
+    from urllib.parse import quote
+
+    store = PostgresStore(schema.url)
+    told = PostgresStore(schema.url + quote(" -cidle_in_transaction_session_timeout=2s"))
+    try:
+        assert store._query("SHOW idle_in_transaction_session_timeout") == [("45s",)]
+        assert told._query("SHOW idle_in_transaction_session_timeout") == [("2s",)]
+    finally:
+        store.close()
+        told.close()

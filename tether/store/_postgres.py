@@ -26,6 +26,7 @@ from psycopg_pool import PoolTimeout
 from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
+from ._postgres_clock import ServerClock
 from ._postgres_connect import migrate, open_pool, pooled_away, redact, stop_preparing
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
 from ._postgres_listen import listen
@@ -47,8 +48,6 @@ from .errors import (
 
 T = TypeVar("T")
 
-#: how often the server's clock is read again (`PostgresStore.now`)
-CLOCK_REFRESH_S = 10.0
 _LISTED = listed_columns("octet_length")
 
 
@@ -66,9 +65,7 @@ class PostgresStore:
                                                busy_timeout=busy_timeout)
         #: whether psycopg may prepare statements (off once a transaction pooler shows)
         self.prepares = True
-        #: the server's clock minus this host's, and when it was measured (`now`)
-        self._clock_offset = 0.0
-        self._clock_read_at = -CLOCK_REFRESH_S
+        self._clock = ServerClock()  # `now`
         shared = _SHARED_MIGRATIONS if migrations is None else migrations
         self._latest = shared[-1][0]
         try:
@@ -76,7 +73,7 @@ class PostgresStore:
                     must_exist=must_exist)
             schema = self._query("SELECT current_schema()")[0][0]
             with self._pool.connection() as conn:
-                self._read_clock(conn)
+                self._clock.read(conn)
         except BaseException:
             self._pool.close()
             raise
@@ -84,29 +81,14 @@ class PostgresStore:
         self._channel = f"tether_runnable_{schema}"[:63]
 
     def now(self) -> float:
-        """The time by the server's clock (as a Unix timestamp), without asking it: this
-        host's clock plus the offset last measured (`_read_clock`, every `CLOCK_REFRESH_S`).
-
-        Why: workers on many hosts compare lease expiries and timers that other hosts wrote.
-        By each host's own clock, one running ahead by more than a lease took live runs from
-        healthy workers (a non-idempotent step then stopped, in doubt) and fired timers early;
-        by the server's, every host agrees whatever its clock says."""
-        return time.time() + self._clock_offset
+        """The time by the server's clock, without asking it (`ServerClock`)."""
+        return self._clock.now()
 
     def clock_offset(self) -> float:
         """The server's clock minus this host's, in seconds, measured now (`tether doctor`)."""
         with self._pool.connection() as conn:
-            self._read_clock(conn)
-        return self._clock_offset
-
-    def _read_clock(self, conn: psycopg.Connection[Any]) -> None:
-        """Measure the server's clock against this host's (midpoint of the round trip)."""
-        before = time.time()
-        row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
-        after = time.time()
-        if row is not None:
-            self._clock_offset = float(row[0]) - (before + after) / 2
-        self._clock_read_at = time.monotonic()
+            self._clock.read(conn)
+        return self._clock.offset
 
     def schema_version(self) -> int:
         return int(self._query("SELECT value FROM meta WHERE key='schema_version'")[0][0])
@@ -199,8 +181,8 @@ class PostgresStore:
             given.append(conn)
             if not self.prepares:
                 conn.prepare_threshold = None
-            if time.monotonic() - self._clock_read_at > CLOCK_REFRESH_S:
-                self._read_clock(conn)
+            if self._clock.stale():
+                self._clock.read(conn)
             results: list[tuple[bool, Any]] = []
             if not isolate and len(ops) > 1:
                 # pipelined: statements whose result nobody reads go out without a round trip

@@ -51,6 +51,11 @@ def stop_preparing(pool: ConnectionPool[Any], url: str, exc: psycopg.Error) -> N
                 "goes on without prepared statements", url, exc.sqlstate)
 
 
+#: how long a session may sit idle inside a transaction (a stalled worker) before the server
+#: ends it, unless the database or the URL sets another value
+IDLE_IN_TRANSACTION = "45s"
+
+
 def session_settings(conn: psycopg.Connection[Any]) -> None:
     """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
     fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
@@ -59,6 +64,15 @@ def session_settings(conn: psycopg.Connection[Any]) -> None:
     10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
     (tests/store/test_postgres.py holds the setting)."""
     conn.execute("SET jit = off")  # behind a transaction pooler it may not hold (scaling.md)
+    # A Tether transaction never waits on its client: one idle in it for long is a worker
+    # stalled (SIGSTOP, a paused VM, a host cut off without a FIN) holding its runs' row
+    # locks, which every other worker's claim skips (SKIP LOCKED) after the lease expired.
+    # Ended, its batch is refused (LeaseLost, or an unknown outcome) and the runs are taken
+    # over. Above the default lease TTL (30 s); a value the database or the URL sets wins
+    # (behind a pooler, set it for the database: `ALTER DATABASE ... SET ...`).
+    row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    if row is not None and str(row[0]) in ("0", "0ms"):
+        conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
 
 
 def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float

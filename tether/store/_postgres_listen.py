@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -22,7 +23,10 @@ class ListenUnavailable(StoreError):
 
 def listen(conninfo: str, channel: str, callback: Callable[[], None]) -> Callable[[], None]:
     """Call `callback` from a thread on every NOTIFY on `channel`; returns the function that
-    stops. A lost connection ends the listening silently (a worker's safety poll remains).
+    stops. A lost connection (the server restarted, the session was cut) is replaced: the
+    thread listens again on a new one, retried every 0.5 s doubling to 5 s, then calls back
+    once, since what was notified meanwhile reached nobody. (Before, the listening ended
+    silently: after a server restart every worker woke only by its 5 s safety poll, for good.)
 
     Before it returns, one notification is sent from another connection and must arrive:
     behind a transaction pooler (PgBouncer in transaction mode) LISTEN registers on whichever
@@ -48,14 +52,20 @@ def listen(conninfo: str, channel: str, callback: Callable[[], None]) -> Callabl
     stop = threading.Event()
 
     def loop() -> None:
+        current: psycopg.Connection[Any] | None = conn
         try:
-            while not stop.is_set():
-                for _ in conn.notifies(timeout=0.2):
-                    callback()
-        except psycopg.Error:
-            pass
+            while current is not None and not stop.is_set():
+                try:
+                    for _ in current.notifies(timeout=0.2):
+                        callback()
+                except psycopg.Error:
+                    current.close()
+                    current = _listen_again(conninfo, channel, stop)
+                    if current is not None:
+                        callback()
         finally:
-            conn.close()
+            if current is not None:
+                current.close()
 
     thread = threading.Thread(target=loop, name="tether-pg-listen", daemon=True)
     thread.start()
@@ -65,3 +75,25 @@ def listen(conninfo: str, channel: str, callback: Callable[[], None]) -> Callabl
         thread.join(timeout=2.0)
 
     return close
+
+
+def _listen_again(conninfo: str, channel: str, stop: threading.Event
+                  ) -> psycopg.Connection[Any] | None:
+    """A new connection LISTENing on `channel`, tried every 0.5 s doubling to 5 s; None once
+    `stop` is set."""
+    delay = 0.5
+    while not stop.wait(delay):
+        try:
+            conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None,
+                                   connect_timeout=5)
+        except psycopg.Error:
+            delay = min(delay * 2, 5.0)
+            continue
+        try:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except psycopg.Error:
+            conn.close()
+            delay = min(delay * 2, 5.0)
+            continue
+        return conn
+    return None
