@@ -64,7 +64,7 @@ def test_marathon_under_repeated_random_kills(lab: Lab, seed: int) -> None:
     decisions: list[tuple[str, str]] = []
     wanted_kills = 7
     signalled = False
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 45  # ~11 s on a quiet machine; it failed once at 25 under load
     kill_at: dict[int, float] = {}
     while time.monotonic() < deadline:
         run = lab.tether.get(run_id)
@@ -119,7 +119,7 @@ def test_many_runs_sharing_group_commits_under_repeated_kills(lab: Lab) -> None:
             for n in range(40)}
     workers = [lab.worker(), lab.worker()]
     kill_at: dict[int, float] = {}
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 45  # ~11 s on a quiet machine; it failed once at 25 under load
     while time.monotonic() < deadline:
         if all(lab.tether.get(r).finished for r in runs):
             break
