@@ -265,3 +265,17 @@ def test_a_stalled_transaction_is_ended_unless_the_deployment_says_otherwise(
     finally:
         store.close()
         told.close()
+
+
+def test_a_prepared_statement_met_on_another_session_is_taken_for_a_pooler() -> None:
+    """Behind PgBouncer in transaction mode (four workers killed at random), a run failed with
+    `bind message supplies 7 parameters, but prepared statement "_pg3_0" requires 1` (08P01):
+    another client's statement of the same name on that server session. Like a missing or
+    doubled one, it turns prepared statements off and the transaction runs again."""
+    from tether.store._postgres_connect import pooled_away
+
+    met = psycopg.errors.ProtocolViolation(
+        'bind message supplies 7 parameters, but prepared statement "_pg3_0" requires 1')
+    assert met.sqlstate == "08P01" and pooled_away(met)
+    assert not pooled_away(psycopg.errors.ProtocolViolation("invalid message format"))
+    assert pooled_away(psycopg.errors.InvalidSqlStatementName("prepared statement missing"))

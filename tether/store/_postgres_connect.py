@@ -38,7 +38,13 @@ def pooled_away(exc: BaseException) -> bool:
     in transaction mode, as managed PostgreSQL services put in front) handed this client's
     transactions to different server sessions. The statement failed before anything was
     applied, so the same transaction can run again without prepared statements."""
-    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "") in POOLED_AWAY
+    if not isinstance(exc, psycopg.Error):
+        return False
+    # 08P01 "bind message supplies 7 parameters, but prepared statement "_pg3_0" requires 1":
+    # this client's statement name met another client's statement on that server session
+    # (seen behind PgBouncer 1.18 under four workers; the run failed with it)
+    return (exc.sqlstate or "") in POOLED_AWAY or (
+        exc.sqlstate == "08P01" and "prepared statement" in str(exc))
 
 
 def stop_preparing(pool: ConnectionPool[Any], url: str, exc: psycopg.Error) -> None:
