@@ -89,7 +89,9 @@ class ToolGateway:
             # circuit breaker: while it is open, the step is answered `tool_unavailable`
             verdict = ToolVerdict(name, {**policy, "via": "gateway", "attempt": attempt})
             st.retrying = attempt > 1
-            meta = verdict.attach(None, st.verdicts)
+            # an in-doubt call's start records its arguments: as the model proposed them (PII
+            # masked), not as released to the tool
+            meta = verdict.attach({"arguments": proposed}, st.verdicts)
             try:
                 # the verdict rides in the step's own meta (the interceptor takes it out)
                 # exactly the version judged (and approved), even if the registry has gained a

@@ -201,7 +201,10 @@ def _started(e: Event, family: str) -> str:
     if family == "model":
         return f"model {meta.get('model') or v.step_subject(e.name)}"
     if family == "tool":
-        return f"{meta.get('side_effect')}, idempotent={meta.get('idempotent')}"
+        text = f"{meta.get('side_effect')}, idempotent={meta.get('idempotent')}"
+        if "arguments" in meta:  # a call that would be in doubt after a crash: which call
+            text += f" · arguments {_json(meta['arguments'])}"
+        return text
     if family == "exec":
         return f"sandbox {meta.get('backend')}, {meta.get('language')}"
     if family == "guard":

@@ -16,10 +16,12 @@ Ray task, any other worker in its own process, as before.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 from pydantic import ValidationError
 
+from tether.store import dumps
 from tether.tools._base import Tool, ToolFailure, ToolResult
 from tether.tools._errors import ToolError
 from tether.tools._registry import ToolRegistry
@@ -28,6 +30,9 @@ from tether.tools.effect import STEP_PREFIX, effect_meta, step_timeout
 from .._views import StepView
 from ..errors import ActivityError
 from ..executors import Resources
+
+#: the most JSON an in-doubt-able call's start records of its arguments (`journal_arguments`)
+ARGUMENTS_JOURNAL_MAX = 16 * 1024
 
 
 async def tool_effect(
@@ -114,6 +119,13 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
     fn = functools.partial(_run_tool_with_key if tool.accepts_idempotency_key else _run_tool,
                            tool)
     resources = Resources(**tool.resources) if tool.resources is not None else None
+    meta = {**effect_meta(tool), **(extra_meta or {})}
+    if not (tool.idempotent or tool.accepts_idempotency_key):
+        # a crash during the call leaves it in doubt, and the operator who decides whether it
+        # acted must see which call it was: its arguments go with its durable start, as the
+        # caller gives them for the journal (the guards: as the model proposed them, PII still
+        # masked) or else as the tool gets them
+        meta["arguments"] = journal_arguments(meta.get("arguments", args))
     try:
         data = await ctx.step(
             step_name,
@@ -124,7 +136,7 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
             idempotent=tool.idempotent or tool.accepts_idempotency_key,
             timeout=step_timeout(tool),
             resources=resources,
-            meta={**effect_meta(tool), **(extra_meta or {})},
+            meta=meta,
         )
     except ActivityError as e:
         # Only the runtime's own bound (or a crash of the wrapper) lands here; tool errors are
@@ -142,6 +154,20 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
         # in-doubt call, VALUE being what the tool returned (its output). Read as a failure it
         # failed the run, and neither a retry (which replays it) nor resolve could mend it
         return ToolResult(tool=tool.name, ok=True, output=data)
+
+
+def journal_arguments(arguments: Any) -> Any:
+    """`arguments` as an in-doubt step's start records them: whole up to
+    `ARGUMENTS_JOURNAL_MAX` bytes of JSON, else their size and digest (enough to match the call
+    against the tool's own records, without a 10 MB file body in every start)."""
+    try:
+        encoded = dumps(arguments)
+    except (TypeError, ValueError) as exc:  # orjson's error is a TypeError
+        return {"omitted": f"not JSON: {exc}"}
+    if len(encoded) <= ARGUMENTS_JOURNAL_MAX:
+        return arguments
+    return {"omitted": f"over {ARGUMENTS_JOURNAL_MAX} bytes", "bytes": len(encoded),
+            "sha256": hashlib.sha256(encoded).hexdigest()}
 
 
 def _plain(arguments: Any) -> Any:
