@@ -279,3 +279,32 @@ async def test_the_sweeps_second_look_sees_only_what_was_written_since(db_path: 
         assert t.store.mentioned_artifacts({early, late}) == {early, late}
     finally:
         t.close()
+
+
+async def test_delete_sweeps_the_artifacts_only_its_tree_kept(db_path: str) -> None:
+    """A run deleted on its owner's request takes the files it kept along (those over the
+    grace period); one another run mentions, an orphan of someone else's, and one put within
+    the grace period stay."""
+    t = Tether(db_path)
+    try:
+        store = t.store
+        own, shared, orphan, recent = (store.put_artifact(f"blob {i}".encode())
+                                       for i in range(4))
+        mine = await t.run(keeps, {"digest": own})
+        also_mine = await t.run(keeps, {"digest": shared})
+        theirs = await t.run(keeps, {"digest": shared})
+        fresh = await t.run(keeps, {"digest": recent})
+        for digest in (own, shared, orphan):
+            raw_sql(store, "UPDATE artifacts SET created_at = created_at - ? WHERE digest=?",
+                    (2 * 3600, digest))
+
+        assert t.delete(mine.id).artifacts == 1
+        assert t.delete(also_mine.id).artifacts == 0  # `theirs` still mentions it
+        assert t.delete(fresh.id).artifacts == 0  # within the grace period: `prune`, later
+
+        assert not store.has_artifact(own)
+        for kept in (shared, orphan, recent):
+            assert store.has_artifact(kept)
+        assert t.get(theirs.id).status == "succeeded"
+    finally:
+        t.close()

@@ -47,7 +47,7 @@ def test_an_admin_deletes_a_finished_run_and_the_audit_log_says_so(api: S.Api) -
     [entry] = api.client.get("/v1/audit", headers=api.as_("admin")).json()["entries"]
     assert (entry["action"], entry["run_id"], entry["actor"].split()[0]) == (
         "delete", done["id"], "ada")
-    assert entry["detail"] == {"deleted": [done["id"]], "events": body["events"]}
+    assert entry["detail"] == {"deleted": [done["id"]], "events": body["events"], "artifacts": 0}
 
 
 def test_a_run_still_going_is_not_deleted(api: S.Api) -> None:

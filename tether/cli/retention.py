@@ -25,16 +25,16 @@ def delete(
     db: str = DB_OPTION,
 ) -> None:
     """Delete a finished run and everything below it: journal, signals, leases, budget and
-    trace marks. The tenant's usage and the audit log stay; `tether prune` sweeps the
-    artifacts nothing mentions any more."""
+    trace marks, and the artifacts it kept that nothing else mentions (those put within the
+    last hour wait for `tether prune`). The tenant's usage and the audit log stay."""
     tether = open_tether(db, must_exist=True)
     run_id = full_run_id(tether, run_id)
     if not yes and not typer.confirm(f"delete run {run_id} and its whole tree for good?"):
         fail("nothing deleted", 1)
     with handle_errors():
         deleted = tether.delete(run_id)
-    console.print(f"deleted {len(deleted.runs)} run(s) ({deleted.events} events): "
-                  f"{', '.join(deleted.runs)}", markup=False)
+    console.print(f"deleted {len(deleted.runs)} run(s) ({deleted.events} events, "
+                  f"{deleted.artifacts} artifact(s)): {', '.join(deleted.runs)}", markup=False)
 
 
 def prune(

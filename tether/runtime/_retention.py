@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from tether.store import TERMINAL_STATUSES, Store, Tx
+from tether.store import TERMINAL_STATUSES, Store, Tx, digests_in, dumps
 
 from . import ops
 from .errors import RunNotDeletable, RunNotFound
@@ -46,8 +46,29 @@ class Deleted:
 
 
 def delete_tree(store: Store, run_id: str) -> Deleted:
+    """One tree, then the artifacts it kept that nothing else stored mentions (by the sweep's
+    rules: one put within the grace period waits for a later `prune`). Without the sweep, a
+    run deleted on its owner's request left the files its sandboxes wrote in the database."""
+    kept = _tree_artifacts(store, run_id)
     ids, events = store.write(ops.delete_tree(run_id))
-    return Deleted(runs=ids, roots=[run_id], events=events)
+    swept = sweep_artifacts(store, among=kept) if kept else 0
+    return Deleted(runs=ids, roots=[run_id], events=events, artifacts=swept)
+
+
+def _tree_artifacts(store: Store, run_id: str) -> set[str]:
+    """The stored artifacts the (finished, so unchanging) tree of `run_id` mentions: read before
+    it is deleted, so the sweep reads the rest of the database for these alone."""
+    root = store.get_run(run_id)
+    if root is None:
+        return set()  # the deletion says so
+    found: set[str] = set()
+    for run in [root, *store.descendants(run_id)]:
+        blobs = [run.input, run.result, run.options, run.flags,
+                 *(e.data for e in store.load_events(run.id))]
+        for blob in blobs:
+            if blob is not None:
+                found |= digests_in(dumps(blob))
+    return {d for d in found if store.has_artifact(d)}
 
 
 def prune(store: Store, *, finished_before: float, tenant: str | None = None,
@@ -92,17 +113,20 @@ def prune(store: Store, *, finished_before: float, tenant: str | None = None,
 
 
 def sweep_artifacts(store: Store, *, grace_s: float = ARTIFACT_GRACE_S,
-                    dry_run: bool = False) -> int:
+                    dry_run: bool = False, among: Collection[str] | None = None) -> int:
     """Delete the artifacts that no stored blob mentions and that were not put within
     `grace_s`; returns how many (dry: how many would go).
 
     The full read runs outside any transaction (workers go on writing); the deleting
     transaction then reads again what was written since shortly before the read began
     (`RECHECK_S`) and spares what that mentions. `put_artifact` renews an artifact's time, so
-    one put again since the cutoff is spared as well."""
+    one put again since the cutoff is spared as well. `among`: only these digests are swept
+    (one tree's, after its deletion)."""
     began = store.now()
     cutoff = began - grace_s
     candidates = set(store.artifacts_before(cutoff))
+    if among is not None:
+        candidates &= set(among)
     unmentioned = candidates - store.mentioned_artifacts(candidates)
     if dry_run or not unmentioned:
         return len(unmentioned)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._artifact_refs import digests_in
 from ._base import Store, Tx
 from ._codec import dumps, loads
 from ._migrations import LATEST_VERSION
@@ -96,6 +97,7 @@ __all__ = [
     "StoreUnavailable",
     "Tx",
     "default_db_path",
+    "digests_in",
     "dumps",
     "loads",
     "open_store",

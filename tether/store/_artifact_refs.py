@@ -29,6 +29,11 @@ _BLOBS = (("events", "id", ("data",), "ts"),
           ("signals", "id", ("payload",), "created_at"))
 
 
+def digests_in(blob: bytes) -> set[str]:
+    """The words of `blob` that look like artifact digests (a caller checks which are stored)."""
+    return {w.decode() for w in _DIGEST.findall(blob)}
+
+
 def mentioned(query: Query, candidates: Collection[str], *, since: float | None = None
               ) -> set[str]:
     """The `candidates` some stored blob mentions (with `since`: only blobs written since

@@ -140,6 +140,7 @@ class DeleteOut(BaseModel):
     run_id: str
     deleted: list[str]  # the run and every run below it
     events: int
+    artifacts: int = 0  # swept with it: those nothing else mentions (put over an hour ago)
 
 
 class ResolveIn(_In):

@@ -231,8 +231,10 @@ def delete_run(run_id: str, request: Request, who: Admin) -> DeleteOut:
     except Exception as exc:
         raise from_tether(exc, "run_id") from None
     audit.record(state.tether.store, who, "delete", run.id,
-                 {"deleted": deleted.runs, "events": deleted.events})
-    return DeleteOut(run_id=run.id, deleted=deleted.runs, events=deleted.events)
+                 {"deleted": deleted.runs, "events": deleted.events,
+                  "artifacts": deleted.artifacts})
+    return DeleteOut(run_id=run.id, deleted=deleted.runs, events=deleted.events,
+                     artifacts=deleted.artifacts)
 
 
 @router.post("/runs/{run_id}/resolve", response_model=ResolveOut,
