@@ -93,7 +93,7 @@ class PrivatePg:
 class PrivateBouncer:
     """PgBouncer in transaction mode in front of a `PrivatePg` (as `make pgbouncer`)."""
 
-    def __init__(self, pg: PrivatePg) -> None:
+    def __init__(self, pg: PrivatePg, *, pool_size: int = 40) -> None:
         if not Path("/usr/sbin/pgbouncer").exists():
             pytest.fail("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
         self.pg = pg
@@ -105,7 +105,7 @@ class PrivateBouncer:
             "[databases]", f"* = host=127.0.0.1 port={pg.port} user=tether", "[pgbouncer]",
             "listen_addr = 127.0.0.1", f"listen_port = {self.port}", "unix_socket_dir =",
             "auth_type = any", "pool_mode = transaction", "max_client_conn = 500",
-            "default_pool_size = 40", "ignore_startup_parameters = extra_float_digits",
+            f"default_pool_size = {pool_size}", "ignore_startup_parameters = extra_float_digits",
             f"logfile = {self.dir / 'pgbouncer.log'}", f"pidfile = {self.pidfile}", ""]))
         if os.getuid() == 0:
             for p in (self.dir, *self.dir.iterdir()):

@@ -27,9 +27,10 @@ from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
 from ._postgres_clock import ServerClock
-from ._postgres_connect import migrate, open_pool, pooled_away, redact, stop_preparing
+from ._postgres_connect import migrate, open_pool, pooled_away, redact
 from ._postgres_errors import _RETRIES, _RETRYABLE, _Failed, _Reconnect, _unavailable
 from ._postgres_listen import listen
+from ._postgres_prepare import Preparing, Setting, take_setting
 from ._postgres_schema import postgres_migrations
 from ._postgres_tx import _bytes, _PostgresTx, run_from_pg_row
 from ._records import Event, RunRecord, Signal
@@ -53,18 +54,23 @@ _LISTED = listed_columns("octet_length")
 
 class PostgresStore:
     """A Tether database on a PostgreSQL server. `must_exist`: refuse (StoreMissing) a database
-    whose Tether schema was never created, instead of creating it (read-only uses)."""
+    whose Tether schema was never created, instead of creating it (read-only uses).
+    `prepare_threshold`: "auto" prepares statements unless a connection pooler is in between
+    (`Preparing`), a number prepares after that many executions even then, None never; a
+    `prepare_threshold=` parameter in the URL wins (the deployment's word)."""
 
     def __init__(self, url: str, *, must_exist: bool = False, min_size: int = 1,
                  max_size: int = 8, busy_timeout: float = 30.0,
-                 migrations: list[tuple[int, str]] | None = None) -> None:
+                 migrations: list[tuple[int, str]] | None = None,
+                 prepare_threshold: Setting = "auto") -> None:
         self.url = redact(url)
         self.path = self.url  # what messages name (SQLiteStore's file path)
         self.busy_timeout = busy_timeout
-        self._conninfo, self._pool = open_pool(url, min_size=min_size, max_size=max_size,
-                                               busy_timeout=busy_timeout)
-        #: whether psycopg may prepare statements (off once a transaction pooler shows)
-        self.prepares = True
+        bare, setting = take_setting(url, prepare_threshold)
+        self._preparing = Preparing(setting, self.url)
+        self._conninfo, self._pool = open_pool(bare, min_size=min_size, max_size=max_size,
+                                               busy_timeout=busy_timeout,
+                                               preparing=self._preparing)
         self._clock = ServerClock()  # `now`
         shared = _SHARED_MIGRATIONS if migrations is None else migrations
         self._latest = shared[-1][0]
@@ -79,6 +85,11 @@ class PostgresStore:
             raise
         # notifications reach every session of the database: one channel per store (schema)
         self._channel = f"tether_runnable_{schema}"[:63]
+
+    @property
+    def prepares(self) -> bool:
+        """Whether psycopg may prepare statements (not behind a pooler, `Preparing`)."""
+        return self._preparing.on
 
     def now(self) -> float:
         """The time by the server's clock, without asking it (`ServerClock`)."""
@@ -150,7 +161,7 @@ class PostgresStore:
                     # nothing was applied: the same batch again, unprepared (a connection that
                     # prepared before another one found out fails once more, at most)
                     pooled += 1
-                    self._stop_preparing(exc)
+                    self._preparing.stop(exc)
                     continue
                 err = self._translate(exc)
                 return [(False, err) for _ in ops]
@@ -179,8 +190,7 @@ class PostgresStore:
         with self._pool.connection(timeout=None if wait else 0.05) as conn, \
                 contextlib.ExitStack() as stack:
             given.append(conn)
-            if not self.prepares:
-                conn.prepare_threshold = None
+            self._preparing.take(conn)
             if self._clock.stale():
                 self._clock.read(conn)
             results: list[tuple[bool, Any]] = []
@@ -242,8 +252,7 @@ class PostgresStore:
         for attempt in range(1, tries + 1):
             try:
                 with self._pool.connection() as conn:
-                    if not self.prepares:
-                        conn.prepare_threshold = None
+                    self._preparing.take(conn)
                     try:
                         return conn.execute(query.encode(), params).fetchall()
                     except psycopg.OperationalError:
@@ -254,16 +263,10 @@ class PostgresStore:
                 raise self._pool_exhausted() from exc
             except psycopg.Error as exc:
                 if pooled_away(exc) and attempt < tries:
-                    self._stop_preparing(exc)
+                    self._preparing.stop(exc)
                     continue  # a read is safe to repeat
                 raise self._translate(exc) from exc
         raise AssertionError("unreachable")
-
-    def _stop_preparing(self, exc: psycopg.Error) -> None:
-        """Prepared statements off for good (`pooled_away`); warns the first time."""
-        if self.prepares:
-            self.prepares = False
-            stop_preparing(self._pool, self.url, exc)
 
     def _pool_exhausted(self) -> StoreError:
         return StoreUnavailable(
@@ -373,6 +376,7 @@ class PostgresStore:
 
     def descendants(self, run_id: str) -> list[RunRecord]:
         with self._pool.connection() as conn:
+            self._preparing.take(conn)
             return _PostgresTx(conn, now=self.now()).descendants(run_id)
 
     def get_usage(self, tenant: str, day: str) -> dict[str, float]:

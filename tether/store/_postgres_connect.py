@@ -12,6 +12,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ._postgres_prepare import Preparing
 from .errors import SchemaTooNew, StoreError, StoreMissing
 
 log = logging.getLogger("tether.store")
@@ -47,27 +48,18 @@ def pooled_away(exc: BaseException) -> bool:
         exc.sqlstate == "08P01" and "prepared statement" in str(exc))
 
 
-def stop_preparing(pool: ConnectionPool[Any], url: str, exc: psycopg.Error) -> None:
-    """No prepared statements on `pool`'s connections from now on (`pooled_away`), said once
-    in the log; connections already open are told by the store as it takes them."""
-    if isinstance(pool.kwargs, dict):  # the pool's own copy (`open_pool`)
-        pool.kwargs["prepare_threshold"] = None
-    log.warning("database %s: a prepared statement was missing or doubled on the server (%s): "
-                "a transaction pooler (PgBouncer in transaction mode?) is in between; Tether "
-                "goes on without prepared statements", url, exc.sqlstate)
-
-
 #: how long a session may sit idle inside a transaction (a stalled worker) before the server
 #: ends it, unless the database or the URL sets another value
 IDLE_IN_TRANSACTION = "45s"
 
 
-def session_settings(conn: psycopg.Connection[Any]) -> None:
-    """Settings of every pooled session. `jit=off`: the journal's statements are short, and a
-    fresh table's missing statistics (a backlog just submitted, before autovacuum analyzes
-    it) make the planner estimate millions of rows for some of them — over `jit_above_cost`,
-    so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A worker draining
-    10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
+def session_settings(conn: psycopg.Connection[Any], preparing: Preparing) -> None:
+    """Settings of every pooled session, and whether it prepares statements (`Preparing`:
+    not behind a pooler, unless the URL says so). `jit=off`: the journal's statements are
+    short, and a fresh table's missing statistics (a backlog just submitted, before autovacuum
+    analyzes it) make the planner estimate millions of rows for some of them — over
+    `jit_above_cost`, so each execution JIT-compiled for ~10-18 ms what runs in 0.05 ms. A
+    worker draining 10,000 queued runs executed ~125 runs/s until the analyze, then ~600/s
     (tests/store/test_postgres.py holds the setting)."""
     conn.execute("SET jit = off")  # behind a transaction pooler it may not hold (scaling.md)
     # A Tether transaction never waits on its client: one idle in it for long is a worker
@@ -76,16 +68,20 @@ def session_settings(conn: psycopg.Connection[Any]) -> None:
     # Ended, its batch is refused (LeaseLost, or an unknown outcome) and the runs are taken
     # over. Above the default lease TTL (30 s); a value the database or the URL sets wins
     # (behind a pooler, set it for the database: `ALTER DATABASE ... SET ...`).
-    row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
-    if row is not None and str(row[0]) in ("0", "0ms"):
+    row = conn.execute("SELECT current_setting('idle_in_transaction_session_timeout'), "
+                       "pg_backend_pid()").fetchone()
+    assert row is not None
+    if str(row[0]) in ("0", "0ms"):
         conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+    preparing.session(conn, int(row[1]))  # before any statement of the store's
 
 
-def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float
-              ) -> tuple[str, ConnectionPool[Any]]:
-    """The conninfo of `url` and an open pool of autocommit sessions (`write_batch` opens
-    the transactions). A wrong host, port, user or database is one clear error at once, from
-    one plain connection first, not a pool retrying (and logging) until its timeout."""
+def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float,
+              preparing: Preparing) -> tuple[str, ConnectionPool[Any]]:
+    """The conninfo of `url` (without Tether's own `prepare_threshold`, `take_setting`) and an
+    open pool of autocommit sessions (`write_batch` opens the transactions). A wrong host,
+    port, user or database is one clear error at once, from one plain connection first, not a
+    pool retrying (and logging) until its timeout."""
     shown = redact(url)
     try:
         conninfo = make_conninfo(url)
@@ -102,7 +98,8 @@ def open_pool(url: str, *, min_size: int, max_size: int, busy_timeout: float
             "local one for development.") from exc
     pool: ConnectionPool[Any] = ConnectionPool(
         conninfo, min_size=min_size, max_size=max_size, open=False, name="tether-store",
-        kwargs=dict(SESSION_KWARGS), timeout=busy_timeout, configure=session_settings)
+        kwargs=dict(SESSION_KWARGS), timeout=busy_timeout,
+        configure=lambda conn: session_settings(conn, preparing))
     try:
         pool.open(wait=True, timeout=timeout)
     except PoolTimeout as exc:
