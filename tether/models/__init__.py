@@ -30,6 +30,7 @@ from tether.models.errors import (
 )
 from tether.models.messages import (
     Message,
+    ModelAttempt,
     ModelResponse,
     StreamEvent,
     ToolCall,
@@ -96,6 +97,7 @@ __all__ = [
     "LocalModel",
     "Message",
     "Model",
+    "ModelAttempt",
     "ModelClientError",
     "ModelConnectionError",
     "ModelError",

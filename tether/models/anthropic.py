@@ -13,8 +13,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from tether.models._anthropic_http import cap_responses, model_error_behind
 from tether.models._protocol import Model, ToolChoice
-from tether.models._wire import MAX_TOOL_CALLS, Wire, unique_ids
+from tether.models._wire import MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, Wire, unique_ids
 from tether.models.errors import (
     ModelConnectionError,
     ModelResponseError,
@@ -107,11 +108,14 @@ class AnthropicModel(Model):
         max_tokens: int = 4096,
         http_client: Any = None,
         client: Any = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         """`client` takes a ready `anthropic.AsyncAnthropic`; otherwise one is built with the SDK's
         own retries off (retry is `RetryModel`'s job, so attempts are counted in one place).
         `http_client` must be an AsyncClient of the HTTP library the installed SDK uses (`httpx`
-        before anthropic 2.x, `httpx2` since).
+        before anthropic 2.x, `httpx2` since). `max_response_bytes` bounds the decompressed
+        reply, as for `OpenAIChatModel`; it is enforced by a response hook added to the HTTP
+        client (the one built here, or `http_client`), never to a ready `client`.
         """
         self.model = model
         self.name = f"anthropic:{model}"
@@ -119,6 +123,11 @@ class AnthropicModel(Model):
         self.timeout = timeout
         self._anthropic = _import_anthropic()
         self._api_key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
+        self.max_response_bytes = max_response_bytes
+        if client is None:
+            if http_client is None:
+                http_client = self._anthropic.DefaultAsyncHttpxClient()
+            cap_responses(http_client, max_response_bytes, self.name)
         self._client = client or self._anthropic.AsyncAnthropic(
             api_key=self._api_key,
             base_url=base_url,
@@ -267,6 +276,8 @@ class AnthropicModel(Model):
                 f"{url} did not answer in time; raise `timeout`", model=self.name
             ) from exc
         except a.APIConnectionError as exc:
+            if (refused := model_error_behind(exc)) is not None:
+                raise refused from None  # the size cap, which the SDK wraps as a connection error
             raise ModelConnectionError(
                 f"could not reach {url}: {exc}; check the network and base URL", model=self.name
             ) from exc

@@ -21,6 +21,9 @@ class ModelError(Exception):
     def __init__(self, message: str, *, model: str | None = None) -> None:
         super().__init__(message)
         self.model = model
+        # the tries a retry or fallback wrapper made before giving up (`ModelAttempt`s), so
+        # the wrapper around it can list them all; empty for a single try
+        self.model_attempts: list[Any] = []
 
 
 class ModelConnectionError(ModelError):

@@ -86,6 +86,18 @@ class Usage(BaseModel):
         )
 
 
+class ModelAttempt(BaseModel):
+    """One try behind a response, listed by the retry and fallback wrappers: without it the
+    journal shows only the answer, never that (and why) the primary failed first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str  # the name of the model tried (`Model.name`)
+    error_type: str | None = None  # the exception's class; None for the try that answered
+    error: str | None = None  # its message, redacted (no API keys) and cut to 500 characters
+    duration_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
 class ModelResponse(BaseModel):
     """One completion. `cost_usd` is None when no price is known (a wrapper may fill it in)."""
 
@@ -98,6 +110,10 @@ class ModelResponse(BaseModel):
     model: str = ""
     # Parsed structured output, filled in by the validation layer when an output schema was given.
     output: Any = None
+    # Every try when a wrapper made more than one (the last is the one that answered); empty
+    # for a call answered at the first try.
+    # Left out when empty: a plain call's journal record neither grows nor changes.
+    attempts: list[ModelAttempt] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     def to_message(self) -> Message:
         """The assistant message to append to the history before sending tool results back."""

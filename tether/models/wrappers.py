@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.models._attempts import carry, failed, with_attempts
 from tether.models._protocol import Model, ToolChoice
 from tether.models.errors import ModelError, ModelOutputError
 from tether.models.messages import (
     Message,
     MessageLike,
+    ModelAttempt,
     ModelResponse,
     ToolLike,
     Usage,
@@ -48,6 +51,11 @@ class RetryModel(WrapperModel):
     jitter a uniform draw from [delay/2, delay] so that many clients do not retry in lock-step.
     A `Retry-After` the server sent (`ModelHTTPError.retry_after`) lengthens the delay, capped at
     `max_delay`.
+
+    Around a `FallbackModel` it retries the whole chain when at least one of the chain's errors
+    is one `retry_on` accepts (a model that was only overloaded may answer next time), waiting
+    at least the longest `Retry-After` among them. When a try failed, the response lists every
+    try (`ModelResponse.attempts`).
     """
 
     def __init__(
@@ -92,9 +100,11 @@ class RetryModel(WrapperModel):
         **params: Any,
     ) -> ModelResponse:
         msgs, tls = as_request(messages, tools)
+        tried: list[ModelAttempt] = []
         for attempt in range(1, self.max_attempts + 1):
+            started = time.monotonic()
             try:
-                return await self.wrapped.complete(
+                response = await self.wrapped.complete(
                     msgs,
                     tools=tls,
                     output_schema=output_schema,
@@ -102,8 +112,10 @@ class RetryModel(WrapperModel):
                     **params,
                 )
             except BaseException as exc:
-                if attempt == self.max_attempts or not self.retry_on(exc):
+                if attempt == self.max_attempts or not self.retryable(exc):
+                    carry(exc, tried, self.wrapped, started)
                     raise
+                tried += failed(self.wrapped, exc, started)
                 delay = self.delay_for(attempt)
                 asked = getattr(exc, "retry_after", None)
                 if isinstance(asked, int | float) and asked >= 0:
@@ -112,16 +124,47 @@ class RetryModel(WrapperModel):
                     delay = max(delay, min(float(asked), self.max_delay))
                 self.delays.append(delay)
                 await self._sleep(delay)
+                continue
+            return with_attempts(response, tried, self.wrapped, started)
         raise AssertionError("unreachable")
+
+    def retryable(self, exc: BaseException) -> bool:
+        """`retry_on`, asked of a fallback chain's errors too: `AllModelsFailedError` itself
+        is no transient condition, but a chain whose models were only overloaded or unreachable
+        may well answer when tried again."""
+        if self.retry_on(exc):
+            return True
+        return isinstance(exc, AllModelsFailedError) and any(
+            self.retryable(e) for _, e in exc.errors
+        )
 
 
 class AllModelsFailedError(ModelError):
-    """Every model of a `FallbackModel` failed; `errors` lists (model name, exception)."""
+    """Every model of a `FallbackModel` failed; `errors` lists (model name, exception).
 
-    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+    Transient when any of the errors is (trying the chain again can help), and `retry_after` is
+    the longest wait any transient one asked for: a retry re-runs the whole chain, so it calls
+    again every model that asked to be left alone for a while."""
+
+    def __init__(
+        self,
+        errors: list[tuple[str, BaseException]],
+        attempts: list[ModelAttempt] | None = None,
+    ) -> None:
         detail = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors)
         super().__init__(f"all {len(errors)} models failed: {detail}")
         self.errors = errors
+        self.model_attempts = list(attempts or [])
+        self.transient = any(is_transient(e) for _, e in errors)
+        waits = [
+            float(w)
+            for _, e in errors
+            if is_transient(e)
+            and isinstance(w := getattr(e, "retry_after", None), int | float)
+            and not isinstance(w, bool)
+            and w >= 0
+        ]
+        self.retry_after: float | None = max(waits) if waits else None
 
 
 def _default_fallback_on(exc: BaseException) -> bool:
@@ -155,9 +198,11 @@ class FallbackModel(Model):
     ) -> ModelResponse:
         msgs, tls = as_request(messages, tools)
         errors: list[tuple[str, BaseException]] = []
+        tried: list[ModelAttempt] = []
         for model in self.models:
+            started = time.monotonic()
             try:
-                return await model.complete(
+                response = await model.complete(
                     msgs,
                     tools=tls,
                     output_schema=output_schema,
@@ -166,14 +211,21 @@ class FallbackModel(Model):
                 )
             except Exception as exc:
                 if not self.fallback_on(exc):
+                    carry(exc, tried, model, started)
                     raise
                 errors.append((model.name, exc))
-        raise AllModelsFailedError(errors)
+                tried += failed(model, exc, started)
+                continue
+            return with_attempts(response, tried, model, started)
+        raise AllModelsFailedError(errors, tried)
 
     def replayed(self, messages: Sequence[Message], response: ModelResponse) -> None:
-        """The model that gave the journaled answer catches up: the one whose name the response
-        carries, else the primary (the one that answers when nothing fails)."""
-        named = [m for m in self.models if response.model and m.name == response.model]
+        """The model that gave the journaled answer catches up: the one the last journaled
+        attempt names, else the one whose name the response carries, else the primary (the one
+        that answers when nothing fails). (A provider's `response.model` is its own id, e.g.
+        `gpt-4o-mini`, not `openai:gpt-4o-mini`: the attempt is what names a fallback.)"""
+        names = [a.model for a in response.attempts[-1:]] + [response.model]
+        named = [m for name in names if name for m in self.models if m.name == name]
         (named or self.models)[0].replayed(messages, response)
 
     async def aclose(self) -> None:
