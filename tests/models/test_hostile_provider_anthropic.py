@@ -91,3 +91,25 @@ async def test_a_compressed_reply_within_the_cap_reads_normally() -> None:
     r, _ = await _anthropic(_gzipped(json.dumps(_msg("x" * 1000)).encode()),
                             max_response_bytes=MiB)
     assert r.text == "x" * 1000 and r.usage.input_tokens == 3
+
+
+async def test_a_redirect_is_refused_before_the_prompt_follows_it() -> None:
+    """The SDK's own client follows redirects: the prompt (and, with SDKs sending `x-api-key`,
+    the key) went to wherever a provider, proxy or attacker pointed it."""
+    from tether.models import ModelClientError
+    from tether.models.anthropic import AnthropicModel
+
+    async with HostileServer(Reply.json(_msg("elsewhere"))) as other:
+        moved = Reply(status=307, headers={"location": f"http://127.0.0.1:{other.port}/v1/messages",
+                                           "content-length": "0"})
+        async with HostileServer(moved) as srv:
+            model = AnthropicModel("claude-3-5-haiku", base_url=f"http://127.0.0.1:{srv.port}",
+                                   api_key=KEY, timeout=20)
+            try:
+                with pytest.raises(ModelClientError) as info:
+                    await model.complete([Message.user("the secret plan")])
+            finally:
+                await model.aclose()
+        assert other.requests == []  # nothing reached the other host
+    assert "redirect to http://127.0.0.1" in str(info.value) and "not followed" in str(info.value)
+    assert not info.value.transient

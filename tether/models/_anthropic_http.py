@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from tether.models._wire import Wire, too_large
-from tether.models.errors import ModelError
+from tether.models.errors import ModelClientError, ModelError, redact
 
 _STREAMS: dict[str, type] = {}  # the capped stream class, per HTTP library
 
@@ -55,13 +55,25 @@ def _capped_stream(lib: ModuleType) -> type:
     return CappedStream
 
 
-def cap_responses(http_client: Any, limit: int, model: str) -> None:
-    """Make every response of `http_client` refuse a body over `limit` bytes, decompressed.
+def cap_responses(http_client: Any, limit: int, model: str,
+                  secrets: list[str] | None = None) -> None:
+    """Make every response of `http_client` refuse a body over `limit` bytes, decompressed,
+    and refuse any redirect (as `OpenAIChatModel` does; `secrets` are redacted from where it
+    pointed).
 
     Idempotent per client: a second call (another model sharing the client) replaces the
     first hook rather than stacking a second count over the same body."""
 
     async def capped(response: Any) -> None:
+        if 300 <= response.status_code < 400 and "location" in response.headers:
+            # run before the client follows it: the prompt (and, with the SDKs that send it
+            # as `x-api-key`, the key) would go to wherever the Location says
+            where = redact(response.headers["location"], secrets)
+            raise ModelClientError(
+                f"HTTP {response.status_code} from {response.request.url}: a redirect to "
+                f"{where[:200]}, which is not followed (the request carries the API key and "
+                "the prompt); set base_url to the API's real root",
+                status_code=response.status_code, model=model)
         lib = _library(response)
         # a Response over the raw stream decompresses it, whatever the Content-Encoding
         # (gzip, deflate, br, zstd), exactly as the client itself would

@@ -127,7 +127,7 @@ class AnthropicModel(Model):
         if client is None:
             if http_client is None:
                 http_client = self._anthropic.DefaultAsyncHttpxClient()
-            cap_responses(http_client, max_response_bytes, self.name)
+            cap_responses(http_client, max_response_bytes, self.name, [self._api_key])
         self._client = client or self._anthropic.AsyncAnthropic(
             api_key=self._api_key,
             base_url=base_url,
