@@ -68,7 +68,7 @@ def cap_responses(http_client: Any, limit: int, model: str,
         if 300 <= response.status_code < 400 and "location" in response.headers:
             # run before the client follows it: the prompt (and, with the SDKs that send it
             # as `x-api-key`, the key) would go to wherever the Location says
-            where = redact(response.headers["location"], secrets)
+            where = redact(response.headers["location"], secrets or [])
             raise ModelClientError(
                 f"HTTP {response.status_code} from {response.request.url}: a redirect to "
                 f"{where[:200]}, which is not followed (the request carries the API key and "
