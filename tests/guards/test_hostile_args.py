@@ -177,7 +177,10 @@ async def test_a_big_transfer_as_a_string_needs_approval(db_path, bank, amount):
     # the approvers see, and the digest covers, what the tool would receive
     assert pending.request.args == {"to": "bob", "amount": float(amount.replace("_", ""))
                                     if isinstance(amount, str) else float(amount)}
-    assert pending.request.digest == action_digest("transfer", pending.request.args)
+    # (and the request's own salt: test_approval_incarnations.py)
+    assert pending.request.salt
+    assert pending.request.digest == action_digest("transfer", pending.request.args,
+                                                   pending.request.salt)
 
 
 @pytest.mark.parametrize("amount", ["NaN", "nan", "inf", "-Infinity"], ids=repr)

@@ -8,11 +8,18 @@ between when the policy says `approve`: no worker is held while it waits.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tether.guards._state import RunGuardState
 from tether.guards._steps import APPROVAL_SIGNAL, GUARD_STEP
-from tether.guards.approvals import ApprovalDecision, ApprovalRequest, ApprovalState, KeyRegistry
+from tether.guards.approvals import (
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalState,
+    KeyRegistry,
+    new_salt,
+)
 from tether.guards.errors import ApprovalError
 from tether.guards.policy import PolicyDecision
 
@@ -37,16 +44,22 @@ async def await_approval(ctx: Context, approvers: KeyRegistry, st: RunGuardState
     request = ApprovalRequest(
         id=f"{ctx.run_id}.a{st.approvals}", run_id=ctx.run_id, tool=name, args=args,
         rule=decision.rule, critical=decision.critical, reason=decision.reason)
-    body = request.to_json()
-    if version is not None:
-        body["version"] = version
 
     def propose() -> dict[str, Any]:
+        # the salt is drawn here, live, and journaled with the request: a replay (a resumed
+        # run) reads it back and checks decisions against the same digest; a run deleted and
+        # submitted again under the same id draws another, so old decisions do not fit it
+        salted = replace(request, salt=new_salt())
+        body = {**salted.to_json(), "salt": salted.salt}
+        if version is not None:
+            body["version"] = version
         return body
 
     recorded = await ctx.step(f"{GUARD_STEP}approval:{name}", propose, idempotent=True,
                               meta={"kind": "approval", "approval_id": request.id,
                                     "policy": decision.to_json()})
+    if isinstance(recorded, dict):  # no salt: journaled before salts, digest as it was then
+        request = replace(request, salt=str(recorded.get("salt") or ""))
     if isinstance(recorded, dict) and recorded.get("action_digest") != request.digest:
         # a request journaled by another version, for arguments this one would not hand the
         # tool: what the approvers sign could not be what runs

@@ -37,10 +37,24 @@ Status = Literal["pending", "approved", "denied"]
 _APPROVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
 
-def action_digest(tool: str, args: Any) -> str:
-    """sha256 of the canonical action; what an approver actually approves."""
-    return hashlib.sha256(
-        orjson.dumps({"tool": tool, "args": args}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def action_digest(tool: str, args: Any, salt: str = "") -> str:
+    """sha256 of the canonical action; what an approver actually approves.
+
+    `salt` is the request's own random value, journaled with it: the digest, which every
+    decision signs, then differs between two requests for the same action under the same id.
+    An approval id is `<run_id>.aN` and an idempotency key gives a resubmitted run the id of the
+    deleted one, so without it a decision signed for the old run (kept in an audit record, a
+    link, a script) was a valid decision for the new one. "" (requests journaled before salts
+    existed) keeps the digest those requests' decisions were signed over."""
+    action: dict[str, Any] = {"tool": tool, "args": args}
+    if salt:
+        action["salt"] = salt
+    return hashlib.sha256(orjson.dumps(action, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def new_salt() -> str:
+    """A request's salt (see `action_digest`): random, so nothing but the journal knows it."""
+    return base64.urlsafe_b64encode(os.urandom(12)).decode()
 
 
 # --------------------------------------------------------------------------- keys
@@ -202,10 +216,13 @@ class ApprovalRequest:
     rule: str
     critical: bool = False
     reason: str = ""
+    #: journaled with the request and covered by its digest (`action_digest`); not in `to_json`
+    #: (the digest shown there is what a decision signs)
+    salt: str = ""
 
     @property
     def digest(self) -> str:
-        return action_digest(self.tool, self.args)
+        return action_digest(self.tool, self.args, self.salt)
 
     @property
     def required(self) -> int:
@@ -237,7 +254,9 @@ class ApprovalState:
         if d.verdict not in ("approve", "deny"):
             raise ApprovalError(f"verdict must be approve or deny, got {d.verdict!r}")
         if d.action_digest != req.digest:
-            raise ApprovalError("decision was made for a different action (digest mismatch)")
+            raise ApprovalError(
+                "decision was made for a different action (digest mismatch): other arguments, "
+                "or an earlier request under this id (a run deleted and submitted again)")
         if len(d.nonce) < 16:
             raise ApprovalError("nonce too short (at least 16 characters of randomness)")
         if d.nonce in used_nonces:

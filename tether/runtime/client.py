@@ -348,6 +348,12 @@ class Tether:
         for worker in self._workers:
             worker.kick()
 
+    def kick(self) -> None:
+        """Have this process's workers look at the store again now, for a change written to it
+        directly (`store.write`: an approval decision checked and sent in one transaction)
+        rather than through a `Tether` method, which kicks them itself."""
+        self._kick()
+
     # -- inspecting ------------------------------------------------------------------------
     def get(self, run_id: str) -> RunRecord:
         run = self.store.get_run(run_id)

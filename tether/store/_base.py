@@ -70,6 +70,15 @@ class Tx(Protocol):
 
     def pending_signal_names(self, run_id: str) -> set[str]: ...
 
+    def load_events(self, run_id: str) -> list[Event]:
+        """The run's journal as this transaction reads it: a check and the write it allows in
+        one transaction (an approval decision, `tether.guards.inbox`)."""
+        ...
+
+    def pending_signals(self, run_id: str) -> list[Signal]:
+        """The run's signals not consumed yet, oldest first, as this transaction reads them."""
+        ...
+
     def claim(
         self, owner: str, limit: int, ttl: float, tenant_limits: dict[str, int] | None = None,
         exclude: Sequence[str] = (), *, tenants: Collection[str] | None = None,

@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 
 from ._artifact_refs import mentioned
-from ._codec import dumps, loads
+from ._codec import decoded_events, dumps, loads
 from ._postgres_claim import _Claims
-from ._records import NewEvent, RunRecord, Signal
+from ._records import Event, NewEvent, RunRecord, Signal
 from ._rows import (
     _JSON_COLUMNS,
     _KEPT_FOR_A_RUN,
@@ -188,6 +188,16 @@ class _PostgresTx(_Claims):
         self.conn.execute("UPDATE signals SET consumed_by=%s WHERE id=%s", (consumer, row[0]))
         return Signal(id=row[0], run_id=run_id, name=name, payload=loads(_bytes(row[1])),
                       created_at=row[2])
+
+    def load_events(self, run_id: str) -> list[Event]:
+        rows = self._all("SELECT seq, kind, key, name, data, ts FROM events WHERE run_id=%s "
+                         "ORDER BY seq", (run_id,))
+        return decoded_events(run_id, rows, "the PostgreSQL journal", _bytes)
+
+    def pending_signals(self, run_id: str) -> list[Signal]:
+        rows = self._all("SELECT id, name, payload, created_at FROM signals WHERE run_id=%s "
+                         "AND consumed_by IS NULL ORDER BY id", (run_id,))
+        return [Signal(r[0], run_id, r[1], loads(_bytes(r[2])), r[3]) for r in rows]
 
     def pending_signal_names(self, run_id: str) -> set[str]:
         rows = self._all(

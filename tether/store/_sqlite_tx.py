@@ -13,8 +13,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from ._artifact_refs import mentioned
-from ._codec import dumps, loads
-from ._records import NewEvent, RunRecord, Signal
+from ._codec import decoded_events, dumps, loads
+from ._records import Event, NewEvent, RunRecord, Signal
 from ._rows import (
     _JSON_COLUMNS,
     _KEPT_FOR_A_RUN,
@@ -166,6 +166,16 @@ class _SQLiteTx:
             return None
         self.conn.execute("UPDATE signals SET consumed_by=? WHERE id=?", (consumer, row[0]))
         return Signal(id=row[0], run_id=run_id, name=name, payload=loads(row[1]), created_at=row[2])
+
+    def load_events(self, run_id: str) -> list[Event]:
+        rows = self.conn.execute("SELECT seq, kind, key, name, data, ts FROM events WHERE "
+                                 "run_id=? ORDER BY seq", (run_id,)).fetchall()
+        return decoded_events(run_id, rows, "the SQLite journal")
+
+    def pending_signals(self, run_id: str) -> list[Signal]:
+        rows = self.conn.execute("SELECT id, name, payload, created_at FROM signals WHERE "
+                                 "run_id=? AND consumed_by IS NULL ORDER BY id", (run_id,))
+        return [Signal(r[0], run_id, r[1], loads(r[2]), r[3]) for r in rows]
 
     def pending_signal_names(self, run_id: str) -> set[str]:
         rows = self.conn.execute(
