@@ -307,6 +307,24 @@ def test_signals_are_consumed_once(store: Store) -> None:
     assert store.write(lambda tx: tx.consume_signal("r1", "go", "w")) is None
 
 
+def test_signals_read_inside_a_transaction_and_found_by_name_prefix(store: Store) -> None:
+    """What an approval decision checks and sends in one transaction (`tether.guards.inbox`),
+    and how the inbox finds a run decided on but not run again yet."""
+    make_run(store)
+    make_run(store, "r2")
+    ev = NewEvent(1, "log", "1", None, dumps({"m": 1}), time.time())
+    store.write(lambda tx: tx.append_events("r1", [ev]))
+    store.write(lambda tx: tx.insert_signal("r1", "approval:r1.a1", dumps({"v": 1})))
+    store.write(lambda tx: tx.insert_signal("r2", "go", None))
+    assert store.write(lambda tx: [e.data for e in tx.load_events("r1")]) == [{"m": 1}]
+    assert store.write(lambda tx: [s.payload for s in tx.pending_signals("r1")]) == [{"v": 1}]
+    assert store.runs_with_pending_signals("approval:") == ["r1"]
+    assert store.runs_with_pending_signals("approval:r1.a2") == []
+    store.write(lambda tx: tx.consume_signal("r1", "approval:r1.a1", "w"))
+    assert store.runs_with_pending_signals("approval:") == []
+    assert store.write(lambda tx: tx.pending_signals("r1")) == []
+
+
 def test_usage_budget_and_span_marks_accumulate(store: Store) -> None:
     store.write(lambda tx: tx.add_usage("t", "2026-12-06", {"tokens": 10, "usd": 0.5}))
     store.write(lambda tx: tx.add_usage("t", "2026-12-06", {"tokens": 5}))

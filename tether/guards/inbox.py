@@ -96,7 +96,15 @@ def list_pending(store: Any, keys: KeyRegistry | None = None,
                  tenant: str | None = None) -> list[PendingApproval]:
     keys = keys or KeyRegistry()
     pending: list[PendingApproval] = []
-    for run in store.list_runs(status="waiting", tenant=tenant, limit=1_000_000):
+    runs = store.list_runs(status="waiting", tenant=tenant, limit=1_000_000)
+    # decided on but not run again yet (queued until a worker consumes the decision): a
+    # two-person approval after its first signature still waits for its second approver
+    listed = {run.id for run in runs}
+    for run_id in store.runs_with_pending_signals(APPROVAL_SIGNAL):
+        run = None if run_id in listed else store.get_run(run_id)
+        if run is not None and not run.finished and tenant in (None, run.tenant):
+            runs.append(run)
+    for run in runs:
         signals = store.pending_signals(run.id)  # before the events: see _history
         events = store.load_events(run.id)
         open_signals = {e.name for e in events if e.kind == "signal_waiting"}

@@ -370,6 +370,11 @@ class PostgresStore:
             "consumed_by IS NULL ORDER BY id", (run_id,))
         return [Signal(r[0], run_id, r[1], loads(_bytes(r[2])), r[3]) for r in rows]
 
+    def runs_with_pending_signals(self, prefix: str) -> list[str]:
+        rows = self._query("SELECT DISTINCT run_id FROM signals WHERE consumed_by IS NULL AND "
+                           "left(name, %s) = %s", (len(prefix), prefix))
+        return sorted(r[0] for r in rows)
+
     def next_wake_time(self) -> float | None:
         rows = self._query("SELECT MIN(wake_at) FROM runs WHERE status='waiting'")
         return rows[0][0] if rows else None
