@@ -167,7 +167,7 @@ class Tether:
         run = self._new_run(agent, input, tenant, run_id, options, max_depth, spec_version,
                             guards)
         self.store.write(ops.create_run(run))
-        self._kick()
+        self.kick()
         return run.id
 
     def submit_once(self, agent: Callable[..., Any] | str, input: Any = _NO_INPUT, *, key: str,
@@ -179,7 +179,7 @@ class Tether:
         run, op = self.prepare(agent, input, tenant=tenant, idempotency_key=key, **kwargs)
         created = bool(self.store.write(op))
         if created:
-            self._kick()
+            self.kick()
         return run.id, created
 
     def prepare(self, agent: Callable[..., Any] | str, input: Any = _NO_INPUT, *,
@@ -218,7 +218,7 @@ class Tether:
                 for item in inputs]
         creates = [ops.create_run(run) for run in runs]
         self.store.write(lambda tx: [create(tx) for create in creates])
-        self._kick()
+        self.kick()
         return [run.id for run in runs]
 
     def _new_run(self, agent: Callable[..., Any] | str, input: Any, tenant: str,
@@ -344,15 +344,11 @@ class Tether:
                 listener(worker)
         return worker
 
-    def _kick(self) -> None:
+    def kick(self) -> None:
+        """Have this process's workers look at the store now: for a change written to it
+        directly (an approval decision), not through a `Tether` method, which kicks them."""
         for worker in self._workers:
             worker.kick()
-
-    def kick(self) -> None:
-        """Have this process's workers look at the store again now, for a change written to it
-        directly (`store.write`: an approval decision checked and sent in one transaction)
-        rather than through a `Tether` method, which kicks them itself."""
-        self._kick()
 
     # -- inspecting ------------------------------------------------------------------------
     def get(self, run_id: str) -> RunRecord:
@@ -407,7 +403,7 @@ class Tether:
         except TypeError as exc:
             raise InvalidInput(f"signal payload is not JSON-serializable: {exc}") from exc
         signal_id = self.store.write(ops.send_signal(run_id, name, payload))
-        self._kick()
+        self.kick()
         return int(signal_id)
 
     def cancel(self, run_id: str, reason: str = "cancelled by request") -> list[str]:
@@ -421,7 +417,7 @@ class Tether:
                 key: str | None = None) -> str:
         self.get(run_id)
         target = self.store.write(ops.resolve_in_doubt(run_id, action, result, key))
-        self._kick()
+        self.kick()
         return str(target)
 
     def retry(self, run_id: str, *, budget: dict[str, Any] | None = None) -> RetryPlan:
@@ -432,7 +428,7 @@ class Tether:
         run = self.get(run_id)
         plan = plan_retry(run, self.store.load_events(run_id), budget=budget)
         self.store.write(ops.retry(run_id, plan))
-        self._kick()
+        self.kick()
         return plan
 
     def delete(self, run_id: str) -> Deleted:
