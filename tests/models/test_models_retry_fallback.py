@@ -14,7 +14,6 @@ import pytest
 from tether.models import (
     AllModelsFailedError,
     FallbackModel,
-    Message,
     ModelAttempt,
     ModelClientError,
     ModelConnectionError,
@@ -26,15 +25,7 @@ from tether.models import (
     ScriptedModel,
 )
 
-Q = [Message.user("q")]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
+from .test_models_wrappers import Q, Sleeps
 
 
 def _e500(msg: str = "down") -> ModelServerError:
