@@ -10,6 +10,8 @@ from typing import Any
 from tests.models.hostile_provider_support import HostileServer, Reply, chat_reply
 from tether import Tether
 from tether.models import FallbackModel, Message, OpenAIChatModel, RetryModel
+from tether.observe.timeline import describe
+from tether.store.vocabulary import model_call
 
 URL: dict[str, str] = {}  # the servers' base URLs, set by each test before the run
 KEY = "sk-live-ATTEMPTS0123456789"
@@ -85,3 +87,8 @@ async def test_the_journal_shows_why_the_primary_failed(db_path: str) -> None:
     assert step.data["usage"]["input_tokens"] == 3
     everything = "".join(json.dumps(e.data, default=str) for e in events)
     assert KEY not in everything and "ATTEMPTS0123" not in everything
+    # and `tether show` says so on the model call's line
+    call = model_call(step)
+    assert call is not None and len(call.attempts) == 2
+    line = describe(step)
+    assert "after openai:gpt-4o: ModelServerError: HTTP 500" in line and KEY not in line

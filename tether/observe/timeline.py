@@ -165,6 +165,10 @@ def describe(e: Event) -> str:
     if (call := v.model_call(e)) is not None:
         said = ", ".join(f"{c.get('name')}({_json(c.get('arguments'))})" for c in call.tool_calls)
         reply = f"calls {said}" if said else (call.text or f"({call.finish_reason})")
+        failed = [a for a in call.attempts if a.get("error_type")]
+        if failed:  # a retry or fallback answered: which tries failed first, and why
+            reply += " · after " + "; ".join(
+                f"{a.get('model')}: {a.get('error_type')}: {a.get('error')}" for a in failed)
         if call.rejected:  # asked again with this feedback: the next model call is the retry
             return f"rejected: {'; '.join(call.rejected)} · reply was: {reply}"
         return f"repaired · {reply}" if call.repaired else reply

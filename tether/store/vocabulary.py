@@ -121,6 +121,8 @@ class ModelCallRecord:
     #: why the reply was refused and asked again with feedback (empty: it was accepted)
     rejected: tuple[str, ...] = ()
     repaired: bool = False  # accepted after a safe repair (fences, trailing commas, ...)
+    #: every try when a retry or fallback wrapper made several (the last one answered)
+    attempts: tuple[dict[str, Any], ...] = ()
 
 
 def model_call(event: Event) -> ModelCallRecord | None:
@@ -135,6 +137,7 @@ def model_call(event: Event) -> ModelCallRecord | None:
     cost = data.get("cost_usd")
     calls = response.get("tool_calls")  # read once per span by live tracing: no generators
     rejected = data.get("rejected")
+    tried = response.get("attempts")
     return ModelCallRecord(
         str(data.get("model") or step_subject(event.name)),
         int(usage.get("input_tokens") or 0),
@@ -145,6 +148,7 @@ def model_call(event: Event) -> ModelCallRecord | None:
         response.get("finish_reason"),
         tuple([str(r) for r in rejected]) if rejected else (),
         bool(data.get("repaired")),
+        tuple([a for a in tried if isinstance(a, dict)]) if isinstance(tried, list) else (),
     )
 
 
