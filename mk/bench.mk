@@ -40,3 +40,13 @@ BENCH_TARGETS += bench-cli
 
 bench-cli: setup
 	$(BIN)/python benchmarks/bench_cli.py
+
+# Importing a large OpenAPI document (benchmarks/bench_openapi.py): import seconds and peak RSS
+# for 1,000 and 5,000 generated operations sharing 300 components; writes
+# benchmarks/results/openapi.md (`--baseline DIR` adds another checkout's figures, same rounds).
+BENCH_TARGETS += bench-openapi
+
+.PHONY: bench-openapi
+
+bench-openapi: setup
+	$(BIN)/python benchmarks/bench_openapi.py

@@ -10,6 +10,8 @@ its schemas is in `_openapi_spec.py`; the tool itself (validation, the HTTP call
 A spec and the server are both untrusted: `_openapi_yaml.py` and `_openapi_limits.py` bound what a
 document may be, `_openapi_wire.py` what an argument may put on the wire, `_openapi_http.py` what
 a response may do (its size, its redirects), `_openapi_fetch.py` a spec fetched from a URL.
+`_openapi_check.py` checks the tools' schemas against the meta-schema, each distinct piece once
+per import (large specs share a few hundred components among thousands of operations).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import httpx
 import jsonschema
 
 from tether.tools._errors import OpenAPIError
+from tether.tools._openapi_check import SchemaCheck, where_in_schema
 from tether.tools._openapi_http import MAX_RESPONSE_BYTES
 from tether.tools._openapi_spec import _OPENAPI_ONLY_KEYS as _OPENAPI_ONLY_KEYS
+from tether.tools._openapi_spec import Components
 from tether.tools._openapi_spec import _Converter as _Converter
 from tether.tools._openapi_spec import load_spec as load_spec
 from tether.tools._openapi_tool import OpenAPITool as OpenAPITool
@@ -174,6 +178,8 @@ def _build_all(
     api_version = str((doc.get("info") or {}).get("version", "1"))
     tools: list[OpenAPITool] = []
     names: dict[str, str] = {}  # tool name -> the operation it came from
+    # shared by the operations: each component is converted and checked once per import
+    options.update(components=Components(), schema_check=SchemaCheck())
     for path, item in doc["paths"].items():
         conv0 = _Converter(doc, f"OpenAPI spec {label!r}, path {path!r}")
         item = conv0.resolve(item)
@@ -229,7 +235,7 @@ def _build_operation(
     **options: Any,
 ) -> OpenAPITool | None:
     where = f"OpenAPI spec {label!r}, {method.upper()} {path}"
-    conv = _Converter(doc, where)
+    conv = _Converter(doc, where, options.pop("components"))
     params: dict[tuple[str, str], dict[str, Any]] = {}
     for raw in [*_param_list(item, where), *_param_list(op, where)]:
         p = conv.resolve(raw)
@@ -336,4 +342,6 @@ def _build_operation(
             **options,
         )
     except jsonschema.SchemaError as e:
-        raise OpenAPIError(f"{where}: invalid schema: {e.message}") from e
+        raise OpenAPIError(
+            f"{where}: invalid schema: {e.message} (in {where_in_schema(e.path)})"
+        ) from e

@@ -102,15 +102,36 @@ def _unescape(part: str) -> str:
     return part.replace("~1", "/").replace("~0", "~")
 
 
+class Components:
+    """Component schemas converted once per import and shared by every operation's converter.
+
+    A large spec's operations reach the same few hundred components (GitHub's ~1,000 operations
+    share ~900); converting them again for each operation was most of the conversion time, and
+    sharing the converted objects lets `SchemaCheck` check each one once.
+    """
+
+    def __init__(self) -> None:
+        #: component name -> its converted schema (``{}`` while it is being converted)
+        self.schemas: dict[str, Any] = {}
+        #: component name -> the components its schema refers to directly, in the order met
+        self.refs: dict[str, list[str]] = {}
+
+
 class _Converter:
     """Resolves ``$ref``s and turns OpenAPI schema objects into JSON Schema (2020-12)."""
 
-    def __init__(self, doc: dict[str, Any], label: str) -> None:
+    def __init__(
+        self, doc: dict[str, Any], label: str, components: Components | None = None
+    ) -> None:
         self.doc = doc
         self.label = label
+        #: the component schemas this converter's schemas reach (directly or through others)
         self.defs: dict[str, Any] = {}
+        self.components = components if components is not None else Components()
         # non-component $refs being inlined right now: meeting one again is a cycle
         self._inlining: list[str] = []
+        # components being converted right now, innermost last
+        self._converting: list[str] = []
 
     def resolve(self, obj: Any, seen: frozenset[str] = frozenset()) -> Any:
         """Follow a top-level ``$ref`` (parameters, request bodies, schemas)."""
@@ -191,9 +212,14 @@ class _Converter:
     def _ref(self, ref: Any) -> Any:
         if isinstance(ref, str) and ref.startswith(_COMPONENTS):
             name = _unescape(ref[len(_COMPONENTS):])
-            if name not in self.defs:
-                self.defs[name] = {}  # placeholder breaks cycles
-                self.defs[name] = self.schema(self._pointer(ref))
+            if self._converting:
+                met = self.components.refs[self._converting[-1]]
+                if name not in met:
+                    met.append(name)
+            if name not in self.components.schemas:
+                self._convert_component(name, ref)
+            if not self._converting:
+                self._reach(name)
             # a JSON pointer in a URI fragment: `~` and `/` escaped, `%` percent-encoded
             escaped = name.replace("~", "~0").replace("/", "~1").replace("%", "%25")
             return {"$ref": f"#/$defs/{escaped}"}
@@ -208,3 +234,34 @@ class _Converter:
             return self.schema(self.resolve({"$ref": ref}))
         finally:
             self._inlining.pop()
+
+    def _convert_component(self, name: str, ref: str) -> None:
+        """Convert a component schema once for the import.
+
+        Its conversion does not depend on the operation being converted: the non-component
+        `$ref`s being inlined around it are set aside (a cycle through a component is finite,
+        it goes through ``$defs``), so the result can be shared.
+        """
+        schemas, refs = self.components.schemas, self.components.refs
+        schemas[name], refs[name] = {}, []  # placeholder breaks cycles
+        inlining, self._inlining = self._inlining, []
+        self._converting.append(name)
+        try:
+            schemas[name] = self.schema(self._pointer(ref))
+        except BaseException:
+            del schemas[name], refs[name]
+            raise
+        finally:
+            self._converting.pop()
+            self._inlining = inlining
+
+    def _reach(self, name: str) -> None:
+        """Add a component and those it reaches to `defs`, in the order converting them here
+        would have met them (depth first), so each operation's ``$defs`` is as before."""
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in self.defs:
+                continue
+            self.defs[current] = self.components.schemas[current]
+            stack.extend(reversed(self.components.refs[current]))

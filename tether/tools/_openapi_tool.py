@@ -18,6 +18,7 @@ from referencing import Registry
 
 from tether.tools._base import Tool, coerce_arguments
 from tether.tools._errors import FieldError, ToolArgumentError, ToolExecutionError
+from tether.tools._openapi_check import SchemaCheck
 from tether.tools._openapi_http import MAX_RESPONSE_BYTES, decode, send
 from tether.tools._openapi_wire import MAX_ARGUMENT_DEPTH, too_deep, wire_problem
 from tether.tools._validated import validated_by
@@ -58,6 +59,7 @@ class OpenAPITool(Tool):
         requires_approval: bool = False,
         critical: bool = False,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        schema_check: SchemaCheck | None = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -88,7 +90,9 @@ class OpenAPITool(Tool):
         self.client = guard_client(client) if client is not None else None
         self.idempotency_header = idempotency_header
         self.max_response_bytes = max_response_bytes
-        jsonschema.Draft202012Validator.check_schema(parameters)
+        # a bad schema is an error now, not on a model's first call; an import shares one
+        # `SchemaCheck`, so a component many operations reach is checked once
+        (schema_check or SchemaCheck()).parameters(parameters)
         # an empty registry that retrieves nothing: jsonschema would otherwise fetch any remote
         # `$ref` over the network on each validation (the converter leaves none; this makes sure)
         self._validator = jsonschema.Draft202012Validator(parameters, registry=_NO_RETRIEVAL)
