@@ -148,3 +148,34 @@ async def test_the_common_steps_are_encoded_without_building_a_span(
     # governed: a step the policy allowed too; the one it refused (answered) is built
     assert len(run_wire_spans(governed, guarded.id, SpanEncoder())) == 6
     assert built == ["tool:delete_all"]
+
+
+async def test_a_polls_handed_over_events_give_the_spans_fed_one_by_one(
+        tether: Tether, db_path: str) -> None:
+    """`feed_handed` (one loop for a poll's events, what live export calls) makes the spans
+    `feed_new` makes event by event, skips what was fed already (a batch handed over again
+    overlaps the last) and says how far it fed; so does the records' builder."""
+    from tether.observe.otel import _RecordSpans
+
+    governed = Tether(db_path, guards=GUARDS)
+    runs = [await tether.run(tool_loop, None), await governed.run(thinking_react, "refund A-7")]
+    for run in runs:
+        expected = by_committed_events(governed, run.id, False)
+        new = [NewEvent(e.seq, e.kind, e.key, e.name,
+                        None if e.data is None else dumps(e.data), e.ts)
+               for e in governed.store.load_events(run.id)]
+        batches = [new[max(0, i - 1):i + 3] for i in range(0, len(new), 3)]  # overlapping
+        spans, records = WireSpans(run, SpanEncoder()), _RecordSpans(run)
+        out: list[tuple[str, int, bytes]] = []
+        built: list[Any] = []
+        fed = recorded = 0
+        for batch in batches:
+            closed, fed = spans.feed_handed(batch, fed)
+            out += closed
+            records_closed, recorded = records.feed_handed(batch, recorded)
+            built += [s for _, _, s in records_closed]
+            assert fed == recorded == batch[-1].seq
+        assert out + spans.close_open_encoded() == expected and len(expected) > 5
+        encoder = SpanEncoder()
+        assert [(run.id, s.end_seq, encoder.span_field(s))
+                for s in built + records.close_open()] == expected

@@ -235,11 +235,15 @@ class WireEncoder(SpanEncoder):
         return out
 
     def wrap(self, span_fields: Sequence[bytes]) -> bytes:
-        """An `ExportTraceServiceRequest` of spans encoded already."""
-        scope_spans = b"".join((self._scope, *span_fields, self._scope_schema))
-        resource_spans = b"".join((self._resource, _field(b"\x12", scope_spans),
-                                   self._resource_schema))
-        return _field(b"\x0a", resource_spans)
+        """An `ExportTraceServiceRequest` of spans encoded already: its lengths worked out
+        first, so the request's bytes (~0.6 MB for a batch) are copied once, not per message
+        level."""
+        scope_len = len(self._scope) + sum(map(len, span_fields)) + len(self._scope_schema)
+        scope_head = b"\x12" + _varint(scope_len)  # ResourceSpans.scope_spans (2)
+        resource_len = (len(self._resource) + len(scope_head) + scope_len
+                        + len(self._resource_schema))
+        return b"".join((b"\x0a", _varint(resource_len), self._resource, scope_head,
+                         self._scope, *span_fields, self._scope_schema, self._resource_schema))
 
 
 def _attributes(attributes: Any) -> bytes:

@@ -4,7 +4,6 @@ proposals, a policy decision, a sandbox result (kept apart from the builder's ev
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from tether.store import Event
@@ -58,14 +57,10 @@ def step_shape(step: str | None, meta: dict[str, Any]) -> StepShape:
     return shape
 
 
-@dataclass(slots=True)
-class Proposal:
-    """A tool call a model proposed and no tool step has answered yet (for the mind-log)."""
-
-    call_id: str
-    name: str
-    arguments: Any
-    thought: str
+#: a tool call a model proposed and no tool step has answered yet (for the mind-log): its call
+#: id, the tool's name, the arguments and the model's text. A plain tuple: one is made for every
+#: model call live export follows, and a dataclass cost ~0.4 µs more each
+Proposal = tuple[str, str, Any, str]
 
 
 def decided(span: SpanRecord, ts: float, d: v.GuardDecision) -> None:

@@ -19,6 +19,7 @@ runs, so the two ways cannot drift apart.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.store import Event, NewEvent, RunRecord, loads
@@ -26,7 +27,7 @@ from tether.store import vocabulary as v
 
 from ._otlp_wire import _FLAGS, SpanEncoder, _field
 from ._run_spans import tree_runs
-from ._span_parts import Proposal, provider_of
+from ._span_parts import provider_of
 from ._trace_marks import Queued
 from .spans import AttrValue, SpanBuilder, SpanRecord
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 _pack_q = struct.Struct("<Q").pack
 _OK = b"\x7a\x02\x18\x01" + _FLAGS  # Span.status (15) OK, then the flags
 _EMPTY: dict[str, Any] = {}  # read only
+_UNSEEN: Any = object()  # a shape not worked out yet
+_ZERO_ID = bytes(8)  # an invalid span id (`_seq_span_raw` makes another)
 _FAST = frozenset({"model", "tool", "step", "guard"})  # the families encoded here
 _STARTED_KEPT = 64  # `step_started` data remembered by its JSON (a model's is new every call)
 _DECISIONS_KEPT = 256
@@ -92,37 +95,55 @@ class WireSpans(SpanBuilder):
         if self._attempt is not None:
             kind = e.kind
             if kind == v.STEP_STARTED and e.data.__class__ is dict:
-                return self._started(e.seq, e.key, e.name, e.data, e.ts)
+                self._started(e.seq, e.key, e.name, e.data, e.ts)
+                return []
             if kind == v.STEP_COMPLETED:
                 done = self._completed(e.seq, e.key, e.name, e.data, e.ts)
                 if done is not None:
-                    return done
+                    return [done]
         return self.encoded(self.feed(e))
 
     def feed_new(self, e: NewEvent) -> list[Queued]:
         """The spans `e`, just committed (its data still JSON), closed."""
-        kind = e.kind
-        if kind == v.STEP_STARTED and self._attempt is not None and e.data is not None:
-            data = self._started_data.get(e.data)
-            if data is None:  # read only: a step's span is made from it, never changes it
-                data = loads(e.data)
-                if data.__class__ is dict:
-                    if len(self._started_data) >= _STARTED_KEPT:
-                        self._started_data.clear()
-                    self._started_data[e.data] = data
-            if data.__class__ is dict:
-                return self._started(e.seq, e.key, e.name, data, e.ts)
-        else:
-            data = loads(e.data)
-        if self._attempt is not None:
-            if kind == v.STEP_STARTED and data.__class__ is dict:
-                return self._started(e.seq, e.key, e.name, data, e.ts)
-            if kind == v.STEP_COMPLETED:
-                done = self._completed(e.seq, e.key, e.name, data, e.ts)
-                if done is not None:
-                    return done
-        return self.encoded(self.feed(journal_event(self.run.id, e.seq, e.kind, e.key, e.name,
-                                                    data, e.ts)))
+        return self.feed_handed((e,), e.seq - 1)[0]
+
+    def feed_handed(self, events: Sequence[NewEvent], after: int) -> tuple[list[Queued], int]:
+        """The spans closed by the events the committer handed over (data still JSON) past
+        seq `after`, and the last seq fed. One loop for a poll's events, not a call per
+        event: this runs for every journaled step."""
+        out: list[Queued] = []
+        started_data, STARTED, COMPLETED = self._started_data, v.STEP_STARTED, v.STEP_COMPLETED
+        for e in events:
+            seq = e.seq
+            if seq <= after:
+                continue
+            after = seq
+            kind, raw = e.kind, e.data
+            if self._attempt is not None:
+                if kind == STARTED and raw is not None:
+                    data = started_data.get(raw)
+                    if data is None:  # read only: a step's span is made from it, never changes
+                        data = loads(raw)
+                        if data.__class__ is dict:
+                            if len(started_data) >= _STARTED_KEPT:
+                                started_data.clear()
+                            started_data[raw] = data
+                    if data.__class__ is dict:
+                        self._started(seq, e.key, e.name, data, e.ts)
+                        continue
+                elif kind == COMPLETED:
+                    data = loads(raw)
+                    done = self._completed(seq, e.key, e.name, data, e.ts)
+                    if done is not None:
+                        out.append(done)
+                        continue
+                else:
+                    data = loads(raw)
+            else:
+                data = loads(raw)
+            out += self.encoded(self.feed(journal_event(self.run.id, seq, kind, e.key, e.name,
+                                                        data, e.ts)))
+        return out, after
 
     def close_open_encoded(self) -> list[Queued]:
         return self.encoded(self.close_open())
@@ -133,97 +154,65 @@ class WireSpans(SpanBuilder):
 
     # -- the common steps -----------------------------------------------------------------------
     def _started(self, seq: int, key: str | None, name: str | None, data: dict[str, Any],
-                 ts: float) -> list[Queued]:
+                 ts: float) -> None:
         # what `SpanBuilder.feed` does with a step_started event while an attempt is open
         assert self._attempt is not None
         self._last_seq, self._last_ts = seq, ts
-        self._open[str(key)] = (seq, ts, name, data, self._attempt.span_id)
-        return []
+        self._open[key if key.__class__ is str else str(key)] = (
+            seq, ts, name, data, self._attempt.span_id)
 
     def _completed(self, seq: int, key: str | None, name: str | None, data: Any,
-                   ts: float) -> list[Queued] | None:
+                   ts: float) -> Queued | None:
         """The step's span as bytes, or None when it is not one of the common steps (then
         `SpanBuilder` makes it). Nothing changes before it is known to be common."""
         if self.content:
             return None
-        k = str(key)
+        k = key if key.__class__ is str else str(key)
         step = self._open.get(k)
         if step is None:  # a pure step journals only its result: a point in time
             assert self._attempt is not None
             step = (seq, ts, name, _EMPTY, self._attempt.span_id)
         start_seq, start, step_name, started, parent = step
+        if step_name != name:
+            return None
         meta = started.get("meta")
         if meta.__class__ is not dict:
             meta = _EMPTY
         attempt = started.get("attempt")
-        if step_name != name or (attempt != 1 and int(attempt or 1) > 1):
+        if attempt != 1 and int(attempt or 1) > 1:
             return None
-        shape = self._wire_shape(step_name, meta)
+        shape = self._wire_shapes.get((step_name, meta.get("model"), meta.get("side_effect")),
+                                      _UNSEEN)
+        if shape is _UNSEEN:
+            shape = self._wire_shape(step_name, meta)
         if shape is None:
             return None
         named, fixed, family, subject = shape
-        enc = self.encoder
         decision: tuple[bytes, bytes] | None = None
         if "policy" in meta:  # the guards' decision: attributes, and an event at the start
             decision = self._decision(meta["policy"], started)
             if decision is not None and not decision[0]:
                 return None  # not one of the common decisions
-        if (family == "model" or family == "tool") and data.__class__ is not dict:
-            return None
         if family == "model":
-            if ("response" not in data and "usage" not in data) or data.get("rejected") \
-                    or data.get("repaired"):
+            attrs = self._model_attrs(data, fixed, subject)
+            if attrs is None:
                 return None
-            usage, response = data.get("usage"), data.get("response")
-            if usage.__class__ is not dict:
-                usage = _EMPTY
-            if response.__class__ is not dict:
-                response = _EMPTY
-            model = str(data.get("model") or subject)
-            answered = self._answered.get(model)
-            if answered is None:
-                answered = self._answered[model] = enc.attribute(
-                    "gen_ai.response.model", provider_of(model)[1])
-            tokens_in = int(usage.get("input_tokens") or 0)
-            tokens_out = int(usage.get("output_tokens") or 0)
-            attrs = [fixed, answered,
-                     _small_int(self._tokens_in, tokens_in)
-                     or enc.attribute("gen_ai.usage.input_tokens", tokens_in),
-                     _small_int(self._tokens_out, tokens_out)
-                     or enc.attribute("gen_ai.usage.output_tokens", tokens_out)]
-            finish = response.get("finish_reason")
-            if finish:
-                finish = str(finish)
-                reason = self._finished.get(finish)
-                if reason is None:
-                    reason = self._finished[finish] = enc.attribute(
-                        "gen_ai.response.finish_reasons", [finish])
-                attrs.append(reason)
-            cost = data.get("cost_usd")
-            if isinstance(cost, int | float):
-                cost = float(cost)
-                attrs.append(enc.attribute("tether.cost.usd", cost))
-                self._cost = (self._cost or 0.0) + cost
-            self._tokens[0] += tokens_in
-            self._tokens[1] += tokens_out
-            calls = response.get("tool_calls")
-            if calls:
-                text = str(response.get("text") or "")
-                self._proposals += [
-                    Proposal(str(c.get("id") or ""), str(c.get("name") or ""),
-                             c.get("arguments"), text)
-                    for c in (c if isinstance(c, dict) else {} for c in calls)]
         elif family == "tool":
+            if data.__class__ is not dict or not data.get("ok") or data.get(v.ANSWERED) \
+                    or meta.get("rejected"):
+                return None
             output = data.get("output")
-            if "ok" not in data or not data.get("ok") or data.get(v.ANSWERED) \
-                    or meta.get("rejected") \
-                    or (output.__class__ is dict and "exit_code" in output):
+            if output.__class__ is dict and "exit_code" in output:
                 return None
             attrs = [fixed]
-            proposal = self._proposal_for(str(data.get("tool") or subject))
-            if proposal is not None and proposal.call_id:
-                attrs.append(_short_str(self._call_id, proposal.call_id)
-                             or enc.attribute("gen_ai.tool.call.id", proposal.call_id))
+            tool = str(data.get("tool") or subject)
+            for i, p in enumerate(self._proposals):  # `_proposal_for`, inline
+                if p[1] == tool:
+                    call_id = self._proposals.pop(i)[0]
+                    if call_id:
+                        attrs.append(_short_str(self._call_id, call_id)
+                                     or self.encoder.attribute("gen_ai.tool.call.id", call_id))
+                    break
         else:  # a plain step, a guard's step: ended well
             attrs = [fixed]
         if decision is not None:  # after the step's fixed attributes, before its outcome's
@@ -233,17 +222,73 @@ class WireSpans(SpanBuilder):
         parent_field = self._parent_fields.get(parent)
         if parent_field is None:
             parent_field = self._parent_fields[parent] = b"\x22\x08" + bytes.fromhex(parent)
-        body = b"".join((self._trace_field, b"\x12\x08", self._seq_span_raw(start_seq),
-                         parent_field, named, b"\x39", _pack_q(round(start * 1e9)), b"\x41",
-                         _pack_q(round((ts if ts > start else start) * 1e9)), *attrs,
+        digest = self._seq_hash.copy()  # `_seq_span_raw`, inline
+        digest.update(b"seq%d" % start_seq)
+        span_id = digest.digest()[:8]
+        if span_id == _ZERO_ID:
+            span_id = self._seq_span_raw(start_seq)
+        started_ns = _pack_q(round(start * 1e9))
+        body = b"".join((self._trace_field, b"\x12\x08", span_id, parent_field, named, b"\x39",
+                         started_ns, b"\x41", _pack_q(round((ts if ts > start else start) * 1e9)),
+                         *attrs,
                          _small_int(self._journal_seq, seq)
-                         or enc.attribute("tether.journal.seq", seq),
+                         or self.encoder.attribute("tether.journal.seq", seq),
                          b"" if decision is None else _field(b"\x5a", b"".join((
-                             b"\x09", _pack_q(round(start * 1e9)), decision[1]))),
+                             b"\x09", started_ns, decision[1]))),
                          _OK))
         n = len(body)  # the ScopeSpans.spans (2) field holding it
-        return [(self.run.id, seq, b"".join((b"\x12", bytes(((n & 0x7F) | 0x80, n >> 7)), body))
-                 if 0x80 <= n < 0x4000 else _field(b"\x12", body))]
+        return (self.run.id, seq, b"".join((b"\x12", bytes(((n & 0x7F) | 0x80, n >> 7)), body))
+                if 0x80 <= n < 0x4000 else _field(b"\x12", body))
+
+    def _model_attrs(self, data: Any, fixed: bytes, subject: str) -> list[bytes] | None:
+        """A model call's attributes after its fixed ones (the run's token and cost totals
+        and the proposals for the mind-log kept), or None when it is not a common one."""
+        if data.__class__ is not dict or ("response" not in data and "usage" not in data) \
+                or data.get("rejected") or data.get("repaired"):
+            return None
+        usage, response = data.get("usage"), data.get("response")
+        if usage.__class__ is not dict:
+            usage = _EMPTY
+        if response.__class__ is not dict:
+            response = _EMPTY
+        model = str(data.get("model") or subject)
+        answered = self._answered.get(model)
+        if answered is None:
+            answered = self._answered[model] = self.encoder.attribute(
+                "gen_ai.response.model", provider_of(model)[1])
+        tokens_in = int(usage.get("input_tokens") or 0)
+        tokens_out = int(usage.get("output_tokens") or 0)
+        attrs = [fixed, answered,
+                 _small_int(self._tokens_in, tokens_in)
+                 or self.encoder.attribute("gen_ai.usage.input_tokens", tokens_in),
+                 _small_int(self._tokens_out, tokens_out)
+                 or self.encoder.attribute("gen_ai.usage.output_tokens", tokens_out)]
+        finish = response.get("finish_reason")
+        if finish:
+            if finish.__class__ is not str:
+                finish = str(finish)
+            reason = self._finished.get(finish)
+            if reason is None:
+                reason = self._finished[finish] = self.encoder.attribute(
+                    "gen_ai.response.finish_reasons", [finish])
+            attrs.append(reason)
+        cost = data.get("cost_usd")
+        if cost is not None and isinstance(cost, int | float):
+            cost = float(cost)
+            attrs.append(self.encoder.attribute("tether.cost.usd", cost))
+            self._cost = (self._cost or 0.0) + cost
+        tokens = self._tokens
+        tokens[0] += tokens_in
+        tokens[1] += tokens_out
+        calls = response.get("tool_calls")
+        if calls:
+            text = str(response.get("text") or "")
+            for c in calls:
+                if not isinstance(c, dict):
+                    c = _EMPTY
+                self._proposals.append((str(c.get("id") or ""), str(c.get("name") or ""),
+                                        c.get("arguments"), text))
+        return attrs
 
     def _decision(self, policy: Any, started: dict[str, Any]) -> tuple[bytes, bytes] | None:
         """A policy decision on a step (`v.guard_decision`, `_span_parts.decided`) as the

@@ -176,9 +176,15 @@ class _RecordSpans(SpanBuilder):
         run_id = self.run.id
         return [(run_id, s.end_seq, s) for s in self.feed(e)]
 
-    def feed_new(self, e: NewEvent) -> list[Queued]:
-        return self.feed_event(journal_event(self.run.id, e.seq, e.kind, e.key, e.name,
-                                             loads(e.data), e.ts))
+    def feed_handed(self, events: Sequence[NewEvent], after: int) -> tuple[list[Queued], int]:
+        """`WireSpans.feed_handed`: the spans closed by `events` past seq `after`."""
+        spans: list[Queued] = []
+        for e in events:
+            if e.seq > after:
+                after = e.seq
+                spans += self.feed_event(journal_event(self.run.id, e.seq, e.kind, e.key,
+                                                       e.name, loads(e.data), e.ts))
+        return spans, after
 
 
 class _RunTail:
@@ -209,16 +215,14 @@ class _RunTail:
     def poll(self) -> list[Queued]:
         """The spans closed by the events handed over since the last poll."""
         spans, self.pending = self.pending, []
-        handed, feed, ends = self.handed, self.spans.feed_new, v.RUN_ENDS
+        handed, feed, ends = self.handed, self.spans.feed_handed, v.RUN_ENDS
         while handed:
             events = handed.popleft()
             if events[0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
                 spans += self.read_journal()
-            seq = self.seq
-            for e in events:
-                if e.seq > seq:
-                    seq = e.seq
-                    spans += feed(e)
+            closed, seq = feed(events, self.seq)
+            if closed:
+                spans += closed
             if seq > self.seq:
                 self.seq, self.ended = seq, events[-1].kind in ends
         return spans

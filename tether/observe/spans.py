@@ -317,20 +317,21 @@ class SpanBuilder:
                              "arguments": c.get("arguments")} for c in call.tool_calls)]}])
         if not call.rejected:
             self._proposals += [
-                Proposal(str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"),
-                          call.text) for c in call.tool_calls]
+                (str(c.get("id") or ""), str(c.get("name") or ""), c.get("arguments"), call.text)
+                for c in call.tool_calls]
 
     def _tool_done(self, span: SpanRecord, tool: v.ToolCallRecord,
                    sandbox: dict[str, Any] | None) -> None:
         a = span.attributes
         proposal = self._proposal_for(tool.tool)
         if proposal is not None:
-            if proposal.call_id:
-                a["gen_ai.tool.call.id"] = proposal.call_id
+            call_id, _, arguments, thought = proposal
+            if call_id:
+                a["gen_ai.tool.call.id"] = call_id
             if self.content:
-                a["gen_ai.tool.call.arguments"] = as_json(proposal.arguments)
-                if proposal.thought.strip():
-                    a["tether.tool.rationale"] = proposal.thought  # the mind-log
+                a["gen_ai.tool.call.arguments"] = as_json(arguments)
+                if thought.strip():
+                    a["tether.tool.rationale"] = thought  # the mind-log
         if tool.answered_by:
             a["tether.guard.answered_by"] = tool.answered_by
         if self.content:
@@ -346,7 +347,7 @@ class SpanBuilder:
 
     def _proposal_for(self, tool: str) -> Proposal | None:
         for i, p in enumerate(self._proposals):
-            if p.name == tool:
+            if p[1] == tool:
                 return self._proposals.pop(i)
         return None
 
