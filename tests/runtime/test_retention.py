@@ -308,3 +308,35 @@ async def test_delete_sweeps_the_artifacts_only_its_tree_kept(db_path: str) -> N
         assert t.get(theirs.id).status == "succeeded"
     finally:
         t.close()
+
+
+async def test_a_sweep_failing_after_the_deletion_does_not_fail_the_deletion(
+        db_path: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The tree's deletion is committed before the sweep: a sweep refused then (a busy or lost
+    database) used to raise out of `delete`, so the API answered an error, wrote no audit
+    record, and a retry found a 404. Now it is logged; `prune` sweeps later."""
+    from tether.store import StoreUnavailable
+
+    t = Tether(db_path)
+    try:
+        store = t.store
+        digest = store.put_artifact(b"left for prune")
+        run = await t.run(keeps, {"digest": digest})
+        raw_sql(store, "UPDATE artifacts SET created_at = created_at - ? WHERE digest=?",
+                (2 * 3600, digest))
+
+        def refused(*_: Any, **__: Any) -> set[str]:
+            raise StoreUnavailable("the database is busy")
+
+        real = store.mentioned_artifacts
+        store.mentioned_artifacts = refused  # type: ignore[method-assign]
+        deleted = t.delete(run.id)
+        store.mentioned_artifacts = real  # type: ignore[method-assign]
+
+        assert deleted.roots == [run.id] and deleted.artifacts == 0
+        assert store.get_run(run.id) is None and store.has_artifact(digest)
+        assert "sweeping its 1 artifact(s) failed" in caplog.text
+        assert t.prune(finished_before=store.now() + 1).artifacts == 1
+        assert not store.has_artifact(digest)
+    finally:
+        t.close()

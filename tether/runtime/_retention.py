@@ -12,13 +12,16 @@ those nothing stored mentions any more are swept (`sweep_artifacts`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from tether.store import TERMINAL_STATUSES, Store, Tx, digests_in, dumps
+from tether.store import TERMINAL_STATUSES, Store, StoreError, Tx, digests_in, dumps
 
 from . import ops
 from .errors import RunNotDeletable, RunNotFound
+
+log = logging.getLogger("tether.runtime")
 
 #: trees deleted per transaction while pruning: large enough to be quick, small enough that a
 #: worker's writes are never held up for long
@@ -51,7 +54,16 @@ def delete_tree(store: Store, run_id: str) -> Deleted:
     run deleted on its owner's request left the files its sandboxes wrote in the database."""
     kept = _tree_artifacts(store, run_id)
     ids, events = store.write(ops.delete_tree(run_id))
-    swept = sweep_artifacts(store, among=kept) if kept else 0
+    swept = 0
+    if kept:
+        # the tree is gone, committed: a sweep that fails now (a busy or lost database) must
+        # not make the deletion look failed (the caller would retry into a 404, the API skip
+        # its audit record); what it left is swept by the next `prune`
+        try:
+            swept = sweep_artifacts(store, among=kept)
+        except StoreError as exc:
+            log.warning("run %s deleted; sweeping its %d artifact(s) failed (%s): `tether "
+                        "prune` sweeps them", run_id, len(kept), exc)
     return Deleted(runs=ids, roots=[run_id], events=events, artifacts=swept)
 
 

@@ -96,8 +96,10 @@ async def tool_effect(
 
     base = effect_meta(tool) if tool is not None else {"kind": "tool", "tool": name}
     base["rejected"] = rejection.error.type if rejection.error else "rejected"
+    # never run, never in doubt: the arguments a caller gave for the journal are not recorded
+    kept = {k: v for k, v in (meta or {}).items() if k != "arguments"}
     data = await ctx.step(step_name, reject, _plain(arguments), idempotent=True,
-                          meta={**base, **(meta or {})})
+                          meta={**base, **kept})
     return ToolResult.model_validate(data)
 
 
@@ -120,7 +122,9 @@ async def _live_call(ctx: StepView, tool: Tool, step_name: str, args: Any,
                            tool)
     resources = Resources(**tool.resources) if tool.resources is not None else None
     meta = {**effect_meta(tool), **(extra_meta or {})}
-    if not (tool.idempotent or tool.accepts_idempotency_key):
+    if tool.idempotent or tool.accepts_idempotency_key:
+        meta.pop("arguments", None)  # re-run, never in doubt: nothing to identify it by
+    else:
         # a crash during the call leaves it in doubt, and the operator who decides whether it
         # acted must see which call it was: its arguments go with its durable start, as the
         # caller gives them for the journal (the guards: as the model proposed them, PII still
