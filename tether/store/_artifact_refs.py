@@ -22,6 +22,9 @@ _PAGE = 2000
 ARTIFACT_RENEW_S = 600.0
 
 Query = Callable[[str, Sequence[Any]], list[Any]]
+#: `mentioned(find=...)` of each backend: its substring search over a blob column
+SQLITE_FIND = "instr({col}, ?) > 0"
+POSTGRES_FIND = "position(?::bytea in {col}) > 0"
 
 #: where a run keeps what may hold a digest: (table, key column, blob columns, time column)
 _BLOBS = (("events", "id", ("data",), "ts"),
@@ -34,14 +37,24 @@ def digests_in(blob: bytes) -> set[str]:
     return {w.decode() for w in _DIGEST.findall(blob)}
 
 
-def mentioned(query: Query, candidates: Collection[str], *, since: float | None = None
-              ) -> set[str]:
+#: at most this many candidates are looked for by the database itself, one scan each (a
+#: deletion's few): its substring search beats reading every blob into Python (200,000 events:
+#: 0.09 s a candidate against 3 s for the read); more (a prune's thousands) are read once
+SEARCHED_MAX = 8
+
+
+def mentioned(query: Query, candidates: Collection[str], *, since: float | None = None,
+              find: str | None = None) -> set[str]:
     """The `candidates` some stored blob mentions (with `since`: only blobs written since
-    then, by each table's time column)."""
+    then, by each table's time column). `find`: the backend's SQL for "column `{col}` holds
+    the bytes `?`", used for a few candidates (`SEARCHED_MAX`); it also counts a digest inside
+    a longer hex word as a mention, which only ever keeps an artifact."""
     wanted = {d.encode() for d in candidates}
     found: set[bytes] = set()
     if not wanted:
         return set()
+    if find is not None and len(wanted) <= SEARCHED_MAX:
+        return _searched(query, wanted, since, find)
     for table, key, columns, when in _BLOBS:
         after: Any = None
         while True:
@@ -63,3 +76,18 @@ def mentioned(query: Query, candidates: Collection[str], *, since: float | None 
         if found >= wanted:
             break
     return {d.decode() for d in found}
+
+
+def _searched(query: Query, wanted: set[bytes], since: float | None, find: str) -> set[str]:
+    found: set[str] = set()
+    for digest in sorted(wanted):
+        for table, _key, columns, when in _BLOBS:
+            clauses = ["(" + " OR ".join(find.format(col=c) for c in columns) + ")"]
+            params: list[Any] = [digest] * len(columns)
+            if since is not None:
+                clauses.append(f"{when} >= ?")
+                params.append(since)
+            if query(f"SELECT 1 FROM {table} WHERE {' AND '.join(clauses)} LIMIT 1", params):
+                found.add(digest.decode())
+                break
+    return found

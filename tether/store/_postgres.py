@@ -23,7 +23,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import PoolTimeout
 
-from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
+from ._artifact_refs import ARTIFACT_RENEW_S, POSTGRES_FIND, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import MIGRATIONS as _SHARED_MIGRATIONS
 from ._postgres_clock import ServerClock
@@ -416,7 +416,7 @@ class PostgresStore:
     def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
                             ) -> set[str]:
         return mentioned(lambda sql, params: self._query(sql.replace("?", "%s"), params),
-                         digests, since=since)
+                         digests, since=since, find=POSTGRES_FIND)
 
     def has_artifact(self, digest: str) -> bool:
         return bool(self._query("SELECT 1 FROM artifacts WHERE digest=%s", (digest,)))

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from ._artifact_refs import mentioned
+from ._artifact_refs import POSTGRES_FIND, mentioned
 from ._codec import decoded_events, dumps, loads
 from ._postgres_claim import _Claims
 from ._records import Event, NewEvent, RunRecord, Signal
@@ -276,7 +276,8 @@ class _PostgresTx(_Claims):
     def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
                             ) -> set[str]:
         return mentioned(lambda sql, params: self.conn.execute(
-            sql.replace("?", "%s").encode(), params).fetchall(), digests, since=since)
+            sql.replace("?", "%s").encode(), params).fetchall(), digests, since=since,
+            find=POSTGRES_FIND)
 
     def delete_artifacts(self, digests: Collection[str], *, created_before: float) -> int:
         row = self.conn.execute(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._artifact_refs import ARTIFACT_RENEW_S, mentioned
+from ._artifact_refs import ARTIFACT_RENEW_S, SQLITE_FIND, mentioned
 from ._codec import decoded_events, loads
 from ._migrations import LATEST_VERSION, MIGRATIONS
 from ._records import Event, RunRecord, Signal
@@ -347,7 +347,7 @@ class SQLiteStore:
 
     def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
                             ) -> set[str]:
-        return mentioned(self._query, digests, since=since)
+        return mentioned(self._query, digests, since=since, find=SQLITE_FIND)
 
     def has_artifact(self, digest: str) -> bool:
         return bool(self._query("SELECT 1 FROM artifacts WHERE digest=?", (digest,)))

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._artifact_refs import mentioned
+from ._artifact_refs import SQLITE_FIND, mentioned
 from ._codec import decoded_events, dumps, loads
 from ._records import Event, NewEvent, RunRecord, Signal
 from ._rows import (
@@ -342,7 +342,7 @@ class _SQLiteTx:
     def mentioned_artifacts(self, digests: Collection[str], *, since: float | None = None
                             ) -> set[str]:
         return mentioned(lambda sql, params: self.conn.execute(sql, params).fetchall(),
-                         digests, since=since)
+                         digests, since=since, find=SQLITE_FIND)
 
     def delete_artifacts(self, digests: Collection[str], *, created_before: float) -> int:
         ids = sorted(digests)
