@@ -41,14 +41,14 @@ def digests_in(blob: bytes) -> set[str]:
 #: deletion's few): its substring search beats reading every blob into Python (200,000 events:
 #: 0.09 s a candidate against 3 s for the read); more (a prune's thousands) are read once
 SEARCHED_MAX = 8
+_SEARCH_PAGE = 100  # rows holding a candidate's bytes, read at a time to find it as a word
 
 
 def mentioned(query: Query, candidates: Collection[str], *, since: float | None = None,
               find: str | None = None) -> set[str]:
     """The `candidates` some stored blob mentions (with `since`: only blobs written since
     then, by each table's time column). `find`: the backend's SQL for "column `{col}` holds
-    the bytes `?`", used for a few candidates (`SEARCHED_MAX`); it also counts a digest inside
-    a longer hex word as a mention, which only ever keeps an artifact."""
+    the bytes `?`", used for a few candidates (`SEARCHED_MAX`)."""
     wanted = {d.encode() for d in candidates}
     found: set[bytes] = set()
     if not wanted:
@@ -79,15 +79,34 @@ def mentioned(query: Query, candidates: Collection[str], *, since: float | None 
 
 
 def _searched(query: Query, wanted: set[bytes], since: float | None, find: str) -> set[str]:
+    """Each candidate by the database's substring search; the rows it finds are read here
+    for the digest as a word of its own (`_DIGEST`), as the full read counts it."""
     found: set[str] = set()
     for digest in sorted(wanted):
-        for table, _key, columns, when in _BLOBS:
-            clauses = ["(" + " OR ".join(find.format(col=c) for c in columns) + ")"]
-            params: list[Any] = [digest] * len(columns)
-            if since is not None:
-                clauses.append(f"{when} >= ?")
-                params.append(since)
-            if query(f"SELECT 1 FROM {table} WHERE {' AND '.join(clauses)} LIMIT 1", params):
-                found.add(digest.decode())
-                break
+        if any(_mentions_in(query, table, key, columns, when, digest, since, find)
+               for table, key, columns, when in _BLOBS):
+            found.add(digest.decode())
     return found
+
+
+def _mentions_in(query: Query, table: str, key: str, columns: tuple[str, ...], when: str,
+                 digest: bytes, since: float | None, find: str) -> bool:
+    holds = "(" + " OR ".join(find.format(col=c) for c in columns) + ")"
+    after: Any = None
+    while True:
+        clauses: list[str] = [holds]
+        params: list[Any] = [digest] * len(columns)
+        if since is not None:
+            clauses.append(f"{when} >= ?")
+            params.append(since)
+        if after is not None:
+            clauses.append(f"{key} > ?")
+            params.append(after)
+        rows = query(f"SELECT {key}, {', '.join(columns)} FROM {table} WHERE "
+                     f"{' AND '.join(clauses)} ORDER BY {key} LIMIT {_SEARCH_PAGE}", params)
+        for row in rows:
+            if any(blob and digest in _DIGEST.findall(bytes(blob)) for blob in row[1:]):
+                return True
+        if len(rows) < _SEARCH_PAGE:
+            return False
+        after = rows[-1][0]
