@@ -107,4 +107,23 @@ def _exercise(op: Any, headers: dict[str, str], sent: dict[str, int],
         assert response.status_code < 500, (name, response.text)
         case.validate_response(response, checks=CHECKS)
 
-    check()
+    try:
+        check()
+    except hypothesis.errors.FlakyFailure as exc:
+        if not _cpython_ast_bug(exc):
+            raise
+        check()  # once more: the failure was CPython's, not the API's (see `_cpython_ast_bug`)
+
+
+def _cpython_ast_bug(exc: BaseException, seen: set[int] | None = None) -> bool:
+    """Whether `exc` holds CPython 3.11's "AST constructor recursion depth mismatch"
+    SystemError: raised by `ast.parse` deep in a stack (hypothesis parsing a schemathesis
+    strategy's source to describe a lambda while drawing), fixed in later CPython releases.
+    It failed one CI run (hypothesis then reported it as flaky); nothing of Tether was called."""
+    if isinstance(exc, SystemError) and "AST constructor recursion depth" in str(exc):
+        return True
+    seen = seen if seen is not None else set()
+    seen.add(id(exc))
+    inner = [*getattr(exc, "exceptions", ()), exc.__cause__, exc.__context__]
+    return any(e is not None and id(e) not in seen and _cpython_ast_bug(e, seen)
+               for e in inner)
