@@ -14,14 +14,17 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
+
+from ._safe import SafeConsole
 
 if TYPE_CHECKING:
     from tether.runtime import Tether
     from tether.store import Store
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# what they print is filtered for terminal control characters (`_safe`): much of it came from
+# models, tools and agent code
+console = SafeConsole(highlight=False)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 DB_OPTION = typer.Option(
     None, "--db", envvar="TETHER_DB", help="Database file (default ./.tether/tether.db)."

@@ -28,7 +28,12 @@ class Cell:
 def grid_lines(headers: Sequence[str], rows: Sequence[Sequence[Cell]], width: int,
                keep: int = 1) -> list[str]:
     """Rich markup lines: a bold header, then each row folded onto as many lines as its tallest
-    cell needs. The first `keep` columns are never cut, even past `width`."""
+    cell needs. The first `keep` columns are never cut, even past `width`. A cell's text is
+    shown on its line with control characters as escapes (`_safe`), and measured so: a newline
+    in an agent's error must not forge another run's row."""
+    from ._safe import safe_text
+
+    rows = [[Cell(safe_text(c.text, one_line=True), c.style) for c in r] for r in rows]
     widths = [max([len(h), *(len(r[i].text) for r in rows)]) for i, h in enumerate(headers)]
     _fit(widths, width - len(GAP) * (len(headers) - 1), keep)
     lines: list[str] = []

@@ -36,15 +36,20 @@ def _ts(created: float) -> str:
 
 class TextFormatter(logging.Formatter):
     """`2026-12-07T06:33:18.120Z WARNING tether.worker: message` (UTC, as the journal's
-    times are shown)."""
+    times are shown). A message and its fields stay on their line, control characters shown
+    as escapes (`_safe`): what an agent logs with `ctx.log` must not forge another record or
+    drive the terminal reading the log."""
 
     def format(self, record: logging.LogRecord) -> str:
+        from ._safe import safe_text
+
         line = f"{_ts(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
         fields = getattr(record, "tether_fields", None)
         if fields:
             line += " " + json.dumps(fields, default=str, ensure_ascii=False)
+        line = safe_text(line, one_line=True)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + safe_text(self.formatException(record.exc_info))
         return line
 
 

@@ -94,7 +94,7 @@ def _print_next_step(run_id: str, reason: str) -> None:
     waits = _SIGNAL_WAIT.match(reason)
     if waits is None:
         return
-    name = waits[1]
+    name = _line(waits[1])
     if name.startswith("approval:"):
         console.print(f"decide it: tether approve {name.removeprefix('approval:')} --key "
                       "YOUR.key --keys approvers.yaml (or tether deny …); a worker then "
@@ -120,9 +120,11 @@ def table_min_width(table: Table) -> int:
     from rich.cells import cell_len
     from rich.text import Text
 
+    from ._safe import safe_text  # as the console draws the cells: control characters escaped
+
     total = 3 * len(table.columns) + 1  # a space either side of each cell, and the borders
     for column in table.columns:
-        cells = [cell_len(Text.from_markup(str(c)).plain) for c in column.cells]
+        cells = [cell_len(Text.from_markup(safe_text(str(c))).plain) for c in column.cells]
         widest = max([cell_len(str(column.header)), *cells])
         total += widest if column.no_wrap else min(widest, _FOLDED_MIN)
     return total
@@ -170,8 +172,10 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
             result = (result[:FULL_RESULT_MAX] + f"… ({len(result) - FULL_RESULT_MAX} more "
                       "characters: tether show RUN --json)")
         console.print(f"result: {escape(result)}", soft_wrap=True)
+    # the error, the reason and the next step are one line each: a line break an agent or a
+    # model put in them must not forge a line of its own (a `decide it: tether approve …`)
     if record.error:
-        console.print(f"[red]error:[/] {escape(record.error)}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(_line(record.error))}", soft_wrap=True)
         trace = next((e.data.get("traceback") for e in reversed(events)
                       if e.kind == v.RUN_FAILED and isinstance(e.data, dict)), None)
         if trace and full:
@@ -180,8 +184,14 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
             console.print(f"[dim]traceback stored: tether show {record.id} --full[/dim]")
     if record.reason and not record.finished:
         label = "waiting" if record.status == "waiting" else "note"
-        console.print(f"[cyan]{label}:[/] {escape(record.reason)}", soft_wrap=True)
+        console.print(f"[cyan]{label}:[/] {escape(_line(record.reason))}", soft_wrap=True)
         if record.status == "waiting":
             _print_next_step(record.id, record.reason)
     if (held := lease_text(record, lease, now)):
-        console.print(f"[blue]lease:[/] {escape(held)}", soft_wrap=True)
+        console.print(f"[blue]lease:[/] {escape(_line(held))}", soft_wrap=True)
+
+
+def _line(text: str) -> str:
+    from ._safe import safe_text
+
+    return safe_text(text, one_line=True)

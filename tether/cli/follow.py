@@ -84,8 +84,12 @@ class TreeTail:
 
 
 def emit(lines: list[str], stream: TextIO) -> None:
+    """Each line as one line: what models, tools and agents wrote into it cannot move the
+    cursor, retitle the window or forge another event's line (`_safe`)."""
+    from ._safe import safe_text
+
     for line in lines:
-        print(line, file=stream, flush=True)
+        print(safe_text(line, one_line=True), file=stream, flush=True)
 
 
 async def drive_with_progress(tether: Tether, run_id: str, *, stream: TextIO | None,
@@ -164,10 +168,12 @@ def follow_command(tether: Tether, run_id: str) -> NoReturn:
     import typer
 
     from ._common import handle_errors
+    from ._safe import safe_text
 
     with handle_errors():
         tether.get(run_id)  # an unknown id is a clear error, not an endless wait
     run = follow(tether.store, run_id)
     what = run.error or run.reason or ""
-    print(f"run {run.id} {run.status}" + (f": {what}" if what else ""), flush=True)
+    print(safe_text(f"run {run.id} {run.status}" + (f": {what}" if what else ""), one_line=True),
+          flush=True)
     raise typer.Exit(FOLLOW_EXIT_CODES.get(run.status, 1))

@@ -162,6 +162,9 @@ def approvals(
     db: str = DB_OPTION,
 ) -> None:
     """List pending approvals (or create an approver key pair with --keygen)."""
+    from rich.markup import escape
+
+    from tether.cli._safe import safe_text
     from tether.guards import inbox
     from tether.guards.approvals import generate_keypair
 
@@ -194,10 +197,13 @@ def approvals(
         r = p.request
         need = "2 signed approvals (critical)" if r.critical else "1 approval"
         done = f"; approved by {', '.join(p.decided_by)}" if p.decided_by else ""
-        console.print(f"[bold]{r.id}[/]  tenant={p.tenant}  {r.tool}({json.dumps(r.args)})",
-                      highlight=False)
-        console.print(f"    rule={r.rule}  needs {need}{done}  digest={r.digest[:16]}",
-                      markup=False)
+        # one line each, whatever the tool's name (an MCP server's) or rule holds: a newline
+        # or a `[` in it must not forge another approval nor become markup
+        call = safe_text(f"{r.tool}({json.dumps(r.args)})", one_line=True)
+        console.print(f"[bold]{escape(r.id)}[/]  tenant={escape(p.tenant)}  {escape(call)}",
+                      highlight=False, soft_wrap=True)
+        console.print(safe_text(f"    rule={r.rule}  needs {need}{done}  "
+                                f"digest={r.digest[:16]}", one_line=True), markup=False)
 
 
 def approve(

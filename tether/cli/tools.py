@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from tether.cli._common import err_console
 
@@ -168,12 +167,17 @@ def register(app: typer.Typer) -> None:
         for col in ("name", "version", "side effect", "idempotent", "timeout", "source",
                     "description"):
             table.add_column(col)
-        for t in tools:
+        from rich.markup import escape
+
+        from tether.cli._safe import SafeConsole, safe_text
+
+        for t in tools:  # names and descriptions an MCP server or a spec wrote: text, one line
             first_line = t.description.splitlines()[0] if t.description else ""
-            table.add_row(t.name, t.version, t.side_effect, "yes" if t.idempotent else "no",
-                          f"{t.timeout:g}s" if t.timeout else "-", _source_text(t.source),
-                          first_line)
-        Console(width=200).print(table)
+            cells = (t.name, t.version, t.side_effect, "yes" if t.idempotent else "no",
+                     f"{t.timeout:g}s" if t.timeout else "-", _source_text(t.source),
+                     first_line)
+            table.add_row(*(escape(safe_text(c, one_line=True)) for c in cells))
+        SafeConsole(width=200).print(table)
 
     @tools_app.command("lock")
     def lock_cmd(
@@ -211,8 +215,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"ok: {len(registry.list(all_versions=True))} tools match {lock}")
             return
         typer.echo(f"drift: {len(drifts)} difference(s) between live tools and {lock}")
-        for d in drifts:
-            typer.echo(f"  {d}")
+        from tether.cli._safe import safe_text
+
+        for d in drifts:  # a live tool's name or schema is the MCP server's text: one line
+            typer.echo(f"  {safe_text(str(d), one_line=True)}")
         typer.echo(
             "If the change is intended, bump the tool's version and run `tether tools lock`."
         )

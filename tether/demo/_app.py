@@ -28,6 +28,7 @@ from rich.table import Table
 
 from tether import Context, Tether
 from tether.agents import ExampleStep, Governed, ReActExample, react
+from tether.cli._safe import SafeConsole
 from tether.demo._models import DemoUsageError, build_model
 from tether.demo._progress import Progress
 from tether.demo.analysis import (
@@ -297,7 +298,8 @@ async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    # what models and tools said reaches the terminal escaped (`SafeConsole`)
+    console = SafeConsole(highlight=False, width=None if sys.stdout.isatty() else 120)
     if args.db:
         return _served(args, console, args.db)
     # kept after the demo (it used to be deleted on exit, so the "inspect later: tether show"

@@ -253,6 +253,14 @@ def _cut(text: str, width: int | None) -> str:
     return text[: width - 1] + "…"
 
 
+def _line_breaks_shown(name: str | None) -> str:
+    """A step's name on its row: a line break in it (a name an MCP server or an agent chose)
+    shown as `\\n`/`\\r`, not as what looks like another row. The other control characters
+    are the printing console's to show (`tether.cli._safe.SafeConsole`); a detail's whitespace
+    is collapsed by `_cut`."""
+    return (name or "").replace("\r", "\\r").replace("\n", "\\n")
+
+
 def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False,
                    detail_width: int = 90, window: tuple[int, int] | None = None) -> Table:
     """The run's journal as a table; `full` shows every detail whole, up to `FULL_DETAIL_MAX`
@@ -283,7 +291,7 @@ def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False
             style = "green" if r.decision.startswith("allow") else (
                 "yellow" if r.decision.startswith("approve") else "red")
             detail = f"[{style}]{escape(r.decision)}[/{style}] · {detail}"
-        table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, escape(r.name or ""),
+        table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, escape(_line_breaks_shown(r.name)),
                       "" if r.took_ms is None else f"{r.took_ms:.0f} ms", tokens, detail)
     totals = timeline_totals(events)
     cost = "unknown (no price for this model)" if totals.cost_usd is None else (
