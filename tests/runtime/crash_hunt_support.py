@@ -58,9 +58,10 @@ def _die_with_parent() -> None:
 class Lab:
     """One SQLite journal, a ledger, gates, and the worker processes serving them."""
 
-    def __init__(self, root: Path, *, lease_ttl: float = 1.0) -> None:
+    def __init__(self, root: Path, *, lease_ttl: float = 1.0, db: str | None = None) -> None:
+        """`db`: the journal's path or URL (default: a SQLite file under `root`)."""
         self.root = root
-        self.db = str(root / "crash.db")
+        self.db = db or str(root / "crash.db")
         self.ledger = root / "ledger.jsonl"
         self.gates = root / "gates"
         self.gates.mkdir(parents=True, exist_ok=True)

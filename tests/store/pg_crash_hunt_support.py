@@ -23,15 +23,38 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from psycopg import OperationalError
 
-from tests.runtime.crash_hunt_support import GATES_ENV, LEDGER_ENV, MODULE, REPO, Lab
+from tests.runtime.crash_hunt_support import DELAY_ENV, MODULE, Lab
 from tests.store.pg_private import PrivateBouncer, PrivatePg, free_port  # noqa: F401
-from tether import Tether
 from tether.store import StoreError
+
+
+# -- the fixtures every test_pg_crash_hunt_* module imports ----------------------------------
+@pytest.fixture(scope="module", name="server")
+def server_fixture() -> Iterator[PrivatePg]:
+    """A PostgreSQL server of the importing module's own."""
+    pg = PrivatePg()
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(name="lab")
+def lab_fixture(server: PrivatePg, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[PgLab]:
+    """A lab on a fresh database of `server`; a module's `WORKER_DELAY_MS` slows its workers'
+    steps (`DELAY_ENV`)."""
+    lab = PgLab(tmp_path, server.url(server.new_database()))
+    delay = getattr(request.module, "WORKER_DELAY_MS", None)
+    if delay is not None:
+        lab.env[DELAY_ENV] = str(delay)
+    yield lab
+    lab.close()
 
 
 # -- the lab ---------------------------------------------------------------------------------
@@ -40,20 +63,8 @@ class PgLab(Lab):
 
     def __init__(self, root: Path, url: str, *, lease_ttl: float = 1.0,
                  monitor_url: str | None = None) -> None:
-        self.root = root
-        self.db = url
+        super().__init__(root, lease_ttl=lease_ttl, db=url)
         self.monitor_url = monitor_url or url  # straight to the server (not the pooler)
-        self.ledger = root / "ledger.jsonl"
-        self.gates = root / "gates"
-        self.gates.mkdir(parents=True, exist_ok=True)
-        self.lease_ttl = lease_ttl
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.kills = 0
-        self.env = {**os.environ, LEDGER_ENV: str(self.ledger), GATES_ENV: str(self.gates),
-                    "TETHER_DB": self.db,
-                    "PYTHONPATH": os.pathsep.join(
-                        p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)}
-        self.tether = Tether(url)
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg

@@ -12,31 +12,22 @@ journal shows two workers' writes (a seq gap, an effect completed twice, a run e
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.runtime.crash_hunt_support import DELAY_ENV
-
-from .pg_crash_hunt_support import PgLab, PrivatePg, Workload, frozen_then_thawed, hunt
+from .pg_crash_hunt_support import (
+    PgLab,
+    Workload,
+    frozen_then_thawed,
+    hunt,
+    lab_fixture,  # noqa: F401 (a fixture)
+    server_fixture,  # noqa: F401 (a fixture)
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivatePg]:
-    pg = PrivatePg()
-    yield pg
-    pg.close()
-
-
-@pytest.fixture
-def lab(server: PrivatePg, tmp_path: Path) -> Iterator[PgLab]:
-    lab = PgLab(tmp_path, server.url(server.new_database()))
-    lab.env[DELAY_ENV] = "40"
-    yield lab
-    lab.close()
+WORKER_DELAY_MS = 40  # each step (`DELAY_ENV`): kills land inside them
 
 
 @pytest.mark.timeout(90)

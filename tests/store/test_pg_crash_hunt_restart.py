@@ -8,30 +8,21 @@ A server of the module's own (`pg_crash_hunt_support.PrivatePg`), never the shar
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.runtime.crash_hunt_support import DELAY_ENV, MODULE
 
-from .pg_crash_hunt_support import PgLab, PrivatePg, Workload, hunt
+from .pg_crash_hunt_support import (
+    PgLab,
+    PrivatePg,
+    Workload,
+    hunt,
+    lab_fixture,  # noqa: F401 (a fixture)
+    server_fixture,  # noqa: F401 (a fixture)
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivatePg]:
-    pg = PrivatePg()
-    yield pg
-    pg.close()
-
-
-@pytest.fixture
-def lab(server: PrivatePg, tmp_path: Path) -> Iterator[PgLab]:
-    lab = PgLab(tmp_path, server.url(server.new_database()))
-    yield lab
-    lab.close()
 
 
 def _restart(server: PrivatePg, mode: str) -> None:

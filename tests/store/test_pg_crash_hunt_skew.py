@@ -11,30 +11,21 @@ A server of the module's own (`pg_crash_hunt_support.PrivatePg`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.runtime.crash_hunt_support import MODULE
 
-from .pg_crash_hunt_support import PgLab, PrivatePg, skewed_worker
+from .pg_crash_hunt_support import (
+    PgLab,
+    PrivatePg,
+    lab_fixture,  # noqa: F401 (a fixture)
+    server_fixture,  # noqa: F401 (a fixture)
+    skewed_worker,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivatePg]:
-    pg = PrivatePg()
-    yield pg
-    pg.close()
-
-
-@pytest.fixture
-def lab(server: PrivatePg, tmp_path: Path) -> Iterator[PgLab]:
-    lab = PgLab(tmp_path, server.url(server.new_database()))
-    yield lab
-    lab.close()
 
 
 def _ends_untouched(lab: PgLab, run_id: str, gate: str) -> None:

@@ -13,31 +13,20 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.runtime.crash_hunt_support import MODULE
 
-from .pg_crash_hunt_support import PgLab, PrivatePg
+from .pg_crash_hunt_support import (
+    PgLab,
+    PrivatePg,
+    lab_fixture,  # noqa: F401 (a fixture)
+    server_fixture,  # noqa: F401 (a fixture)
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivatePg]:
-    pg = PrivatePg()
-    yield pg
-    pg.close()
-
-
-@pytest.fixture
-def lab(server: PrivatePg, tmp_path: Path) -> Iterator[PgLab]:
-    lab = PgLab(tmp_path, server.url(server.new_database()))
-    yield lab
-    lab.close()
 
 
 def _sessions(server: PrivatePg, database: str, where: str) -> list[int]:
