@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-from tether.models._wire import Wire, too_large
-from tether.models.errors import ModelClientError, ModelError, redact
+from tether.models._wire import Wire, redirect_refused, too_large
+from tether.models.errors import ModelError
 
 _STREAMS: dict[str, type] = {}  # the capped stream class, per HTTP library
 
@@ -68,12 +68,8 @@ def cap_responses(http_client: Any, limit: int, model: str,
         if 300 <= response.status_code < 400 and "location" in response.headers:
             # run before the client follows it: the prompt (and, with the SDKs that send it
             # as `x-api-key`, the key) would go to wherever the Location says
-            where = redact(response.headers["location"], secrets or [])
-            raise ModelClientError(
-                f"HTTP {response.status_code} from {response.request.url}: a redirect to "
-                f"{where[:200]}, which is not followed (the request carries the API key and "
-                "the prompt); set base_url to the API's real root",
-                status_code=response.status_code, model=model)
+            raise redirect_refused(response.status_code, str(response.request.url),
+                                   response.headers["location"], secrets or [], model)
         lib = _library(response)
         # a Response over the raw stream decompresses it, whatever the Content-Encoding
         # (gzip, deflate, br, zstd), exactly as the client itself would

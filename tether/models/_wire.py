@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from tether.models.errors import ModelResponseError, ModelTimeoutError
+from tether.models.errors import (
+    ModelClientError,
+    ModelResponseError,
+    ModelTimeoutError,
+    redact,
+)
 
 # A token count above this is a lie; it is charged as this many so budgets halt the run, while
 # sums of many such calls stay far inside 64-bit integer counters.
@@ -159,6 +164,17 @@ def too_large(wire: Wire, limit: int) -> ModelResponseError:
     )
     err.transient = False  # a bomb does not defuse itself on retry
     return err
+
+
+def redirect_refused(status: int, url: str, location: str, secrets: Sequence[str | None],
+                     model: str, *, body: str = "") -> ModelClientError:
+    """A redirect is never followed, by either client: the request carries the API key and the
+    prompt, and the Location may name any host."""
+    where = redact(location, secrets)
+    return ModelClientError(
+        f"HTTP {status} from {url}: a redirect to {where[:200]}, which is not followed (the "
+        "request carries the API key and the prompt); set base_url to the API's real root",
+        status_code=status, body=redact(body, secrets), model=model)
 
 
 async def sse_data(resp: httpx.Response, deadline: Deadline, limit: int) -> AsyncIterator[str]:

@@ -17,15 +17,20 @@ import orjson
 
 from tether.models._openai_wire import StreamAssembler, parse_completion
 from tether.models._protocol import Model, ToolChoice
-from tether.models._wire import MAX_RESPONSE_BYTES, Deadline, Wire, read_body, sse_data
+from tether.models._wire import (
+    MAX_RESPONSE_BYTES,
+    Deadline,
+    Wire,
+    read_body,
+    redirect_refused,
+    sse_data,
+)
 from tether.models.errors import (
-    ModelClientError,
     ModelConnectionError,
     ModelError,
     ModelResponseError,
     ModelTimeoutError,
     http_error,
-    redact,
 )
 from tether.models.messages import (
     Message,
@@ -216,15 +221,9 @@ class OpenAIChatModel(Model):
         never followed: the request carries the API key, and another host must not get it."""
         text = raw.decode("utf-8", errors="replace")
         if 300 <= resp.status_code < 400:
-            where = redact(resp.headers.get("location", "nowhere"), [self.api_key])
-            raise ModelClientError(
-                f"HTTP {resp.status_code} from {self.url}: a redirect to {where[:200]}, which "
-                "is not followed (the request carries the API key); set base_url to the "
-                "server's real /v1 root",
-                status_code=resp.status_code,
-                body=redact(text, [self.api_key]),
-                model=self.name,
-            )
+            raise redirect_refused(resp.status_code, self.url,
+                                   resp.headers.get("location", "nowhere"), [self.api_key],
+                                   self.name, body=text)
         if resp.status_code >= 400:
             raise http_error(
                 resp.status_code, text, url=self.url, model=self.name,
