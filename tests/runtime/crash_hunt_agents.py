@@ -75,7 +75,10 @@ def read_ledger(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    # a read racing an append may see a prefix of it (reads take no lock): only lines already
+    # ended by their newline are whole; the rest is read next time
+    *whole, _unfinished = p.read_text().split("\n")
+    return [json.loads(line) for line in whole if line.strip()]
 
 
 def gate(name: str) -> None:

@@ -173,11 +173,10 @@ class Workload:
         self.roots: dict[str, tuple[str, dict[str, Any]]] = {}
         self.expected: list[str] = []
         self.results: dict[str, Any] = {}
+        self.prefix = prefix
+        self.pipelines = 0
         t = lab.tether
-        for n in range(pipelines):
-            tokens = [f"{prefix}p{n}-{i}" for i in range(3)]
-            rid = t.submit(f"{MODULE}:pipeline", {"tokens": tokens})
-            self._add(rid, "pipeline", {"tokens": tokens}, tokens, [f"did {x}" for x in tokens])
+        self.add_pipelines(pipelines)
         for n in range(signalled):
             tag = f"{prefix}s{n}"
             rid = t.submit(f"{MODULE}:signalled", {"tag": tag})
@@ -207,6 +206,14 @@ class Workload:
         self.signalled: set[tuple[str, str]] = set()
         self.approved: set[str] = set()
         self.decisions: Counter[str] = Counter()
+
+    def add_pipelines(self, count: int) -> None:
+        """`count` more pipelines (three sends each) as roots of the workload."""
+        for n in range(self.pipelines, self.pipelines + count):
+            tokens = [f"{self.prefix}p{n}-{i}" for i in range(3)]
+            rid = self.lab.tether.submit(f"{MODULE}:pipeline", {"tokens": tokens})
+            self._add(rid, "pipeline", {"tokens": tokens}, tokens, [f"did {x}" for x in tokens])
+        self.pipelines += count
 
     def _add(self, rid: str, kind: str, inp: dict[str, Any], tokens: list[str],
              result: Any) -> None:
@@ -278,8 +285,9 @@ class Workload:
                 if done.returncode == 0:  # else (the server away) again at the next round
                     self.approved.add(run.id)
 
-    def finished(self) -> bool:
-        return all(self.lab.tether.get(r).finished for r in self.roots)
+    def unfinished(self) -> int:
+        """How many roots have not ended yet."""
+        return sum(not self.lab.tether.get(r).finished for r in self.roots)
 
     def check(self) -> None:
         """Every root succeeded with the uninterrupted result, every effect exactly once, no
@@ -315,25 +323,36 @@ def _ok(token: str) -> dict[str, Any]:
 
 
 def hunt(lab: PgLab, work: Workload, *, workers: int, kills: int, seed: int, timeout: float,
-         on_tick: Any = None) -> dict[str, Any]:
+         on_tick: Any = None, hold: Any = None) -> dict[str, Any]:
     """Serve `work` with `workers` worker processes, SIGKILLing one that holds a lease (a
     random moment after it was seen holding one) `kills` times, each replaced at once; the
     operator acts meanwhile. Returns counts. `on_tick(elapsed)` is called every round; while
     the server is away (a restart) the operator's reads fail and it tries again. A worker that
-    exits by itself fails the test."""
+    exits by itself fails the test.
+
+    Self-pacing: until every planned kill landed and `hold()` (if given) is false, the workload
+    grows (`workers` more pipelines whenever fewer than that many roots are left), so one that
+    runs faster than the kills (a quiet machine, a lucky seed) still meets all of them; the
+    pipelines added are checked like the rest."""
     rng = random.Random(seed)
     for _ in range(workers):
         lab.worker()
     kill_at: dict[int, float] = {}
     started = time.monotonic()
     deadline = started + timeout
-    outages = 0
+    outages = added = 0
     while time.monotonic() < deadline:
         lab._check_workers()
         if on_tick is not None:
             on_tick(time.monotonic() - started)
         try:
-            if work.finished():
+            left = work.unfinished()
+            if lab.kills < kills or (hold is not None and hold()):
+                if left < workers:
+                    work.add_pipelines(workers)
+                    added += workers
+                    continue
+            elif not left:
                 break
             _round(lab, work, kills, rng, kill_at)
         except (StoreError, OperationalError):  # the server restarting
@@ -344,7 +363,7 @@ def hunt(lab: PgLab, work: Workload, *, workers: int, kills: int, seed: int, tim
     else:
         raise AssertionError(f"the workload did not end in {timeout}s; {lab.describe()}")
     return {"kills": lab.kills, "seconds": round(time.monotonic() - started, 1),
-            "operator_outages": outages, **work.decisions}
+            "operator_outages": outages, "pipelines_added": added, **work.decisions}
 
 
 def _round(lab: PgLab, work: Workload, kills: int, rng: random.Random,

@@ -36,7 +36,7 @@ def test_four_workers_sigkilled_at_random_over_68_runs(lab: PgLab, seed: int) ->
     work = Workload(lab, pipelines=30, signalled=8, timed=8, parents=6, governed=4)
     counts = hunt(lab, work, workers=4, kills=12, seed=seed, timeout=50)
     print(counts)
-    assert lab.kills >= 8, counts
+    assert lab.kills >= 12, counts  # the workload is held open until they landed
     work.check()
 
 

@@ -58,7 +58,7 @@ def test_four_workers_behind_pgbouncer_sigkilled_at_random(lab: PgLab) -> None:
     work = Workload(lab, pipelines=24, signalled=6, timed=6, parents=6, governed=4)
     counts = hunt(lab, work, workers=4, kills=10, seed=21, timeout=55)
     print(counts)
-    assert lab.kills >= 6, counts
+    assert lab.kills >= 10, counts  # the workload is held open until they landed
     work.check()
 
 

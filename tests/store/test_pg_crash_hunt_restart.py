@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.runtime.crash_hunt_support import DELAY_ENV, MODULE
+from tether import Tether
 
 from .pg_crash_hunt_support import (
     PgLab,
@@ -50,9 +51,11 @@ def test_three_workers_through_two_server_restarts_and_kills(server: PrivatePg,
                 restarts.append(mode)
                 _restart(server, mode)
 
-    counts = hunt(lab, work, workers=3, kills=4, seed=5, timeout=55, on_tick=tick)
+    counts = hunt(lab, work, workers=3, kills=4, seed=5, timeout=55, on_tick=tick,
+                  hold=lambda: len(restarts) < 2)
     print(counts, restarts)
-    assert restarts == ["fast", "immediate"], "the workload ended before both restarts"
+    assert restarts == ["fast", "immediate"], restarts  # the workload was held open for them
+    assert lab.kills >= 4, counts
     assert len(lab.alive()) == 3
     work.check()
 
@@ -170,3 +173,45 @@ def test_a_commit_applied_but_never_answered_is_not_journaled_twice(server: Priv
     print("unanswered commits", unanswered, "attempts", run.attempts, decisions, kinds)
     # the worker stopped the run at the unknown outcome; it was taken up again from the journal
     assert run.attempts == 2 + len(decisions), kinds  # a --retry queues it once more
+
+
+@pytest.mark.timeout(60)
+def test_every_read_of_a_store_survives_a_server_restart(server: PrivatePg) -> None:
+    """After a restart every pooled connection is dead: each read finds that out and goes
+    again on a fresh one, the tree walk (`descendants`, which budget guards call) and the
+    clock reading too, instead of raising psycopg's `OperationalError` to the caller."""
+    from tether.store._postgres import PostgresStore
+
+    store = PostgresStore(server.url(server.new_database()), min_size=4)
+    try:
+        parent = Tether(store).submit(f"{MODULE}:parent", {"tag": "r", "children": 0})
+        store._pool.wait(timeout=10)  # every pooled connection open (and about to die)
+        _restart(server, "fast")
+        assert store.descendants(parent) == []
+        assert abs(store.clock_offset()) < 5
+        assert store.get_run(parent) is not None
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(60)
+def test_the_schema_check_of_a_store_opening_survives_a_server_restart(
+        server: PrivatePg) -> None:
+    """A worker opening its store while the server restarts: its pool's sessions died before
+    the schema check ran on one. The check goes again on a fresh session (a worker exited
+    with psycopg's traceback here, in the restart crash hunt)."""
+    from tether.store._migrations import MIGRATIONS
+    from tether.store._postgres import PostgresStore
+    from tether.store._postgres_connect import migrate
+    from tether.store._postgres_schema import postgres_migrations
+
+    store = PostgresStore(server.url(server.new_database()), min_size=4)
+    try:
+        store._pool.wait(timeout=10)
+        _restart(server, "fast")
+        latest = MIGRATIONS[-1][0]
+        migrate(store._pool, store.url, postgres_migrations(MIGRATIONS), latest=latest,
+                must_exist=True)
+        assert store.schema_version() == latest
+    finally:
+        store.close()

@@ -78,8 +78,7 @@ class PostgresStore:
             migrate(self._pool, self.url, postgres_migrations(shared), latest=self._latest,
                     must_exist=must_exist)
             schema = self._query("SELECT current_schema()")[0][0]
-            with self._pool.connection() as conn:
-                self._clock.read(conn)
+            self._read(self._clock.read)
         except BaseException:
             self._pool.close()
             raise
@@ -97,8 +96,7 @@ class PostgresStore:
 
     def clock_offset(self) -> float:
         """The server's clock minus this host's, in seconds, measured now (`tether doctor`)."""
-        with self._pool.connection() as conn:
-            self._clock.read(conn)
+        self._read(self._clock.read)
         return self._clock.offset
 
     def schema_version(self) -> int:
@@ -248,23 +246,29 @@ class PostgresStore:
 
     # -- reads ---------------------------------------------------------------------------------
     def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
-        tries = self._pool.max_size + 1  # a restart closes every pooled connection
+        return self._read(lambda conn: conn.execute(query.encode(), params).fetchall())
+
+    def _read(self, read: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`read` on a pooled connection; again on another one when the first turns out dead
+        (a server restart closes every pooled connection: a read is safe to repeat), with
+        psycopg's errors translated to the store's."""
+        tries = self._pool.max_size + 1
         for attempt in range(1, tries + 1):
             try:
                 with self._pool.connection() as conn:
                     self._preparing.take(conn)
                     try:
-                        return conn.execute(query.encode(), params).fetchall()
+                        return read(conn)
                     except psycopg.OperationalError:
                         if attempt < tries and conn.broken:  # a pooled connection found dead
-                            continue  # (the pool discards it): a read is safe to repeat
+                            continue  # (the pool discards it)
                         raise
             except PoolTimeout as exc:
                 raise self._pool_exhausted() from exc
             except psycopg.Error as exc:
                 if pooled_away(exc) and attempt < tries:
                     self._preparing.stop(exc)
-                    continue  # a read is safe to repeat
+                    continue
                 raise self._translate(exc) from exc
         raise AssertionError("unreachable")
 
@@ -380,9 +384,7 @@ class PostgresStore:
         return rows[0][0] if rows else None
 
     def descendants(self, run_id: str) -> list[RunRecord]:
-        with self._pool.connection() as conn:
-            self._preparing.take(conn)
-            return _PostgresTx(conn, now=self.now()).descendants(run_id)
+        return self._read(lambda conn: _PostgresTx(conn, now=self.now()).descendants(run_id))
 
     def get_usage(self, tenant: str, day: str) -> dict[str, float]:
         rows = self._query("SELECT metric, amount FROM usage WHERE tenant=%s AND day=%s",

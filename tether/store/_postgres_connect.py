@@ -13,7 +13,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ._postgres_prepare import Preparing
-from .errors import SchemaTooNew, StoreError, StoreMissing
+from .errors import SchemaTooNew, StoreError, StoreMissing, StoreUnavailable
 
 log = logging.getLogger("tether.store")
 # advisory lock key held while migrating, so workers starting together migrate once
@@ -115,7 +115,32 @@ def migrate(pool: ConnectionPool[Any], url: str, migrations: list[tuple[int, lis
             latest: int, must_exist: bool) -> None:
     """Bring the schema named by the sessions' search_path up to `latest`, under an advisory
     lock (workers starting together migrate once). `must_exist`: refuse a database whose
-    Tether schema was never created (StoreMissing) instead of creating it."""
+    Tether schema was never created (StoreMissing) instead of creating it.
+
+    A pooled session found dead (the server restarted while the pool was opening: a worker
+    started then exited with psycopg's traceback) is replaced and the whole check made again:
+    it is one transaction, and it reads the schema's version before changing anything."""
+    tries = pool.max_size + 1
+    for attempt in range(1, tries + 1):
+        try:
+            _migrate_once(pool, url, migrations, latest=latest, must_exist=must_exist)
+            return
+        except psycopg.OperationalError as exc:
+            if attempt < tries:
+                continue
+            raise StoreUnavailable(
+                f"database {url!r}: the connection was lost while checking the schema ({exc}); "
+                "nothing was changed. Is the server restarting? Try again once it is up."
+            ) from exc
+        except PoolTimeout as exc:
+            raise StoreUnavailable(
+                f"database {url!r}: no connection to check the schema on ({exc}); nothing was "
+                "changed. Is the server up and accepting connections?") from exc
+
+
+def _migrate_once(pool: ConnectionPool[Any], url: str,
+                  migrations: list[tuple[int, list[str]]], *, latest: int,
+                  must_exist: bool) -> None:
     with pool.connection() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
         exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
