@@ -19,7 +19,7 @@ from ._common import console
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from tether.store import Event, RunRecord
+    from tether.store import Event, RunRecord, Store
 
 STATUS_STYLE = {
     "succeeded": "green", "failed": "red", "halted": "red", "cancelled": "yellow",
@@ -89,12 +89,19 @@ def run_note(r: RunRecord, lease: Lease | None, *, now: float | None = None) -> 
 _SIGNAL_WAIT = re.compile(r"^waiting for signal '([^']+)'$")
 
 
-def _print_next_step(run_id: str, reason: str) -> None:
-    """What a person does about a run waiting for a signal: the command, not just its name."""
-    waits = _SIGNAL_WAIT.match(reason)
+def _print_next_step(record: RunRecord, store: Store | None) -> None:
+    """What a person does about a run waiting for a signal, or queued with no worker to take
+    it: the command, not just its name. `store`: the run's, naming the database the worker
+    must serve (None: no hint for a queued run; `tether run` says it its own way)."""
+    if record.status == "queued" and store is not None:
+        from .follow import queued_hint  # one text for `tether show` and `show --follow`
+
+        console.print(queued_hint(record, store), markup=False, soft_wrap=True)
+        return
+    waits = _SIGNAL_WAIT.match(record.reason or "") if record.status == "waiting" else None
     if waits is None:
         return
-    name = _line(waits[1])
+    run_id, name = record.id, _line(waits[1])
     if name.startswith("approval:"):
         console.print(f"decide it: tether approve {name.removeprefix('approval:')} --key "
                       "YOUR.key --keys approvers.yaml (or tether deny …); a worker then "
@@ -153,7 +160,7 @@ def print_event_lines(table: Table, events: list[Event], *, full: bool,
 
 def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False,
                    lease: Lease | None = None, now: float | None = None,
-                   every_row: bool = False) -> None:
+                   every_row: bool = False, store: Store | None = None) -> None:
     from tether.observe import timeline_table
     from tether.store import vocabulary as v
 
@@ -185,8 +192,7 @@ def print_timeline(record: RunRecord, events: list[Event], *, full: bool = False
     if record.reason and not record.finished:
         label = "waiting" if record.status == "waiting" else "note"
         console.print(f"[cyan]{label}:[/] {escape(_line(record.reason))}", soft_wrap=True)
-        if record.status == "waiting":
-            _print_next_step(record.id, record.reason)
+    _print_next_step(record, store)
     if (held := lease_text(record, lease, now)):
         console.print(f"[blue]lease:[/] {escape(_line(held))}", soft_wrap=True)
 

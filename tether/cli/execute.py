@@ -9,14 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ._common import DB_OPTION, console, fail, handle_errors, open_tether, parse_json
+from ._common import (
+    DB_OPTION,
+    console,
+    err_console,
+    fail,
+    handle_errors,
+    open_tether,
+    parse_json,
+)
 from ._logging import LogFormat, LogLevel, configure_logging
 from ._render import print_timeline
 
 if TYPE_CHECKING:
     import asyncio
 
-    from tether.runtime import Worker
+    from tether.runtime import Tether, Worker
     from tether.runtime.executors import RayExecutor
     from tether.runtime.queues import WorkerQueue
     from tether.server.health import HealthServer
@@ -86,15 +94,29 @@ def run(
     if detach:
         console.print(run_id)
         return
+    _execute_here(tether, run_id, quiet)
+
+
+def _execute_here(tether: Tether, run_id: str, quiet: bool) -> None:
+    """Drive the run in this process (`tether run`, `tether retry`), then print its timeline.
+    Ctrl-C stops it as it stops `tether worker` (`Interrupts`): the run goes back to the
+    queue, exit code 130, and a line says where it is and what resumes it."""
     import asyncio
 
-    from .follow import drive_with_progress
+    from .follow import Interrupts, drive_with_progress, worker_command
     from .trace import exporting
 
+    interrupts = Interrupts(tether.store, run_id=run_id)
     with handle_errors(), exporting(tether):
         record = asyncio.run(drive_with_progress(
-            tether, run_id, stream=None if quiet else sys.stderr))
+            tether, run_id, stream=None if quiet else sys.stderr, interrupts=interrupts))
     print_timeline(record, tether.events(run_id))
+    if interrupts.count and not record.finished:
+        where = ("is back in the queue" if record.status == "queued"
+                 else f"is {record.status}")
+        err_console.print(f"interrupted: run {run_id} {where}; a worker resumes it: "
+                          f"{worker_command(tether.store)}", markup=False, soft_wrap=True)
+        raise typer.Exit(130)
     if record.status == "failed":
         raise typer.Exit(1)
 
@@ -137,9 +159,11 @@ def worker(
     on a Ray cluster; the others run here as usual. With --health-port, a supervisor can ask
     whether it is alive and ready (see docs/server.md)."""
     import asyncio
-    import signal as _signal
+    import logging
 
     from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
+
+    from .follow import Interrupts
 
     configure_logging(log_level, log_format)
     limits = _tenant_limits(tenant_limits or [])
@@ -161,13 +185,14 @@ def worker(
                          else (None, ""))
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (_signal.SIGINT, _signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        w = tether.worker(concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
-                          guards=guards or None, tenants=queue.tenants, agents=queue.agents,
-                          executor=executor, **({"tenant_limits": limits} if limits else {}))
+        # Ctrl-C and SIGTERM: stop claiming, hand running runs back, say what it waits for
+        # (as a log record: stderr is the worker's log, one JSON object a line with json)
+        interrupts = Interrupts(tether.store, say=logging.getLogger("tether.worker").warning)
+        stop = interrupts.stop
+        w = interrupts.watch(tether.worker(
+            concurrency=concurrency, lease_ttl=lease_ttl, poll_interval=poll,
+            guards=guards or None, tenants=queue.tenants, agents=queue.agents,
+            executor=executor, **({"tenant_limits": limits} if limits else {})))
         served = "" if queue.everything else f" ({queue.describe()})"
         on_ray = f", steps with resources on the Ray cluster at {cluster}" if cluster else ""
         with contextlib.ExitStack() as probes:
@@ -251,11 +276,6 @@ def retry(
 
     A halted run can be retried too (after raising the limit that halted it); a cancelled,
     succeeded or live run cannot."""
-    import asyncio
-
-    from .follow import drive_with_progress
-    from .trace import exporting
-
     limits = _budget(budget)
     tether = open_tether(db)
     with handle_errors():
@@ -265,12 +285,7 @@ def retry(
         console.print(line, markup=False, soft_wrap=True)
     if detach:
         return
-    with handle_errors(), exporting(tether):
-        record = asyncio.run(drive_with_progress(
-            tether, full, stream=None if quiet else sys.stderr))
-    print_timeline(record, tether.events(full))
-    if record.status == "failed":
-        raise typer.Exit(1)
+    _execute_here(tether, full, quiet)
 
 
 def _queue(tenants: list[str], agents: list[str]) -> WorkerQueue:

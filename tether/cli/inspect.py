@@ -105,4 +105,5 @@ def show(
             "timeline": [row.to_json() for row in timeline_rows(events)],
         }, default=str, ensure_ascii=False, indent=2))
         return
-    print_timeline(record, events, full=full, lease=lease, now=now, every_row=every_row)
+    print_timeline(record, events, full=full, lease=lease, now=now, every_row=every_row,
+                   store=tether.store)

@@ -83,6 +83,8 @@ def serve(
         fail("--elicit-approver and --elicit-key go together", 2)
     if no_policy and (policy is not None or guards is not None):
         fail("--no-policy contradicts --policy/--guards: give one", 2)
+    if http:
+        _check_listen(host, port)
     server = _build(tools, policy, keys, guards, agent or [], db, tenant, lease_ttl, no_policy,
                     _elicitation(elicit_approver, elicit_key))
     served = len(server.registry) + len(server.agents)
@@ -97,6 +99,17 @@ def serve(
         return
     with contextlib.suppress(KeyboardInterrupt), exporting(server.tether):
         asyncio.run(server.serve_stdio())
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse a port out of range or already taken before building the server: uvicorn found a
+    busy port only once serving, and printed its error, an unretrieved task exception and two
+    tracebacks (exit 3); a port above 65535 was an OverflowError traceback."""
+    from tether.cli.serve import _check_port  # what `tether serve` says of the same mistakes
+
+    if not 0 <= port <= 65535:
+        fail(f"--port {port}: not a TCP port; choose one from 1 to 65535 (0: any free port)", 2)
+    _check_port(host, port)
 
 
 def _elicitation(name: str | None, key: Path | None) -> ElicitationApprover | None:

@@ -23,6 +23,23 @@ def _emit(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def _script(file: Path, timeout: float) -> str:
+    """The program to run, or a usage error (exit 2) naming the flag or file: the request
+    refused a timeout of 0 with a ValueError traceback, and a binary file (a database given by
+    mistake) failed decoding with a UnicodeDecodeError traceback."""
+    from tether.cli._common import fail
+
+    if not timeout > 0:  # also NaN
+        fail(f"--timeout {timeout:g}: must be more than 0 seconds, e.g. --timeout 30", 2)
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"{file}: not a text file (byte {exc.start} is not UTF-8); sandbox run takes a "
+             ".py or .sh script", 2)
+    except OSError as exc:
+        fail(f"{file}: cannot read it ({exc.strerror or exc})", 2)
+
+
 def sandbox_run(
     file: Annotated[Path, typer.Argument(help="A .py or .sh file to run", exists=True,
                                          dir_okay=False, readable=True)],
@@ -38,9 +55,10 @@ def sandbox_run(
     from tether.sandbox import Sandbox, SandboxError, SandboxUnavailable, default_backend_name
 
     language: Language = "bash" if file.suffix in (".sh", ".bash") else "python"
+    code = _script(file, timeout)
     try:
         sb = Sandbox(backend or default_backend_name())
-        req = sb.request(file.read_text(), language=language, timeout=timeout)
+        req = sb.request(code, language=language, timeout=timeout)
         if workspace is not None:
             workspace.mkdir(parents=True, exist_ok=True)
             out = sb.run_in_dir(workspace, req)

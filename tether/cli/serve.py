@@ -6,7 +6,7 @@ does not pay for them (and the CLI works without the `server` extra installed).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,9 +63,9 @@ def serve(
     db: str = DB_OPTION,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json) with an embedded worker."""
-    import uvicorn
-
     configure_logging(log_level, log_format)
+    if not 1 <= port <= 65535:  # the socket's bind() raised OverflowError: a traceback
+        fail(f"--port {port}: not a TCP port; choose one from 1 to 65535", 2)
 
     from tether.server.api import ServerConfig, create_app, load_agents_file
     from tether.store import default_db_path
@@ -100,8 +100,34 @@ def serve(
     console.print(f"web UI: http://{host}:{port}/ui (log in with a key from `tether keys "
                   "create`)", soft_wrap=True)
     # log_config=None: uvicorn's records go to the handler above, in the same format
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+    _run_server(app, host=host, port=port, log_level="warning", server_header=False,
                 log_config=None)
+
+
+def _run_server(app: Any, **options: Any) -> None:
+    """`uvicorn.run`, saying on Ctrl-C (and SIGTERM) what the embedded worker waits for before
+    it stops, as `tether worker` does (`Interrupts`). uvicorn handles the signals itself, so
+    its handler asks for the line; the event loop writes it, not the signal handler, which
+    may have interrupted a read on the same store connection."""
+    import logging
+
+    import uvicorn
+
+    from .follow import Interrupts
+
+    state = app.state.tether
+    # a log record: stderr is the server's log (one JSON object a line with --log-format json)
+    interrupts = Interrupts(state.tether.store, say=logging.getLogger("tether.server").warning)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            loop, worker = state.loop, state.worker
+            if loop is not None and worker is not None:
+                interrupts.worker = worker
+                loop.call_soon_threadsafe(interrupts.signalled)
+
+    Server(uvicorn.Config(app, **options)).run()
 
 
 def _check_port(host: str, port: int) -> None:

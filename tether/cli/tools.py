@@ -136,6 +136,20 @@ def _relative_to(sources: ToolSources, base: Path, lock_dir: Path) -> ToolSource
     )
 
 
+def _check_command(program: str, path: str | None) -> None:
+    """Refuse a server whose program cannot be found now: it was written to the config and only
+    failed at the next `tools lock|check`, as a server that "cannot be reached"."""
+    import shutil
+
+    if os.sep in program or (os.altsep and os.altsep in program):
+        if not Path(program).exists():
+            raise _fail(f"server command {program!r} (after `--`) does not exist; give the path "
+                        "of the MCP server's program")
+    elif shutil.which(program, path=path) is None:
+        raise _fail(f"server command {program!r} (after `--`) is not on PATH; install it, or "
+                    "give its full path")
+
+
 def register(app: typer.Typer) -> None:
     tools_app = typer.Typer(
         help="List tools, lock their schemas, check live sources for drift.",
@@ -275,6 +289,8 @@ def register(app: typer.Typer) -> None:
                 name=name, command=tuple(command), url=url, tags=tuple(tag or ()),
                 tools=tuple(only or ()), prefix=prefix, env={k: v for k, _, v in pairs},
                 trust_annotations=trust_annotations)
+            if command:
+                _check_command(command[0], server.env.get("PATH"))
             add_mcp_server(config, server, replace=replace)
         except ToolError as e:
             raise _fail(str(e)) from None

@@ -1,7 +1,5 @@
-"""`Tether`: the library entry point — submit, drive, inspect and steer runs.
-
-The CLI and the server are thin layers over this class.
-"""
+"""`Tether`: the library entry point — submit, drive, inspect and steer runs. The CLI and the
+server are thin layers over this class."""
 
 from __future__ import annotations
 
@@ -257,12 +255,13 @@ class Tether:
         run_id = self.submit(agent, input, **kwargs)
         return await self.drive(run_id)
 
-    async def drive(self, run_id: str, *, timer_horizon: float = 30.0) -> RunRecord:
-        """Execute runs in this process until `run_id` finishes or has to wait for something
-        that is not imminent: a signal, a human decision, or a timer more than `timer_horizon`
-        seconds away (any worker resumes it then; the run is a row meanwhile)."""
+    async def drive(self, run_id: str, *, timer_horizon: float = 30.0, stop: asyncio.Event
+                    | None = None, worker: Worker | None = None) -> RunRecord:
+        """Execute runs here until `run_id` finishes or waits for what is not imminent (a
+        signal, a decision, a timer over `timer_horizon` s away). `stop`: as for `Worker.serve`
+        (runs handed back: Ctrl-C in `tether run`), with `worker` if given."""
         self.get(run_id)
-        worker = self.worker()
+        worker = worker if worker is not None else self.worker()
 
         def settled() -> bool:
             try:
@@ -270,7 +269,7 @@ class Tether:
             except StoreUnavailable:  # the run waits for the store too: look again later
                 return False
 
-        await worker.serve(until=settled)
+        await worker.serve(stop=stop, until=settled)
         return self.get(run_id)
 
     def _settled(self, run_id: str, timer_horizon: float = 30.0) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ class ToolSources:
 
 
 def _import_module(ref: str, base_dir: Path) -> Any:
+    """Import a tool module by file path or dotted name. Whatever its own code raises while
+    importing (a missing dependency, a syntax error, any exception) becomes a
+    ToolDefinitionError naming the module and the line: callers (the CLI, `tether serve`)
+    report it as one line instead of the module's traceback."""
     if ref.endswith(".py"):
         path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
         if not path.exists():
@@ -103,15 +108,49 @@ def _import_module(ref: str, base_dir: Path) -> Any:
             raise ToolDefinitionError(f"cannot import tool module file {str(path)!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(name, None)  # a half-run module must not be found by a retry
+            raise _import_failed(f"tool module file {ref!r}", e) from e
         return module
     for entry in (str(base_dir), str(Path.cwd())):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     try:
         return importlib.import_module(ref)
-    except ImportError as e:
-        raise ToolDefinitionError(f"cannot import tool module {ref!r}: {e}") from e
+    except ModuleNotFoundError as e:
+        if e.name != ref and not ref.startswith(f"{e.name}."):
+            raise _import_failed(f"tool module {ref!r}", e) from e  # a module it imports
+        raise ToolDefinitionError(
+            f"cannot import tool module {ref!r}: {e}; check the name, or give a file path "
+            "(path/to/tools.py)") from e
+    except Exception as e:
+        raise _import_failed(f"tool module {ref!r}", e) from e
+
+
+def _import_failed(what: str, exc: Exception) -> ToolDefinitionError:
+    """One line for a module whose code failed while importing: what, where (the line of the
+    tool module that led to it, then where it was raised if elsewhere), what to do."""
+    if isinstance(exc, SyntaxError):
+        where = f"{Path(exc.filename or '?').name}, line {exc.lineno}"
+        return ToolDefinitionError(
+            f"cannot import {what}: syntax error ({exc.msg}) in {where}; fix the file")
+    frames = [f"{Path(f.filename).name}, line {f.lineno}"
+              for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename != __file__ and not f.filename.startswith("<")  # not the machinery
+              and Path(f.filename).parent.name != "importlib"]
+    where = (f" ({frames[0]}" + (f", raised in {frames[-1]}" if len(frames) > 1 else "") + ")"
+             if frames else "")
+    text = " ".join(str(exc).split())  # one line, whatever the module's message
+    if isinstance(exc, ModuleNotFoundError):
+        return ToolDefinitionError(
+            f"cannot import {what}: {text}{where}; install the package that provides "
+            f"{exc.name!r} in this Python environment, or fix the import")
+    raised = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return ToolDefinitionError(
+        f"cannot import {what}: it raised {raised}{where}; fix the module so that importing "
+        "it runs cleanly")
 
 
 def tools_from_module(ref: str, base_dir: Path | None = None) -> list[Tool]:

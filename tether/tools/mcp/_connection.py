@@ -43,6 +43,7 @@ class MCPUnavailableError(ToolExecutionError):
     kind = "unavailable"
 
     def __init__(self, tool: str, server: str, reason: str) -> None:
+        self.reason = reason  # for the server's operator: the message is the model's
         super().__init__(
             tool,
             f"{server} is unavailable, so tool {tool!r} cannot be called now ({reason}). "

@@ -25,8 +25,13 @@ def mcp_tools_now(configs: Sequence[Path | MCPServerConfig]) -> list[MCPTool]:
     for c in configs:
         servers.extend([c] if isinstance(c, MCPServerConfig) else read_mcp_config(c))
 
+    files = [str(c) for c in configs if not isinstance(c, MCPServerConfig)]
+
     async def listing() -> list[MCPTool]:
-        async with MCPTools(servers) as box:
+        box = MCPTools(servers)
+        if files:  # every server is required here: going on without one means removing it
+            box.go_on_without = f"remove it from {' or '.join(files)} to go on without it"
+        async with box:
             return list(box.tools)
 
     try:

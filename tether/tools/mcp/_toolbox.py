@@ -54,6 +54,9 @@ class MCPTools:
         #: ``server#tool`` -> why the tool was left out (an invalid schema, a name clash)
         self.skipped: dict[str, str] = {}
         self._stack: AsyncExitStack | None = None
+        #: how a message about a required server that failed says to go on without it
+        #: (`mcp_tools_now`, behind `tether tools`, has no `required`: it names the config file)
+        self.go_on_without = "pass required=False to go on without it"
 
     async def __aenter__(self) -> MCPTools:
         if self._stack is not None:
@@ -84,9 +87,10 @@ class MCPTools:
             client = await conn.client()
         except MCPUnavailableError as e:
             if self.required:
-                return (f"{cfg.label} cannot be reached: {conn.error or e}. Check its command "
-                        "or URL (pass required=False to go on without it)")
-            self.unavailable[cfg.name] = conn.error or str(e)
+                # the error's own text is the model's (it ends in a full stop): the reason only
+                return (f"{cfg.label} cannot be reached: {conn.error or e.reason}. Check its "
+                        f"command or URL ({self.go_on_without})")
+            self.unavailable[cfg.name] = conn.error or e.reason
             return None
         try:
             listed = await _list_all(client)
@@ -94,8 +98,8 @@ class MCPTools:
             why = (f"its tools/list answer cannot be used ({conn.clip(describe(e))}); "
                    "none of its tools is taken")
             if self.required:
-                return (f"{cfg.label}: {why}. Fix or update the server (pass required=False "
-                        "to go on without it)")
+                return (f"{cfg.label}: {why}. Fix or update the server "
+                        f"({self.go_on_without})")
             self.unavailable[cfg.name] = why
             return None
         version = (client.server_info.version if client.server_info else None) or None
