@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .cli_support import ROOT, tether
+from .cli_support import ROOT
 
 
 def test_the_demo_journal_outlives_the_demo(tmp_path: Path) -> None:
@@ -22,10 +22,13 @@ def test_the_demo_journal_outlives_the_demo(tmp_path: Path) -> None:
          "--base-url", "http://127.0.0.1:9/v1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert demo.returncode == 1, demo.stdout + demo.stderr
-    said = re.search(r"inspect later: tether show (\S+) --db (\S+)", demo.stdout)
+    said = re.search(r"inspect later: (\S*tether) show (\S+) --db (\S+)", demo.stdout)
     assert said, demo.stdout
-    run_id, db = said[1], Path(said[2])
+    command, run_id, db = said[1], said[2], Path(said[3])
     assert db.is_relative_to(tmp_path) and db.exists()
     assert f"the journal stays in {db}" in " ".join(demo.stdout.split())
-    shown = tether("show", run_id, "--db", str(db), check=False)
+    # the command as printed works from the user's shell (`tether` alone when it is on PATH)
+    shown = subprocess.run([command, "show", run_id, "--db", str(db)], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "PATH": os.environ.get(
+                               "PATH", "") if command == "tether" else "/usr/bin:/bin"})
     assert shown.returncode == 0 and "status: failed" in shown.stdout, shown.stderr

@@ -192,3 +192,16 @@ def test_tools_list_shows_a_description_as_text(tmp_path: Path) -> None:
                  env={"FORCE_COLOR": "1"}).stdout
     assert "[link=http://evil]Add[/link] \\x1b]0;title\\x07 one." in out
     assert "\x1b]" not in out
+
+
+def test_emoji_codes_in_data_are_shown_as_written(tmp_path: Path) -> None:
+    """Rich turns `:x:` into a picture by default: a run's result `team :thumbs_up: a:b:c :x:`
+    was printed as `team 👍 a🅱c ❌`, and `--agent shop.py:new` named `shop.py🆕` in an error."""
+    (tmp_path / "echo.py").write_text("async def echo(ctx, text):\n    return text\n")
+    text = "team :thumbs_up: see a:b:c :x:"
+    out = tether("run", "echo.py:echo", "-i", json.dumps(text), db=tmp_path / "t.db",
+                 cwd=tmp_path).stdout
+    assert text in out, out
+    err = tether("worker", "--agent", "shop.py:new", db=tmp_path / "t.db", cwd=tmp_path,
+                 check=False).stderr
+    assert "shop.py:new" in err and "\U0001f195" not in err, err

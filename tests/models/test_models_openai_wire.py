@@ -153,7 +153,7 @@ async def test_streaming_parallel_tool_call_fragments_are_assembled():
     ("status", "exc", "hint"),
     [
         (400, ModelClientError, "the request was rejected"),
-        (401, ModelClientError, "check the API key"),
+        (401, ModelClientError, "check the API key (api_key=)"),
         (404, ModelClientError, "check the base URL and the model name"),
         (429, ModelRateLimitError, "rate limited"),
         (500, ModelServerError, "server error"),
@@ -229,3 +229,32 @@ async def test_timeout_against_a_server_that_never_answers():
             w.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(("key", "env", "hint"), [
+    (None, {}, "no API key was sent: set $OPENAI_API_KEY or pass api_key="),
+    (None, {"OPENAI_API_KEY": "sk-env"}, "check the API key in $OPENAI_API_KEY"),
+    ("sk-given", {"OPENAI_API_KEY": "sk-env"}, "check the API key (api_key=)"),
+])
+async def test_a_401_names_where_the_key_came_from(monkeypatch, key, env, hint):
+    """With no key set, the 401 said "check the API key" without saying which variable the
+    client reads."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rec = Recorder(status=401, body={"error": {"message": "no key", "type": "x"}})
+    model = OpenAIChatModel("gpt-4o-mini", api_key=key, transport=httpx.MockTransport(rec))
+    with pytest.raises(ModelClientError) as info:
+        await model.complete([Message.user("x")])
+    assert f"({hint})" in str(info.value)
+    assert "sk-env" not in str(info.value) and "sk-given" not in str(info.value)
+
+
+def test_the_base_url_comes_from_openai_base_url(monkeypatch):
+    """As the `openai` package reads it: set, it was silently ignored and the call went to
+    api.openai.com."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
+    assert OpenAIChatModel("m").url == "http://127.0.0.1:9/v1/chat/completions"
+    assert OpenAIChatModel("m", base_url="http://h/v1").url == "http://h/v1/chat/completions"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert OpenAIChatModel("m").url == "https://api.openai.com/v1/chat/completions"

@@ -61,7 +61,14 @@ class SafeConsole(Console):
     including the ones that format untrusted text into markup. The filter runs before markup
     is parsed: the escapes it writes end in a letter or digit, so they never turn a `[` into
     an escaped bracket or the reverse. rich's own styling is emitted later, as segments'
-    styles, and is not touched."""
+    styles, and is not touched.
+
+    Emoji codes are off: a run's data such as `team :thumbs_up:` or `shop.py:new:x` is shown as
+    it is, not as pictures (rich's default turned `:new:` in an error message into one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(safe_text(text), **kwargs)

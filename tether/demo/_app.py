@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import shutil
 import sys
 import tempfile
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +196,7 @@ async def _decide(args: argparse.Namespace, console: Console, tether: Tether,
     if args.yes:
         verdict, why = "approve", "approved with --yes"
     elif sys.stdin.isatty():
-        answer = console.input(f"approve as [bold]{APPROVER}[/bold]? [y/N] ").strip().lower()
+        answer = ask(console, f"approve as [bold]{APPROVER}[/bold]? [y/N] ").strip().lower()
         verdict, why = ("approve", "approved in the terminal") if answer in ("y", "yes") else (
             "deny", "denied in the terminal")
     else:
@@ -259,9 +262,29 @@ def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
         console.print(Panel(escape(str(record.error or record.reason)),
                             title=f"run {record.status}", border_style="red"))
     console.print(timeline_table(record, tether.events(record.id)))
-    console.print(f"[dim]inspect later: tether show {record.id} --db {escape(db)}[/dim]",
+    console.print(f"[dim]inspect later: {escape(tether_command())} show {record.id} --db "
+                  f"{escape(db)}[/dim]",
                   soft_wrap=True)  # a command to copy: never broken across lines
     return bool(record.status == "succeeded")
+
+
+def ask(console: Console, prompt: str) -> str:
+    """The answer typed after `prompt` was shown. What was typed before (a stray `y` while the
+    model worked, minutes earlier) is thrown away first: an approval must answer the request
+    on screen."""
+    with contextlib.suppress(OSError, termios.error):
+        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    return console.input(prompt)
+
+
+def tether_command() -> str:
+    """How to call the CLI from the user's shell: `tether` when that is on PATH and the one
+    this Python runs, else its full path (after `make demo` the venv is not activated)."""
+    own = Path(sys.executable).parent / "tether"
+    found = shutil.which("tether")
+    if found and Path(found).resolve() == own.resolve():
+        return "tether"
+    return str(own) if own.exists() else "tether"
 
 
 async def _run(args: argparse.Namespace, console: Console, db: str) -> int:
@@ -308,8 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _served(args, console, db)
     finally:
-        console.print(f"[dim]the journal stays in {escape(db)}: tether runs --db {escape(db)} "
-                      "(--db FILE puts it elsewhere)[/dim]", soft_wrap=True)
+        if Path(db).exists():  # not when a bad flag stopped the demo before anything ran
+            console.print(f"[dim]the journal stays in {escape(db)}: "
+                          f"{escape(tether_command())} runs --db {escape(db)} "
+                          "(--db FILE puts it elsewhere)[/dim]", soft_wrap=True)
+        else:
+            with contextlib.suppress(OSError):
+                Path(db).parent.rmdir()  # made for it, and empty
 
 
 def _served(args: argparse.Namespace, console: Console, db: str) -> int:

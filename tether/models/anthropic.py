@@ -21,6 +21,7 @@ from tether.models.errors import (
     ModelResponseError,
     ModelTimeoutError,
     ModelUnavailableError,
+    api_key_hint,
     http_error,
 )
 from tether.models.messages import (
@@ -123,6 +124,8 @@ class AnthropicModel(Model):
         self.timeout = timeout
         self._anthropic = _import_anthropic()
         self._api_key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY", "")
+        self._key_hint = api_key_hint(self._api_key, "ANTHROPIC_API_KEY",
+                                      from_env=api_key is None)
         self.max_response_bytes = max_response_bytes
         if client is None:
             if http_client is None:
@@ -285,6 +288,7 @@ class AnthropicModel(Model):
             raise http_error(
                 exc.status_code, exc.response.text, url=url, model=self.name,
                 headers=exc.response.headers, secrets=[self._api_key],
+                key_hint=self._key_hint,
             ) from exc
         except (a.APIResponseValidationError, ValueError) as exc:
             # ValueError: the SDK's JSON decoding of a body that is not JSON (an HTML page)

@@ -167,9 +167,11 @@ def http_error(
     model: str | None,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str | None] = (),
+    key_hint: str = "check the API key",
 ) -> ModelHTTPError:
     """The error for an HTTP error status; the body is redacted (see `redact`) before it is
-    kept, and `Retry-After` is parsed for the retry wrapper."""
+    kept, and `Retry-After` is parsed for the retry wrapper. `key_hint`: what a 401 asks
+    the user to check (`api_key_hint`)."""
     body = redact(body, secrets)
     snippet = body[:500]
     kind: type[ModelHTTPError]
@@ -180,7 +182,7 @@ def http_error(
     else:
         kind = ModelClientError
         hint = {
-            401: "check the API key",
+            401: key_hint,
             403: "the key may not access this model",
             404: "check the base URL and the model name",
         }.get(status_code, "the request was rejected")
@@ -193,6 +195,14 @@ def http_error(
         model=model,
         retry_after=parse_retry_after((headers or {}).get("retry-after")),
     )
+
+
+def api_key_hint(given: str | None, env: str, *, from_env: bool) -> str:
+    """What a 401 should make the user check: the key, and where it came from. "check the API
+    key" alone left a user with no key set wondering which variable the client reads."""
+    if not given:
+        return f"no API key was sent: set ${env} or pass api_key="
+    return f"check the API key in ${env}" if from_env else "check the API key (api_key=)"
 
 
 def describe(obj: Any) -> str:

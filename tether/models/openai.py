@@ -30,6 +30,7 @@ from tether.models.errors import (
     ModelError,
     ModelResponseError,
     ModelTimeoutError,
+    api_key_hint,
     http_error,
 )
 from tether.models.messages import (
@@ -86,7 +87,7 @@ class OpenAIChatModel(Model):
         self,
         model: str,
         *,
-        base_url: str = "https://api.openai.com/v1",
+        base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 120.0,
         connect_timeout: float = 10.0,
@@ -100,14 +101,17 @@ class OpenAIChatModel(Model):
     ) -> None:
         """`json_schema_mode`: "json_schema" (OpenAI, vLLM, llama.cpp) or "json_object" (the older
         `{"type": "json_object", "schema": ...}` form some servers need). `api_key` defaults to
-        `$OPENAI_API_KEY`; local servers need none. `timeout` bounds the whole call (a server
+        `$OPENAI_API_KEY`; local servers need none. `base_url` defaults to `$OPENAI_BASE_URL`,
+        else OpenAI's (as the `openai` package does). `timeout` bounds the whole call (a server
         that drips bytes or never ends a stream is cut off), not just each read;
         `max_response_bytes` bounds the decompressed reply.
         """
         self.model = model
         self.name = f"openai:{model}"
-        self.base_url = base_url.rstrip("/")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL")
+                         or "https://api.openai.com/v1").rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._key_hint = api_key_hint(self.api_key, "OPENAI_API_KEY", from_env=api_key is None)
         self.json_schema_mode = json_schema_mode
         self.stream_usage = stream_usage
         self.default_params = dict(default_params or {})
@@ -227,7 +231,7 @@ class OpenAIChatModel(Model):
         if resp.status_code >= 400:
             raise http_error(
                 resp.status_code, text, url=self.url, model=self.name,
-                headers=resp.headers, secrets=[self.api_key],
+                headers=resp.headers, secrets=[self.api_key], key_hint=self._key_hint,
             )
 
     async def stream(
