@@ -179,3 +179,60 @@ async def test_a_polls_handed_over_events_give_the_spans_fed_one_by_one(
         encoder = SpanEncoder()
         assert [(run.id, s.end_seq, encoder.span_field(s))
                 for s in built + records.close_open()] == expected
+
+
+async def test_a_poll_is_drained_up_to_a_gap_and_no_further(tether: Tether) -> None:
+    """`drain` (what a poll feeds) takes the batches handed over while each follows on from
+    the last, stops before one that does not (its events are the journal's to read first), and
+    says how far it fed and the last event's kind: the same spans as batch by batch."""
+    from collections import deque
+
+    run = await tether.run(tool_loop, None)
+    new = [NewEvent(e.seq, e.kind, e.key, e.name, None if e.data is None else dumps(e.data),
+                    e.ts) for e in tether.store.load_events(run.id)]
+    expected = by_committed_events(tether, run.id, False)
+    batches = [new[i:i + 2] for i in range(0, len(new), 2)]
+    handed = deque(batches[:3] + batches[4:])  # the fourth batch never handed over: a gap
+    spans = WireSpans(run, SpanEncoder())
+    out, fed, kind = spans.drain(handed, 0)
+    assert (fed, kind) == (batches[2][-1].seq, batches[2][-1].kind) and len(handed) == len(
+        batches) - 4  # stopped before the batch after the gap
+    out += spans.drain(deque([batches[3]]), fed)[0]  # as if read from the journal
+    rest, fed, kind = spans.drain(handed, batches[3][-1].seq)
+    assert not handed and (fed, kind) == (new[-1].seq, new[-1].kind)
+    assert out + rest + spans.close_open_encoded() == expected
+
+
+def test_a_models_started_data_is_decoded_once_whatever_its_request_hash() -> None:
+    """A model's `step_started` JSON differs from call to call by its request hash alone, which
+    no span carries: its data is remembered without it (decoded once); anything that is not a
+    64-digit hash there is decoded as it is."""
+    spans = WireSpans(_a_run(), SpanEncoder())
+
+    def started(digest: str) -> bytes:
+        return dumps({"attempt": 1, "meta": {"kind": "model", "model": "scripted",
+                                             "request_hash": digest}})
+
+    first = spans._started_json(started("a" * 64))
+    assert first == {"attempt": 1, "meta": {"kind": "model", "model": "scripted"}}
+    assert spans._started_json(started("b" * 64)) is first
+    for odd in ("short", "x" * 63 + '"', "é" * 64):  # not cut: the whole JSON, decoded
+        assert spans._started_json(started(odd))["meta"]["request_hash"] == odd
+
+
+def test_journal_seq_attributes_made_once_are_the_ones_made_each_time() -> None:
+    """Every span's `tether.journal.seq`, kept per seq by the encoder: the same bytes."""
+    encoder, fresh = SpanEncoder(), SpanEncoder()
+    for seq in (0, 1, 127, 128, 4095, 4096, 16383, 16384, 2**40):
+        made = encoder.seq_attribute(seq)
+        assert encoder.seq_attribute(seq) == made == fresh.attribute("tether.journal.seq", seq)
+
+
+def _a_run() -> Any:
+    from tether.store import RunRecord
+
+    return RunRecord(id="r1", agent="a:b", status="running", input=None, tenant="default",
+                     parent_id=None, root_id="r1", depth=0, spec_version=None, result=None,
+                     error=None, reason=None, wake_at=None, cancel_requested=False,
+                     created_at=1.0, updated_at=1.0, attempts=1, options={}, flags=[],
+                     omitted=())

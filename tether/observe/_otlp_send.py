@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import operator
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from ._trace_marks import ExportMarks, Queued, marks_after
 from .spans import SEMCONV_VERSION, SpanRecord
 
 log = logging.getLogger("tether.observe")
+_span_of = operator.itemgetter(2)  # a `Queued` span's bytes or record
 
 #: spans per `export` call to an exporter a caller passed in (the SDK batch processor's default)
 SDK_BATCH = 512
@@ -248,6 +250,10 @@ class Shipper:
                 return None if self._closing else []
             n = min(self._batch_size, len(self._queue))
             self._taken_total += n
+            if n == len(self._queue):  # the usual batch (its delay was up): all of it at once
+                batch = list(self._queue)
+                self._queue.clear()
+                return batch
             return [self._queue.popleft() for _ in range(n)]
 
     def _run(self) -> None:
@@ -268,7 +274,7 @@ class Shipper:
 
     def _send(self, batch: list[Queued]) -> None:
         try:
-            ok, why = (self._sink.send([span for _, _, span in batch]),
+            ok, why = (self._sink.send(list(map(_span_of, batch))),
                        "the collector did not accept them")
         except Exception as exc:  # an exporter bug must not kill the thread
             ok, why = False, f"{type(exc).__name__}: {exc}"

@@ -54,10 +54,9 @@ def marks_after(sent: Iterable[Queued], waiting: Iterable[Queued]) -> dict[str, 
     queued behind it. Spans are queued in journal order per run (a run's `end_seq`s never go
     down), so only each run's first waiting span can hold its mark back: when it closed at the
     same event as the last one sent, the mark stays one below that event."""
-    marks: dict[str, int] = {}
-    for run_id, end_seq, _ in sent:
-        if end_seq > marks.get(run_id, 0):
-            marks[run_id] = end_seq
+    # a run's last span sent is its highest: one comprehension over the batch (~2,000 spans
+    # on the exporter's thread), not a comparison per span
+    marks = {run_id: end_seq for run_id, end_seq, _ in sent}
     unseen = set(marks)
     for run_id, end_seq, _ in waiting:
         if not unseen:

@@ -178,13 +178,23 @@ class _RecordSpans(SpanBuilder):
 
     def feed_handed(self, events: Sequence[NewEvent], after: int) -> tuple[list[Queued], int]:
         """`WireSpans.feed_handed`: the spans closed by `events` past seq `after`."""
-        spans: list[Queued] = []
-        for e in events:
-            if e.seq > after:
-                after = e.seq
-                spans += self.feed_event(journal_event(self.run.id, e.seq, e.kind, e.key,
-                                                       e.name, loads(e.data), e.ts))
+        spans, after, _ = self.drain(collections.deque((events,)), after)
         return spans, after
+
+    def drain(self, handed: collections.deque[Sequence[NewEvent]],
+              after: int) -> tuple[list[Queued], int, str | None]:
+        """`WireSpans.drain`: the batches handed over, up to a later one that does not follow."""
+        spans: list[Queued] = []
+        last_kind: str | None = None
+        while handed:
+            for e in handed.popleft():
+                if e.seq > after:
+                    after, last_kind = e.seq, e.kind
+                    spans += self.feed_event(journal_event(self.run.id, e.seq, e.kind, e.key,
+                                                           e.name, loads(e.data), e.ts))
+            if handed and handed[0] and handed[0][0].seq > after + 1:
+                break
+        return spans, after, last_kind
 
 
 class _RunTail:
@@ -215,16 +225,15 @@ class _RunTail:
     def poll(self) -> list[Queued]:
         """The spans closed by the events handed over since the last poll."""
         spans, self.pending = self.pending, []
-        handed, feed, ends = self.handed, self.spans.feed_handed, v.RUN_ENDS
+        handed = self.handed
         while handed:
-            events = handed.popleft()
-            if events[0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
+            if handed[0][0].seq > self.seq + 1:  # written elsewhere, or before this tail existed
                 spans += self.read_journal()
-            closed, seq = feed(events, self.seq)
+            closed, seq, kind = self.spans.drain(handed, self.seq)  # up to the next gap, if any
             if closed:
                 spans += closed
             if seq > self.seq:
-                self.seq, self.ended = seq, events[-1].kind in ends
+                self.seq, self.ended = seq, kind in v.RUN_ENDS
         return spans
 
     def read_journal(self) -> list[Queued]:

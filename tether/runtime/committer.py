@@ -135,8 +135,8 @@ class GroupCommitter:
                 return False  # the thread waits for the store and tries it again
             self.inline += 1
             self.ops += 1
-            if isinstance(op, _Appends):
-                self._announce([op], results)
+            if ok and op.__class__ is _Appends:  # the lone run's every step: no lists, no zip
+                self._announce_one(op)
         finally:
             self._write_lock.release()
         if ok:
@@ -247,15 +247,19 @@ class GroupCommitter:
                 loop.call_soon_threadsafe(_settle, items)
 
     def _announce(self, ops: list[Op], results: list[tuple[bool, Any]]) -> None:
-        listeners = self.commit_listeners
         for op, (ok, _) in zip(ops, results, strict=True):
             if ok and isinstance(op, _Appends):
-                for run_id, events in op.appended:
-                    for listener in listeners:
-                        try:  # a plain try, not contextlib.suppress: this runs for every op
-                            listener(run_id, events)
-                        except Exception:  # a listener's failure is never a commit's
-                            continue
+                self._announce_one(op)
+
+    def _announce_one(self, op: _Appends) -> None:
+        """An op that committed: its journal appends, to every listener."""
+        listeners = self.commit_listeners
+        for run_id, events in op.appended:
+            for listener in listeners:
+                try:  # a plain try, not contextlib.suppress: this runs for every op
+                    listener(run_id, events)
+                except Exception:  # a listener's failure is never a commit's
+                    continue
 
     def close(self) -> None:
         """Commit what was submitted, then stop the thread."""
