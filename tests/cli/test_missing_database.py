@@ -64,3 +64,16 @@ def test_library_must_exist_mode(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "dir.db", must_exist=True)
     SQLiteStore(missing).close()  # the default mode still creates it
     assert Tether(missing, must_exist=True).runs() == []
+
+
+def test_keys_create_says_when_it_creates_the_database(tmp_path: Path) -> None:
+    """A new deployment's first key makes its database (docs/server.md's first step), but a
+    mistyped --db made an empty one silently, and the key then got 401 from the real one."""
+    db = tmp_path / "nosuch2.db"
+    made = tether("keys", "create", "--db", str(db), "--tenant", "a", "--role", "viewer",
+                  "--name", "x")
+    assert f"database '{db}' did not exist: created it" in " ".join(made.stderr.split())
+    assert db.exists() and made.stdout.startswith("tk_")
+    again = tether("keys", "create", "--db", str(db), "--tenant", "a", "--role", "viewer",
+                   "--name", "y")
+    assert "did not exist" not in again.stderr

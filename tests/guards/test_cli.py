@@ -146,7 +146,8 @@ def test_keygen(tmp_path: Path):
     r = invoke("approvals", "--keygen", prefix)
     assert r.exit_code == 0
     assert (tmp_path / "carol.key").stat().st_mode & 0o777 == 0o600
-    assert "PUBLIC KEY" in (tmp_path / "carol.pub").read_text()
+    # one `ssh-ed25519 ...` line: what follows `carol: ` in an approvers file
+    assert (tmp_path / "carol.pub").read_text().startswith("ssh-ed25519 ")
 
 
 async def test_honeypot_run_is_listed_by_runs_flagged(db_path: str):

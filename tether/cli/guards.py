@@ -9,7 +9,6 @@ registering them costs `tether --help` nothing.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -46,8 +45,7 @@ ApprovalIdArg = Annotated[str, typer.Argument(
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (journaled).")]
 ApproverOpt = Annotated[str | None, typer.Option(
     "--approver", envvar="TETHER_APPROVER",
-    help="Your approver id (default: the approver --keys registers --key's public key to, "
-         "else your user name).")]
+    help="Your approver id (default: the approver --keys registers --key's public key to).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -166,10 +164,13 @@ def approvals(
 
     from tether.cli._safe import safe_text
     from tether.guards import inbox
-    from tether.guards.approvals import generate_keypair
+    from tether.guards.approvals import generate_keypair, public_line
 
     if keygen:
-        priv, pub = generate_keypair()
+        priv, pub_pem = generate_keypair()
+        # NAME.pub holds what an approvers file entry holds, so `echo "alice: $(cat
+        # alice.pub)" >> approvers.yaml` registers it (a PEM .pub made that invalid YAML)
+        pub = public_line(pub_pem) + "\n"
         key_path, pub_path = Path(keygen + ".key"), Path(keygen + ".pub")
         for path in (key_path, pub_path):  # never overwrite a key someone may be using
             if path.exists():
@@ -185,7 +186,7 @@ def approvals(
         console.print(f"wrote {key_path} (private, keep it secret) and {pub_path}; register the "
                       "public key in the approvers file (--keys), the same file the workers' "
                       "GuardConfig.approvers is loaded from, with this line:", soft_wrap=True)
-        console.print(f"{Path(keygen).name}: {_one_line(pub)}", markup=False, soft_wrap=True)
+        console.print(f"{Path(keygen).name}: {pub.strip()}", markup=False, soft_wrap=True)
         return
     registry = _registry(keys)  # a bad approvers file is bad usage (2), found before the db
     tether = open_tether(db, must_exist=True)
@@ -251,41 +252,72 @@ def _full_approval_id(tether: Tether, given: str) -> str:
     return f"{full_run_id(tether, run_part)}.{suffix}"
 
 
-def _one_line(public_pem: str) -> str:
-    """A public key as one `ssh-ed25519 ...` line: what an approvers file entry holds (a PEM
-    key spans lines, and pasted after `alice: ` it is not valid YAML)."""
-    from cryptography.hazmat.primitives import serialization
+def _private_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key --key names; a file that is not one is bad usage (2), found before the
+    database is opened. The public half of the pair is the likely mistake, so it is named."""
+    from tether.guards.approvals import is_public_key, load_private_key
+    from tether.guards.errors import KeyFormatError
 
-    from tether.guards.approvals import load_public_key
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"--key {path}: cannot read it ({exc.strerror}); pass the private key file "
+             "written by `tether approvals --keygen NAME` (NAME.key)", 2)
+    if is_public_key(data):
+        private = path.with_suffix(".key") if path.suffix == ".pub" else "NAME.key"
+        fail(f"--key {path} is a public key; pass the private key file ({private}) written "
+             "by `tether approvals --keygen`", 2)
+    try:
+        return load_private_key(data)
+    except KeyFormatError as exc:
+        fail(f"--key {path} is not an Ed25519 private key ({exc}); pass the private key file "
+             "written by `tether approvals --keygen NAME` (NAME.key)", 2)
 
-    return load_public_key(public_pem).public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
+def _signer(private: Ed25519PrivateKey, key_path: Path, registry: KeyRegistry,
+            keys: str | None, approver: str | None) -> str:
+    """Who signs: --approver, else the approver the approvers file registers the key's public
+    half to. A mismatch is refused here only to say which file and which name are wrong (the
+    OS user name used to stand in and was blamed instead); `inbox.decide`, and the run when
+    it resumes, verify the decision against the registry all the same."""
+    from tether.guards.approvals import is_approver_id, public_line
 
-def _approver_of(private: Ed25519PrivateKey, registry: KeyRegistry) -> str | None:
-    """The approver the registry registers this private key's public half to, if any."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    mine = private.public_key().public_bytes(*raw)
-    return next((name for name in registry.approvers()
-                 if registry.get(name).public_bytes(*raw) == mine), None)
-
-
-def _hint(key_path: Path | None, registry: KeyRegistry, who: str = "") -> str:
-    """What the operator is missing when a decision is refused."""
-    if key_path is None:
-        return (" — sign it: pass --key YOUR_PRIVATE_KEY (or set TETHER_APPROVER_KEY); create a "
-                "pair with `tether approvals --keygen NAME` and register NAME.pub in the "
-                "approvers file")
+    if not keys:
+        fail(f"no registered key to check --key {key_path} against: pass --keys "
+             "approvers.yaml (or set TETHER_APPROVERS), the file the workers' "
+             "GuardConfig.approvers is loaded from", 1)
     if not registry.approvers():
-        return (" — no approvers file given: pass --keys approvers.yaml (or set "
-                "TETHER_APPROVERS), the same file the workers' GuardConfig.approvers is loaded "
-                "from")
-    if who and who not in registry:
-        return (f" — {who!r} is not in the approvers file: pass --approver NAME, one of "
-                f"{', '.join(registry.approvers())}, with that approver's --key")
-    return ""
+        fail(f"{keys} registers no approver, so no registered key matches --key {key_path}: "
+             "add one line `NAME: ssh-ed25519 AAAA...` per approver (as `tether approvals "
+             "--keygen NAME` prints it)", 1)
+    names = ", ".join(registry.approvers())
+    owner = registry.approver_of(private.public_key())
+    if approver is None:
+        if owner is not None:
+            return owner
+        stem = key_path.stem if is_approver_id(key_path.stem) else "NAME"
+        line = f"`{stem}: {public_line(private.public_key())}`"
+        fix = (f"{keys} registers another key to {stem!r} (an older pair?): sign with the key "
+               f"registered there, or replace that line with {line}" if stem in registry else
+               f"sign with the key of one of them, or register this one with the line {line} "
+               f"in {keys} and in the workers' approvers file")
+        fail(f"the key in {key_path} matches no approver in {keys} (its approvers: {names}); "
+             f"{fix}", 1)
+    if approver not in registry:
+        fail(f"--approver {approver!r} has no registered key in {keys}: pass --approver NAME, "
+             f"one of {names}, with that approver's --key (or leave --approver out: the key "
+             "says who signs)", 1)
+    if owner != approver:
+        whose = f"it is {owner}'s" if owner else "it matches no approver there"
+        fail(f"--key {key_path} is not {approver}'s key in {keys} ({whose}), so the decision "
+             f"would carry an invalid signature: pass {approver}'s --key"
+             + (f", or leave --approver out to sign as {owner}" if owner else ""), 1)
+    return approver
+
+
+_SIGN_HINT = (" — sign it: pass --key YOUR_PRIVATE_KEY (or set TETHER_APPROVER_KEY); create a "
+              "pair with `tether approvals --keygen NAME` and add the line it prints to the "
+              "approvers file")
 
 
 def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
@@ -293,35 +325,39 @@ def _decide(approval_id: str, verdict: str, reason: str, approver: str | None,
     from tether.guards import inbox
     from tether.guards.approvals import (
         ApprovalDecision,
-        load_private_key,
+        UnsignedDecision,
         new_nonce,
         sign_decision,
     )
-    from tether.guards.errors import ApprovalError, KeyFormatError
+    from tether.guards.errors import ApprovalError
 
-    registry = _registry(keys)
-    who = approver or getpass.getuser()
+    approver = approver or None  # TETHER_APPROVER= (empty) is no --approver
+    registry = _registry(keys)  # the files first: bad usage (2) before the database
+    private = _private_key(key_path) if key_path is not None else None
     tether = open_tether(db, must_exist=True)
     approval_id = _full_approval_id(tether, approval_id)
     try:
         request, _ = inbox.find(tether.store, approval_id)
-        if key_path is not None:
-            try:
-                private = load_private_key(key_path.read_bytes())
-            except OSError as exc:
-                fail(f"cannot read key {str(key_path)!r}: {exc.strerror}", 2)
-            if approver is None:  # the key says who signs, when the approvers file knows it
-                who = _approver_of(private, registry) or who
-            decision = sign_decision(private, approval_id, verdict, who,  # type: ignore[arg-type]
-                                     request.digest, reason)
-        else:
-            decision = ApprovalDecision(approval_id, verdict, who, reason,  # type: ignore[arg-type]
-                                request.digest, new_nonce())
+    except ApprovalError as exc:  # the id alone is wrong: nothing about keys to say yet
+        listing = "" if "tether approvals" in str(exc) else (
+            "; list the pending ones with `tether approvals`")
+        fail(f"{exc}{listing}", 1)
+    if private is None or key_path is None:
+        # refused when it is checked (unsigned), but checked first for what else is wrong:
+        # a finished run, an approval already decided
+        who = approver or ""  # not the OS user: nothing says they are an approver
+        decision = ApprovalDecision(approval_id, verdict, who, reason,  # type: ignore[arg-type]
+                                    request.digest, new_nonce())
+    else:
+        who = _signer(private, key_path, registry, keys, approver)
+        decision = sign_decision(private, approval_id, verdict, who,  # type: ignore[arg-type]
+                                 request.digest, reason)
+    try:
         status = inbox.decide(tether, decision, registry)
-    except KeyFormatError as exc:
-        fail(str(exc), 2)
+    except UnsignedDecision as exc:
+        fail(f"{exc}{_SIGN_HINT}", 1)
     except ApprovalError as exc:
-        fail(str(exc) + _hint(key_path, registry, who), 1)
+        fail(str(exc), 1)
     more = (" (one more distinct approver needed)" if status == "pending" else
             f"; run {request.run_id} resumes on the next worker that is free (`tether worker`)")
     console.print(f"{approval_id}: {verdict} recorded by {who}; status {status}{more}",

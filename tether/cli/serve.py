@@ -159,11 +159,20 @@ def keys_create(
     db: str = DB_OPTION,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
+    from tether.runtime import Tether
     from tether.server.keys import ApiKeys, KeyRequestError
+    from tether.store import StoreMissing, default_db_path
 
-    from ._common import open_tether
+    from ._common import handle_errors, warn
 
-    tether = open_tether(db)
+    path = db or default_db_path()
+    with handle_errors():
+        try:
+            tether = Tether(path, must_exist=True)
+        except StoreMissing:  # a new deployment's first key; a mistyped --db must not be silent
+            tether = Tether(path)
+            warn(f"database {path!r} did not exist: created it for this key; `tether serve` "
+                 "must use the same database (--db/TETHER_DB), or it refuses the key")
     try:
         key, who = ApiKeys(tether.store).create(tenant, role, name)
     except KeyRequestError as exc:

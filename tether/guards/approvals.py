@@ -78,8 +78,13 @@ def load_public_key(data: str | bytes) -> Ed25519PublicKey:
 
 
 def load_private_key(data: str | bytes, password: bytes | None = None) -> Ed25519PrivateKey:
+    """PEM (PKCS#8), OpenSSH, or the raw 32-byte seed as base64/hex. A public key given instead
+    is named as such: the parser's own words for it ("no BEGIN/END delimiters for a private
+    key") did not tell the approver they had picked the wrong half of the pair."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
     text = raw.strip()
+    if is_public_key(text):
+        raise KeyFormatError("this is a public key; a decision is signed with the private key")
     key: object
     try:
         if text.startswith(b"-----BEGIN OPENSSH"):
@@ -93,6 +98,14 @@ def load_private_key(data: str | bytes, password: bytes | None = None) -> Ed2551
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFormatError(f"not an Ed25519 private key ({type(key).__name__})")
     return key
+
+
+def is_public_key(data: str | bytes) -> bool:
+    """Whether `data` is a public key in one of its unambiguous forms (PEM or `ssh-ed25519 ...`;
+    32 raw bytes could be either half, so they are never called public)."""
+    text = (data.encode() if isinstance(data, str) else bytes(data)).strip()
+    return text.startswith((b"-----BEGIN PUBLIC KEY-----", b"ssh-ed25519 ", b"ssh-rsa ",
+                            b"ecdsa-sha2-", b"-----BEGIN SSH2 PUBLIC KEY-----"))
 
 
 def _decode_32(text: str) -> bytes:
@@ -109,7 +122,8 @@ def _decode_32(text: str) -> bytes:
 
 
 def generate_keypair() -> tuple[str, str]:
-    """(private PEM, public PEM) for a new approver."""
+    """(private PEM, public PEM) for a new approver (`public_line` gives the public half as the
+    one line an approvers file entry holds)."""
     priv = Ed25519PrivateKey.generate()
     priv_pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()).decode()
@@ -119,6 +133,20 @@ def generate_keypair() -> tuple[str, str]:
 def public_pem(key: Ed25519PublicKey) -> str:
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def public_line(key: str | bytes | Ed25519PublicKey) -> str:
+    """A public key as one `ssh-ed25519 AAAA...` line: what `NAME: ` is followed by in an
+    approvers file. A PEM key spans three lines, so `echo "alice: $(cat alice.pub)"` of one
+    was not YAML; this form is what `tether approvals --keygen` writes to NAME.pub."""
+    public = key if isinstance(key, Ed25519PublicKey) else load_public_key(key)
+    return public.public_bytes(serialization.Encoding.OpenSSH,
+                               serialization.PublicFormat.OpenSSH).decode()
+
+
+def is_approver_id(name: str) -> bool:
+    """Whether `name` can be an approver id (an approvers file key, an approver API key's name)."""
+    return _APPROVER_ID.fullmatch(name) is not None
 
 
 class KeyRegistry:
@@ -151,11 +179,24 @@ class KeyRegistry:
     def __contains__(self, approver: object) -> bool:
         return approver in self._keys
 
+    def approver_of(self, key: Ed25519PublicKey) -> str | None:
+        """The approver `key` is registered to, if any: who signs with its private half (a key
+        is registered to one approver at most, see `register`)."""
+        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        mine = key.public_bytes(*raw)
+        return next((name for name, k in self._keys.items() if k.public_bytes(*raw) == mine),
+                    None)
+
     def approvers(self) -> list[str]:
         return sorted(self._keys)
 
 
 # ---------------------------------------------------------------------- decisions
+class UnsignedDecision(ApprovalError):
+    """A decision carrying no signature: refused like any other, but a caller (`tether
+    approve` without --key) can tell the approver how to sign, which no other refusal needs."""
+
+
 @dataclass(frozen=True)
 class ApprovalDecision:
     approval_id: str
@@ -263,9 +304,10 @@ class ApprovalState:
             raise ApprovalError("replayed decision: nonce already used")
         if d.signature is None:
             critical = " is critical" if req.critical else ""
-            raise ApprovalError(
+            sent = f"'{d.approver}' sent an unsigned one" if d.approver else "this one is not"
+            raise UnsignedDecision(
                 f"approval '{req.id}'{critical}: decisions must be signed with the private key "
-                f"of a registered approver ('{d.approver}' sent an unsigned one)")
+                f"of a registered approver ({sent})")
         self._verify(d, keys)
         if any(prev.approver == d.approver for prev in self.decisions):
             raise ApprovalError(
@@ -305,20 +347,32 @@ class ApprovalState:
 
 
 def load_key_registry(path: str | os.PathLike[str]) -> KeyRegistry:
-    """A YAML/JSON mapping `approver: public key` (PEM, `ssh-ed25519 ...`, base64 or hex)."""
+    """A YAML/JSON mapping `approver: public key` (PEM, `ssh-ed25519 ...`, base64 or hex).
+
+    Every refusal is one line naming the file: the YAML parser's own message spans lines, and
+    `tether serve` or a `--guards` module failing to import showed it with literal \\n."""
     import yaml
 
+    where = repr(os.fspath(path))
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read()
     except OSError as exc:
-        raise ApprovalError(f"cannot read approver keys {os.fspath(path)!r}: {exc.strerror}"
+        raise ApprovalError(f"cannot read approver keys {where}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ApprovalError(f"approver keys {where} is not a text file: write {_ENTRY}"
                             ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ApprovalError(f"approver keys {os.fspath(path)!r} is not valid YAML: {exc}"
-                            ) from None
+        raise ApprovalError(f"approver keys {where} is not valid YAML{_yaml_where(exc)}: "
+                            f"{_yaml_hint(text)}") from None
+    if isinstance(data, str) and is_public_key(data):  # a NAME.pub given for the file
+        raise ApprovalError(f"approver keys {where} is one public key, not a mapping of "
+                            f"approver ids to keys: write {_ENTRY}")
     if not isinstance(data, dict):
-        raise ApprovalError(f"approver keys {os.fspath(path)!r} must map approver ids to keys")
+        raise ApprovalError(f"approver keys {where} must map approver ids to keys: write "
+                            f"{_ENTRY}")
     reg = KeyRegistry()
     for approver, key in data.items():
         if not isinstance(key, str):
@@ -328,3 +382,26 @@ def load_key_registry(path: str | os.PathLike[str]) -> KeyRegistry:
         except KeyFormatError as exc:
             raise KeyFormatError(f"approver {approver!r}: {exc}") from None
     return reg
+
+
+_ENTRY = ("one line per approver, `NAME: ssh-ed25519 AAAA...`, as `tether approvals --keygen "
+          "NAME` prints it")
+
+
+def _yaml_where(exc: Exception) -> str:
+    """` (line L, column C: problem)` of a YAML error, on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    # a marked error's `problem` is the point ("could not find expected ':'"); any other (a
+    # control character the reader refuses) has only its whole text, spread over lines
+    problem = " ".join(str(getattr(exc, "problem", None) or
+                           ("" if mark is not None else exc)).split())
+    if mark is None:
+        return f" ({problem})" if problem else ""
+    return f" (line {mark.line + 1}, column {mark.column + 1}" + (
+        f": {problem})" if problem else ")")
+
+
+def _yaml_hint(text: str) -> str:
+    if "-----BEGIN" in text:  # `echo "alice: $(cat alice.pub)"` of a PEM key
+        return f"a PEM key spans lines: write {_ENTRY} (or indent the PEM under `NAME: |`)"
+    return f"write {_ENTRY}"

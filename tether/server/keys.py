@@ -98,6 +98,13 @@ class ApiKeys:
             raise KeyRequestError(
                 f"invalid tenant {tenant!r}: 1-64 letters, digits, '.', '_' or '-'")
         parsed = role if isinstance(role, Role) else Role.parse(role)
+        if parsed is Role.approver and not name:
+            # an approver key decides as the approver it is named after (`Principal.name`):
+            # a made-up `approver-<id>` matches no approvers-file entry, so every decision
+            # sent with it would be refused
+            raise KeyRequestError(
+                "an approver key needs a name: the approver id it decides as, as the approvers "
+                "file (--keys) registers it (tether keys create --name alice)")
         key_id = secrets.token_hex(6)
         name = name or f"{parsed.name}-{key_id}"
         if not _NAME.fullmatch(name):
