@@ -125,8 +125,10 @@ def _decision(state: ServerState, who: Principal, approval_id: str,
         raise ApiError(422, "unsigned_decision",
                        f"decisions must be signed, and the server holds no key for approver "
                        f"{who.name!r}", "body.signed",
-                       "sign the decision with your Ed25519 key (tether.guards.approvals."
-                       "sign_decision) and send it as 'signed'")
+                       "send 'signed': {approval_id, verdict, approver, reason, "
+                       "action_digest, nonce, signature}, signed with your Ed25519 key (the "
+                       "action_digest is the approval's, in GET /v1/approvals; SignedDecision "
+                       "in /openapi.json)")
     try:
         private = load_private_key(path.read_bytes())
     except (OSError, ApprovalError):

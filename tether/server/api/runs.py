@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from tether.guards.pii import Scrubber
 from tether.observe import clip_detail, timeline_rows, timeline_totals
-from tether.runtime import ops
+from tether.runtime import InvalidInput, ops
 from tether.runtime.client import IdempotencyConflict
 from tether.runtime.refs import portable_ref
 from tether.server.keys import Role
@@ -22,7 +22,7 @@ from tether.store.vocabulary import APPROVAL_SIGNAL
 
 from . import audit
 from .auth import Admin, KeyRevoked, Operator, SubmitOperator, Viewer, recheck_of, unknown_key
-from .errors import COMMON, CONFLICT, NOT_FOUND, ApiError, from_tether, not_found
+from .errors import COMMON, CONFLICT, NOT_FOUND, ApiError, from_tether, not_found, unknown_agent
 from .models import (
     CancelIn,
     CancelOut,
@@ -80,7 +80,8 @@ def run_out(state: ServerState, run: RunRecord, *, redact: bool = False) -> RunO
                         200: {"model": SubmitOut,
                               "description": "Already submitted with this idempotency key."}})
 async def submit_run(body: SubmitIn, request: Request, response: Response, who: SubmitOperator,
-                     idempotency_key: Annotated[str | None, Header(max_length=255)] = None
+                     idempotency_key: Annotated[str | None, Header(min_length=1,
+                                                                   max_length=255)] = None
                      ) -> SubmitOut:
     """Queue a run of a catalogued agent, under the guards its catalogue entry declares.
     Answers at once; the run executes on a worker (GET the run or stream its events).
@@ -88,7 +89,7 @@ async def submit_run(body: SubmitIn, request: Request, response: Response, who: 
     state = state_of(request)
     entry = state.catalogue.get(body.agent)
     if entry is None:
-        raise not_found(f"agent named {body.agent!r}", "body.agent")
+        raise unknown_agent(body.agent, state.catalogue)
     guards = state.guards_of(entry)
     options: dict[str, object] = {}
     if body.budget is not None:
@@ -96,8 +97,8 @@ async def submit_run(body: SubmitIn, request: Request, response: Response, who: 
             raise ApiError(422, "invalid_request",
                            f"agent {body.agent!r} runs without guards: nothing would enforce "
                            "a budget", "body.budget",
-                           "leave the budget out, or declare guards for the agent (agents "
-                           "file, or `tether serve --guards`)")
+                           'leave "budget" out, or ask the server\'s operator to give the '
+                           "agent guards (its entry in the agents file)")
         from tether.guards.budget import BudgetLimits
 
         try:
@@ -127,6 +128,8 @@ async def submit_run(body: SubmitIn, request: Request, response: Response, who: 
     except IdempotencyConflict as exc:
         raise ApiError(409, "idempotency_conflict", str(exc), "idempotency key",
                        "use a new idempotency key for a different request") from None
+    except InvalidInput as exc:  # past the schema (the key's length too), only the input is left
+        raise from_tether(exc, "body.input", {portable_ref(entry.ref): body.agent}) from None
     except Exception as exc:
         raise from_tether(exc, "body") from None
     if created:
