@@ -163,6 +163,31 @@ def test_a_bad_protocol_is_a_clear_error(db_path: str, monkeypatch: pytest.Monke
         export_live(Tether(db_path))
 
 
+def test_an_endpoint_without_its_scheme_is_a_clear_error(tmp_path: Path) -> None:
+    """`127.0.0.1:4318` was reported as a collector that is down ("is it running?"), and
+    `tether run` found out after it had queued the run."""
+    env = {k: v for k, v in os.environ.items() if k not in OTEL_VARS}
+    env["PYTHONPATH"] = str(ROOT)
+    (tmp_path / "a.py").write_text("async def a(ctx, x):\n    return x\n")
+    db = str(tmp_path / "t.db")
+
+    def tether(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tether", *args, "--db", db],
+                              cwd=tmp_path, env={**env, **more}, capture_output=True,
+                              text=True, timeout=120)
+
+    assert tether("run", "a.py:a", "-i", "1").returncode == 0
+    (run,) = Tether(db).runs()
+    said = "OTEL_EXPORTER_OTLP_ENDPOINT='127.0.0.1:9' is not an http:// or https:// URL; " \
+           "write http://127.0.0.1:9"
+    out = tether("trace", run.id, "--export", OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9")
+    assert out.returncode != 0 and said in " ".join(out.stderr.split()), out.stderr
+    assert "is it running" not in out.stderr
+    out = tether("run", "a.py:a", "-i", "2", OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9")
+    assert out.returncode == 2 and said in " ".join(out.stderr.split()), out.stderr
+    assert [r.id for r in Tether(db).runs()] == [run.id]  # nothing queued
+
+
 async def test_a_dead_collector_costs_one_warning_and_no_time(
         db_path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     t = Tether(db_path, guards=GUARDS)

@@ -83,6 +83,10 @@ def run(
     payload = parse_json(input, "--input")
     from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
 
+    if not detach:
+        from .trace import check_exporting
+
+        check_exporting()  # an export that cannot work: refused before the run is queued
     tether = open_tether(db)
     with handle_errors():
         resolve_agent(agent)  # a typo fails here, before anything is written to the store

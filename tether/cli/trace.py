@@ -172,6 +172,17 @@ def live_export(tether: Any) -> LiveExport | None:
         fail(str(exc))
 
 
+def check_exporting() -> None:
+    """Refuse an OTEL environment that cannot export (`check_otlp_environment`) before a
+    command queues or executes anything."""
+    from tether.observe import ExportError, check_otlp_environment
+
+    try:
+        check_otlp_environment()
+    except ExportError as exc:
+        fail(str(exc), 2)
+
+
 @contextlib.contextmanager
 def exporting(tether: Any) -> Iterator[None]:
     """Live export around a command that executes runs; at the end, the last spans are sent

@@ -22,6 +22,7 @@ from tether.observe.metrics import MetricsRecorder, record_run_metrics
 from tether.observe.otel import (
     ExportError,
     LiveExport,
+    check_otlp_environment,
     export_live,
     export_run,
     otlp_configured,
@@ -40,7 +41,7 @@ from tether.observe.timeline import (
 
 __all__ = [  # noqa: RUF022 - grouped by concern (traces first)
     "ExportError", "LiveExport", "SpanBuilder", "SpanEvent", "SpanRecord", "export_live",
-    "export_run", "otlp_configured", "run_spans", "spans_of_journal",
+    "export_run", "check_otlp_environment", "otlp_configured", "run_spans", "spans_of_journal",
     "AgentKpis", "KpiReport", "TimelineBuilder", "TimelineRow", "TimelineTotals", "ToolKpis",
     "clip_detail", "collect_kpis", "event_line", "kpi_report", "parse_since", "run_kpis",
     "timeline_rows", "timeline_table", "timeline_totals",

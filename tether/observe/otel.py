@@ -94,7 +94,19 @@ def otlp_protocol(signal: str = "traces") -> str:
         raise ExportError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; use 'http/protobuf' "
             "(the default) or 'grpc'")
+    if protocol == "http/protobuf":
+        _check_http_endpoints(signal)
     return protocol
+
+
+def _check_http_endpoints(signal: str) -> None:
+    """An HTTP endpoint without its scheme (`127.0.0.1:4318`) is a URL the exporter cannot
+    send to; the export then failed as if the collector were down ("is it running?")."""
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        value = _env(name)
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ExportError(f"{name}={value!r} is not an http:// or https:// URL; write "
+                              f"http://{value.split('://')[-1]} (or https://)")
 
 
 def otlp_destination(signal: str = "traces") -> str:
@@ -107,6 +119,15 @@ def otlp_destination(signal: str = "traces") -> str:
     base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
     where = base if protocol == "grpc" else f"{base.rstrip('/')}/v1/{signal}"
     return f"{where} ({protocol})"
+
+
+def check_otlp_environment() -> None:
+    """Raise `ExportError` for an export configuration that cannot work (a protocol not
+    supported, an HTTP endpoint without its scheme) before anything runs: `tether run` found
+    out only after it had queued the run, and left it queued."""
+    for signal in ("traces", "metrics"):
+        if otlp_configured(signal):
+            otlp_protocol(signal)
 
 
 def exporter_from_env() -> SpanExporter:
