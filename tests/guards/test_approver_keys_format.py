@@ -88,3 +88,18 @@ def test_an_approver_key_needs_the_approver_id_it_decides_as(tmp_path: Path) -> 
         assert keys.create("acme", "viewer")[1].name.startswith("viewer-")  # others may omit it
     finally:
         t.close()
+
+
+def test_an_approver_named_twice_is_refused(tmp_path: Path) -> None:
+    """YAML keeps the last entry: `echo "alice: $(cat new.pub)" >> approvers.yaml` for an
+    alice already there replaced her key without a word, in the file that says who approves."""
+    from tether.guards.approvals import public_line
+
+    first, second = (public_line(generate_keypair()[1]) for _ in range(2))
+    path = tmp_path / "approvers.yaml"
+    path.write_text(f"alice: {first}\nbob: {first}\nalice: {second}\n")
+    with pytest.raises(ApprovalError, match=r"approver 'alice' is there twice \(lines 1 and "
+                                            r"3\); keep one key per approver"):
+        load_key_registry(path)
+    path.write_text(f"alice: {first}\nbob: {second}\n")
+    assert set(load_key_registry(path).approvers()) == {"alice", "bob"}

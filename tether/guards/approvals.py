@@ -373,6 +373,7 @@ def load_key_registry(path: str | os.PathLike[str]) -> KeyRegistry:
     if not isinstance(data, dict):
         raise ApprovalError(f"approver keys {where} must map approver ids to keys: write "
                             f"{_ENTRY}")
+    _refuse_repeated_names(yaml.compose(text, Loader=yaml.SafeLoader), where)
     reg = KeyRegistry()
     for approver, key in data.items():
         if not isinstance(key, str):
@@ -382,6 +383,18 @@ def load_key_registry(path: str | os.PathLike[str]) -> KeyRegistry:
         except KeyFormatError as exc:
             raise KeyFormatError(f"approver {approver!r}: {exc}") from None
     return reg
+
+
+def _refuse_repeated_names(node: Any, where: str) -> None:
+    """YAML keeps the last of two entries of one name: a line appended with `>>` for an
+    approver already there silently replaced their key (this file is who may approve)."""
+    seen: dict[str, int] = {}
+    for key, _value in getattr(node, "value", ()):
+        name, line = str(key.value), key.start_mark.line + 1
+        if name in seen:
+            raise ApprovalError(f"approver keys {where}: approver {name!r} is there twice "
+                                f"(lines {seen[name]} and {line}); keep one key per approver")
+        seen[name] = line
 
 
 _ENTRY = ("one line per approver, `NAME: ssh-ed25519 AAAA...`, as `tether approvals --keygen "
