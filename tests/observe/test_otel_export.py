@@ -186,6 +186,13 @@ def test_an_endpoint_without_its_scheme_is_a_clear_error(tmp_path: Path) -> None
     out = tether("run", "a.py:a", "-i", "2", OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9")
     assert out.returncode == 2 and said in " ".join(out.stderr.split()), out.stderr
     assert [r.id for r in Tether(db).runs()] == [run.id]  # nothing queued
+    # only the endpoint used is checked: a gRPC base beside the traces' own HTTP endpoint
+    out = tether("run", "a.py:a", "-i", "3", OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                 OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9",
+                 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+                 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://127.0.0.1:9/v1/traces",
+                 OTEL_METRICS_EXPORTER="none")
+    assert out.returncode == 0 and "not an http" not in out.stderr, out.stderr
 
 
 async def test_a_dead_collector_costs_one_warning_and_no_time(

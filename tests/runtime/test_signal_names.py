@@ -36,3 +36,31 @@ async def test_a_signal_of_another_name_leaves_the_run_waiting(tmp_path: Path) -
         assert (run.status, run.result) == ("succeeded", ["yes", "typo"])
     finally:
         tether.close()
+
+
+async def a_then_b(ctx: Context, _: Any) -> Any:
+    return [await ctx.wait_for("a"), await ctx.wait_for("b")]
+
+
+async def test_each_wait_is_woken_by_its_own_name(tmp_path: Path) -> None:
+    """What the run waits for is read from its journal at each signal (no copy of it kept on
+    the run, which a worker of another release would not keep up to date)."""
+    tether = Tether(tmp_path / "t.db")
+    try:
+        run_id = tether.submit(a_then_b, None)
+        await tether.drive(run_id)
+        tether.signal(run_id, "b", 2)  # early: kept, not a wake-up
+        assert tether.get(run_id).status == "waiting"
+        tether.signal(run_id, "a", 1)
+        assert tether.get(run_id).status == "queued"
+        run = await tether.drive(run_id)
+        assert (run.status, run.result) == ("succeeded", [1, 2])
+        run_id = tether.submit(a_then_b, None)
+        await tether.drive(run_id)
+        tether.signal(run_id, "a", 1)
+        run = await tether.drive(run_id)
+        assert (run.status, run.reason) == ("waiting", "waiting for signal 'b'")
+        tether.signal(run_id, "b", 2)
+        assert tether.get(run_id).status == "queued"
+    finally:
+        tether.close()

@@ -102,11 +102,12 @@ def otlp_protocol(signal: str = "traces") -> str:
 def _check_http_endpoints(signal: str) -> None:
     """An HTTP endpoint without its scheme (`127.0.0.1:4318`) is a URL the exporter cannot
     send to; the export then failed as if the collector were down ("is it running?")."""
-    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        value = _env(name)
-        if value and not value.lower().startswith(("http://", "https://")):
-            raise ExportError(f"{name}={value!r} is not an http:// or https:// URL; write "
-                              f"http://{value.split('://')[-1]} (or https://)")
+    own = f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+    name = own if _env(own) else "OTEL_EXPORTER_OTLP_ENDPOINT"  # the one used (a gRPC base
+    value = _env(name)  # endpoint beside the signal's own HTTP one is fine)
+    if value and not value.lower().startswith(("http://", "https://")):
+        raise ExportError(f"{name}={value!r} is not an http:// or https:// URL; write "
+                          f"http://{value.split('://')[-1]} (or https://)")
 
 
 def otlp_destination(signal: str = "traces") -> str:

@@ -376,10 +376,7 @@ class Tether:
     def awaited_signals(self, run_id: str) -> list[str]:
         """The signal names the run's journal says it is waiting for now (asked for with
         `ctx.wait_for` and not received yet), in the order it asked."""
-        journal = self.events(run_id)
-        received = {e.key for e in journal if e.kind == v.SIGNAL_RECEIVED}
-        return [str(e.name) for e in journal
-                if e.kind == v.SIGNAL_WAITING and e.key not in received]
+        return v.awaited_signals(self.events(run_id))
 
     def leases(self, run_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
         """Who holds each run's lease and until when (owner, expires_at): a running run whose

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.store import TERMINAL_STATUSES, LeaseLost, NewEvent, RunRecord, Tx, dumps
+from tether.store import vocabulary as v
 
 from .errors import NotInDoubt, RunFinished, RunNotDeletable, RunNotFound
 from .retry import RetryPlan, RunNotRetryable
@@ -57,11 +58,6 @@ def create_claimed(run: RunRecord, owner: str, ttl: float) -> Callable[[Tx], Non
     return op
 
 
-#: a waiting run's options key: the signal names that end its wait (`suspend`); a signal of
-#: another name is kept for a later `wait_for` and leaves the run waiting
-AWAITED_SIGNALS = "awaited_signals"
-
-
 def wake(tx: Tx, run_id: str, why: str, *, signal: str | None = None) -> None:
     """Make a waiting run runnable (a signal arrived, a child finished). `why` replaces the
     waiting reason, which would otherwise still say "waiting for ..." on a queued run.
@@ -72,12 +68,12 @@ def wake(tx: Tx, run_id: str, why: str, *, signal: str | None = None) -> None:
     the PostgreSQL chaos test: a parent "waiting for child run" whose child had succeeded)."""
     tx.lock_run(run_id)
     run = tx.get_run(run_id)
-    if signal is not None and run is not None:
-        awaited = run.options.get(AWAITED_SIGNALS)
-        if isinstance(awaited, list) and signal not in awaited:
-            # a mistyped name woke the run, and its reason then named the typo even after
-            # the right signal came (runs suspended before this key was kept: woken as before)
-            return
+    if signal is not None and run is not None and run.status == "waiting" \
+            and signal not in v.awaited_signals(tx.load_events(run_id)):
+        # a signal the journal shows no `wait_for` of: kept for a later one, the run left
+        # waiting (a mistyped name queued it, with a reason naming the typo even after the
+        # right signal came)
+        return
     if run is not None and run.status == "waiting" and not run.options.get("in_doubt"):
         # a run waiting for a human decision stays put: only `resolve` wakes it
         tx.update_run(run_id, status="queued", wake_at=None, reason=f"{why}; queued to resume")
@@ -205,9 +201,8 @@ def suspend(
                                   "reason": f"{reason}: already satisfied; queued to resume"
                                   if ready else reason,
                                   "wake_at": None if ready else wake_at}
-        kept = dict(options if options is not None else run.options if run is not None else {})
-        kept[AWAITED_SIGNALS] = list(signals)
-        fields["options"] = kept
+        if options is not None:
+            fields["options"] = options
         tx.update_run(run_id, **fields)
         tx.release_lease(run_id, owner)
         return status

@@ -126,6 +126,8 @@ def migrate(pool: ConnectionPool[Any], url: str, migrations: list[tuple[int, lis
             _migrate_once(pool, url, migrations, latest=latest, must_exist=must_exist)
             return
         except psycopg.OperationalError as exc:
+            if exc.sqlstate is not None and not exc.sqlstate.startswith(("08", "57P")):
+                raise  # the server answered (a timeout, a full disk): not a lost session
             if attempt < tries:
                 continue
             raise StoreUnavailable(

@@ -12,6 +12,7 @@ a plain step `model:x`, yields `None` or zeros rather than an exception.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +70,14 @@ APPROVAL_SIGNAL = "approval:"  # + approval id: the signal a decision arrives as
 ANSWERED = "guard"
 
 StepFamily = Literal["model", "tool", "exec", "guard", "step"]
+
+
+def awaited_signals(events: Sequence[Event]) -> list[str]:
+    """The signal names a journal says its run waits for now (a `wait_for` not answered yet),
+    in the order it asked: what `tether signal` warns about and what a signal must name to
+    wake the run (`ops.send_signal`)."""
+    received = {e.key for e in events if e.kind == SIGNAL_RECEIVED}
+    return [str(e.name) for e in events if e.kind == SIGNAL_WAITING and e.key not in received]
 
 
 def model_step(model_name: str) -> str:
