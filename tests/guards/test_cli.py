@@ -67,6 +67,12 @@ def test_policy_explain(tmp_path: Path):
     assert json.loads(r.raw)["rule"] == "files"
     r = invoke("policy", "explain", str(f), "read_file", "{not json")
     assert r.exit_code == 2 and "not valid JSON" in r.output
+    # what the runtime refuses before the policy judges it is not explained as ALLOW
+    r = invoke("policy", "explain", str(f), "read_file", '["/workspace/a"]')
+    assert r.exit_code == 2 and "must be a JSON object" in r.output and "ALLOW" not in r.output
+    r = invoke("policy", "explain", str(f), "read_file",
+               '{"path": "/etc/passwd", "path": "/workspace/a"}')
+    assert r.exit_code == 2 and "'path' twice" in r.output and "ALLOW" not in r.output
 
 
 def test_pii_mask_stdin():

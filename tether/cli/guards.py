@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -73,6 +73,16 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]
                   f"{len(p.honeypots)} honeypot(s), read_only={str(p.read_only).lower()}")
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """As the runtime parses a proposal: a key given twice is refused, not the last kept."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"gives {key!r} twice")
+        out[key] = value
+    return out
+
+
 @policy_app.command("explain")
 def policy_explain(
     file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
@@ -92,9 +102,17 @@ def policy_explain(
     except PolicyLoadError as exc:
         fail(str(exc), 2)
     try:
-        args = json.loads(args_json)
+        args = json.loads(args_json, object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         fail(f"ARGS_JSON is not valid JSON ({exc.msg} at column {exc.colno})", 2)
+    except ValueError as exc:
+        fail(f"ARGS_JSON {exc}: the runtime refuses such a proposal before the policy sees "
+             "it", 2)
+    if not isinstance(args, dict):
+        # the runtime refuses anything but an object before the policy judges it: an ALLOW
+        # here would say something that never happens
+        fail(f"ARGS_JSON must be a JSON object of the tool's arguments by name, not "
+             f"{type(args).__name__}: the runtime refuses any other proposal", 2)
     if side_effect not in (None, "read", "write", "destructive"):
         fail("--side-effect must be read, write or destructive", 2)
     d = p.decide(ToolInfo(tool, side_effect=side_effect, kind=kind), args)  # type: ignore[arg-type]
