@@ -78,7 +78,7 @@ def test_demo_is_governed_policy_budget_approval_and_decisions(
     assert out.count("→ lookup_country(") == 1 and "replayed from the journal (not re-run)" in out
     # the timeline shows tokens and every guard decision
     assert "allow data-lookups" in out and "approve publishing-needs-a-person" in out
-    assert "guard decisions: 2 allow, 2 approve" in out  # the request and the approved call
+    assert "guard decisions: 2 allow, 1 approve" in out  # asked, then approved: one decision
     assert "300 tokens in, 30 out" in out and "published:" in out
 
 

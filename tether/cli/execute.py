@@ -205,7 +205,8 @@ def worker(
             console.print(f"worker {w.owner} serving {tether.store.url}{served}{on_ray}",
                           markup=False, soft_wrap=True)
             await _serve(w, stop, verbose, poll)
-        console.print(f"worker {w.owner} stopped after {w.executed} executions")
+        console.print(f"worker {w.owner} stopped after {_executions(w.executed, w.refused)}",
+                      markup=False, soft_wrap=True)
 
     from .trace import exporting
 
@@ -342,3 +343,14 @@ def _budget(text: str | None) -> dict[str, Any] | None:
         return BudgetLimits.from_json(value).to_json()
     except (TypeError, ValueError) as exc:
         fail(f"--budget: {exc}")
+
+
+def _executions(executed: int, refused: int) -> str:
+    """What a worker did, said when it stops: a run it took but refused (its agent file
+    missing) executed nothing, so it is not counted as an execution."""
+    ran = executed - refused
+    text = f"{ran} execution" + ("" if ran == 1 else "s")
+    if refused:
+        many = "" if refused == 1 else "s"
+        text += f"; {refused} run{many} not executed (see the warning{many} above)"
+    return text

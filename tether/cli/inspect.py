@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 def runs(
     status: str = typer.Option(None, "--status", "-s", help="Filter by status."),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's runs."),
-    limit: int = typer.Option(50, "--limit", help="At most this many runs."),
+    limit: int = typer.Option(50, "--limit", help="At most this many runs (1 or more)."),
     flagged: bool = typer.Option(False, "--flagged", help="Only runs flagged for review."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list (fields documented "
                                  "in docs/cli.md) instead of a table."),
@@ -42,6 +42,8 @@ def runs(
 
     if status is not None and status not in ALL_STATUSES:
         fail(f"unknown status {status!r}; choose one of {', '.join(ALL_STATUSES)}", 2)
+    if limit < 1:  # 0 listed nothing, then said "no runs in DB" of a database holding runs
+        fail(f"--limit {limit}: give 1 or more (the most runs to list)", 2)
     store = open_reader(db)
     with handle_errors():
         records = store.list_runs(status=status, tenant=tenant, flagged=flagged, limit=limit)
@@ -68,8 +70,9 @@ def runs(
                      Cell(r.tenant), Cell(str(r.depth)), Cell(time_text(r.created_at)),
                      Cell(" ".join(c.text for c in note), note[0].style)])
     headers = ("run", "agent", "status", "tenant", "depth", "created", "reason / error")
-    # the id is what people copy: never cut or wrapped; every other column folds instead
-    for line in grid_lines(headers, rows, console.width, keep=1):
+    # the id is what people copy: never cut or wrapped; every other column wraps at spaces, and
+    # where a word would not fit, the agent and the reason go on lines of their own (stack)
+    for line in grid_lines(headers, rows, console.width, keep=1, stack=(1, 6)):
         console.print(line, soft_wrap=True, highlight=False)
 
 

@@ -249,14 +249,19 @@ def _workspace_table(tether: Tether, run_id: str) -> Table:
     return table
 
 
+def _counted(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
 def _report(console: Console, tether: Tether, record: Any, db: str) -> bool:
     console.print()
     if record.status == "succeeded":
         result = record.result
         console.print(Panel(escape(str(result["answer"])), title="answer",
-                            subtitle=f"{result['steps']} steps, {result['tool_calls']} tool "
-                                     "calls" + (f", {result['attempts']} attempts"
-                                                if result.get("attempts", 1) > 1 else ""),
+                            subtitle=", ".join(_counted(result[key], what) for key, what in (
+                                ("steps", "step"), ("tool_calls", "tool call"))) + (
+                                f", {result['attempts']} attempts"
+                                if result.get("attempts", 1) > 1 else ""),
                             border_style="green" if result.get("grounded", True) else "red"))
     else:
         console.print(Panel(escape(str(record.error or record.reason)),

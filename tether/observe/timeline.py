@@ -130,15 +130,27 @@ def _seconds(ms: float) -> str:
 
 
 def timeline_totals(events: list[Event]) -> TimelineTotals:
+    """`decisions` counts each decision of the guards once: a call that needed an approval
+    is decided at its request (the `guard:approval:` step), and the approved call's own step
+    journals that decision again; a retried call journals it again at each attempt."""
     tin, tout, cost = v.usage_of(events)
     decisions: dict[str, int] = {}
+    asked: dict[str, int] = {}  # tool -> approval requests whose call is not journaled yet
     models = tools = 0
     for e in events:
         models += v.model_call(e) is not None
         tools += v.tool_call(e) is not None
         d = v.guard_decision(e)
-        if d is not None:
-            decisions[d.action] = decisions.get(d.action, 0) + 1
+        if d is None or d.extra.get("attempt", 1) != 1:
+            continue
+        family, subject = v.step_family(e.name), v.step_subject(e.name)
+        if family == "guard" and d.action == "approve":
+            subject = subject.removeprefix("approval:")
+            asked[subject] = asked.get(subject, 0) + 1
+        elif family == "tool" and d.action == "approve" and asked.get(subject):
+            asked[subject] -= 1  # decided at its request, counted there
+            continue
+        decisions[d.action] = decisions.get(d.action, 0) + 1
     return TimelineTotals(tin, tout, cost, models, tools, decisions)
 
 
@@ -293,12 +305,23 @@ def timeline_table(record: RunRecord, events: list[Event], *, full: bool = False
             detail = f"[{style}]{escape(r.decision)}[/{style}] · {detail}"
         table.add_row(str(r.seq), f"{r.t_ms:.0f}", r.kind, escape(_line_breaks_shown(r.name)),
                       "" if r.took_ms is None else f"{r.took_ms:.0f} ms", tokens, detail)
-    totals = timeline_totals(events)
-    cost = "unknown (no price for this model)" if totals.cost_usd is None else (
-        f"${totals.cost_usd:.4f}")
-    decided = ", ".join(f"{n} {a}" for a, n in sorted(totals.decisions.items())) or "none"
-    table.caption = (f"{totals.model_calls} model calls, {totals.tokens_in} tokens in, "
-                     f"{totals.tokens_out} out, cost {cost}; {totals.tool_calls} tool calls; "
-                     f"guard decisions: {decided}")
+    table.caption = totals_text(timeline_totals(events))
     table.caption_justify = "left"
     return table
+
+
+def totals_text(totals: TimelineTotals) -> str:
+    """The run's totals in a line (the timeline's caption): a count in the singular for one,
+    and no cost at all for a run that called no model."""
+    spent = "no model calls"
+    if totals.model_calls:
+        cost = "unknown (no price for this model)" if totals.cost_usd is None else (
+            f"${totals.cost_usd:.4f}")
+        spent = (f"{_count(totals.model_calls, 'model call')}, {totals.tokens_in} tokens in, "
+                 f"{totals.tokens_out} out, cost {cost}")
+    decided = ", ".join(f"{n} {a}" for a, n in sorted(totals.decisions.items())) or "none"
+    return f"{spent}; {_count(totals.tool_calls, 'tool call')}; guard decisions: {decided}"
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n or 'no'} {thing}s"

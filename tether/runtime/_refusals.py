@@ -29,6 +29,7 @@ class _Refusals:
     store: Store
     guards_retry_s: float
     executed: int
+    refused: int
     _contexts: dict[str, Context]
 
     @property
@@ -59,6 +60,7 @@ class _Refusals:
             log.info("run %s: lease lost while refusing it", run_id)
         finally:
             self.executed += 1
+            self.refused += 1
 
     def _report_failure(self, run_id: str, task: asyncio.Task[None]) -> None:
         """Say why a run's execution ended in an exception (its end is not written), in one

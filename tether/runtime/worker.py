@@ -124,6 +124,7 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         self._pulse = LoopPulse()
         self._claims: ClaimRetry | None = None  # while serving
         self.executed = 0
+        self.refused = 0  # of `executed`: taken, but nothing run (`_refuse`)
         self.guards = guards
         self.guards_retry_s = guards_retry_s
         #: where steps that declare `resources` execute (`RayExecutor`); None: in this process
