@@ -21,6 +21,7 @@ from tether.guards import _argchecks as ac
 from tether.guards.policy import Policy, PolicyDecision, PolicySet, ToolInfo
 from tether.tools import FieldError, ToolArgumentError, ToolError
 from tether.tools._base import coerce_arguments
+from tether.tools._validated import ValidatedArguments
 
 if TYPE_CHECKING:
     from tether.tools import Tool, ToolRegistry
@@ -106,9 +107,14 @@ class PolicyGate:
         if tool is LOOKUP:
             tool = self.lookup(name, registry)
         args = tool.validate(arguments) if tool is not None else dict(arguments)
-        if policy is not None:
-            args = _resolve_paths(args, policy.path_args(name))
-        if tool is not None:
+        paths = policy.path_args(name) if policy is not None else frozenset()
+        if paths:
+            args = _resolve_paths(args, paths)
+        if tool is not None and not paths and getattr(tool, "stable_validation", False):
+            # validating them again gives them back unchanged (the tool's schema says so): the
+            # stability check below could not fail
+            args = ValidatedArguments(tool, args)
+        elif tool is not None:
             # validated once more: the stability check, whose result the tool then runs on as it
             # is (read-only `ValidatedArguments`: the runtime's check and the tool's own run take
             # them without validating them again)

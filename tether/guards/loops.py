@@ -153,8 +153,11 @@ class LoopDetector:
         self._armed: dict[str, bool] = {}  # signal fired and intervened: next positive halts
 
     # ------------------------------------------------------------ observations
-    def observe_tool_call(self, tool: str, args: Any) -> Intervention | None:
-        fp = call_fingerprint(tool, args)
+    def observe_tool_call(self, tool: str, args: Any, *,
+                          fingerprint: str | None = None) -> Intervention | None:
+        """`fingerprint`: `call_fingerprint(tool, args)` when the caller has it already (the
+        guards computed it for the call when it started, on these very arguments)."""
+        fp = fingerprint if fingerprint is not None else call_fingerprint(tool, args)
         self._calls.append(fp)
         n = self._calls.count(fp)
         fired = n >= self.config.repeat_calls

@@ -166,6 +166,16 @@ class FunctionTool(Tool):
             self.parse(arguments), mode="json", by_alias=True)
         return normal
 
+    @property
+    def stable_validation(self) -> bool:
+        """Whether validating this tool's own normalised arguments again gives them back
+        unchanged, known from its schema: every argument plain JSON, no validator function
+        (`direct_call_fields`, which the call itself relies on), and validation not overridden.
+        The guards' stability check (`PolicyGate.prepare`) could not fail, so it is skipped."""
+        cls = type(self)
+        return (self._direct is not None and cls.validate is FunctionTool.validate
+                and cls.parse is FunctionTool.parse)
+
     def _kwargs(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The function's keyword arguments: its own validated arguments as they are when
         they are plain JSON (lists and objects copied), else from the model, parsed again."""

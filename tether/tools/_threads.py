@@ -33,16 +33,23 @@ _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Conte
              Callable[[], Any]]
 
 
-class _Threads:
-    """The worker threads and the queue of calls they take from."""
+class Threads:
+    """Worker threads and the queue of calls they take from: the tools' (`in_thread`), or a
+    pool of a caller's own (`run`; the MCP server's stdio, whose reads block until the client
+    writes and so must not hold a tool's thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None, name: str = "tether-tool") -> None:
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.threads = 0
         #: threads waiting for a call that no call has claimed yet
         self.idle = 0
-        self.limit = min(32, (os.cpu_count() or 1) + 4)
+        self.limit = limit or min(32, (os.cpu_count() or 1) + 4)
+        self.name = name
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """`fn(*args)` on one of these threads, as `in_thread` does on the tools'."""
+        return await _hand_off(self, fn, args, {})
 
     def submit(self, job: _Job) -> None:
         with self.lock:
@@ -50,7 +57,7 @@ class _Threads:
                 self.idle -= 1
             elif self.threads < self.limit:
                 self.threads += 1
-                threading.Thread(target=self._work, name=f"tether-tool-{self.threads}",
+                threading.Thread(target=self._work, name=f"{self.name}-{self.threads}",
                                  daemon=True).start()
         self.jobs.put(job)
 
@@ -90,12 +97,13 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-_THREADS = _Threads()
+_Threads = Threads  # the name tests and older imports know
+_THREADS = Threads()
 
 
 def _after_fork() -> None:
     global _THREADS
-    _THREADS = _Threads()
+    _THREADS = Threads()
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -103,8 +111,14 @@ os.register_at_fork(after_in_child=_after_fork)
 
 async def in_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` on a worker thread, in a copy of the current context."""
+    return await _hand_off(_THREADS, fn, args, kwargs)
+
+
+def _hand_off(threads: Threads, fn: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+    """The future of `fn(*args, **kwargs)`, queued for `threads`."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-    _THREADS.submit((loop, future, contextvars.copy_context(), call))
-    return await future
+    threads.submit((loop, future, contextvars.copy_context(), call))
+    return future

@@ -51,4 +51,5 @@ async def mcp_tool_call(ctx: Context, call: dict[str, Any]) -> dict[str, Any]:
         result = await guards.tool(ctx, name, arguments, registry)
     else:
         result = await ctx.tool(registry, name, arguments)
-    return dict(result.model_dump(mode="json"))
+    answer: dict[str, Any] = result.model_dump(mode="json")  # a new dict already
+    return answer

@@ -42,6 +42,8 @@ def check_call(name: str, arguments: dict[str, Any], ttl: Any) -> None:
 def _not_canonical(value: Any) -> str | None:
     """The dotted path of a value canonical JSON would refuse or change, or None.
     Iterative: the SDK's JSON parser bounds nesting, but this must not depend on it."""
+    if type(value) is dict and all(map(_plain, value.values())):
+        return None  # most calls: an object of scalars, checked without a path per key
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         where, item = stack.pop()
@@ -58,3 +60,13 @@ def _not_canonical(value: Any) -> str | None:
         elif isinstance(item, list | tuple):
             stack.extend((f"{where}.{i}" if where else str(i), v) for i, v in enumerate(item))
     return None
+
+
+def _plain(item: Any) -> bool:
+    """A scalar canonical JSON keeps as it is (exact types: a subclass takes the long way)."""
+    kind = type(item)
+    if kind is str or kind is bool or item is None:
+        return True
+    if kind is int:
+        return bool(_INT_MIN <= item < _INT_MAX)
+    return kind is float and math.isfinite(item)

@@ -73,10 +73,23 @@ def call_result(run: RunRecord) -> dict[str, Any]:
     blocks = content_blocks(value)
     if blocks is not None:
         return _wire(types.CallToolResult(content=blocks, is_error=False, _meta=meta))
-    structured = value if isinstance(value, dict) else None
-    return _wire(types.CallToolResult(
-        content=[types.TextContent(type="text", text=_text(value))],
-        structured_content=structured, is_error=False, _meta=meta))
+    return text_result(_text(value), value if isinstance(value, dict) else None, meta)
+
+
+def text_result(text: str, structured: dict[str, Any] | None,
+                meta: dict[str, Any] | None) -> dict[str, Any]:
+    """`_wire(CallToolResult(content=[TextContent(text)], structuredContent=structured,
+    isError=False, _meta=meta))` written directly — the answer of nearly every call, whose
+    values are already JSON (read back from the journal): building the SDK's model to dump it
+    at once cost every call a validation and a serialization. A test holds the two equal, key
+    order included."""
+    answer: dict[str, Any] = {"_meta": meta} if meta is not None else {}
+    answer["content"] = [{"type": "text", "text": text}]
+    if structured is not None:
+        answer["structuredContent"] = structured
+    answer["isError"] = False
+    answer["resultType"] = "complete"
+    return answer
 
 
 _BLOCK_TYPES = frozenset({"text", "image", "audio", "resource", "resource_link"})

@@ -10,6 +10,12 @@ line: `-32700` (parse error) with a null id when the line is no JSON, as JSON-RP
 the line's depth and a plain JSON reader finds its id, else a null id (the SDK keeps only the
 part of the message it refused, so the id is not known).
 
+The SDK's transport reads each line and writes each answer through anyio's file wrappers: three
+hand-offs to a thread per call (read, write, flush), each with a turn of the event loop of its
+own. Here the same descriptors (claimed as the SDK claims them: fd 0 and 1 diverted while
+serving) are read and written on two threads of the server's own: two plain hand-offs per call,
+an answer written and flushed in one.
+
 The reader also reads ahead without bound: every request starts a handler at once, answered or
 not, so a client that writes requests without reading the answers grew the server by ~10 KB a
 request (20,000 unread pings: 99 -> 296 MB). At most `MAX_IN_FLIGHT` requests of the client are
@@ -21,12 +27,22 @@ the rest. Refusing rather than waiting keeps the client's own answers and cancel
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO, cast
 
 import anyio
 from mcp.server.lowlevel import Server
-from mcp.server.stdio import stdio_server
+from mcp.server.stdio import (  # the SDK's claim of fd 0 and 1 (mcp is pinned)
+    _claim_fd,
+    _open_stdin_diversion,
+    _open_stdout_diversion,
+    _UnownedTextWrapper,
+    stdio_server,
+)
 from mcp.shared.message import SessionMessage
 from mcp_types import (
     INVALID_REQUEST,
@@ -39,6 +55,8 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
+from tether.tools._threads import Threads
+
 _DETAIL_MAX = 300  # characters of the reader's explanation echoed to the client
 #: the client's requests that may be unanswered at a time (calls waiting for approvals included)
 MAX_IN_FLIGHT = 256
@@ -48,10 +66,87 @@ TOO_MANY_REQUESTS = -32029
 
 async def serve(lowlevel: Server[Any]) -> None:
     """Serve `lowlevel` (the SDK's low-level `Server`) on stdin/stdout until stdin closes."""
-    async with stdio_server() as (read, stdout):
-        write = _Answers(stdout)
-        await lowlevel.run(_Admitted(read, write), write,
-                           lowlevel.create_initialization_options())
+    with _claimed_stdio() as (lines, out):
+        async with stdio_server(cast(Any, lines), cast(Any, out)) as (read, stdout):
+            write = _Answers(stdout)
+            await lowlevel.run(_Admitted(read, write), write,
+                               lowlevel.create_initialization_options())
+
+
+#: the threads that read stdin and write stdout: one blocks in a read until the client writes
+_IO: Threads | None = None
+
+
+def _io_threads() -> Threads:
+    global _IO
+    if _IO is None:
+        _IO = Threads(limit=2, name="tether-stdio")
+    return _IO
+
+
+def _forget_io_threads() -> None:
+    global _IO
+    _IO = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_io_threads)
+
+
+@contextlib.contextmanager
+def _claimed_stdio() -> Iterator[tuple[_Lines, _Out]]:
+    """stdin and stdout claimed as the SDK's `stdio_server()` claims them when given none (fd
+    0 and 1 diverted while serving, so a tool's stray print misses the wire; restored after;
+    a second claim in the process refused), as the streams it reads and writes."""
+    threads = _io_threads()
+    stdin, restore_stdin = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    try:
+        stdout, restore_stdout = _claim_fd(1, sys.stdout, "wb", _open_stdout_diversion)
+        try:
+            yield (_Lines(_UnownedTextWrapper(stdin, encoding="utf-8", errors="replace"),
+                          threads),
+                   _Out(_UnownedTextWrapper(stdout, encoding="utf-8"), threads))
+        finally:
+            if restore_stdout is not None:
+                restore_stdout()
+    finally:
+        if restore_stdin is not None:
+            restore_stdin()
+
+
+class _Lines:
+    """stdin as the SDK's reader iterates it (`async for line in stdin`), a line a read."""
+
+    def __init__(self, text: TextIO, threads: Threads) -> None:
+        self.text = text
+        self.threads = threads
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        line: str = await self.threads.run(self.text.readline)
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+
+class _Out:
+    """stdout as the SDK's writer uses it (`write`, then `flush`): written and flushed in one
+    hand-off to a thread."""
+
+    def __init__(self, text: TextIO, threads: Threads) -> None:
+        self.text = text
+        self.threads = threads
+
+    async def write(self, data: str) -> None:
+        await self.threads.run(self._write, data)
+
+    async def flush(self) -> None:
+        """Nothing left to do: `write` flushed what it wrote."""
+
+    def _write(self, data: str) -> None:
+        self.text.write(data)
+        self.text.flush()
 
 
 class _Admitted:

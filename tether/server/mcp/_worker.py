@@ -125,8 +125,7 @@ class NotifyingWorker(Worker):
     async def _settled(self, run_id: str, *, poll: float, until: Any,
                        since: asyncio.Event | None) -> RunRecord:
         if since is not None and not since.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(since.wait(), poll)
+            await _fired(since, poll)
         while True:
             changed = self._changed
             # ended by this worker: as committed, without reading it back
@@ -137,10 +136,17 @@ class NotifyingWorker(Worker):
                        if failure is not None else "see the server's log for why")
                 raise LookupError(f"run {run_id} does not exist: it was never written ({why})")
             if run is None:  # executing here, not yet written (`Worker.start_new`)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), poll)
+                await _fired(changed, poll)
                 continue
             if run.finished or (until is not None and until(run)):
                 return run
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), poll)
+            await _fired(changed, poll)
+
+
+async def _fired(event: asyncio.Event, timeout: float) -> None:
+    """Wait until `event` is set, at most `timeout` seconds. Not `asyncio.wait_for`, which on
+    Python 3.11 makes a task of the wait (and costs a turn of the loop to start it): every
+    plain `tools/call` waits here once for its run."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
