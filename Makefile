@@ -1,6 +1,7 @@
 # Tether — `make demo` and `make test` work on a fresh Debian machine: they install what they need.
 # Area-specific setup lives in mk/<area>.mk; each fragment may append to
-#   APT_PACKAGES   Debian packages installed when running as root
+#   APT_PACKAGES   Debian packages installed when running as root (by `make test`)
+#   DEMO_APT_PACKAGES  the part of them `make demo` needs too (and installs alone)
 #   SETUP_TARGETS  extra targets `setup` depends on (e.g. a sandbox runtime environment)
 #   SERVICES       targets that start local services (PostgreSQL, ...) before tests
 #   BENCH_TARGETS  benchmark targets run by `make bench`
@@ -11,6 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tether-installed
 EXTRAS ?= dev,embeddings,otel,mcp,server,postgres,ray
 APT_PACKAGES :=
+DEMO_APT_PACKAGES :=
 SETUP_TARGETS :=
 SERVICES :=
 BENCH_TARGETS := bench-core
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 
 -include mk/*.mk
 
-.PHONY: setup apt demo test lint typecheck bench bench-core clean services
+.PHONY: setup apt apt-demo demo test lint typecheck bench bench-core clean services
 .DEFAULT_GOAL := help
 
 help:
@@ -27,16 +29,26 @@ help:
 	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
 	@echo "make lint   - ruff + mypy"
 
-apt:
-	@if [ "$$(id -u)" = "0" ] && [ -n "$(strip $(APT_PACKAGES))" ]; then \
-	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES): install those of PACKAGES that are missing (as root; otherwise
+# say which are needed)
+define apt_install
+	@if [ "$$(id -u)" = "0" ] && [ -n "$(strip $(1))" ]; then \
+	  missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
-	elif [ -n "$(strip $(APT_PACKAGES))" ]; then \
-	  echo "not root: make sure these Debian packages are installed: $(APT_PACKAGES)"; \
+	elif [ -n "$(strip $(1))" ]; then \
+	  echo "not root: make sure these Debian packages are installed: $(1)"; \
 	fi
+endef
+
+apt:
+	$(call apt_install,$(sort $(APT_PACKAGES) $(DEMO_APT_PACKAGES)))
+
+# what the demo runs on only: no browser, database server or Node for the tests
+apt-demo:
+	$(call apt_install,$(sort $(DEMO_APT_PACKAGES)))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +66,7 @@ DEMO_ARGS ?=
 
 # what the demo runs on (the embedder, the local model, the sandbox), not what only the tests
 # use (the MCP conformance tools and servers): a new user's first command installs less
-DEMO_SETUP := apt $(STAMP) guards-setup models-setup models-large sandbox-setup
+DEMO_SETUP := apt-demo $(STAMP) guards-setup models-setup models-large sandbox-setup
 
 demo: $(DEMO_SETUP)
 	$(BIN)/python -m tether.demo $(DEMO_ARGS)

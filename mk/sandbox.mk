@@ -5,7 +5,7 @@
 #                  and pandas, the seccomp BPF filter and the rootfs skeleton. Stamped per piece:
 #                  a second `make` only regenerates the (tiny) seccomp filter.
 #   bench-sandbox  (in BENCH_TARGETS) cold start / pool / import pandas per backend.
-APT_PACKAGES += bubblewrap runsc python3-seccomp python3-venv
+DEMO_APT_PACKAGES += bubblewrap runsc python3-seccomp python3-venv
 SETUP_TARGETS += sandbox-setup
 BENCH_TARGETS += bench-sandbox
 

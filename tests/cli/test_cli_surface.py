@@ -57,6 +57,33 @@ def test_a_missing_payload_file_names_the_flag(waiting: tuple[Path, str], tmp_pa
     assert proc.returncode == 1 and "--result: file" in proc.stderr
 
 
+@pytest.mark.parametrize(("content", "said"), [
+    (b'{"n": 3,\n', "is not valid JSON (Expecting property name enclosed in double quotes at "
+                    "line 2, column 1)"),
+    (b"\xff\xfe{}", "cannot be read as UTF-8 text"),
+    (None, "cannot be read as UTF-8 text: Is a directory"),
+])
+def test_a_bad_input_file_is_named(tmp_path: Path, content: bytes | None, said: str) -> None:
+    path = tmp_path / "in.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    proc = tether("run", "tests.runtime.agents_core:sequential", "--input", f"@{path}",
+                  db=tmp_path / "x.db", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert f"--input file '{path}' {said}" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Quote it for the shell" not in proc.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before anything was written
+
+
+def test_a_negative_max_depth_is_refused(tmp_path: Path) -> None:
+    proc = tether("run", "tests.runtime.agents_core:sequential", "--max-depth", "-1",
+                  db=tmp_path / "x.db", check=False)
+    assert proc.returncode == 2 and "--max-depth" in proc.stderr
+    assert "greater than or equal to 0" in proc.stderr
+
+
 def test_bad_input_still_names_input(tmp_path: Path) -> None:
     proc = tether("run", "tests.runtime.agents_core:sequential", "--input", "{x",
                   db=tmp_path / "x.db", check=False)

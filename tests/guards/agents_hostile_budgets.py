@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tether import Tether
+from tether import ChildFailed, Tether
 from tether.guards import (
     ActionDenied,
     GuardConfig,
@@ -194,6 +194,34 @@ async def bad_child_budget(ctx: Any, budget: Any) -> str:
     except ValueError as exc:
         return str(exc)
     return "spawned"
+
+
+async def model_caller(ctx: Any, spec: dict[str, Any]) -> int:
+    """`calls` model calls through `Guards.model`, one after the other; with `pause`, a durable
+    sleep after the first (the run suspends and is replayed when it wakes)."""
+    guards = _guards(ctx)
+    for i in range(spec["calls"]):
+        if i == 1 and spec.get("pause"):
+            await ctx.sleep(spec["pause"])
+        await guards.model(ctx, STATE["model"], [Message.user(f"{ctx.run_id}:q{i}")],
+                           validate=False)
+    return int(spec["calls"])
+
+
+async def spawn_into(ctx: Any, spec: dict[str, Any]) -> list[Any]:
+    """Spawns `children` model callers one after another into tenant `tenant` (None: the
+    parent's own), joining each before the next; a child that failed or halted is reported by
+    its error and the next is spawned all the same."""
+    out: list[Any] = []
+    for _ in range(spec["children"]):
+        child = await ctx.spawn(model_caller, {"calls": spec["calls"],
+                                               "pause": spec.get("pause")},
+                                tenant=spec.get("tenant"))
+        try:
+            out.append(await child)
+        except ChildFailed as exc:
+            out.append(str(exc))
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -166,7 +166,7 @@ def test_the_queue_class_is_public_where_workers_are(db_path: str) -> None:
 @pytest.mark.parametrize(("queue", "message"), [
     ({"tenants": []}, r"tenants=\[\] serves no run at all; list the tenants"),
     ({"agents": ()}, r"agents=\[\] serves no run at all"),
-    ({"tenants": ["acme", ""]}, r"tenant '' in the worker's queue: a tenant is a non-empty"),
+    ({"tenants": ["acme", ""]}, r"tenant '' in the worker's queue: a tenant is 1-64 letters"),
     ({"tenants": [" acme"]}, r"tenant ' acme' in the worker's queue"),
     ({"agents": "triage"}, r"agent 'triage' in the worker's queue: expected MODULE:FUNCTION"),
     ({"agents": [":main"]}, r"agent ':main' in the worker's queue"),

@@ -16,7 +16,7 @@ HOLD = "tests.runtime.test_worker_queues_processes:hold_slot"
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--tenant", ""], "--tenant: tenant '' in the worker's queue: a tenant is a non-empty name"),
+    (["--tenant", ""], "--tenant: tenant '' in the worker's queue: a tenant is 1-64 letters"),
     (["--tenant", "acme", "--tenant", " acme"], "--tenant: tenant ' acme'"),
     (["--agent", "triage"], "--agent: agent 'triage' in the worker's queue: expected "
      "MODULE:FUNCTION or path/to/file.py:FUNCTION"),

@@ -115,3 +115,27 @@ def test_a_store_that_cannot_be_read_is_store_up_0_not_a_failed_scrape(tmp_path:
         assert samples == {"tether_store_up": 0.0}
     finally:
         store.close()
+
+
+async def test_a_run_the_worker_refused_is_counted_apart(tmp_path: Path) -> None:
+    """A worker that cannot load a run's guards takes it and hands it back unrun: one of its
+    executions, and one refusal, so a scrape tells a worker that refuses everything from one
+    that works."""
+    from tether import Tether
+    from tether.server.prometheus import exposition
+
+    t = Tether(tmp_path / "t.db")
+    try:
+        ok = t.submit("tests.runtime.agents_core:sequential", 1)
+        refused = t.submit("tests.runtime.agents_core:sequential", 1,
+                           guards="tests.guards.missing:GUARDS")
+        worker = t.worker()
+        assert (await t.drive(ok, worker=worker)).status == "succeeded"
+        assert (await t.drive(refused, worker=worker)).status == "waiting"
+        health = worker.health()
+        assert (health.executed, health.refused) == (2, 1)
+        samples = _samples(exposition(health, None))
+        assert samples[f'tether_worker_executions_total{{worker="{worker.owner}"}}'] == 2
+        assert samples[f'tether_worker_refusals_total{{worker="{worker.owner}"}}'] == 1
+    finally:
+        t.close()

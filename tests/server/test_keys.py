@@ -87,6 +87,16 @@ def test_cli_prints_the_key_once_and_lists_without_it(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown role 'god'" in bad.stderr
 
 
+@pytest.mark.parametrize("args", [["--tenant", "a b", "--role", "viewer"],
+                                  ["--tenant", "acme", "--role", "god"],
+                                  ["--tenant", "acme", "--role", "approver"]])
+def test_a_bad_key_request_creates_no_database(tmp_path: Path, args: list[str]) -> None:
+    db = tmp_path / "new.db"
+    bad = _tether("keys", "create", *args, db=db)
+    assert bad.returncode == 2 and "error:" in bad.stderr and "created it" not in bad.stderr
+    assert not db.exists()
+
+
 def test_a_revoked_key_is_refused_by_the_server(tmp_path: Path) -> None:
     with S.running(tmp_path) as api:
         assert api.client.get("/v1/me", headers=api.as_("operator")).status_code == 200

@@ -225,6 +225,7 @@ async def test_tasks_survive_a_server_crash(setup: dict[str, Any]) -> None:
     (["--tools", TOOLS], "the gateway denies by default"),
     (["--tools", TOOLS, "--no-policy", "--guards", "tests.server.mcp_agents:GUARDS"],
      "--no-policy contradicts"),
+    (["--tools", TOOLS, "--no-policy", "--tenant", "a b"], "'a b' is not a tenant name"),
 ])
 def test_bad_usage_is_one_clear_line(setup: dict[str, Any], extra: list[str],
                                      message: str) -> None:

@@ -68,12 +68,55 @@ def test_locked_database_reports_who_to_blame(tmp_path: Path) -> None:
     SQLiteStore(path).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
+    store = SQLiteStore(path, busy_timeout=0.2)
     try:
         with pytest.raises(StoreLocked, match="stayed locked by another process"):
-            SQLiteStore(path, busy_timeout=0.2)
+            make_run(store)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+        store.close()
+
+
+def test_opening_and_reading_never_wait_for_another_writer(tmp_path: Path) -> None:
+    """`tether runs` waited out another process's write transaction (a prune, a backup, a
+    worker's batch) at opening, to learn that the schema needed nothing."""
+    path = tmp_path / "busy.db"
+    first = SQLiteStore(path)
+    make_run(first)
+    first.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE runs SET status='running'")  # uncommitted: readers see 'queued'
+    try:
+        t0 = time.monotonic()
+        store = SQLiteStore(path, busy_timeout=5.0, must_exist=True)
+        try:
+            assert [r.status for r in store.list_runs(limit=5)] == ["queued"]
+        finally:
+            store.close()
+        assert time.monotonic() - t0 < 2.0  # not the busy timeout
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_database_behind_the_current_schema_is_still_migrated(tmp_path: Path) -> None:
+    from tether.store._migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # as the release before this one left it
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    for version, sql in MIGRATIONS:
+        if version < LATEST_VERSION:
+            conn.executescript(sql)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(LATEST_VERSION - 1),))
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == LATEST_VERSION
+    finally:
+        store.close()
 
 
 def test_unsupported_url_scheme(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ._safe import SafeConsole
 if TYPE_CHECKING:
     from tether.runtime import Tether
     from tether.store import Store
+    from tether.tools import ToolRegistry
 
 # what they print is filtered for terminal control characters (`_safe`): much of it came from
 # models, tools and agent code
@@ -89,17 +90,37 @@ def parse_json(text: str | None, flag: str, example: str | None = None) -> Any:
     it (`example`, default `FLAG '{"n": 3}'`)."""
     if text is None:
         return None
+    source = flag
     if text.startswith("@"):
         path = text[1:]
+        source = f"{flag} file {path!r}"
         if not os.path.exists(path):
             fail(f"{flag}: file {path!r} does not exist")
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            fail(f"{source} cannot be read as UTF-8 text: {why}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        if source != flag:  # the shell played no part: no quoting advice
+            fail(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                 f"{exc.colno})")
         how = example or f"{flag} '{{\"n\": 3}}'"
         fail(
             f"{flag} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
             f"{text[:80]!r}. Quote it for the shell, e.g. {how}"
         )
+
+
+def load_registry(ref: str, flag: str = "--tools") -> ToolRegistry:
+    """The tools `ref` names (MODULE:REGISTRY, MODULE or FILE.py), loaded one way for every
+    command that takes them; one that does not load is bad usage: one line, exit 2."""
+    from tether.tools import ToolError, ToolRegistry, tools_from_module
+
+    try:
+        return ToolRegistry(tools_from_module(ref))
+    except (ToolError, ImportError, OSError) as exc:
+        fail(f"{flag} {ref}: {exc}", 2)

@@ -68,7 +68,8 @@ def run(
     tenant: str = typer.Option("default", "--tenant", help=(
         "The tenant the run belongs to: its budgets, worker queues and `tether serve` API "
         "keys are per tenant.")),
-    max_depth: int = typer.Option(None, "--max-depth", help="Maximum child-run depth."),
+    max_depth: int = typer.Option(None, "--max-depth", min=0, help=(
+        "How deep child runs may nest under this run (0: no child runs; default 8).")),
     guards: str = GUARDS_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines while it runs."),
     db: str = DB_OPTION,
@@ -82,16 +83,19 @@ def run(
     enforces those guards, and one that cannot load them leaves the run waiting."""
     payload = parse_json(input, "--input")
     from tether.runtime import resolve_agent, resolve_guards  # here: `tether --help` stays cheap
+    from tether.runtime.tenants import check_tenant
 
     if not detach:
         from .trace import check_exporting
 
         check_exporting()  # an export that cannot work: refused before the run is queued
+    with handle_errors():  # a typo fails here, before a database is even created
+        check_tenant(tenant, "--tenant")
+        resolve_agent(agent)
+        if guards:
+            resolve_guards(guards)
     tether = open_tether(db)
     with handle_errors():
-        resolve_agent(agent)  # a typo fails here, before anything is written to the store
-        if guards:
-            resolve_guards(guards)  # likewise for the guards: refuse before queuing
         given = () if input is None else (payload,)  # no --input: submit checks it may be missed
         run_id = tether.submit(agent, *given, tenant=tenant, max_depth=max_depth,
                                guards=guards or None)

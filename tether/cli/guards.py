@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tether.cli._common import DB_OPTION, console, err_console, fail, full_run_id, open_tether
+from tether.cli._common import (
+    DB_OPTION,
+    console,
+    err_console,
+    fail,
+    full_run_id,
+    load_registry,
+    open_tether,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from tether.guards.approvals import KeyRegistry
+    from tether.guards.policy import Policy
     from tether.runtime import Tether
 
 policy_app = typer.Typer(help="Validate and explain policy files.", no_args_is_help=True)
@@ -58,19 +67,68 @@ def register(app: typer.Typer) -> None:
 
 # ----------------------------------------------------------------------------- policy
 @policy_app.command("check")
-def policy_check(file: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
-    """Validate FILE; on error print FILE:LINE: reason and exit 1."""
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    tools: Annotated[list[str] | None, typer.Option(
+        "--tools", help="MODULE:REGISTRY (or MODULE, or FILE.py), as `tether mcp serve` takes "
+        "it: also report every tool name of the policy that matches none of its tools. "
+        "Repeatable (the tools of all of them).")] = None,
+) -> None:
+    """Validate FILE; on error print FILE:LINE: reason and exit 1.
+
+    With --tools, exit 1 too when a rule names a tool that none of the tools matches.
+    """
     from tether.guards.errors import PolicyLoadError
     from tether.guards.policy import load_policy
 
+    names = _served_tool_names(tools or [])  # bad usage (2) before the policy is judged
     try:
         p = load_policy(file)
     except PolicyLoadError as exc:
         err_console.print("[bold red]invalid policy[/] ", end="")
         err_console.print(str(exc), markup=False, soft_wrap=True)  # `[`: a regex, not markup
         raise typer.Exit(1) from None
-    console.print(f"ok: policy '{p.name}' — {len(p.rules)} rule(s), "
-                  f"{len(p.honeypots)} honeypot(s), read_only={str(p.read_only).lower()}")
+    summary = (f"policy '{p.name}' — {len(p.rules)} rule(s), {len(p.honeypots)} honeypot(s), "
+               f"read_only={str(p.read_only).lower()}")
+    if names is None:
+        console.print(f"ok: {summary}", markup=False, soft_wrap=True)
+        return
+    if not _tools_match(file, p, names, ", ".join(tools or [])):
+        raise typer.Exit(1)
+    console.print(f"ok: {summary}; every tool it names is served", markup=False,
+                  soft_wrap=True)
+
+
+def _served_tool_names(refs: list[str]) -> list[str] | None:
+    """The tool names the --tools REFs serve, loaded as `tether mcp serve --tools` loads them
+    (None: no --tools). A REF that does not load is bad usage: one line, exit 2."""
+    if not refs:
+        return None
+    return [name for ref in refs for name in load_registry(ref).names()]
+
+
+def _tools_match(file: Path, policy: Policy, names: list[str], of: str) -> bool:
+    """Print what `check_tools` found, one line each; False if a rule names no served tool."""
+    from tether.cli._safe import safe_text
+    from tether.guards.policy import check_tools
+
+    found = check_tools(policy, names)
+    n = f"{len(found.tools)} tool{'' if len(found.tools) == 1 else 's'}"
+    for u in found.unmatched:  # a glob or rule id is the policy's text: kept on its line
+        where = f"{file}:{u.line}" if u.line else str(file)
+        hint = f" (did you mean '{u.suggestion}'?)" if u.suggestion else ""
+        if u.fails:
+            line = (f"{where}: rule '{u.owner}' names tool '{u.glob}', which matches none of "
+                    f"the {n} of {of}{hint}")
+        else:
+            line = (f"{where}: note: honeypot '{u.glob}' matches none of the {n} of "
+                    f"{of}: only a call to a tool not served reaches it{hint}")
+        console.print(safe_text(line, one_line=True), markup=False, soft_wrap=True)
+    if found.denied_by_default:
+        console.print(safe_text("denied by default: "
+                                + ", ".join(found.denied_by_default), one_line=True),
+                      markup=False, soft_wrap=True)
+    return found.ok
 
 
 def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tether.cli._common import DB_OPTION, err_console, fail
+from tether.cli._common import DB_OPTION, err_console, fail, load_registry
 from tether.cli._logging import LogFormat, LogLevel, configure_logging
 from tether.cli.trace import exporting
 
@@ -129,14 +129,10 @@ def _elicitation(name: str | None, key: Path | None) -> ElicitationApprover | No
 def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | None,
            agents: list[str], db: str | None, tenant: str, lease_ttl: float, no_policy: bool,
            elicitation: ElicitationApprover | None) -> TetherMCPServer:
-    from tether.runtime import AgentNotFound, resolve_guards
+    from tether.runtime import AgentNotFound, InvalidInput, resolve_guards
     from tether.server.mcp import AgentTool, TetherMCPServer
-    from tether.tools import ToolError, ToolRegistry, tools_from_module
 
-    try:
-        registry = ToolRegistry(tools_from_module(tools))
-    except (ToolError, ImportError, OSError) as exc:
-        fail(f"--tools {tools}: {exc}", 2)
+    registry = load_registry(tools)
     governed: Guards | str | None = None
     if policy is not None:
         governed = _guards_from_policy(policy, keys, registry)
@@ -157,7 +153,7 @@ def _build(tools: str, policy: Path | None, keys: Path | None, guards: str | Non
         server = TetherMCPServer(registry, db=db, guards=governed, agents=exposed,
                                  tenant=tenant, registry_ref=tools if ":" in tools else None,
                                  lease_ttl=lease_ttl, elicitation_approver=elicitation)
-    except (AgentNotFound, ValueError) as exc:
+    except (AgentNotFound, InvalidInput, ValueError) as exc:
         fail(str(exc), 2)
     if governed is None and not no_policy:
         fail("no policy: give --policy FILE (with --keys for approvers) or --guards "

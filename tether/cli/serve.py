@@ -165,6 +165,10 @@ def keys_create(
 
     from ._common import handle_errors, warn
 
+    try:
+        ApiKeys.check(tenant, role, name)  # before the database: a bad request creates nothing
+    except KeyRequestError as exc:
+        fail(str(exc), 2)
     path = db or default_db_path()
     with handle_errors():
         try:

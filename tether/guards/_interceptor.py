@@ -1,14 +1,14 @@
 """`GuardInterceptor`: the guards on *every* effect, not only on what goes through the gateway.
 
-Before an effect: its budget is *reserved* — in every budget scope of the run's tree and in the
-tenant's day — so effects running at the same time (a `ctx.gather`, the children of a run, in
-this process or another) cannot all pass one check; a `ctx.spawn` gets a child budget narrowed
-to what is left; and a `tool:*` step is either answered with the gateway's verdict or, if agent
-code called the tool directly, checked against the policy (a refusal releases the reservation).
-After it: what the effect measured (tokens, cost) is charged (run budgets also on replay, from
-the journal; the store's counters and tenant days only live), the tool's circuit breaker is told
-how a live gateway call went, and tool calls — those the guards answered included — and errors
-feed the loop detector. Public through `tether.guards` (and `tether.guards.gateway`).
+Before an effect: its budget is *reserved* — in every budget scope of the run's tree and in the day
+of every tenant of the tree — so effects running at the same time (a `ctx.gather`, the children of a
+run, in this process or another) cannot all pass one check; a `ctx.spawn` gets a child budget
+narrowed to what is left; and a `tool:*` step is either answered with the gateway's verdict or, if
+agent code called the tool directly, checked against the policy (a refusal releases the
+reservation). After it: what the effect measured (tokens, cost) is charged (run budgets also on
+replay, from the journal; the store's counters and tenant days only live), the tool's circuit
+breaker is told how a live gateway call went, and tool calls — those the guards answered included —
+and errors feed the loop detector. Public through `tether.guards` (and `tether.guards.gateway`).
 
 It is given the parts of `Guards` it works with (the runs' states, the tenant days, the policy
 gate, the circuit breakers), not `Guards` itself; the gateway's verdict on a call arrives in the
@@ -58,7 +58,7 @@ class Hold:
     """What a live effect reserved in `before`, settled in `after` (or released)."""
 
     kind: str
-    tenant: Ledger | None  # today's ledger of the tenant, if it has limits
+    tenants: list[Ledger]  # today's ledgers of the run's tree's tenants that have limits
     # where the run's budgets were reserved: in this process ("local"), in the store's
     # counters ("store"), or nowhere (no limits, or counted by an earlier execution)
     where: Literal["local", "store", ""]
@@ -147,10 +147,10 @@ class GuardInterceptor(BaseInterceptor):
                        now: float) -> dict[str, Spend]:
         """Take the effect's share of every budget before it starts, or halt the run."""
         budget = st.budget
-        tenant: Ledger | None = None
+        tenants: list[Ledger] = []
         try:
             budget.check_time(now)
-            tenant = self.tenants.reserve(ctx, kind, now)
+            tenants = self.tenants.reserve(ctx, st.tenants, kind, now)
         except BudgetExceeded as exc:
             raise RunHalted(exc.reason, {"guard": "budget", **exc.details}) from None
         where: Literal["local", "store", ""] = ""
@@ -178,15 +178,13 @@ class GuardInterceptor(BaseInterceptor):
                 where = "store" if fresh else ""
             # else: no limits, or an effect run again after a crash (counted when first run)
         except BaseException:
-            if tenant is not None:
-                tenant.release(kind)
+            self.tenants.release(tenants, kind)
             raise
         if exceeded is not None:
-            if tenant is not None:
-                tenant.release(kind)
+            self.tenants.release(tenants, kind)
             raise RunHalted(exceeded.reason, {"guard": "budget", **exceeded.details})
         budget.spent.add(effect_usage(kind))
-        budget.holds[effect.key] = Hold(kind, tenant, where)
+        budget.holds[effect.key] = Hold(kind, tenants, where)
         return budget.totals
 
     def _release(self, ctx: Context, st: RunGuardState, effect: Effect) -> None:
@@ -196,8 +194,7 @@ class GuardInterceptor(BaseInterceptor):
         if not isinstance(hold, Hold):
             return
         budget.spent.add(effect_usage(hold.kind), sign=-1)
-        if hold.tenant is not None:
-            hold.tenant.release(hold.kind)
+        self.tenants.release(hold.tenants, hold.kind)
         if hold.where == "local":
             budget.add(effect_usage(hold.kind), sign=-1)
         elif hold.where == "store":
@@ -260,8 +257,9 @@ class GuardInterceptor(BaseInterceptor):
         if kind == "guard" or (effect.kind == "spawn" and error is not None):
             return  # a spawn refused at the depth limit created no child
         tool_step = kind == "tool" and effect.kind == "step"
-        if tool_step and not replay:
-            st.in_flight.pop(effect.key, None)
+        # the call's fingerprint, taken when it started (`_start_call`) on the same arguments:
+        # the loop detector observes it without canonicalising and hashing them again
+        fingerprint = st.in_flight.pop(effect.key, None) if tool_step and not replay else None
         tokens_in = tokens_out = 0
         cost = 0.0
         if kind == "model" and isinstance(result, dict):
@@ -278,7 +276,7 @@ class GuardInterceptor(BaseInterceptor):
             if not st.retrying and result.get(ANSWERED) != "loop":  # counted when refused
                 args = effect.args[0] if effect.args else {}
                 self._observe(st, replay, lambda: st.detector.observe_tool_call(
-                    effect.name[len(TOOL_STEP):], args))
+                    effect.name[len(TOOL_STEP):], args, fingerprint=fingerprint))
             return
         if tool_step and not replay:
             self._breaker_outcome(effect, result, error)
@@ -289,7 +287,8 @@ class GuardInterceptor(BaseInterceptor):
             iv: Intervention | None = None
             if kind == "tool":
                 args = effect.args[0] if effect.args else {}
-                iv = st.detector.observe_tool_call(effect.name[len(TOOL_STEP):], args)
+                iv = st.detector.observe_tool_call(effect.name[len(TOOL_STEP):], args,
+                                                   fingerprint=fingerprint)
                 if isinstance(result, dict) and result.get("ok") is False:
                     err = (result.get("error") or {}).get("message", "")
                     iv = st.detector.observe_error(f"{effect.name}: {err}") or iv
@@ -330,7 +329,7 @@ class GuardInterceptor(BaseInterceptor):
             budget.spent.add(usage)
         if replay:
             return  # in the journal already: the totals (and the counters) include it
-        self.tenants.charge_live(ctx, kind, tokens_in, tokens_out, cost,
+        self.tenants.charge_live(ctx, st.tenants, kind, tokens_in, tokens_out, cost,
                                  reserved=hold is not None)
         if ctx.read_only:
             return

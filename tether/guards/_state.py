@@ -43,6 +43,9 @@ class RunGuardState:
     # live tool steps running now (journal key -> call fingerprint): identical calls made at
     # once (one reply's parallel calls) count for the loop detector before they run
     in_flight: dict[str, str] = field(default_factory=dict)
+    # the tenants of the run and of every run above it, its own first (`_tree_tenants`): the
+    # tenant days every effect is reserved against and charged to, found once per execution
+    tenants: list[str] = field(default_factory=list)
 
 
 class RunStates:
@@ -74,41 +77,52 @@ class RunStates:
     def _new(self, ctx: Context) -> RunGuardState:
         cfg = self.config
         run = ctx.run
-        # A run starting picks up what the tenant's runs on other workers spent today.
-        self.tenants.ledger(ctx, refresh=True)
+        # the runs above this one, walked once for the tenants and the budget scopes
+        chain = _ancestry(ctx.store, run)
+        tenants = _tree_tenants(ctx.store, run, chain)
+        # A run starting picks up what its tenants' runs on other workers spent today.
+        self.tenants.ledgers(ctx, tenants, refresh=True)
         policy = cfg.policy
-        tenants = [run.tenant]
-        if cfg.tenant_policies and run.parent_id:
-            tenants = _tree_tenants(ctx.store, run)
         bound = [cfg.tenant_policies[t] for t in tenants if t in cfg.tenant_policies]
         if bound:
             base = list(policy.policies) if isinstance(policy, PolicySet) else (
                 [policy] if policy else [])
             policy = PolicySet(*bound, *base)
         return RunGuardState(
-            budget=run_budget(ctx.store, run, cfg.run_limits),
+            budget=run_budget(ctx.store, run, cfg.run_limits, chain),
             detector=LoopDetector(cfg.embedder, cfg.loops),
             vault=Vault(),
             masker=self._pii_masker().fresh(),
             policy=policy,
+            tenants=tenants,
         )
 
 
-def _tree_tenants(store: Any, run: RunRecord) -> list[str]:
-    """The tenants of `run` and of every run above it, each once, the run's own first.
-
-    `ctx.spawn(..., tenant="other")` creates a child in another tenant: judged by that tenant's
-    policy alone, a child of a locked-down tenant ran the tool its tenant denies. A run is
-    bound by the tenant policy of every run it descends from as well as its own."""
-    tenants = [run.tenant]
-    parent_id = run.parent_id
-    while parent_id:
-        parent = store.get_run(parent_id)
+def _ancestry(store: Any, run: RunRecord) -> list[RunRecord]:
+    """`run` and every run above it that the store still has, `run` first."""
+    chain = [run]
+    while chain[-1].parent_id:
+        parent = store.get_run(chain[-1].parent_id)
         if parent is None:
             break
-        if parent.tenant not in tenants:
-            tenants.append(parent.tenant)
-        parent_id = parent.parent_id
+        chain.append(parent)
+    return chain
+
+
+def _tree_tenants(store: Any, run: RunRecord,
+                  chain: list[RunRecord] | None = None) -> list[str]:
+    """The tenants of `run` and of every run above it, each once, the run's own first
+    (`chain`: `_ancestry(store, run)`, if the caller has it).
+
+    `ctx.spawn(..., tenant="other")` creates a child in another tenant: judged by that tenant's
+    policy alone, a child of a locked-down tenant ran the tool its tenant denies; charged to
+    that tenant's day alone, a tenant at its daily cap kept spending through children in a
+    tenant with room. A run is bound by the tenant policy and the tenant-day budget of every
+    run it descends from as well as its own, and its usage counts in each of their days."""
+    tenants: list[str] = []
+    for r in chain if chain is not None else _ancestry(store, run):
+        if r.tenant not in tenants:
+            tenants.append(r.tenant)
     return tenants
 
 
@@ -127,17 +141,19 @@ def _unlimited(limits: BudgetLimits) -> bool:
     return answer
 
 
-def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
+def run_budget(store: Any, run: RunRecord, default: BudgetLimits,
+               chain: list[RunRecord] | None = None) -> RunBudget:
     """The run's budget scopes and what has been spent from them.
 
     Every run from the root down to this one that has limits (its own `options["budget"]`, else
     the deployment's `run_limits`) bounds its subtree. A root that has spawned nothing is the
     only run that can spend from its budget: it counts from its own journal and reserves in
     memory ("local"). Any other run reserves in the store's counters ("store"); a scope the
-    counters do not know yet is seeded from its runs' journals."""
+    counters do not know yet is seeded from its runs' journals. `chain`: `_ancestry(store,
+    run)`, if the caller has it."""
     if run.parent_id is None and "budget" not in run.options and _unlimited(default):
         return RunBudget([], mode="off")  # what the scopes below come to: none (a root's only)
-    scopes = budget_scopes(store, run, default)
+    scopes = budget_scopes(store, run, default, chain)
     if not scopes:
         return RunBudget([], mode="off")
     if run.parent_id is None and not store.list_runs(parent_id=run.id, limit=1):
@@ -155,14 +171,11 @@ def run_budget(store: Any, run: RunRecord, default: BudgetLimits) -> RunBudget:
     return budget
 
 
-def budget_scopes(store: Any, run: RunRecord, default: BudgetLimits) -> list[BudgetScope]:
+def budget_scopes(store: Any, run: RunRecord, default: BudgetLimits,
+                  chain: list[RunRecord] | None = None) -> list[BudgetScope]:
     """The runs from the root down to `run` that have limits, root first."""
-    chain = [run]
-    while chain[-1].parent_id:
-        parent = store.get_run(chain[-1].parent_id)
-        if parent is None:
-            break
-        chain.append(parent)
+    if chain is None:
+        chain = _ancestry(store, run)
     scopes = []
     for r in reversed(chain):
         limits = BudgetLimits.from_json(r.options["budget"]) if "budget" in r.options \

@@ -21,6 +21,7 @@ from ._views import RunView
 from .errors import ChildFailed, DepthLimitExceeded, Drain, InDoubt, NotSerializable, Suspend
 from .interceptors import Effect
 from .refs import agent_ref
+from .tenants import check_tenant
 
 # Cancellation message gather uses when a branch failed: siblings' interrupted steps are then
 # journaled as cancelled (the runtime chose to stop them), not left in doubt.
@@ -70,6 +71,8 @@ async def spawn(ctx: RunView, agent: Callable[..., Any] | str, input: Any, *,
         dumps(input)
     except TypeError as exc:
         raise NotSerializable(f"the input of child agent {ref}", str(exc)) from exc
+    if tenant is not None:
+        check_tenant(tenant, "ctx.spawn(tenant=...)")
     effect = Effect("spawn", ref, key, (input,), {"options": dict(options or {})})
     await ctx._before(effect)
     # interceptors may narrow the child's options (the guards clamp its budget to what the

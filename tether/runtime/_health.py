@@ -64,7 +64,10 @@ class WorkerHealth:
     renewals_failing_s: float | None
     executing: int
     concurrency: int
+    #: executions ended since the worker started; `refused` of them ran nothing (guards this
+    #: worker cannot load: the run waits for a worker that can)
     executed: int
+    refused: int = 0
 
     def problems(self, *, stall_after: float = 10.0, ready: bool = False) -> list[str]:
         """Why this worker is not live (or, with `ready`, not ready to take work), each a

@@ -36,13 +36,17 @@ class _Writes:
         epoch: int | None,
         read_only: bool,
         clock: Callable[[], float] = time.time,
+        lease_ttl: float | None = None,
     ) -> None:
-        """`clock`: the store's (`Store.now`), which event times are written in."""
+        """`clock`: the store's (`Store.now`), which event times are written in. `lease_ttl`:
+        the claim's; every write extends the lease to that long from its commit at least
+        (`Tx.check_lease`), so no claim can follow a write before the heartbeat renews."""
         self.run = run
         self._clock = clock
         # replay-only execution (Tether.replay): any write means the code went past its journal
         self.read_only = read_only
         self.epoch = epoch  # the claim this execution holds; every write is fenced by it
+        self.lease_ttl = lease_ttl
         self.owner = owner
         self._committer = committer
         self._seq = last_seq
@@ -124,12 +128,12 @@ class _Writes:
         if self._pending:
             events = self._pending + events
             self._pending = []
-        run_id, owner, epoch = self.run.id, self.owner, self.epoch
+        run_id, owner, epoch, ttl = self.run.id, self.owner, self.epoch, self.lease_ttl
         if self._unwritten is not None or self._held:
             return self._submit_with_held(events, then, inline=inline)
 
         def op(tx: Tx) -> Any:
-            tx.check_lease(run_id, owner, epoch)
+            tx.check_lease(run_id, owner, epoch, ttl=ttl)
             if events:
                 tx.append_events(run_id, events)
             return then(tx) if then is not None else None
@@ -148,14 +152,14 @@ class _Writes:
         or nothing."""
         create, held = self._unwritten, self._held
         self._unwritten, self._held = None, []
-        run_id, owner, epoch = self.run.id, self.owner, self.epoch
+        run_id, owner, epoch, ttl = self.run.id, self.owner, self.epoch, self.lease_ttl
         results: list[Any] = []
 
         def op(tx: Tx) -> Any:
             results.clear()  # an op may run again (a refused inline attempt, a retried batch)
             if create is not None:
                 create(tx)
-            tx.check_lease(run_id, owner, epoch)
+            tx.check_lease(run_id, owner, epoch, ttl=ttl)
             for before, held_op, _ in held:
                 if before:
                     tx.append_events(run_id, before)

@@ -20,11 +20,12 @@ from tether.store import vocabulary as v
 from . import ops
 from ._retention import Deleted, delete_tree, prune
 from .committer import GroupCommitter
-from .context import Context
+from .context import Context, checked_max_depth
 from .errors import InvalidInput, RunNotFound
 from .interceptors import Interceptor
 from .refs import check_agent, guards_ref, portable_ref, resolve_agent
 from .retry import RetryPlan, plan_retry, replayable
+from .tenants import check_tenant
 from .worker import Worker
 
 _NO_INPUT: Any = object()  # `submit(agent)`: no input given (None is a valid JSON input)
@@ -130,7 +131,7 @@ class Tether:
         self.interceptors = interceptors
         self.guards = guards
         guards_ref(guards)  # a malformed reference fails here, not in a worker
-        self.max_depth = max_depth
+        self.max_depth = checked_max_depth(max_depth)
         self.tenant_limits = tenant_limits
         self.lease_ttl = lease_ttl
         self.concurrency = concurrency
@@ -229,6 +230,7 @@ class Tether:
                 f"of {run_id.partition('.')[0]!r} (stored on that run's shard, left out of run "
                 "id prefix lookups); choose an id without '.', or leave run_id out for a "
                 "generated one")
+        check_tenant(tenant)
         ref = portable_ref(agent)
         _check_agent_once(resolve_agent(ref) if isinstance(agent, str) else agent, ref,
                           input is not _NO_INPUT)
@@ -239,7 +241,7 @@ class Tether:
         except TypeError as exc:
             raise InvalidInput(f"the input of agent {ref} is not JSON-serializable: {exc}") from exc
         opts = dict(options or {})
-        if max_depth is not None:
+        if checked_max_depth(max_depth) is not None:
             opts["max_depth"] = max_depth
         declared = guards_ref(guards) or guards_ref(self.guards)
         if declared is not None:

@@ -29,7 +29,7 @@ from ._keys import _Scope as _Scope  # the worker starts each execution in a fre
 from ._keys import _scope as _scope
 from ._writes import _Writes
 from .committer import GroupCommitter
-from .errors import Drain, NonDeterminismError, SignalTimeout, Suspend
+from .errors import Drain, InvalidInput, NonDeterminismError, SignalTimeout, Suspend
 from .executors import Executor, Resources
 from .interceptors import Effect, Interceptor
 from .journal import FAMILY, Journal
@@ -46,6 +46,15 @@ INLINE_SLEEP_SECONDS = 1.0
 DEFAULT_MAX_DEPTH = 8
 
 
+def checked_max_depth(value: int | None) -> int | None:
+    """A child-run depth limit as given, refused when it cannot mean anything: a negative or
+    non-integer limit would reject every child with an error that blames the child."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidInput(f"max_depth must be a whole number of 0 or more (0: no child runs), "
+                           f"not {value!r}")
+    return value
+
+
 class Context(_Writes):
     def __init__(
         self,
@@ -60,11 +69,14 @@ class Context(_Writes):
         epoch: int | None = None,
         read_only: bool = False,
         executor: Executor | None = None,
+        lease_ttl: float | None = None,
     ) -> None:
+        """`lease_ttl`: the claim's; every write extends the lease to at least that long from
+        its commit (`Tx.check_lease`)."""
         journal = Journal(events)
         # sets run, read_only, epoch, owner and the write path's own state
         super().__init__(run, committer, owner, last_seq=journal.last_seq, epoch=epoch,
-                         read_only=read_only, clock=store.now)
+                         read_only=read_only, clock=store.now, lease_ttl=lease_ttl)
         self.store = store
         #: where steps that declare `resources` execute (None: in this process, like the rest)
         self.executor = executor
@@ -81,7 +93,8 @@ class Context(_Writes):
         # Set by the worker: "drain" (shutting down: stop at the next effect), "cancel" (the run
         # was cancelled: record interrupted steps as failed) or "lease" (lost: write nothing).
         self.stop_reason: str | None = None
-        self.max_depth = int(run.options.get("max_depth", max_depth or DEFAULT_MAX_DEPTH))
+        default = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
+        self.max_depth = int(run.options.get("max_depth", default))
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -234,13 +247,20 @@ class Context(_Writes):
         self._write([event], add_flag)
         self.run.flags.append(flag)
 
-    def add_usage(self, amounts: dict[str, float], *, day: str | None = None) -> None:
-        """Add to the tenant's per-day usage counters. It consumes no journal key and is not
-        skipped on replay, so call it only where live work is known — an interceptor's `after`
-        with `replay=False` — never from agent code. Ordered with the run's journal writes."""
-        tenant = self.tenant
+    def add_usage(self, amounts: dict[str, float], *, day: str | None = None,
+                  tenants: Sequence[str] | None = None) -> None:
+        """Add to per-day usage counters: the run's tenant's, or each of `tenants` (the guards
+        charge every tenant of the run's tree), in one write. It consumes no journal key and is
+        not skipped on replay, so call it only where live work is known — an interceptor's
+        `after` with `replay=False` — never from agent code. Ordered with the journal writes."""
+        every = tuple(tenants) if tenants is not None else (self.tenant,)
         day = day or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-        self._write([], lambda tx: tx.add_usage(tenant, day, amounts))
+
+        def add(tx: Tx) -> None:
+            for tenant in every:
+                tx.add_usage(tenant, day, amounts)
+
+        self._write([], add)
 
     # -- durable waits ---------------------------------------------------------------------
     async def sleep(self, seconds: float) -> None:

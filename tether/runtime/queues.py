@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .refs import portable_ref
+from .tenants import TENANT_NAME, TENANT_RULE
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +69,10 @@ def _tenants(given: Iterable[str] | str | None) -> frozenset[str] | None:
     if items is None:
         return None
     for tenant in items:
-        if not isinstance(tenant, str) or not tenant.strip() or tenant != tenant.strip():
+        if not isinstance(tenant, str) or not TENANT_NAME.fullmatch(tenant):
             raise ValueError(
-                f"tenant {tenant!r} in the worker's queue: a tenant is a non-empty name "
-                "without surrounding spaces, as runs are submitted with (tenant='acme')")
+                f"tenant {tenant!r} in the worker's queue: a tenant is {TENANT_RULE}, as runs "
+                "are submitted with (tenant='acme')")
     return frozenset(items)
 
 

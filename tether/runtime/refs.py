@@ -139,7 +139,12 @@ def _lookup(ref: str, what: str) -> Any:
         raise AgentNotFound(f"importing {target!r} for {what} {ref!r} failed: {where}: "
                             f"syntax error: {exc.msg}") from exc
     except Exception as exc:  # an import error inside the user's module
-        raise AgentNotFound(f"importing {target!r} for {what} {ref!r} failed: {exc!r}") from exc
+        hint = ""
+        if "running event loop" in str(exc):  # its top level ran an event loop: a script
+            hint = ("; importing a file runs its top-level code: keep what runs the script "
+                    "(submitting, asyncio.run) under `if __name__ == \"__main__\":`")
+        raise AgentNotFound(
+            f"importing {target!r} for {what} {ref!r} failed: {exc!r}{hint}") from exc
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
@@ -149,6 +154,12 @@ def _lookup(ref: str, what: str) -> Any:
 
 
 def _import(name: str) -> Any:
+    module = sys.modules.get(name)
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing",
+                                          False):
+        # imported already (a served agent, resolved for every run it executes): what
+        # `import_module` would return, without a getcwd and the import machinery each time
+        return module
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -167,6 +178,10 @@ def _load_file(path: str) -> Any:
     if not os.path.isfile(full):
         raise AgentNotFound(f"agent file {path!r} does not exist (looked for {full}, from "
                             f"{os.getcwd()})")
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main_file and os.path.abspath(main_file) == full:
+        return main  # the script running now: importing it again would run it again
     name = "tether_agent_" + hashlib.sha1(full.encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]

@@ -162,9 +162,9 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
         renewal_failures, renewals_s = outage_state(self._renewal_outage)
         return WorkerHealth(
             owner=self.owner, serving=claims is not None, loop_silent_s=self._pulse.silent_s(),
-            claim_failures=claim_failures, claims_failing_s=claims_s,
-            renewal_failures=renewal_failures, renewals_failing_s=renewals_s,
-            executing=len(self._active), concurrency=self.concurrency, executed=self.executed)
+            claim_failures=claim_failures, claims_failing_s=claims_s, executed=self.executed,
+            renewal_failures=renewal_failures, renewals_failing_s=renewals_s, refused=self.refused,
+            executing=len(self._active), concurrency=self.concurrency)
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll (something became runnable)."""
@@ -345,7 +345,7 @@ class Worker(_CallerStarts, _Heartbeat, _Refusals):
             interceptors += list(guards.interceptors())
         ctx = Context(run, self.store, self.committer, self.owner, events,
                       interceptors=interceptors, max_depth=self.max_depth, epoch=epoch,
-                      executor=self.executor)
+                      executor=self.executor, lease_ttl=self.lease_ttl)
         unwritten_limit: asyncio.TimerHandle | None = None
         if new is not None:
             ctx.begin_unwritten(ops.create_claimed(new, self.owner, self.lease_ttl),

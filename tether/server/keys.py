@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol, cast
 
+from tether.runtime.tenants import TENANT_NAME, TENANT_RULE
 from tether.store import Store
 
 _PREFIX = "tk_"
-_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
 
@@ -94,9 +94,20 @@ class ApiKeys:
     def create(self, tenant: str, role: str | Role, name: str | None = None
                ) -> tuple[str, Principal]:
         """A new key (returned once, never stored) and whom it stands for."""
-        if not _TENANT.fullmatch(tenant):
-            raise KeyRequestError(
-                f"invalid tenant {tenant!r}: 1-64 letters, digits, '.', '_' or '-'")
+        parsed = self.check(tenant, role, name)
+        key_id = secrets.token_hex(6)
+        name = name or f"{parsed.name}-{key_id}"
+        key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        self.store.write(lambda tx: cast(_KeysTx, tx).insert_api_key(
+            key_id, _digest(key), tenant, parsed.name, name))
+        return key, Principal(key_id, tenant, parsed, name)
+
+    @staticmethod
+    def check(tenant: str, role: str | Role, name: str | None = None) -> Role:
+        """The role of a valid key request; KeyRequestError saying what is wrong otherwise.
+        Callable before there is a store, so a bad request creates nothing."""
+        if not TENANT_NAME.fullmatch(tenant):
+            raise KeyRequestError(f"invalid tenant {tenant!r}: {TENANT_RULE}")
         parsed = role if isinstance(role, Role) else Role.parse(role)
         if parsed is Role.approver and not name:
             # an approver key decides as the approver it is named after (`Principal.name`):
@@ -105,16 +116,11 @@ class ApiKeys:
             raise KeyRequestError(
                 "an approver key needs a name: the approver id it decides as, as the approvers "
                 "file (--keys) registers it (tether keys create --name alice)")
-        key_id = secrets.token_hex(6)
-        name = name or f"{parsed.name}-{key_id}"
-        if not _NAME.fullmatch(name):
+        if name is not None and not _NAME.fullmatch(name):
             raise KeyRequestError(
                 f"invalid key name {name!r}: 1-128 letters, digits, '.', '_', '@' or '-' (an "
                 "approver's name is their approver id)")
-        key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        self.store.write(lambda tx: cast(_KeysTx, tx).insert_api_key(
-            key_id, _digest(key), tenant, parsed.name, name))
-        return key, Principal(key_id, tenant, parsed, name)
+        return parsed
 
     def authenticate(self, key: str) -> Principal | None:
         """Whom `key` stands for; None for an unknown, malformed or revoked key."""

@@ -75,8 +75,11 @@ def exposition(health: WorkerHealth | None, counts: dict[str, int] | None) -> st
         metric("tether_worker_concurrency", "gauge", "Runs the worker executes at most.",
                [(worker, float(health.concurrency))])
         metric("tether_worker_executions_total", "counter", "Executions the worker ended "
-               "(finished, waiting or handed back) since it started.",
+               "(finished, waiting or handed back) since it started, refused ones included.",
                [(worker, float(health.executed))])
+        metric("tether_worker_refusals_total", "counter", "Runs the worker took and handed "
+               "back without running anything (guards it cannot load) since it started.",
+               [(worker, float(health.refused))])
         metric("tether_worker_claim_failures", "gauge", "Claims the store refused in a row "
                "(0: the last one worked).", [(worker, float(health.claim_failures))])
         metric("tether_worker_renewal_failures", "gauge", "Lease renewals the store refused "

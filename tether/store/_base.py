@@ -48,9 +48,18 @@ class Tx(Protocol):
 
     def lease_holder(self, run_id: str) -> tuple[str, float] | None: ...
 
-    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None, *,
+                    ttl: float | None = None) -> None:
         """Raise LeaseLost unless `owner` holds the run's lease — and, given `epoch`, holds it
-        from that very claim (fencing for every worker write)."""
+        from that very claim (fencing for every worker write).
+
+        Given `ttl`, the lease is also extended, in this transaction, to at least now + `ttl`.
+        A lease that ran out while its worker could not renew it (the database away, the
+        process paused) is still the worker's until another claims the run; a write under it
+        that starts a side effect, followed at once by another worker's claim, left that
+        effect running while the run was taken over and its step declared in doubt — and
+        retried. Extended, the lease keeps the run the writer's for a whole `ttl` after any
+        write it makes, long enough for its heartbeat to renew it again."""
         ...
 
     def grant_lease(self, run_id: str, owner: str, ttl: float, epoch: int) -> None:
@@ -105,7 +114,11 @@ class Tx(Protocol):
         worker woken by LISTEN/NOTIFY sleeps until then instead of polling."""
         ...
 
-    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]: ...
+    def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
+        """Extend `owner`'s leases of `run_ids`; returns those it still holds (a run another
+        worker claimed is lost). Never waits on a lease a write of the owner's is extending
+        (`check_lease(ttl=)`): that one counts as held."""
+        ...
 
     def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
         """Which of `run_ids` have a cancel requested, in the order given: one read of the

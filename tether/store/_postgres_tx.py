@@ -129,7 +129,8 @@ class _PostgresTx(_Claims):
         row = self._one("SELECT owner, expires_at FROM leases WHERE run_id=%s", (run_id,))
         return (row[0], row[1]) if row else None
 
-    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None, *,
+                    ttl: float | None = None) -> None:
         if (run_id, owner, epoch) in self._fenced:
             return
         # The run's row lock (held to commit) keeps every other worker's claim off this run;
@@ -140,6 +141,19 @@ class _PostgresTx(_Claims):
         # row too would fix that but collide with the heartbeat's renewals.) In a pipeline
         # both go out in one round trip. No lease row (nor run): not held.
         self.conn.execute("SELECT 1 FROM runs WHERE id=%s FOR NO KEY UPDATE", (run_id,))
+        if ttl is not None:
+            # extended in the same statement that checks it (see `Tx.check_lease`): the lease
+            # row is locked after the run's, as every claim locks them (a claim skips a locked
+            # run), and the heartbeat's renewal skips a lease row locked here (`renew`)
+            held = self._one(
+                "UPDATE leases SET expires_at=GREATEST(expires_at, %s) WHERE run_id=%s AND "
+                "owner=%s AND (%s::int IS NULL OR epoch=%s::int) RETURNING 1",
+                (self._now + ttl, run_id, owner, epoch, epoch))
+            if held is None:
+                row = self._one("SELECT owner FROM leases WHERE run_id=%s", (run_id,))
+                raise LeaseLost(run_id, owner, row[0] if row else None)
+            self._fenced.add((run_id, owner, epoch))
+            return
         row = self._one("SELECT owner, epoch FROM leases WHERE run_id=%s", (run_id,))
         if row is None or row[0] != owner or (epoch is not None and row[1] != epoch):
             raise LeaseLost(run_id, owner, row[0] if row else None)
@@ -207,11 +221,19 @@ class _PostgresTx(_Claims):
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
         if not run_ids:
             return []
-        rows = self._all(
-            "UPDATE leases SET expires_at=%s WHERE owner=%s AND run_id = ANY(%s) RETURNING run_id",
-            (self._now + ttl, owner, list(run_ids)),
+        # rows a write of ours holds locked are skipped, not waited for: that write extends
+        # them itself (`check_lease(ttl=)`), and waiting for it while it waits for a row this
+        # statement locked first was a deadlock. Still held: what the owner's leases are, read
+        # after (a run another worker claimed is lost).
+        ids = list(run_ids)
+        self._all(
+            "UPDATE leases SET expires_at=%s WHERE run_id IN (SELECT run_id FROM leases WHERE "
+            "owner=%s AND run_id = ANY(%s) FOR UPDATE SKIP LOCKED) RETURNING run_id",
+            (self._now + ttl, owner, ids),
         )
-        return [r[0] for r in rows]
+        held = {r[0] for r in self._all(
+            "SELECT run_id FROM leases WHERE owner=%s AND run_id = ANY(%s)", (owner, ids))}
+        return [run_id for run_id in ids if run_id in held]
 
     def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
         if not run_ids:

@@ -114,6 +114,8 @@ class SQLiteStore:
     def _migrate(self) -> None:
         conn = self._conn()
         try:
+            if self._schema_is_current(conn):
+                return  # no write lock taken: opening never waits behind another's long write
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -136,6 +138,16 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise self._translate(exc) from exc
+
+    def _schema_is_current(self, conn: sqlite3.Connection) -> bool:
+        """Whether the schema is the latest, read without the write lock (the common case: a
+        `tether runs` waited behind a worker's or a prune's write transaction to learn that
+        nothing needed migrating). Anything else is decided under the lock, in `_migrate`."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return False  # no meta table yet: a new database
+        return row is not None and int(row[0]) == LATEST_VERSION
 
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()

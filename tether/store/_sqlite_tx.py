@@ -27,6 +27,10 @@ from .errors import LeaseLost
 
 # ids per `IN (...)` list: under the 999 host parameters older SQLite builds allow per statement
 _IN_CHUNK = 900
+#: `update_run`'s statement for each set of columns it was given (checked when first made):
+#: the runtime updates a handful of combinations, each many times a second
+_UPDATES: dict[tuple[str, ...], str] = {}
+_UPDATES_MAX = 256
 
 
 def _queue_filter(tenants: Collection[str] | None, agents: Collection[str] | None
@@ -84,13 +88,18 @@ class _SQLiteTx:
         """Nothing to do: one SQLite writer at a time already holds the database."""
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"cannot update run columns {sorted(unknown)}")
         fields.setdefault("updated_at", self._now)
+        columns = tuple(fields)
+        sql = _UPDATES.get(columns)
+        if sql is None:
+            unknown = set(fields) - _UPDATABLE
+            if unknown:
+                raise ValueError(f"cannot update run columns {sorted(unknown)}")
+            sql = f"UPDATE runs SET {', '.join(f'{k}=?' for k in columns)} WHERE id=?"
+            if len(_UPDATES) < _UPDATES_MAX:
+                _UPDATES[columns] = sql
         values = [dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
-        sets = ", ".join(f"{k}=?" for k in fields)
-        self.conn.execute(f"UPDATE runs SET {sets} WHERE id=?", (*values, run_id))
+        self.conn.execute(sql, (*values, run_id))
 
     def children(self, run_id: str) -> list[RunRecord]:
         rows = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_id=?", (run_id,))
@@ -112,8 +121,19 @@ class _SQLiteTx:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    def check_lease(self, run_id: str, owner: str, epoch: int | None = None) -> None:
+    def check_lease(self, run_id: str, owner: str, epoch: int | None = None, *,
+                    ttl: float | None = None) -> None:
         if (run_id, owner, epoch) in self._fenced:
+            return
+        if ttl is not None:  # extended as it is checked (`Tx.check_lease`)
+            if self.conn.execute(
+                "UPDATE leases SET expires_at=MAX(expires_at, ?) WHERE run_id=? AND owner=? "
+                "AND (? IS NULL OR epoch=?)", (self._now + ttl, run_id, owner, epoch, epoch),
+            ).rowcount == 0:
+                row = self.conn.execute("SELECT owner FROM leases WHERE run_id=?",
+                                        (run_id,)).fetchone()
+                raise LeaseLost(run_id, owner, row[0] if row else None)
+            self._fenced.add((run_id, owner, epoch))
             return
         row = self.conn.execute(
             "SELECT owner, epoch FROM leases WHERE run_id=?", (run_id,)

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from tether.guards import Guards, Policy, PolicySet, ToolInfo
 from tether.runtime import Tether, new_run_id, resolve_agent, resolve_guards
 from tether.runtime.refs import check_agent
+from tether.runtime.tenants import check_tenant
 from tether.server.mcp import _stdio
 from tether.server.mcp import _tasks_ext as ext
 from tether.server.mcp._agent import CALL_AGENT, SERVED
@@ -113,7 +114,7 @@ class TetherMCPServer:
         self.guards: Guards | None = resolve_guards(guards) if isinstance(guards, str) else guards
         if self.guards is not None and self.guards.tools is None:
             self.guards.tools = self.registry
-        self.tenant = tenant
+        self.tenant = check_tenant(tenant)  # before the database is opened
         self.tether = Tether(db, guards=guards, lease_ttl=lease_ttl)
         # adopted: the client's listeners (live trace export) follow the runs it executes
         self.worker = NotifyingWorker(self.tether.store, guards=guards, lease_ttl=lease_ttl)
