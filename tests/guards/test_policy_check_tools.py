@@ -167,3 +167,16 @@ def test_cli_bad_ref_is_one_line_exit_2(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text(CLEAN.replace("effect: approve", "effect: aprove"))
     r = tether(tmp_path, "policy", "check", "bad.yaml", "--tools", "tools.py")
     assert r.returncode == 1 and "bad.yaml:9" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_agents_served_beside_the_tools_count_as_governed_names(tmp_path: Path):
+    """An agent `tether mcp serve --agent` exposes is a name the policy governs too."""
+    (tmp_path / "tools.py").write_text(TOOLS_PY)
+    (tmp_path / "p.yaml").write_text(CLEAN.replace("tools: refund", "tools: [refund, research]"))
+    r = tether(tmp_path, "policy", "check", "p.yaml", "--tools", "tools.py")
+    assert r.returncode == 1 and "names tool 'research'" in r.stdout
+    r = tether(tmp_path, "policy", "check", "p.yaml", "--tools", "tools.py",
+               "--agent", "research=agents:research")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = tether(tmp_path, "policy", "check", "p.yaml", "--agent", "research")
+    assert r.returncode == 2 and "--agent goes with --tools" in r.stderr

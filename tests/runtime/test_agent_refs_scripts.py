@@ -51,3 +51,26 @@ async def test_another_process_importing_such_a_script_is_told_why_it_fails(
                '"__main__":`' in str(exc)
     else:
         raise AssertionError("the script's import should have failed")
+
+
+EARLY = """
+import asyncio
+from tether import Tether
+
+t = Tether("early.db")
+rec = asyncio.run(t.run("early.py:late", None))
+print(rec.status, rec.reason)
+
+async def late(ctx, _):
+    return "never reached"
+"""
+
+
+def test_a_script_that_runs_an_agent_defined_below_is_told_to_move_the_call(
+        tmp_path: Path) -> None:
+    (tmp_path / "early.py").write_text(EARLY)
+    proc = subprocess.run([sys.executable, "early.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
+    out = proc.stdout + proc.stderr
+    assert "has no attribute 'late'" in out, out
+    assert "it is not defined yet when the script's top level runs it" in out, out

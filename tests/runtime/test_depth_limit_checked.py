@@ -19,6 +19,8 @@ def test_a_meaningless_max_depth_is_refused(tmp_path: Path, bad: object) -> None
     try:
         with pytest.raises(InvalidInput, match=f"not {bad!r}"):
             t.submit("tests.runtime.agents_core:sequential", {}, max_depth=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match=f"not {bad!r}"):  # as the worker reads it
+            t.submit("tests.runtime.agents_core:sequential", {}, options={"max_depth": bad})
         assert t.store.list_runs(limit=5) == []
     finally:
         t.close()

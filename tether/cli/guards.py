@@ -73,6 +73,10 @@ def policy_check(
         "--tools", help="MODULE:REGISTRY (or MODULE, or FILE.py), as `tether mcp serve` takes "
         "it: also report every tool name of the policy that matches none of its tools. "
         "Repeatable (the tools of all of them).")] = None,
+    agents: Annotated[list[str] | None, typer.Option(
+        "--agent", help="NAME (or NAME=MODULE:FUNCTION, as `tether mcp serve --agent`): a "
+        "name the policy governs besides the --tools (an agent served as a tool). "
+        "Repeatable.")] = None,
 ) -> None:
     """Validate FILE; on error print FILE:LINE: reason and exit 1.
 
@@ -81,7 +85,11 @@ def policy_check(
     from tether.guards.errors import PolicyLoadError
     from tether.guards.policy import load_policy
 
+    if agents and not tools:
+        fail("--agent goes with --tools: the names are checked against both", 2)
     names = _served_tool_names(tools or [])  # bad usage (2) before the policy is judged
+    if names is not None:
+        names += [a.partition("=")[0] for a in agents or []]
     try:
         p = load_policy(file)
     except PolicyLoadError as exc:
@@ -93,7 +101,8 @@ def policy_check(
     if names is None:
         console.print(f"ok: {summary}", markup=False, soft_wrap=True)
         return
-    if not _tools_match(file, p, names, ", ".join(tools or [])):
+    served = [*(tools or []), *(f"--agent {a.partition('=')[0]}" for a in agents or [])]
+    if not _tools_match(file, p, names, ", ".join(served)):
         raise typer.Exit(1)
     console.print(f"ok: {summary}; every tool it names is served", markup=False,
                   soft_wrap=True)

@@ -243,6 +243,7 @@ class Tether:
         opts = dict(options or {})
         if checked_max_depth(max_depth) is not None:
             opts["max_depth"] = max_depth
+        checked_max_depth(opts.get("max_depth"))  # given in options, as the worker reads it
         declared = guards_ref(guards) or guards_ref(self.guards)
         if declared is not None:
             opts["guards"] = declared

@@ -149,7 +149,12 @@ def _lookup(ref: str, what: str) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise AgentNotFound(f"{target!r} has no attribute {qualname!r} ({what} {ref!r})")
+            hint = ""
+            if getattr(module, "__name__", None) == "__main__":  # the script still running
+                hint = (": it is not defined yet when the script's top level runs it; keep "
+                        "what runs the script under `if __name__ == \"__main__\":` at its end")
+            raise AgentNotFound(
+                f"{target!r} has no attribute {qualname!r} ({what} {ref!r}){hint}")
     return obj
 
 

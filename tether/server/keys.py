@@ -116,7 +116,7 @@ class ApiKeys:
             raise KeyRequestError(
                 "an approver key needs a name: the approver id it decides as, as the approvers "
                 "file (--keys) registers it (tether keys create --name alice)")
-        if name is not None and not _NAME.fullmatch(name):
+        if name and not _NAME.fullmatch(name):  # none or empty: named after its role
             raise KeyRequestError(
                 f"invalid key name {name!r}: 1-128 letters, digits, '.', '_', '@' or '-' (an "
                 "approver's name is their approver id)")

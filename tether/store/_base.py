@@ -58,8 +58,8 @@ class Tx(Protocol):
         process paused) is still the worker's until another claims the run; a write under it
         that starts a side effect, followed at once by another worker's claim, left that
         effect running while the run was taken over and its step declared in doubt — and
-        retried. Extended, the lease keeps the run the writer's for a whole `ttl` after any
-        write it makes, long enough for its heartbeat to renew it again."""
+        retried. Extended, the lease keeps the run the writer's for a whole `ttl` from the
+        write's transaction, long enough for its heartbeat to renew it again."""
         ...
 
     def grant_lease(self, run_id: str, owner: str, ttl: float, epoch: int) -> None:
@@ -116,8 +116,7 @@ class Tx(Protocol):
 
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
         """Extend `owner`'s leases of `run_ids`; returns those it still holds (a run another
-        worker claimed is lost). Never waits on a lease a write of the owner's is extending
-        (`check_lease(ttl=)`): that one counts as held."""
+        worker claimed is lost)."""
         ...
 
     def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:

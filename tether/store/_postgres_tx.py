@@ -144,7 +144,8 @@ class _PostgresTx(_Claims):
         if ttl is not None:
             # extended in the same statement that checks it (see `Tx.check_lease`): the lease
             # row is locked after the run's, as every claim locks them (a claim skips a locked
-            # run), and the heartbeat's renewal skips a lease row locked here (`renew`)
+            # run); the heartbeat's renewal of the same rows is a transaction of the same
+            # worker's committer, never one at the same time
             held = self._one(
                 "UPDATE leases SET expires_at=GREATEST(expires_at, %s) WHERE run_id=%s AND "
                 "owner=%s AND (%s::int IS NULL OR epoch=%s::int) RETURNING 1",
@@ -221,19 +222,11 @@ class _PostgresTx(_Claims):
     def renew(self, owner: str, run_ids: Sequence[str], ttl: float) -> list[str]:
         if not run_ids:
             return []
-        # rows a write of ours holds locked are skipped, not waited for: that write extends
-        # them itself (`check_lease(ttl=)`), and waiting for it while it waits for a row this
-        # statement locked first was a deadlock. Still held: what the owner's leases are, read
-        # after (a run another worker claimed is lost).
-        ids = list(run_ids)
-        self._all(
-            "UPDATE leases SET expires_at=%s WHERE run_id IN (SELECT run_id FROM leases WHERE "
-            "owner=%s AND run_id = ANY(%s) FOR UPDATE SKIP LOCKED) RETURNING run_id",
-            (self._now + ttl, owner, ids),
+        rows = self._all(
+            "UPDATE leases SET expires_at=%s WHERE owner=%s AND run_id = ANY(%s) RETURNING run_id",
+            (self._now + ttl, owner, list(run_ids)),
         )
-        held = {r[0] for r in self._all(
-            "SELECT run_id FROM leases WHERE owner=%s AND run_id = ANY(%s)", (owner, ids))}
-        return [run_id for run_id in ids if run_id in held]
+        return [r[0] for r in rows]
 
     def cancel_requested(self, run_ids: Sequence[str]) -> list[str]:
         if not run_ids:

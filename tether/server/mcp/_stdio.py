@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO, cast
@@ -66,38 +65,22 @@ TOO_MANY_REQUESTS = -32029
 
 async def serve(lowlevel: Server[Any]) -> None:
     """Serve `lowlevel` (the SDK's low-level `Server`) on stdin/stdout until stdin closes."""
-    with _claimed_stdio() as (lines, out):
+    # threads of this serve's own (one blocks in a read until the client writes): a serve that
+    # is cancelled leaves its read blocked on stdin — it takes the next line written there and
+    # drops it — and must not leave a later serve without a thread to write its answers on
+    with _claimed_stdio(Threads(limit=2, name="tether-stdio")) as (lines, out):
         async with stdio_server(cast(Any, lines), cast(Any, out)) as (read, stdout):
             write = _Answers(stdout)
             await lowlevel.run(_Admitted(read, write), write,
                                lowlevel.create_initialization_options())
 
 
-#: the threads that read stdin and write stdout: one blocks in a read until the client writes
-_IO: Threads | None = None
-
-
-def _io_threads() -> Threads:
-    global _IO
-    if _IO is None:
-        _IO = Threads(limit=2, name="tether-stdio")
-    return _IO
-
-
-def _forget_io_threads() -> None:
-    global _IO
-    _IO = None  # a forked child has none of its parent's threads
-
-
-os.register_at_fork(after_in_child=_forget_io_threads)
-
 
 @contextlib.contextmanager
-def _claimed_stdio() -> Iterator[tuple[_Lines, _Out]]:
+def _claimed_stdio(threads: Threads) -> Iterator[tuple[_Lines, _Out]]:
     """stdin and stdout claimed as the SDK's `stdio_server()` claims them when given none (fd
     0 and 1 diverted while serving, so a tool's stray print misses the wire; restored after;
     a second claim in the process refused), as the streams it reads and writes."""
-    threads = _io_threads()
     stdin, restore_stdin = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
     try:
         stdout, restore_stdout = _claim_fd(1, sys.stdout, "wb", _open_stdout_diversion)
