@@ -209,9 +209,12 @@ class ChaosInvariants:
                 else:
                     # The retry can only run once the decision is committed; an effect logged
                     # between the human's look at the log and that commit came from elsewhere.
-                    committed = min((e.ts for e in journals[d.run_id]
+                    # The commit is before `decided_at` (this host's clock, read once `resolve`
+                    # returned) and at its event's time (the store's clock: the PostgreSQL
+                    # server's as last read, which may differ from this host's a little)
+                    committed = min([e.ts for e in journals[d.run_id]
                                      if e.kind == "step_resolved" and e.key == d.key
-                                     and e.ts >= d.looked_at), default=d.decided_at)
+                                     and e.ts >= d.looked_at] + [d.decided_at])
                     if effects[0]["t"] < committed:
                         v.append(f"{d}: the human saw no effect, but one was logged at "
                                  f"{effects[0]['t']}, before the retry decision was committed "

@@ -19,6 +19,10 @@ import psycopg
 
 #: how often (seconds) a store reads the server's clock again, on a connection it has anyway
 CLOCK_REFRESH_S = 10.0
+#: a reading whose round trip took longer than this, and than 3x the quickest one seen, is not
+#: taken: its error is up to half the round trip (the process starved of CPU, a connection
+#: waited for), and one taken under load put a store's clock 1.3 s ahead of the server's
+SLOW_READING_S = 0.05
 
 
 class ServerClock:
@@ -26,6 +30,7 @@ class ServerClock:
         #: the server's clock minus this host's wall clock at the last reading (`tether doctor`)
         self.offset = 0.0
         self._read_at = -CLOCK_REFRESH_S
+        self._quickest: float | None = None  # the shortest round trip of a reading so far
         #: (the server's clock, this host's monotonic clock) at the last reading: one tuple, so
         #: a thread reading `now` never pairs a new reading with an old instant
         self._last = (time.time(), time.monotonic())
@@ -43,8 +48,14 @@ class ServerClock:
         before, wall = time.monotonic(), time.time()
         row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
         after = time.monotonic()
-        if row is not None:
-            server = float(row[0])
-            self._last = (server, (before + after) / 2)
-            self.offset = server - (wall + (after - before) / 2)
+        if row is None:
+            return
+        trip = after - before
+        if self._quickest is not None and trip > max(SLOW_READING_S, 3 * self._quickest):
+            self._read_at = after - CLOCK_REFRESH_S  # stale: the next write reads again
+            return  # too uncertain: the last reading stands meanwhile
+        self._quickest = trip if self._quickest is None else min(self._quickest, trip)
+        server = float(row[0])
+        self._last = (server, (before + after) / 2)
+        self.offset = server - (wall + trip / 2)
         self._read_at = after
