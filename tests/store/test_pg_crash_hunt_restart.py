@@ -106,10 +106,16 @@ def test_a_session_killed_before_its_commit_is_retried_once(server: PrivatePg,
         locker.execute("SELECT 1 FROM runs WHERE id=%s FOR UPDATE", (run_id,))
         lab.release("k2.after")
         killed: set[int] = set()
+        found: list[int] = []
+
+        def waiting() -> bool:  # the pid seen waiting is the one terminated (a second read
+            # of pg_stat_activity could miss it: CI once found it empty a moment later)
+            found[:] = sorted(set(_backend(server, database, "Lock")) - killed)
+            return bool(found)
+
         for _ in range(2):
-            lab.wait_until(lambda: set(_backend(server, database, "Lock")) - killed,
-                           "the worker's commit to wait on the row lock")
-            (pid,) = set(_backend(server, database, "Lock")) - killed
+            lab.wait_until(waiting, "the worker's commit to wait on the row lock")
+            pid = found[0]
             server.execute("SELECT pg_terminate_backend(%s)", params=(pid,))
             killed.add(pid)
         locker.rollback()
